@@ -1,0 +1,352 @@
+"""Typed configuration with documented defaults, named profiles and validation.
+
+One `Config` travels from the CLI or a notebook's papermill parameters into every
+checkpoint, metadata file and report. All times are in milliseconds; they are turned into
+simulation steps with `ModelConfig.dt_ms` (see `Config.steps`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields, asdict, replace
+from typing import Any
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network ("Net1", SPEC section 1)."""
+
+    hidden_size: int = 500  # number of rate units N
+    input_size: int = 1  # input channels
+    output_size: int = 1  # readout channels
+    tau_ms: float = 100.0  # membrane time constant
+    dt_ms: float = 1.0  # Euler step; alpha = dt / tau
+    g_G: float = 1.5  # gain on the recurrent term (chaotic for g > 1)
+    h0_zero: bool = True  # initial state 0; if False h0 ~ N(0, 1) from the seed
+    init: str = "seed_compatible"  # "seed_compatible" (the original's coupled draw) or "independent"
+    G_per_seed: bool = False  # with init="independent": draw G from the seed too
+    dtype: str = "float32"  # "float32" (the original) or "float64"
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Trials of the pulse-duration task ("data1", SPEC section 2)."""
+
+    Nt_ms: int = 7000  # trial length
+    perc: float = 0.1  # probability of a catch trial (no input, target 0)
+    O_on_ms: int = 3000  # mean pulse onset
+    SO_on_ms: int = 1000  # onset jitter: uniform in [-SO_on, SO_on)
+    O_off_ms: int = 150  # mean pulse duration
+    SO_off_ms: int = 100  # duration jitter: uniform in [-SO_off, SO_off)
+    sig: float = 2.0  # input amplitude during the pulse
+    cost_onset_ms: int = 4500  # the plateau target is evaluated from here on
+    thresh: float = 0.007  # plateau target = thresh * duration_ms
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Adam on I and w (SPEC section 4)."""
+
+    n_trials: int = 500  # training trials generated once per model
+    batch_size: int = 32  # distinct trials per step
+    epochs: int = 50  # each epoch has n_trials // batch_size steps
+    lr: float = 1e-3  # Adam learning rate
+    engine: str = "adjoint"  # "adjoint" (exact hand-written BPTT) or "autograd" (reference)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Per-model analyses (SPEC section 5)."""
+
+    durations_ms: tuple = (50, 150, 300)  # test pulse durations (300 is outside training)
+    eval_onset_ms: int = 3000  # onset of evaluation / precision trials
+    eval_extra_ms: int = 3000  # evaluate() runs Nt + this, beyond the trained window
+    spont_h0: float = 0.1  # initial state of every unit for the spontaneous PCA
+    spont_T_ms: int = 10000  # length of the spontaneous run
+    spont_start_ms: int = 5000  # covariance window [spont_start, spont_T)
+    mem_onset_ms: int = 10  # pulse onset for the memory-period PCA
+    mem_T_ms: int = 4010  # length of the memory-period runs
+    mem_start_ms: int = 1510  # covariance window [mem_start, mem_T)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines a run. `seed` selects the model within an ensemble."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    seed: int = 1
+    profile: str = "paper"
+
+    # -- derived -----------------------------------------------------------------------
+    @property
+    def alpha(self) -> float:
+        return self.model.dt_ms / self.model.tau_ms
+
+    def steps(self, ms: float) -> int:
+        """Convert a time in ms to simulation steps (validated to be a multiple of dt)."""
+        return int(round(ms / self.model.dt_ms))
+
+    # -- serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["analysis"]["durations_ms"] = list(self.analysis.durations_ms)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "configuration") -> "Config":
+        if not isinstance(d, dict):
+            raise UserError(f"{source}: expected a JSON object with a configuration")
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            sub = _SECTIONS.get(f.name)
+            if sub is None:
+                kwargs[f.name] = d[f.name]
+                continue
+            known = {g.name for g in fields(sub)}
+            unknown = set(d[f.name]) - known
+            if unknown:
+                raise UserError(f"{source}: unknown key {f.name}.{sorted(unknown)[0]}")
+            vals = dict(d[f.name])
+            if "durations_ms" in vals:
+                vals["durations_ms"] = tuple(vals["durations_ms"])
+            kwargs[f.name] = sub(**vals)
+        cfg = cls(**kwargs)
+        return validate(cfg)
+
+    def identity(self) -> str:
+        """Hash of everything that changes a trained model (not the profile label)."""
+        d = self.to_dict()
+        d.pop("profile")
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+_SECTIONS = {"model": ModelConfig, "task": TaskConfig, "train": TrainConfig, "analysis": AnalysisConfig}
+
+
+# -- profiles ----------------------------------------------------------------------------
+
+def _smoke() -> Config:
+    return Config(
+        model=ModelConfig(hidden_size=48),
+        task=TaskConfig(Nt_ms=600, O_on_ms=150, SO_on_ms=50, O_off_ms=60, SO_off_ms=40,
+                        cost_onset_ms=350, thresh=0.02),
+        train=TrainConfig(n_trials=64, batch_size=16, epochs=6, lr=2e-2),
+        analysis=AnalysisConfig(durations_ms=(30, 60, 120), eval_onset_ms=150, eval_extra_ms=400,
+                                spont_T_ms=800, spont_start_ms=400, mem_onset_ms=10,
+                                mem_T_ms=600, mem_start_ms=300),
+        profile="smoke",
+    )
+
+
+def _quick() -> Config:
+    return Config(
+        model=ModelConfig(hidden_size=200),
+        task=TaskConfig(Nt_ms=2500, O_on_ms=800, SO_on_ms=300, cost_onset_ms=1400),
+        train=TrainConfig(n_trials=256, batch_size=32, epochs=25, lr=3e-3),
+        analysis=AnalysisConfig(eval_onset_ms=800, eval_extra_ms=2500, spont_T_ms=4000,
+                                spont_start_ms=2000, mem_T_ms=2510, mem_start_ms=1010),
+        profile="quick",
+    )
+
+
+PROFILES = {"paper": Config, "quick": _quick, "smoke": _smoke}
+#: seeds each profile runs by default
+PROFILE_SEEDS = {"paper": list(range(1, 21)), "quick": [1, 2, 3, 4], "smoke": [1, 2]}
+
+
+def profile(name: str) -> Config:
+    """The named profile: `paper` (the original's parameters), `quick` (default), `smoke`."""
+    if name not in PROFILES:
+        raise UserError(f"profile: unknown profile {name!r} (choose from {', '.join(PROFILES)})")
+    return replace(PROFILES[name](), profile=name)
+
+
+# -- overrides ---------------------------------------------------------------------------
+
+def _field_index() -> dict[str, tuple[str, dataclasses.Field]]:
+    idx: dict[str, tuple[str, dataclasses.Field]] = {}
+    for section, cls in _SECTIONS.items():
+        for f in fields(cls):
+            idx[f"{section}.{f.name}"] = (section, f)
+    return idx
+
+
+def known_keys() -> list[str]:
+    return sorted(_field_index())
+
+
+def _parse_value(key: str, f: dataclasses.Field, raw: Any) -> Any:
+    typ = f.type if isinstance(f.type, str) else f.type.__name__
+    if not isinstance(raw, str):
+        return raw
+    s = raw.strip()
+    try:
+        if typ == "bool":
+            if s.lower() in ("1", "true", "yes", "on"):
+                return True
+            if s.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ == "int":
+            return int(s)
+        if typ == "float":
+            return float(s)
+        if typ == "tuple":
+            return tuple(int(v) for v in s.strip("()[]").split(",") if v.strip())
+        return s
+    except ValueError:
+        raise UserError(f"--set {key}: cannot read {raw!r} as {typ}") from None
+
+
+def apply_overrides(cfg: Config, overrides) -> Config:
+    """Apply `key=value` strings (or a {key: value} dict). Keys are `section.name` or a bare
+    `name` when unique (e.g. `hidden_size=100`, `train.epochs=3`)."""
+    if overrides is None:
+        return cfg
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for item in overrides:
+            if not isinstance(item, str) or "=" not in item:
+                raise UserError(f"--set: expected key=value, got {item!r}")
+            k, v = item.split("=", 1)
+            items.append((k.strip(), v))
+    idx = _field_index()
+    bare: dict[str, list[str]] = {}
+    for full in idx:
+        bare.setdefault(full.split(".", 1)[1], []).append(full)
+    for key, raw in items:
+        if key == "seed":
+            cfg = replace(cfg, seed=_parse_int("seed", raw))
+            continue
+        full = key
+        if key not in idx:
+            cands = bare.get(key, [])
+            if len(cands) != 1:
+                raise UserError(f"--set: unknown key {key!r} (known: seed, {', '.join(known_keys())})")
+            full = cands[0]
+        section, f = idx[full]
+        value = _parse_value(full, f, raw)
+        sub = replace(getattr(cfg, section), **{f.name: value})
+        cfg = replace(cfg, **{section: sub})
+    return cfg
+
+
+def _parse_int(name: str, raw: Any) -> int:
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        v = int(raw)
+        if isinstance(raw, float) and v != raw:
+            raise ValueError
+        return v
+    except (TypeError, ValueError):
+        raise UserError(f"{name}: expected an integer, got {raw!r}") from None
+
+
+def resolve(profile_name: str = "quick", overrides=None, seed: int | None = None) -> Config:
+    """The one entry point: profile + overrides (+ seed), validated."""
+    cfg = apply_overrides(profile(profile_name), overrides)
+    if seed is not None:
+        cfg = replace(cfg, seed=_parse_int("seed", seed))
+    return validate(cfg)
+
+
+# -- validation --------------------------------------------------------------------------
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise UserError(msg)
+
+
+def _types(obj, section: str) -> None:
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        typ = f.type if isinstance(f.type, str) else f.type.__name__
+        name = f"{section}.{f.name}"
+        if typ == "int":
+            _check(isinstance(v, int) and not isinstance(v, bool), f"{name}: expected an integer, got {v!r}")
+        elif typ == "float":
+            _check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                   f"{name}: expected a finite number, got {v!r}")
+        elif typ == "bool":
+            _check(isinstance(v, bool), f"{name}: expected true or false, got {v!r}")
+        elif typ == "str":
+            _check(isinstance(v, str), f"{name}: expected a string, got {v!r}")
+        elif typ == "tuple":
+            _check(isinstance(v, tuple) and len(v) > 0 and all(isinstance(e, int) and not isinstance(e, bool) for e in v),
+                   f"{name}: expected a non-empty list of integers, got {v!r}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value and every cross-constraint; raise UserError naming the parameter."""
+    m, t, tr, a = cfg.model, cfg.task, cfg.train, cfg.analysis
+    for obj, sec in ((m, "model"), (t, "task"), (tr, "train"), (a, "analysis")):
+        _types(obj, sec)
+    _check(isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) and 0 <= cfg.seed < 2**31,
+           f"seed: expected an integer in [0, 2^31), got {cfg.seed!r}")
+    _check(m.hidden_size >= 2, f"model.hidden_size: must be at least 2, got {m.hidden_size}")
+    _check(m.input_size == 1, f"model.input_size: the task has one input channel, got {m.input_size}")
+    _check(m.output_size == 1, f"model.output_size: the task has one output channel, got {m.output_size}")
+    _check(m.tau_ms > 0, f"model.tau_ms: must be positive, got {m.tau_ms}")
+    _check(m.dt_ms > 0, f"model.dt_ms: must be positive, got {m.dt_ms}")
+    _check(m.dt_ms <= m.tau_ms, f"model.dt_ms: must not exceed tau_ms ({m.tau_ms}), got {m.dt_ms}")
+    _check(m.g_G >= 0, f"model.g_G: must be non-negative, got {m.g_G}")
+    _check(m.init in ("seed_compatible", "independent"),
+           f"model.init: expected 'seed_compatible' or 'independent', got {m.init!r}")
+    _check(not (m.G_per_seed and m.init != "independent"),
+           "model.G_per_seed: only with model.init=independent (the seed-compatible G is drawn from seed 1)")
+    _check(m.dtype in ("float32", "float64"), f"model.dtype: expected 'float32' or 'float64', got {m.dtype!r}")
+    _check(0 <= t.perc < 1, f"task.perc: must be in [0, 1), got {t.perc}")
+    _check(tr.n_trials >= 1, f"train.n_trials: must be at least 1, got {tr.n_trials}")
+    _check(1 <= tr.batch_size <= tr.n_trials,
+           f"train.batch_size: must be in [1, n_trials={tr.n_trials}], got {tr.batch_size}")
+    _check(tr.epochs >= 1, f"train.epochs: must be at least 1, got {tr.epochs}")
+    _check(tr.lr > 0, f"train.lr: must be positive, got {tr.lr}")
+    _check(tr.engine in ("adjoint", "autograd"), f"train.engine: expected 'adjoint' or 'autograd', got {tr.engine!r}")
+    # times must be whole numbers of steps
+    for sec, obj in (("task", t), ("analysis", a)):
+        for f in fields(obj):
+            if f.name.endswith("_ms"):
+                vals = getattr(obj, f.name)
+                for v in (vals if isinstance(vals, tuple) else (vals,)):
+                    q = v / m.dt_ms
+                    _check(abs(q - round(q)) < 1e-9,
+                           f"{sec}.{f.name}: {v} ms is not a whole number of steps of dt_ms={m.dt_ms}")
+    _check(t.Nt_ms > 0, f"task.Nt_ms: must be positive, got {t.Nt_ms}")
+    for name in ("SO_on_ms", "SO_off_ms"):
+        _check(getattr(t, name) >= 0, f"task.{name}: must be non-negative, got {getattr(t, name)}")
+    first_onset = t.O_on_ms - t.SO_on_ms
+    last_onset = t.O_on_ms + t.SO_on_ms - (m.dt_ms if t.SO_on_ms else 0)
+    shortest = t.O_off_ms - t.SO_off_ms
+    longest = t.O_off_ms + t.SO_off_ms - (m.dt_ms if t.SO_off_ms else 0)
+    _check(first_onset >= 0, f"task.O_on_ms: the earliest onset {first_onset} ms falls before the trial starts")
+    _check(shortest >= 0, f"task.O_off_ms: the shortest pulse {shortest} ms is negative")
+    _check(last_onset + longest < t.cost_onset_ms,
+           f"task.cost_onset_ms: a pulse can end at {last_onset + longest} ms, at or after cost_onset_ms={t.cost_onset_ms}")
+    _check(t.cost_onset_ms < t.Nt_ms, f"task.cost_onset_ms: must lie inside the trial (Nt_ms={t.Nt_ms}), got {t.cost_onset_ms}")
+    _check(all(d > 0 for d in a.durations_ms), f"analysis.durations_ms: durations must be positive, got {a.durations_ms}")
+    _check(a.eval_onset_ms >= 0, f"analysis.eval_onset_ms: must be non-negative, got {a.eval_onset_ms}")
+    _check(a.eval_onset_ms + max(a.durations_ms) < t.cost_onset_ms,
+           f"analysis.eval_onset_ms: a {max(a.durations_ms)} ms test pulse at {a.eval_onset_ms} ms ends at or after "
+           f"cost_onset_ms={t.cost_onset_ms}")
+    _check(a.eval_extra_ms >= 0, f"analysis.eval_extra_ms: must be non-negative, got {a.eval_extra_ms}")
+    _check(0 <= a.spont_start_ms < a.spont_T_ms - m.dt_ms,
+           f"analysis.spont_start_ms: the window [{a.spont_start_ms}, {a.spont_T_ms}) needs at least two steps")
+    _check(a.mem_onset_ms >= 0 and a.mem_onset_ms + max(a.durations_ms) < a.mem_start_ms,
+           f"analysis.mem_start_ms: the memory window must start after the longest pulse ends "
+           f"({a.mem_onset_ms + max(a.durations_ms)} ms), got {a.mem_start_ms}")
+    _check(a.mem_start_ms < a.mem_T_ms, f"analysis.mem_T_ms: must exceed mem_start_ms={a.mem_start_ms}, got {a.mem_T_ms}")
+    _check(cfg.profile in PROFILES, f"profile: unknown profile {cfg.profile!r}")
+    return cfg

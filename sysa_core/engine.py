@@ -1,0 +1,202 @@
+"""Loss and exact gradients for one training step: the hand-written adjoint (default) and the
+autograd reference it is tested against.
+
+Several models ("seeds") can be stepped as one computation: their trials are stacked as rows
+of one (rows x N) state, so one product with G per time step serves all of them (when they
+share G; otherwise one product per seed). Work that provably changes nothing is skipped:
+
+* with h0 = 0 and no input yet the state stays exactly 0 (0 + alpha(-0 + g tanh(0) G' + 0)),
+  so simulation starts at the earliest onset of the batch; the skipped steps have y = 0 and
+  their (evaluated) loss terms are added in closed form, so the denominators of SPEC
+  section 3 are unchanged;
+* catch trials with h0 = 0 have y = 0 at every step: no simulation, no gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .task import MARKER, Trials
+
+
+@dataclass
+class StepResult:
+    """Per-seed losses (k,) and gradients dI (k, N, 1), dw (k, N, 1)."""
+
+    loss: torch.Tensor
+    dI: torch.Tensor
+    dw: torch.Tensor
+
+
+def _loss_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """mask (B, T, 1) and 1 / (B * sum(mask)) per trial (B,)."""
+    mask = (target != MARKER).to(target.dtype)
+    denom = mask.sum(dim=(1, 2)) * target.shape[0]
+    return mask, 1.0 / denom
+
+
+def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
+                 trials: list[Trials], alpha: float, g: float) -> StepResult:
+    """Loss and exact gradient for k models at once.
+
+    G: (N, N) shared or (k, N, N); I, w: (k, N, 1); h0: (k, N); trials: k batches of B trials.
+    Each model's loss is the mean over its trials (SPEC section 3).
+    """
+    k, N = I.shape[0], I.shape[1]
+    dtype, dev = I.dtype, I.device
+    shared_G = G.dim() == 2
+    zero_h0 = [bool((h0[s] == 0).all()) for s in range(k)]
+    T = trials[0].x.shape[1]
+
+    # --- rows to simulate, their seeds, closed-form loss of everything skipped ---------
+    rows_x, rows_tgt, rows_coef, seed_of_row, bounds = [], [], [], [], []
+    loss = torch.zeros(k, dtype=torch.float64)
+    t0 = T
+    for s, tr in enumerate(trials):
+        mask, coef = _loss_weights(tr.target)
+        keep = torch.ones(len(tr), dtype=torch.bool)
+        if zero_h0[s]:
+            keep = ~tr.catch & (tr.x != 0).any(dim=(1, 2))
+            first = tr.onset_step[keep]
+            t0 = min(t0, int(first.min())) if len(first) else t0
+        else:
+            t0 = 0
+        # skipped rows (catch trials) have y = 0 throughout: loss = sum(mask * target^2)
+        skipped = ~keep
+        if skipped.any():
+            loss[s] += ((mask[skipped] * tr.target[skipped] ** 2).sum(dim=(1, 2)) * coef[skipped]).sum().double()
+        start = sum(len(x) for x in rows_x)
+        rows_x.append(tr.x[keep])
+        rows_tgt.append((tr.target[keep], mask[keep]))
+        rows_coef.append(coef[keep])
+        seed_of_row.append(torch.full((int(keep.sum()),), s, dtype=torch.long))
+        bounds.append((start, start + int(keep.sum())))
+    if t0 >= T:  # nothing to simulate
+        return StepResult(loss.to(dtype), torch.zeros_like(I), torch.zeros_like(w))
+    x = torch.cat(rows_x).to(dev)  # (R, T, 1)
+    tgt = torch.cat([a for a, _ in rows_tgt]).to(dev)
+    mask = torch.cat([b for _, b in rows_tgt]).to(dev)
+    coef = torch.cat(rows_coef).to(dev)
+    sidx = torch.cat(seed_of_row).to(dev)
+    R = x.shape[0]
+    # steps before t0 (rows with zero h0 only, as t0 = 0 otherwise): y = 0, loss in closed form
+    if t0 > 0:
+        pre = (mask[:, :t0] * tgt[:, :t0] ** 2).sum(dim=(1, 2)) * coef
+        loss.index_add_(0, sidx.cpu(), pre.double().cpu())
+
+    I_rows = I[sidx, :, 0]  # (R, N)
+    w_rows = w[sidx, :, 0]
+    x_t = x[:, :, 0]  # (R, T)
+    input_steps = (x_t != 0).any(dim=0).nonzero().flatten().tolist()
+    input_set = set(input_steps)
+    Ta = T - t0
+    ag = alpha * g
+    Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
+    blocks = [(0, R)] if shared_G else bounds
+
+    # --- forward, storing only the rates -------------------------------------------------
+    # h <- h + alpha (-h + g r G' + x_t I')  ==  (1 - alpha) h + alpha g (r G') + alpha x_t I',
+    # the first two terms fused in one addmm per step (per seed block when G differs).
+    rates = torch.empty(Ta, R, N, dtype=dtype, device=dev)
+    h = h0[sidx].clone()
+    h_next = torch.empty_like(h)
+    r = torch.tanh(h)
+    for i in range(Ta):
+        t = t0 + i
+        for b, (lo, hi) in enumerate(blocks):
+            torch.addmm(h[lo:hi], r[lo:hi], Gs[b].T, beta=1.0 - alpha, alpha=ag, out=h_next[lo:hi])
+        h, h_next = h_next, h
+        if t in input_set:
+            h.addcmul_(x_t[:, t:t + 1], I_rows, value=alpha)
+        r = rates[i]
+        torch.tanh(h, out=r)
+
+    # readout and dL/dy for all steps at once: Y = rates @ W (one GEMM over all rows and seeds)
+    onehot = torch.nn.functional.one_hot(sidx, k).to(dtype)  # (R, k)
+    flat = rates.view(Ta * R, N)
+    y = ((flat @ w[:, :, 0].T).view(Ta, R, k) * onehot).sum(-1).T  # (R, Ta)
+    diff = y - tgt[:, t0:, 0]
+    err = diff * mask[:, t0:, 0]
+    row_loss = (err * diff).sum(1) * coef
+    loss.index_add_(0, sidx.cpu(), row_loss.double().cpu())
+    e = 2.0 * err * coef[:, None]  # dL/dy, (R, Ta)
+    e_seed = e.T[:, :, None] * onehot  # (Ta, R, k): e_t in the column of the row's seed
+    dw = (flat.T @ e_seed.reshape(Ta * R, k)).T  # (k, N)
+
+    # --- backward through time: a = dL/dh_t --------------------------------------------
+    # a_t = (1 - alpha) a_{t+1} + (1 - r_t^2) * (E_t W + alpha g a_{t+1} G), with E_t W = e_t w'
+    # (each row's own seed), then the fused product with the pre-scaled G.
+    agG = ag * Gs
+    W = w[:, :, 0]  # (k, N)
+    a = torch.zeros(R, N, dtype=dtype, device=dev)
+    aG = torch.empty(R, N, dtype=dtype, device=dev)
+    dI_rows = torch.zeros(R, N, dtype=dtype, device=dev)
+    chunk = min(Ta, 256)
+    deriv = torch.empty(chunk, R, N, dtype=dtype, device=dev)
+    one = torch.ones((), dtype=dtype, device=dev)
+    for hi_t in range(Ta, 0, -chunk):
+        lo_t = max(0, hi_t - chunk)
+        c = rates[lo_t:hi_t]
+        d = deriv[:hi_t - lo_t]
+        torch.addcmul(one, c, c, value=-1.0, out=d)  # 1 - r^2
+        for i in range(hi_t - 1, lo_t - 1, -1):
+            torch.mm(e_seed[i], W, out=aG)
+            for b, (lo, hi) in enumerate(blocks):
+                aG[lo:hi].addmm_(a[lo:hi], agG[b])
+            a.mul_(1.0 - alpha).addcmul_(aG, d[i - lo_t])
+            if t0 + i in input_set:
+                dI_rows.addcmul_(a, x_t[:, t0 + i:t0 + i + 1], value=alpha)
+    dI = torch.zeros(k, N, dtype=dtype, device=dev).index_add_(0, sidx, dI_rows)
+    return StepResult(loss.to(dtype), dI.unsqueeze(-1), dw.unsqueeze(-1))
+
+
+def autograd_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
+                  trials: list[Trials], alpha: float, g: float) -> StepResult:
+    """The reference: the plain SPEC loop for each model, differentiated by autograd."""
+    from .task import training_loss
+
+    losses, dIs, dws = [], [], []
+    for s, tr in enumerate(trials):
+        Gs = G if G.dim() == 2 else G[s]
+        I_s = I[s].detach().clone().requires_grad_(True)
+        w_s = w[s].detach().clone().requires_grad_(True)
+        h = h0[s].expand(len(tr), -1)
+        ys = []
+        for t in range(tr.x.shape[1]):
+            h = h + alpha * (-h + g * torch.tanh(h) @ Gs.T + tr.x[:, t] @ I_s.T)
+            ys.append(torch.tanh(h) @ w_s)
+        loss = training_loss(torch.stack(ys, 1), tr.target)
+        dI, dw = torch.autograd.grad(loss, (I_s, w_s))
+        losses.append(loss.detach())
+        dIs.append(dI)
+        dws.append(dw)
+    return StepResult(torch.stack(losses), torch.stack(dIs), torch.stack(dws))
+
+
+ENGINES = {"adjoint": adjoint_step, "autograd": autograd_step}
+
+
+@torch.no_grad()
+def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
+             x_btd: torch.Tensor, alpha: float, g: float, return_r: bool = True):
+    """Forward pass without gradients for analyses. h0: (N,) or (B, N).
+    Returns y (B, T) and, if asked, the rates r (B, T, N)."""
+    B, T, _ = x_btd.shape
+    N = G.shape[0]
+    h = h0.expand(B, N).clone()
+    r = torch.tanh(h)
+    rates = torch.empty(T, B, N, dtype=G.dtype)
+    buf = torch.empty(B, N, dtype=G.dtype)
+    x_t = x_btd[:, :, 0]
+    has_input = (x_t != 0).any(dim=0).tolist()
+    I_row = I[:, 0]
+    for t in range(T):
+        torch.matmul(r, G.T, out=buf)
+        h.mul_(1.0 - alpha).add_(buf, alpha=alpha * g)
+        if has_input[t]:
+            h.addcmul_(x_t[:, t:t + 1], I_row, value=alpha)
+        r = rates[t]
+        torch.tanh(h, out=r)
+    y = (rates @ w[:, 0]).T.contiguous()
+    return (y, rates.permute(1, 0, 2)) if return_r else y
