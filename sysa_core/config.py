@@ -139,9 +139,9 @@ def _smoke() -> Config:
     return Config(
         model=ModelConfig(hidden_size=48),
         task=TaskConfig(Nt_ms=600, O_on_ms=150, SO_on_ms=50, O_off_ms=60, SO_off_ms=40,
-                        cost_onset_ms=350, thresh=0.02),
-        train=TrainConfig(n_trials=64, batch_size=16, epochs=6, lr=2e-2),
-        analysis=AnalysisConfig(durations_ms=(30, 60, 120), eval_onset_ms=150, eval_extra_ms=400,
+                        cost_onset_ms=350, thresh=0.01),
+        train=TrainConfig(n_trials=64, batch_size=16, epochs=10, lr=2e-2),
+        analysis=AnalysisConfig(durations_ms=(30, 60, 100), eval_onset_ms=150, eval_extra_ms=400,
                                 spont_T_ms=800, spont_start_ms=400, mem_onset_ms=10,
                                 mem_T_ms=600, mem_start_ms=300),
         profile="smoke",

@@ -192,10 +192,12 @@ def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor
     has_input = (x_t != 0).any(dim=0).tolist()
     I_row = I[:, 0]
     for t in range(T):
+        # the original's expression, rounding step by step: h + alpha * (-h + g * r G' + x_t I')
         torch.matmul(r, G.T, out=buf)
-        h.mul_(1.0 - alpha).add_(buf, alpha=alpha * g)
+        buf.mul_(g).sub_(h)
         if has_input[t]:
-            h.addcmul_(x_t[:, t:t + 1], I_row, value=alpha)
+            buf.add_(x_t[:, t:t + 1] * I_row)
+        h.add_(buf.mul_(alpha))
         r = rates[t]
         torch.tanh(h, out=r)
     y = (rates @ w[:, 0]).T.contiguous()

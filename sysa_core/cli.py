@@ -1,0 +1,127 @@
+"""Command line: `sysa evaluate`, `sysa train`, `sysa run` (also `python -m sysa_core`).
+
+User mistakes end with one line on stderr and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2, like every other user error
+        raise UserError(f"{self.prog}: {message}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-20', '3', '1,4,7-9' -> sorted unique seeds."""
+    seeds: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                lo_i, hi_i = int(lo), int(hi)
+                if hi_i < lo_i:
+                    raise ValueError
+                seeds.update(range(lo_i, hi_i + 1))
+            else:
+                seeds.add(int(part))
+    except ValueError:
+        raise UserError(f"--seeds: cannot read {text!r} (use e.g. 1-20, 3 or 1,4,7-9)") from None
+    if not seeds or min(seeds) < 0 or max(seeds) >= 2**31:
+        raise UserError(f"--seeds: seeds must be integers in [0, 2^31), got {text!r}")
+    return sorted(seeds)
+
+
+def config_for_checkpoint(path: Path, profile_name: str, overrides, seed: int | None):
+    """The configuration a checkpoint was trained with when its metadata file lies beside it,
+    else the named profile (default `paper`, the original's parameters) with overrides."""
+    from . import config, io
+
+    seed = seed if seed is not None else io.seed_from_name(path)
+    if seed is None:
+        raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
+    meta = path.parent / f"sys_A{seed}_train.json"
+    if meta.exists() and not overrides and profile_name is None:
+        return replace(config.Config.from_dict(io.read_json(meta)["config"], source=str(meta)), seed=seed)
+    return config.resolve(profile_name or "paper", overrides, seed=seed)
+
+
+def cmd_evaluate(args) -> int:
+    from . import analysis, io
+
+    paths = [Path(p) for p in args.checkpoints]
+    jobs = []
+    for p in paths:  # check every file before any work starts
+        cfg = config_for_checkpoint(p, args.profile, args.set, args.seed)
+        ck = io.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
+        jobs.append((p, cfg, ck))
+    for p, cfg, ck in jobs:
+        m = analysis.metrics(cfg, ck["state_dict"])
+        out = {"checkpoint": str(p), "seed": cfg.seed, "epoch": ck["epoch"], **m}
+        if args.json:
+            print(json.dumps(out), flush=True)
+        else:
+            print(f"{p}  (seed {cfg.seed})")
+            for k, v in out.items():
+                if k in ("checkpoint", "seed"):
+                    continue
+                print(f"  {k:24s} {json.dumps(v) if isinstance(v, dict) else v}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import config, training
+
+    cfg = config.resolve(args.profile, args.set)
+    seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
+    out = Path(args.out)
+    folders = {s: out / f"seed_{s}" for s in seeds}
+    training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sysa", description="Train and analyse System A rate RNNs.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub.required = True
+
+    e = sub.add_parser("evaluate", help="print the per-model metrics of checkpoints")
+    e.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="sys_A<seed>_state.pth or sys_A<seed>.pth")
+    e.add_argument("--seed", type=int, help="the model's seed (default: from the file name)")
+    e.add_argument("--json", action="store_true", help="one JSON object per checkpoint")
+    e.add_argument("--profile", default=None, help="configuration profile when no metadata lies beside the file "
+                   "(default paper)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
+    e.set_defaults(func=cmd_evaluate)
+
+    t = sub.add_parser("train", help="train models (checkpoints, metadata and plots in OUT/seed_<s>)")
+    t.add_argument("--profile", default="quick", help="paper, quick or smoke (default quick)")
+    t.add_argument("--seeds", default=None, help="e.g. 1-20 (default: the configuration's seed)")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
+    t.add_argument("--batch-seeds", action="store_true", help="train the seeds as one computation")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UserError as exc:
+        print(f"sysa: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("sysa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

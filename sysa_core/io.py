@@ -1,0 +1,136 @@
+"""Files: atomic writes and safe checkpoint loading.
+
+Every file is written to a temporary file in the same folder and renamed into place, so a
+crash leaves the old file or the new one, never a truncated one. Checkpoints are loaded with
+`torch.load(weights_only=True)`: no arbitrary object is unpickled.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import UserError
+
+KEYS = ("G", "I", "w", "h0")
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_torch(path, obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def read_json(path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
+
+
+def seed_from_name(path) -> int | None:
+    """The seed in a `sys_A{seed}...` file name, or None."""
+    m = re.match(r"sys_A(\d+)(?:_state)?\.pth$", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def load_checkpoint(path, hidden_size: int | None = None) -> dict:
+    """Load either of the original's formats and check it.
+
+    Returns {'state_dict': {G, I, w, h0}, 'epoch': int | None, 'optimizer': dict | None,
+    'extra': dict (the project's own resume data, may be empty)}. Raises UserError naming the
+    file and the problem for a missing, empty, truncated, corrupt, foreign or mismatched file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a checkpoint file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file, not a checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
+            raise UserError(f"{path}: refused, the file holds Python objects other than tensors "
+                            f"(it could run code when unpickled)") from None
+        raise UserError(f"{path}: not a checkpoint ({first[:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError,
+            UnicodeDecodeError, TypeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(f"{path}: corrupt or truncated checkpoint ({msg[:120]})") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        sd, epoch, opt, extra = obj["state_dict"], obj.get("epoch"), obj.get("optimizer"), obj.get("sysa", {})
+    else:
+        sd, epoch, opt, extra = obj, None, None, {}
+    if not isinstance(sd, dict) or set(sd) != set(KEYS):
+        got = sorted(sd)[:6] if isinstance(sd, dict) else type(sd).__name__
+        raise UserError(f"{path}: not a System A checkpoint (expected tensors G, I, w, h0; found {got})")
+    for k in KEYS:
+        if not isinstance(sd[k], torch.Tensor) or not sd[k].is_floating_point():
+            raise UserError(f"{path}: {k} is not a floating-point tensor")
+    n = sd["G"].shape[0]
+    shapes = {"G": (n, n), "I": (n, 1), "w": (n, 1), "h0": (n,)}
+    for k, shp in shapes.items():
+        if tuple(sd[k].shape) != shp:
+            raise UserError(f"{path}: {k} has shape {tuple(sd[k].shape)}, expected {shp}")
+    if hidden_size is not None and n != hidden_size:
+        raise UserError(f"{path}: hidden size {n} does not match the configuration's hidden_size={hidden_size}")
+    for k in KEYS:
+        if not torch.isfinite(sd[k]).all():
+            raise UserError(f"{path}: {k} holds non-finite values")
+    if epoch is not None and not isinstance(epoch, int):
+        raise UserError(f"{path}: 'epoch' is not an integer")
+    return {"state_dict": sd, "epoch": epoch, "optimizer": opt, "extra": extra if isinstance(extra, dict) else {}}

@@ -1,0 +1,210 @@
+"""Training (SPEC section 4): Adam on I and w, per-step loss and gradient norms, a checkpoint
+after every epoch in the original's format, resumable, several seeds as one computation."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from . import io, plots
+from .config import Config
+from .engine import ENGINES
+from .errors import TrainingDiverged, UserError
+from .model import DTYPES, derive_seed, generator, init_weights
+from .provenance import code_version
+from .task import draw_trials
+
+ADAM_GROUP = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
+              "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+              "fused": None, "params": [0, 1, 2, 3]}
+
+
+def checkpoint_path(folder: Path, seed: int) -> Path:
+    return Path(folder) / f"sys_A{seed}_state.pth"
+
+
+def bare_path(folder: Path, seed: int) -> Path:
+    return Path(folder) / f"sys_A{seed}.pth"
+
+
+def meta_path(folder: Path, seed: int) -> Path:
+    return Path(folder) / f"sys_A{seed}_train.json"
+
+
+@dataclass
+class SeedState:
+    """Everything that evolves for one model during training."""
+
+    seed: int
+    cfg: Config
+    folder: Path | None
+    weights: dict
+    trials: object
+    batch_gen: torch.Generator
+    epoch: int = 0  # epochs completed
+    loss: list = field(default_factory=list)
+    grad_I: list = field(default_factory=list)
+    grad_w: list = field(default_factory=list)
+    adam: dict | None = None  # {'step', 'I': (m, v), 'w': (m, v)} from a checkpoint
+    seconds: float = 0.0
+
+
+def _new_state(cfg: Config, seed: int, folder: Path | None) -> SeedState:
+    scfg = replace(cfg, seed=seed)
+    dtype = DTYPES[cfg.model.dtype]
+    weights = {k: v.to(dtype) for k, v in init_weights(cfg.model, seed).items()}
+    trials = draw_trials(scfg, cfg.train.n_trials, generator(derive_seed(seed, "trials")))
+    return SeedState(seed, scfg, folder, weights, trials, generator(derive_seed(seed, "batches")))
+
+
+def _resume(st: SeedState) -> SeedState:
+    """Continue from the last complete epoch if the folder holds a checkpoint of this configuration."""
+    if st.folder is None:
+        return st
+    path = checkpoint_path(st.folder, st.seed)
+    if not path.exists():
+        return st
+    ck = io.load_checkpoint(path, hidden_size=st.cfg.model.hidden_size)
+    ex = ck["extra"]
+    if ex.get("config_id") != st.cfg.identity():
+        raise UserError(f"{path}: was trained with another configuration; use another output folder or --force")
+    dtype = DTYPES[st.cfg.model.dtype]
+    st.weights = {k: v.to(dtype) for k, v in ck["state_dict"].items()}
+    st.epoch = ck["epoch"] + 1
+    st.batch_gen.set_state(ex["batch_rng"])
+    st.loss, st.grad_I, st.grad_w = (ex[k].tolist() for k in ("loss", "grad_I", "grad_w"))
+    st.seconds = float(ex.get("seconds", 0.0))
+    o = ck["optimizer"]["state"]
+    st.adam = {"step": o[1]["step"], "I": (o[1]["exp_avg"], o[1]["exp_avg_sq"]),
+               "w": (o[2]["exp_avg"], o[2]["exp_avg_sq"])}
+    return st
+
+
+def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
+    return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
+            "config": st.cfg.to_dict(), "config_id": st.cfg.identity(), "code_version": code_version(),
+            "train_seconds": st.seconds,
+            "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w}}
+
+
+def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> None:
+    sd = {"G": st.weights["G"], "I": I[row].detach().clone(), "w": w[row].detach().clone(), "h0": st.weights["h0"]}
+    st.weights = sd
+    if st.folder is None:
+        return
+    optim = {"state": {1: {"step": opt_state["step"].clone(), "exp_avg": opt_state["I"][0][row].clone(),
+                           "exp_avg_sq": opt_state["I"][1][row].clone()},
+                       2: {"step": opt_state["step"].clone(), "exp_avg": opt_state["w"][0][row].clone(),
+                           "exp_avg_sq": opt_state["w"][1][row].clone()}},
+             "param_groups": [dict(ADAM_GROUP, lr=st.cfg.train.lr)]}
+    extra = {"config_id": st.cfg.identity(), "batch_rng": st.batch_gen.get_state(),
+             "loss": torch.tensor(st.loss, dtype=torch.float64),
+             "grad_I": torch.tensor(st.grad_I, dtype=torch.float64),
+             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "seconds": st.seconds}
+    io.save_torch(checkpoint_path(st.folder, st.seed),
+                  {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra})
+    io.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
+
+
+def _finish(st: SeedState) -> None:
+    if st.folder is None:
+        return
+    io.save_torch(bare_path(st.folder, st.seed), st.weights)
+    plots.save(plots.loss_history(st.loss, st.seed), Path(st.folder) / f"sys_A{st.seed}_err.png")
+    plots.save(plots.grad_norm_history(st.grad_I, st.grad_w, st.seed), Path(st.folder) / f"sys_A{st.seed}_param.png")
+    io.write_json(meta_path(st.folder, st.seed), _meta(st, "complete"))
+
+
+def _train_group(group: list[SeedState], progress: bool) -> None:
+    """Train seeds that are at the same epoch as one computation."""
+    cfg = group[0].cfg
+    tc = cfg.train
+    step_fn = ENGINES[tc.engine]
+    Gs = [st.weights["G"] for st in group]
+    G = Gs[0] if all(torch.equal(Gs[0], g) for g in Gs[1:]) else torch.stack(Gs)
+    I = torch.nn.Parameter(torch.stack([st.weights["I"] for st in group]))
+    w = torch.nn.Parameter(torch.stack([st.weights["w"] for st in group]))
+    h0 = torch.stack([st.weights["h0"] for st in group])
+    opt = torch.optim.Adam([I, w], lr=tc.lr)
+    if group[0].adam is not None:  # resume: Adam's state is elementwise, so stacking is exact
+        step = group[0].adam["step"]
+        opt.state[I] = {"step": step.clone(), "exp_avg": torch.stack([st.adam["I"][0] for st in group]),
+                        "exp_avg_sq": torch.stack([st.adam["I"][1] for st in group])}
+        opt.state[w] = {"step": step.clone(), "exp_avg": torch.stack([st.adam["w"][0] for st in group]),
+                        "exp_avg_sq": torch.stack([st.adam["w"][1] for st in group])}
+    steps_per_epoch = tc.n_trials // tc.batch_size
+    start = group[0].epoch
+    bar = _bar(total=(tc.epochs - start) * steps_per_epoch, disable=not progress,
+               desc=f"train seed{'s' if len(group) > 1 else ''} {','.join(str(st.seed) for st in group)}")
+    try:
+        for epoch in range(start, tc.epochs):
+            t_epoch = time.perf_counter()
+            for it in range(steps_per_epoch):
+                batches = [st.trials.subset(torch.randperm(tc.n_trials, generator=st.batch_gen)[:tc.batch_size])
+                           for st in group]
+                res = step_fn(G, I.detach(), w.detach(), h0, batches, cfg.alpha, cfg.model.g_G)
+                for row, st in enumerate(group):
+                    vals = (res.loss[row], res.dI[row], res.dw[row])
+                    if not all(torch.isfinite(v).all() for v in vals):
+                        what = "loss" if not torch.isfinite(vals[0]) else "gradient"
+                        msg = (f"seed {st.seed}: non-finite {what} at epoch {epoch}, step {it} "
+                               f"(lr={tc.lr}); the last good checkpoint is kept")
+                        if st.folder is not None:
+                            io.write_json(meta_path(st.folder, st.seed), _meta(st, "failed", msg))
+                        raise TrainingDiverged(msg)
+                    st.loss.append(float(res.loss[row]))
+                    st.grad_I.append(float(res.dI[row].norm()))
+                    st.grad_w.append(float(res.dw[row].norm()))
+                I.grad, w.grad = res.dI.clone(), res.dw.clone()
+                opt.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(st.loss[-1] for st in group) / len(group):.4g}")
+            elapsed = time.perf_counter() - t_epoch
+            s_I, s_w = opt.state[I], opt.state[w]
+            opt_state = {"step": s_I["step"], "I": (s_I["exp_avg"], s_I["exp_avg_sq"]),
+                         "w": (s_w["exp_avg"], s_w["exp_avg_sq"])}
+            for row, st in enumerate(group):
+                st.epoch = epoch + 1
+                st.seconds += elapsed / len(group)
+                _save_epoch(st, I, w, opt_state, row)
+    finally:
+        bar.close()
+
+
+def _bar(**kw):
+    from tqdm.auto import tqdm
+    return tqdm(**kw)
+
+
+def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, batch_seeds: bool = True,
+                progress: bool = True) -> dict[int, dict]:
+    """Train the models of `seeds` with configuration `cfg` (its own seed is ignored).
+
+    folders: {seed: folder} where checkpoints, metadata and plots go (None: keep in memory).
+    A folder holding a checkpoint of the same configuration is resumed from its last epoch.
+    batch_seeds: step all seeds that are at the same epoch as one computation (the same
+    result as one at a time, up to float rounding). Returns {seed: state_dict}.
+    """
+    folders = folders or {}
+    states = [_resume(_new_state(cfg, s, folders.get(s))) for s in seeds]
+    todo = [st for st in states if st.epoch < cfg.train.epochs]
+    if batch_seeds:
+        by_epoch: dict[int, list[SeedState]] = {}
+        for st in todo:
+            by_epoch.setdefault(st.epoch, []).append(st)
+        groups = list(by_epoch.values())
+    else:
+        groups = [[st] for st in todo]
+    for group in groups:
+        _train_group(group, progress)
+    for st in states:
+        if st.folder is not None and (st in todo or not bare_path(st.folder, st.seed).exists()):
+            _finish(st)
+    return {st.seed: st.weights for st in states}
+
+
+def train(cfg: Config, folder: Path | None = None, progress: bool = True) -> dict:
+    """Train the single model `cfg.seed`; returns its state dict {G, I, w, h0}."""
+    return train_seeds(cfg, [cfg.seed], {cfg.seed: folder} if folder else None, progress=progress)[cfg.seed]
