@@ -113,17 +113,23 @@ def spontaneous_pca(cfg: Config, sd: dict) -> PCA:
     return pca_of(covariance(spontaneous_rates(cfg, sd), ddof=1))
 
 
-def memory_rates(cfg: Config, sd: dict) -> np.ndarray:
-    """Rates (D, window, N) of the memory period after pulses of each test duration."""
+def memory_trajectories(cfg: Config, sd: dict) -> np.ndarray:
+    """Rates (D, T, N) of the memory-PCA trials: a pulse of each test duration at mem_onset_ms."""
     a = cfg.analysis
     tr = fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms)
     _, r = run(cfg, sd, tr.x)
-    return r[:, cfg.steps(a.mem_start_ms):].numpy()
+    return r.numpy()
 
 
-def memory_pca(cfg: Config, sd: dict) -> PCA:
+def memory_rates(cfg: Config, sd: dict, trajectories: np.ndarray | None = None) -> np.ndarray:
+    """Rates (D, window, N) of the memory period after pulses of each test duration."""
+    r = memory_trajectories(cfg, sd) if trajectories is None else trajectories
+    return r[:, cfg.steps(cfg.analysis.mem_start_ms):]
+
+
+def memory_pca(cfg: Config, sd: dict, trajectories: np.ndarray | None = None) -> PCA:
     """PCs of the memory-period activity: per-trial covariance (ddof 0) averaged over durations."""
-    r = memory_rates(cfg, sd)
+    r = memory_rates(cfg, sd, trajectories)
     return pca_of(np.mean([covariance(ri, ddof=0) for ri in r], axis=0))
 
 

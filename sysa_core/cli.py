@@ -86,6 +86,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from . import config, paths, pipeline
+
+    cfg = config.resolve(args.profile, args.set)
+    seeds = parse_seeds(args.seeds) if args.seeds else config.PROFILE_SEEDS[args.profile]
+    out = Path(args.out) if args.out else paths.default_run_dir(args.profile)
+    return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=args.batch_seeds,
+                        progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sysa", description="Train and analyse System A rate RNNs.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -108,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-seeds", action="store_true", help="train the seeds as one computation")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+    r = sub.add_parser("run", help="train and analyse seeds with the notebooks; HTML reports and index.html")
+    r.add_argument("--profile", default="quick", help="paper, quick (default) or smoke")
+    r.add_argument("--seeds", default=None, help="e.g. 1-20 or 1,3,5 (default: the profile's seeds)")
+    r.add_argument("--out", default=None, help="output folder (default data/runs/<profile>)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
+    r.add_argument("--force", action="store_true", help="redo seeds that are already complete")
+    r.add_argument("--batch-seeds", action="store_true", help="train all seeds as one computation")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
     return p
 
 

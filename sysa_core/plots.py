@@ -13,10 +13,12 @@ import numpy as np  # noqa: E402
 from . import io  # noqa: E402
 
 
-def save(fig, path: Path, dpi: int = 110) -> None:
+def save(fig, path: Path, dpi: int = 110, close: bool = True) -> None:
+    """Write `fig` as PNG (atomically); close=False keeps it open so a notebook still shows it."""
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     io.write_bytes(path, buf.getvalue())
 
 
@@ -59,6 +61,20 @@ def evaluation(ev, title: str = ""):
     return fig
 
 
+def weights(sd: dict, sd_init: dict):
+    """I against w after training and at initialisation (scaled to unit norm)."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for ax, (d, lab) in zip(axes, ((sd_init, "initialisation"), (sd, "after training"))):
+        I = d["I"].detach().double().flatten().numpy()
+        w = d["w"].detach().double().flatten().numpy()
+        ax.scatter(I / np.linalg.norm(I), w / np.linalg.norm(w), s=4, alpha=0.6)
+        cos = float(I @ w / np.linalg.norm(I) / np.linalg.norm(w))
+        ax.set(xlabel="I / |I|", ylabel="w / |w|", title=f"{lab}: cos(I, w) = {cos:.3f}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def spectrum(pcas: dict, k: int = 20):
     """Explained variance of the top-k PCs for each named PCA."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -74,6 +90,7 @@ def spectrum(pcas: dict, k: int = 20):
 def loadings(v, pca, name: str, k: int = 50):
     """|c_i| of a weight vector on the PCs, in PC order."""
     c = np.abs(pca.eigvecs.T @ np.asarray(v, dtype=np.float64).reshape(-1))
+    k = min(k, len(c))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(np.arange(1, k + 1), c[:k] / np.linalg.norm(c))
     ax.set(xlabel="PC", ylabel=f"|PC . {name}| / |{name}|", title=f"Loadings of {name} on the first {k} PCs")

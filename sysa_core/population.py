@@ -1,0 +1,54 @@
+"""Population of seeds: the table of per-seed metrics read from a run folder (never retrains)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from . import io
+from .errors import UserError
+
+COLUMNS = ["seed", "precision", "precision_untrained", "weight_correlation", "pr_input_l1", "pr_input_l2",
+           "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"]
+
+
+def metrics_files(run_dir: Path) -> list[Path]:
+    return sorted(Path(run_dir).glob("seed_*/metrics.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+
+
+def table(run_dir: Path, seeds=None) -> pd.DataFrame:
+    """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`)."""
+    files = metrics_files(run_dir)
+    rows = []
+    for f in files:
+        rec = f.parent / "pipeline.json"  # in a pipeline run, only seeds whose chain completed
+        if rec.exists() and io.read_json(rec).get("status") != "complete":
+            continue
+        m = io.read_json(f)
+        if seeds is not None and m.get("seed") not in seeds:
+            continue
+        row = {k: m.get(k) for k in COLUMNS}
+        for d, v in (m.get("precision_by_duration") or {}).items():
+            row[f"precision_{d}ms"] = v
+        rows.append(row)
+    if not rows:
+        raise UserError(f"{run_dir}: no seed_*/metrics.json found; run the per-seed notebooks "
+                        f"(or `sysa run`) first")
+    return pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    io.write_text(path, df.to_csv(index=False))
+
+
+def inputs_digest(run_dir: Path, seeds) -> str:
+    """A fingerprint of the metrics a population report was made from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for s in sorted(seeds):
+        f = Path(run_dir) / f"seed_{s}" / "metrics.json"
+        h.update(str(s).encode())
+        h.update(f.read_bytes() if f.exists() else b"-")
+    return h.hexdigest()[:16]
