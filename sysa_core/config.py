@@ -104,6 +104,9 @@ class Config:
         if not isinstance(d, dict):
             raise UserError(f"{source}: expected a JSON object with a configuration")
         kwargs: dict[str, Any] = {}
+        unknown_top = set(d) - {f.name for f in fields(cls)}
+        if unknown_top:
+            raise UserError(f"{source}: unknown key {sorted(map(str, unknown_top))[0]}")
         for f in fields(cls):
             if f.name not in d:
                 continue
@@ -111,12 +114,17 @@ class Config:
             if sub is None:
                 kwargs[f.name] = d[f.name]
                 continue
+            if not isinstance(d[f.name], dict):
+                raise UserError(f"{source}: {f.name}: expected an object of {f.name} settings, got {d[f.name]!r}")
             known = {g.name for g in fields(sub)}
             unknown = set(d[f.name]) - known
             if unknown:
                 raise UserError(f"{source}: unknown key {f.name}.{sorted(unknown)[0]}")
             vals = dict(d[f.name])
             if "durations_ms" in vals:
+                if not isinstance(vals["durations_ms"], (list, tuple)):
+                    raise UserError(f"{source}: analysis.durations_ms: expected a list of integers, "
+                                    f"got {vals['durations_ms']!r}")
                 vals["durations_ms"] = tuple(vals["durations_ms"])
             kwargs[f.name] = sub(**vals)
         cfg = cls(**kwargs)
