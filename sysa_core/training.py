@@ -51,6 +51,11 @@ class SeedState:
     seconds: float = 0.0
 
 
+def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch.Tensor:
+    """One step's batch: batch_size distinct trial indices, uniform, drawn only from `gen`."""
+    return torch.randperm(n_trials, generator=gen)[:batch_size]
+
+
 def _new_state(cfg: Config, seed: int, folder: Path | None) -> SeedState:
     scfg = replace(cfg, seed=seed)
     dtype = DTYPES[cfg.model.dtype]
@@ -142,7 +147,7 @@ def _train_group(group: list[SeedState], progress: bool) -> None:
         for epoch in range(start, tc.epochs):
             t_epoch = time.perf_counter()
             for it in range(steps_per_epoch):
-                batches = [st.trials.subset(torch.randperm(tc.n_trials, generator=st.batch_gen)[:tc.batch_size])
+                batches = [st.trials.subset(batch_indices(st.batch_gen, tc.n_trials, tc.batch_size))
                            for st in group]
                 res = step_fn(G, I.detach(), w.detach(), h0, batches, cfg.alpha, cfg.model.g_G)
                 for row, st in enumerate(group):
