@@ -1,0 +1,73 @@
+"""Shared fixtures: the reference checkpoints, running the real CLI, smoke training runs.
+
+The published checkpoints of the original study live in ../shared/reference (beside the
+repository, never copied into it); tests that need them skip when the folder is absent.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference"
+
+#: published values of ../shared/reference/README.md (seed: (precision, weight correlation))
+PUBLISHED = {1: (0.01618705317378044, 0.8806139230728149), 2: (0.03527102246880531, 0.8195869326591492)}
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not (REFERENCE / "sys_A1_state.pth").is_file() or not (REFERENCE / "sys_A2_state.pth").is_file():
+        pytest.skip("../shared/reference (the original's published checkpoints) is absent")
+    return REFERENCE
+
+
+def run_cli(*args, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m sysa_core ARGS` in a fresh interpreter, as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "sysa_core", *map(str, args)], cwd=cwd or REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(stderr: str, rc: int, *needles: str) -> str:
+    """A user error: exit status 2, exactly one line on stderr naming what is wrong, no traceback."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert rc == 2, f"exit status {rc}, stderr:\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    line = lines[0]
+    assert line.startswith("sysa: error: "), line
+    for n in needles:
+        assert n in line, f"{n!r} not in {line!r}"
+    return line
+
+
+def parse_json_lines(stdout: str) -> list[dict]:
+    return [json.loads(ln) for ln in stdout.splitlines() if ln.strip()]
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg():
+    from sysa_core import config
+    return config.resolve("smoke", seed=1)
+
+
+def _train_smoke(folder: Path) -> Path:
+    proc = run_cli("train", "--profile", "smoke", "--seeds", "1", "--out", folder, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return folder / "seed_1"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """Folder of a complete, uninterrupted `sysa train --profile smoke --seeds 1` run."""
+    return _train_smoke(tmp_path_factory.mktemp("smoke_a"))
+
+
+@pytest.fixture(scope="session")
+def smoke_run_again(tmp_path_factory) -> Path:
+    """A second, independent run of the same command (reproducibility)."""
+    return _train_smoke(tmp_path_factory.mktemp("smoke_b"))

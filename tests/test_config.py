@@ -1,0 +1,98 @@
+"""sysa_core.config: profiles, overrides, serialisation and validation (SPEC sections 1-5)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from sysa_core import config
+from sysa_core.errors import UserError
+
+
+def test_paper_profile_is_the_original_parameters():
+    """The defaults and the `paper` profile are SPEC's table values."""
+    cfg = config.resolve("paper")
+    assert cfg == replace(config.Config(), profile="paper")
+    m, t, tr, a = cfg.model, cfg.task, cfg.train, cfg.analysis
+    assert (m.input_size, m.hidden_size, m.output_size) == (1, 500, 1)
+    assert (m.tau_ms, m.dt_ms, m.g_G, m.h0_zero, m.init, m.dtype) == (100, 1, 1.5, True, "seed_compatible", "float32")
+    assert (t.Nt_ms, t.perc, t.O_on_ms, t.SO_on_ms, t.O_off_ms, t.SO_off_ms) == (7000, 0.1, 3000, 1000, 150, 100)
+    assert (t.sig, t.cost_onset_ms, t.thresh) == (2.0, 4500, 0.007)
+    assert (tr.n_trials, tr.batch_size, tr.epochs, tr.lr) == (500, 32, 50, 1e-3)
+    assert a.durations_ms == (50, 150, 300)
+    assert (a.eval_onset_ms, a.eval_extra_ms) == (3000, 3000)
+    assert (a.spont_h0, a.spont_T_ms, a.spont_start_ms) == (0.1, 10000, 5000)
+    assert (a.mem_onset_ms, a.mem_T_ms, a.mem_start_ms) == (10, 4010, 1510)
+    assert cfg.alpha == 0.01
+
+
+@pytest.mark.parametrize("name", sorted(config.PROFILES))
+def test_every_profile_validates(name):
+    cfg = config.resolve(name)
+    assert cfg.profile == name
+    assert config.validate(cfg) is cfg
+
+
+def test_unknown_profile():
+    with pytest.raises(UserError, match="profile"):
+        config.resolve("fast")
+
+
+def test_overrides_bare_and_dotted_keys_are_typed():
+    cfg = config.resolve("smoke", ["hidden_size=20", "train.epochs=3", "lr=0.5", "h0_zero=false",
+                                   "durations_ms=10,20", "dtype=float64", "seed=7"])
+    assert cfg.model.hidden_size == 20 and cfg.train.epochs == 3 and cfg.train.lr == 0.5
+    assert cfg.model.h0_zero is False and cfg.analysis.durations_ms == (10, 20)
+    assert cfg.model.dtype == "float64" and cfg.seed == 7
+    # a dict works the same way (papermill parameters)
+    assert config.resolve("smoke", {"hidden_size": 20, "epochs": 3}).model.hidden_size == 20
+    # seed= argument wins over the profile's
+    assert config.resolve("smoke", seed=4).seed == 4
+
+
+def test_steps_convert_ms_with_dt():
+    cfg = config.resolve("smoke", ["dt_ms=2"])
+    assert cfg.alpha == 2 / 100
+    assert cfg.steps(600) == 300 and cfg.steps(150) == 75
+
+
+def test_round_trip_through_json():
+    cfg = config.resolve("smoke", ["hidden_size=33", "dt_ms=2", "seed=5"])
+    back = config.Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg
+
+
+def test_identity_follows_values_not_the_label():
+    a = config.resolve("smoke")
+    assert a.identity() == replace(a, profile="paper").identity()
+    assert a.identity() != config.resolve("smoke", ["lr=0.03"]).identity()
+    assert a.identity() != config.resolve("smoke", seed=2).identity()
+
+
+def test_pulse_must_end_before_cost_onset_boundary():
+    """Smoke: last onset 199 ms, longest pulse 99 ms -> the pulse's last input step is 298."""
+    config.resolve("smoke", ["cost_onset_ms=299"])  # ends at 298 < 299: fine
+    with pytest.raises(UserError, match="cost_onset_ms") as exc:
+        config.resolve("smoke", ["cost_onset_ms=298"])
+    assert "298" in str(exc.value)
+
+
+@pytest.mark.parametrize("d, needle", [
+    ({"model": {"hidden_size": "big"}}, "model.hidden_size"),
+    ({"model": {"hidden_units": 5}}, "model.hidden_units"),
+    ({"task": {"perc": 2}}, "task.perc"),
+    ({"train": {"lr": True}}, "train.lr"),
+    ({"analysis": {"durations_ms": []}}, "analysis.durations_ms"),
+    ({"model": {"dt_ms": 0.3}}, "task."),
+    ({"seed": "one"}, "seed"),
+    ({"model": 5}, "model"),
+    ({"analysis": {"durations_ms": 5}}, "analysis.durations_ms"),
+    ([1, 2], "configuration"),
+    ({"modle": {}}, "modle"),
+])
+def test_from_dict_rejects_bad_values(d, needle):
+    with pytest.raises(UserError) as exc:
+        config.Config.from_dict(d)
+    msg = str(exc.value)
+    assert needle in msg and "\n" not in msg
