@@ -1,0 +1,127 @@
+"""sysa_core.engine: the hand-written adjoint against autograd, and `simulate` against Net1.
+
+Setting: hidden 64, a 600 ms timeline (the smoke task), catch trials and varied onsets in every
+batch, h0 = 0 and h0 != 0, the shared seed-1 G and a G per seed, several seeds stacked.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sysa_core import config, engine, model, task
+from sysa_core.model import generator
+
+TOL = {"float32": 1e-4, "float64": 1e-9}
+
+
+def _cfg(dtype, *extra):
+    return config.resolve("smoke", ["hidden_size=64", f"dtype={dtype}", "perc=0.3", *extra])
+
+
+def _batch(cfg, seed, n=8):
+    tr = task.draw_trials(cfg, n, generator(1000 + seed))
+    assert tr.catch.any() and (~tr.catch).any(), "the batch must mix catch and pulse trials"
+    assert len(set(tr.onset_step[~tr.catch].tolist())) >= 2, "onsets must vary"
+    return tr
+
+
+def _reference(cfg, wts, trials):
+    """Loss and gradients from Net1's plain loop (model.py) and autograd, independently of engine."""
+    net = model.Net1(cfg, wts)
+    y = net(trials.x)
+    loss = task.training_loss(y, trials.target)
+    dI, dw = torch.autograd.grad(loss, (net.I, net.w))
+    return loss.detach(), dI, dw
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+def _check(cfg, seeds, wts_list, batches, shared_G):
+    dtype = model.DTYPES[cfg.model.dtype]
+    G = wts_list[0]["G"].to(dtype) if shared_G else torch.stack([w["G"].to(dtype) for w in wts_list])
+    I = torch.stack([w["I"].to(dtype) for w in wts_list])
+    w = torch.stack([w["w"].to(dtype) for w in wts_list])
+    h0 = torch.stack([w["h0"].to(dtype) for w in wts_list])
+    res = engine.adjoint_step(G, I, w, h0, batches, cfg.alpha, cfg.model.g_G)
+    ag = engine.autograd_step(G, I, w, h0, batches, cfg.alpha, cfg.model.g_G)
+    tol = TOL[cfg.model.dtype]
+    assert res.loss.shape == (len(seeds),) and res.dI.shape == I.shape and res.dw.shape == w.shape
+    assert res.loss.dtype == dtype
+    for k, s in enumerate(seeds):
+        loss, dI, dw = _reference(cfg, wts_list[k], batches[k])
+        assert float(res.loss[k]) == pytest.approx(float(loss), rel=tol), f"seed {s} loss"
+        assert _rel(res.dI[k], dI) < tol, f"seed {s} dI: {_rel(res.dI[k], dI)}"
+        assert _rel(res.dw[k], dw) < tol, f"seed {s} dw: {_rel(res.dw[k], dw)}"
+        # the engine's own autograd reference agrees too
+        assert float(ag.loss[k]) == pytest.approx(float(loss), rel=tol)
+        assert _rel(ag.dI[k], dI) < tol and _rel(ag.dw[k], dw) < tol
+
+
+def _perturbed(wts, seed):
+    """Trained-like weights: I and w moved away from the coupled init so I is not sqrt(N) w."""
+    g = generator(seed + 77)
+    out = dict(wts)
+    out["I"] = wts["I"] + 0.5 * torch.randn(wts["I"].shape, generator=g)
+    out["w"] = wts["w"] + 0.1 * torch.randn(wts["w"].shape, generator=g)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adjoint_matches_autograd_one_seed(dtype):
+    cfg = _cfg(dtype)
+    wts = _perturbed(model.init_weights(cfg.model, 1), 1)
+    _check(cfg, [1], [wts], [_batch(cfg, 1)], shared_G=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adjoint_matches_autograd_seeds_stacked(dtype):
+    cfg = _cfg(dtype)
+    seeds = [1, 2, 3]
+    wts = [_perturbed(model.init_weights(cfg.model, s), s) for s in seeds]
+    _check(cfg, seeds, wts, [_batch(cfg, s) for s in seeds], shared_G=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adjoint_matches_autograd_nonzero_h0(dtype):
+    cfg = _cfg(dtype, "h0_zero=false")
+    seeds = [1, 2]
+    wts = [model.init_weights(cfg.model, s) for s in seeds]
+    assert all((w["h0"] != 0).any() for w in wts)
+    _check(cfg, seeds, wts, [_batch(cfg, s) for s in seeds], shared_G=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adjoint_matches_autograd_independent_init_G_per_seed(dtype):
+    """A G per seed, mixed h0 (zero for one seed, random for the other) in one stacked step."""
+    cfg = _cfg(dtype, "init=independent", "G_per_seed=true")
+    cfg_h = _cfg(dtype, "init=independent", "G_per_seed=true", "h0_zero=false")
+    wts = [model.init_weights(cfg.model, 4), model.init_weights(cfg_h.model, 5)]
+    assert not torch.equal(wts[0]["G"], wts[1]["G"])
+    _check(cfg, [4, 5], wts, [_batch(cfg, 4), _batch(cfg, 5)], shared_G=False)
+
+
+def test_all_catch_batch_has_zero_gradient():
+    cfg = _cfg("float64")
+    wts = model.init_weights(cfg.model, 1)
+    tr = task.build_trials(cfg, torch.full((4,), -1), torch.zeros(4), cfg.steps(cfg.task.Nt_ms))
+    loss, dI, dw = _reference(cfg, wts, tr)
+    res = engine.adjoint_step(wts["G"].double(), wts["I"].double()[None], wts["w"].double()[None],
+                              wts["h0"].double()[None], [tr], cfg.alpha, cfg.model.g_G)
+    assert float(loss) == 0.0 and float(res.loss[0]) == 0.0
+    assert not res.dI.any() and not res.dw.any() and not dI.any() and not dw.any()
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_simulate_matches_net1_forward(dtype, tol):
+    cfg = _cfg(dtype, "h0_zero=false")
+    wts = _perturbed(model.init_weights(cfg.model, 2), 2)
+    net = model.Net1(cfg, wts)
+    tr = _batch(cfg, 2, n=4)
+    with torch.no_grad():
+        y_ref, r_ref = net(tr.x, return_r=True)
+    p = {k: getattr(net, k).detach() for k in ("G", "I", "w", "h0")}
+    y, r = engine.simulate(p["G"], p["I"], p["w"], p["h0"], tr.x, cfg.alpha, cfg.model.g_G)
+    assert y.shape == tr.x.shape[:2] and r.shape == r_ref.shape
+    assert _rel(y, y_ref[:, :, 0]) < tol and _rel(r, r_ref) < tol
