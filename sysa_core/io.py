@@ -49,8 +49,12 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def write_json(path, obj: Any, if_changed: bool = False) -> None:
+    """Write obj as JSON; with if_changed, leave an identical existing file untouched."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    if if_changed and Path(path).exists() and Path(path).read_text() == text:
+        return
+    write_text(path, text)
 
 
 def _json_default(o):

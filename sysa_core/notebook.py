@@ -90,7 +90,9 @@ def write_metrics(ctx: Context, sd: dict, evaluation=None) -> dict:
     from .model import init_weights
 
     m = analysis.metrics(ctx.cfg, sd, evaluation)
-    m["precision_untrained"] = analysis.evaluate(ctx.cfg, init_weights(ctx.cfg.model, ctx.seed)).precision
+    untrained = analysis.evaluate(ctx.cfg, init_weights(ctx.cfg.model, ctx.seed))
+    m["precision_untrained"] = untrained.precision
+    m["precision_untrained_by_duration"] = {str(k): v for k, v in untrained.precision_by_duration.items()}
     out = {"seed": ctx.seed, "config_id": ctx.cfg.identity(), **m}
     io.write_json(ctx.run_dir / "metrics.json", out)
     return out

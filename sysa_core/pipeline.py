@@ -119,7 +119,7 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
         run_cfg = {"profile": cfg.profile, "overrides": list(overrides), "seeds": seeds,
                    "config": {k: v for k, v in cfg.to_dict().items() if k != "seed"},
                    "code_version": code_version()}
-        io.write_json(out / "config.json", run_cfg)
+        io.write_json(out / "config.json", run_cfg, if_changed=True)
         records: dict[int, dict] = {}
         todo = []
         for s in seeds:

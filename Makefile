@@ -1,0 +1,38 @@
+# One command each, on a fresh machine:  `make quick` (set up, then run the main job on the
+# quick profile) and `make test` (set up, then run the test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_LOG := $(VENV)/pip.log
+
+.PHONY: setup quick paper test bench browser clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	@echo "installing sysa and its dependencies into $(VENV) (log: $(PIP_LOG))"
+	@$(PY) -m pip install -q --upgrade pip 2>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@$(PY) -m pip install -q -e ".[test]" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@touch $@
+
+setup: $(VENV)/.installed
+
+quick: setup
+	$(VENV)/bin/sysa run --profile quick
+
+paper: setup
+	$(VENV)/bin/sysa run --profile paper
+
+bench: setup
+	$(PY) -m sysa_core.bench
+
+# Debian's Chromium and ChromeDriver, for the test that opens the reports in a real browser.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup browser
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)
