@@ -11,6 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# The in-process tests use small matrices, for which the intra-op thread pool only adds latency
+# (and makes the suite's speed hostage to other load on a 2-core machine). The real CLI runs in
+# subprocesses keep torch's default.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -62,12 +68,12 @@ def _train_smoke(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> Path:
+def smoke_train(tmp_path_factory) -> Path:
     """Folder of a complete, uninterrupted `sysa train --profile smoke --seeds 1` run."""
     return _train_smoke(tmp_path_factory.mktemp("smoke_a"))
 
 
 @pytest.fixture(scope="session")
-def smoke_run_again(tmp_path_factory) -> Path:
+def smoke_train_again(tmp_path_factory) -> Path:
     """A second, independent run of the same command (reproducibility)."""
     return _train_smoke(tmp_path_factory.mktemp("smoke_b"))
