@@ -153,17 +153,18 @@ def _train_group(group: list[SeedState], progress: bool) -> None:
                 for row, st in enumerate(group):
                     vals = (res.loss[row], res.dI[row], res.dw[row])
                     if not all(torch.isfinite(v).all() for v in vals):
-                        what = "loss" if not torch.isfinite(vals[0]) else "gradient"
-                        msg = (f"seed {st.seed}: non-finite {what} at epoch {epoch}, step {it} "
-                               f"(lr={tc.lr}); the last good checkpoint is kept")
-                        if st.folder is not None:
-                            io.write_json(meta_path(st.folder, st.seed), _meta(st, "failed", msg))
-                        raise TrainingDiverged(msg)
+                        _diverged(st, "loss" if not torch.isfinite(vals[0]) else "gradient", epoch, it)
                     st.loss.append(float(res.loss[row]))
                     st.grad_I.append(float(res.dI[row].norm()))
                     st.grad_w.append(float(res.dw[row].norm()))
                 I.grad, w.grad = res.dI.clone(), res.dw.clone()
-                opt.step()
+                try:
+                    opt.step()
+                except RuntimeError:  # Adam's step size itself overflows the weights' dtype (huge lr)
+                    _diverged(group[0], "parameter update", epoch, it)
+                for row, st in enumerate(group):  # never let a non-finite weight reach a checkpoint
+                    if not (torch.isfinite(I[row]).all() and torch.isfinite(w[row]).all()):
+                        _diverged(st, "weights after the update", epoch, it)
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(st.loss[-1] for st in group) / len(group):.4g}")
             elapsed = time.perf_counter() - t_epoch
@@ -176,6 +177,16 @@ def _train_group(group: list[SeedState], progress: bool) -> None:
                 _save_epoch(st, I, w, opt_state, row)
     finally:
         bar.close()
+
+
+def _diverged(st: SeedState, what: str, epoch: int, it: int) -> None:
+    """Stop training: record the failure in the seed's metadata; its checkpoints stay as they are."""
+    kept = (f"the last good checkpoint (epoch {st.epoch - 1}) is kept" if st.epoch > 0
+            else "no epoch was completed, so no checkpoint was written")
+    msg = f"seed {st.seed}: non-finite {what} at epoch {epoch}, step {it} (lr={st.cfg.train.lr}); {kept}"
+    if st.folder is not None:
+        io.write_json(meta_path(st.folder, st.seed), _meta(st, "failed", msg))
+    raise TrainingDiverged(msg)
 
 
 def _bar(**kw):
