@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,8 @@ def parse_seeds(text: str) -> list[int]:
                 lo_i, hi_i = int(lo), int(hi)
                 if hi_i < lo_i:
                     raise ValueError
+                if lo_i < 0 or hi_i >= 2**31:  # checked before the range is built (1-9999999999)
+                    raise UserError(f"--seeds: seeds must be integers in [0, 2^31), got {text!r}")
                 seeds.update(range(lo_i, hi_i + 1))
             else:
                 seeds.add(int(part))
@@ -48,7 +51,10 @@ def config_for_checkpoint(path: Path, profile_name: str, overrides, seed: int | 
         raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
     meta = path.parent / f"sys_A{seed}_train.json"
     if meta.exists() and not overrides and profile_name is None:
-        return replace(config.Config.from_dict(io.read_json(meta)["config"], source=str(meta)), seed=seed)
+        record = io.read_json(meta)
+        if not isinstance(record, dict) or "config" not in record:
+            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or pass --profile")
+        return replace(config.Config.from_dict(record["config"], source=str(meta)), seed=seed)
     return config.resolve(profile_name or "paper", overrides, seed=seed)
 
 
@@ -82,6 +88,13 @@ def cmd_train(args) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
     out = Path(args.out)
     folders = {s: out / f"seed_{s}" for s in seeds}
+    for folder in folders.values():  # before any work starts
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot create the output folder {folder} ({exc.strerror})") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"--out {out}: the output folder {folder} is not writable")
     training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet)
     return 0
 
