@@ -1,0 +1,278 @@
+"""sysa_core.training (SPEC section 4): what changes, reproducibility, the checkpoint format,
+learning, resuming after SIGKILL, and stopping on non-finite values."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, assert_user_error, run_cli
+from sysa_core import analysis, cli, config, io, model, task, training
+from sysa_core.errors import TrainingDiverged
+
+TRAIN_SMOKE = ["train", "--profile", "smoke", "--seeds", "1", "--quiet"]
+
+
+def _ck(folder: Path, seed: int = 1) -> dict:
+    return torch.load(folder / f"sys_A{seed}_state.pth", weights_only=True)
+
+
+def _tensors(obj, prefix=""):
+    """Every tensor in a nested checkpoint, by path."""
+    out = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_tensors(v, f"{prefix}/{k}"))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(_tensors(v, f"{prefix}/{i}"))
+    return out
+
+
+def _assert_identical_tensors(a: dict, b: dict):
+    ta, tb = _tensors(a), _tensors(b)
+    assert set(ta) == set(tb)
+    for k in ta:
+        assert ta[k].dtype == tb[k].dtype and ta[k].shape == tb[k].shape, k
+        assert ta[k].numpy().tobytes() == tb[k].numpy().tobytes(), f"{k} differs"
+
+
+# -- the checkpoint and its metadata -------------------------------------------------------
+
+def test_checkpoint_is_in_the_original_format(smoke_train, smoke_cfg):
+    ck = _ck(smoke_train)  # loads with weights_only=True: no arbitrary objects inside
+    assert {"epoch", "state_dict", "optimizer"} <= set(ck)
+    assert ck["epoch"] == smoke_cfg.train.epochs - 1
+    sd = ck["state_dict"]
+    n = smoke_cfg.model.hidden_size
+    assert set(sd) == {"G", "I", "w", "h0"}
+    assert {k: tuple(v.shape) for k, v in sd.items()} == {"G": (n, n), "I": (n, 1), "w": (n, 1), "h0": (n,)}
+    assert all(v.dtype == torch.float32 for v in sd.values())
+    opt = ck["optimizer"]
+    assert set(opt) == {"state", "param_groups"}
+    assert set(opt["state"]) == {1, 2}  # Adam state for I and w (parameters 1 and 2 of G, I, w, h0)
+    steps = smoke_cfg.train.epochs * (smoke_cfg.train.n_trials // smoke_cfg.train.batch_size)
+    for i, name in ((1, "I"), (2, "w")):
+        st = opt["state"][i]
+        assert set(st) == {"step", "exp_avg", "exp_avg_sq"}
+        assert float(st["step"]) == steps
+        assert st["exp_avg"].shape == sd[name].shape
+    assert opt["param_groups"][0]["lr"] == smoke_cfg.train.lr
+    # the bare state dict the original also wrote holds the same tensors
+    bare = torch.load(smoke_train / "sys_A1.pth", weights_only=True)
+    assert set(bare) == set(sd) and all(torch.equal(bare[k], sd[k]) for k in sd)
+    # and the project's loader reads both
+    for f in ("sys_A1_state.pth", "sys_A1.pth"):
+        got = io.load_checkpoint(smoke_train / f, hidden_size=n)["state_dict"]
+        assert all(torch.equal(got[k], sd[k]) for k in sd)
+
+
+def test_checkpoint_structure_matches_the_published_files(smoke_train, reference_dir):
+    ours, ref = _ck(smoke_train), torch.load(reference_dir / "sys_A1_state.pth", weights_only=True)
+    assert set(ref) <= set(ours)
+    assert set(ours["state_dict"]) == set(ref["state_dict"])
+    assert set(ours["optimizer"]["state"]) == set(ref["optimizer"]["state"])
+    for i in ref["optimizer"]["state"]:
+        assert set(ours["optimizer"]["state"][i]) == set(ref["optimizer"]["state"][i])
+    g_ours, g_ref = ours["optimizer"]["param_groups"][0], ref["optimizer"]["param_groups"][0]
+    assert set(g_ours) == set(g_ref)
+    assert {k: v for k, v in g_ours.items() if k != "lr"} == {k: v for k, v in g_ref.items() if k != "lr"}
+
+
+def test_metadata_records_config_code_version_and_histories(smoke_train, smoke_cfg):
+    meta = json.loads((smoke_train / "sys_A1_train.json").read_text())
+    assert meta["status"] == "complete" and meta["seed"] == 1
+    assert meta["epochs_done"] == smoke_cfg.train.epochs
+    assert config.Config.from_dict(meta["config"]) == smoke_cfg
+    assert meta["config_id"] == smoke_cfg.identity()
+    assert {"sysa", "torch", "git_commit"} <= set(meta["code_version"])
+    steps = smoke_cfg.train.epochs * (smoke_cfg.train.n_trials // smoke_cfg.train.batch_size)
+    for k in ("loss", "grad_norm_I", "grad_norm_w"):
+        h = meta["history"][k]
+        assert len(h) == steps and all(v > 0 for v in h), k
+    # per-step values, not a running sum (the original's bug): a cumulative series never decreases
+    assert any(b < a for a, b in zip(meta["history"]["grad_norm_w"], meta["history"]["grad_norm_w"][1:]))
+    for png in ("sys_A1_err.png", "sys_A1_param.png"):
+        assert (smoke_train / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_first_steps_match_autograd_and_adam(smoke_train, smoke_cfg):
+    """The recorded loss and gradient norms of steps 0 and 1 equal an independent recomputation:
+    the same seed-derived batches, Net1 + autograd, torch's Adam on I and w."""
+    cfg = smoke_cfg
+    hist = json.loads((smoke_train / "sys_A1_train.json").read_text())["history"]
+    st = training._new_state(cfg, 1, None)
+    net = model.Net1(cfg, model.init_weights(cfg.model, 1))
+    opt = torch.optim.Adam([net.I, net.w], lr=cfg.train.lr)
+    for step in range(2):
+        idx = training.batch_indices(st.batch_gen, cfg.train.n_trials, cfg.train.batch_size)
+        b = st.trials.subset(idx)
+        opt.zero_grad()
+        loss = task.training_loss(net(b.x), b.target)
+        loss.backward()
+        assert hist["loss"][step] == pytest.approx(float(loss.detach()), rel=1e-4)
+        assert hist["grad_norm_I"][step] == pytest.approx(float(net.I.grad.norm()), rel=1e-3)
+        assert hist["grad_norm_w"][step] == pytest.approx(float(net.w.grad.norm()), rel=1e-3)
+        opt.step()
+
+
+# -- what training changes, reproducibility, learning ------------------------------------
+
+def test_training_changes_only_I_and_w(smoke_train, smoke_cfg):
+    init = model.init_weights(smoke_cfg.model, 1)
+    sd = _ck(smoke_train)["state_dict"]
+    assert torch.equal(sd["G"], init["G"]) and torch.equal(sd["h0"], init["h0"])
+    assert not torch.equal(sd["I"], init["I"]) and not torch.equal(sd["w"], init["w"])
+
+
+def test_two_runs_give_byte_identical_checkpoint_tensors(smoke_train, smoke_train_again):
+    """Same seed and configuration, two processes: every tensor in the checkpoints (weights, Adam
+    state, generator state, histories) is byte-identical, and so is the bare state dict."""
+    _assert_identical_tensors(_ck(smoke_train), _ck(smoke_train_again))
+    _assert_identical_tensors(torch.load(smoke_train / "sys_A1.pth", weights_only=True),
+                              torch.load(smoke_train_again / "sys_A1.pth", weights_only=True))
+    h1 = json.loads((smoke_train / "sys_A1_train.json").read_text())["history"]
+    h2 = json.loads((smoke_train_again / "sys_A1_train.json").read_text())["history"]
+    assert h1 == h2
+
+
+def test_in_process_runs_are_identical_and_seeds_differ(smoke_cfg):
+    cfg = config.resolve("smoke", ["epochs=2"])
+    a = training.train(cfg, progress=False)
+    b = training.train(cfg, progress=False)
+    c = training.train(config.resolve("smoke", ["epochs=2"], seed=2), progress=False)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["w"], c["w"])
+
+
+def test_batched_seeds_match_one_at_a_time():
+    cfg = config.resolve("smoke", ["epochs=2"])
+    together = training.train_seeds(cfg, [1, 2], batch_seeds=True, progress=False)
+    apart = training.train_seeds(cfg, [1, 2], batch_seeds=False, progress=False)
+    for s in (1, 2):
+        for k in ("I", "w"):
+            torch.testing.assert_close(together[s][k], apart[s][k], rtol=1e-4, atol=1e-5)
+
+
+def test_it_learns(smoke_train, smoke_cfg):
+    """Precision (lower is better) improves at least 10x over the same network untrained."""
+    before = analysis.evaluate(smoke_cfg, model.init_weights(smoke_cfg.model, 1)).precision
+    after = analysis.evaluate(smoke_cfg, _ck(smoke_train)["state_dict"]).precision
+    assert after * 10 <= before, (before, after)
+
+
+# -- resuming after SIGKILL --------------------------------------------------------------
+
+def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, smoke_train, smoke_cfg):
+    out = tmp_path / "run"
+    ck_path = out / "seed_1" / "sys_A1_state.pth"
+    cmd = [sys.executable, "-m", "sysa_core", *TRAIN_SMOKE, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not ck_path.exists():
+            assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(random.uniform(0.0, 0.2))  # somewhere inside a later epoch
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    epoch_at_kill = io.load_checkpoint(ck_path)["epoch"]
+    assert epoch_at_kill < smoke_cfg.train.epochs - 1, "the kill came too late to test resuming"
+    assert not (out / "seed_1" / "sys_A1.pth").exists()
+
+    again = run_cli(*TRAIN_SMOKE, "--out", out)
+    assert again.returncode == 0, again.stderr
+    _assert_identical_tensors(_ck(out / "seed_1"), _ck(smoke_train))
+    meta = json.loads((out / "seed_1" / "sys_A1_train.json").read_text())
+    ref = json.loads((smoke_train / "sys_A1_train.json").read_text())
+    assert meta["status"] == "complete" and meta["history"] == ref["history"]
+
+
+def test_rerun_of_a_finished_run_changes_nothing(tmp_path, smoke_train, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(smoke_train, out / "seed_1")
+    before = {p.name: p.read_bytes() for p in (out / "seed_1").iterdir()}
+    assert cli.main([*TRAIN_SMOKE, "--out", str(out)]) == 0  # the same command, in this process
+    assert {p.name: p.read_bytes() for p in (out / "seed_1").iterdir()} == before
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path, smoke_train, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(smoke_train, out / "seed_1")
+    before = {p.name: p.read_bytes() for p in (out / "seed_1").iterdir()}
+    rc = cli.main([*TRAIN_SMOKE, "--out", str(out), "--set", "lr=0.03"])
+    assert_user_error(capsys.readouterr().err, rc, "sys_A1_state.pth", "another configuration")
+    assert {p.name: p.read_bytes() for p in (out / "seed_1").iterdir()} == before
+
+
+# -- non-finite values stop training -----------------------------------------------------
+
+@pytest.mark.parametrize("lr, real_process", [("1e17", True), ("1e39", False)])
+def test_huge_learning_rate_stops_with_a_message(tmp_path, capsys, lr, real_process):
+    """lr 1e17: the loss overflows float32 in the first epoch; lr 1e39: Adam's step size itself
+    overflows. Either way: one line, status 2, metadata 'failed', no checkpoint."""
+    args = [*TRAIN_SMOKE, "--out", str(tmp_path), "--set", f"lr={lr}"]
+    if real_process:
+        proc = run_cli(*args)
+        rc, err = proc.returncode, proc.stderr
+    else:
+        rc = cli.main(args)
+        err = capsys.readouterr().err
+    line = assert_user_error(err, rc, "seed 1", "non-finite", "epoch 0")
+    meta = json.loads((tmp_path / "seed_1" / "sys_A1_train.json").read_text())
+    assert meta["status"] == "failed" and meta["message"] == line.removeprefix("sysa: error: ")
+    assert meta["epochs_done"] == 0
+    assert not (tmp_path / "seed_1" / "sys_A1_state.pth").exists()
+
+
+def test_nan_mid_training_keeps_the_previous_checkpoint(tmp_path, monkeypatch, smoke_cfg, smoke_train):
+    """A NaN appears in the engine's result at epoch 3 (step 1): training stops with the message,
+    epoch 2's checkpoint stays intact and loadable, the metadata says 'failed'; re-running after the
+    cause is gone continues from epoch 2 to the end."""
+    folder = tmp_path / "seed_1"
+    real = training.ENGINES["adjoint"]
+    steps = smoke_cfg.train.n_trials // smoke_cfg.train.batch_size
+    calls = {"n": 0}
+
+    def nan_at_epoch_3(*args):
+        res = real(*args)
+        calls["n"] += 1
+        if calls["n"] == 3 * steps + 2:
+            res.dI[0, 0, 0] = float("nan")
+        return res
+
+    monkeypatch.setitem(training.ENGINES, "adjoint", nan_at_epoch_3)
+    with pytest.raises(TrainingDiverged) as exc:
+        training.train(smoke_cfg, folder, progress=False)
+    msg = str(exc.value)
+    assert "non-finite gradient at epoch 3, step 1" in msg and "epoch 2" in msg and "\n" not in msg
+    ck = io.load_checkpoint(folder / "sys_A1_state.pth", hidden_size=smoke_cfg.model.hidden_size)
+    assert ck["epoch"] == 2 and all(torch.isfinite(v).all() for v in ck["state_dict"].values())
+    meta = json.loads((folder / "sys_A1_train.json").read_text())
+    assert meta["status"] == "failed" and meta["message"] == msg and meta["epochs_done"] == 3
+    ref = json.loads((smoke_train / "sys_A1_train.json").read_text())["history"]["loss"]
+    assert ck["extra"]["loss"].tolist() == pytest.approx(ref[:3 * steps], rel=1e-5)
+    assert not (folder / "sys_A1.pth").exists()
+
+    monkeypatch.setitem(training.ENGINES, "adjoint", real)
+    final = training.train(smoke_cfg, folder, progress=False)
+    want = _ck(smoke_train)["state_dict"]
+    for k in want:
+        torch.testing.assert_close(final[k], want[k], rtol=1e-5, atol=1e-6)
+    assert json.loads((folder / "sys_A1_train.json").read_text())["status"] == "complete"
