@@ -105,8 +105,13 @@ def cmd_run(args) -> int:
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else config.PROFILE_SEEDS[args.profile]
     out = Path(args.out) if args.out else paths.default_run_dir(args.profile)
+    if args.workers < 1:
+        raise UserError(f"--workers: must be at least 1, got {args.workers}")
+    if args.scheduler and args.batch_seeds:
+        raise UserError("--batch-seeds: not with --scheduler (each Dask task trains one seed)")
+    control = config.PROFILE_CONTROL[args.profile] if args.control is None else args.control
     return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=args.batch_seeds,
-                        progress=not args.quiet)
+                        progress=not args.quiet, control=control, workers=args.workers, scheduler=args.scheduler)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="redo seeds that are already complete")
     r.add_argument("--batch-seeds", action="store_true", help="train all seeds as one computation")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
+                   help="also run the control ensemble with independent initialisation in OUT/control "
+                        "(default: on for quick and paper, off for smoke)")
+    r.add_argument("--workers", type=int, default=1, help="seeds run in parallel on this machine (default 1)")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the seeds on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786); the output "
+                        "folder must be shared with its workers")
     r.set_defaults(func=cmd_run)
     return p
 

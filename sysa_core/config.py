@@ -170,6 +170,8 @@ def _quick() -> Config:
 PROFILES = {"paper": Config, "quick": _quick, "smoke": _smoke}
 #: seeds each profile runs by default
 PROFILE_SEEDS = {"paper": list(range(1, 21)), "quick": [1, 2, 3, 4], "smoke": [1, 2]}
+#: whether `sysa run` also runs the control ensemble (independent initialisation) by default
+PROFILE_CONTROL = {"paper": True, "quick": True, "smoke": False}
 
 
 def profile(name: str) -> Config:

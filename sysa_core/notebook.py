@@ -17,7 +17,7 @@ PARAMETERS = {
     "train": _SEED_PARAMS,
     "inspect": _SEED_PARAMS,
     "pca": _SEED_PARAMS,
-    "population": {"profile": str, "run_dir": str},
+    "population": {"profile": str, "run_dir": str, "control_dir": str},
 }
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -66,6 +66,7 @@ def setup(name: str, namespace: dict) -> Context:
     if name == "population":
         cfg = _config.resolve(p["profile"])
         run_dir = Path(p["run_dir"]) if p["run_dir"] else paths.default_run_dir(p["profile"])
+        p["control_dir"] = Path(p["control_dir"]) if p["control_dir"] else None
         return Context(name, cfg, run_dir, p)
     cfg = _config.resolve(p["profile"], p["overrides"], seed=p["seed"])
     run_dir = Path(p["run_dir"]) if p["run_dir"] else paths.seed_dir(paths.default_run_dir(p["profile"]), p["seed"])

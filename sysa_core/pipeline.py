@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import platform
 import shutil
+import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import io, paths, population, report
@@ -105,99 +107,168 @@ def _seed_complete(sdir: Path, cfg: Config) -> dict | None:
     return rec
 
 
+@dataclass
+class Ensemble:
+    """A set of seeds trained with one configuration, in its own folder of the run."""
+
+    label: str  # "main" or "control"
+    folder: Path
+    cfg: Config
+    overrides: list
+
+    def seed_dir(self, seed: int) -> Path:
+        return paths.seed_dir(self.folder, seed)
+
+    def rel(self, seed: int, name: str) -> str:
+        """Path of a seed's file relative to the run folder (for links in the index)."""
+        prefix = "" if self.label == "main" else f"{self.label}/"
+        return f"{prefix}seed_{seed}/{name}"
+
+
+#: overrides that turn an ensemble into its control: I and w drawn independently (SPEC section 6)
+CONTROL_OVERRIDES = ["model.init=independent"]
+
+
+def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int | None = None,
+             pretrain_error: str | None = None) -> dict:
+    """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns
+    the seed's record. Runs in this process, a pool worker or a Dask worker."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the notebook kernels
+    scfg = replace(ens.cfg, seed=seed)
+    sdir = ens.seed_dir(seed)
+    sdir.mkdir(parents=True, exist_ok=True)
+    rec = {"seed": seed, "ensemble": ens.label, "config_id": scfg.identity(), "status": "running",
+           "steps": [], "error": None, "host": platform.node()}
+    train_seconds = 0.0
+    if train_here:
+        from . import training
+
+        t = time.perf_counter()
+        try:
+            training.train(scfg, sdir, progress=False)
+        except UserError as exc:
+            pretrain_error = str(exc)
+        train_seconds = time.perf_counter() - t
+    params = {"profile": ens.cfg.profile, "seed": seed, "overrides": list(ens.overrides), "run_dir": str(sdir)}
+    for name in SEED_NOTEBOOKS:
+        seconds, error = _execute(nbs[name], sdir / f"{name}.ipynb", params, cwd=sdir)
+        if name == "train":
+            seconds += train_seconds
+        rec["steps"].append({"name": name, "seconds": seconds, "html": ens.rel(seed, f"{name}.html"),
+                             "ipynb": ens.rel(seed, f"{name}.ipynb")})
+        if error:
+            rec["status"], rec["error"] = "failed", pretrain_error or error
+            break
+    else:
+        rec["status"] = "complete"
+    io.write_json(sdir / RECORD, rec)
+    return rec
+
+
 def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
-        batch_seeds: bool = False, progress: bool = True) -> int:
-    """Run the pipeline; returns the exit status (0 when every seed and the population succeeded)."""
+        batch_seeds: bool = False, progress: bool = True, control: bool = False,
+        workers: int = 1, scheduler: str | None = None) -> int:
+    """Run the pipeline; returns the exit status (0 when every seed and the population succeeded).
+
+    control: also run the control ensemble (independent initialisation) in OUT/control.
+    workers: seeds run in parallel on this machine (a process pool); scheduler: the address of
+    a Dask scheduler whose workers run the seeds (the output folder must be shared with them).
+    """
     from tqdm.auto import tqdm
 
-    from . import training
+    from . import executors, training
 
     out = Path(out).resolve()
     check_output_dir(out)
     nbs = check_notebooks()
+    client = executors.dask_client(scheduler, out) if scheduler else None
+    ensembles = [Ensemble("main", out, cfg, list(overrides))]
+    if control:
+        ctl_over = list(overrides) + CONTROL_OVERRIDES
+        from .config import apply_overrides, validate
+
+        ensembles.append(Ensemble("control", out / "control", validate(apply_overrides(cfg, CONTROL_OVERRIDES)),
+                                  ctl_over))
     with RunLock(out):
-        run_cfg = {"profile": cfg.profile, "overrides": list(overrides), "seeds": seeds,
+        run_cfg = {"profile": cfg.profile, "overrides": list(overrides), "seeds": seeds, "control": control,
                    "config": {k: v for k, v in cfg.to_dict().items() if k != "seed"},
                    "code_version": code_version()}
         io.write_json(out / "config.json", run_cfg, if_changed=True)
-        records: dict[int, dict] = {}
-        todo = []
-        for s in seeds:
-            scfg = replace(cfg, seed=s)
-            sdir = paths.seed_dir(out, s)
-            rec = None if force else _seed_complete(sdir, scfg)
-            if rec is not None:
-                records[s] = rec
-                continue
-            if force and sdir.exists():
-                shutil.rmtree(sdir)
-            todo.append(s)
-
-        # Training in this process (its own progress bar; seeds batched when asked); the train
-        # notebook then finds the finished checkpoint and reports it.
-        pretrain_error: dict[int, str] = {}
-        folders = {s: paths.seed_dir(out, s) for s in todo}
-        groups = [todo] if batch_seeds and todo else [[s] for s in todo]
-        for group in groups:
-            t = time.perf_counter()
-            try:
-                training.train_seeds(cfg, group, folders, batch_seeds=batch_seeds, progress=progress)
-            except UserError as exc:
-                if len(group) > 1:  # isolate: train the group's seeds one at a time
-                    groups.extend([s] for s in group)
+        records: dict[tuple, dict] = {}
+        todo: list[tuple[Ensemble, int]] = []
+        for ens in ensembles:
+            for s in seeds:
+                sdir = ens.seed_dir(s)
+                rec = None if force else _seed_complete(sdir, replace(ens.cfg, seed=s))
+                if rec is not None:
+                    records[(ens.label, s)] = rec
                     continue
-                pretrain_error[group[0]] = str(exc)
-            for s in group:
-                records.setdefault(s, {"steps": []})["train_seconds"] = (time.perf_counter() - t) / len(group)
+                if force and sdir.exists():
+                    shutil.rmtree(sdir)
+                todo.append((ens, s))
 
-        bar = tqdm(total=len(todo) * len(SEED_NOTEBOOKS) + 1, desc="notebooks", disable=not progress)
-        for s in todo:
-            scfg = replace(cfg, seed=s)
-            sdir = paths.seed_dir(out, s)
-            rec = {"seed": s, "config_id": scfg.identity(), "status": "running", "steps": [], "error": None}
-            params = {"profile": cfg.profile, "seed": s, "overrides": list(overrides), "run_dir": str(sdir)}
-            for name in SEED_NOTEBOOKS:
-                bar.set_postfix_str(f"seed {s}: {name}")
-                seconds, error = _execute(nbs[name], sdir / f"{name}.ipynb", params, cwd=sdir)
-                if name == "train":
-                    seconds += records.get(s, {}).get("train_seconds", 0.0)
-                rec["steps"].append({"name": name, "seconds": seconds, "html": f"seed_{s}/{name}.html",
-                                     "ipynb": f"seed_{s}/{name}.ipynb"})
+        bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
+        if client is None and workers <= 1:
+            # here: training in this process with its own progress bar (seeds batched when asked),
+            # then the notebooks, which find the finished checkpoints
+            pre_err: dict[tuple, str] = {}
+            for ens in ensembles:
+                mine = [s for e, s in todo if e is ens]
+                groups = [mine] if batch_seeds and mine else [[s] for s in mine]
+                for group in groups:
+                    try:
+                        training.train_seeds(ens.cfg, group, {s: ens.seed_dir(s) for s in group},
+                                             batch_seeds=batch_seeds, progress=progress)
+                    except UserError as exc:
+                        if len(group) > 1:  # isolate the failure: one seed at a time
+                            groups.extend([s] for s in group)
+                            continue
+                        pre_err[(ens.label, group[0])] = str(exc)
+            for ens, s in todo:
+                bar.set_postfix_str(f"{ens.label} seed {s}")
+                records[(ens.label, s)] = seed_job(ens, s, nbs, train_here=False,
+                                                   pretrain_error=pre_err.get((ens.label, s)))
                 bar.update(1)
-                if error:
-                    rec["status"], rec["error"] = "failed", pretrain_error.get(s) or error
-                    bar.update(len(SEED_NOTEBOOKS) - len(rec["steps"]))
-                    break
-            else:
-                rec["status"] = "complete"
-            io.write_json(sdir / RECORD, rec)
-            records[s] = rec
+        else:
+            for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar):
+                records[(label, s)] = rec
 
-        ok = [s for s in seeds if records[s].get("status") == "complete"]
-        for s in ok:
-            records[s]["metrics"] = io.read_json(paths.seed_dir(out, s) / "metrics.json")
-        pop = _population(nbs["population"], out, cfg, ok, bar)
+        pops = {}
+        for ens in ensembles:
+            ok = [s for s in seeds if records[(ens.label, s)].get("status") == "complete"]
+            for s in ok:
+                records[(ens.label, s)]["metrics"] = io.read_json(ens.seed_dir(s) / "metrics.json")
+            pops[ens.label] = ok
+        pop = _population(nbs["population"], out, cfg, pops, control, bar)
         bar.close()
-        report.write_index(out, run_cfg, [records[s] for s in seeds], pop)
+        report.write_index(out, run_cfg, [records[(e.label, s)] for e in ensembles for s in seeds], pop)
 
-    failed = [s for s in seeds if records[s].get("status") != "complete"]
+    failed = [f"{'' if lab == 'main' else lab + ' '}{s}" for (lab, s), r in records.items()
+              if r.get("status") != "complete"]
+    n_ok = len(pops["main"])
     pop_failed = bool(pop and pop.get("error"))
     if progress or failed or pop_failed:
-        import sys
-        print(f"sysa run: {len(ok)}/{len(seeds)} seeds complete"
-              + (f"; failed: {', '.join(map(str, failed))}" if failed else "")
+        print(f"sysa run: {n_ok}/{len(seeds)} seeds complete"
+              + (f" (control: {len(pops['control'])}/{len(seeds)})" if control else "")
+              + (f"; failed: {', '.join(failed)}" if failed else "")
               + ("; population report failed" if pop_failed else "")
               + f"; report: {out / 'index.html'}", file=sys.stderr)
-    return 1 if failed or pop_failed or not ok else 0
+    return 1 if failed or pop_failed or not n_ok else 0
 
 
-def _population(src: Path, out: Path, cfg: Config, ok: list[int], bar) -> dict | None:
+def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar) -> dict | None:
     """Execute the population notebook over the complete seeds, unless its inputs are unchanged."""
     bar.set_postfix_str("population")
-    if not ok:
+    if not ok["main"]:
         bar.update(1)
         return None
-    digest = population.inputs_digest(out, ok)
+    digest = population.inputs_digest(out, ok["main"])
+    if control:
+        digest += population.inputs_digest(out / "control", ok["control"])
     rec_path = out / "population.json"
     if rec_path.exists() and (out / "population.html").exists():
         try:
@@ -207,8 +278,9 @@ def _population(src: Path, out: Path, cfg: Config, ok: list[int], bar) -> dict |
         if prev.get("digest") == digest and not prev.get("error"):
             bar.update(1)
             return prev
-    seconds, error = _execute(src, out / "population.ipynb", {"profile": cfg.profile, "run_dir": str(out)}, cwd=out)
-    rec = {"digest": digest, "seeds": ok, "seconds": seconds, "error": error,
+    params = {"profile": cfg.profile, "run_dir": str(out), "control_dir": str(out / "control") if control else ""}
+    seconds, error = _execute(src, out / "population.ipynb", params, cwd=out)
+    rec = {"digest": digest, "seeds": ok["main"], "seconds": seconds, "error": error,
            "links": {"population report": "population.html", "notebook": "population.ipynb",
                      "table (CSV)": "population.csv"}}
     io.write_json(rec_path, rec)

@@ -141,3 +141,19 @@ def performance_panels(table, columns: dict):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def ensemble_comparison(df, columns: dict):
+    """Each measure's distribution per ensemble (one panel per measure, seeds as points)."""
+    import seaborn as sns
+
+    n = len(columns)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.2), squeeze=False)
+    for ax, (col, lab) in zip(axes[0], columns.items()):
+        sns.boxplot(data=df, x="ensemble", y=col, ax=ax, color="0.9", showfliers=False)
+        sns.stripplot(data=df, x="ensemble", y=col, ax=ax, size=5, jitter=0.15)
+        ax.set(xlabel="", ylabel=lab)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

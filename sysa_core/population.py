@@ -38,6 +38,11 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
 
 
+def combine(tables: dict) -> pd.DataFrame:
+    """Stack the tables of several ensembles with an `ensemble` column."""
+    return pd.concat([t.assign(ensemble=name) for name, t in tables.items()], ignore_index=True)
+
+
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     io.write_text(path, df.to_csv(index=False))
 

@@ -65,7 +65,8 @@ def write_index(run_dir: Path, run_cfg: dict, seed_records: list[dict], populati
         cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in metric_cols)
         status = rec.get("status", "?")
         err = f'<br><small>{html.escape(rec["error"])}</small>' if rec.get("error") else ""
-        rows.append(f'<tr class="{status}"><td>{s}</td><td class="l">{status}{err}</td>{cells}'
+        rows.append(f'<tr class="{status}"><td class="l">{html.escape(rec.get("ensemble", "main"))}</td>'
+                    f'<td>{s}</td><td class="l">{status}{err}</td>{cells}'
                     f'<td class="l">{" ".join(links)}</td><td class="l">{times}</td></tr>')
     head = "".join(f"<th>{lab}</th>" for _, lab in metric_cols)
     pop = ""
@@ -74,13 +75,17 @@ def write_index(run_dir: Path, run_cfg: dict, seed_records: list[dict], populati
         pop = (f"<h2>Population</h2><p>{links} · {population.get('seconds', 0):.1f}s"
                f"{' · ' + html.escape(population['error']) if population.get('error') else ''}</p>"
                f"{_img(run_dir / 'population.png')}")
-    n_ok = sum(r.get("status") == "complete" for r in seed_records)
+    main = [r for r in seed_records if r.get("ensemble", "main") == "main"]
+    n_ok = sum(r.get("status") == "complete" for r in main)
+    ctl = [r for r in seed_records if r.get("ensemble") == "control"]
+    ctl_note = (f" The control ensemble ({sum(r.get('status') == 'complete' for r in ctl)} of {len(ctl)} complete) "
+                f"uses the same seeds with I and w initialised independently.") if ctl else ""
     doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>sysa run: {html.escape(str(run_cfg.get('profile')))}</title>
 <style>{STYLE}</style></head><body>
 <h1>System A run <code>{html.escape(str(run_cfg.get('profile')))}</code></h1>
-<p>{n_ok} of {len(seed_records)} seeds complete. Precision is the mean plateau MSE over the test durations
+<p>{n_ok} of {len(main)} seeds complete.{ctl_note} Precision is the mean plateau MSE over the test durations
 (lower is better); "untrained" is the same network before training.</p>
-<table><tr><th>seed</th><th>status</th>{head}<th>reports</th><th>time</th></tr>
+<table><tr><th>ensemble</th><th>seed</th><th>status</th>{head}<th>reports</th><th>time</th></tr>
 {''.join(rows)}</table>
 {pop}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(run_cfg, indent=2))}</pre>
