@@ -44,7 +44,16 @@ def _log(msg: str) -> None:
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process in MiB: VmHWM on Linux (the high-water mark of this
+    process's own memory; ru_maxrss of a freshly started child also counts its parent's memory
+    at fork time), else ru_maxrss (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
