@@ -127,8 +127,10 @@ class Config:
                                     f"got {vals['durations_ms']!r}")
                 vals["durations_ms"] = tuple(vals["durations_ms"])
             kwargs[f.name] = sub(**vals)
-        cfg = cls(**kwargs)
-        return validate(cfg)
+        try:
+            return validate(cls(**kwargs))
+        except UserError as exc:  # name the file the bad value came from
+            raise UserError(f"{source}: {exc}") from None
 
     def identity(self) -> str:
         """Hash of everything that changes a trained model (not the profile label)."""
