@@ -6,6 +6,7 @@ repository, never copied into it); tests that need them skip when the folder is 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,20 @@ def reference_dir() -> Path:
     return REFERENCE
 
 
+def cli_env() -> dict:
+    """The environment of the CLI subprocesses: single-threaded torch unless OMP_NUM_THREADS is set
+    (run `OMP_NUM_THREADS=2 pytest` to exercise the multi-threaded path). On a shared 2-core
+    machine torch's default thread pool makes these small-matrix runs 3-8x slower; results
+    are compared between runs made with the same setting."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
 def run_cli(*args, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`python -m sysa_core ARGS` in a fresh interpreter, as a user would run it."""
     return subprocess.run([sys.executable, "-m", "sysa_core", *map(str, args)], cwd=cwd or REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=cli_env())
 
 
 def assert_user_error(stderr: str, rc: int, *needles: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, assert_user_error, run_cli
+from conftest import REPO, assert_user_error, cli_env, run_cli
 from sysa_core import config, io, model
 from sysa_core.errors import UserError
 
@@ -71,7 +71,7 @@ def test_sigkill_while_writing_leaves_complete_checkpoints_or_none(tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(HELPER)
     proc = subprocess.run([sys.executable, str(script), str(folder), str(snap), str(n), "1"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=cli_env())
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(ln) for ln in proc.stdout.splitlines()]
     summary = lines[-1]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, assert_user_error, run_cli
+from conftest import REPO, assert_user_error, cli_env, run_cli
 from sysa_core import analysis, cli, config, io, model, task, training
 from sysa_core.errors import TrainingDiverged
 
@@ -177,7 +177,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, s
     out = tmp_path / "run"
     ck_path = out / "seed_1" / "sys_A1_state.pth"
     cmd = [sys.executable, "-m", "sysa_core", *TRAIN_SMOKE, "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
     try:
         deadline = time.monotonic() + 300
         while not ck_path.exists():

@@ -1,0 +1,212 @@
+"""sysa_core.cli: `sysa evaluate` reproduces the published checkpoints' numbers; every user error
+(parameters, options, files) ends in one line on stderr and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import PUBLISHED, assert_user_error, parse_json_lines, run_cli
+from sysa_core import analysis, cli
+
+METRIC_KEYS = {"precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
+               "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"}
+
+
+@pytest.fixture(scope="module")
+def reference_eval(reference_dir, tmp_path_factory):
+    """One `sysa evaluate --json` over both published checkpoints and a bare state dict of seed 1."""
+    bare = tmp_path_factory.mktemp("bare") / "sys_A1.pth"
+    torch.save(torch.load(reference_dir / "sys_A1_state.pth", weights_only=True)["state_dict"], bare)
+    proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", reference_dir / "sys_A2_state.pth", bare, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = parse_json_lines(proc.stdout)
+    assert len(out) == 3
+    return {"1": out[0], "2": out[1], "bare1": out[2]}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_evaluate_reproduces_the_published_numbers(reference_eval, seed):
+    m = reference_eval[str(seed)]
+    precision, correlation = PUBLISHED[seed]
+    assert METRIC_KEYS <= set(m)
+    assert m["seed"] == seed and m["epoch"] == 49
+    assert m["precision"] == pytest.approx(precision, rel=1e-4)
+    assert m["weight_correlation"] == pytest.approx(correlation, abs=1e-5)
+    by = m["precision_by_duration"]
+    assert set(by) == {"50", "150", "300"}
+    assert m["precision"] == pytest.approx(sum(by.values()) / 3, rel=1e-6)
+    assert by["300"] > by["50"] and by["300"] > by["150"]  # 300 ms lies outside the training range
+    for k in ("pr_input_l1", "pr_input_l2", "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"):
+        assert 1.0 <= m[k] <= 500.0, k
+    assert m["pr_input_l2"] <= m["pr_input_l1"] and m["pr_output_l2"] <= m["pr_output_l1"]
+
+
+def test_reference_activity_dimensionalities_match_spec_facts(reference_eval):
+    """SPEC section 6: about 3.9 spontaneous, 2.5 .. 3.8 in the memory period. The spontaneous run
+    depends only on G (shared by every seed) and h = 0.1, so it is the same for both models."""
+    m1, m2 = reference_eval["1"], reference_eval["2"]
+    assert m1["dim_spontaneous"] == pytest.approx(3.9, abs=0.1)
+    assert m1["dim_spontaneous"] == pytest.approx(m2["dim_spontaneous"], rel=1e-9)
+    for m in (m1, m2):
+        assert 2.4 <= m["dim_memory"] <= 3.9
+
+
+def test_bare_state_dict_gives_the_same_numbers(reference_eval):
+    a, b = reference_eval["1"], reference_eval["bare1"]
+    assert b["seed"] == 1 and b["epoch"] is None
+    for k in METRIC_KEYS - {"precision_by_duration"}:
+        assert math.isclose(a[k], b[k], rel_tol=1e-12), k
+    assert a["precision_by_duration"] == pytest.approx(b["precision_by_duration"], rel=1e-12)
+
+
+def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smoke_cfg):
+    """A smoke checkpoint (48 units) is evaluated with its own configuration, read from
+    sys_A1_train.json, and gives the in-process analysis numbers."""
+    proc = run_cli("evaluate", smoke_train / "sys_A1_state.pth", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (m,) = parse_json_lines(proc.stdout)
+    sd = torch.load(smoke_train / "sys_A1_state.pth", weights_only=True)["state_dict"]
+    ref = analysis.metrics(smoke_cfg, sd)
+    assert m["epoch"] == smoke_cfg.train.epochs - 1
+    for k in METRIC_KEYS - {"precision_by_duration"}:
+        assert m[k] == pytest.approx(ref[k], rel=1e-4), k
+
+
+def test_evaluate_text_output_and_explicit_seed(smoke_train, tmp_path, capsys):
+    p = tmp_path / "model.pth"
+    shutil.copyfile(smoke_train / "sys_A1.pth", p)
+    assert cli.main(["evaluate", str(p), "--seed", "1", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert str(p) in out and "(seed 1)" in out
+    for k in METRIC_KEYS:
+        assert k in out
+
+
+def test_help_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "evaluate" in capsys.readouterr().out
+
+
+# -- user errors -------------------------------------------------------------------------
+
+def _train(*extra):
+    return lambda tmp: ["train", "--profile", "smoke", "--quiet", "--out", str(tmp / "out"), *extra]
+
+
+def _with_file(make, *extra):
+    def build(tmp):
+        return ["evaluate", str(make(tmp)), *extra]
+    return build
+
+
+def _missing(tmp):
+    return tmp / "nowhere" / "sys_A1_state.pth"
+
+
+def _unnamed(tmp):
+    p = tmp / "model.pth"
+    p.write_bytes(b"x")
+    return p
+
+
+def _folder(tmp):
+    p = tmp / "sys_A1_state.pth"
+    p.mkdir()
+    return p
+
+
+def _meta_without_config(tmp):
+    p = tmp / "sys_A1.pth"
+    p.write_bytes(b"x")
+    (tmp / "sys_A1_train.json").write_text('{"status": "complete"}')
+    return p
+
+
+def _meta_not_json(tmp):
+    p = tmp / "sys_A1.pth"
+    p.write_bytes(b"x")
+    (tmp / "sys_A1_train.json").write_text('{"config": ')
+    return p
+
+
+def _meta_bad_value(tmp):
+    p = tmp / "sys_A1.pth"
+    p.write_bytes(b"x")
+    (tmp / "sys_A1_train.json").write_text(json.dumps({"config": {"model": {"hidden_size": -4}}}))
+    return p
+
+
+def _out_is_a_file(tmp):
+    (tmp / "file").write_text("")
+    return ["train", "--profile", "smoke", "--quiet", "--out", str(tmp / "file")]
+
+
+INVALID = {
+    # configuration values (--set), each naming the parameter
+    "hidden size too small": (_train("--set", "hidden_size=1"), ["model.hidden_size"]),
+    "hidden size not an int": (_train("--set", "hidden_size=abc"), ["hidden_size", "'abc'"]),
+    "hidden size as float text": (_train("--set", "hidden_size=1e3"), ["hidden_size"]),
+    "dt larger than tau": (_train("--set", "dt_ms=200"), ["model.dt_ms", "tau_ms"]),
+    "tau zero": (_train("--set", "tau_ms=0"), ["model.tau_ms"]),
+    "dt not dividing the times": (_train("--set", "dt_ms=0.7"), ["whole number of steps"]),
+    "catch fraction above 1": (_train("--set", "perc=1.5"), ["task.perc"]),
+    "negative learning rate": (_train("--set", "lr=-1"), ["train.lr"]),
+    "NaN learning rate": (_train("--set", "lr=nan"), ["train.lr", "finite"]),
+    "zero epochs": (_train("--set", "epochs=0"), ["train.epochs"]),
+    "batch larger than the trials": (_train("--set", "batch_size=100"), ["train.batch_size"]),
+    "unknown engine": (_train("--set", "engine=fast"), ["train.engine"]),
+    "unknown init": (_train("--set", "init=coupled"), ["model.init"]),
+    "G per seed with the coupled init": (_train("--set", "G_per_seed=true"), ["model.G_per_seed"]),
+    "bool not a bool": (_train("--set", "h0_zero=maybe"), ["h0_zero", "maybe"]),
+    "unsupported dtype": (_train("--set", "dtype=float16"), ["model.dtype"]),
+    "negative seed": (_train("--set", "seed=-3"), ["seed"]),
+    "pulse ends after cost onset": (_train("--set", "cost_onset_ms=200"), ["task.cost_onset_ms"]),
+    "cost onset outside the trial": (_train("--set", "Nt_ms=300"), ["task.cost_onset_ms", "Nt_ms=300"]),
+    "onset before the trial": (_train("--set", "O_on_ms=40"), ["task.O_on_ms"]),
+    "zero test duration": (_train("--set", "durations_ms=0,50"), ["analysis.durations_ms"]),
+    "test pulse after cost onset": (_train("--set", "eval_onset_ms=300"), ["analysis.eval_onset_ms"]),
+    "memory window inside the pulse": (_train("--set", "mem_start_ms=50"), ["analysis.mem_start_ms"]),
+    "unknown key": (_train("--set", "hiden_size=5"), ["unknown key 'hiden_size'"]),
+    "ambiguous or bare key without value": (_train("--set", "hidden_size"), ["expected key=value"]),
+    # options
+    "unknown profile": (_train("--profile", "fast"), ["profile", "fast"]),
+    "reversed seed range": (_train("--seeds", "5-1"), ["--seeds"]),
+    "seed range beyond 2^31": (_train("--seeds", "1-99999999999"), ["--seeds"]),
+    "seeds not numbers": (_train("--seeds", "a,b"), ["--seeds"]),
+    "unknown option": (_train("--bogus"), ["unrecognized arguments: --bogus"]),
+    "missing --out": (lambda tmp: ["train", "--profile", "smoke"], ["--out"]),
+    "no command": (lambda tmp: [], ["command"]),
+    "--out is a file": (_out_is_a_file, ["--out", "file"]),
+    # files given to evaluate
+    "missing checkpoint": (_with_file(_missing), ["sys_A1_state.pth", "no such file"]),
+    "seed not in the file name": (_with_file(_unnamed), ["model.pth", "--seed"]),
+    "a folder": (_with_file(_folder), ["sys_A1_state.pth", "folder"]),
+    "seed option not a number": (_with_file(_missing, "--seed", "one"), ["--seed"]),
+    "metadata without config": (_with_file(_meta_without_config), ["sys_A1_train.json", "config"]),
+    "metadata not JSON": (_with_file(_meta_not_json), ["sys_A1_train.json", "JSON"]),
+    "metadata with a bad value": (_with_file(_meta_bad_value), ["sys_A1_train.json", "model.hidden_size"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_invalid_input_is_one_line_and_status_2(case, tmp_path, capsys):
+    build, needles = INVALID[case]
+    rc = cli.main(build(tmp_path))
+    err = capsys.readouterr()
+    assert_user_error(err.err, rc, *needles)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pth")), "work started"
+
+
+@pytest.mark.parametrize("case", ["dt larger than tau", "no command", "missing checkpoint", "unknown option"])
+def test_invalid_input_in_a_real_process(case, tmp_path):
+    build, needles = INVALID[case]
+    proc = run_cli(*build(tmp_path))
+    assert_user_error(proc.stderr, proc.returncode, *needles)
+    assert proc.stdout == ""
