@@ -14,11 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-# The in-process tests use small matrices, for which the intra-op thread pool only adds latency
-# (and makes the suite's speed hostage to other load on a 2-core machine). The real CLI runs in
-# subprocesses keep torch's default.
-torch.set_num_threads(1)
-
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
 
@@ -33,14 +28,27 @@ def reference_dir() -> Path:
     return REFERENCE
 
 
+#: torch threads of the CLI subprocesses, fixed when the session starts (a test that changes
+#: os.environ later must not change it between two runs that are compared bit for bit)
+CLI_THREADS = os.environ.get("OMP_NUM_THREADS", "1")
+
+
 def cli_env() -> dict:
     """The environment of the CLI subprocesses: single-threaded torch unless OMP_NUM_THREADS is set
     (run `OMP_NUM_THREADS=2 pytest` to exercise the multi-threaded path). On a shared 2-core
     machine torch's default thread pool makes these small-matrix runs 3-8x slower; results
     are compared between runs made with the same setting."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+    return dict(os.environ, OMP_NUM_THREADS=CLI_THREADS)
+
+
+@pytest.fixture(scope="module")
+def single_threaded_torch():
+    """In-process tests on small matrices: the intra-op thread pool only adds latency (and makes
+    the suite's speed hostage to other load on a 2-core machine). Restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def run_cli(*args, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:

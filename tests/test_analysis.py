@@ -9,6 +9,8 @@ import torch
 from sysa_core import analysis, config, model, task
 from sysa_core.model import generator
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 KEYS = {"precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
         "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"}
 

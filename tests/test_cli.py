@@ -13,6 +13,8 @@ import torch
 from conftest import PUBLISHED, assert_user_error, parse_json_lines, run_cli
 from sysa_core import analysis, cli
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 METRIC_KEYS = {"precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
                "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"}
 

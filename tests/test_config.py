@@ -9,6 +9,8 @@ import pytest
 from sysa_core import config
 from sysa_core.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 
 def test_paper_profile_is_the_original_parameters():
     """The defaults and the `paper` profile are SPEC's table values."""

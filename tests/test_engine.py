@@ -11,6 +11,8 @@ import torch
 from sysa_core import config, engine, model, task
 from sysa_core.model import generator
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 TOL = {"float32": 1e-4, "float64": 1e-9}
 
 

@@ -18,6 +18,8 @@ from conftest import REPO, assert_user_error, cli_env, run_cli
 from sysa_core import config, io, model
 from sysa_core.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 
 # -- atomic writes -----------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ import torch
 
 from sysa_core import analysis, config, model
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 
 def _mcfg(*overrides, profile="paper"):
     return config.resolve(profile, list(overrides)).model

@@ -8,6 +8,8 @@ import torch
 from sysa_core import config, task, training
 from sysa_core.model import generator
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 
 def _expected(cfg, onset_step, dur_step, T, cost_step):
     """SPEC section 2 written out in numpy, independently of task.build_trials."""

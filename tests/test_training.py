@@ -18,6 +18,8 @@ from conftest import REPO, assert_user_error, cli_env, run_cli
 from sysa_core import analysis, cli, config, io, model, task, training
 from sysa_core.errors import TrainingDiverged
 
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
 TRAIN_SMOKE = ["train", "--profile", "smoke", "--seeds", "1", "--quiet"]
 
 
