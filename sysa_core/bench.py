@@ -9,8 +9,10 @@ busy machine. Nothing is extrapolated: each figure says how many steps it was me
 Cases:
 * `train_step` - one training step (32 trials, the profile's timeline, forward + backward)
   of seed 1 on a fixed, seeded batch: `reference_ms`, `fast_ms`, `speedup`, `roofline_ms`
-  (the two products (R x N)(N x N) per step the fast engine simulates, R = its rows),
-  `roofline_ratio`, `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
+  (the two products (rows x N)(N x N) per active step, with the rows the fast engine
+  multiplies at that step: a trial joins at its first input) and `roofline_ratio`;
+  `roofline_all_rows_ms` (all R simulated rows at every step from the earliest onset) and its
+  ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
   (analysis.metrics of one model) and the gradient and loss errors of the fast engine
   against the reference on that batch;
 * `train_step_float64` (full run only) - the same check in float64;
@@ -32,7 +34,7 @@ import torch
 
 from . import analysis, config
 from .config import Config
-from .engine import adjoint_step, autograd_step
+from .engine import _row_schedule, adjoint_step, autograd_step
 from .model import DTYPES, init_weights
 from .task import draw_trials
 
@@ -78,44 +80,58 @@ def step_args(cfg: Config, seeds: list[int], batch: int, per_seed_G: bool = Fals
     return G, I, w, h0, trials, cfg.alpha, cfg.model.g_G
 
 
-def active_work(args) -> tuple[int, int, list[tuple[int, int]]]:
-    """(rows R, active steps, row blocks per G) that the fast engine simulates for these arguments:
-    rows are the non-catch trials (all trials when h0 != 0), steps run from the earliest onset."""
+def active_work(args) -> dict:
+    """What the fast engine simulates for these arguments: `rows` (non-catch trials; all trials
+    when h0 != 0), `active_steps` (from the earliest first input), `blocks` (rows sharing a G) and
+    `schedule`: per active step, the row ranges whose state can be non-zero (rows sorted by first
+    input; a row joins the products at its first input), and `row_steps`, their total."""
     G, I, w, h0, trials, _, _ = args
     T = trials[0].x.shape[1]
-    t0, rows, blocks = T, 0, []
+    starts, bounds, n_rows = [], [], 0
     for s, tr in enumerate(trials):
+        has_x = (tr.x != 0).any(dim=2)
         if bool((h0[s] == 0).all()):
-            keep = ~tr.catch & (tr.x != 0).any(dim=(1, 2))
-            if keep.any():
-                t0 = min(t0, int(tr.onset_step[keep].min()))
-            n = int(keep.sum())
+            keep = ~tr.catch & has_x.any(dim=1)
+            first = has_x[keep].to(torch.int8).argmax(dim=1).long()
         else:
-            t0, n = 0, len(tr)
-        blocks.append((rows, rows + n))
-        rows += n
+            first = torch.zeros(len(tr), dtype=torch.long)
+        starts.append(first.sort().values)
+        bounds.append((n_rows, n_rows + len(first)))
+        n_rows += len(first)
+    starts = torch.cat(starts)
+    blocks = [(0, n_rows)] if G.dim() == 2 else bounds
     if G.dim() == 2:
-        blocks = [(0, rows)]
-    return rows, T - t0, blocks
+        starts = starts.sort().values
+    if n_rows == 0:
+        return {"rows": 0, "active_steps": 0, "blocks": blocks, "schedule": [], "row_steps": 0}
+    t0 = int(starts.min())
+    sched = _row_schedule(starts, blocks, t0, T)
+    return {"rows": n_rows, "active_steps": T - t0, "blocks": blocks, "schedule": sched,
+            "row_steps": sum(e - lo for step in sched for lo, e in step)}
 
 
-def roofline_s(G: torch.Tensor, rows: int, steps: int, blocks) -> float:
-    """Seconds for the two matrix products per step that any exact step needs: (R x N)(N x N)
-    forward and backward, per block of rows sharing a G, for `steps` steps, in preallocated
-    buffers (the fast engine's layout: r G' forward, a G backward)."""
+def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False) -> float:
+    """Seconds for the two matrix products per step that an exact step needs: (rows x N)(N x N)
+    forward (r G') and backward (a G), per block of rows sharing a G, in preallocated buffers,
+    with the rows the fast engine multiplies at each active step (all_rows: every simulated
+    row at every active step)."""
     N = G.shape[-1]
     Gs = G.unsqueeze(0) if G.dim() == 2 else G
+    rows = work["rows"]
     r = torch.tanh(torch.randn(rows, N, dtype=G.dtype, generator=torch.Generator().manual_seed(1)))
     u = torch.empty_like(r)
     a = torch.empty_like(r)
-    GT = [Gs[b].T for b in range(len(blocks))]
-    Gc = [Gs[b].contiguous() for b in range(len(blocks))]
-    sl = [(r[lo:hi], u[lo:hi], a[lo:hi]) for lo, hi in blocks]
+    GT = [Gs[b].T for b in range(len(work["blocks"]))]
+    Gc = [Gs[b].contiguous() for b in range(len(work["blocks"]))]
+    bidx = {lo: b for b, (lo, _) in enumerate(work["blocks"])}
+    full = [[(lo, hi) for lo, hi in work["blocks"] if hi > lo]] * work["active_steps"]
+    sched = full if all_rows else work["schedule"]
     t = time.perf_counter()
-    for _ in range(steps):
-        for b, (rb, ub, ab) in enumerate(sl):
-            torch.mm(rb, GT[b], out=ub)
-            torch.mm(ub, Gc[b], out=ab)
+    for step in sched:
+        for lo, e in step:
+            b = bidx[lo]
+            torch.mm(r[lo:e], GT[b], out=u[lo:e])
+            torch.mm(u[lo:e], Gc[b], out=a[lo:e])
     return time.perf_counter() - t
 
 
@@ -138,12 +154,13 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
                     memory: bool = True, analysis_time: bool = True, case: str = "train_step") -> dict:
     """Reference vs fast engine on one seeded batch of seed 1; see the module docstring."""
     args = step_args(cfg, [1], batch)
-    rows, steps, blocks = active_work(args)
+    work = active_work(args)
     T = args[4][0].x.shape[1]
     _log(f"{case}: {batch} trials x {T} steps, {cfg.model.hidden_size} units, {cfg.model.dtype}; "
-         f"fast engine simulates {rows} rows x {steps} steps")
+         f"fast engine simulates {work['rows']} rows x {work['active_steps']} steps "
+         f"({work['row_steps']} row-steps in its products)")
     _, fast = _timed(adjoint_step, *args)  # warm-up; its result is the one checked
-    fast_s, ref_s, roof_s = [], [], []
+    fast_s, ref_s, roof_s, roof_all_s = [], [], [], []
     ref = None
     for i in range(max(repeats, reference_repeats)):
         if i < reference_repeats:
@@ -154,11 +171,13 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         if i < repeats:
             t, _ = _timed(adjoint_step, *args)
             fast_s.append(t)
-            roof_s.append(roofline_s(args[0], rows, steps, blocks))
-            _log(f"  fast step {i + 1}/{repeats}: {t * 1e3:.0f} ms (roofline {roof_s[-1] * 1e3:.0f} ms)")
+            roof_s.append(roofline_s(args[0], work))
+            roof_all_s.append(roofline_s(args[0], work, all_rows=True))
+            _log(f"  fast step {i + 1}/{repeats}: {t * 1e3:.0f} ms (roofline {roof_s[-1] * 1e3:.0f} ms, "
+                 f"all rows {roof_all_s[-1] * 1e3:.0f} ms)")
     out = {"case": case, "profile": cfg.profile, "dtype": cfg.model.dtype, "hidden_size": cfg.model.hidden_size,
-           "batch": batch, "steps": T, "simulated_rows": rows, "active_steps": steps,
-           "threads": torch.get_num_threads()}
+           "batch": batch, "steps": T, "simulated_rows": work["rows"], "active_steps": work["active_steps"],
+           "row_steps": work["row_steps"], "threads": torch.get_num_threads()}
     if ref_s:
         ref_ms = statistics.median(ref_s) * 1e3
         out.update(reference_ms=round(ref_ms, 1), reference_steps_measured=len(ref_s))
@@ -167,8 +186,10 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
     out.update(fast_ms=round(fast_ms, 1), fast_steps_measured=len(fast_s))
     if ref_s:
         out["speedup"] = round(ref_ms / fast_ms, 2)
+    roof_all_ms = statistics.median(roof_all_s) * 1e3
     out.update(roofline_ms=round(roof_ms, 1), roofline_ratio=round(fast_ms / roof_ms, 3),
-               roofline_steps_measured=len(roof_s))
+               roofline_steps_measured=len(roof_s), roofline_all_rows_ms=round(roof_all_ms, 1),
+               roofline_all_rows_ratio=round(fast_ms / roof_all_ms, 3))
     if memory:
         _log("  peak memory of one fast step in a fresh process")
         out["peak_rss_mb"] = round(probe_memory(cfg, batch), 1)
@@ -195,22 +216,23 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     args = step_args(cfg, seeds, batch, per_seed_G=per_seed_G)
     G, I, w, h0, trials, al, g = args
     single = [((G[s] if per_seed_G else G), I[s:s + 1], w[s:s + 1], h0[s:s + 1], [trials[s]], al, g) for s in range(k)]
-    rows, steps, blocks = active_work(args)
-    _log(f"{name}: {k} seeds, {rows} rows x {steps} steps")
+    work = active_work(args)
+    _log(f"{name}: {k} seeds, {work['rows']} rows x {work['active_steps']} steps")
     batched = adjoint_step(*args)  # warm-up, checked below
     sep = [adjoint_step(*a) for a in single]
     b_s, s_s, roof_s = [], [], []
     for i in range(repeats):
         b_s.append(_timed(adjoint_step, *args)[0])
         s_s.append(sum(_timed(adjoint_step, *a)[0] for a in single))
-        roof_s.append(roofline_s(G, rows, steps, blocks))
+        roof_s.append(roofline_s(G, work))
         _log(f"  repeat {i + 1}/{repeats}: batched {b_s[-1] * 1e3:.0f} ms, separately {s_s[-1] * 1e3:.0f} ms")
     b_ms, s_ms, r_ms = (statistics.median(v) * 1e3 for v in (b_s, s_s, roof_s))
     dI = torch.cat([r.dI for r in sep])
     dw = torch.cat([r.dw for r in sep])
     loss = torch.cat([r.loss for r in sep])
     return {"case": name, "profile": cfg.profile, "dtype": cfg.model.dtype, "k": k, "batch": batch,
-            "simulated_rows": rows, "active_steps": steps, "threads": torch.get_num_threads(),
+            "simulated_rows": work["rows"], "active_steps": work["active_steps"], "row_steps": work["row_steps"],
+            "threads": torch.get_num_threads(),
             "batched_ms": round(b_ms, 1), "separate_ms": round(s_ms, 1), "fast_ms_per_model": round(b_ms / k, 1),
             "batching_speedup": round(s_ms / b_ms, 3), "roofline_ms": round(r_ms, 1),
             "roofline_ratio": round(b_ms / r_ms, 3), "repeats": repeats,

@@ -57,6 +57,16 @@ def _np(t: torch.Tensor):
     return t.numpy() if t.device.type == "cpu" else None
 
 
+def _row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tuple[int, int]]]:
+    """Per active step t0..T-1 (rows sorted by start within each block), the row ranges
+    [lo, end) of each block whose rows have started (start <= t); empty ranges left out."""
+    steps = torch.arange(t0, T)
+    per_block = [lo + torch.searchsorted(starts[lo:hi].contiguous(), steps, right=True)
+                 for lo, hi in blocks]
+    ends = torch.stack(per_block, 1).tolist() if per_block else [[] for _ in range(T - t0)]
+    return [[(lo, e) for (lo, _), e in zip(blocks, row) if e > lo] for row in ends]
+
+
 @torch.no_grad()
 def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
                  trials: list[Trials], alpha: float, g: float) -> StepResult:
@@ -71,41 +81,51 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     zero_h0 = [bool((h0[s] == 0).all()) for s in range(k)]
     T = trials[0].x.shape[1]
 
-    # --- rows to simulate, their seeds, closed-form loss of everything skipped ---------
-    rows_x, rows_tgt, rows_coef, seed_of_row, bounds = [], [], [], [], []
+    # --- rows to simulate, their seeds and first steps; closed-form loss of the skipped rows
+    rows_x, rows_tgt, rows_coef, seed_of_row, rows_start, bounds = [], [], [], [], [], []
     loss = torch.zeros(k, dtype=torch.float64)
-    t0 = T
+    n_rows = 0
     for s, tr in enumerate(trials):
         mask, coef = _loss_weights(tr.target)
-        keep = torch.ones(len(tr), dtype=torch.bool)
+        has_x = (tr.x != 0).any(dim=2)  # (B, T)
         if zero_h0[s]:
-            keep = ~tr.catch & (tr.x != 0).any(dim=(1, 2))
-            first = tr.onset_step[keep]
-            t0 = min(t0, int(first.min())) if len(first) else t0
+            keep = ~tr.catch & has_x.any(dim=1)
+            # h (hence r and y) is exactly 0 before a row's first input
+            first = has_x[keep].to(torch.int8).argmax(dim=1)
         else:
-            t0 = 0
+            keep = torch.ones(len(tr), dtype=torch.bool)
+            first = torch.zeros(len(tr), dtype=torch.long)
         # skipped rows (catch trials) have y = 0 throughout: loss = sum(mask * target^2)
         skipped = ~keep
         if skipped.any():
             loss[s] += ((mask[skipped] * tr.target[skipped] ** 2).sum(dim=(1, 2)) * coef[skipped]).sum().double()
-        start = sum(len(x) for x in rows_x)
+        n = int(keep.sum())
         rows_x.append(tr.x[keep])
         rows_tgt.append((tr.target[keep], mask[keep]))
         rows_coef.append(coef[keep])
-        seed_of_row.append(torch.full((int(keep.sum()),), s, dtype=torch.long))
-        bounds.append((start, start + int(keep.sum())))
-    if t0 >= T:  # nothing to simulate
+        seed_of_row.append(torch.full((n,), s, dtype=torch.long))
+        rows_start.append(first.long())
+        bounds.append((n_rows, n_rows + n))
+        n_rows += n
+    if n_rows == 0:  # nothing to simulate
         return StepResult(loss.to(dtype), torch.zeros_like(I), torch.zeros_like(w))
-    x = torch.cat(rows_x).to(dev)  # (R, T, 1)
-    tgt = torch.cat([a for a, _ in rows_tgt]).to(dev)
-    mask = torch.cat([b for _, b in rows_tgt]).to(dev)
-    coef = torch.cat(rows_coef).to(dev)
-    sidx = torch.cat(seed_of_row).to(dev)
-    R = x.shape[0]
+    blocks = [(0, n_rows)] if shared_G else bounds
+    starts = torch.cat(rows_start)
+    # rows sorted by first step within each block, so the rows that have started form a prefix
+    perm = torch.cat([lo + torch.argsort(starts[lo:hi], stable=True) for lo, hi in blocks])
+    starts = starts[perm]
+    x = torch.cat(rows_x)[perm].to(dev)  # (R, T, 1)
+    tgt = torch.cat([a for a, _ in rows_tgt])[perm].to(dev)
+    mask = torch.cat([b for _, b in rows_tgt])[perm].to(dev)
+    coef = torch.cat(rows_coef)[perm].to(dev)
+    sidx_cpu = torch.cat(seed_of_row)[perm]
+    sidx = sidx_cpu.to(dev)
+    R = n_rows
+    t0 = int(starts.min())
     # steps before t0 (rows with zero h0 only, as t0 = 0 otherwise): y = 0, loss in closed form
     if t0 > 0:
         pre = (mask[:, :t0] * tgt[:, :t0] ** 2).sum(dim=(1, 2)) * coef
-        loss.index_add_(0, sidx.cpu(), pre.double().cpu())
+        loss.index_add_(0, sidx_cpu, pre.double().cpu())
 
     I_rows = I[sidx, :, 0]  # (R, N)
     w_rows = w[sidx, :, 0].contiguous()
@@ -113,35 +133,40 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     x_a = x[:, t0:, 0].T.contiguous()  # (Ta, R), active steps only
     has_input = (x_a != 0).any(dim=1).tolist()
     x_cols = [x_a[i].unsqueeze(1) if has_input[i] else None for i in range(Ta)]  # (R, 1) or None
+    # per step, the row ranges whose state can be non-zero: the products skip the others
+    # (their h, r stay exactly 0 in the forward pass; in the backward pass their adjoint is
+    # never used, as they have neither input nor rate at those steps)
+    sched = _row_schedule(starts, blocks, t0, T)
+    full = [(lo, hi) for lo, hi in blocks if hi > lo]
     ag = alpha * g
     Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
-    blocks = [(0, R)] if shared_G else bounds
+    bidx = {lo: b for b, (lo, _) in enumerate(blocks)}
     tanh_into = _tanh_into(dev)
 
     # --- forward, storing only the rates -------------------------------------------------
     # h <- h + alpha (-h + g r G' + x_t I')  ==  (1 - alpha) h + alpha g (r G') + alpha x_t I',
-    # the first two terms fused in one addmm per step (per seed block when G differs).
-    # All per-step views are made before the loop: indexing a tensor costs microseconds.
+    # the first two terms fused in one in-place addmm per step (per seed block when G differs).
+    # Per-step views are made before the loop where possible: indexing a tensor costs microseconds.
     rates = torch.empty(Ta, R, N, dtype=dtype, device=dev)
     r_views = rates.unbind(0)
     r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
     GT = [Gs[b].T for b in range(len(blocks))]
-    h = h0[sidx].clone()  # updated in place: h <- beta h + ag (r G') inside the product
+    h = h0[sidx].clone()
     h_np = _np(h)
-    h_sl = [h[lo:hi] for lo, hi in blocks]
+    h_pref: dict[tuple[int, int], torch.Tensor] = {}
     r = torch.tanh(h)
     beta = 1.0 - alpha
     for i in range(Ta):
-        if len(blocks) == 1:
-            h.addmm_(r, GT[0], beta=beta, alpha=ag)
-        else:
-            for b, (lo, hi) in enumerate(blocks):
-                h_sl[b].addmm_(r[lo:hi], GT[b], beta=beta, alpha=ag)
+        for lo, e in sched[i]:
+            hv = h_pref.get((lo, e))
+            if hv is None:
+                hv = h_pref[(lo, e)] = h[lo:e]
+            hv.addmm_(r[lo:e], GT[bidx[lo]], beta=beta, alpha=ag)
         xc = x_cols[i]
         if xc is not None:
             h.addcmul_(xc, I_rows, value=alpha)
         r = r_views[i]
-        tanh_into(h, r, h_np, r_np[i])
+        tanh_into(h, r, h_np, r_np[i])  # rows not started: tanh(0) = 0
 
     # readout and dL/dy for all steps at once: Y = rates @ W (one GEMM over all rows and seeds)
     onehot = torch.nn.functional.one_hot(sidx, k).to(dtype)  # (R, k)
@@ -150,24 +175,24 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     diff = y - tgt[:, t0:, 0].T
     err = diff * mask[:, t0:, 0].T
     row_loss = (err * diff).sum(0) * coef
-    loss.index_add_(0, sidx.cpu(), row_loss.double().cpu())
+    loss.index_add_(0, sidx_cpu, row_loss.double().cpu())
     e = 2.0 * err * coef  # dL/dy, (Ta, R)
     dw = (flat.T @ (e[:, :, None] * onehot).view(Ta * R, k)).T  # (k, N)
 
     # --- backward through time: a = dL/dh_t --------------------------------------------
     # a_t = (1 - alpha) a_{t+1} + (1 - r_t^2) * (e_t w' + alpha g a_{t+1} G) (each row its own
     # seed's w). Per chunk of steps, v = e w' and d = 1 - r^2 are formed in two vectorised
-    # operations; per step, one product accumulates into v, and one fused update forms a.
+    # operations; per step, one product accumulates into v (rows that have started only:
+    # e = 0 elsewhere), and one fused update forms a.
     agG = [(ag * Gs[b]).contiguous() for b in range(len(blocks))]
     a = torch.zeros(R, N, dtype=dtype, device=dev)
-    a_sl = [a[lo:hi] for lo, hi in blocks]
+    a_pref: dict[tuple[int, int], torch.Tensor] = {}
     dI_rows = torch.zeros(R, N, dtype=dtype, device=dev)
     chunk = min(Ta, 128)
     v_buf = torch.empty(chunk, R, N, dtype=dtype, device=dev)
     d_buf = torch.empty(chunk, R, N, dtype=dtype, device=dev)
     v_views = v_buf.unbind(0)
     d_views = d_buf.unbind(0)
-    v_sl = [[v[lo:hi] for lo, hi in blocks] for v in v_views]
     one = torch.ones((), dtype=dtype, device=dev)
     beta_t = torch.full((), beta, dtype=dtype, device=dev)  # a 0-dim tensor: no scalar conversion per call
     for hi_t in range(Ta, 0, -chunk):
@@ -178,12 +203,14 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
         torch.mul(e[lo_t:hi_t, :, None], w_rows, out=v_buf[:n])  # e_t w'
         for j in range(n - 1, -1, -1):
             v = v_views[j]
-            if len(blocks) == 1:
-                v.addmm_(a, agG[0])
-            else:
-                vs = v_sl[j]
-                for b in range(len(blocks)):
-                    vs[b].addmm_(a_sl[b], agG[b])
+            for lo, end in sched[lo_t + j]:
+                av = a_pref.get((lo, end))
+                if av is None:
+                    av = a_pref[(lo, end)] = a[lo:end]
+                if end - lo == R:
+                    v.addmm_(av, agG[0])
+                else:
+                    v[lo:end].addmm_(av, agG[bidx[lo]])
             a.mul_(beta_t).addcmul_(v, d_views[j])
             xc = x_cols[lo_t + j]
             if xc is not None:

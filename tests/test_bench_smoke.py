@@ -12,7 +12,8 @@ import pytest
 from sysa_core import bench, config
 
 STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fast_steps_measured", "speedup",
-             "roofline_ms", "roofline_ratio", "roofline_steps_measured", "simulated_rows", "active_steps",
+             "roofline_ms", "roofline_ratio", "roofline_steps_measured", "roofline_all_rows_ms", "simulated_rows",
+             "active_steps", "row_steps",
              "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads"}
 BATCHED_KEYS = {"case", "k", "batched_ms", "separate_ms", "fast_ms_per_model", "batching_speedup", "roofline_ms",
                 "roofline_ratio", "batched_vs_separate_rel_err_I", "batched_vs_separate_rel_err_w"}
@@ -60,16 +61,20 @@ def test_float64_case_and_G_per_seed_case():
 
 
 def test_active_work_counts_what_the_engine_simulates():
-    """Rows = non-catch trials, steps from the earliest onset (h0 = 0); all rows and steps otherwise."""
+    """Rows = non-catch trials, steps from the earliest onset, each row in the products from its
+    own onset (h0 = 0); all rows at all steps otherwise."""
     cfg = config.resolve("smoke", ["perc=0.3"])
     args = bench.step_args(cfg, [1], 16)
     tr = args[4][0]
-    rows, steps, blocks = bench.active_work(args)
-    assert rows == int((~tr.catch).sum()) and blocks == [(0, rows)]
-    assert steps == tr.x.shape[1] - int(tr.onset_step[~tr.catch].min())
+    T = tr.x.shape[1]
+    work = bench.active_work(args)
+    onsets = tr.onset_step[~tr.catch]
+    assert work["rows"] == len(onsets) and work["blocks"] == [(0, len(onsets))]
+    assert work["active_steps"] == T - int(onsets.min())
+    assert work["row_steps"] == int((T - onsets).sum())
     cfg2 = config.resolve("smoke", ["perc=0.3", "h0_zero=false"])
-    rows2, steps2, _ = bench.active_work(bench.step_args(cfg2, [1], 16))
-    assert (rows2, steps2) == (16, tr.x.shape[1])
+    work2 = bench.active_work(bench.step_args(cfg2, [1], 16))
+    assert (work2["rows"], work2["active_steps"], work2["row_steps"]) == (16, T, 16 * T)
 
 
 def test_bad_profile_is_a_one_line_error(capsys):
