@@ -107,11 +107,14 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else paths.default_run_dir(args.profile)
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads: must be at least 1, got {args.threads}")
     if args.scheduler and args.batch_seeds:
         raise UserError("--batch-seeds: not with --scheduler (each Dask task trains one seed)")
     control = config.PROFILE_CONTROL[args.profile] if args.control is None else args.control
     return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=args.batch_seeds,
-                        progress=not args.quiet, control=control, workers=args.workers, scheduler=args.scheduler)
+                        progress=not args.quiet, control=control, workers=args.workers, scheduler=args.scheduler,
+                        threads=args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the seeds on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786); the output "
                         "folder must be shared with its workers")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch threads per seed (default: all cores; cores/workers with --workers; 1 per Dask task). "
+                        "Results are bit-identical for the same thread count and CPU")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -17,7 +17,7 @@ def _failed(ens, seed: int, exc: BaseException) -> dict:
             "error": f"{type(exc).__name__}: {msg}"}
 
 
-def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None):
+def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: int | None = None):
     """Run seed_job for each (ensemble, seed); yield ((label, seed), record) as each finishes.
     A job that raises (or whose worker is lost for good) yields a failed record; the others go on."""
     from .pipeline import seed_job
@@ -27,7 +27,7 @@ def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None):
 
         futures = {}
         for ens, s in todo:
-            fut = client.submit(seed_job, ens, s, nbs, True, 1, key=f"sysa-{ens.label}-{s}-{uuid.uuid4().hex[:8]}",
+            fut = client.submit(seed_job, ens, s, nbs, True, threads or 1, key=f"sysa-{ens.label}-{s}-{uuid.uuid4().hex[:8]}",
                                 pure=False, retries=1)
             futures[fut] = (ens, s)
         for fut in as_completed(futures):
@@ -43,7 +43,7 @@ def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None):
     from concurrent.futures import ProcessPoolExecutor, as_completed as cf_completed
     import multiprocessing as mp
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(seed_job, ens, s, nbs, True, threads): (ens, s) for ens, s in todo}
         for fut in cf_completed(futures):

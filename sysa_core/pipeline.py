@@ -129,15 +129,20 @@ class Ensemble:
 CONTROL_OVERRIDES = ["model.init=independent"]
 
 
+def set_threads(n: int) -> None:
+    """Torch threads for this process and the notebook kernels it starts."""
+    import torch
+
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)  # inherited by the kernels
+
+
 def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int | None = None,
              pretrain_error: str | None = None) -> dict:
     """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns
     the seed's record. Runs in this process, a pool worker or a Dask worker."""
     if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the notebook kernels
+        set_threads(threads)
     scfg = replace(ens.cfg, seed=seed)
     sdir = ens.seed_dir(seed)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -171,12 +176,14 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
 
 def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
         batch_seeds: bool = False, progress: bool = True, control: bool = False,
-        workers: int = 1, scheduler: str | None = None) -> int:
+        workers: int = 1, scheduler: str | None = None, threads: int | None = None) -> int:
     """Run the pipeline; returns the exit status (0 when every seed and the population succeeded).
 
     control: also run the control ensemble (independent initialisation) in OUT/control.
     workers: seeds run in parallel on this machine (a process pool); scheduler: the address of
     a Dask scheduler whose workers run the seeds (the output folder must be shared with them).
+    threads: torch threads per seed (default: all cores here, cores / workers in a pool, 1 per
+    Dask task). Results are bit-identical for the same thread count on the same kind of CPU.
     """
     from tqdm.auto import tqdm
 
@@ -213,6 +220,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
 
         bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
         if client is None and workers <= 1:
+            if threads:
+                set_threads(threads)
             # here: training in this process with its own progress bar (seeds batched when asked),
             # then the notebooks, which find the finished checkpoints
             pre_err: dict[tuple, str] = {}
@@ -234,7 +243,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                                                    pretrain_error=pre_err.get((ens.label, s)))
                 bar.update(1)
         else:
-            for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar):
+            for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
+                                                      threads=threads):
                 records[(label, s)] = rec
 
         pops = {}

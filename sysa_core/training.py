@@ -91,6 +91,9 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
     return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
             "config": st.cfg.to_dict(), "config_id": st.cfg.identity(), "code_version": code_version(),
             "train_seconds": st.seconds,
+            # float results are bit-reproducible for the same CPU and thread count (a BLAS product
+            # may split its rows differently with another thread count)
+            "torch_threads": torch.get_num_threads(),
             "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w}}
 
 
