@@ -321,6 +321,9 @@ def validate(cfg: Config) -> Config:
            "model.G_per_seed: only with model.init=independent (the seed-compatible G is drawn from seed 1)")
     _check(m.dtype in ("float32", "float64"), f"model.dtype: expected 'float32' or 'float64', got {m.dtype!r}")
     _check(0 <= t.perc < 1, f"task.perc: must be in [0, 1), got {t.perc}")
+    # the plateau target thresh * D must be > 0: precision is evaluated where target > 0, and a
+    # negative level could equal the -1 marker of the unevaluated steps
+    _check(t.thresh > 0, f"task.thresh: must be positive, got {t.thresh}")
     _check(tr.n_trials >= 1, f"train.n_trials: must be at least 1, got {tr.n_trials}")
     _check(1 <= tr.batch_size <= tr.n_trials,
            f"train.batch_size: must be in [1, n_trials={tr.n_trials}], got {tr.batch_size}")
