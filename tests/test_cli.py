@@ -159,6 +159,7 @@ INVALID = {
     "tau zero": (_train("--set", "tau_ms=0"), ["model.tau_ms"]),
     "dt not dividing the times": (_train("--set", "dt_ms=0.7"), ["whole number of steps"]),
     "catch fraction above 1": (_train("--set", "perc=1.5"), ["task.perc"]),
+    "zero plateau target": (_train("--set", "thresh=0"), ["task.thresh"]),
     "negative learning rate": (_train("--set", "lr=-1"), ["train.lr"]),
     "NaN learning rate": (_train("--set", "lr=nan"), ["train.lr", "finite"]),
     "zero epochs": (_train("--set", "epochs=0"), ["train.epochs"]),
