@@ -75,8 +75,12 @@ def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smo
     sd = torch.load(smoke_train / "sys_A1_state.pth", weights_only=True)["state_dict"]
     ref = analysis.metrics(smoke_cfg, sd)
     assert m["epoch"] == smoke_cfg.train.epochs - 1
-    for k in METRIC_KEYS - {"precision_by_duration"}:
+    for k in ("precision", "weight_correlation", "dim_spontaneous", "dim_memory"):
         assert m[k] == pytest.approx(ref[k], rel=1e-4), k
+    # participation ratios over all N eigenvectors include a near-null space fixed by rounding
+    # (SPEC section 6), so another thread count may move them by more than float noise
+    for k in ("pr_input_l1", "pr_input_l2", "pr_output_l1", "pr_output_l2"):
+        assert m[k] == pytest.approx(ref[k], rel=0.1), k
 
 
 def test_evaluate_text_output_and_explicit_seed(smoke_train, tmp_path, capsys):
