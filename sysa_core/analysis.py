@@ -153,18 +153,30 @@ def dimensionality(eigvals) -> float:
     return float(lam.sum() ** 2 / (lam * lam).sum())
 
 
-def metrics(cfg: Config, sd: dict, evaluation: Evaluation | None = None) -> dict:
-    """All per-model numbers of SPEC section 5 as a flat JSON-ready dict."""
-    ev = evaluation or evaluate(cfg, sd)
-    sp = spontaneous_pca(cfg, sd)
-    mem = memory_pca(cfg, sd)
-    pr_in = participation_ratios(sd["I"].detach().cpu().numpy(), sp.eigvecs)
-    pr_out = participation_ratios(sd["w"].detach().cpu().numpy(), mem.eigvecs)
-    return {
-        "precision": ev.precision,
-        "precision_by_duration": {str(k): v for k, v in ev.precision_by_duration.items()},
-        "weight_correlation": weight_correlation(sd["I"], sd["w"]),
-        "pr_input_l1": pr_in["l1"], "pr_input_l2": pr_in["l2"],
-        "pr_output_l1": pr_out["l1"], "pr_output_l2": pr_out["l2"],
-        "dim_spontaneous": sp.dimensionality, "dim_memory": mem.dimensionality,
-    }
+def metrics(cfg: Config, sd: dict, evaluation: Evaluation | None = None, extended: bool = True,
+            threads: int | None = 1, **extended_options) -> dict:
+    """All per-model numbers of SPEC section 5 as a flat JSON-ready dict, followed (with
+    `extended`) by those of issue 6 (sysa_core.extended.extended_metrics; extended_options
+    go to it, e.g. dynamics_=False or generalise=False to leave out the expensive parts).
+    threads caps torch's and numpy's BLAS threads for the block (sysa_core.threads; None: as set)."""
+    from .threads import limited
+
+    with limited(threads):
+        ev = evaluation or evaluate(cfg, sd)
+        sp = spontaneous_pca(cfg, sd)
+        mem = memory_pca(cfg, sd)
+        pr_in = participation_ratios(sd["I"].detach().cpu().numpy(), sp.eigvecs)
+        pr_out = participation_ratios(sd["w"].detach().cpu().numpy(), mem.eigvecs)
+        out = {
+            "precision": ev.precision,
+            "precision_by_duration": {str(k): v for k, v in ev.precision_by_duration.items()},
+            "weight_correlation": weight_correlation(sd["I"], sd["w"]),
+            "pr_input_l1": pr_in["l1"], "pr_input_l2": pr_in["l2"],
+            "pr_output_l1": pr_out["l1"], "pr_output_l2": pr_out["l2"],
+            "dim_spontaneous": sp.dimensionality, "dim_memory": mem.dimensionality,
+        }
+        if extended:
+            from .extended import extended_metrics
+
+            out.update(extended_metrics(cfg, sd, ev, (sp, mem), threads=None, **extended_options))
+    return out
