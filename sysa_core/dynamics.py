@@ -146,7 +146,7 @@ class SlowPoints:
     start_index: (K,) the starting state each came from; eigvals: (K, N) complex eigenvalues of
     J at each point (units 1/tau), real part descending; time_constants_ms: (K, N)
     tau_ms / |Re lambda| in the same order (inf where Re lambda = 0); n_slow_modes: (K,) modes
-    with time constant > slow_ms; n_unstable: (K,) modes with Re lambda > 0; fixed: (K,) bool,
+    with time constant > slow_ms; n_unstable: (K,) modes with Re lambda > zero_tol; fixed: (K,) bool,
     q <= q_fixed (a fixed point to that tolerance; the others are slow points, where J is
     singular along F and the state drifts at speed_per_s); slow_ms, q_fixed: the thresholds;
     iterations: L-BFGS iterations used.
@@ -284,11 +284,15 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
     return x.numpy(), f.numpy(), it
 
 
-def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 10, q_floor: float = 1e-24) -> np.ndarray:
-    """Refine states h (K, N) towards zeros of F by Newton steps delta = -J(h)^-1 F(h) with
-    backtracking on q. The Newton direction always descends q (grad q . delta = -|F|^2), so q
-    never increases; near a minimum of q with q > 0 (a slow point, where J is singular along
-    F) the steps shrink to nothing and the point stays where it is. Returns the refined states."""
+def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: float = 1e-24,
+                  damping: float = 1e-10) -> np.ndarray:
+    """Refine states h (K, N) towards zeros of F by damped Gauss-Newton (Levenberg-Marquardt)
+    steps delta = -(J'J + mu)^-1 J'F, mu = damping * trace(J'J) / N, accepted only when they
+    lower q (halving the step up to 20 times). Near a fixed point this is Newton's method
+    (quadratic convergence, where L-BFGS is slow); the damping keeps the step out of
+    directions J maps to 0 (along a line attractor, or the drift direction of a slow point with
+    q > 0, where J is singular), so a point is not pushed along its slow manifold.
+    Costs one N x N product and solve per point and step. Returns the refined states."""
     x = torch.tensor(np.atleast_2d(np.asarray(h, dtype=np.float64)))
     K, N = x.shape
     eye = torch.eye(N, dtype=torch.float64)
@@ -300,9 +304,12 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 10, q_floor: f
         xa = x[active]
         f = dyn.g * (dyn.phi(xa) @ dyn._G.T) - xa
         J = dyn.g * dyn._G[None] * dyn.dphi(xa)[:, None, :] - eye  # (k, N, N)
+        JtJ = J.transpose(1, 2) @ J
+        mu = damping * JtJ.diagonal(dim1=1, dim2=2).sum(-1) / N
+        rhs = (J.transpose(1, 2) @ f.unsqueeze(-1))
         try:
-            delta = -torch.linalg.solve(J, f.unsqueeze(-1)).squeeze(-1)
-        except RuntimeError:  # a singular J: leave these points to the minimiser's answer
+            delta = -torch.linalg.solve(JtJ + mu[:, None, None] * eye, rhs).squeeze(-1)
+        except RuntimeError:  # singular even with damping: keep the minimiser's answer
             break
         step = torch.ones(len(active), dtype=torch.float64)
         improved = torch.zeros(len(active), dtype=torch.bool)
@@ -314,7 +321,7 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 10, q_floor: f
             improved |= ok
             if bool(improved.all()):
                 break
-            step = torch.where(improved, step, step * 0.25)
+            step = torch.where(improved, step, step * 0.5)
         if not bool(improved.any()):
             break
     return x.numpy()
@@ -330,26 +337,30 @@ def _merge(h: np.ndarray, q: np.ndarray, tol: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def find_slow_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_newton: int = 20,
+def find_slow_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_newton: int = 8,
                      q_fixed: float = 1e-10, merge_tol: float | None = None, slow_ms: float = SLOW_MODE_MS,
-                     max_points: int | None = None) -> SlowPoints:
+                     max_points: int | None = None, zero_tol: float = 1e-9) -> SlowPoints:
     """Slow points of the autonomous dynamics found by minimising q = |F(h)|^2 / 2 from the
-    starting states h_start (B, N) (batched L-BFGS, max_iter iterations, then n_newton Newton
-    steps with backtracking, which finish the fixed points quadratically), with the spectrum of
-    the Jacobian at each distinct point.
+    starting states h_start (B, N) (batched L-BFGS, max_iter iterations; then, on the distinct
+    minima, n_newton damped Gauss-Newton steps (newton_polish), which finish the fixed points
+    quadratically), with the spectrum of the Jacobian at each distinct point.
 
     q_fixed: a minimum with q <= q_fixed is a fixed point (q in (h / tau)^2 / 2).
     merge_tol: minima closer than this (Euclidean, units of h) are one point (default
     0.01 sqrt(N)). slow_ms: a mode is slow when its time constant exceeds this (ms).
     max_points: analyse at most this many distinct points (lowest q first; default all).
+    zero_tol: a mode counts as unstable when Re lambda > zero_tol (1/tau; rounding leaves an
+    exact zero mode at about +-1e-15).
     """
     h_start = np.atleast_2d(np.asarray(h_start, dtype=np.float64))
-    h, _, nit = minimise_q(dyn, h_start, max_iter=max_iter)
-    if n_newton:
-        h = newton_polish(dyn, h, n_iter=n_newton)
-    q = dyn.q(h)
+    h, q, nit = minimise_q(dyn, h_start, max_iter=max_iter)
     tol = 0.01 * np.sqrt(dyn.n) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
+    if n_newton:  # polish the distinct points only, then merge again (two may meet)
+        h = h.copy()
+        h[keep] = newton_polish(dyn, h[keep], n_iter=n_newton)
+        q[keep] = dyn.q(h[keep])
+        keep = keep[_merge(h[keep], q[keep], tol)]
     if max_points is not None:
         keep = keep[:max_points]
     hk, qk = h[keep], q[keep]
@@ -358,7 +369,7 @@ def find_slow_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 100
     return SlowPoints(
         h=hk, q=qk, speed_per_s=np.sqrt(2.0 * qk) / dyn.tau_ms * 1000.0, start_index=keep,
         eigvals=eig, time_constants_ms=tc, n_slow_modes=(tc > slow_ms).sum(axis=1),
-        n_unstable=(eig.real > 0).sum(axis=1), fixed=qk <= q_fixed, slow_ms=float(slow_ms),
+        n_unstable=(eig.real > zero_tol).sum(axis=1), fixed=qk <= q_fixed, slow_ms=float(slow_ms),
         q_fixed=float(q_fixed), iterations=nit, info={"n_starts": len(h_start), "merge_tol": tol})
 
 
@@ -427,7 +438,7 @@ class MemoryDynamics:
         return float(np.max(self.lyapunov_per_s))
 
 
-def memory_dynamics(cfg, sd: dict, n_starts_per_trial: int = 4, max_iter: int = 1000, n_newton: int = 20,
+def memory_dynamics(cfg, sd: dict, n_starts_per_trial: int = 4, max_iter: int = 1000, n_newton: int = 8,
                     q_fixed: float = 1e-10, slow_ms: float = SLOW_MODE_MS, transient_ms: float = 500.0,
                     max_points: int | None = 8, seed: int = 0) -> MemoryDynamics:
     """Slow points (find_slow_points) from n_starts_per_trial states per memory-PCA trial,
