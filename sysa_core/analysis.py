@@ -157,7 +157,7 @@ def metrics(cfg: Config, sd: dict, evaluation: Evaluation | None = None, extende
             threads: int | None = 1, **extended_options) -> dict:
     """All per-model numbers of SPEC section 5 as a flat JSON-ready dict, followed (with
     `extended`) by those of issue 6 (sysa_core.extended.extended_metrics; extended_options
-    go to it, e.g. dynamics_=False or generalise=False to leave out the expensive parts).
+    go to it, e.g. with_dynamics=False or with_generalisation=False to leave out the expensive parts).
     threads caps torch's and numpy's BLAS threads for the block (sysa_core.threads; None: as set)."""
     from .threads import limited
 

@@ -36,13 +36,13 @@ def _finite_or_none(x):
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, *, dynamics_: bool = True,
-                     generalise: bool = True, n_null: int = alignment.N_NULL, threads: int | None = 1) -> dict:
+def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, *, with_dynamics: bool = True,
+                     with_generalisation: bool = True, n_null: int = alignment.N_NULL, threads: int | None = 1) -> dict:
     """The issue-6 metrics of one model (keys in the module docstring).
 
     evaluation: sysa_core.analysis.Evaluation of the model (computed when absent);
     pcas: (spontaneous PCA, memory PCA) in the configured dtype (computed when absent).
-    dynamics_ / generalise: include the slow points and Lyapunov exponent / the duration
+    with_dynamics / with_generalisation: include the slow points and Lyapunov exponent / the duration
     sweep (the two most expensive parts, a few seconds each for N = 500).
     threads: thread cap for the block (sysa_core.threads.limited; None leaves them as they are).
     """
@@ -68,7 +68,7 @@ def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, 
             for k, v in s.items():
                 if k not in ("l1", "l2"):
                     out[f"{name}_{k}_spread"] = v["spread"]
-        if dynamics_:
+        if with_dynamics:
             md = dynamics.memory_dynamics(cfg, sd)
             summ = md.slow_points.summary()
             out.update({
@@ -84,7 +84,7 @@ def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, 
         drift = plateau.plateau_drift(ev)
         out["plateau_drift_per_s"] = float(np.mean(np.abs(list(drift.values()))))
         out["plateau_drift_per_s_by_duration"] = {str(k): float(v) for k, v in drift.items()}
-        if generalise:
+        if with_generalisation:
             g = plateau.generalisation(cfg, sd)
             inr, outr = g.rmse[g.in_training_range], g.rmse[~g.in_training_range]
             out.update({

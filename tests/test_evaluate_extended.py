@@ -130,7 +130,7 @@ def test_the_expensive_parts_can_be_left_out(small):
     full = analysis.metrics(cfg, sd)
     assert OLD_KEYS | NEW_KEYS <= set(full)
     assert set(analysis.metrics(cfg, sd, extended=False)) == OLD_KEYS
-    cheap = analysis.metrics(cfg, sd, dynamics_=False, generalise=False)
+    cheap = analysis.metrics(cfg, sd, with_dynamics=False, with_generalisation=False)
     assert not (DYNAMICS_KEYS | GENERALISATION_KEYS) & set(cheap)
     assert (ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | PLATEAU_KEYS) <= set(cheap)
     for k in cheap:

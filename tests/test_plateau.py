@@ -3,8 +3,6 @@ independent computation on a network with a closed form (no recurrence: every un
 the pulse and then decays with tau)."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
