@@ -157,3 +157,104 @@ def ensemble_comparison(df, columns: dict):
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
+
+
+def generalisation(gen):
+    """Plateau against pulse duration (trained range shaded) and how long each plateau holds."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    d = gen.durations_ms
+    inside = d[gen.in_training_range]
+    for ax in axes:
+        if inside.size:
+            ax.axvspan(inside.min(), inside.max(), color="0.92", label="trained range")
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("pulse duration (ms)")
+    axes[0].plot(d, gen.target, "k--", lw=1, label="target")
+    axes[0].plot(d, gen.plateau, "o-", ms=3, color="C3", label="plateau (mean output)")
+    axes[0].set(ylabel="output", title="Plateau against duration")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(d, np.asarray(gen.hold_ms) / 1000.0, "o-", ms=3)
+    axes[1].set(ylabel="time held (s)", ylim=(0, gen.horizon_ms / 1000.0 * 1.05),
+                title=f"Plateau held within {gen.tolerance:.0%} of its target")
+    fig.tight_layout()
+    return fig
+
+
+def phase_trajectories(traj_dtn: np.ndarray, pca, cfg, slow_h=None):
+    """Trajectories of the memory trials on PCs 1-3: 2D projections and a 3D view, the input
+    phase (pulse), the intrinsic phase (after the pulse, before the memory window) and the memory
+    phase drawn apart; slow points (states h, projected as tanh(h)) as crosses."""
+    a = cfg.analysis
+    mean = traj_dtn.reshape(-1, traj_dtn.shape[-1]).mean(0)
+    basis = pca.eigvecs[:, :3]
+    fig = plt.figure(figsize=(13, 4))
+    axes = [fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3, projection="3d")]
+    onset, mem = cfg.steps(a.mem_onset_ms), cfg.steps(a.mem_start_ms)
+    styles = {"input": dict(lw=2.2, alpha=1.0), "intrinsic": dict(lw=1.0, ls="--", alpha=0.8),
+              "memory": dict(lw=1.2, alpha=0.9)}
+    for i, (r, dur) in enumerate(zip(traj_dtn, a.durations_ms)):
+        z = (r - mean) @ basis
+        end = onset + cfg.steps(dur) + 1
+        color = f"C{i}"
+        for phase, (lo, hi) in (("input", (onset, end)), ("intrinsic", (end, mem)), ("memory", (mem, len(z)))):
+            seg = z[lo:hi]
+            lab = f"{dur} ms" if phase == "memory" else None
+            axes[0].plot(seg[:, 0], seg[:, 1], color=color, label=lab, **styles[phase])
+            axes[1].plot(seg[:, 0], seg[:, 2], color=color, **styles[phase])
+            axes[2].plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, **styles[phase])
+    if slow_h is not None and len(slow_h):
+        zs = (np.tanh(np.asarray(slow_h)) - mean) @ basis
+        axes[0].plot(zs[:, 0], zs[:, 1], "kx", ms=8, mew=2, label="slow points")
+        axes[1].plot(zs[:, 0], zs[:, 2], "kx", ms=8, mew=2)
+        axes[2].plot(zs[:, 0], zs[:, 1], zs[:, 2], "kx", ms=8, mew=2)
+    for ax, (i, j) in zip(axes[:2], ((0, 1), (0, 2))):
+        ax.set(xlabel=f"PC{i + 1}", ylabel=f"PC{j + 1}")
+        ax.grid(alpha=0.3)
+    axes[2].set(xlabel="PC1", ylabel="PC2", zlabel="PC3")
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle("Memory-trial trajectories in memory-PC space (thick: input, dashed: intrinsic, thin: memory)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def time_constants(slow_points, slow_ms: float = 1000.0):
+    """Time constants (ms) of the Jacobian's modes at each slow point, slowest first."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for i in range(len(slow_points.q)):
+        tc = np.sort(np.asarray(slow_points.time_constants_ms[i]))[::-1][:30]
+        ax.semilogy(np.arange(1, len(tc) + 1), tc, "o-", ms=3, lw=1,
+                    label=f"point {i + 1}{' (fixed)' if slow_points.fixed[i] else ''}")
+    ax.axhline(slow_ms, color="k", ls=":", lw=1, label=f"{slow_ms:.0f} ms")
+    ax.set(xlabel="mode (slowest first)", ylabel="time constant (ms)", title="Time constants at the slow points")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def rho_intervals(table, labels: dict | None = None):
+    """Spearman's rho of each measure against precision with its bootstrap interval."""
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.2))
+    ys = np.arange(len(table))[::-1]
+    for y, (_, row) in zip(ys, table.iterrows()):
+        color = "C3" if row["excludes_zero"] else "C0"
+        ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=color, lw=2)
+        ax.plot(row["rho"], y, "o", color=color)
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(ys, [(labels or {}).get(m, m) for m in table["measure"]])
+    ax.set(xlim=(-1.05, 1.05), xlabel="Spearman's rho with precision loss (95 % bootstrap interval)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def correlation_heatmap(matrix):
+    """Spearman correlations between the measures."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(0.6 * len(matrix) + 2.5, 0.55 * len(matrix) + 1.5))
+    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f", annot_kws={"size": 7}, ax=ax,
+                square=True, cbar_kws={"shrink": 0.7})
+    ax.set_title("Spearman correlation between measures")
+    fig.tight_layout()
+    return fig

@@ -12,6 +12,27 @@ from .errors import UserError
 COLUMNS = ["seed", "precision", "precision_untrained", "weight_correlation", "pr_input_l1", "pr_input_l2",
            "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"]
 
+#: the measures the population report sets against precision, with their labels
+MEASURES = {
+    "weight_correlation": "I–w cosine",
+    "output_drift_cosine": "cos(w, w_init)",
+    "pr_input_l1": "PR of I (l1)",
+    "pr_output_l1": "PR of w (l1)",
+    "input_topk90_fraction": "|I|² share in top PCs (90 %)",
+    "output_topk90_fraction": "|w|² share in top PCs (90 %)",
+    "input_var_alignment": "I variance alignment",
+    "output_var_alignment": "w variance alignment",
+    "dim_spontaneous": "spontaneous dimensionality",
+    "dim_memory": "memory dimensionality",
+    "lyapunov_max_per_s": "largest Lyapunov exponent (1/s)",
+    "plateau_drift_per_s": "plateau drift (1/s)",
+}
+
+
+def measures_in(df: pd.DataFrame) -> dict:
+    """The MEASURES present in df with at least two distinct values."""
+    return {k: v for k, v in MEASURES.items() if k in df and df[k].nunique(dropna=True) > 1}
+
 
 def metrics_files(run_dir: Path) -> list[Path]:
     return sorted(Path(run_dir).glob("seed_*/metrics.json"), key=lambda p: int(p.parent.name.split("_")[1]))
@@ -31,6 +52,9 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
         row = {k: m.get(k) for k in COLUMNS}
         for d, v in (m.get("precision_by_duration") or {}).items():
             row[f"precision_{d}ms"] = v
+        # every other scalar metric (alignment, confound, dynamics, ...) after the main columns
+        row.update({k: v for k, v in m.items() if k not in row and k != "config_id"
+                    and (isinstance(v, (int, float)) or v is None) and not isinstance(v, bool)})
         rows.append(row)
     if not rows:
         raise UserError(f"{run_dir}: no seed_*/metrics.json found; run the per-seed notebooks "
