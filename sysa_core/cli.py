@@ -68,7 +68,7 @@ def cmd_evaluate(args) -> int:
         ck = io.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
     for p, cfg, ck in jobs:
-        m = analysis.metrics(cfg, ck["state_dict"])
+        m = analysis.metrics(cfg, ck["state_dict"], extended=not args.core_only)
         out = {"checkpoint": str(p), "seed": cfg.seed, "epoch": ck["epoch"], **m}
         if args.json:
             print(json.dumps(out), flush=True)
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="sys_A<seed>_state.pth or sys_A<seed>.pth")
     e.add_argument("--seed", type=int, help="the model's seed (default: from the file name)")
     e.add_argument("--json", action="store_true", help="one JSON object per checkpoint")
+    e.add_argument("--core-only", action="store_true",
+                   help="only the metrics of SPEC section 5 (precision, correlation, PCA, participation ratios, "
+                        "dimensionality): no alignment nulls, float64 spread, dynamics or generalisation")
     e.add_argument("--profile", default=None, help="configuration profile when no metadata lies beside the file "
                    "(default paper)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")

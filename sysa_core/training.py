@@ -74,7 +74,8 @@ def _resume(st: SeedState) -> SeedState:
     ck = io.load_checkpoint(path, hidden_size=st.cfg.model.hidden_size)
     ex = ck["extra"]
     if ex.get("config_id") != st.cfg.identity():
-        raise UserError(f"{path}: was trained with another configuration; use another output folder or --force")
+        raise UserError(f"{path}: was trained with another configuration; use another output folder "
+                        f"(or delete this one; sysa run --force does that)")
     dtype = DTYPES[st.cfg.model.dtype]
     st.weights = {k: v.to(dtype) for k, v in ck["state_dict"].items()}
     st.epoch = ck["epoch"] + 1

@@ -45,6 +45,15 @@ def test_every_seed_has_executed_notebooks_without_errors_and_their_html(smoke_r
         assert (smoke_run / f).exists(), f
 
 
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(smoke_run):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (smoke_run / "index.html", smoke_run / "seed_1" / "sys_A1_state.pth", smoke_run / "seed_1" / "metrics.json"):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f
+
+
 def test_metrics_json_and_csv_agree_and_training_helped(smoke_run):
     import pandas as pd
 
