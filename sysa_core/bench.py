@@ -34,7 +34,7 @@ import torch
 
 from . import analysis, config
 from .config import Config
-from .engine import _row_schedule, adjoint_step, autograd_step
+from .engine import _row_schedule, adjoint_step, autograd_step, n_streams, row_groups, seed_blocks
 from .model import DTYPES, init_weights
 from .task import draw_trials
 
@@ -82,12 +82,13 @@ def step_args(cfg: Config, seeds: list[int], batch: int, per_seed_G: bool = Fals
 
 def active_work(args) -> dict:
     """What the fast engine simulates for these arguments: `rows` (non-catch trials; all trials
-    when h0 != 0), `active_steps` (from the earliest first input), `blocks` (rows sharing a G) and
-    `schedule`: per active step, the row ranges whose state can be non-zero (rows sorted by first
-    input; a row joins the products at its first input), and `row_steps`, their total."""
+    when h0 != 0), `active_steps` (from the earliest first input, step `t0`), per row its first
+    step `starts` and seed (sorted as the engine sorts them), `blocks` (rows sharing a G), the
+    `schedule` (per active step, the row ranges whose state can be non-zero: a row joins the
+    products at its first input) and `row_steps`, its total."""
     G, I, w, h0, trials, _, _ = args
     T = trials[0].x.shape[1]
-    starts, bounds, n_rows = [], [], 0
+    starts, seeds = [], []
     for s, tr in enumerate(trials):
         has_x = (tr.x != 0).any(dim=2)
         if bool((h0[s] == 0).all()):
@@ -96,43 +97,81 @@ def active_work(args) -> dict:
         else:
             first = torch.zeros(len(tr), dtype=torch.long)
         starts.append(first.sort().values)
-        bounds.append((n_rows, n_rows + len(first)))
-        n_rows += len(first)
-    starts = torch.cat(starts)
-    blocks = [(0, n_rows)] if G.dim() == 2 else bounds
-    if G.dim() == 2:
-        starts = starts.sort().values
+        seeds.append(torch.full((len(first),), s, dtype=torch.long))
+    starts, seeds = torch.cat(starts), torch.cat(seeds)
+    shared = G.dim() == 2
+    if shared:
+        order = torch.argsort(starts, stable=True)
+        starts, seeds = starts[order], seeds[order]
+    n_rows = len(starts)
+    blocks = seed_blocks(seeds.tolist(), shared)
     if n_rows == 0:
-        return {"rows": 0, "active_steps": 0, "blocks": blocks, "schedule": [], "row_steps": 0}
+        return {"rows": 0, "active_steps": 0, "t0": T, "T": T, "blocks": blocks, "schedule": [], "row_steps": 0,
+                "starts": starts, "seeds": seeds, "shared_G": shared}
     t0 = int(starts.min())
     sched = _row_schedule(starts, blocks, t0, T)
-    return {"rows": n_rows, "active_steps": T - t0, "blocks": blocks, "schedule": sched,
-            "row_steps": sum(e - lo for step in sched for lo, e in step)}
+    return {"rows": n_rows, "active_steps": T - t0, "t0": t0, "T": T, "blocks": blocks, "schedule": sched,
+            "row_steps": sum(e - lo for step in sched for lo, e in step), "starts": starts, "seeds": seeds,
+            "shared_G": shared}
 
 
-def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False) -> float:
-    """Seconds for the two matrix products per step that an exact step needs: (rows x N)(N x N)
-    forward (r G') and backward (a G), per block of rows sharing a G, in preallocated buffers,
-    with the rows the fast engine multiplies at each active step (all_rows: every simulated
-    row at every active step)."""
+def _products(G, work, sel, all_rows: bool):
+    """A closure running the two products per active step for the rows `sel`."""
     N = G.shape[-1]
     Gs = G.unsqueeze(0) if G.dim() == 2 else G
-    rows = work["rows"]
-    r = torch.tanh(torch.randn(rows, N, dtype=G.dtype, generator=torch.Generator().manual_seed(1)))
+    sid = work["seeds"][sel].tolist()
+    blocks = seed_blocks(sid, work["shared_G"])
+    if all_rows:
+        sched = [blocks] * work["active_steps"]
+    else:
+        sched = _row_schedule(work["starts"][sel], blocks, work["t0"], work["T"])
+    bG = {lo: (0 if work["shared_G"] else sid[lo]) for lo, _ in blocks}
+    GT = {lo: Gs[b].T for lo, b in bG.items()}
+    Gc = {lo: Gs[b].contiguous() for lo, b in bG.items()}
+    r = torch.tanh(torch.randn(len(sid), N, dtype=G.dtype, generator=torch.Generator().manual_seed(1)))
     u = torch.empty_like(r)
     a = torch.empty_like(r)
-    GT = [Gs[b].T for b in range(len(work["blocks"]))]
-    Gc = [Gs[b].contiguous() for b in range(len(work["blocks"]))]
-    bidx = {lo: b for b, (lo, _) in enumerate(work["blocks"])}
-    full = [[(lo, hi) for lo, hi in work["blocks"] if hi > lo]] * work["active_steps"]
-    sched = full if all_rows else work["schedule"]
-    t = time.perf_counter()
-    for step in sched:
-        for lo, e in step:
-            b = bidx[lo]
-            torch.mm(r[lo:e], GT[b], out=u[lo:e])
-            torch.mm(u[lo:e], Gc[b], out=a[lo:e])
-    return time.perf_counter() - t
+
+    def go():
+        for step in sched:
+            for lo, e in step:
+                torch.mm(r[lo:e], GT[lo], out=u[lo:e])
+                torch.mm(u[lo:e], Gc[lo], out=a[lo:e])
+    return go
+
+
+def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False, streams: int = 1) -> float:
+    """Seconds for the two matrix products per step that an exact step needs: (rows x N)(N x N)
+    forward (r G') and backward (a G), per block of rows sharing a G, in preallocated buffers,
+    with the rows the fast engine multiplies at each active step (all_rows: every simulated row
+    at every active step). streams = 1: in this thread with torch's intra-op threads; more: the
+    rows split as the engine splits them, one thread with one intra-op thread per stream."""
+    if work["rows"] == 0:
+        return 0.0
+    groups = row_groups(work["blocks"], streams)
+    jobs = [_products(G, work, sel, all_rows) for sel in groups]
+    if streams == 1:
+        t = time.perf_counter()
+        jobs[0]()
+        return time.perf_counter() - t
+    from concurrent.futures import ThreadPoolExecutor
+
+    prev = torch.get_num_threads()
+
+    def job(fn):
+        torch.set_num_threads(1)
+        fn()
+    with ThreadPoolExecutor(len(jobs) - 1) as ex:
+        try:
+            torch.set_num_threads(1)
+            t = time.perf_counter()
+            futs = [ex.submit(job, fn) for fn in jobs[1:]]
+            job(jobs[0])
+            for f in futs:
+                f.result()
+            return time.perf_counter() - t
+        finally:
+            torch.set_num_threads(prev)
 
 
 def _timed(fn, *args):
@@ -150,17 +189,49 @@ def probe_memory(cfg: Config, batch: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
+def _rooflines(G, work, repeats_all_rows: bool) -> dict:
+    """One measurement of each roofline variant: the products with the engine's row streams,
+    with torch's intra-op thread pool in one stream (when the engine uses several), and with all
+    rows at every active step (engine's streams)."""
+    P = n_streams(work["rows"], torch.device("cpu"))
+    out = {"streams": roofline_s(G, work, streams=P)}
+    if P > 1:
+        out["pool"] = roofline_s(G, work, streams=1)
+    if repeats_all_rows:
+        out["all_rows"] = roofline_s(G, work, all_rows=True, streams=P)
+    return out
+
+
+def _roofline_fields(fast_ms: float, roofs: list[dict], P: int) -> dict:
+    """roofline_ms = the faster way of doing the products (engine's streams or the thread pool),
+    medians over the repeats; the variants and their counts beside it."""
+    med = {key: statistics.median([r[key] for r in roofs if key in r]) * 1e3
+           for key in ("streams", "pool", "all_rows") if any(key in r for r in roofs)}
+    best = min(med["streams"], med.get("pool", float("inf")))
+    out = {"streams": P, "roofline_ms": round(best, 1), "roofline_ratio": round(fast_ms / best, 3),
+           "roofline_steps_measured": len(roofs), "roofline_streams_ms": round(med["streams"], 1)}
+    if "pool" in med:
+        out["roofline_thread_pool_ms"] = round(med["pool"], 1)
+    if "all_rows" in med:
+        out.update(roofline_all_rows_ms=round(med["all_rows"], 1),
+                   roofline_all_rows_ratio=round(fast_ms / med["all_rows"], 3),
+                   roofline_all_rows_measured=sum("all_rows" in r for r in roofs))
+    return out
+
+
 def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference_repeats: int = 1,
-                    memory: bool = True, analysis_time: bool = True, case: str = "train_step") -> dict:
+                    all_rows_repeats: int = 1, memory: bool = True, analysis_time: bool = True,
+                    case: str = "train_step") -> dict:
     """Reference vs fast engine on one seeded batch of seed 1; see the module docstring."""
     args = step_args(cfg, [1], batch)
     work = active_work(args)
+    P = n_streams(work["rows"], torch.device("cpu"))
     T = args[4][0].x.shape[1]
     _log(f"{case}: {batch} trials x {T} steps, {cfg.model.hidden_size} units, {cfg.model.dtype}; "
          f"fast engine simulates {work['rows']} rows x {work['active_steps']} steps "
-         f"({work['row_steps']} row-steps in its products)")
+         f"({work['row_steps']} row-steps in its products) in {P} stream(s), {torch.get_num_threads()} threads")
     _, fast = _timed(adjoint_step, *args)  # warm-up; its result is the one checked
-    fast_s, ref_s, roof_s, roof_all_s = [], [], [], []
+    fast_s, ref_s, roofs = [], [], []
     ref = None
     for i in range(max(repeats, reference_repeats)):
         if i < reference_repeats:
@@ -171,10 +242,9 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         if i < repeats:
             t, _ = _timed(adjoint_step, *args)
             fast_s.append(t)
-            roof_s.append(roofline_s(args[0], work))
-            roof_all_s.append(roofline_s(args[0], work, all_rows=True))
-            _log(f"  fast step {i + 1}/{repeats}: {t * 1e3:.0f} ms (roofline {roof_s[-1] * 1e3:.0f} ms, "
-                 f"all rows {roof_all_s[-1] * 1e3:.0f} ms)")
+            roofs.append(_rooflines(args[0], work, i < all_rows_repeats))
+            _log(f"  fast step {i + 1}/{repeats}: {t * 1e3:.0f} ms (rooflines, ms: "
+                 + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in roofs[-1].items()) + ")")
     out = {"case": case, "profile": cfg.profile, "dtype": cfg.model.dtype, "hidden_size": cfg.model.hidden_size,
            "batch": batch, "steps": T, "simulated_rows": work["rows"], "active_steps": work["active_steps"],
            "row_steps": work["row_steps"], "threads": torch.get_num_threads()}
@@ -182,14 +252,10 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         ref_ms = statistics.median(ref_s) * 1e3
         out.update(reference_ms=round(ref_ms, 1), reference_steps_measured=len(ref_s))
     fast_ms = statistics.median(fast_s) * 1e3
-    roof_ms = statistics.median(roof_s) * 1e3
     out.update(fast_ms=round(fast_ms, 1), fast_steps_measured=len(fast_s))
     if ref_s:
         out["speedup"] = round(ref_ms / fast_ms, 2)
-    roof_all_ms = statistics.median(roof_all_s) * 1e3
-    out.update(roofline_ms=round(roof_ms, 1), roofline_ratio=round(fast_ms / roof_ms, 3),
-               roofline_steps_measured=len(roof_s), roofline_all_rows_ms=round(roof_all_ms, 1),
-               roofline_all_rows_ratio=round(fast_ms / roof_all_ms, 3))
+    out.update(_roofline_fields(fast_ms, roofs, P))
     if memory:
         _log("  peak memory of one fast step in a fresh process")
         out["peak_rss_mb"] = round(probe_memory(cfg, batch), 1)
@@ -208,7 +274,8 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
 
 def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int = 2,
                        per_seed_G: bool = False) -> dict:
-    """k seeds (1..k) as one fast step against the k single-seed steps, alternately."""
+    """k seeds (1..k) as one fast step against the k single-seed steps, alternately; the first
+    repeat's results are compared."""
     seeds = list(range(1, k + 1))
     name = f"seeds_batched_k{k}" + ("_G_per_seed" if per_seed_G else "")
     if per_seed_G:
@@ -217,28 +284,31 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     G, I, w, h0, trials, al, g = args
     single = [((G[s] if per_seed_G else G), I[s:s + 1], w[s:s + 1], h0[s:s + 1], [trials[s]], al, g) for s in range(k)]
     work = active_work(args)
-    _log(f"{name}: {k} seeds, {work['rows']} rows x {work['active_steps']} steps")
-    batched = adjoint_step(*args)  # warm-up, checked below
-    sep = [adjoint_step(*a) for a in single]
-    b_s, s_s, roof_s = [], [], []
+    P = n_streams(work["rows"], torch.device("cpu"))
+    _log(f"{name}: {k} seeds, {work['rows']} rows x {work['active_steps']} steps in {P} stream(s)")
+    b_s, s_s, roofs = [], [], []
+    batched = sep = None
     for i in range(repeats):
-        b_s.append(_timed(adjoint_step, *args)[0])
-        s_s.append(sum(_timed(adjoint_step, *a)[0] for a in single))
-        roof_s.append(roofline_s(G, work))
+        t, res = _timed(adjoint_step, *args)
+        b_s.append(t)
+        batched = batched or res
+        timed = [_timed(adjoint_step, *a) for a in single]
+        s_s.append(sum(t for t, _ in timed))
+        sep = sep or [r for _, r in timed]
+        roofs.append(_rooflines(G, work, False))
         _log(f"  repeat {i + 1}/{repeats}: batched {b_s[-1] * 1e3:.0f} ms, separately {s_s[-1] * 1e3:.0f} ms")
-    b_ms, s_ms, r_ms = (statistics.median(v) * 1e3 for v in (b_s, s_s, roof_s))
+    b_ms, s_ms = (statistics.median(v) * 1e3 for v in (b_s, s_s))
     dI = torch.cat([r.dI for r in sep])
     dw = torch.cat([r.dw for r in sep])
     loss = torch.cat([r.loss for r in sep])
-    return {"case": name, "profile": cfg.profile, "dtype": cfg.model.dtype, "k": k, "batch": batch,
-            "simulated_rows": work["rows"], "active_steps": work["active_steps"], "row_steps": work["row_steps"],
-            "threads": torch.get_num_threads(),
-            "batched_ms": round(b_ms, 1), "separate_ms": round(s_ms, 1), "fast_ms_per_model": round(b_ms / k, 1),
-            "batching_speedup": round(s_ms / b_ms, 3), "roofline_ms": round(r_ms, 1),
-            "roofline_ratio": round(b_ms / r_ms, 3), "repeats": repeats,
-            "batched_vs_separate_rel_err_I": _rel(batched.dI, dI), "batched_vs_separate_rel_err_w": _rel(batched.dw, dw),
-            "batched_vs_separate_rel_err_loss": _rel(batched.loss, loss),
-            "load_avg_1min": round(os.getloadavg()[0], 2)}
+    out = {"case": name, "profile": cfg.profile, "dtype": cfg.model.dtype, "k": k, "batch": batch,
+           "simulated_rows": work["rows"], "active_steps": work["active_steps"], "row_steps": work["row_steps"],
+           "threads": torch.get_num_threads(), "batched_ms": round(b_ms, 1), "separate_ms": round(s_ms, 1),
+           "fast_ms_per_model": round(b_ms / k, 1), "batching_speedup": round(s_ms / b_ms, 3), "repeats": repeats}
+    out.update(_roofline_fields(b_ms, roofs, P))
+    out.update(batched_vs_separate_rel_err_I=_rel(batched.dI, dI), batched_vs_separate_rel_err_w=_rel(batched.dw, dw),
+               batched_vs_separate_rel_err_loss=_rel(batched.loss, loss), load_avg_1min=round(os.getloadavg()[0], 2))
+    return out
 
 
 def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None) -> list[dict]:
@@ -251,10 +321,10 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None) -> list[di
         emit(d)
 
     if quick:  # one reference step (the checked one), three fast steps: under a minute here
-        done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1))
+        done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1))
         done(seeds_batched_case(cfg, 2, batch=batch, repeats=1))
         return results
-    done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3))
+    done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3, all_rows_repeats=3))
     c64 = replace(cfg, model=replace(cfg.model, dtype="float64"))
     done(train_step_case(c64, batch=batch, repeats=2, reference_repeats=1, memory=False, analysis_time=False,
                          case="train_step_float64"))

@@ -13,6 +13,7 @@ share G; otherwise one product per seed). Work that provably changes nothing is 
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +58,29 @@ def _np(t: torch.Tensor):
     return t.numpy() if t.device.type == "cpu" else None
 
 
+_scratch_buffers: dict = {}
+
+
+def _scratch(n: int, dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
+    """n elements of per-thread scratch memory kept between calls on the CPU. A fresh 300 MB
+    rates buffer costs ~75,000 page faults at first touch (~0.1 s per paper step) because large
+    allocations are returned to the OS when freed; reusing it avoids them. clear_scratch()
+    releases it."""
+    if dev.type != "cpu":
+        return torch.empty(n, dtype=dtype, device=dev)
+    key = (threading.get_ident(), dtype)
+    buf = _scratch_buffers.get(key)
+    if buf is None or buf.numel() < n:
+        _scratch_buffers.pop(key, None)
+        buf = _scratch_buffers[key] = torch.empty(n, dtype=dtype)
+    return buf[:n]
+
+
+def clear_scratch() -> None:
+    """Release the CPU scratch memory that adjoint_step keeps between calls."""
+    _scratch_buffers.clear()
+
+
 def _row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tuple[int, int]]]:
     """Per active step t0..T-1 (rows sorted by start within each block), the row ranges
     [lo, end) of each block whose rows have started (start <= t); empty ranges left out."""
@@ -65,6 +89,169 @@ def _row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tu
                  for lo, hi in blocks]
     ends = torch.stack(per_block, 1).tolist() if per_block else [[] for _ in range(T - t0)]
     return [[(lo, e) for (lo, _), e in zip(blocks, row) if e > lo] for row in ends]
+
+
+#: CPU row streams per step: None = torch.get_num_threads(). The trials of a batch are
+#: independent, so their rows are split into interleaved groups, each simulated forward and
+#: backward by its own thread with one intra-op thread. With two cores this is as fast as the
+#: intra-op thread pool on an idle machine and degrades gracefully when another process holds
+#: a core (the pool waits for the descheduled thread at every one of the ~10^4 small
+#: products per step, and a step can then take ten times longer). 1 = one stream.
+CPU_STREAMS: int | None = None
+MIN_ROWS_PER_STREAM = 8
+_pool = None
+
+
+def _executor(n: int):
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+    if _pool is None or _pool._max_workers < n:
+        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="sysa-adjoint")
+    return _pool
+
+
+def n_streams(R: int, dev: torch.device) -> int:
+    """How many row streams adjoint_step uses for R simulated rows on `dev`."""
+    if dev.type != "cpu":
+        return 1
+    P = CPU_STREAMS if CPU_STREAMS is not None else torch.get_num_threads()
+    return max(1, min(P, R // MIN_ROWS_PER_STREAM))
+
+
+def row_groups(blocks, P: int) -> list[torch.Tensor]:
+    """Row indices of each of P streams: every P-th row of each block (rows are sorted by first
+    input within blocks, so each group stays sorted and the work is balanced)."""
+    if P == 1:
+        return [torch.arange(blocks[-1][1])]
+    return [torch.cat([torch.arange(lo + p, hi, P) for lo, hi in blocks]) for p in range(P)]
+
+
+def seed_blocks(sid: list[int], shared_G: bool) -> list[tuple[int, int]]:
+    """Row ranges sharing one G: all rows when G is shared, else the runs of one seed."""
+    R = len(sid)
+    if shared_G:
+        return [(0, R)]
+    blocks, lo = [], 0
+    for i in range(1, R + 1):
+        if i == R or sid[i] != sid[lo]:
+            blocks.append((lo, i))
+            lo = i
+    return blocks
+
+
+def _rows_fwd_bwd(Gs, I, w, k, sel, h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g):
+    """Forward and backward pass of the rows `sel` (sorted by first input within each seed
+    block). Returns their loss terms (rows,), dL/dI per row (rows, N) and dL/dw (k, N)."""
+    dtype, dev = I.dtype, I.device
+    N = I.shape[1]
+    x, tgt, mask, coef, sidx, starts = x[sel], tgt[sel], mask[sel], coef[sel], sidx[sel], starts[sel]
+    R, T = x.shape[0], x.shape[1]
+    sid = sidx.tolist()
+    blocks = seed_blocks(sid, Gs.shape[0] == 1)  # rows of one seed are contiguous
+    bG = {lo: (0 if Gs.shape[0] == 1 else sid[lo]) for lo, _ in blocks}
+    I_rows = I[sidx, :, 0]  # (R, N)
+    w_rows = w[sidx, :, 0].contiguous()
+    Ta = T - t0
+    x_a = x[:, t0:, 0].T.contiguous()  # (Ta, R), active steps only
+    has_input = (x_a != 0).any(dim=1).tolist()
+    x_cols = [x_a[i].unsqueeze(1) if has_input[i] else None for i in range(Ta)]  # (R, 1) or None
+    # per step, the row ranges whose state can be non-zero: the products skip the others
+    # (their h, r stay exactly 0 in the forward pass; in the backward pass their adjoint is
+    # never used, as they have neither input nor rate at those steps)
+    sched = _row_schedule(starts, blocks, t0, T)
+    ag = alpha * g
+    beta = 1.0 - alpha
+    tanh_into = _tanh_into(dev)
+
+    # --- forward ------------------------------------------------------------------------
+    # h <- h + alpha (-h + g r G' + x_t I')  ==  (1 - alpha) h + alpha g (r G') + alpha x_t I',
+    # the first two terms fused in one in-place addmm per step (per seed block when G differs).
+    # Per-step views are made before the loop where possible: indexing a tensor costs microseconds.
+    # Every `chunk` steps, while the chunk's rates are still in cache, the readout y = r w, the
+    # loss terms, dL/dy (e) and dL/dw = sum r' e are formed, and the rates are overwritten by
+    # 1 - r^2, all that the backward pass needs of them.
+    chunk = min(Ta, 64)
+    rates = _scratch(Ta * R * N, dtype, dev).view(Ta, R, N)  # r, then 1 - r^2 (every entry written)
+    r_views = rates.unbind(0)
+    r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
+    GT = {lo: Gs[b].T for lo, b in bG.items()}
+    h = h0[sidx].clone()
+    h_np = _np(h)
+    h_pref: dict[tuple[int, int], torch.Tensor] = {}
+    r = torch.tanh(h)
+    onehot = torch.nn.functional.one_hot(sidx, k).to(dtype)  # (R, k)
+    Wt = w[:, :, 0].T  # (N, k)
+    tgt_a = tgt[:, t0:, 0].T.contiguous()  # (Ta, R)
+    mask_a = mask[:, t0:, 0].T.contiguous()
+    e = torch.empty(Ta, R, dtype=dtype, device=dev)  # dL/dy
+    row_loss = torch.zeros(R, dtype=dtype, device=dev)
+    dw = torch.zeros(N, k, dtype=dtype, device=dev)
+    one = torch.ones((), dtype=dtype, device=dev)
+
+    def close_chunk(c0: int, c1: int) -> None:
+        c = rates[c0:c1]
+        flat = c.view(-1, N)
+        y = ((flat @ Wt).view(c1 - c0, R, k) * onehot).sum(-1)  # (n, R)
+        diff = y - tgt_a[c0:c1]
+        err = diff * mask_a[c0:c1]
+        row_loss.add_((err * diff).sum(0))
+        ec = e[c0:c1]
+        torch.mul(err, coef, out=ec).mul_(2.0)
+        dw.addmm_(flat.T, (ec[:, :, None] * onehot).view(-1, k))
+        torch.addcmul(one, c, c, value=-1.0, out=c)  # 1 - r^2
+
+    c0 = 0
+    for i in range(Ta):
+        for lo, end in sched[i]:
+            hv = h_pref.get((lo, end))
+            if hv is None:
+                hv = h_pref[(lo, end)] = h[lo:end]
+            hv.addmm_(r[lo:end], GT[lo], beta=beta, alpha=ag)
+        xc = x_cols[i]
+        if xc is not None:
+            h.addcmul_(xc, I_rows, value=alpha)
+        r = r_views[i]
+        tanh_into(h, r, h_np, r_np[i])  # rows not started: tanh(0) = 0
+        if i + 1 - c0 == chunk:
+            if i > c0:  # r (step i) is needed by the next product: keep the chunk's last step as r
+                close_chunk(c0, i)
+            c0 = i
+    close_chunk(c0, Ta)
+    row_loss.mul_(coef)
+    dw = dw.T  # (k, N)
+
+    # --- backward through time: a = dL/dh_t --------------------------------------------
+    # a_t = (1 - alpha) a_{t+1} + (1 - r_t^2) * (e_t w' + alpha g a_{t+1} G) (each row its own
+    # seed's w). Per chunk of steps, v = e w' is formed in one vectorised operation; per step,
+    # one product accumulates into v (rows that have started only: e = 0 elsewhere), and one
+    # fused update forms a.
+    agG = {lo: (ag * Gs[b]).contiguous() for lo, b in bG.items()}
+    a = torch.zeros(R, N, dtype=dtype, device=dev)
+    a_pref: dict[tuple[int, int], torch.Tensor] = {}
+    dI_rows = torch.zeros(R, N, dtype=dtype, device=dev)
+    v_buf = torch.empty(chunk, R, N, dtype=dtype, device=dev)
+    v_views = v_buf.unbind(0)
+    d_views = r_views
+    beta_t = torch.full((), beta, dtype=dtype, device=dev)  # a 0-dim tensor: no scalar conversion per call
+    for hi_t in range(Ta, 0, -chunk):
+        lo_t = max(0, hi_t - chunk)
+        n = hi_t - lo_t
+        torch.mul(e[lo_t:hi_t, :, None], w_rows, out=v_buf[:n])  # e_t w'
+        for j in range(n - 1, -1, -1):
+            v = v_views[j]
+            for lo, end in sched[lo_t + j]:
+                av = a_pref.get((lo, end))
+                if av is None:
+                    av = a_pref[(lo, end)] = a[lo:end]
+                if end - lo == R:
+                    v.addmm_(av, agG[lo])
+                else:
+                    v[lo:end].addmm_(av, agG[lo])
+            a.mul_(beta_t).addcmul_(v, d_views[lo_t + j])
+            xc = x_cols[lo_t + j]
+            if xc is not None:
+                dI_rows.addcmul_(a, xc, value=alpha)
+    return row_loss, dI_rows, dw
 
 
 @torch.no_grad()
@@ -120,102 +307,36 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     coef = torch.cat(rows_coef)[perm].to(dev)
     sidx_cpu = torch.cat(seed_of_row)[perm]
     sidx = sidx_cpu.to(dev)
-    R = n_rows
     t0 = int(starts.min())
     # steps before t0 (rows with zero h0 only, as t0 = 0 otherwise): y = 0, loss in closed form
     if t0 > 0:
         pre = (mask[:, :t0] * tgt[:, :t0] ** 2).sum(dim=(1, 2)) * coef
         loss.index_add_(0, sidx_cpu, pre.double().cpu())
 
-    I_rows = I[sidx, :, 0]  # (R, N)
-    w_rows = w[sidx, :, 0].contiguous()
-    Ta = T - t0
-    x_a = x[:, t0:, 0].T.contiguous()  # (Ta, R), active steps only
-    has_input = (x_a != 0).any(dim=1).tolist()
-    x_cols = [x_a[i].unsqueeze(1) if has_input[i] else None for i in range(Ta)]  # (R, 1) or None
-    # per step, the row ranges whose state can be non-zero: the products skip the others
-    # (their h, r stay exactly 0 in the forward pass; in the backward pass their adjoint is
-    # never used, as they have neither input nor rate at those steps)
-    sched = _row_schedule(starts, blocks, t0, T)
-    full = [(lo, hi) for lo, hi in blocks if hi > lo]
-    ag = alpha * g
     Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
-    bidx = {lo: b for b, (lo, _) in enumerate(blocks)}
-    tanh_into = _tanh_into(dev)
+    groups = row_groups(blocks, n_streams(n_rows, dev))
+    args = (Gs, I, w, k)
+    rest = (h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
+    if len(groups) == 1:
+        results = [_rows_fwd_bwd(*args, groups[0].to(dev), *rest)]
+    else:
+        prev = torch.get_num_threads()
 
-    # --- forward, storing only the rates -------------------------------------------------
-    # h <- h + alpha (-h + g r G' + x_t I')  ==  (1 - alpha) h + alpha g (r G') + alpha x_t I',
-    # the first two terms fused in one in-place addmm per step (per seed block when G differs).
-    # Per-step views are made before the loop where possible: indexing a tensor costs microseconds.
-    rates = torch.empty(Ta, R, N, dtype=dtype, device=dev)
-    r_views = rates.unbind(0)
-    r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
-    GT = [Gs[b].T for b in range(len(blocks))]
-    h = h0[sidx].clone()
-    h_np = _np(h)
-    h_pref: dict[tuple[int, int], torch.Tensor] = {}
-    r = torch.tanh(h)
-    beta = 1.0 - alpha
-    for i in range(Ta):
-        for lo, e in sched[i]:
-            hv = h_pref.get((lo, e))
-            if hv is None:
-                hv = h_pref[(lo, e)] = h[lo:e]
-            hv.addmm_(r[lo:e], GT[bidx[lo]], beta=beta, alpha=ag)
-        xc = x_cols[i]
-        if xc is not None:
-            h.addcmul_(xc, I_rows, value=alpha)
-        r = r_views[i]
-        tanh_into(h, r, h_np, r_np[i])  # rows not started: tanh(0) = 0
-
-    # readout and dL/dy for all steps at once: Y = rates @ W (one GEMM over all rows and seeds)
-    onehot = torch.nn.functional.one_hot(sidx, k).to(dtype)  # (R, k)
-    flat = rates.view(Ta * R, N)
-    y = ((flat @ w[:, :, 0].T).view(Ta, R, k) * onehot).sum(-1)  # (Ta, R)
-    diff = y - tgt[:, t0:, 0].T
-    err = diff * mask[:, t0:, 0].T
-    row_loss = (err * diff).sum(0) * coef
-    loss.index_add_(0, sidx_cpu, row_loss.double().cpu())
-    e = 2.0 * err * coef  # dL/dy, (Ta, R)
-    dw = (flat.T @ (e[:, :, None] * onehot).view(Ta * R, k)).T  # (k, N)
-
-    # --- backward through time: a = dL/dh_t --------------------------------------------
-    # a_t = (1 - alpha) a_{t+1} + (1 - r_t^2) * (e_t w' + alpha g a_{t+1} G) (each row its own
-    # seed's w). Per chunk of steps, v = e w' and d = 1 - r^2 are formed in two vectorised
-    # operations; per step, one product accumulates into v (rows that have started only:
-    # e = 0 elsewhere), and one fused update forms a.
-    agG = [(ag * Gs[b]).contiguous() for b in range(len(blocks))]
-    a = torch.zeros(R, N, dtype=dtype, device=dev)
-    a_pref: dict[tuple[int, int], torch.Tensor] = {}
-    dI_rows = torch.zeros(R, N, dtype=dtype, device=dev)
-    chunk = min(Ta, 128)
-    v_buf = torch.empty(chunk, R, N, dtype=dtype, device=dev)
-    d_buf = torch.empty(chunk, R, N, dtype=dtype, device=dev)
-    v_views = v_buf.unbind(0)
-    d_views = d_buf.unbind(0)
-    one = torch.ones((), dtype=dtype, device=dev)
-    beta_t = torch.full((), beta, dtype=dtype, device=dev)  # a 0-dim tensor: no scalar conversion per call
-    for hi_t in range(Ta, 0, -chunk):
-        lo_t = max(0, hi_t - chunk)
-        n = hi_t - lo_t
-        c = rates[lo_t:hi_t]
-        torch.addcmul(one, c, c, value=-1.0, out=d_buf[:n])  # 1 - r^2
-        torch.mul(e[lo_t:hi_t, :, None], w_rows, out=v_buf[:n])  # e_t w'
-        for j in range(n - 1, -1, -1):
-            v = v_views[j]
-            for lo, end in sched[lo_t + j]:
-                av = a_pref.get((lo, end))
-                if av is None:
-                    av = a_pref[(lo, end)] = a[lo:end]
-                if end - lo == R:
-                    v.addmm_(av, agG[0])
-                else:
-                    v[lo:end].addmm_(av, agG[bidx[lo]])
-            a.mul_(beta_t).addcmul_(v, d_views[j])
-            xc = x_cols[lo_t + j]
-            if xc is not None:
-                dI_rows.addcmul_(a, xc, value=alpha)
-    dI = torch.zeros(k, N, dtype=dtype, device=dev).index_add_(0, sidx, dI_rows)
+        def job(sel):
+            torch.set_num_threads(1)
+            return _rows_fwd_bwd(*args, sel.to(dev), *rest)
+        try:
+            torch.set_num_threads(1)
+            futures = [_executor(len(groups) - 1).submit(job, sel) for sel in groups[1:]]
+            results = [job(groups[0])] + [f.result() for f in futures]
+        finally:
+            torch.set_num_threads(prev)
+    dI = torch.zeros(k, N, dtype=dtype, device=dev)
+    dw = torch.zeros(k, N, dtype=dtype, device=dev)
+    for sel, (row_loss, dI_rows, dw_g) in zip(groups, results):
+        loss.index_add_(0, sidx_cpu[sel], row_loss.double().cpu())
+        dI.index_add_(0, sidx[sel.to(dev)], dI_rows)
+        dw += dw_g
     return StepResult(loss.to(dtype), dI.unsqueeze(-1), dw.unsqueeze(-1))
 
 

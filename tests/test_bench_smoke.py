@@ -14,7 +14,7 @@ from sysa_core import bench, config
 STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fast_steps_measured", "speedup",
              "roofline_ms", "roofline_ratio", "roofline_steps_measured", "roofline_all_rows_ms", "simulated_rows",
              "active_steps", "row_steps",
-             "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads"}
+             "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads"}
 BATCHED_KEYS = {"case", "k", "batched_ms", "separate_ms", "fast_ms_per_model", "batching_speedup", "roofline_ms",
                 "roofline_ratio", "batched_vs_separate_rel_err_I", "batched_vs_separate_rel_err_w"}
 ARGS = ["--quick", "--profile", "smoke", "--set", "hidden_size=24", "--set", "perc=0.3", "--batch", "8"]
@@ -81,3 +81,18 @@ def test_bad_profile_is_a_one_line_error(capsys):
     assert bench.main(["--profile", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]
+
+
+def test_roofline_with_streams_covers_the_same_products():
+    """Split in streams or not, the roofline runs the same row-steps (the engine's split)."""
+    import torch
+
+    cfg = config.resolve("smoke", ["perc=0.3"])
+    args = bench.step_args(cfg, [1, 2], 16)
+    work = bench.active_work(args)
+    per_group = [bench._row_schedule(work["starts"][sel], [(0, len(sel))], work["t0"], work["T"])
+                 for sel in bench.row_groups(work["blocks"], 2)]
+    assert sum(e - lo for sched in per_group for step in sched for lo, e in step) == work["row_steps"]
+    prev = torch.get_num_threads()
+    assert bench.roofline_s(args[0], work, streams=2) > 0 and bench.roofline_s(args[0], work) > 0
+    assert torch.get_num_threads() == prev
