@@ -9,7 +9,16 @@ share G; otherwise one product per seed). Work that provably changes nothing is 
   so simulation starts at the earliest onset of the batch; the skipped steps have y = 0 and
   their (evaluated) loss terms are added in closed form, so the denominators of SPEC
   section 3 are unchanged;
+* the same holds per trial: rows are sorted by onset and a row joins the per-step products at
+  its own first input (before it, its h and r are exactly 0, and in the backward pass its
+  adjoint is not needed: no input, no rate);
 * catch trials with h0 = 0 have y = 0 at every step: no simulation, no gradient.
+
+Per step the forward pass costs one product (rows x N)(N x N) and the backward pass one more;
+everything else (tanh, the readout, the loss, dL/dw) is a few vectorised operations per step or
+per cache-resident chunk of steps. On the CPU the trials of a batch, being independent, can be
+split over threads ("row streams", `CPU_STREAMS`). The roofline of `python -m sysa_core.bench`
+is the time of those two products alone.
 """
 from __future__ import annotations
 
@@ -140,11 +149,13 @@ def seed_blocks(sid: list[int], shared_G: bool) -> list[tuple[int, int]]:
 
 
 def _rows_fwd_bwd(Gs, I, w, k, sel, h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g):
-    """Forward and backward pass of the rows `sel` (sorted by first input within each seed
+    """Forward and backward pass of the rows `sel` (CPU indices, sorted by first input within each seed
     block). Returns their loss terms (rows,), dL/dI per row (rows, N) and dL/dw (k, N)."""
     dtype, dev = I.dtype, I.device
     N = I.shape[1]
-    x, tgt, mask, coef, sidx, starts = x[sel], tgt[sel], mask[sel], coef[sel], sidx[sel], starts[sel]
+    sel_d = sel.to(dev)
+    x, tgt, mask, coef, sidx = x[sel_d], tgt[sel_d], mask[sel_d], coef[sel_d], sidx[sel_d]
+    starts = starts[sel]  # on the CPU
     R, T = x.shape[0], x.shape[1]
     sid = sidx.tolist()
     blocks = seed_blocks(sid, Gs.shape[0] == 1)  # rows of one seed are contiguous
@@ -318,13 +329,13 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     args = (Gs, I, w, k)
     rest = (h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
     if len(groups) == 1:
-        results = [_rows_fwd_bwd(*args, groups[0].to(dev), *rest)]
+        results = [_rows_fwd_bwd(*args, groups[0], *rest)]
     else:
         prev = torch.get_num_threads()
 
         def job(sel):
             torch.set_num_threads(1)
-            return _rows_fwd_bwd(*args, sel.to(dev), *rest)
+            return _rows_fwd_bwd(*args, sel, *rest)
         try:
             torch.set_num_threads(1)
             futures = [_executor(len(groups) - 1).submit(job, sel) for sel in groups[1:]]
