@@ -10,11 +10,13 @@ Cases:
 * `train_step` - one training step (32 trials, the profile's timeline, forward + backward)
   of seed 1 on a fixed, seeded batch: `reference_ms`, `fast_ms`, `speedup`, `roofline_ms`
   (the two products (rows x N)(N x N) per active step, with the rows the fast engine
-  multiplies at that step: a trial joins at its first input) and `roofline_ratio`;
+  multiplies at that step: a trial joins at its first input; the faster of running them in
+  the engine's row streams, `roofline_streams_ms`, and in one stream on torch's intra-op
+  thread pool, `roofline_thread_pool_ms`) and `roofline_ratio` = fast / roofline;
   `roofline_all_rows_ms` (all R simulated rows at every step from the earliest onset) and its
   ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
-  (analysis.metrics of one model) and the gradient and loss errors of the fast engine
-  against the reference on that batch;
+  (analysis.metrics of one 500-unit model) and the gradient and loss errors of the fast
+  engine against the reference on that batch, over all 7000 steps;
 * `train_step_float64` (full run only) - the same check in float64;
 * `seeds_batched` - k seeds stepped as one computation against one at a time.
 """
@@ -335,15 +337,21 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None) -> list[di
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sysa_core.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer repeats: the whole benchmark within a minute")
+    p.add_argument("--quick", action="store_true", help="one reference step and three fast steps: the whole "
+                   "benchmark within a minute on an otherwise idle 2-core machine")
     p.add_argument("--profile", default="paper", help="configuration profile (default paper)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     p.add_argument("--batch", type=int, default=32, help="trials per step (default 32)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--streams", type=int, default=None, help="the engine's CPU row streams (engine.CPU_STREAMS; "
+                   "default: as many as torch's threads)")
     p.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.streams:
+        from . import engine
+        engine.CPU_STREAMS = a.streams
     if a.probe_memory is not None:  # internal: one fast step in this fresh process, then the peak RSS
         cfg = Config.from_dict(json.loads(a.probe_memory))
         adjoint_step(*step_args(cfg, [1], a.batch))
