@@ -161,9 +161,9 @@ def _smoke() -> Config:
 def _quick() -> Config:
     return Config(
         model=ModelConfig(hidden_size=200),
-        task=TaskConfig(Nt_ms=2500, O_on_ms=800, SO_on_ms=300, cost_onset_ms=1400),
-        train=TrainConfig(n_trials=256, batch_size=32, epochs=25, lr=3e-3),
-        analysis=AnalysisConfig(eval_onset_ms=800, eval_extra_ms=2500, spont_T_ms=4000,
+        task=TaskConfig(Nt_ms=2000, O_on_ms=600, SO_on_ms=200, cost_onset_ms=1100),
+        train=TrainConfig(n_trials=256, batch_size=32, epochs=20, lr=3e-3),
+        analysis=AnalysisConfig(eval_onset_ms=600, eval_extra_ms=2500, spont_T_ms=4000,
                                 spont_start_ms=2000, mem_T_ms=2510, mem_start_ms=1010),
         profile="quick",
     )
