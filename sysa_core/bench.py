@@ -191,15 +191,15 @@ def probe_memory(cfg: Config, batch: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
-def _rooflines(G, work, repeats_all_rows: bool) -> dict:
+def _rooflines(G, work, all_rows: bool, pool: bool = True) -> dict:
     """One measurement of each roofline variant: the products with the engine's row streams,
-    with torch's intra-op thread pool in one stream (when the engine uses several), and with all
-    rows at every active step (engine's streams)."""
+    with torch's intra-op thread pool in one stream (when the engine uses several and `pool`),
+    and with all rows at every active step (engine's streams; when `all_rows`)."""
     P = n_streams(work["rows"], torch.device("cpu"))
     out = {"streams": roofline_s(G, work, streams=P)}
-    if P > 1:
+    if P > 1 and pool:
         out["pool"] = roofline_s(G, work, streams=1)
-    if repeats_all_rows:
+    if all_rows:
         out["all_rows"] = roofline_s(G, work, all_rows=True, streams=P)
     return out
 
@@ -213,7 +213,8 @@ def _roofline_fields(fast_ms: float, roofs: list[dict], P: int) -> dict:
     out = {"streams": P, "roofline_ms": round(best, 1), "roofline_ratio": round(fast_ms / best, 3),
            "roofline_steps_measured": len(roofs), "roofline_streams_ms": round(med["streams"], 1)}
     if "pool" in med:
-        out["roofline_thread_pool_ms"] = round(med["pool"], 1)
+        out.update(roofline_thread_pool_ms=round(med["pool"], 1),
+                   roofline_thread_pool_measured=sum("pool" in r for r in roofs))
     if "all_rows" in med:
         out.update(roofline_all_rows_ms=round(med["all_rows"], 1),
                    roofline_all_rows_ratio=round(fast_ms / med["all_rows"], 3),
@@ -222,8 +223,8 @@ def _roofline_fields(fast_ms: float, roofs: list[dict], P: int) -> dict:
 
 
 def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference_repeats: int = 1,
-                    all_rows_repeats: int = 1, memory: bool = True, analysis_time: bool = True,
-                    case: str = "train_step") -> dict:
+                    all_rows_repeats: int = 1, pool_repeats: int | None = None, memory: bool = True,
+                    analysis_time: bool = True, case: str = "train_step") -> dict:
     """Reference vs fast engine on one seeded batch of seed 1; see the module docstring."""
     args = step_args(cfg, [1], batch)
     work = active_work(args)
@@ -244,12 +245,13 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         if i < repeats:
             t, _ = _timed(adjoint_step, *args)
             fast_s.append(t)
-            roofs.append(_rooflines(args[0], work, i < all_rows_repeats))
+            roofs.append(_rooflines(args[0], work, i < all_rows_repeats, pool_repeats is None or i < pool_repeats))
             _log(f"  fast step {i + 1}/{repeats}: {t * 1e3:.0f} ms (rooflines, ms: "
                  + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in roofs[-1].items()) + ")")
     out = {"case": case, "profile": cfg.profile, "dtype": cfg.model.dtype, "hidden_size": cfg.model.hidden_size,
            "batch": batch, "steps": T, "simulated_rows": work["rows"], "active_steps": work["active_steps"],
-           "row_steps": work["row_steps"], "threads": torch.get_num_threads()}
+           "row_steps": work["row_steps"], "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+           "load_avg_1min_start": round(os.getloadavg()[0], 2)}
     if ref_s:
         ref_ms = statistics.median(ref_s) * 1e3
         out.update(reference_ms=round(ref_ms, 1), reference_steps_measured=len(ref_s))
@@ -275,7 +277,7 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
 
 
 def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int = 2,
-                       per_seed_G: bool = False) -> dict:
+                       per_seed_G: bool = False, pool: bool = True) -> dict:
     """k seeds (1..k) as one fast step against the k single-seed steps, alternately; the first
     repeat's results are compared."""
     seeds = list(range(1, k + 1))
@@ -297,7 +299,7 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
         timed = [_timed(adjoint_step, *a) for a in single]
         s_s.append(sum(t for t, _ in timed))
         sep = sep or [r for _, r in timed]
-        roofs.append(_rooflines(G, work, False))
+        roofs.append(_rooflines(G, work, False, pool))
         _log(f"  repeat {i + 1}/{repeats}: batched {b_s[-1] * 1e3:.0f} ms, separately {s_s[-1] * 1e3:.0f} ms")
     b_ms, s_ms = (statistics.median(v) * 1e3 for v in (b_s, s_s))
     dI = torch.cat([r.dI for r in sep])
@@ -319,12 +321,13 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None) -> list[di
     results = []
 
     def done(d):
+        d["mode"] = "quick" if quick else "full"
         results.append(d)
         emit(d)
 
     if quick:  # one reference step (the checked one), three fast steps: under a minute here
-        done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1))
-        done(seeds_batched_case(cfg, 2, batch=batch, repeats=1))
+        done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1, pool_repeats=1))
+        done(seeds_batched_case(cfg, 2, batch=batch, repeats=1, pool=False))
         return results
     done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3, all_rows_repeats=3))
     c64 = replace(cfg, model=replace(cfg.model, dtype="float64"))
@@ -362,6 +365,10 @@ def main(argv=None) -> int:
     except config.UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    load, ncpu = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * ncpu:
+        _log(f"warning: load average {load:.1f} on {ncpu} CPUs; other processes will skew the times (an "
+             f"intra-op thread pool suffers most: it waits for a descheduled thread at every product)")
     t = time.perf_counter()
     run(cfg, quick=a.quick, batch=a.batch, emit=lambda d: print(json.dumps(d), flush=True))
     _log(f"total {time.perf_counter() - t:.1f} s")
