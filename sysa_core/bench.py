@@ -150,9 +150,9 @@ def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False, streams: int
     rows split as the engine splits them, one thread with one intra-op thread per stream."""
     if work["rows"] == 0:
         return 0.0
-    groups = row_groups(work["blocks"], streams)
+    groups = [sel for sel in row_groups(work["blocks"], streams) if len(sel)]
     jobs = [_products(G, work, sel, all_rows) for sel in groups]
-    if streams == 1:
+    if len(jobs) == 1:
         t = time.perf_counter()
         jobs[0]()
         return time.perf_counter() - t

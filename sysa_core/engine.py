@@ -102,20 +102,22 @@ def _row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tu
 
 #: CPU row streams per step: None = torch.get_num_threads(). The trials of a batch are
 #: independent, so their rows are split into interleaved groups, each simulated forward and
-#: backward by its own thread with one intra-op thread. With two cores this is as fast as the
-#: intra-op thread pool on an idle machine and degrades gracefully when another process holds
-#: a core (the pool waits for the descheduled thread at every one of the ~10^4 small
-#: products per step, and a step can then take ten times longer). 1 = one stream.
+#: backward by its own thread with one intra-op thread. Measured on the 2-core development
+#: machine (paper step, 32 trials): idle, 2 streams 1.22 s = the 2-thread intra-op pool 1.22 s
+#: (one thread 1.85 s); with another process on one core, 2 streams 2-4 s, one thread 1.9 s,
+#: and the intra-op pool 13-47 s, as it waits for its descheduled thread at every one of the
+#: ~10^4 small products of a step. 1 = one stream on torch's intra-op threads.
 CPU_STREAMS: int | None = None
 MIN_ROWS_PER_STREAM = 8
 _pool = None
+_pool_size = 0
 
 
 def _executor(n: int):
-    global _pool
+    global _pool, _pool_size
     from concurrent.futures import ThreadPoolExecutor
-    if _pool is None or _pool._max_workers < n:
-        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="sysa-adjoint")
+    if _pool is None or _pool_size < n:
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="sysa-adjoint"), n
     return _pool
 
 
@@ -132,7 +134,7 @@ def row_groups(blocks, P: int) -> list[torch.Tensor]:
     input within blocks, so each group stays sorted and the work is balanced)."""
     if P == 1:
         return [torch.arange(blocks[-1][1])]
-    return [torch.cat([torch.arange(lo + p, hi, P) for lo, hi in blocks]) for p in range(P)]
+    return [torch.cat([torch.arange(min(lo + p, hi), hi, P) for lo, hi in blocks]) for p in range(P)]
 
 
 def seed_blocks(sid: list[int], shared_G: bool) -> list[tuple[int, int]]:
@@ -325,7 +327,7 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
         loss.index_add_(0, sidx_cpu, pre.double().cpu())
 
     Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
-    groups = row_groups(blocks, n_streams(n_rows, dev))
+    groups = [sel for sel in row_groups(blocks, n_streams(n_rows, dev)) if len(sel)]
     args = (Gs, I, w, k)
     rest = (h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
     if len(groups) == 1:

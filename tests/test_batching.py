@@ -63,3 +63,19 @@ def test_row_streams_equal_one_stream(monkeypatch, dtype, tol, per_seed_G):
         for name in ("loss", "dI", "dw"):
             err = _rel(getattr(many, name), getattr(one, name))
             assert err < tol, f"{P} streams, {name}: {err:.2e}"
+
+
+def test_row_streams_with_seeds_of_one_trial(monkeypatch):
+    """Streams that would get no rows (G per seed, one pulse trial per seed) are left out."""
+    cfg = config.resolve("smoke", ["init=independent", "G_per_seed=true", "perc=0.0"])
+    wts = [init_weights(cfg.model, s) for s in (1, 2, 3)]
+    args = (torch.stack([w["G"] for w in wts]), torch.stack([w["I"] for w in wts]), torch.stack([w["w"] for w in wts]),
+            torch.stack([w["h0"] for w in wts]),
+            [task.draw_trials(cfg, 1, torch.Generator().manual_seed(s)) for s in range(3)], cfg.alpha, cfg.model.g_G)
+    monkeypatch.setattr(engine, "MIN_ROWS_PER_STREAM", 1)
+    monkeypatch.setattr(engine, "CPU_STREAMS", 1)
+    one = engine.adjoint_step(*args)
+    monkeypatch.setattr(engine, "CPU_STREAMS", 3)
+    many = engine.adjoint_step(*args)
+    for name in ("loss", "dI", "dw"):
+        assert _rel(getattr(many, name), getattr(one, name)) < 1e-6
