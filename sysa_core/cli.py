@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -82,19 +81,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import config, training
+    from . import config, pipeline, training
 
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
     out = Path(args.out)
     folders = {s: out / f"seed_{s}" for s in seeds}
     for folder in folders.values():  # before any work starts
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--out {out}: cannot create the output folder {folder} ({exc.strerror})") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise UserError(f"--out {out}: the output folder {folder} is not writable")
+        pipeline.check_output_dir(folder)
     training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet)
     return 0
 
