@@ -37,13 +37,16 @@ def _finite_or_none(x):
 
 
 def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, *, with_dynamics: bool = True,
-                     with_generalisation: bool = True, n_null: int = alignment.N_NULL, threads: int | None = 1) -> dict:
+                     with_generalisation: bool = True, memory_dynamics=None, generalisation=None,
+                     n_null: int = alignment.N_NULL, threads: int | None = 1) -> dict:
     """The issue-6 metrics of one model (keys in the module docstring).
 
     evaluation: sysa_core.analysis.Evaluation of the model (computed when absent);
     pcas: (spontaneous PCA, memory PCA) in the configured dtype (computed when absent).
     with_dynamics / with_generalisation: include the slow points and Lyapunov exponent / the duration
     sweep (the two most expensive parts, a few seconds each for N = 500).
+    memory_dynamics / generalisation: a sysa_core.dynamics.MemoryDynamics / sysa_core.plateau.Generalisation
+    of this model already computed (a notebook that shows them passes them in so they are computed once).
     threads: thread cap for the block (sysa_core.threads.limited; None leaves them as they are).
     """
     from . import analysis
@@ -69,7 +72,7 @@ def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, 
                 if k not in ("l1", "l2"):
                     out[f"{name}_{k}_spread"] = v["spread"]
         if with_dynamics:
-            md = dynamics.memory_dynamics(cfg, sd)
+            md = memory_dynamics if memory_dynamics is not None else dynamics.memory_dynamics(cfg, sd)
             summ = md.slow_points.summary()
             out.update({
                 "n_slow_points": summ["n_slow_points"], "n_fixed_points": summ["n_fixed_points"],
@@ -85,7 +88,7 @@ def extended_metrics(cfg, sd: dict, evaluation=None, pcas: tuple | None = None, 
         out["plateau_drift_per_s"] = float(np.mean(np.abs(list(drift.values()))))
         out["plateau_drift_per_s_by_duration"] = {str(k): float(v) for k, v in drift.items()}
         if with_generalisation:
-            g = plateau.generalisation(cfg, sd)
+            g = generalisation if generalisation is not None else plateau.generalisation(cfg, sd)
             inr, outr = g.rmse[g.in_training_range], g.rmse[~g.in_training_range]
             out.update({
                 "generalisation_rmse_trained_range": float(inr.mean()) if inr.size else None,

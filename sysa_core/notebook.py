@@ -85,12 +85,13 @@ def history(ctx: Context) -> dict:
     return io.read_json(ctx.run_dir / f"sys_A{ctx.seed}_train.json")
 
 
-def write_metrics(ctx: Context, sd: dict, evaluation=None) -> dict:
-    """All per-model metrics (and the untrained network's precision) to metrics.json."""
+def write_metrics(ctx: Context, sd: dict, evaluation=None, **computed) -> dict:
+    """All per-model metrics (and the untrained network's precision) to metrics.json.
+    computed: objects the notebook has already computed (memory_dynamics, generalisation), reused."""
     from . import analysis
     from .model import init_weights
 
-    m = analysis.metrics(ctx.cfg, sd, evaluation)
+    m = analysis.metrics(ctx.cfg, sd, evaluation, **computed)
     untrained = analysis.evaluate(ctx.cfg, init_weights(ctx.cfg.model, ctx.seed))
     m["precision_untrained"] = untrained.precision
     m["precision_untrained_by_duration"] = {str(k): v for k, v in untrained.precision_by_duration.items()}
