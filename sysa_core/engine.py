@@ -279,7 +279,6 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     dtype, dev = I.dtype, I.device
     shared_G = G.dim() == 2
     zero_h0 = [bool((h0[s] == 0).all()) for s in range(k)]
-    T = trials[0].x.shape[1]
 
     # --- rows to simulate, their seeds and first steps; closed-form loss of the skipped rows
     rows_x, rows_tgt, rows_coef, seed_of_row, rows_start, bounds = [], [], [], [], [], []

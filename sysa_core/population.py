@@ -1,7 +1,6 @@
 """Population of seeds: the table of per-seed metrics read from a run folder (never retrains)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd

@@ -74,6 +74,20 @@ def parse_json_lines(stdout: str) -> list[dict]:
     return [json.loads(ln) for ln in stdout.splitlines() if ln.strip()]
 
 
+def moved_weights(model_cfg, seed: int, noise_seed: int, dI: float = 0.0, dw: float = 0.0) -> dict:
+    """The initial weights of `seed` with I and w moved away from the coupled initialisation
+    (I is then not sqrt(N) w), like a trained model: I += dI * noise, then w += dw * noise,
+    the noise drawn in that order from the generator of noise_seed."""
+    from sysa_core.model import generator, init_weights
+
+    wts = init_weights(model_cfg, seed)
+    g = generator(noise_seed)
+    for name, scale in (("I", dI), ("w", dw)):
+        if scale:
+            wts[name] = wts[name] + scale * torch.randn(wts[name].shape, generator=g)
+    return wts
+
+
 @pytest.fixture(scope="session")
 def smoke_cfg():
     from sysa_core import config

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import moved_weights
 from sysa_core import analysis, config, model, task
-from sysa_core.model import generator
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
@@ -23,11 +23,7 @@ def cfg():
 @pytest.fixture(scope="module")
 def sd(cfg):
     """A smoke-sized model with I and w moved away from their coupled init."""
-    wts = model.init_weights(cfg.model, 3)
-    g = generator(11)
-    wts["I"] = wts["I"] + 0.5 * torch.randn(wts["I"].shape, generator=g)
-    wts["w"] = wts["w"] + 0.2 * torch.randn(wts["w"].shape, generator=g)
-    return wts
+    return moved_weights(cfg.model, 3, noise_seed=11, dI=0.5, dw=0.2)
 
 
 def _snapshot(d):

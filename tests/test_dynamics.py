@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sysa_core import analysis, config, dynamics, model, task
+from conftest import moved_weights
+from sysa_core import analysis, config, dynamics, task
 from sysa_core.dynamics import RateDynamics
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
@@ -233,10 +234,7 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def sd(cfg):
-    wts = model.init_weights(cfg.model, 3)
-    g = model.generator(11)
-    wts["I"] = wts["I"] + 0.5 * torch.randn(wts["I"].shape, generator=g)
-    return wts
+    return moved_weights(cfg.model, 3, noise_seed=11, dI=0.5)
 
 
 def test_simulate_states_is_the_models_euler_loop(cfg, sd):

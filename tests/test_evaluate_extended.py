@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PUBLISHED, parse_json_lines, run_cli
-from sysa_core import analysis, config, extended, model
+from conftest import PUBLISHED, moved_weights, parse_json_lines, run_cli
+from sysa_core import analysis, config, extended
 
 OLD_KEYS = {"precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
             "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"}
@@ -120,9 +120,7 @@ def test_dynamics_and_plateau_of_seed_1(seed1):
 @pytest.fixture(scope="module")
 def small():
     cfg = config.resolve("smoke", ["hidden_size=40"], seed=2)
-    sd = model.init_weights(cfg.model, 2)
-    sd["w"] = sd["w"] + 0.2 * torch.randn(sd["w"].shape, generator=model.generator(9))
-    return cfg, sd
+    return cfg, moved_weights(cfg.model, 2, noise_seed=9, dw=0.2)
 
 
 def test_the_expensive_parts_can_be_left_out(small):
@@ -145,3 +143,18 @@ def test_extended_metrics_are_reproducible_and_leave_the_thread_count_alone(smal
     assert torch.get_num_threads() == before
     assert a == extended.extended_metrics(cfg, sd)
     assert a["weight_correlation_init"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_objects_a_notebook_already_computed_are_reused_not_recomputed(small):
+    """inspect.ipynb passes its generalisation sweep (and could pass its slow points) to the metrics:
+    the same objects give the same numbers, and a different object changes them (so it is used)."""
+    from sysa_core import dynamics, plateau
+
+    cfg, sd = small
+    full = extended.extended_metrics(cfg, sd)
+    gen, md = plateau.generalisation(cfg, sd), dynamics.memory_dynamics(cfg, sd)
+    assert extended.extended_metrics(cfg, sd, generalisation=gen, memory_dynamics=md) == full
+    inside = plateau.generalisation(cfg, sd, durations_ms=[cfg.task.O_off_ms])  # the mean duration only: none outside
+    given = extended.extended_metrics(cfg, sd, generalisation=inside, with_dynamics=False)
+    assert full["generalisation_rmse_outside_range"] is not None
+    assert given["generalisation_rmse_outside_range"] is None
