@@ -18,7 +18,10 @@ Cases:
   (analysis.metrics of one 500-unit model) and the gradient and loss errors of the fast
   engine against the reference on that batch, over all 7000 steps;
 * `train_step_float64` (full run only) - the same check in float64;
-* `seeds_batched` - k seeds stepped as one computation against one at a time.
+* `seeds_batched_k{k}` - k seeds (default 2, `--seeds-batched K`) stepped as one computation
+  against one at a time: `batched_ms`, `separate_ms`, `batching_speedup`, `fast_ms_per_model`,
+  and `speedup_per_model` = the `train_step` case's `reference_ms` / `fast_ms_per_model` (the
+  throughput of training k seeds batched, per model, against the single-seed reference).
 """
 from __future__ import annotations
 
@@ -292,6 +295,7 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     _log(f"{name}: {k} seeds, {work['rows']} rows x {work['active_steps']} steps in {P} stream(s)")
     b_s, s_s, roofs = [], [], []
     batched = sep = None
+    _timed(adjoint_step, *args)  # warm-up, as in train_step_case: training reuses the engine's scratch memory
     for i in range(repeats):
         t, res = _timed(adjoint_step, *args)
         b_s.append(t)
@@ -315,26 +319,33 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     return out
 
 
-def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None) -> list[dict]:
-    """All cases for configuration `cfg`; each result is passed to `emit` as soon as it is ready."""
+def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2) -> list[dict]:
+    """All cases for configuration `cfg` (k: seeds in the batched cases); each result is passed
+    to `emit` as soon as it is ready."""
     emit = emit or (lambda d: None)
     results = []
+    reference_ms = None
 
     def done(d):
+        nonlocal reference_ms
         d["mode"] = "quick" if quick else "full"
+        if d["case"] == "train_step":
+            reference_ms = d["reference_ms"]
+        elif d["case"].startswith("seeds_batched") and not d["case"].endswith("G_per_seed"):
+            d.update(reference_ms=reference_ms, speedup_per_model=round(reference_ms / d["fast_ms_per_model"], 2))
         results.append(d)
         emit(d)
 
-    if quick:  # one reference step (the checked one), three fast steps: under a minute here
+    if quick:  # one reference step (the checked one), three fast steps: under a minute here (k = 2)
         done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1, pool_repeats=1))
-        done(seeds_batched_case(cfg, 2, batch=batch, repeats=1, pool=False))
+        done(seeds_batched_case(cfg, k, batch=batch, repeats=1, pool=False))
         return results
     done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3, all_rows_repeats=3))
     c64 = replace(cfg, model=replace(cfg.model, dtype="float64"))
     done(train_step_case(c64, batch=batch, repeats=2, reference_repeats=1, memory=False, analysis_time=False,
                          case="train_step_float64"))
-    done(seeds_batched_case(cfg, 2, batch=batch, repeats=3))
-    done(seeds_batched_case(cfg, 2, batch=batch, repeats=2, per_seed_G=True))
+    done(seeds_batched_case(cfg, k, batch=batch, repeats=3))
+    done(seeds_batched_case(cfg, k, batch=batch, repeats=2, per_seed_G=True))
     return results
 
 
@@ -348,6 +359,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--streams", type=int, default=None, help="the engine's CPU row streams (engine.CPU_STREAMS; "
                    "default: as many as torch's threads)")
+    p.add_argument("--seeds-batched", type=int, default=2, metavar="K",
+                   help="seeds stepped as one computation in the batched cases (default 2; 20 is the paper ensemble)")
     p.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.threads:
@@ -361,6 +374,8 @@ def main(argv=None) -> int:
         print(json.dumps({"peak_rss_mb": _peak_rss_mb()}))
         return 0
     try:
+        if a.seeds_batched < 2:
+            raise config.UserError(f"--seeds-batched: must be at least 2, got {a.seeds_batched}")
         cfg = config.resolve(a.profile, a.set)
     except config.UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -370,7 +385,7 @@ def main(argv=None) -> int:
         _log(f"warning: load average {load:.1f} on {ncpu} CPUs; other processes will skew the times (an "
              f"intra-op thread pool suffers most: it waits for a descheduled thread at every product)")
     t = time.perf_counter()
-    run(cfg, quick=a.quick, batch=a.batch, emit=lambda d: print(json.dumps(d), flush=True))
+    run(cfg, quick=a.quick, batch=a.batch, emit=lambda d: print(json.dumps(d), flush=True), k=a.seeds_batched)
     _log(f"total {time.perf_counter() - t:.1f} s")
     return 0
 

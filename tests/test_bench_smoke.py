@@ -16,7 +16,8 @@ STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fas
              "active_steps", "row_steps",
              "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads"}
 BATCHED_KEYS = {"case", "k", "batched_ms", "separate_ms", "fast_ms_per_model", "batching_speedup", "roofline_ms",
-                "roofline_ratio", "batched_vs_separate_rel_err_I", "batched_vs_separate_rel_err_w"}
+                "roofline_ratio", "batched_vs_separate_rel_err_I", "batched_vs_separate_rel_err_w",
+                "reference_ms", "speedup_per_model"}
 ARGS = ["--quick", "--profile", "smoke", "--set", "hidden_size=24", "--set", "perc=0.3", "--batch", "8"]
 
 
@@ -41,6 +42,9 @@ def test_quick_prints_one_json_object_per_case(quick_smoke_lines):
     assert step["steps"] == 600 and step["batch"] == 8 and step["hidden_size"] == 24
     assert 0 < step["simulated_rows"] <= 8 and 0 < step["active_steps"] <= 600
     assert step["peak_rss_mb"] > 10
+    # the batched case's throughput is measured against the train_step case's reference of this run
+    assert batched["reference_ms"] == step["reference_ms"]
+    assert batched["speedup_per_model"] == pytest.approx(step["reference_ms"] / batched["fast_ms_per_model"], rel=0.05)
 
 
 def test_fast_engine_matches_the_reference_in_the_benchmark(quick_smoke_lines):
@@ -77,10 +81,21 @@ def test_active_work_counts_what_the_engine_simulates():
     assert (work2["rows"], work2["active_steps"], work2["row_steps"]) == (16, T, 16 * T)
 
 
-def test_bad_profile_is_a_one_line_error(capsys):
-    assert bench.main(["--profile", "nope"]) == 2
+@pytest.mark.parametrize("args, needle", [(["--profile", "nope"], "nope"), (["--seeds-batched", "1"], "--seeds-batched")])
+def test_bad_arguments_are_a_one_line_error(capsys, args, needle):
+    assert bench.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nope" in err[0]
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_seeds_batched_sets_k(capsys):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert bench.main(ARGS + ["--seeds-batched", "3"]) == 0
+    lines = [json.loads(ln) for ln in out.getvalue().splitlines() if ln.strip()]
+    b = lines[1]
+    assert b["case"] == "seeds_batched_k3" and b["k"] == 3
+    assert b["batched_vs_separate_rel_err_I"] < 1e-5 and b["batched_vs_separate_rel_err_w"] < 1e-5
 
 
 def test_roofline_with_streams_covers_the_same_products():
