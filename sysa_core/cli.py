@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,21 +84,36 @@ def cmd_evaluate(args) -> int:
 def cmd_train(args) -> int:
     from . import config, pipeline, training
 
+    from .engine import resolve_device
+
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
+    dev = resolve_device(args.device)
     out = Path(args.out)
     folders = {s: out / f"seed_{s}" for s in seeds}
     for folder in folders.values():  # before any work starts
         pipeline.check_output_dir(folder)
-    training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet)
+    t = time.perf_counter()
+    training.train_seeds(cfg, seeds, folders, batch_seeds=_batch_seeds(args, dev), progress=not args.quiet,
+                         device=str(dev))
+    if not args.quiet:
+        print(f"sysa train: {len(seeds)} seed(s) on {dev} in {time.perf_counter() - t:.1f} s wall; "
+              f"checkpoints in {out}", file=sys.stderr)
     return 0
+
+
+def _batch_seeds(args, dev) -> bool:
+    """--batch-seeds / --no-batch-seeds; by default on when the steps run on a GPU."""
+    return dev.type == "cuda" if args.batch_seeds is None else args.batch_seeds
 
 
 def cmd_run(args) -> int:
     from . import config, paths, pipeline
+    from .engine import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else config.PROFILE_SEEDS[args.profile]
+    dev = resolve_device(args.device)
     out = Path(args.out) if args.out else paths.default_run_dir(args.profile)
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
@@ -106,9 +122,10 @@ def cmd_run(args) -> int:
     if args.scheduler and args.batch_seeds:
         raise UserError("--batch-seeds: not with --scheduler (each Dask task trains one seed)")
     control = config.PROFILE_CONTROL[args.profile] if args.control is None else args.control
-    return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=args.batch_seeds,
+    batch_seeds = _batch_seeds(args, dev) and not args.scheduler and args.workers <= 1
+    return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=batch_seeds,
                         progress=not args.quiet, control=control, workers=args.workers, scheduler=args.scheduler,
-                        threads=args.threads)
+                        threads=args.threads, device=str(dev))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", default=None, help="e.g. 1-20 (default: the configuration's seed)")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
-    t.add_argument("--batch-seeds", action="store_true", help="train the seeds as one computation")
+    t.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the seeds as one computation (default: on a GPU)")
+    t.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one, else the CPU), cpu, "
+                   "cuda or cuda:N: where the training steps run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
     r = sub.add_parser("run", help="train and analyse seeds with the notebooks; HTML reports and index.html")
@@ -142,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default data/runs/<profile>)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     r.add_argument("--force", action="store_true", help="redo seeds that are already complete")
-    r.add_argument("--batch-seeds", action="store_true", help="train all seeds as one computation")
+    r.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
+                   help="train all seeds as one computation (default: on a GPU, without --workers/--scheduler)")
+    r.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one, else the CPU), cpu, "
+                   "cuda or cuda:N: where this process's training steps run (workers and Dask tasks use auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the control ensemble with independent initialisation in OUT/control "

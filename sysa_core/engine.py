@@ -38,6 +38,32 @@ class StepResult:
     dI: torch.Tensor
     dw: torch.Tensor
 
+    def cpu(self) -> "StepResult":
+        return StepResult(self.loss.cpu(), self.dI.cpu(), self.dw.cpu())
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device training steps run on: `auto` (CUDA when torch sees a GPU, else the CPU),
+    `cpu`, `cuda` or `cuda:N`. UserError when the name is unknown or no such GPU is there."""
+    from .errors import UserError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            built = "with" if torch.version.cuda else "without"
+            raise UserError(f"--device {name}: no CUDA GPU is available (this torch {torch.__version__} was built "
+                            f"{built} CUDA); use --device cpu")
+        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device(name)
+    raise UserError(f"--device: unknown device {name!r} (auto, cpu, cuda or cuda:N)")
+
 
 def _loss_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mask (B, T, 1) and 1 / (B * sum(mask)) per trial (B,)."""
@@ -363,11 +389,12 @@ def autograd_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.T
         I_s = I[s].detach().clone().requires_grad_(True)
         w_s = w[s].detach().clone().requires_grad_(True)
         h = h0[s].expand(len(tr), -1)
+        x = tr.x.to(Gs.device)
         ys = []
-        for t in range(tr.x.shape[1]):
-            h = h + alpha * (-h + g * torch.tanh(h) @ Gs.T + tr.x[:, t] @ I_s.T)
+        for t in range(x.shape[1]):
+            h = h + alpha * (-h + g * torch.tanh(h) @ Gs.T + x[:, t] @ I_s.T)
             ys.append(torch.tanh(h) @ w_s)
-        loss = training_loss(torch.stack(ys, 1), tr.target)
+        loss = training_loss(torch.stack(ys, 1), tr.target.to(Gs.device))
         dI, dw = torch.autograd.grad(loss, (I_s, w_s))
         losses.append(loss.detach())
         dIs.append(dI)

@@ -176,7 +176,7 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
 
 def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
         batch_seeds: bool = False, progress: bool = True, control: bool = False,
-        workers: int = 1, scheduler: str | None = None, threads: int | None = None) -> int:
+        workers: int = 1, scheduler: str | None = None, threads: int | None = None, device: str = "auto") -> int:
     """Run the pipeline; returns the exit status (0 when every seed and the population succeeded).
 
     control: also run the control ensemble (independent initialisation) in OUT/control.
@@ -184,6 +184,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
     a Dask scheduler whose workers run the seeds (the output folder must be shared with them).
     threads: torch threads per seed (default: all cores here, cores / workers in a pool, 1 per
     Dask task). Results are bit-identical for the same thread count on the same kind of CPU.
+    device: where training in this process runs (engine.resolve_device); pool and Dask jobs train
+    in their notebooks with `auto`.
     """
     from tqdm.auto import tqdm
 
@@ -231,7 +233,7 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                 for group in groups:
                     try:
                         training.train_seeds(ens.cfg, group, {s: ens.seed_dir(s) for s in group},
-                                             batch_seeds=batch_seeds, progress=progress)
+                                             batch_seeds=batch_seeds, progress=progress, device=device)
                     except UserError as exc:
                         if len(group) > 1:  # isolate the failure: one seed at a time
                             groups.extend([s] for s in group)

@@ -10,7 +10,7 @@ import torch
 
 from . import io, plots
 from .config import Config
-from .engine import ENGINES
+from .engine import ENGINES, resolve_device
 from .errors import TrainingDiverged, UserError
 from .model import DTYPES, derive_seed, generator, init_weights
 from .provenance import code_version
@@ -49,6 +49,7 @@ class SeedState:
     grad_w: list = field(default_factory=list)
     adam: dict | None = None  # {'step', 'I': (m, v), 'w': (m, v)} from a checkpoint
     seconds: float = 0.0
+    device: str = "cpu"  # where the training steps ran (the weights and Adam stay on the CPU)
 
 
 def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch.Tensor:
@@ -94,7 +95,7 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
             "train_seconds": st.seconds,
             # float results are bit-reproducible for the same CPU and thread count (a BLAS product
             # may split its rows differently with another thread count)
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "device": st.device,
             "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w}}
 
 
@@ -126,16 +127,20 @@ def _finish(st: SeedState) -> None:
     io.write_json(meta_path(st.folder, st.seed), _meta(st, "complete"))
 
 
-def _train_group(group: list[SeedState], progress: bool) -> None:
-    """Train seeds that are at the same epoch as one computation."""
+def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> None:
+    """Train seeds that are at the same epoch as one computation, its steps on device `dev`
+    (the weights, Adam and the checkpoints stay on the CPU; only G, I, w and h0 travel)."""
     cfg = group[0].cfg
     tc = cfg.train
     step_fn = ENGINES[tc.engine]
     Gs = [st.weights["G"] for st in group]
     G = Gs[0] if all(torch.equal(Gs[0], g) for g in Gs[1:]) else torch.stack(Gs)
+    G = G.to(dev)
     I = torch.nn.Parameter(torch.stack([st.weights["I"] for st in group]))
     w = torch.nn.Parameter(torch.stack([st.weights["w"] for st in group]))
-    h0 = torch.stack([st.weights["h0"] for st in group])
+    h0 = torch.stack([st.weights["h0"] for st in group]).to(dev)
+    for st in group:
+        st.device = str(dev)
     opt = torch.optim.Adam([I, w], lr=tc.lr)
     if group[0].adam is not None:  # resume: Adam's state is elementwise, so stacking is exact
         step = group[0].adam["step"]
@@ -153,7 +158,7 @@ def _train_group(group: list[SeedState], progress: bool) -> None:
             for it in range(steps_per_epoch):
                 batches = [st.trials.subset(batch_indices(st.batch_gen, tc.n_trials, tc.batch_size))
                            for st in group]
-                res = step_fn(G, I.detach(), w.detach(), h0, batches, cfg.alpha, cfg.model.g_G)
+                res = step_fn(G, I.detach().to(dev), w.detach().to(dev), h0, batches, cfg.alpha, cfg.model.g_G).cpu()
                 for row, st in enumerate(group):
                     vals = (res.loss[row], res.dI[row], res.dw[row])
                     if not all(torch.isfinite(v).all() for v in vals):
@@ -199,14 +204,17 @@ def _bar(**kw):
 
 
 def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, batch_seeds: bool = True,
-                progress: bool = True) -> dict[int, dict]:
+                progress: bool = True, device: str = "auto") -> dict[int, dict]:
     """Train the models of `seeds` with configuration `cfg` (its own seed is ignored).
 
     folders: {seed: folder} where checkpoints, metadata and plots go (None: keep in memory).
     A folder holding a checkpoint of the same configuration is resumed from its last epoch.
     batch_seeds: step all seeds that are at the same epoch as one computation (the same
-    result as one at a time, up to float rounding). Returns {seed: state_dict}.
+    result as one at a time, up to float rounding).
+    device: where the training steps run (engine.resolve_device: auto = a CUDA GPU when there is
+    one; the CPU is the tested path). Returns {seed: state_dict}.
     """
+    dev = resolve_device(device)
     folders = folders or {}
     states = [_resume(_new_state(cfg, s, folders.get(s))) for s in seeds]
     todo = [st for st in states if st.epoch < cfg.train.epochs]
@@ -218,13 +226,14 @@ def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, b
     else:
         groups = [[st] for st in todo]
     for group in groups:
-        _train_group(group, progress)
+        _train_group(group, progress, dev)
     for st in states:
         if st.folder is not None and (st in todo or not bare_path(st.folder, st.seed).exists()):
             _finish(st)
     return {st.seed: st.weights for st in states}
 
 
-def train(cfg: Config, folder: Path | None = None, progress: bool = True) -> dict:
+def train(cfg: Config, folder: Path | None = None, progress: bool = True, device: str = "auto") -> dict:
     """Train the single model `cfg.seed`; returns its state dict {G, I, w, h0}."""
-    return train_seeds(cfg, [cfg.seed], {cfg.seed: folder} if folder else None, progress=progress)[cfg.seed]
+    return train_seeds(cfg, [cfg.seed], {cfg.seed: folder} if folder else None, progress=progress,
+                       device=device)[cfg.seed]

@@ -187,6 +187,7 @@ INVALID = {
     "seed range beyond 2^31": (_train("--seeds", "1-99999999999"), ["--seeds"]),
     "seeds not numbers": (_train("--seeds", "a,b"), ["--seeds"]),
     "unknown option": (_train("--bogus"), ["unrecognized arguments: --bogus"]),
+    "unknown device": (_train("--device", "tpu"), ["--device", "'tpu'"]),
     "missing --out": (lambda tmp: ["train", "--profile", "smoke"], ["--out"]),
     "no command": (lambda tmp: [], ["command"]),
     "--out is a file": (_out_is_a_file, ["--out", "file"]),
@@ -199,6 +200,11 @@ INVALID = {
     "metadata not JSON": (_with_file(_meta_not_json), ["sys_A1_train.json", "JSON"]),
     "metadata with a bad value": (_with_file(_meta_bad_value), ["sys_A1_train.json", "model.hidden_size"]),
 }
+
+if not torch.cuda.is_available():  # on a machine with a GPU the same command would train on it
+    INVALID["CUDA without a GPU"] = (_train("--device", "cuda"), ["--device cuda", "no CUDA GPU"])
+    INVALID["run: CUDA without a GPU"] = (lambda tmp: ["run", "--profile", "smoke", "--quiet", "--device", "cuda",
+                                                       "--out", str(tmp / "out")], ["--device cuda", "no CUDA GPU"])
 
 
 @pytest.mark.parametrize("case", sorted(INVALID))

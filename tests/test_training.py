@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import REPO, assert_user_error, cli_env, run_cli
-from sysa_core import analysis, cli, config, io, model, task, training
+from sysa_core import analysis, cli, config, engine, io, model, task, training
 from sysa_core.errors import TrainingDiverged
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
@@ -98,6 +98,8 @@ def test_metadata_records_config_code_version_and_histories(smoke_train, smoke_c
     assert config.Config.from_dict(meta["config"]) == smoke_cfg
     assert meta["config_id"] == smoke_cfg.identity()
     assert {"sysa", "torch", "git_commit"} <= set(meta["code_version"])
+    assert meta["torch_threads"] >= 1
+    assert meta["device"] == str(engine.resolve_device("auto"))  # where the steps ran ("cpu" without a GPU)
     steps = smoke_cfg.train.epochs * (smoke_cfg.train.n_trials // smoke_cfg.train.batch_size)
     for k in ("loss", "grad_norm_I", "grad_norm_w"):
         h = meta["history"][k]
