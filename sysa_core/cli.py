@@ -83,7 +83,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_train(args) -> int:
     from . import config, pipeline, training
-
     from .engine import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
