@@ -120,6 +120,11 @@ def cmd_run(args) -> int:
         raise UserError(f"--threads: must be at least 1, got {args.threads}")
     if args.scheduler and args.batch_seeds:
         raise UserError("--batch-seeds: not with --scheduler (each Dask task trains one seed)")
+    if args.workers > 1 and args.batch_seeds:
+        raise UserError("--batch-seeds: not with --workers (each worker trains one seed)")
+    if (args.workers > 1 or args.scheduler) and args.device != "auto":
+        raise UserError(f"--device {args.device}: only for training in this process; with --workers or "
+                        f"--scheduler each seed trains in its notebook on the worker's device (SYSA_DEVICE there)")
     control = config.PROFILE_CONTROL[args.profile] if args.control is None else args.control
     batch_seeds = _batch_seeds(args, dev) and not args.scheduler and args.workers <= 1
     return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=batch_seeds,
@@ -151,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     t.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
                    help="train the seeds as one computation (default: on a GPU)")
-    t.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one, else the CPU), cpu, "
-                   "cuda or cuda:N: where the training steps run")
+    t.add_argument("--device", default="auto", help="auto (SYSA_DEVICE when set, else a CUDA GPU when there is one, "
+                   "else the CPU), cpu, cuda or cuda:N: where the training steps run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
     r = sub.add_parser("run", help="train and analyse seeds with the notebooks; HTML reports and index.html")
@@ -163,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="redo seeds that are already complete")
     r.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
                    help="train all seeds as one computation (default: on a GPU, without --workers/--scheduler)")
-    r.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one, else the CPU), cpu, "
-                   "cuda or cuda:N: where this process's training steps run (workers and Dask tasks use auto)")
+    r.add_argument("--device", default="auto", help="auto (SYSA_DEVICE when set, else a CUDA GPU when there is one, "
+                   "else the CPU), cpu, cuda or cuda:N: where this process's training steps run (not with --workers "
+                   "or --scheduler: those train on their own auto device)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the control ensemble with independent initialisation in OUT/control "

@@ -42,15 +42,21 @@ class StepResult:
         return StepResult(self.loss.cpu(), self.dI.cpu(), self.dw.cpu())
 
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
 def resolve_device(name: str = "auto") -> torch.device:
-    """The device training steps run on: `auto` (CUDA when torch sees a GPU, else the CPU),
-    `cpu`, `cuda` or `cuda:N`. UserError when the name is unknown or no such GPU is there."""
+    """The device training steps run on: `auto` (the environment variable SYSA_DEVICE when set,
+    else CUDA when torch sees a GPU, else the CPU), `cpu`, `cuda` or `cuda:N`. UserError when the
+    name is unknown or no such GPU is there."""
+    import os
+
     from .errors import UserError
 
     if name == "auto":
+        env = os.environ.get("SYSA_DEVICE", "").strip()
+        if env and env != "auto":
+            try:
+                return resolve_device(env)
+            except UserError as exc:
+                raise UserError(f"SYSA_DEVICE={env}: {str(exc).split(': ', 1)[1]}") from None
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .task import build_trials
+from .threads import limited
 
 #: default durations of the generalisation sweep: 10 .. 400 ms every 10 ms
 SWEEP_MS = tuple(range(10, 401, 10))
@@ -81,9 +82,11 @@ def sweep_durations(cfg, durations_ms=None) -> tuple:
 
 
 def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HORIZON_MS,
-                   tolerance: float = HOLD_TOLERANCE) -> Generalisation:
+                   tolerance: float = HOLD_TOLERANCE, threads: int | None = 1) -> Generalisation:
     """Plateau value, error and hold time against pulse duration, from one batched simulation
-    of cost_onset + horizon_ms ms (default durations: sweep_durations(cfg)).
+    of cost_onset + horizon_ms ms (default durations: sweep_durations(cfg)), run with at most
+    `threads` threads (sysa_core.threads.limited; the default 1 is what sysa_core.analysis.metrics
+    uses, so a notebook's sweep and metrics.json agree to the bit).
 
     When the model's h0 is 0 the state stays exactly 0 until the pulse (SPEC section 1), so the
     simulation starts at the onset and the skipped outputs are filled with 0 (identical to the
@@ -98,7 +101,8 @@ def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HO
     skip = onset if bool((sd["h0"] == 0).all()) else 0
     dur = torch.tensor([cfg.steps(d) for d in ds])
     tr = build_trials(cfg, torch.full((len(ds),), onset - skip), dur, T - skip, cost_onset_step=cost - skip)
-    y_part = run(cfg, sd, tr.x, return_r=False).double().numpy()
+    with limited(threads):
+        y_part = run(cfg, sd, tr.x, return_r=False).double().numpy()
     y = np.zeros((len(ds), T))
     y[:, skip:] = y_part
     target = t.thresh * np.asarray(ds, dtype=np.float64)

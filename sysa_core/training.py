@@ -49,7 +49,7 @@ class SeedState:
     grad_w: list = field(default_factory=list)
     adam: dict | None = None  # {'step', 'I': (m, v), 'w': (m, v)} from a checkpoint
     seconds: float = 0.0
-    device: str = "cpu"  # where the training steps ran (the weights and Adam stay on the CPU)
+    devices: list = field(default_factory=list)  # where the training steps ran, in order of first use
 
 
 def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch.Tensor:
@@ -83,6 +83,7 @@ def _resume(st: SeedState) -> SeedState:
     st.batch_gen.set_state(ex["batch_rng"])
     st.loss, st.grad_I, st.grad_w = (ex[k].tolist() for k in ("loss", "grad_I", "grad_w"))
     st.seconds = float(ex.get("seconds", 0.0))
+    st.devices = [d for d in str(ex.get("devices", "")).split("+") if d]
     o = ck["optimizer"]["state"]
     st.adam = {"step": o[1]["step"], "I": (o[1]["exp_avg"], o[1]["exp_avg_sq"]),
                "w": (o[2]["exp_avg"], o[2]["exp_avg_sq"])}
@@ -95,7 +96,8 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
             "train_seconds": st.seconds,
             # float results are bit-reproducible for the same CPU and thread count (a BLAS product
             # may split its rows differently with another thread count)
-            "torch_threads": torch.get_num_threads(), "device": st.device,
+            # (and on a GPU they are not claimed bit-reproducible at all: its sums run in any order)
+            "torch_threads": torch.get_num_threads(), "device": "+".join(st.devices) or None,
             "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w}}
 
 
@@ -112,7 +114,8 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
     extra = {"config_id": st.cfg.identity(), "batch_rng": st.batch_gen.get_state(),
              "loss": torch.tensor(st.loss, dtype=torch.float64),
              "grad_I": torch.tensor(st.grad_I, dtype=torch.float64),
-             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "seconds": st.seconds}
+             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "seconds": st.seconds,
+             "devices": "+".join(st.devices)}
     io.save_torch(checkpoint_path(st.folder, st.seed),
                   {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra})
     io.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
@@ -140,7 +143,8 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
     w = torch.nn.Parameter(torch.stack([st.weights["w"] for st in group]))
     h0 = torch.stack([st.weights["h0"] for st in group]).to(dev)
     for st in group:
-        st.device = str(dev)
+        if str(dev) not in st.devices:
+            st.devices.append(str(dev))
     opt = torch.optim.Adam([I, w], lr=tc.lr)
     if group[0].adam is not None:  # resume: Adam's state is elementwise, so stacking is exact
         step = group[0].adam["step"]
@@ -158,7 +162,13 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
             for it in range(steps_per_epoch):
                 batches = [st.trials.subset(batch_indices(st.batch_gen, tc.n_trials, tc.batch_size))
                            for st in group]
-                res = step_fn(G, I.detach().to(dev), w.detach().to(dev), h0, batches, cfg.alpha, cfg.model.g_G).cpu()
+                try:
+                    res = step_fn(G, I.detach().to(dev), w.detach().to(dev), h0, batches, cfg.alpha,
+                                  cfg.model.g_G).cpu()
+                except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+                    if isinstance(exc, RuntimeError) and "can't allocate memory" not in str(exc):
+                        raise
+                    raise UserError(_out_of_memory(group, dev)) from None
                 for row, st in enumerate(group):
                     vals = (res.loss[row], res.dI[row], res.dw[row])
                     if not all(torch.isfinite(v).all() for v in vals):
@@ -186,6 +196,17 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                 _save_epoch(st, I, w, opt_state, row)
     finally:
         bar.close()
+
+
+def _out_of_memory(group: list[SeedState], dev: torch.device) -> str:
+    """The one-line message when a training step does not fit in the device's memory."""
+    cfg = group[0].cfg
+    need = cfg.steps(cfg.task.Nt_ms) * cfg.train.batch_size * len(group) * cfg.model.hidden_size
+    gb = need * torch.tensor([], dtype=DTYPES[cfg.model.dtype]).element_size() / 1e9
+    seeds = ",".join(str(st.seed) for st in group)
+    hint = "train fewer seeds at once (--no-batch-seeds)" if len(group) > 1 else "use a machine with more memory"
+    return (f"seed{'s' if len(group) > 1 else ''} {seeds}: a training step does not fit in the memory of {dev} "
+            f"(its rates need up to {gb:.1f} GB); {hint}")
 
 
 def _diverged(st: SeedState, what: str, epoch: int, it: int) -> None:

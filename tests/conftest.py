@@ -31,6 +31,9 @@ def reference_dir() -> Path:
 #: torch threads of the CLI subprocesses, fixed when the session starts (a test that changes
 #: os.environ later must not change it between two runs that are compared bit for bit)
 CLI_THREADS = os.environ.get("OMP_NUM_THREADS", "1")
+# The CPU is the tested path (and the only one bit-reproducible): on a machine with a GPU, training
+# (in process, in the CLI subprocesses and in papermill's kernels, which inherit this) stays on it.
+os.environ["SYSA_DEVICE"] = "cpu"
 
 
 def cli_env() -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from conftest import PUBLISHED, assert_user_error, parse_json_lines, run_cli
+from conftest import PUBLISHED, assert_user_error, cli_env, parse_json_lines, run_cli
 from sysa_core import analysis, cli
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
@@ -188,6 +190,10 @@ INVALID = {
     "seeds not numbers": (_train("--seeds", "a,b"), ["--seeds"]),
     "unknown option": (_train("--bogus"), ["unrecognized arguments: --bogus"]),
     "unknown device": (_train("--device", "tpu"), ["--device", "'tpu'"]),
+    "batched seeds with workers": (lambda tmp: ["run", "--profile", "smoke", "--quiet", "--workers", "2", "--batch-seeds",
+                                                "--out", str(tmp / "out")], ["--batch-seeds", "--workers"]),
+    "a device with workers": (lambda tmp: ["run", "--profile", "smoke", "--quiet", "--workers", "2", "--device", "cpu",
+                                           "--out", str(tmp / "out")], ["--device cpu", "--workers"]),
     "missing --out": (lambda tmp: ["train", "--profile", "smoke"], ["--out"]),
     "no command": (lambda tmp: [], ["command"]),
     "--out is a file": (_out_is_a_file, ["--out", "file"]),
@@ -222,3 +228,24 @@ def test_invalid_input_in_a_real_process(case, tmp_path):
     proc = run_cli(*build(tmp_path))
     assert_user_error(proc.stderr, proc.returncode, *needles)
     assert proc.stdout == ""
+
+
+def test_sysa_device_in_the_environment_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SYSA_DEVICE", "tpu")
+    rc = cli.main(_train()(tmp_path))
+    assert_user_error(capsys.readouterr().err, rc, "SYSA_DEVICE=tpu", "unknown device")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_step_that_does_not_fit_in_memory_is_one_line(tmp_path):
+    """Two seeds batched whose rates (12.8 GB) exceed a 3 GB address-space limit: one line that
+    names the seeds and says what to do, status 2, no traceback."""
+    import resource
+
+    limit = 3 << 30
+    proc = subprocess.run([sys.executable, "-m", "sysa_core", *_train("--set", "hidden_size=2000", "--set", "Nt_ms=50000",
+                                                                      "--seeds", "1-2", "--batch-seeds")(tmp_path)],
+                          capture_output=True, text=True, env=cli_env(), timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert_user_error(proc.stderr, proc.returncode, "seeds 1,2", "does not fit in the memory of cpu", "12.8 GB",
+                      "--no-batch-seeds")

@@ -127,3 +127,19 @@ def test_simulate_matches_net1_forward(dtype, tol):
     y, r = engine.simulate(p["G"], p["I"], p["w"], p["h0"], tr.x, cfg.alpha, cfg.model.g_G)
     assert y.shape == tr.x.shape[:2] and r.shape == r_ref.shape
     assert _rel(y, y_ref[:, :, 0]) < tol and _rel(r, r_ref) < tol
+
+
+def test_resolve_device(monkeypatch):
+    from sysa_core.errors import UserError
+
+    monkeypatch.delenv("SYSA_DEVICE", raising=False)
+    assert engine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert engine.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("SYSA_DEVICE", "cpu")
+    assert engine.resolve_device("auto") == torch.device("cpu")
+    for bad in ("tpu", "cuda:x", "gpu"):
+        with pytest.raises(UserError, match="unknown device"):
+            engine.resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            engine.resolve_device("cuda:0")

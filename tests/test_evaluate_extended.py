@@ -155,6 +155,8 @@ def test_objects_a_notebook_already_computed_are_reused_not_recomputed(small):
     gen, md = plateau.generalisation(cfg, sd), dynamics.memory_dynamics(cfg, sd)
     assert extended.extended_metrics(cfg, sd, generalisation=gen, memory_dynamics=md) == full
     inside = plateau.generalisation(cfg, sd, durations_ms=[cfg.task.O_off_ms])  # the mean duration only: none outside
-    given = extended.extended_metrics(cfg, sd, generalisation=inside, with_dynamics=False)
+    other = dynamics.memory_dynamics(cfg, sd, n_starts_per_trial=1, seed=1)  # another tangent vector
+    given = extended.extended_metrics(cfg, sd, generalisation=inside, memory_dynamics=other)
     assert full["generalisation_rmse_outside_range"] is not None
     assert given["generalisation_rmse_outside_range"] is None
+    assert given["lyapunov_max_per_s"] == other.lyapunov_max_per_s != full["lyapunov_max_per_s"]
