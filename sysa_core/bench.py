@@ -39,7 +39,7 @@ import torch
 
 from . import analysis, config
 from .config import Config
-from .engine import _row_schedule, adjoint_step, autograd_step, n_streams, row_groups, seed_blocks
+from .engine import _row_schedule, adjoint_step, autograd_step, n_streams, row_groups, run_streams, seed_blocks
 from .model import DTYPES, init_weights
 from .task import draw_trials
 
@@ -155,28 +155,9 @@ def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False, streams: int
         return 0.0
     groups = [sel for sel in row_groups(work["blocks"], streams) if len(sel)]
     jobs = [_products(G, work, sel, all_rows) for sel in groups]
-    if len(jobs) == 1:
-        t = time.perf_counter()
-        jobs[0]()
-        return time.perf_counter() - t
-    from concurrent.futures import ThreadPoolExecutor
-
-    prev = torch.get_num_threads()
-
-    def job(fn):
-        torch.set_num_threads(1)
-        fn()
-    with ThreadPoolExecutor(len(jobs) - 1) as ex:
-        try:
-            torch.set_num_threads(1)
-            t = time.perf_counter()
-            futs = [ex.submit(job, fn) for fn in jobs[1:]]
-            job(jobs[0])
-            for f in futs:
-                f.result()
-            return time.perf_counter() - t
-        finally:
-            torch.set_num_threads(prev)
+    t = time.perf_counter()
+    run_streams(jobs)  # the engine's own way of running its row streams
+    return time.perf_counter() - t
 
 
 def _timed(fn, *args):
@@ -280,9 +261,10 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
 
 
 def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int = 2,
-                       per_seed_G: bool = False, pool: bool = True) -> dict:
+                       per_seed_G: bool = False, pool: bool = True, reference_ms: float | None = None) -> dict:
     """k seeds (1..k) as one fast step against the k single-seed steps, alternately; the first
-    repeat's results are compared."""
+    repeat's results are compared. reference_ms: the train_step case's reference time of this run,
+    for speedup_per_model."""
     seeds = list(range(1, k + 1))
     name = f"seeds_batched_k{k}" + ("_G_per_seed" if per_seed_G else "")
     if per_seed_G:
@@ -313,6 +295,8 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
            "simulated_rows": work["rows"], "active_steps": work["active_steps"], "row_steps": work["row_steps"],
            "threads": torch.get_num_threads(), "batched_ms": round(b_ms, 1), "separate_ms": round(s_ms, 1),
            "fast_ms_per_model": round(b_ms / k, 1), "batching_speedup": round(s_ms / b_ms, 3), "repeats": repeats}
+    if reference_ms is not None:
+        out.update(reference_ms=reference_ms, speedup_per_model=round(reference_ms / (b_ms / k), 2))
     out.update(_roofline_fields(b_ms, roofs, P))
     out.update(batched_vs_separate_rel_err_I=_rel(batched.dI, dI), batched_vs_separate_rel_err_w=_rel(batched.dw, dw),
                batched_vs_separate_rel_err_loss=_rel(batched.loss, loss), load_avg_1min=round(os.getloadavg()[0], 2))
@@ -324,27 +308,23 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2
     to `emit` as soon as it is ready."""
     emit = emit or (lambda d: None)
     results = []
-    reference_ms = None
 
     def done(d):
-        nonlocal reference_ms
         d["mode"] = "quick" if quick else "full"
-        if d["case"] == "train_step":
-            reference_ms = d["reference_ms"]
-        elif d["case"].startswith("seeds_batched") and not d["case"].endswith("G_per_seed"):
-            d.update(reference_ms=reference_ms, speedup_per_model=round(reference_ms / d["fast_ms_per_model"], 2))
         results.append(d)
         emit(d)
+        return d
 
     if quick:  # one reference step (the checked one), three fast steps: under a minute here (k = 2)
-        done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1, pool_repeats=1))
-        done(seeds_batched_case(cfg, k, batch=batch, repeats=1, pool=False))
+        step = done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1,
+                                    pool_repeats=1))
+        done(seeds_batched_case(cfg, k, batch=batch, repeats=1, pool=False, reference_ms=step["reference_ms"]))
         return results
-    done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3, all_rows_repeats=3))
+    step = done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3, all_rows_repeats=3))
     c64 = replace(cfg, model=replace(cfg.model, dtype="float64"))
     done(train_step_case(c64, batch=batch, repeats=2, reference_repeats=1, memory=False, analysis_time=False,
                          case="train_step_float64"))
-    done(seeds_batched_case(cfg, k, batch=batch, repeats=3))
+    done(seeds_batched_case(cfg, k, batch=batch, repeats=3, reference_ms=step["reference_ms"]))
     done(seeds_batched_case(cfg, k, batch=batch, repeats=2, per_seed_G=True))
     return results
 

@@ -153,6 +153,25 @@ def _executor(n: int):
     return _pool
 
 
+def run_streams(jobs: list) -> list:
+    """Call each of `jobs` (callables without arguments) in its own row stream: the first in this
+    thread, the others on the engine's thread pool, each with one intra-op thread; returns their
+    results in order. One job runs here as it is, on torch's intra-op threads."""
+    if len(jobs) == 1:
+        return [jobs[0]()]
+    prev = torch.get_num_threads()
+
+    def one(fn):
+        torch.set_num_threads(1)
+        return fn()
+    try:
+        torch.set_num_threads(1)
+        futures = [_executor(len(jobs) - 1).submit(one, fn) for fn in jobs[1:]]
+        return [one(jobs[0])] + [f.result() for f in futures]
+    finally:
+        torch.set_num_threads(prev)
+
+
 def n_streams(R: int, dev: torch.device) -> int:
     """How many row streams adjoint_step uses for R simulated rows on `dev`."""
     if dev.type != "cpu":
@@ -359,22 +378,8 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
 
     Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
     groups = [sel for sel in row_groups(blocks, n_streams(n_rows, dev)) if len(sel)]
-    args = (Gs, I, w, k)
     rest = (h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
-    if len(groups) == 1:
-        results = [_rows_fwd_bwd(*args, groups[0], *rest)]
-    else:
-        prev = torch.get_num_threads()
-
-        def job(sel):
-            torch.set_num_threads(1)
-            return _rows_fwd_bwd(*args, sel, *rest)
-        try:
-            torch.set_num_threads(1)
-            futures = [_executor(len(groups) - 1).submit(job, sel) for sel in groups[1:]]
-            results = [job(groups[0])] + [f.result() for f in futures]
-        finally:
-            torch.set_num_threads(prev)
+    results = run_streams([lambda sel=sel: _rows_fwd_bwd(Gs, I, w, k, sel, *rest) for sel in groups])
     dI = torch.zeros(k, N, dtype=dtype, device=dev)
     dw = torch.zeros(k, N, dtype=dtype, device=dev)
     for sel, (row_loss, dI_rows, dw_g) in zip(groups, results):

@@ -202,7 +202,7 @@ def _out_of_memory(group: list[SeedState], dev: torch.device) -> str:
     """The one-line message when a training step does not fit in the device's memory."""
     cfg = group[0].cfg
     need = cfg.steps(cfg.task.Nt_ms) * cfg.train.batch_size * len(group) * cfg.model.hidden_size
-    gb = need * torch.tensor([], dtype=DTYPES[cfg.model.dtype]).element_size() / 1e9
+    gb = need * DTYPES[cfg.model.dtype].itemsize / 1e9
     seeds = ",".join(str(st.seed) for st in group)
     hint = "train fewer seeds at once (--no-batch-seeds)" if len(group) > 1 else "use a machine with more memory"
     return (f"seed{'s' if len(group) > 1 else ''} {seeds}: a training step does not fit in the memory of {dev} "
