@@ -111,8 +111,7 @@ def alignment(v, pca: PCA, levels=LEVELS, n_null: int = N_NULL, seed: int | np.r
         out[f"{key}_fraction"] = float(frac[0])
         out[f"{key}_null_mean"] = float(frac[1:].mean())
         out[f"{key}_null_pct"] = percentile(frac[0], frac[1:])
-    raw = np.asarray(pca.eigvals, dtype=np.float64)
-    va = (c2 @ raw) / (max(raw[0], 0.0) * norm2)  # v'Cv = sum lambda_i c_i^2 in C's eigenbasis
+    va = (c2 @ lam) / (max(lam[0], 0.0) * norm2)  # v'Cv = sum lambda_i c_i^2 in C's eigenbasis
     out["var_alignment"] = float(va[0])
     out["var_alignment_null_mean"] = float(va[1:].mean())
     out["var_alignment_null_pct"] = percentile(va[0], va[1:])

@@ -6,20 +6,13 @@ then mostly measures how far w (and I) moved from their start. These numbers say
 """
 from __future__ import annotations
 
-import torch
 
 from .analysis import weight_correlation
 from .model import init_weights
 
 
-def cosine(a, b) -> float:
-    """Uncentred cosine similarity (a . b) / (|a| |b|) of two tensors of the same size
-    (flattened, float64)."""
-    return weight_correlation(torch.as_tensor(a), torch.as_tensor(b))
-
-
 def init_confound(cfg, sd: dict, seed: int | None = None) -> dict:
-    """cosine(I, w) at initialisation and after training, and how far each moved.
+    """cos(I, w) (analysis.weight_correlation) at initialisation and after training; how far each moved.
 
     The initial weights are those of sysa_core.model.init_weights(cfg.model, seed) (default
     cfg.seed), i.e. of the configured initialisation scheme. Returns a flat dict of floats:
@@ -31,10 +24,10 @@ def init_confound(cfg, sd: dict, seed: int | None = None) -> dict:
     I, w = sd["I"].detach().cpu().double(), sd["w"].detach().cpu().double()
     I0, w0 = init["I"].double(), init["w"].double()
     return {
-        "weight_correlation_init": cosine(I0, w0),
-        "weight_correlation": cosine(I, w),
-        "input_drift_cosine": cosine(I, I0),
-        "output_drift_cosine": cosine(w, w0),
+        "weight_correlation_init": weight_correlation(I0, w0),
+        "weight_correlation": weight_correlation(I, w),
+        "input_drift_cosine": weight_correlation(I, I0),
+        "output_drift_cosine": weight_correlation(w, w0),
         "input_drift_norm": float((I - I0).norm() / I0.norm()),
         "output_drift_norm": float((w - w0).norm() / w0.norm()),
     }

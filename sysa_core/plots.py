@@ -218,8 +218,10 @@ def phase_trajectories(traj_dtn: np.ndarray, pca, cfg, slow_h=None):
     return fig
 
 
-def time_constants(slow_points, slow_ms: float = 1000.0):
-    """Time constants (ms) of the Jacobian's modes at each slow point, slowest first."""
+def time_constants(slow_points):
+    """Time constants (ms) of the Jacobian's modes at each slow point, slowest first, with the
+    threshold the slow points counted their slow modes against."""
+    slow_ms = slow_points.slow_ms
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for i in range(len(slow_points.q)):
         tc = np.sort(np.asarray(slow_points.time_constants_ms[i]))[::-1][:30]
