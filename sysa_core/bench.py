@@ -1,5 +1,5 @@
 """Benchmark of one training step: the fast adjoint engine against the autograd reference
-(`python -m sysa_core.bench [--quick]`, issue 4).
+(`python -m sysa_core.bench [--quick]`).
 
 Prints one JSON object per case on stdout (one line each); progress goes to stderr.
 Every time is measured in this run: the reference, the fast engine and the roofline
@@ -15,7 +15,7 @@ Cases:
   thread pool, `roofline_thread_pool_ms`) and `roofline_ratio` = fast / roofline;
   `roofline_all_rows_ms` (all R simulated rows at every step from the earliest onset) and its
   ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
-  (analysis.metrics of one 500-unit model) and the gradient and loss errors of the fast
+  (analysis.metrics.analyse of one 500-unit model) and the gradient and loss errors of the fast
   engine against the reference on that batch, over all 7000 steps;
 * `train_step_float64` (full run only) - the same check in float64;
 * `seeds_batched_k{k}` - k seeds (default 2, `--seeds-batched K`) stepped as one computation
@@ -37,7 +37,8 @@ from dataclasses import replace
 
 import torch
 
-from . import analysis, config
+from . import config, engine
+from .analysis import metrics
 from .config import Config
 from .engine import _row_schedule, adjoint_step, autograd_step, n_streams, row_groups, run_streams, seed_blocks
 from .model import DTYPES, init_weights
@@ -249,9 +250,9 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         out["peak_rss_mb"] = round(probe_memory(cfg, batch), 1)
     if analysis_time:
         sd = init_weights(cfg.model, 1)
-        t, _ = _timed(analysis.metrics, cfg, sd)
+        t, _ = _timed(metrics.analyse, cfg, sd)
         out["analysis_s"] = round(t, 2)
-        _log(f"  analysis.metrics: {t:.1f} s")
+        _log(f"  analysis.metrics.analyse: {t:.1f} s")
     if ref is not None:
         out.update(grad_rel_err_I=_rel(fast.dI, ref.dI), grad_rel_err_w=_rel(fast.dw, ref.dw),
                    loss_rel_err=_rel(fast.loss, ref.loss), loss=float(ref.loss[0]))
@@ -346,7 +347,6 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.streams:
-        from . import engine
         engine.CPU_STREAMS = a.streams
     if a.probe_memory is not None:  # internal: one fast step in this fresh process, then the peak RSS
         cfg = Config.from_dict(json.loads(a.probe_memory))

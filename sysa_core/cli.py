@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import UserError
@@ -41,49 +40,31 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
-def config_for_checkpoint(path: Path, profile_name: str, overrides, seed: int | None):
-    """The configuration a checkpoint was trained with when its metadata file lies beside it,
-    else the named profile (default `paper`, the original's parameters) with overrides."""
-    from . import config, io
-
-    seed = seed if seed is not None else io.seed_from_name(path)
-    if seed is None:
-        raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
-    meta = path.parent / f"sys_A{seed}_train.json"
-    if meta.exists() and not overrides and profile_name is None:
-        record = io.read_json(meta)
-        if not isinstance(record, dict) or "config" not in record:
-            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or pass --profile")
-        return replace(config.Config.from_dict(record["config"], source=str(meta)), seed=seed)
-    return config.resolve(profile_name or "paper", overrides, seed=seed)
-
-
 def cmd_evaluate(args) -> int:
-    from . import analysis, io
+    from . import config, files
+    from .analysis import metrics
 
-    paths = [Path(p) for p in args.checkpoints]
     jobs = []
-    for p in paths:  # check every file before any work starts
-        cfg = config_for_checkpoint(p, args.profile, args.set, args.seed)
-        ck = io.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
+    for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
+        cfg = config.for_checkpoint(p, args.profile, args.set, args.seed)
+        ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
     for p, cfg, ck in jobs:
-        m = analysis.metrics(cfg, ck["state_dict"], extended=not args.core_only)
-        out = {"checkpoint": str(p), "seed": cfg.seed, "epoch": ck["epoch"], **m}
+        m = metrics.analyse(cfg, ck["state_dict"], core_only=args.core_only, checkpoint_sha256=files.sha256(p),
+                            epoch=ck["epoch"]).metrics
         if args.json:
-            print(json.dumps(out), flush=True)
+            print(json.dumps(m), flush=True)
         else:
-            print(f"{p}  (seed {cfg.seed})")
-            for k, v in out.items():
-                if k in ("checkpoint", "seed"):
-                    continue
-                print(f"  {k:24s} {json.dumps(v) if isinstance(v, dict) else v}")
+            print(f"{p}  (seed {cfg.seed}, profile {cfg.profile})")
+            for k, v in m.items():
+                print(f"  {k:32s} {json.dumps(v) if isinstance(v, dict) else v}")
     return 0
 
 
 def cmd_train(args) -> int:
-    from . import config, pipeline, training
-    from .engine import resolve_device
+    from . import config, training
+    from .pipeline.run import check_output_dir
+    from .runtime import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
@@ -91,7 +72,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     folders = {s: out / f"seed_{s}" for s in seeds}
     for folder in folders.values():  # before any work starts
-        pipeline.check_output_dir(folder)
+        check_output_dir(folder)
     t = time.perf_counter()
     training.train_seeds(cfg, seeds, folders, batch_seeds=_batch_seeds(args, dev), progress=not args.quiet,
                          device=str(dev))
@@ -107,13 +88,14 @@ def _batch_seeds(args, dev) -> bool:
 
 
 def cmd_run(args) -> int:
-    from . import config, paths, pipeline
-    from .engine import resolve_device
+    from . import config, files
+    from .pipeline import run as pipeline
+    from .runtime import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else config.PROFILE_SEEDS[args.profile]
     dev = resolve_device(args.device)
-    out = Path(args.out) if args.out else paths.default_run_dir(args.profile)
+    out = Path(args.out) if args.out else files.default_run_dir(args.profile)
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
@@ -142,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, help="the model's seed (default: from the file name)")
     e.add_argument("--json", action="store_true", help="one JSON object per checkpoint")
     e.add_argument("--core-only", action="store_true",
-                   help="only the metrics of SPEC section 5 (precision, correlation, PCA, participation ratios, "
-                        "dimensionality): no alignment nulls, float64 spread, dynamics or generalisation")
+                   help="only the original's metrics (precision, I-w cosine, participation ratios, dimensionality): "
+                        "no untrained network, alignment nulls, float64 spread, dynamics or duration sweep")
     e.add_argument("--profile", default=None, help="configuration profile when no metadata lies beside the file "
                    "(default paper)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")

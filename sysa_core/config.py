@@ -11,8 +11,10 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields, asdict, replace
+from pathlib import Path
 from typing import Any
 
+from . import files
 from .errors import UserError
 
 
@@ -93,6 +95,20 @@ class Config:
         """Convert a time in ms to simulation steps (validated to be a multiple of dt)."""
         return int(round(ms / self.model.dt_ms))
 
+    @property
+    def trained_range_ms(self) -> tuple[float, float]:
+        """The pulse durations training draws, as [low, high) in ms: O_off - SO_off up to O_off + SO_off
+        (the high end excluded; the single duration O_off when SO_off = 0)."""
+        t = self.task
+        if t.SO_off_ms == 0:
+            return float(t.O_off_ms), float(t.O_off_ms + self.model.dt_ms)
+        return float(t.O_off_ms - t.SO_off_ms), float(t.O_off_ms + t.SO_off_ms)
+
+    def in_trained_range(self, duration_ms: float) -> bool:
+        """Whether training could draw this pulse duration."""
+        lo, hi = self.trained_range_ms
+        return lo <= duration_ms < hi
+
     # -- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -132,12 +148,23 @@ class Config:
         except UserError as exc:  # name the file the bad value came from
             raise UserError(f"{source}: {exc}") from None
 
-    def identity(self) -> str:
-        """Hash of everything that changes a trained model (not the profile label)."""
+    def training_id(self) -> str:
+        """Hash of everything that changes the trained weights: the model, the task, the training
+        settings and the seed (not the analysis settings, not the profile label). It guards
+        resuming: a checkpoint is continued or reused only under the same training_id."""
         d = self.to_dict()
-        d.pop("profile")
-        blob = json.dumps(d, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        for k in ("profile", "analysis"):
+            d.pop(k)
+        return _digest(d)
+
+    def analysis_id(self) -> str:
+        """Hash of the analysis settings (with the training_id they apply to): metrics computed
+        under another analysis_id are recomputed from the same checkpoint."""
+        return _digest({"training": self.training_id(), "analysis": self.to_dict()["analysis"]})
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _SECTIONS = {"model": ModelConfig, "task": TaskConfig, "train": TrainConfig, "analysis": AnalysisConfig}
@@ -273,6 +300,24 @@ def resolve(profile_name: str = "quick", overrides=None, seed: int | None = None
     if seed is not None:
         cfg = replace(cfg, seed=_parse_int("seed", seed))
     return validate(cfg)
+
+
+def for_checkpoint(path, profile_name: str | None = None, overrides=None, seed: int | None = None) -> Config:
+    """The configuration a checkpoint was trained with: read from sysa's metadata beside it
+    (sys_A<seed>_train.json) when there is one and neither a profile nor overrides are given;
+    else the named profile (default `paper`, the original's parameters) with the overrides.
+    The seed comes from `seed`, else from the file name."""
+    path = Path(path)
+    seed = seed if seed is not None else files.seed_from_name(path)
+    if seed is None:
+        raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
+    meta = files.meta_path(path.parent, seed)
+    if meta.exists() and not overrides and not profile_name:
+        record = files.read_json(meta)
+        if not isinstance(record, dict) or "config" not in record:
+            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
+        return replace(Config.from_dict(record["config"], source=str(meta)), seed=seed)
+    return resolve(profile_name or "paper", overrides, seed=seed)
 
 
 # -- validation --------------------------------------------------------------------------

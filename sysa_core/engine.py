@@ -23,11 +23,14 @@ is the time of those two products alone.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .task import MARKER, Trials
+from .model import reference_forward
+from .task import MARKER, Trials, training_loss
 
 
 @dataclass
@@ -42,35 +45,6 @@ class StepResult:
         return StepResult(self.loss.cpu(), self.dI.cpu(), self.dw.cpu())
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """The device training steps run on: `auto` (the environment variable SYSA_DEVICE when set,
-    else CUDA when torch sees a GPU, else the CPU), `cpu`, `cuda` or `cuda:N`. UserError when the
-    name is unknown or no such GPU is there."""
-    import os
-
-    from .errors import UserError
-
-    if name == "auto":
-        env = os.environ.get("SYSA_DEVICE", "").strip()
-        if env and env != "auto":
-            try:
-                return resolve_device(env)
-            except UserError as exc:
-                raise UserError(f"SYSA_DEVICE={env}: {str(exc).split(': ', 1)[1]}") from None
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not torch.cuda.is_available():
-            built = "with" if torch.version.cuda else "without"
-            raise UserError(f"--device {name}: no CUDA GPU is available (this torch {torch.__version__} was built "
-                            f"{built} CUDA); use --device cpu")
-        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-        return torch.device(name)
-    raise UserError(f"--device: unknown device {name!r} (auto, cpu, cuda or cuda:N)")
-
-
 def _loss_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mask (B, T, 1) and 1 / (B * sum(mask)) per trial (B,)."""
     mask = (target != MARKER).to(target.dtype)
@@ -79,13 +53,10 @@ def _loss_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _tanh_into(dev: torch.device):
-    """tanh(src) -> out. On the CPU NumPy's SIMD tanh (within 1 ulp, like torch's float64 one)
-    is 3-7x faster than torch.tanh on the small (rows x N) blocks of the recurrence (torch's float32
-    tanh is correctly rounded via double and costs ~40 us per 32x500 block, as much as a fifth of the
-    step's matrix product); elsewhere torch.tanh."""
+    """tanh(src) -> out. On the CPU NumPy's SIMD tanh (within 1 ulp, like torch's float64 one),
+    several times faster than torch's correctly rounded float32 tanh on the small (rows x N)
+    blocks of the recurrence; elsewhere torch.tanh."""
     if dev.type == "cpu":
-        import numpy as np
-
         def f(src: torch.Tensor, out: torch.Tensor, src_np, out_np) -> None:
             np.tanh(src_np, out=out_np)
         return f
@@ -103,10 +74,9 @@ _scratch_buffers: dict = {}
 
 
 def _scratch(n: int, dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
-    """n elements of per-thread scratch memory kept between calls on the CPU. A fresh 300 MB
-    rates buffer costs ~75,000 page faults at first touch (~0.1 s per paper step) because large
-    allocations are returned to the OS when freed; reusing it avoids them. clear_scratch()
-    releases it."""
+    """n elements of per-thread scratch memory kept between calls on the CPU. Large allocations
+    are returned to the OS when freed, so a fresh rates buffer would pay a page fault per page at
+    first touch in every step; reusing it avoids them. clear_scratch() releases it."""
     if dev.type != "cpu":
         return torch.empty(n, dtype=dtype, device=dev)
     key = (threading.get_ident(), dtype)
@@ -134,11 +104,10 @@ def _row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tu
 
 #: CPU row streams per step: None = torch.get_num_threads(). The trials of a batch are
 #: independent, so their rows are split into interleaved groups, each simulated forward and
-#: backward by its own thread with one intra-op thread. Measured on the 2-core development
-#: machine (paper step, 32 trials): idle, 2 streams 1.22 s = the 2-thread intra-op pool 1.22 s
-#: (one thread 1.85 s); with another process on one core, 2 streams 2-4 s, one thread 1.9 s,
-#: and the intra-op pool 13-47 s, as it waits for its descheduled thread at every one of the
-#: ~10^4 small products of a step. 1 = one stream on torch's intra-op threads.
+#: backward by its own thread with one intra-op thread. On an idle machine this is as fast as
+#: torch's intra-op pool; on a busy one it is much faster, because the pool waits for a
+#: descheduled thread at every one of the thousands of small products of a step (the benchmark
+#: measures both). 1 = one stream on torch's intra-op threads.
 CPU_STREAMS: int | None = None
 MIN_ROWS_PER_STREAM = 8
 _pool = None
@@ -147,7 +116,6 @@ _pool_size = 0
 
 def _executor(n: int):
     global _pool, _pool_size
-    from concurrent.futures import ThreadPoolExecutor
     if _pool is None or _pool_size < n:
         _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="sysa-adjoint"), n
     return _pool
@@ -201,14 +169,43 @@ def seed_blocks(sid: list[int], shared_G: bool) -> list[tuple[int, int]]:
     return blocks
 
 
-def _rows_fwd_bwd(Gs, I, w, k, sel, h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g):
-    """Forward and backward pass of the rows `sel` (CPU indices, sorted by first input within each seed
-    block). Returns their loss terms (rows,), dL/dI per row (rows, N) and dL/dw (k, N)."""
+@dataclass(frozen=True)
+class _Rows:
+    """What the forward and backward pass of a step needs, for all R simulated rows (trials), rows
+    sorted by first input within each block of rows that share a G.
+
+    Gs (1 or k, N, N): the recurrent weights; I, w (k, N, 1); h0 (k, N); x, target, mask (R, T, 1);
+    coef (R,): 1 / (B * sum(mask)) of each row's trial; seed (R,): the model of each row (on the
+    device); starts (R,): each row's first active step (on the CPU); t0: the first step simulated;
+    alpha, g: the model's constants."""
+
+    Gs: torch.Tensor
+    I: torch.Tensor
+    w: torch.Tensor
+    h0: torch.Tensor
+    x: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+    coef: torch.Tensor
+    seed: torch.Tensor
+    starts: torch.Tensor
+    t0: int
+    alpha: float
+    g: float
+
+
+def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
+    """Forward and backward pass of the rows `sel` (CPU indices into `rows`, sorted by first input
+    within each block). Returns their loss terms (len(sel),), dL/dI per row (len(sel), N) and
+    dL/dw (k, N)."""
+    Gs, I, w, h0, t0, alpha, g = rows.Gs, rows.I, rows.w, rows.h0, rows.t0, rows.alpha, rows.g
+    k = I.shape[0]
     dtype, dev = I.dtype, I.device
     N = I.shape[1]
     sel_d = sel.to(dev)
-    x, tgt, mask, coef, sidx = x[sel_d], tgt[sel_d], mask[sel_d], coef[sel_d], sidx[sel_d]
-    starts = starts[sel]  # on the CPU
+    x, tgt, mask, coef, sidx = (rows.x[sel_d], rows.target[sel_d], rows.mask[sel_d], rows.coef[sel_d],
+                                rows.seed[sel_d])
+    starts = rows.starts[sel]  # on the CPU
     R, T = x.shape[0], x.shape[1]
     sid = sidx.tolist()
     blocks = seed_blocks(sid, Gs.shape[0] == 1)  # rows of one seed are contiguous
@@ -378,8 +375,8 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
 
     Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
     groups = [sel for sel in row_groups(blocks, n_streams(n_rows, dev)) if len(sel)]
-    rest = (h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
-    results = run_streams([lambda sel=sel: _rows_fwd_bwd(Gs, I, w, k, sel, *rest) for sel in groups])
+    rows = _Rows(Gs, I, w, h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
+    results = run_streams([lambda sel=sel: _rows_fwd_bwd(rows, sel) for sel in groups])
     dI = torch.zeros(k, N, dtype=dtype, device=dev)
     dw = torch.zeros(k, N, dtype=dtype, device=dev)
     for sel, (row_loss, dI_rows, dw_g) in zip(groups, results):
@@ -391,21 +388,15 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
 
 def autograd_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
                   trials: list[Trials], alpha: float, g: float) -> StepResult:
-    """The reference: the plain SPEC loop for each model, differentiated by autograd."""
-    from .task import training_loss
-
+    """The reference: the plain SPEC loop (model.reference_forward) for each model, differentiated
+    by autograd."""
     losses, dIs, dws = [], [], []
     for s, tr in enumerate(trials):
         Gs = G if G.dim() == 2 else G[s]
         I_s = I[s].detach().clone().requires_grad_(True)
         w_s = w[s].detach().clone().requires_grad_(True)
-        h = h0[s].expand(len(tr), -1)
-        x = tr.x.to(Gs.device)
-        ys = []
-        for t in range(x.shape[1]):
-            h = h + alpha * (-h + g * torch.tanh(h) @ Gs.T + x[:, t] @ I_s.T)
-            ys.append(torch.tanh(h) @ w_s)
-        loss = training_loss(torch.stack(ys, 1), tr.target.to(Gs.device))
+        y = reference_forward(Gs, I_s, w_s, h0[s], tr.x.to(Gs.device), alpha, g)
+        loss = training_loss(y, tr.target.to(Gs.device))
         dI, dw = torch.autograd.grad(loss, (I_s, w_s))
         losses.append(loss.detach())
         dIs.append(dI)
@@ -414,30 +405,3 @@ def autograd_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.T
 
 
 ENGINES = {"adjoint": adjoint_step, "autograd": autograd_step}
-
-
-@torch.no_grad()
-def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
-             x_btd: torch.Tensor, alpha: float, g: float, return_r: bool = True):
-    """Forward pass without gradients for analyses. h0: (N,) or (B, N).
-    Returns y (B, T) and, if asked, the rates r (B, T, N)."""
-    B, T, _ = x_btd.shape
-    N = G.shape[0]
-    h = h0.expand(B, N).clone()
-    r = torch.tanh(h)
-    rates = torch.empty(T, B, N, dtype=G.dtype)
-    buf = torch.empty(B, N, dtype=G.dtype)
-    x_t = x_btd[:, :, 0]
-    has_input = (x_t != 0).any(dim=0).tolist()
-    I_row = I[:, 0]
-    for t in range(T):
-        # the original's expression, rounding step by step: h + alpha * (-h + g * r G' + x_t I')
-        torch.matmul(r, G.T, out=buf)
-        buf.mul_(g).sub_(h)
-        if has_input[t]:
-            buf.add_(x_t[:, t:t + 1] * I_row)
-        h.add_(buf.mul_(alpha))
-        r = rates[t]
-        torch.tanh(h, out=r)
-    y = (rates @ w[:, 0]).T.contiguous()
-    return (y, rates.permute(1, 0, 2)) if return_r else y

@@ -1,7 +1,17 @@
-"""The network ("Net1", SPEC section 1): initialisation and the reference forward pass."""
+"""The network ("Net1", SPEC section 1): initialisation, the Euler update, and the forward
+simulations built on it (the autograd-friendly reference module and the fast no-gradient loop
+every analysis uses).
+
+Update, batch-major row vectors, for t = 0 .. T-1:
+
+    h <- h + alpha * (-h + g * r G' + x_t I'),   r = phi(h) (tanh),   y_t = r_t w
+
+`euler_step` is the one place this update is written.
+"""
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 import torch
 from torch import nn
@@ -48,6 +58,91 @@ def init_weights(mcfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
     return {"G": G, "I": I, "w": w, "h0": h0}
 
 
+def euler_step(h: torch.Tensor, r: torch.Tensor, G: torch.Tensor, xI: torch.Tensor | None, alpha: float,
+               g: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """One Euler step from state h (B, N) with rates r = phi(h): h + alpha (-h + g r G' + x_t I').
+
+    xI: the input term x_t I' (B, N), or None when there is no input at this step. With
+    out=None the result is a new tensor (autograd works through it); with a scratch tensor
+    `out` (B, N), h is updated in place. Both do the same operations in the same order (the
+    product, times g, minus h, plus the input, times alpha, plus h), so they give the same bits;
+    this order reproduces the original's published precisions.
+    """
+    if out is None:
+        drive = (r @ G.T) * g - h
+        if xI is not None:
+            drive = drive + xI
+        return h + drive * alpha
+    torch.matmul(r, G.T, out=out)
+    out.mul_(g).sub_(h)
+    if xI is not None:
+        out.add_(xI)
+    return h.add_(out.mul_(alpha))
+
+
+@torch.no_grad()
+def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor, x_btd: torch.Tensor,
+             alpha: float, g: float, *, return_r: bool = False, return_h: bool = False, record_from: int = 0,
+             phi: Callable[[torch.Tensor], torch.Tensor] = torch.tanh):
+    """The forward pass without gradients, in the dtype of G.
+
+    G (N, N), I (N, 1), w (N, 1), h0 (N,) or (B, N), x_btd (B, T, 1). Returns y (B, T), followed
+    by the rates r (B, T', N) and the states h (B, T', N) of steps record_from .. T-1 when asked
+    for. phi: the rate function (tanh; another one only for constructed test systems).
+    """
+    B, T, _ = x_btd.shape
+    N = G.shape[0]
+    dtype = G.dtype
+    h = h0.to(dtype).expand(B, N).clone()
+    buf = torch.empty(B, N, dtype=dtype)
+    x_t = x_btd[:, :, 0].to(dtype)
+    has_input = (x_t != 0).any(dim=0).tolist()
+    I_row = I[:, 0].to(dtype)
+    w_col = w[:, 0].to(dtype)
+    keep = T - record_from
+    rates = torch.empty(keep, B, N, dtype=dtype) if return_r else None
+    states = torch.empty(keep, B, N, dtype=dtype) if return_h else None
+    y = torch.empty(T, B, dtype=dtype)
+    spare = torch.empty(2, B, N, dtype=dtype)  # rates of steps not kept, in turn (the next step reads them)
+    r = phi(h)
+    # from h = 0 and without input the state stays exactly 0 (0 + alpha (-0 + g phi(0) G' + 0) with
+    # phi(0) = 0): the steps before the first input are filled in, not simulated
+    t_start = 0
+    if not bool(h.any()) and not bool(r.any()):
+        t_start = next((t for t, a in enumerate(has_input) if a), T)
+        y[:t_start] = 0.0
+        for kept in (rates, states):
+            if kept is not None and t_start > record_from:
+                kept[:t_start - record_from] = 0.0
+    for t in range(t_start, T):
+        h = euler_step(h, r, G, x_t[:, t:t + 1] * I_row if has_input[t] else None, alpha, g, out=buf)
+        j = t - record_from
+        r = rates[j] if return_r and j >= 0 else spare[t % 2]
+        if phi is torch.tanh:
+            torch.tanh(h, out=r)
+        else:
+            r.copy_(phi(h))
+        if return_h and j >= 0:
+            states[j].copy_(h)
+        torch.mv(r, w_col, out=y[t])
+    out = [y.T.contiguous()]
+    if return_r:
+        out.append(rates.permute(1, 0, 2))
+    if return_h:
+        out.append(states.permute(1, 0, 2))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def run(cfg: Config, sd: dict, x_btd: torch.Tensor, h0: torch.Tensor | None = None, **kwargs):
+    """Simulate the model (cfg, sd) on trials x (B, T, 1) from h0 (default the model's), in the
+    configured dtype, on private copies of its tensors (the caller's stay untouched). kwargs go to
+    `simulate` (return_r, return_h, record_from)."""
+    dtype = DTYPES[cfg.model.dtype]
+    wt = {k: v.detach().to("cpu", dtype).clone() for k, v in sd.items()}
+    h = wt["h0"] if h0 is None else h0.to(dtype)
+    return simulate(wt["G"], wt["I"], wt["w"], h, x_btd.to(dtype), cfg.alpha, cfg.model.g_G, **kwargs)
+
+
 class Net1(nn.Module):
     """Continuous-time rate RNN. Parameters G, I, w, h0 in the original's order; only I and
     w require gradients (the original's Adam was built over all four, with state for I, w)."""
@@ -62,37 +157,32 @@ class Net1(nn.Module):
         self.w = nn.Parameter(wts["w"].detach().clone().to(dtype))
         self.h0 = nn.Parameter(wts["h0"].detach().clone().to(dtype), requires_grad=False)
 
-    @property
-    def alpha(self) -> float:
-        return self.cfg.alpha
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Detached copies of the four tensors."""
-        return {k: v.detach().clone() for k, v in self.state_dict().items()}
-
     def forward(self, x_btd: torch.Tensor, h0: torch.Tensor | None = None,
                 return_h: bool = False, return_r: bool = False):
-        """The reference Euler loop of SPEC section 1 (autograd-friendly).
+        """The SPEC loop, differentiable by autograd: `reference_forward` on this module's tensors."""
+        h0 = self.h0 if h0 is None else h0
+        return reference_forward(self.G, self.I, self.w, h0, x_btd, self.cfg.alpha, self.cfg.model.g_G,
+                                 return_h=return_h, return_r=return_r)
 
-        x_btd: input (batch, T, input_size). h0: optional initial state (N,) or (batch, N);
-        default the model's h0. Returns y (batch, T, output_size), plus the h and r
-        trajectories (batch, T, N) when asked for.
-        """
-        g, a = self.cfg.model.g_G, self.alpha
-        B, T, _ = x_btd.shape
-        h = (self.h0 if h0 is None else h0).to(self.G.dtype).expand(B, -1)
-        ys, hs, rs = [], [], []
-        for t in range(T):
-            h = h + a * (-h + g * torch.tanh(h) @ self.G.T + x_btd[:, t] @ self.I.T)
-            r = torch.tanh(h)
-            ys.append(r @ self.w)
-            if return_h:
-                hs.append(h)
-            if return_r:
-                rs.append(r)
-        out = [torch.stack(ys, 1)]
+
+def reference_forward(G, I, w, h0, x_btd, alpha: float, g: float, return_h: bool = False, return_r: bool = False):
+    """The plain SPEC loop (autograd-friendly): y (B, T, out), plus the h and r trajectories
+    (B, T, N) when asked for. h0: (N,) or (B, N)."""
+    B, T, _ = x_btd.shape
+    h = h0.to(G.dtype).expand(B, -1)
+    I_row = I[:, 0]
+    ys, hs, rs = [], [], []
+    for t in range(T):
+        h = euler_step(h, torch.tanh(h), G, x_btd[:, t] * I_row, alpha, g)
+        r = torch.tanh(h)
+        ys.append(r @ w)
         if return_h:
-            out.append(torch.stack(hs, 1))
+            hs.append(h)
         if return_r:
-            out.append(torch.stack(rs, 1))
-        return out[0] if len(out) == 1 else tuple(out)
+            rs.append(r)
+    out = [torch.stack(ys, 1)]
+    if return_h:
+        out.append(torch.stack(hs, 1))
+    if return_r:
+        out.append(torch.stack(rs, 1))
+    return out[0] if len(out) == 1 else tuple(out)

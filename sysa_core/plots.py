@@ -10,7 +10,7 @@ matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("modul
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import io  # noqa: E402
+from . import files  # noqa: E402
 
 
 def save(fig, path: Path, dpi: int = 110, close: bool = True) -> None:
@@ -19,7 +19,7 @@ def save(fig, path: Path, dpi: int = 110, close: bool = True) -> None:
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     if close:
         plt.close(fig)
-    io.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())
 
 
 def loss_history(loss, seed: int | None = None):
@@ -43,16 +43,18 @@ def grad_norm_history(grad_I, grad_w, seed: int | None = None):
     return fig
 
 
-def evaluation(ev, title: str = ""):
-    """Output, target and input for each test duration over the extended window."""
-    fig, axes = plt.subplots(len(ev.durations_ms), 1, figsize=(8, 1.9 * len(ev.durations_ms)), sharex=True)
+def evaluation(a: dict, title: str = ""):
+    """Output, target and input for each test duration over the extended window (arrays eval_* of
+    analysis.metrics)."""
+    durations = a["eval_durations_ms"]
+    fig, axes = plt.subplots(len(durations), 1, figsize=(8, 1.9 * len(durations)), sharex=True)
     axes = np.atleast_1d(axes)
-    t_s = ev.t_ms / 1000.0
-    for ax, d, x, y, tg in zip(axes, ev.durations_ms, ev.x, ev.y, ev.target):
+    t_s = a["eval_t_ms"] / 1000.0
+    for ax, d, x, y, tg in zip(axes, durations, a["eval_x"], a["eval_y"], a["eval_target"]):
         ax.plot(t_s, x * 0.25, color="0.6", lw=1, label="input (x 0.25)")
         ax.plot(t_s, np.where(tg >= 0, tg, np.nan), color="k", ls="--", lw=1, label="target")
         ax.plot(t_s, y, color="C3", lw=1.2, label="output")
-        ax.set_ylabel(f"{d} ms")
+        ax.set_ylabel(f"{d} ms pulse\noutput (a.u.)")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper left", fontsize=8, ncol=3)
     axes[0].set_title(title or "Network output for each test pulse")
@@ -75,43 +77,29 @@ def weights(sd: dict, sd_init: dict):
     return fig
 
 
-def spectrum(pcas: dict, k: int = 20):
-    """Explained variance of the top-k PCs for each named PCA."""
+def spectrum(eigvals: dict, k: int = 20):
+    """Cumulative explained variance of the top-k PCs for each named spectrum {name: eigenvalues}."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for name, p in pcas.items():
-        ev = p.explained[:k]
-        ax.plot(np.arange(1, len(ev) + 1), np.cumsum(ev), marker="o", ms=3, label=f"{name} (dim {p.dimensionality:.2f})")
-    ax.set(xlabel="number of PCs", ylabel="cumulative explained variance", ylim=(0, 1.02))
+    for name, lam in eigvals.items():
+        lam = np.clip(np.asarray(lam, dtype=np.float64), 0, None)
+        ev = (lam / lam.sum())[:k]
+        dim = lam.sum() ** 2 / (lam * lam).sum()
+        ax.plot(np.arange(1, len(ev) + 1), np.cumsum(ev), marker="o", ms=3, label=f"{name} (dim {dim:.2f})")
+    ax.set(xlabel="number of PCs", ylabel="cumulative explained variance (fraction)", ylim=(0, 1.02),
+           title="Explained variance of the leading PCs")
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
 
 
-def loadings(v, pca, name: str, k: int = 50):
-    """|c_i| of a weight vector on the PCs, in PC order."""
-    c = np.abs(pca.eigvecs.T @ np.asarray(v, dtype=np.float64).reshape(-1))
+def loadings(coef, name: str, k: int = 50):
+    """|c_i| / |c| of a weight vector's coefficients on the PCs (PC order), first k."""
+    c = np.abs(np.asarray(coef, dtype=np.float64))
     k = min(k, len(c))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(np.arange(1, k + 1), c[:k] / np.linalg.norm(c))
-    ax.set(xlabel="PC", ylabel=f"|PC . {name}| / |{name}|", title=f"Loadings of {name} on the first {k} PCs")
-    return fig
-
-
-def trajectories(rates_dtn: np.ndarray, pca, labels, dt_ms: float, title: str = ""):
-    """Trajectories projected on PCs 1-2 and 1-3."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    mean = rates_dtn.reshape(-1, rates_dtn.shape[-1]).mean(0)
-    for r, lab in zip(rates_dtn, labels):
-        z = (r - mean) @ pca.eigvecs[:, :3]
-        for ax, (i, j) in zip(axes, ((0, 1), (0, 2))):
-            ax.plot(z[:, i], z[:, j], lw=1, label=lab)
-            ax.plot(z[-1, i], z[-1, j], "o", ms=4, color=ax.lines[-1].get_color())
-    for ax, (i, j) in zip(axes, ((0, 1), (0, 2))):
-        ax.set(xlabel=f"PC{i + 1}", ylabel=f"PC{j + 1}")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
+    ax.set(xlabel="PC (by explained variance)", ylabel=f"|PC . {name}| / |{name}| (fraction)",
+           title=f"Loadings of {name} on the first {k} PCs")
     return fig
 
 
@@ -159,42 +147,41 @@ def ensemble_comparison(df, columns: dict):
     return fig
 
 
-def generalisation(gen):
-    """Plateau against pulse duration (trained range shaded) and how long each plateau holds."""
+def generalisation(a: dict):
+    """Plateau against pulse duration (trained range shaded) and how long each plateau holds
+    (arrays gen_* of analysis.metrics)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    d = gen.durations_ms
-    inside = d[gen.in_training_range]
+    d = a["gen_durations_ms"]
+    inside = d[a["gen_in_range"]]
     for ax in axes:
         if inside.size:
             ax.axvspan(inside.min(), inside.max(), color="0.92", label="trained range")
         ax.grid(alpha=0.3)
         ax.set_xlabel("pulse duration (ms)")
-    axes[0].plot(d, gen.target, "k--", lw=1, label="target")
-    axes[0].plot(d, gen.plateau, "o-", ms=3, color="C3", label="plateau (mean output)")
-    axes[0].set(ylabel="output", title="Plateau against duration")
+    axes[0].plot(d, a["gen_target"], "k--", lw=1, label="target")
+    axes[0].plot(d, a["gen_plateau"], "o-", ms=3, color="C3", label="plateau (mean output)")
+    axes[0].set(ylabel="output (a.u.)", title="Plateau against duration")
     axes[0].legend(fontsize=8)
-    axes[1].plot(d, np.asarray(gen.hold_ms) / 1000.0, "o-", ms=3)
-    axes[1].set(ylabel="time held (s)", ylim=(0, gen.horizon_ms / 1000.0 * 1.05),
-                title=f"Plateau held within {gen.tolerance:.0%} of its target")
+    horizon = float(a["gen_horizon_ms"])
+    axes[1].plot(d, np.asarray(a["gen_hold_ms"]) / 1000.0, "o-", ms=3)
+    axes[1].set(ylabel="time held (s)", ylim=(0, horizon / 1000.0 * 1.05),
+                title=f"Plateau held within {float(a['gen_tolerance']):.0%} of its target")
     fig.tight_layout()
     return fig
 
 
-def phase_trajectories(traj_dtn: np.ndarray, pca, cfg, slow_h=None):
-    """Trajectories of the memory trials on PCs 1-3: 2D projections and a 3D view, the input
-    phase (pulse), the intrinsic phase (after the pulse, before the memory window) and the memory
-    phase drawn apart; slow points (states h, projected as tanh(h)) as crosses."""
-    a = cfg.analysis
-    mean = traj_dtn.reshape(-1, traj_dtn.shape[-1]).mean(0)
-    basis = pca.eigvecs[:, :3]
+def phase_trajectories(a: dict, durations_ms, dt_ms: float):
+    """Trajectories of the memory trials on PCs 1-3 (arrays traj_* of analysis.metrics): 2D
+    projections and a 3D view, the input phase (pulse), the intrinsic phase (after the pulse,
+    before the memory window) and the memory phase drawn apart; slow points as crosses."""
+    z_all = a["traj_pcs"]
+    onset, mem = (int(v) for v in a["traj_phase_steps"])
     fig = plt.figure(figsize=(13, 4))
     axes = [fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3, projection="3d")]
-    onset, mem = cfg.steps(a.mem_onset_ms), cfg.steps(a.mem_start_ms)
     styles = {"input": dict(lw=2.2, alpha=1.0), "intrinsic": dict(lw=1.0, ls="--", alpha=0.8),
               "memory": dict(lw=1.2, alpha=0.9)}
-    for i, (r, dur) in enumerate(zip(traj_dtn, a.durations_ms)):
-        z = (r - mean) @ basis
-        end = onset + cfg.steps(dur) + 1
+    for i, (z, dur) in enumerate(zip(z_all, durations_ms)):
+        end = onset + int(round(dur / dt_ms)) + 1
         color = f"C{i}"
         for phase, (lo, hi) in (("input", (onset, end)), ("intrinsic", (end, mem)), ("memory", (mem, len(z)))):
             seg = z[lo:hi]
@@ -202,13 +189,13 @@ def phase_trajectories(traj_dtn: np.ndarray, pca, cfg, slow_h=None):
             axes[0].plot(seg[:, 0], seg[:, 1], color=color, label=lab, **styles[phase])
             axes[1].plot(seg[:, 0], seg[:, 2], color=color, **styles[phase])
             axes[2].plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, **styles[phase])
-    if slow_h is not None and len(slow_h):
-        zs = (np.tanh(np.asarray(slow_h)) - mean) @ basis
+    zs = a["slow_pcs"]
+    if len(zs):
         axes[0].plot(zs[:, 0], zs[:, 1], "kx", ms=8, mew=2, label="slow points")
         axes[1].plot(zs[:, 0], zs[:, 2], "kx", ms=8, mew=2)
         axes[2].plot(zs[:, 0], zs[:, 1], zs[:, 2], "kx", ms=8, mew=2)
     for ax, (i, j) in zip(axes[:2], ((0, 1), (0, 2))):
-        ax.set(xlabel=f"PC{i + 1}", ylabel=f"PC{j + 1}")
+        ax.set(xlabel=f"PC{i + 1} (rate units)", ylabel=f"PC{j + 1} (rate units)")
         ax.grid(alpha=0.3)
     axes[2].set(xlabel="PC1", ylabel="PC2", zlabel="PC3")
     axes[0].legend(fontsize=7, loc="best")
@@ -218,15 +205,15 @@ def phase_trajectories(traj_dtn: np.ndarray, pca, cfg, slow_h=None):
     return fig
 
 
-def time_constants(slow_points):
-    """Time constants (ms) of the Jacobian's modes at each slow point, slowest first, with the
-    threshold the slow points counted their slow modes against."""
-    slow_ms = slow_points.slow_ms
+def time_constants(a: dict):
+    """Time constants (ms) of the Jacobian's modes at each slow point, slowest first (arrays
+    slow_* of analysis.metrics), with the threshold the slow modes were counted against."""
+    slow_ms = float(a["slow_ms"])
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for i in range(len(slow_points.q)):
-        tc = np.sort(np.asarray(slow_points.time_constants_ms[i]))[::-1][:30]
+    for i, (tcs, fixed) in enumerate(zip(a["slow_time_constants_ms"], a["slow_fixed"])):
+        tc = np.sort(np.asarray(tcs))[::-1][:30]
         ax.semilogy(np.arange(1, len(tc) + 1), tc, "o-", ms=3, lw=1,
-                    label=f"point {i + 1}{' (fixed)' if slow_points.fixed[i] else ''}")
+                    label=f"point {i + 1}{' (fixed)' if fixed else ''}")
     ax.axhline(slow_ms, color="k", ls=":", lw=1, label=f"{slow_ms:.0f} ms")
     ax.set(xlabel="mode (slowest first)", ylabel="time constant (ms)", title="Time constants at the slow points")
     ax.grid(alpha=0.3)

@@ -7,30 +7,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from . import io, plots
+from . import files, plots
 from .config import Config
-from .engine import ENGINES, resolve_device
+from .engine import ENGINES, clear_scratch
 from .errors import TrainingDiverged, UserError
+from .files import bare_path, checkpoint_path, code_version, meta_path
 from .model import DTYPES, derive_seed, generator, init_weights
-from .provenance import code_version
+from .runtime import resolve_device
 from .task import draw_trials
 
 ADAM_GROUP = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
               "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
               "fused": None, "params": [0, 1, 2, 3]}
-
-
-def checkpoint_path(folder: Path, seed: int) -> Path:
-    return Path(folder) / f"sys_A{seed}_state.pth"
-
-
-def bare_path(folder: Path, seed: int) -> Path:
-    return Path(folder) / f"sys_A{seed}.pth"
-
-
-def meta_path(folder: Path, seed: int) -> Path:
-    return Path(folder) / f"sys_A{seed}_train.json"
 
 
 @dataclass
@@ -50,6 +40,7 @@ class SeedState:
     adam: dict | None = None  # {'step', 'I': (m, v), 'w': (m, v)} from a checkpoint
     seconds: float = 0.0
     devices: list = field(default_factory=list)  # where the training steps ran, in order of first use
+    foreign: bool = False  # loaded from a finished checkpoint without sysa's metadata (the original's files)
 
 
 def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch.Tensor:
@@ -57,12 +48,13 @@ def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch
     return torch.randperm(n_trials, generator=gen)[:batch_size]
 
 
-def _new_state(cfg: Config, seed: int, folder: Path | None) -> SeedState:
-    scfg = replace(cfg, seed=seed)
+def _new_state(cfg: Config, folder: Path | None) -> SeedState:
+    """The model cfg.seed at initialisation, with its training trials and batch generator."""
+    seed = cfg.seed
     dtype = DTYPES[cfg.model.dtype]
     weights = {k: v.to(dtype) for k, v in init_weights(cfg.model, seed).items()}
-    trials = draw_trials(scfg, cfg.train.n_trials, generator(derive_seed(seed, "trials")))
-    return SeedState(seed, scfg, folder, weights, trials, generator(derive_seed(seed, "batches")))
+    trials = draw_trials(cfg, cfg.train.n_trials, generator(derive_seed(seed, "trials")))
+    return SeedState(seed, cfg, folder, weights, trials, generator(derive_seed(seed, "batches")))
 
 
 def _resume(st: SeedState) -> SeedState:
@@ -72,9 +64,11 @@ def _resume(st: SeedState) -> SeedState:
     path = checkpoint_path(st.folder, st.seed)
     if not path.exists():
         return st
-    ck = io.load_checkpoint(path, hidden_size=st.cfg.model.hidden_size)
+    ck = files.load_checkpoint(path, hidden_size=st.cfg.model.hidden_size)
     ex = ck["extra"]
-    if ex.get("config_id") != st.cfg.identity():
+    if "training_id" not in ex:
+        return _foreign(st, path, ck)
+    if ex["training_id"] != st.cfg.training_id():
         raise UserError(f"{path}: was trained with another configuration; use another output folder "
                         f"(or delete this one; sysa run --force does that)")
     dtype = DTYPES[st.cfg.model.dtype]
@@ -82,7 +76,7 @@ def _resume(st: SeedState) -> SeedState:
     st.epoch = ck["epoch"] + 1
     st.batch_gen.set_state(ex["batch_rng"])
     st.loss, st.grad_I, st.grad_w = (ex[k].tolist() for k in ("loss", "grad_I", "grad_w"))
-    st.seconds = float(ex.get("seconds", 0.0))
+    st.seconds = _seconds_so_far(st)
     st.devices = [d for d in str(ex.get("devices", "")).split("+") if d]
     o = ck["optimizer"]["state"]
     st.adam = {"step": o[1]["step"], "I": (o[1]["exp_avg"], o[1]["exp_avg_sq"]),
@@ -90,9 +84,34 @@ def _resume(st: SeedState) -> SeedState:
     return st
 
 
+def _seconds_so_far(st: SeedState) -> float:
+    """The training time recorded in the metadata beside the checkpoint (kept out of the checkpoint
+    itself, so that the same training writes the same bytes)."""
+    try:
+        meta = files.read_json(meta_path(st.folder, st.seed))
+        return float(meta.get("train_seconds") or 0.0)
+    except (UserError, AttributeError, TypeError, ValueError):
+        return 0.0
+
+
+def _foreign(st: SeedState, path: Path, ck: dict) -> SeedState:
+    """A checkpoint without sysa's resume data (the original's files): taken as the finished model of
+    this configuration when it is one of its last epoch; it cannot be continued."""
+    last = st.cfg.train.epochs - 1
+    if ck["epoch"] != last:
+        raise UserError(f"{path}: a checkpoint without sysa's resume data at epoch {ck['epoch']} (this "
+                        f"configuration ends at epoch {last}); sysa continues only its own checkpoints, so "
+                        f"use another folder")
+    dtype = DTYPES[st.cfg.model.dtype]
+    st.weights = {k: v.to(dtype) for k, v in ck["state_dict"].items()}
+    st.epoch = st.cfg.train.epochs
+    st.foreign = True
+    return st
+
+
 def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
     return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
-            "config": st.cfg.to_dict(), "config_id": st.cfg.identity(), "code_version": code_version(),
+            "config": st.cfg.to_dict(), "training_id": st.cfg.training_id(), "code_version": code_version(),
             "train_seconds": st.seconds,
             # float results are bit-reproducible for the same CPU and thread count (a BLAS product
             # may split its rows differently with another thread count)
@@ -111,23 +130,22 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
                        2: {"step": opt_state["step"].clone(), "exp_avg": opt_state["w"][0][row].clone(),
                            "exp_avg_sq": opt_state["w"][1][row].clone()}},
              "param_groups": [dict(ADAM_GROUP, lr=st.cfg.train.lr)]}
-    extra = {"config_id": st.cfg.identity(), "batch_rng": st.batch_gen.get_state(),
+    extra = {"training_id": st.cfg.training_id(), "batch_rng": st.batch_gen.get_state(),
              "loss": torch.tensor(st.loss, dtype=torch.float64),
              "grad_I": torch.tensor(st.grad_I, dtype=torch.float64),
-             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "seconds": st.seconds,
-             "devices": "+".join(st.devices)}
-    io.save_torch(checkpoint_path(st.folder, st.seed),
-                  {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra})
-    io.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
+             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "devices": "+".join(st.devices)}
+    files.save_torch(checkpoint_path(st.folder, st.seed),
+                     {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra})
+    files.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
 
 
 def _finish(st: SeedState) -> None:
-    if st.folder is None:
+    if st.folder is None or st.foreign:
         return
-    io.save_torch(bare_path(st.folder, st.seed), st.weights)
-    plots.save(plots.loss_history(st.loss, st.seed), Path(st.folder) / f"sys_A{st.seed}_err.png")
-    plots.save(plots.grad_norm_history(st.grad_I, st.grad_w, st.seed), Path(st.folder) / f"sys_A{st.seed}_param.png")
-    io.write_json(meta_path(st.folder, st.seed), _meta(st, "complete"))
+    files.save_torch(bare_path(st.folder, st.seed), st.weights)
+    plots.save(plots.loss_history(st.loss, st.seed), files.loss_plot_path(st.folder, st.seed))
+    plots.save(plots.grad_norm_history(st.grad_I, st.grad_w, st.seed), files.grad_plot_path(st.folder, st.seed))
+    files.write_json(meta_path(st.folder, st.seed), _meta(st, "complete"))
 
 
 def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> None:
@@ -154,8 +172,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                         "exp_avg_sq": torch.stack([st.adam["w"][1] for st in group])}
     steps_per_epoch = tc.n_trials // tc.batch_size
     start = group[0].epoch
-    bar = _bar(total=(tc.epochs - start) * steps_per_epoch, disable=not progress,
-               desc=f"train seed{'s' if len(group) > 1 else ''} {','.join(str(st.seed) for st in group)}")
+    bar = tqdm(total=(tc.epochs - start) * steps_per_epoch, disable=not progress, desc=_label(group))
     try:
         for epoch in range(start, tc.epochs):
             t_epoch = time.perf_counter()
@@ -198,6 +215,12 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
         bar.close()
 
 
+def _label(group: list[SeedState]) -> str:
+    """'train seeds 1,2' (control models, independently initialised, as c1, c2)."""
+    names = [f"{'c' if st.cfg.model.init == 'independent' else ''}{st.seed}" for st in group]
+    return f"train seed{'s' if len(group) > 1 else ''} {','.join(names)}"
+
+
 def _out_of_memory(group: list[SeedState], dev: torch.device) -> str:
     """The one-line message when a training step does not fit in the device's memory."""
     cfg = group[0].cfg
@@ -215,46 +238,59 @@ def _diverged(st: SeedState, what: str, epoch: int, it: int) -> None:
             else "no epoch was completed, so no checkpoint was written")
     msg = f"seed {st.seed}: non-finite {what} at epoch {epoch}, step {it} (lr={st.cfg.train.lr}); {kept}"
     if st.folder is not None:
-        io.write_json(meta_path(st.folder, st.seed), _meta(st, "failed", msg))
+        files.write_json(meta_path(st.folder, st.seed), _meta(st, "failed", msg))
     raise TrainingDiverged(msg)
 
 
-def _bar(**kw):
-    from tqdm.auto import tqdm
-    return tqdm(**kw)
+def _batch_key(cfg: Config) -> str:
+    """Models whose training steps can be one computation: the same settings apart from the seed and
+    the initialisation scheme (the engine stacks models that share G and those that do not)."""
+    m = replace(cfg.model, init="seed_compatible", G_per_seed=False)
+    return replace(cfg, seed=0, model=m).training_id()
+
+
+def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool = True, progress: bool = True,
+                 device: str = "auto") -> list[dict]:
+    """Train each (configuration, folder) pair; the configuration's seed selects the model.
+
+    folder: where its checkpoints, metadata and plots go (None: keep in memory). A folder holding
+    a checkpoint of the same training configuration is resumed from its last epoch (or only loaded
+    when complete). batch_seeds: step the models that are at the same epoch with compatible settings
+    (_batch_key) as one computation (the same result as one at a time, up to float rounding).
+    device: where the training steps run (runtime.resolve_device: auto = a CUDA GPU when there is
+    one; the CPU is the tested path). Returns the state dicts {G, I, w, h0} in the order given.
+    """
+    dev = resolve_device(device)
+    states = [_resume(_new_state(cfg, folder)) for cfg, folder in models]
+    todo = [st for st in states if st.epoch < st.cfg.train.epochs]
+    if batch_seeds:
+        by_key: dict[tuple, list[SeedState]] = {}
+        for st in todo:
+            by_key.setdefault((st.epoch, _batch_key(st.cfg)), []).append(st)
+        groups = list(by_key.values())
+    else:
+        groups = [[st] for st in todo]
+    try:
+        for group in groups:
+            _train_group(group, progress, dev)
+    finally:
+        clear_scratch()
+    for st in states:
+        if st.folder is not None and (st in todo or not bare_path(st.folder, st.seed).exists()):
+            _finish(st)
+    return [st.weights for st in states]
 
 
 def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, batch_seeds: bool = True,
                 progress: bool = True, device: str = "auto") -> dict[int, dict]:
-    """Train the models of `seeds` with configuration `cfg` (its own seed is ignored).
-
-    folders: {seed: folder} where checkpoints, metadata and plots go (None: keep in memory).
-    A folder holding a checkpoint of the same configuration is resumed from its last epoch.
-    batch_seeds: step all seeds that are at the same epoch as one computation (the same
-    result as one at a time, up to float rounding).
-    device: where the training steps run (engine.resolve_device: auto = a CUDA GPU when there is
-    one; the CPU is the tested path). Returns {seed: state_dict}.
-    """
-    dev = resolve_device(device)
+    """Train the models of `seeds` with configuration `cfg` (its own seed is ignored); folders:
+    {seed: folder} (train_models). Returns {seed: state_dict}."""
     folders = folders or {}
-    states = [_resume(_new_state(cfg, s, folders.get(s))) for s in seeds]
-    todo = [st for st in states if st.epoch < cfg.train.epochs]
-    if batch_seeds:
-        by_epoch: dict[int, list[SeedState]] = {}
-        for st in todo:
-            by_epoch.setdefault(st.epoch, []).append(st)
-        groups = list(by_epoch.values())
-    else:
-        groups = [[st] for st in todo]
-    for group in groups:
-        _train_group(group, progress, dev)
-    for st in states:
-        if st.folder is not None and (st in todo or not bare_path(st.folder, st.seed).exists()):
-            _finish(st)
-    return {st.seed: st.weights for st in states}
+    sds = train_models([(replace(cfg, seed=s), folders.get(s)) for s in seeds], batch_seeds=batch_seeds,
+                       progress=progress, device=device)
+    return dict(zip(seeds, sds))
 
 
 def train(cfg: Config, folder: Path | None = None, progress: bool = True, device: str = "auto") -> dict:
     """Train the single model `cfg.seed`; returns its state dict {G, I, w, h0}."""
-    return train_seeds(cfg, [cfg.seed], {cfg.seed: folder} if folder else None, progress=progress,
-                       device=device)[cfg.seed]
+    return train_models([(cfg, folder)], progress=progress, device=device)[0]

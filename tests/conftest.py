@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,36 @@ def moved_weights(model_cfg, seed: int, noise_seed: int, dI: float = 0.0, dw: fl
 def smoke_cfg():
     from sysa_core import config
     return config.resolve("smoke", seed=1)
+
+
+@pytest.fixture(scope="session")
+def reference_full(reference_dir) -> dict:
+    """`sysa evaluate ../shared/reference/sys_A1_state.pth --json`: every metric of the original's
+    seed 1 under the paper profile, from a real process."""
+    proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (out,) = parse_json_lines(proc.stdout)
+    return out
+
+
+#: the session's smoke run: two seeds and their control ensemble, one torch thread
+SMOKE_RUN = ["run", "--profile", "smoke", "--seeds", "1-2", "--control", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The folder of one complete `sysa run` of the smoke profile (SMOKE_RUN), shared by the pipeline,
+    report and browser tests. Tests that change a run work on a copy (copy_run)."""
+    out = tmp_path_factory.mktemp("smoke_run") / "run"
+    proc = run_cli(*SMOKE_RUN, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of a run folder (without its lock file) that a test may change."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns(".sysa.lock"))
+    return dest
 
 
 def _train_smoke(folder: Path) -> Path:

@@ -12,20 +12,21 @@ import pytest
 import torch
 
 from conftest import PUBLISHED, assert_user_error, cli_env, parse_json_lines, run_cli
-from sysa_core import analysis, cli
+from sysa_core import cli
+from sysa_core.analysis import metrics
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
-METRIC_KEYS = {"precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
-               "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"}
+METRIC_KEYS = set(metrics.CORE_KEYS)
 
 
 @pytest.fixture(scope="module")
 def reference_eval(reference_dir, tmp_path_factory):
-    """One `sysa evaluate --json` over both published checkpoints and a bare state dict of seed 1."""
+    """One `sysa evaluate --core-only --json` over both published checkpoints and a bare state dict of seed 1."""
     bare = tmp_path_factory.mktemp("bare") / "sys_A1.pth"
     torch.save(torch.load(reference_dir / "sys_A1_state.pth", weights_only=True)["state_dict"], bare)
-    proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", reference_dir / "sys_A2_state.pth", bare, "--json")
+    proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", reference_dir / "sys_A2_state.pth", bare,
+                   "--core-only", "--json")
     assert proc.returncode == 0, proc.stderr
     out = parse_json_lines(proc.stdout)
     assert len(out) == 3
@@ -74,7 +75,7 @@ def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smo
     assert proc.returncode == 0, proc.stderr
     (m,) = parse_json_lines(proc.stdout)
     sd = torch.load(smoke_train / "sys_A1_state.pth", weights_only=True)["state_dict"]
-    ref = analysis.metrics(smoke_cfg, sd)
+    ref = metrics.analyse(smoke_cfg, sd).metrics
     assert m["epoch"] == smoke_cfg.train.epochs - 1
     for k in ("precision", "weight_correlation", "dim_spontaneous", "dim_memory"):
         assert m[k] == pytest.approx(ref[k], rel=1e-4), k
@@ -89,7 +90,7 @@ def test_evaluate_text_output_and_explicit_seed(smoke_train, tmp_path, capsys):
     shutil.copyfile(smoke_train / "sys_A1.pth", p)
     assert cli.main(["evaluate", str(p), "--seed", "1", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert str(p) in out and "(seed 1)" in out
+    assert str(p) in out and "(seed 1, profile smoke)" in out
     for k in METRIC_KEYS:
         assert k in out
 

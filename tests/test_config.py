@@ -65,11 +65,25 @@ def test_round_trip_through_json():
     assert back == cfg
 
 
-def test_identity_follows_values_not_the_label():
+def test_training_id_follows_what_changes_the_weights_and_analysis_id_the_analysis():
     a = config.resolve("smoke")
-    assert a.identity() == replace(a, profile="paper").identity()
-    assert a.identity() != config.resolve("smoke", ["lr=0.03"]).identity()
-    assert a.identity() != config.resolve("smoke", seed=2).identity()
+    assert a.training_id() == replace(a, profile="paper").training_id()  # the label is not a setting
+    assert a.training_id() != config.resolve("smoke", ["lr=0.03"]).training_id()
+    assert a.training_id() != config.resolve("smoke", seed=2).training_id()
+    assert a.training_id() != config.resolve("smoke", ["hidden_size=40"]).training_id()
+    b = config.resolve("smoke", ["analysis.durations_ms=30,60"])
+    assert b.training_id() == a.training_id()  # another analysis does not retrain
+    assert b.analysis_id() != a.analysis_id()
+    assert config.resolve("smoke", ["lr=0.03"]).analysis_id() != a.analysis_id()  # it names the model it analyses
+
+
+def test_trained_range():
+    paper = config.resolve("paper")
+    assert paper.trained_range_ms == (50.0, 250.0)
+    assert paper.in_trained_range(50) and paper.in_trained_range(249) and not paper.in_trained_range(250)
+    assert not paper.in_trained_range(300) and not paper.in_trained_range(49)
+    fixed = config.resolve("smoke", ["SO_off_ms=0"])
+    assert fixed.in_trained_range(60) and not fixed.in_trained_range(61)
 
 
 def test_pulse_must_end_before_cost_onset_boundary():

@@ -1,4 +1,5 @@
-"""sysa_core.engine: the hand-written adjoint against autograd, and `simulate` against Net1.
+"""sysa_core.engine: the hand-written adjoint against autograd, and its CPU row streams against one
+stream.
 
 Setting: hidden 64, a 600 ms timeline (the smoke task), catch trials and varied onsets in every
 batch, h0 = 0 and h0 != 0, the shared seed-1 G and a G per seed, several seeds stacked.
@@ -115,31 +116,47 @@ def test_all_catch_batch_has_zero_gradient():
     assert not res.dI.any() and not res.dw.any() and not dI.any() and not dw.any()
 
 
-@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
-def test_simulate_matches_net1_forward(dtype, tol):
-    cfg = _cfg(dtype, "h0_zero=false")
-    wts = _perturbed(model.init_weights(cfg.model, 2), 2)
-    net = model.Net1(cfg, wts)
-    tr = _batch(cfg, 2, n=4)
-    with torch.no_grad():
-        y_ref, r_ref = net(tr.x, return_r=True)
-    p = {k: getattr(net, k).detach() for k in ("G", "I", "w", "h0")}
-    y, r = engine.simulate(p["G"], p["I"], p["w"], p["h0"], tr.x, cfg.alpha, cfg.model.g_G)
-    assert y.shape == tr.x.shape[:2] and r.shape == r_ref.shape
-    assert _rel(y, y_ref[:, :, 0]) < tol and _rel(r, r_ref) < tol
+# -- row streams ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("per_seed_G", [False, True], ids=["shared_G", "G_per_seed"])
+def test_row_streams_equal_one_stream(monkeypatch, dtype, tol, per_seed_G):
+    """The CPU engine's row streams (the trials of a batch split over threads) give the result
+    of one stream, for stacked seeds with h0 = 0 and h0 != 0, and leave torch's thread count as
+    it was."""
+    overrides = [f"dtype={dtype}", "perc=0.3"] + (["init=independent", "G_per_seed=true"] if per_seed_G else [])
+    cfg = config.resolve("smoke", overrides)
+    dt = model.DTYPES[dtype]
+    wts = [{k: v.to(dt) for k, v in model.init_weights(cfg.model, s).items()} for s in (1, 2, 3)]
+    wts[1]["h0"] = 0.5 * torch.randn(cfg.model.hidden_size, generator=torch.Generator().manual_seed(5)).to(dt)
+    G = torch.stack([w["G"] for w in wts]) if per_seed_G else wts[0]["G"]
+    args = (G, torch.stack([w["I"] for w in wts]), torch.stack([w["w"] for w in wts]),
+            torch.stack([w["h0"] for w in wts]),
+            [task.draw_trials(cfg, 12, torch.Generator().manual_seed(s)) for s in range(3)], cfg.alpha, cfg.model.g_G)
+    monkeypatch.setattr(engine, "MIN_ROWS_PER_STREAM", 1)
+    monkeypatch.setattr(engine, "CPU_STREAMS", 1)
+    one = engine.adjoint_step(*args)
+    threads = torch.get_num_threads()
+    for P in (2, 3):
+        monkeypatch.setattr(engine, "CPU_STREAMS", P)
+        many = engine.adjoint_step(*args)
+        assert torch.get_num_threads() == threads
+        for name in ("loss", "dI", "dw"):
+            err = _rel(getattr(many, name), getattr(one, name))
+            assert err < tol, f"{P} streams, {name}: {err:.2e}"
 
 
-def test_resolve_device(monkeypatch):
-    from sysa_core.errors import UserError
-
-    monkeypatch.delenv("SYSA_DEVICE", raising=False)
-    assert engine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert engine.resolve_device("cpu") == torch.device("cpu")
-    monkeypatch.setenv("SYSA_DEVICE", "cpu")
-    assert engine.resolve_device("auto") == torch.device("cpu")
-    for bad in ("tpu", "cuda:x", "gpu"):
-        with pytest.raises(UserError, match="unknown device"):
-            engine.resolve_device(bad)
-    if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="no CUDA GPU"):
-            engine.resolve_device("cuda:0")
+def test_row_streams_with_seeds_of_one_trial(monkeypatch):
+    """Streams that would get no rows (G per seed, one pulse trial per seed) are left out."""
+    cfg = config.resolve("smoke", ["init=independent", "G_per_seed=true", "perc=0.0"])
+    wts = [model.init_weights(cfg.model, s) for s in (1, 2, 3)]
+    args = (torch.stack([w["G"] for w in wts]), torch.stack([w["I"] for w in wts]), torch.stack([w["w"] for w in wts]),
+            torch.stack([w["h0"] for w in wts]),
+            [task.draw_trials(cfg, 1, torch.Generator().manual_seed(s)) for s in range(3)], cfg.alpha, cfg.model.g_G)
+    monkeypatch.setattr(engine, "MIN_ROWS_PER_STREAM", 1)
+    monkeypatch.setattr(engine, "CPU_STREAMS", 1)
+    one = engine.adjoint_step(*args)
+    monkeypatch.setattr(engine, "CPU_STREAMS", 3)
+    many = engine.adjoint_step(*args)
+    for name in ("loss", "dI", "dw"):
+        assert _rel(getattr(many, name), getattr(one, name)) < 1e-6

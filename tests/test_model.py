@@ -1,4 +1,5 @@
-"""sysa_core.model: initialisation (SPEC section 1) and the reference forward pass."""
+"""sysa_core.model: initialisation (SPEC section 1), the reference forward pass against float64
+numpy, and the fast no-gradient simulation against the reference."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sysa_core import analysis, config, model
+from sysa_core import config, model, task
+from sysa_core.analysis.precision import weight_correlation
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
@@ -33,8 +35,8 @@ def test_reference_I_and_w_started_from_this_draw(reference_dir):
     an unrelated start would give |cos| ~ 1/sqrt(500) ~ 0.045."""
     ref = torch.load(reference_dir / "sys_A1_state.pth", weights_only=True)["state_dict"]
     init = model.init_weights(_mcfg(), 1)
-    assert analysis.weight_correlation(ref["I"], init["I"]) == pytest.approx(0.998, abs=0.002)
-    assert analysis.weight_correlation(ref["w"], init["w"]) == pytest.approx(0.88, abs=0.01)
+    assert weight_correlation(ref["I"], init["I"]) == pytest.approx(0.998, abs=0.002)
+    assert weight_correlation(ref["w"], init["w"]) == pytest.approx(0.88, abs=0.01)
 
 
 def test_G_follows_the_documented_draw():
@@ -49,7 +51,7 @@ def test_I_equals_sqrt_N_times_w_at_init(seed):
     n = 500
     assert wt["I"].shape == (n, 1) and wt["w"].shape == (n, 1) and wt["h0"].shape == (n,)
     torch.testing.assert_close(wt["I"], math.sqrt(n) * wt["w"], rtol=1e-6, atol=1e-6)
-    assert analysis.weight_correlation(wt["I"], wt["w"]) == pytest.approx(1.0, abs=1e-9)
+    assert weight_correlation(wt["I"], wt["w"]) == pytest.approx(1.0, abs=1e-9)
     assert (wt["h0"] == 0).all()
     # w ~ N(0, 1/N): sample variance near 1/N
     assert float(wt["w"].var()) * n == pytest.approx(1.0, abs=0.2)
@@ -66,7 +68,7 @@ def test_seeds_draw_different_I_and_w():
 def test_independent_init_decouples_I_and_w():
     m = _mcfg("init=independent")
     wt = model.init_weights(m, 1)
-    assert abs(analysis.weight_correlation(wt["I"], wt["w"])) < 0.2  # ~ N(0, 1/500)
+    assert abs(weight_correlation(wt["I"], wt["w"])) < 0.2  # ~ N(0, 1/500)
     assert torch.equal(wt["G"], model.init_weights(_mcfg(), 1)["G"])  # G still the shared seed-1 draw
     again = model.init_weights(m, 1)
     assert all(torch.equal(wt[k], again[k]) for k in wt)
@@ -112,7 +114,7 @@ def test_forward_matches_numpy_reference(dt):
     net = model.Net1(cfg)
     x = torch.randn(3, 40, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     y, h, r = net(x, return_h=True, return_r=True)
-    y_ref, h_ref = _numpy_forward(net.weights(), x, dt / 50, 1.5)
+    y_ref, h_ref = _numpy_forward(net.state_dict(), x, dt / 50, 1.5)
     assert y.shape == (3, 40, 1) and h.shape == r.shape == (3, 40, 20)
     np.testing.assert_allclose(y.detach().numpy(), y_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h.detach().numpy(), h_ref, rtol=1e-12, atol=1e-12)
@@ -125,3 +127,57 @@ def test_only_I_and_w_are_trainable_and_dtype_follows_config():
     assert [n for n, _ in net.named_parameters()] == ["G", "I", "w", "h0"]  # the original's order
     assert all(p.dtype == torch.float64 for p in net.parameters())
     assert set(net.state_dict()) == {"G", "I", "w", "h0"}
+
+
+# -- simulate ------------------------------------------------------------------------------
+
+def _perturbed(wts: dict, seed: int) -> dict:
+    """I and w moved off their coupled start and a non-zero h0, so every term of the update acts."""
+    g = torch.Generator().manual_seed(seed)
+    out = dict(wts)
+    out["I"] = wts["I"] + 0.3 * torch.randn(wts["I"].shape, generator=g)
+    out["w"] = wts["w"] + 0.3 * torch.randn(wts["w"].shape, generator=g)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("h0_zero", [True, False])
+def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
+    """model.simulate (in place, no autograd; with h0 = 0 it fills in the silent steps before the
+    first input instead of simulating them) against Net1's autograd-friendly loop: the same rates
+    and states to the bit, the same outputs up to the readout's summation order."""
+    cfg = config.resolve("smoke", ["hidden_size=40", f"dtype={dtype}", f"h0_zero={h0_zero}"])
+    net = model.Net1(cfg, _perturbed(model.init_weights(cfg.model, 2), 2))
+    tr = task.fixed_trials(cfg, (30, 60), onset_ms=100, T_ms=400)
+    with torch.no_grad():
+        y_ref, h_ref, r_ref = net(tr.x.to(net.G.dtype), return_h=True, return_r=True)
+    p = {k: v.detach() for k, v in net.state_dict().items()}
+    y, r, h = model.simulate(p["G"], p["I"], p["w"], p["h0"], tr.x, cfg.alpha, cfg.model.g_G,
+                             return_r=True, return_h=True)
+    assert torch.equal(r, r_ref) and torch.equal(h, h_ref)
+    torch.testing.assert_close(y, y_ref[:, :, 0], rtol=1e-6 if dtype == "float32" else 1e-13, atol=0)
+    if h0_zero:
+        assert not r[:, :100].any() and not y[:, :100].any()  # the silent start, exactly 0
+    y_only = model.simulate(p["G"], p["I"], p["w"], p["h0"], tr.x, cfg.alpha, cfg.model.g_G)
+    assert torch.equal(y_only, y)
+
+
+def test_simulate_records_from_a_step_and_run_leaves_the_model_alone():
+    cfg = config.resolve("smoke", ["hidden_size=30"])
+    sd = _perturbed(model.init_weights(cfg.model, 4), 4)
+    before = {k: v.clone() for k, v in sd.items()}
+    tr = task.fixed_trials(cfg, (30,), onset_ms=50, T_ms=300)
+    y, r, h = model.run(cfg, sd, tr.x, return_r=True, return_h=True)
+    y2, r2, h2 = model.run(cfg, sd, tr.x, return_r=True, return_h=True, record_from=120)
+    assert torch.equal(y, y2) and torch.equal(r[:, 120:], r2) and torch.equal(h[:, 120:], h2)
+    assert all(torch.equal(sd[k], before[k]) for k in sd)
+
+
+def test_signals_is_one_trial_of_the_simulation():
+    from sysa_core.analysis.precision import signals
+
+    cfg = config.resolve("smoke", ["hidden_size=30"])
+    sd = _perturbed(model.init_weights(cfg.model, 4), 4)
+    r, y = signals(cfg, sd, onset_ms=50, T_ms=300, duration_ms=30)
+    y_ref, r_ref = model.run(cfg, sd, task.fixed_trials(cfg, (30,), 50, 300).x, return_r=True)
+    assert r.shape == (300, 30) and np.array_equal(r, r_ref[0].numpy()) and np.array_equal(y, y_ref[0].numpy())

@@ -1,6 +1,8 @@
 """sysa_core.task: trial semantics (SPEC section 2), seeding, and the two losses (section 3)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -143,10 +145,10 @@ def test_training_draws_trials_and_batches_from_the_seed():
     """The generators training uses are derived from the model's seed, never the global one."""
     cfg = config.resolve("smoke")
     torch.manual_seed(0)
-    s1 = training._new_state(cfg, 1, None)
+    s1 = training._new_state(replace(cfg, seed=1), None)
     torch.manual_seed(12345)  # the global generator must not matter
-    s1b = training._new_state(cfg, 1, None)
-    s2 = training._new_state(cfg, 2, None)
+    s1b = training._new_state(replace(cfg, seed=1), None)
+    s2 = training._new_state(replace(cfg, seed=2), None)
     assert _same(s1.trials, s1b.trials) and not _same(s1.trials, s2.trials)
     n, bs = cfg.train.n_trials, cfg.train.batch_size
     b1 = [training.batch_indices(s1.batch_gen, n, bs) for _ in range(6)]

@@ -3,7 +3,6 @@ learning, resuming after SIGKILL, and stopping on non-finite values."""
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import signal
 import subprocess
@@ -15,8 +14,9 @@ import pytest
 import torch
 
 from conftest import REPO, assert_user_error, cli_env, run_cli
-from sysa_core import analysis, cli, config, engine, io, model, task, training
-from sysa_core.errors import TrainingDiverged
+from sysa_core import cli, config, files, model, runtime, task, training
+from sysa_core.analysis import precision
+from sysa_core.errors import TrainingDiverged, UserError
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
@@ -75,7 +75,7 @@ def test_checkpoint_is_in_the_original_format(smoke_train, smoke_cfg):
     assert set(bare) == set(sd) and all(torch.equal(bare[k], sd[k]) for k in sd)
     # and the project's loader reads both
     for f in ("sys_A1_state.pth", "sys_A1.pth"):
-        got = io.load_checkpoint(smoke_train / f, hidden_size=n)["state_dict"]
+        got = files.load_checkpoint(smoke_train / f, hidden_size=n)["state_dict"]
         assert all(torch.equal(got[k], sd[k]) for k in sd)
 
 
@@ -96,10 +96,10 @@ def test_metadata_records_config_code_version_and_histories(smoke_train, smoke_c
     assert meta["status"] == "complete" and meta["seed"] == 1
     assert meta["epochs_done"] == smoke_cfg.train.epochs
     assert config.Config.from_dict(meta["config"]) == smoke_cfg
-    assert meta["config_id"] == smoke_cfg.identity()
+    assert meta["training_id"] == smoke_cfg.training_id()
     assert {"sysa", "torch", "git_commit"} <= set(meta["code_version"])
     assert meta["torch_threads"] >= 1
-    assert meta["device"] == str(engine.resolve_device("auto"))  # where the steps ran ("cpu" without a GPU)
+    assert meta["device"] == str(runtime.resolve_device("auto"))  # where the steps ran ("cpu" without a GPU)
     steps = smoke_cfg.train.epochs * (smoke_cfg.train.n_trials // smoke_cfg.train.batch_size)
     for k in ("loss", "grad_norm_I", "grad_norm_w"):
         h = meta["history"][k]
@@ -115,7 +115,7 @@ def test_first_steps_match_autograd_and_adam(smoke_train, smoke_cfg):
     the same seed-derived batches, Net1 + autograd, torch's Adam on I and w."""
     cfg = smoke_cfg
     hist = json.loads((smoke_train / "sys_A1_train.json").read_text())["history"]
-    st = training._new_state(cfg, 1, None)
+    st = training._new_state(cfg, None)
     net = model.Net1(cfg, model.init_weights(cfg.model, 1))
     opt = torch.optim.Adam([net.I, net.w], lr=cfg.train.lr)
     for step in range(2):
@@ -139,9 +139,11 @@ def test_training_changes_only_I_and_w(smoke_train, smoke_cfg):
     assert not torch.equal(sd["I"], init["I"]) and not torch.equal(sd["w"], init["w"])
 
 
-def test_two_runs_give_byte_identical_checkpoint_tensors(smoke_train, smoke_train_again):
-    """Same seed and configuration, two processes: every tensor in the checkpoints (weights, Adam
-    state, generator state, histories) is byte-identical, and so is the bare state dict."""
+def test_two_runs_give_byte_identical_checkpoints(smoke_train, smoke_train_again):
+    """Same seed and configuration, two processes: the checkpoint files are byte-identical (every
+    tensor in them: weights, Adam state, generator state, histories), and so is the bare state dict."""
+    for name in ("sys_A1_state.pth", "sys_A1.pth"):
+        assert (smoke_train / name).read_bytes() == (smoke_train_again / name).read_bytes(), name
     _assert_identical_tensors(_ck(smoke_train), _ck(smoke_train_again))
     _assert_identical_tensors(torch.load(smoke_train / "sys_A1.pth", weights_only=True),
                               torch.load(smoke_train_again / "sys_A1.pth", weights_only=True))
@@ -159,19 +161,10 @@ def test_in_process_runs_are_identical_and_seeds_differ(smoke_cfg):
     assert not torch.equal(a["w"], c["w"])
 
 
-def test_batched_seeds_match_one_at_a_time():
-    cfg = config.resolve("smoke", ["epochs=2"])
-    together = training.train_seeds(cfg, [1, 2], batch_seeds=True, progress=False)
-    apart = training.train_seeds(cfg, [1, 2], batch_seeds=False, progress=False)
-    for s in (1, 2):
-        for k in ("I", "w"):
-            torch.testing.assert_close(together[s][k], apart[s][k], rtol=1e-4, atol=1e-5)
-
-
 def test_it_learns(smoke_train, smoke_cfg):
     """Precision (lower is better) improves at least 10x over the same network untrained."""
-    before = analysis.evaluate(smoke_cfg, model.init_weights(smoke_cfg.model, 1)).precision
-    after = analysis.evaluate(smoke_cfg, _ck(smoke_train)["state_dict"]).precision
+    before = precision.evaluate(smoke_cfg, model.init_weights(smoke_cfg.model, 1)).precision
+    after = precision.evaluate(smoke_cfg, _ck(smoke_train)["state_dict"]).precision
     assert after * 10 <= before, (before, after)
 
 
@@ -184,11 +177,11 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, s
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
     try:
         deadline = time.monotonic() + 300
-        while not ck_path.exists():
+        while not ck_path.exists():  # the first epoch's checkpoint: training is in a later epoch now
             assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
             assert time.monotonic() < deadline
-            time.sleep(0.005)
-        time.sleep(random.uniform(0.0, 0.2))  # somewhere inside a later epoch
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGSTOP)  # frozen wherever it is, then killed there
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
@@ -196,7 +189,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, s
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    epoch_at_kill = io.load_checkpoint(ck_path)["epoch"]
+    epoch_at_kill = files.load_checkpoint(ck_path)["epoch"]
     assert epoch_at_kill < smoke_cfg.train.epochs - 1, "the kill came too late to test resuming"
     assert not (out / "seed_1" / "sys_A1.pth").exists()
 
@@ -266,7 +259,7 @@ def test_nan_mid_training_keeps_the_previous_checkpoint(tmp_path, monkeypatch, s
         training.train(smoke_cfg, folder, progress=False)
     msg = str(exc.value)
     assert "non-finite gradient at epoch 3, step 1" in msg and "epoch 2" in msg and "\n" not in msg
-    ck = io.load_checkpoint(folder / "sys_A1_state.pth", hidden_size=smoke_cfg.model.hidden_size)
+    ck = files.load_checkpoint(folder / "sys_A1_state.pth", hidden_size=smoke_cfg.model.hidden_size)
     assert ck["epoch"] == 2 and all(torch.isfinite(v).all() for v in ck["state_dict"].values())
     meta = json.loads((folder / "sys_A1_train.json").read_text())
     assert meta["status"] == "failed" and meta["message"] == msg and meta["epochs_done"] == 3
@@ -280,3 +273,63 @@ def test_nan_mid_training_keeps_the_previous_checkpoint(tmp_path, monkeypatch, s
     for k in want:
         torch.testing.assert_close(final[k], want[k], rtol=1e-5, atol=1e-6)
     assert json.loads((folder / "sys_A1_train.json").read_text())["status"] == "complete"
+
+
+# -- seeds as one computation ---------------------------------------------------------
+
+EPOCHS = 4  # 4 x 4 Adam steps
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@pytest.mark.parametrize("overrides", [[], ["init=independent", "G_per_seed=true"]],
+                         ids=["shared_G", "G_per_seed"])
+def test_two_seeds_batched_equal_separate_training(overrides):
+    cfg = config.resolve("smoke", [f"epochs={EPOCHS}", *overrides])
+    together = training.train_seeds(cfg, [1, 2], batch_seeds=True, progress=False)
+    apart = {s: training.train_seeds(cfg, [s], batch_seeds=False, progress=False)[s] for s in (1, 2)}
+    init = {s: model.init_weights(cfg.model, s) for s in (1, 2)}
+    if overrides:  # the variant really has a G per seed
+        assert not torch.equal(together[1]["G"], together[2]["G"])
+    for s in (1, 2):
+        for k in ("I", "w"):
+            assert not torch.equal(apart[s][k], init[s][k]), f"seed {s} {k} did not train"
+            err = _rel(together[s][k], apart[s][k])
+            assert err < 1e-5, f"seed {s} {k}: batched vs separate rel err {err:.2e}"
+        for k in ("G", "h0"):
+            assert torch.equal(together[s][k], apart[s][k])
+    # the two seeds are different models, not copies of one
+    assert _rel(together[1]["w"], together[2]["w"]) > 0.1
+
+
+def test_main_and_control_models_batched_equal_separate_training():
+    """A seed-compatible and an independently initialised model (the control ensemble) share G and
+    train as one computation, with the result of training each alone."""
+    cfg = config.resolve("smoke", [f"epochs={EPOCHS}"], seed=1)
+    ctl = config.resolve("smoke", [f"epochs={EPOCHS}", "init=independent"], seed=1)
+    together = training.train_models([(cfg, None), (ctl, None)], batch_seeds=True, progress=False)
+    apart = [training.train(c, progress=False) for c in (cfg, ctl)]
+    for a, b in zip(together, apart):
+        for k in ("I", "w"):
+            assert _rel(a[k], b[k]) < 1e-5
+    assert _rel(together[0]["w"], together[1]["w"]) > 0.1
+
+
+# -- the original's checkpoints in a seed folder ----------------------------------------------
+
+def test_a_finished_checkpoint_without_sysa_metadata_is_loaded_not_retrained(tmp_path, reference_dir):
+    """The original's sys_A1_state.pth (epoch 49 of 50, no sysa resume data) in a seed folder is
+    the finished model of the paper configuration: loaded as it is, nothing written."""
+    folder = tmp_path / "seed_1"
+    folder.mkdir()
+    shutil.copyfile(reference_dir / "sys_A1_state.pth", folder / "sys_A1_state.pth")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    sd = training.train(config.resolve("paper", seed=1), folder, progress=False)
+    ref = torch.load(reference_dir / "sys_A1_state.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(sd[k], ref[k]) for k in ref)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # not the last epoch of this configuration: it cannot be continued
+    with pytest.raises(UserError, match="without sysa's resume data at epoch 49"):
+        training.train(config.resolve("paper", ["epochs=60"], seed=1), folder, progress=False)

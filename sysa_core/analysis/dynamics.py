@@ -1,0 +1,452 @@
+"""The memory dynamics of a rate network: slow points, their linearisation, the largest
+Lyapunov exponent, and the trajectories they are found from.
+
+The network of SPEC section 1 in continuous time, row vectors, time in ms:
+
+    tau dh/dt = F(h) + x(t) I',    F(h) = -h + g phi(h) G',    phi = tanh (or the identity)
+
+so F is a velocity per unit of tau (h per tau). Its Jacobian, J_ij = dF_i/dh_j, is
+
+    J(h) = -1 + g G diag(phi'(h))
+
+and a mode with eigenvalue lambda of J evolves as exp(lambda t / tau): its time constant is
+tau_ms / |Re lambda| (decaying when Re lambda < 0, growing when Re lambda > 0).
+The simulation is the Euler map h <- h + alpha (F(h) + x_t I'), alpha = dt / tau, whose
+tangent map is 1 + alpha J(h).
+
+Everything here works on private float64 copies; nothing it is given is modified.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..model import simulate
+from ..task import fixed_trials
+
+#: default threshold above which a mode counts as slow (ms)
+SLOW_MODE_MS = 1000.0
+
+
+# -- the vector field ------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class RateDynamics:
+    """The autonomous vector field F(h) = -h + g phi(h) G' (per tau) of a rate network.
+
+    G: (N, N) recurrent weights; g: gain; tau_ms: time constant (ms);
+    nonlinearity: "tanh" (the model) or "linear" (phi(h) = h, for constructed test systems).
+    """
+
+    G: np.ndarray
+    g: float
+    tau_ms: float
+    nonlinearity: str = "tanh"
+
+    def __post_init__(self):
+        G = np.array(self.G, dtype=np.float64, copy=True)
+        if G.ndim != 2 or G.shape[0] != G.shape[1]:
+            raise ValueError(f"G must be square, got shape {G.shape}")
+        if self.nonlinearity not in ("tanh", "linear"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'linear', got {self.nonlinearity!r}")
+        G.setflags(write=False)
+        object.__setattr__(self, "G", G)
+        # dense products run in torch (float64), whose thread count the caller controls
+        object.__setattr__(self, "_G", torch.from_numpy(G.copy()))
+
+    @classmethod
+    def from_model(cls, cfg, sd: dict) -> "RateDynamics":
+        """The dynamics of a model: G from its state dict (copied to float64), g_G and tau_ms
+        from the configuration."""
+        G = sd["G"].detach().cpu().double().numpy()
+        return cls(G, float(cfg.model.g_G), float(cfg.model.tau_ms), "tanh")
+
+    @property
+    def n(self) -> int:
+        return self.G.shape[0]
+
+    def phi(self, h):
+        """phi(h), elementwise (numpy or torch)."""
+        if self.nonlinearity == "linear":
+            return h * 1.0
+        return torch.tanh(h) if isinstance(h, torch.Tensor) else np.tanh(h)
+
+    def dphi(self, h):
+        """phi'(h), elementwise (numpy or torch)."""
+        if self.nonlinearity == "linear":
+            return h * 0.0 + 1.0
+        t = torch.tanh(h) if isinstance(h, torch.Tensor) else np.tanh(h)
+        return 1.0 - t * t
+
+    def rows_GT(self, a):
+        """a G' for rows a (..., N): numpy in, numpy out (computed in torch)."""
+        return (torch.as_tensor(np.asarray(a, dtype=np.float64)) @ self._G.T).numpy()
+
+    def rows_G(self, a):
+        """a G for rows a (..., N)."""
+        return (torch.as_tensor(np.asarray(a, dtype=np.float64)) @ self._G).numpy()
+
+    def velocity(self, h: np.ndarray) -> np.ndarray:
+        """F(h) for states h (..., N) as rows: -h + g phi(h) G' (units: h per tau)."""
+        h = np.asarray(h, dtype=np.float64)
+        return -h + self.g * self.rows_GT(self.phi(h))
+
+    def jacobian(self, h: np.ndarray) -> np.ndarray:
+        """J(h) = -1 + g G diag(phi'(h)) at one state h (N,): (N, N), J_ij = dF_i / dh_j."""
+        h = np.asarray(h, dtype=np.float64).reshape(-1)
+        return self.g * self.G * self.dphi(h)[None, :] - np.eye(self.n)
+
+    def q(self, h: np.ndarray) -> np.ndarray:
+        """The kinetic energy q = |F(h)|^2 / 2 per state: (...,)."""
+        f = self.velocity(h)
+        return 0.5 * np.einsum("...i,...i->...", f, f)
+
+    def q_and_grad(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """q (B,) and its gradient J(h)' F(h) (B, N) for states h (B, N), analytically:
+        (J'F)_j = -F_j + g phi'(h_j) (F G)_j."""
+        h = np.asarray(h, dtype=np.float64)
+        f = -h + self.g * self.rows_GT(self.phi(h))
+        grad = -f + self.g * self.dphi(h) * self.rows_G(f)
+        return 0.5 * np.einsum("...i,...i->...", f, f), grad
+
+
+# -- trajectories ------------------------------------------------------------------------------
+
+def simulate_states(dyn: RateDynamics, I: np.ndarray, h0: np.ndarray, x_bt: np.ndarray, alpha: float,
+                    record_from: int = 0) -> np.ndarray:
+    """Euler trajectories h (B, T - record_from, N) in float64, the state after each step
+    t = record_from .. T-1 (model.simulate with this system's G, g and phi).
+
+    I: (N,) or (N, 1) input weights; h0: (N,) or (B, N); x_bt: (B, T) input (one channel).
+    """
+    x = torch.tensor(np.asarray(x_bt, dtype=np.float64))[:, :, None]
+    I_col = torch.tensor(np.asarray(I, dtype=np.float64).reshape(-1, 1))
+    w_col = torch.zeros(dyn.n, 1, dtype=torch.float64)
+    phi = torch.tanh if dyn.nonlinearity == "tanh" else dyn.phi
+    _, h = simulate(dyn._G, I_col, w_col, torch.tensor(np.asarray(h0, dtype=np.float64)), x, alpha, dyn.g,
+                    return_h=True, record_from=record_from, phi=phi)
+    return h.numpy()
+
+
+# -- slow points ---------------------------------------------------------------------------------
+
+@dataclass
+class SlowPoints:
+    """Distinct local minima of q = |F|^2 / 2 reached from the starting states (minima closer
+    than merge_tol are one point), sorted by q (ascending). K points, N units.
+
+    h: (K, N) states; q: (K,) in (h / tau)^2 / 2; speed_per_s: (K,) |F| / tau, h per second;
+    start_index: (K,) the starting state each came from; eigvals: (K, N) complex eigenvalues of
+    J at each point (units 1/tau), real part descending; time_constants_ms: (K, N)
+    tau_ms / |Re lambda| in the same order (inf where Re lambda = 0); n_slow_modes: (K,) modes
+    with time constant > slow_ms; n_unstable: (K,) modes with Re lambda > zero_tol; fixed: (K,) bool,
+    q <= q_fixed (a fixed point to that tolerance; the others are slow points, where J is
+    singular along F and the state drifts at speed_per_s); slow_ms, q_fixed: the thresholds;
+    iterations: L-BFGS iterations used.
+    """
+
+    h: np.ndarray
+    q: np.ndarray
+    speed_per_s: np.ndarray
+    start_index: np.ndarray
+    eigvals: np.ndarray
+    time_constants_ms: np.ndarray
+    n_slow_modes: np.ndarray
+    n_unstable: np.ndarray
+    fixed: np.ndarray
+    slow_ms: float
+    q_fixed: float
+    iterations: int = 0
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    def summary(self) -> dict:
+        """JSON-ready summary: n_slow_points (K), n_fixed_points, n_slow_modes and
+        n_unstable_modes (medians over all K points, rounded down), slowest_time_constant_ms
+        (the largest time constant of a stable mode, Re lambda < 0, at any fixed point; None
+        without a finite one: at a slow point with q > 0, J is singular along F by construction
+        (grad q = J'F = 0), so its spectrum always holds a zero mode, the drift direction, and is
+        left out of this figure), min_q, max_speed_per_s."""
+        if len(self) == 0:
+            return {"n_slow_points": 0, "n_fixed_points": 0, "n_slow_modes": 0, "n_unstable_modes": 0,
+                    "slowest_time_constant_ms": None, "min_q": None, "max_speed_per_s": None}
+        stable = np.where(self.eigvals.real < 0, self.time_constants_ms, 0.0)[self.fixed]
+        slowest = float(stable.max()) if stable.size else float("nan")
+        return {
+            "n_slow_points": int(len(self)),
+            "n_fixed_points": int(self.fixed.sum()),
+            "n_slow_modes": int(np.floor(np.median(self.n_slow_modes))),
+            "n_unstable_modes": int(np.floor(np.median(self.n_unstable))),
+            "slowest_time_constant_ms": slowest if np.isfinite(slowest) and slowest > 0 else None,
+            "min_q": float(self.q.min()),
+            "max_speed_per_s": float(self.speed_per_s.max()),
+        }
+
+
+def time_constants_ms(eigvals: np.ndarray, tau_ms: float) -> np.ndarray:
+    """tau_ms / |Re lambda| for eigenvalues of J (units 1/tau): the decay (Re < 0) or growth
+    (Re > 0) time constant of each mode of tau dh/dt = J h, in ms; inf where Re lambda = 0."""
+    re = np.abs(np.real(np.asarray(eigvals)))
+    with np.errstate(divide="ignore"):
+        return np.where(re > 0, tau_ms / np.where(re > 0, re, 1.0), np.inf)
+
+
+def jacobian_spectrum(dyn: RateDynamics, h: np.ndarray) -> np.ndarray:
+    """Eigenvalues of J(h) (units 1/tau), sorted by real part, largest first: (N,) complex."""
+    lam = torch.linalg.eigvals(torch.from_numpy(dyn.jacobian(h))).numpy()
+    return lam[np.argsort(-lam.real, kind="stable")]
+
+
+def _q_and_grad_t(dyn: RateDynamics, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q (B,) and dq/dh = J'F (B, N) for torch rows h (B, N), float64."""
+    f = dyn.g * (dyn.phi(h) @ dyn._G.T) - h
+    grad = dyn.g * dyn.dphi(h) * (f @ dyn._G) - f
+    return 0.5 * (f * f).sum(dim=1), grad
+
+
+def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, history: int = 10,
+               grad_tol: float = 1e-10, q_floor: float = 1e-20, rel_tol: float = 1e-12):
+    """Minimise q from each starting state (B, N) independently, all at once: a batched L-BFGS
+    (two-loop recursion per row, `history` pairs) with a per-row backtracking (Armijo) line
+    search. A row stops when |dq/dh| <= grad_tol, q <= q_floor, an iteration lowers its q by
+    no more than rel_tol * q (rounding floor), or its line search fails.
+    Returns (h (B, N), q (B,), iterations used)."""
+    x = torch.tensor(np.atleast_2d(np.asarray(h_start, dtype=np.float64)))
+    B = x.shape[0]
+    f, g = _q_and_grad_t(dyn, x)
+    S: list[torch.Tensor] = []
+    Y: list[torch.Tensor] = []
+    R: list[torch.Tensor] = []  # rho per row, 0 where the pair is not used (no positive curvature)
+    active = torch.ones(B, dtype=torch.bool)
+    it = 0
+    for it in range(1, max_iter + 1):
+        active &= (g.norm(dim=1) > grad_tol) & (f > q_floor)
+        if not bool(active.any()):
+            it -= 1
+            break
+        # two-loop recursion, row-wise
+        qv = g.clone()
+        alphas = []
+        for s_, y_, r_ in zip(reversed(S), reversed(Y), reversed(R)):
+            a_ = r_ * (s_ * qv).sum(dim=1)
+            alphas.append(a_)
+            qv -= a_[:, None] * y_
+        if S:
+            sy, yy = (S[-1] * Y[-1]).sum(dim=1), (Y[-1] * Y[-1]).sum(dim=1)
+            gamma = torch.where((sy > 0) & (yy > 0), sy / yy.clamp_min(1e-300), torch.ones_like(sy))
+        else:  # first step: a length-1 step along the gradient direction, at most
+            gamma = 1.0 / g.norm(dim=1).clamp_min(1.0)
+        d = qv * gamma[:, None]
+        for s_, y_, r_, a_ in zip(S, Y, R, reversed(alphas)):
+            b_ = r_ * (y_ * d).sum(dim=1)
+            d += (a_ - b_)[:, None] * s_
+        d = -d
+        slope = (g * d).sum(dim=1)
+        bad = slope >= 0  # not a descent direction: steepest descent for that row
+        if bool(bad.any()):
+            d[bad] = -g[bad]
+            slope = torch.where(bad, -(g * g).sum(dim=1), slope)
+        # per-row backtracking line search (Armijo, c = 1e-4)
+        step = torch.ones(B, dtype=torch.float64)
+        pending = active.clone()
+        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
+        for _ in range(30):  # only the rows still searching are evaluated
+            rows = pending.nonzero()[:, 0]
+            xt = x[rows] + step[rows, None] * d[rows]
+            ft, gt = _q_and_grad_t(dyn, xt)
+            ok = ft <= f[rows] + 1e-4 * step[rows] * slope[rows]
+            done = rows[ok]
+            x_new[done], f_new[done], g_new[done] = xt[ok], ft[ok], gt[ok]
+            pending[done] = False
+            if not bool(pending.any()):
+                break
+            step = torch.where(pending, step * 0.5, step)
+        active &= ~pending  # a row whose line search failed has converged as far as it can
+        active &= (f - f_new) > rel_tol * f
+        s_new, y_new = x_new - x, g_new - g
+        sy = (s_new * y_new).sum(dim=1)
+        use = active & (sy > 1e-300)
+        S.append(s_new)
+        Y.append(y_new)
+        R.append(torch.where(use, 1.0 / torch.where(use, sy, torch.ones_like(sy)), torch.zeros_like(sy)))
+        if len(S) > history:
+            S.pop(0), Y.pop(0), R.pop(0)
+        x, f, g = x_new, f_new, g_new
+    return x.numpy(), f.numpy(), it
+
+
+def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: float = 1e-24,
+                  damping: float = 1e-10) -> np.ndarray:
+    """Refine states h (K, N) towards zeros of F by damped Gauss-Newton (Levenberg-Marquardt)
+    steps delta = -(J'J + mu)^-1 J'F, mu = damping * trace(J'J) / N, accepted only when they
+    lower q (halving the step up to 20 times). Near a fixed point this is Newton's method
+    (quadratic convergence, where L-BFGS is slow); the damping keeps the step out of
+    directions J maps to 0 (along a line attractor, or the drift direction of a slow point with
+    q > 0, where J is singular), so a point is not pushed along its slow manifold.
+    Costs one N x N product and solve per point and step. Returns the refined states."""
+    x = torch.tensor(np.atleast_2d(np.asarray(h, dtype=np.float64)))
+    K, N = x.shape
+    eye = torch.eye(N, dtype=torch.float64)
+    q, _ = _q_and_grad_t(dyn, x)
+    for _ in range(n_iter):
+        active = (q > q_floor).nonzero()[:, 0]
+        if len(active) == 0:
+            break
+        xa = x[active]
+        f = dyn.g * (dyn.phi(xa) @ dyn._G.T) - xa
+        J = dyn.g * dyn._G[None] * dyn.dphi(xa)[:, None, :] - eye  # (k, N, N)
+        JtJ = J.transpose(1, 2) @ J
+        mu = damping * JtJ.diagonal(dim1=1, dim2=2).sum(-1) / N
+        rhs = (J.transpose(1, 2) @ f.unsqueeze(-1))
+        try:
+            delta = -torch.linalg.solve(JtJ + mu[:, None, None] * eye, rhs).squeeze(-1)
+        except RuntimeError:  # singular even with damping: keep the minimiser's answer
+            break
+        step = torch.ones(len(active), dtype=torch.float64)
+        improved = torch.zeros(len(active), dtype=torch.bool)
+        for _ in range(20):
+            xt = xa + step[:, None] * delta
+            qt, _ = _q_and_grad_t(dyn, xt)
+            ok = ~improved & torch.isfinite(qt) & (qt < q[active])
+            x[active[ok]], q[active[ok]] = xt[ok], qt[ok]
+            improved |= ok
+            if bool(improved.all()):
+                break
+            step = torch.where(improved, step, step * 0.5)
+        if not bool(improved.any()):
+            break
+    return x.numpy()
+
+
+def _merge(h: np.ndarray, q: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of the points kept after merging (greedy, lowest q first) those closer than tol
+    (Euclidean distance) to a kept one."""
+    keep: list[int] = []
+    for i in np.argsort(q, kind="stable"):
+        if all(np.linalg.norm(h[i] - h[j]) > tol for j in keep):
+            keep.append(int(i))
+    return np.array(keep, dtype=int)
+
+
+def find_slow_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_newton: int = 8,
+                     q_fixed: float = 1e-10, merge_tol: float | None = None, slow_ms: float = SLOW_MODE_MS,
+                     max_points: int | None = None, zero_tol: float = 1e-9) -> SlowPoints:
+    """Slow points of the autonomous dynamics found by minimising q = |F(h)|^2 / 2 from the
+    starting states h_start (B, N) (batched L-BFGS, max_iter iterations; then, on the distinct
+    minima, n_newton damped Gauss-Newton steps (newton_polish), which finish the fixed points
+    quadratically), with the spectrum of the Jacobian at each distinct point.
+
+    q_fixed: a minimum with q <= q_fixed is a fixed point (q in (h / tau)^2 / 2).
+    merge_tol: minima closer than this (Euclidean, units of h) are one point (default
+    0.01 sqrt(N)). slow_ms: a mode is slow when its time constant exceeds this (ms).
+    max_points: analyse at most this many distinct points (lowest q first; default all).
+    zero_tol: a mode counts as unstable when Re lambda > zero_tol (1/tau; rounding leaves an
+    exact zero mode at about +-1e-15).
+    """
+    h_start = np.atleast_2d(np.asarray(h_start, dtype=np.float64))
+    h, q, nit = minimise_q(dyn, h_start, max_iter=max_iter)
+    tol = 0.01 * np.sqrt(dyn.n) if merge_tol is None else float(merge_tol)
+    keep = _merge(h, q, tol)
+    if n_newton:  # polish the distinct points only, then merge again (two may meet)
+        h = h.copy()
+        h[keep] = newton_polish(dyn, h[keep], n_iter=n_newton)
+        q[keep] = dyn.q(h[keep])
+        keep = keep[_merge(h[keep], q[keep], tol)]
+    if max_points is not None:
+        keep = keep[:max_points]
+    hk, qk = h[keep], q[keep]
+    eig = np.array([jacobian_spectrum(dyn, x) for x in hk]).reshape(len(keep), dyn.n)
+    tc = time_constants_ms(eig, dyn.tau_ms)
+    return SlowPoints(
+        h=hk, q=qk, speed_per_s=np.sqrt(2.0 * qk) / dyn.tau_ms * 1000.0, start_index=keep,
+        eigvals=eig, time_constants_ms=tc, n_slow_modes=(tc > slow_ms).sum(axis=1),
+        n_unstable=(eig.real > zero_tol).sum(axis=1), fixed=qk <= q_fixed, slow_ms=float(slow_ms),
+        q_fixed=float(q_fixed), iterations=nit, info={"n_starts": len(h_start), "merge_tol": tol})
+
+
+# -- Lyapunov exponent --------------------------------------------------------------------------------
+
+def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: float, transient_steps: int = 0,
+                 seed: int = 0) -> np.ndarray:
+    """The largest Lyapunov exponent (1/s) along each trajectory h (B, T, N) of the Euler map
+    h <- h + alpha (F(h) + input), by tangent-vector propagation through its tangent map
+    u <- u + alpha (-u + g (u * phi'(h_t)) G') with renormalisation every step.
+
+    The tangent vectors start random (seeded) at the first state and align during the first
+    `transient_steps` steps, which are not counted; the exponent is the mean log growth per step
+    over the remaining T - 1 - transient_steps steps, divided by dt (ms) and times 1000.
+    Positive: nearby trajectories separate (chaos); negative: they converge. Returns (B,).
+    """
+    h = torch.as_tensor(np.asarray(h_traj, dtype=np.float64))
+    B, T, N = h.shape
+    if T - 1 - transient_steps < 1:
+        raise ValueError(f"trajectory of {T} states is too short for {transient_steps} transient steps")
+    u = torch.from_numpy(np.random.default_rng(seed).standard_normal((B, N)))
+    u /= u.norm(dim=1, keepdim=True)
+    GT = dyn._G.T
+    d = dyn.dphi(h)  # (B, T, N)
+    acc = torch.zeros(B, dtype=torch.float64)
+    for t in range(T - 1):
+        u = u + alpha * (dyn.g * ((u * d[:, t]) @ GT) - u)
+        nrm = u.norm(dim=1)
+        if t >= transient_steps:
+            acc += torch.log(nrm)
+        u /= nrm[:, None]
+    return (acc / ((T - 1 - transient_steps) * dt_ms) * 1000.0).numpy()
+
+
+# -- the trained model's memory period --------------------------------------------------------
+
+def memory_states(cfg, sd: dict) -> np.ndarray:
+    """States h (D, T, N), float64, of the memory-PCA trials (a pulse of each test duration at
+    mem_onset_ms, SPEC section 5) from the first step to mem_T_ms."""
+    a = cfg.analysis
+    tr = fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms)
+    dyn = RateDynamics.from_model(cfg, sd)
+    I = sd["I"].detach().cpu().double().numpy()
+    h0 = sd["h0"].detach().cpu().double().numpy()
+    return simulate_states(dyn, I, h0, tr.x[:, :, 0].double().numpy(), cfg.alpha)
+
+
+@dataclass
+class MemoryDynamics:
+    """Slow points and the largest Lyapunov exponent of a model's memory period.
+
+    slow_points: from n_starts_per_trial states per memory trial, evenly spaced over the memory
+    window; lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window
+    [mem_start_ms, mem_T_ms) after a transient of transient_ms before it; starts: (S, N) the
+    starting states."""
+
+    slow_points: SlowPoints
+    lyapunov_per_s: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def lyapunov_max_per_s(self) -> float:
+        return float(np.max(self.lyapunov_per_s))
+
+
+def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 4,
+                    max_iter: int = 1000, n_newton: int = 8, q_fixed: float = 1e-10, slow_ms: float = SLOW_MODE_MS,
+                    transient_ms: float = 500.0, max_points: int | None = 8, seed: int = 0) -> MemoryDynamics:
+    """Slow points (find_slow_points) from n_starts_per_trial states per memory-PCA trial,
+    evenly spaced over the memory window [mem_start_ms, mem_T_ms), and the largest Lyapunov
+    exponent of each trial over that window (the tangent vectors align during the transient_ms
+    before it), of the model (cfg, sd). states: memory_states(cfg, sd) when already simulated.
+    max_points caps the eigen-decompositions (N^3 each)."""
+    a = cfg.analysis
+    mem_start = cfg.steps(a.mem_start_ms)
+    rec = max(0, mem_start - cfg.steps(transient_ms))
+    h = (memory_states(cfg, sd) if states is None else states)[:, rec:]  # (D, T', N)
+    dyn = RateDynamics.from_model(cfg, sd)
+    lyap = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start - rec, seed=seed)
+    window = h[:, mem_start - rec:]
+    idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
+    starts = window[:, idx].reshape(-1, dyn.n)
+    sp = find_slow_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, slow_ms=slow_ms,
+                          max_points=max_points)
+    return MemoryDynamics(sp, lyap, starts)

@@ -1,0 +1,256 @@
+"""The one pass that computes every per-model number, and the arrays the notebooks plot.
+
+`analyse` runs each simulation and each expensive computation once: the test trials of the
+trained and of the untrained network, the spontaneous and memory-period PCAs in the configured
+dtype and in float64, the alignment nulls, the slow points and Lyapunov exponents, and the
+duration sweep. Its `metrics` are what `metrics.json` holds and `sysa evaluate --json` prints;
+its `arrays` are what the notebooks draw. `load_or_analyse` keeps both in a model's folder
+(metrics.json, analysis.npz) and recomputes them only when the checkpoint, the configuration or
+the code changed, so a second notebook reads what the first computed.
+
+Metric keys (v = input: I on the spontaneous PCs; v = output: w on the memory-period PCs;
+L = 90, 95, 99 % explained variance):
+
+* identity: seed, profile, checkpoint_sha256, epoch, training_id, analysis_id;
+* precision (the original's: mean plateau MSE over the test durations), precision_by_duration,
+  precision_trained_range and precision_extrapolation (the test durations inside / outside the
+  trained range; None where there is none), precision_untrained, precision_untrained_by_duration
+  (the same network before training);
+* weight_correlation (cosine of I and w); the initialisation confound: weight_correlation_init,
+  input_drift_cosine, output_drift_cosine, input_drift_norm, output_drift_norm;
+* PCA: pr_{v}_l1, pr_{v}_l2 (participation ratios over all N eigenvectors), dim_spontaneous,
+  dim_memory (activity dimensionality);
+* alignment against 1000 random vectors of the same norm: {v}_topk{L}_k, {v}_topk{L}_fraction,
+  {v}_topk{L}_null_mean, {v}_topk{L}_null_pct, {v}_var_alignment, {v}_var_alignment_null_mean,
+  {v}_var_alignment_null_pct;
+* float32 vs float64 simulation: pr_{v}_l1_f64, pr_{v}_l1_spread, pr_{v}_l2_f64, pr_{v}_l2_spread
+  (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_spread, {v}_var_alignment_spread;
+* memory dynamics: n_slow_points, n_fixed_points, n_slow_modes, n_unstable_modes,
+  slowest_time_constant_ms (None without a fixed point), slow_point_min_q,
+  slow_point_max_speed_per_s, lyapunov_max_per_s, lyapunov_per_s_by_duration (1/s);
+* plateau: plateau_drift_per_s (mean |slope| over the test durations, output units per s),
+  plateau_drift_per_s_by_duration; generalisation_rmse_trained_range and
+  generalisation_rmse_outside_range (over the 10-400 ms sweep), plateau_hold_ms_min,
+  plateau_hold_ms_median, plateau_hold_fraction_held.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import files
+from ..config import Config
+from ..model import init_weights, run
+from ..runtime import limited
+from ..task import fixed_trials
+from . import alignment, dynamics, pca, plateau, precision
+
+#: which model, checkpoint and configuration the numbers are of (always present)
+IDENTITY_KEYS = ("seed", "profile", "checkpoint_sha256", "epoch", "training_id", "analysis_id")
+#: the numbers of SPEC section 5 (with the identity, all that `sysa evaluate --core-only` gives)
+CORE_KEYS = ("precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
+             "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory")
+#: how many leading PCs the trajectories are projected on for the figures
+N_PROJECTED = 3
+
+
+@dataclass
+class ModelAnalysis:
+    """metrics: the JSON-ready per-model numbers (keys in the module docstring);
+    arrays: {name: numpy array} for the figures (see `_arrays`)."""
+
+    metrics: dict
+    arrays: dict
+
+
+@dataclass
+class NetworkAnalysis:
+    """What depends on G alone (with g and the analysis settings): the spontaneous activity's
+    PCs in the configured dtype and in float64."""
+
+    spontaneous: pca.PCA
+    spontaneous_f64: pca.PCA
+
+
+def _with_dtype(cfg: Config, dtype: str) -> Config:
+    return replace(cfg, model=replace(cfg.model, dtype=dtype))
+
+
+def analyse_network(cfg: Config, G: torch.Tensor) -> NetworkAnalysis:
+    """The analyses of the recurrent network itself (spontaneous PCA, float32 and float64)."""
+    sd = {"G": G, "I": torch.zeros(G.shape[0], 1), "w": torch.zeros(G.shape[0], 1),
+          "h0": torch.zeros(G.shape[0])}
+    sp = pca.spontaneous_pca(cfg, sd)
+    sp64 = sp if cfg.model.dtype == "float64" else pca.spontaneous_pca(_with_dtype(cfg, "float64"), sd)
+    return NetworkAnalysis(sp, sp64)
+
+
+def _finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256: str | None = None,
+            epoch: int | None = None, network: NetworkAnalysis | None = None, threads: int | None = 1) -> ModelAnalysis:
+    """Every per-model number of the model (cfg, sd) and the arrays its figures need.
+
+    core_only: only the identity and the numbers of SPEC section 5 (IDENTITY_KEYS, CORE_KEYS), no arrays. checkpoint_sha256,
+    epoch: recorded with the numbers. network: analyse_network(cfg, sd["G"]) when already computed.
+    threads: thread cap (runtime.limited; one thread makes the numbers independent of the machine's
+    core count).
+    """
+    with limited(threads):
+        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, network)
+
+
+def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, network) -> ModelAnalysis:
+    sd = {k: v.detach().cpu() for k, v in sd.items()}
+    ev = precision.evaluate(cfg, sd)
+    net = network or analyse_network(cfg, sd["G"])
+    traj = pca.memory_trajectories(cfg, sd)
+    mem = pca.memory_pca(cfg, sd, traj)
+    I, w = sd["I"].double().numpy().reshape(-1), sd["w"].double().numpy().reshape(-1)
+    pr_in = pca.participation_ratios(I, net.spontaneous.eigvecs)
+    pr_out = pca.participation_ratios(w, mem.eigvecs)
+    m: dict = {
+        "seed": cfg.seed, "profile": cfg.profile, "checkpoint_sha256": checkpoint_sha256, "epoch": epoch,
+        "training_id": cfg.training_id(), "analysis_id": cfg.analysis_id(),
+        "precision": ev.precision,
+        "precision_by_duration": {str(k): v for k, v in ev.precision_by_duration.items()},
+        "precision_trained_range": ev.precision_trained_range,
+        "precision_extrapolation": ev.precision_extrapolation,
+        "weight_correlation": precision.weight_correlation(sd["I"], sd["w"]),
+        "pr_input_l1": pr_in["l1"], "pr_input_l2": pr_in["l2"],
+        "pr_output_l1": pr_out["l1"], "pr_output_l2": pr_out["l2"],
+        "dim_spontaneous": net.spontaneous.dimensionality, "dim_memory": mem.dimensionality,
+    }
+    if core_only:
+        return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
+
+    untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
+    m["precision_untrained"] = untrained.precision
+    m["precision_untrained_by_duration"] = {str(k): v for k, v in untrained.precision_by_duration.items()}
+    m.update(precision.init_confound(cfg, sd))
+    for name, vec, p in (("input", I, net.spontaneous), ("output", w, mem)):
+        for k, v in alignment.alignment(vec, p, seed=0).items():
+            m[f"{name}_{k}"] = v
+
+    # float64: one simulation of the memory trials gives the PCA for the spread and the states
+    # for the dynamics
+    cfg64 = _with_dtype(cfg, "float64")
+    a = cfg.analysis
+    _, rates64, states = run(cfg64, sd, fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms).x,
+                             return_r=True, return_h=True)
+    mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg64, sd, rates64.numpy())
+    spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
+                                    I, w)
+    for name in ("input", "output"):
+        s = spread[name]
+        for pr in ("l1", "l2"):
+            m[f"pr_{name}_{pr}_f64"] = s[pr]["f64"]
+            m[f"pr_{name}_{pr}_spread"] = s[pr]["spread"]
+        for k, v in s.items():
+            if k not in ("l1", "l2"):
+                m[f"{name}_{k}_spread"] = v["spread"]
+
+    md = dynamics.memory_dynamics(cfg, sd, states=states.numpy())
+    summ = md.slow_points.summary()
+    m.update({
+        "n_slow_points": summ["n_slow_points"], "n_fixed_points": summ["n_fixed_points"],
+        "n_slow_modes": summ["n_slow_modes"], "n_unstable_modes": summ["n_unstable_modes"],
+        "slowest_time_constant_ms": _finite_or_none(summ["slowest_time_constant_ms"]),
+        "slow_point_min_q": _finite_or_none(summ["min_q"]),
+        "slow_point_max_speed_per_s": _finite_or_none(summ["max_speed_per_s"]),
+        "lyapunov_max_per_s": md.lyapunov_max_per_s,
+        "lyapunov_per_s_by_duration": {str(int(d)): float(v) for d, v in
+                                       zip(cfg.analysis.durations_ms, md.lyapunov_per_s)},
+    })
+    drift = plateau.plateau_drift(ev)
+    m["plateau_drift_per_s"] = float(np.mean(np.abs(list(drift.values()))))
+    m["plateau_drift_per_s_by_duration"] = {str(k): float(v) for k, v in drift.items()}
+    gen = plateau.generalisation(cfg, sd)
+    inr, outr = gen.rmse[gen.in_training_range], gen.rmse[~gen.in_training_range]
+    m.update({
+        "generalisation_rmse_trained_range": float(inr.mean()) if inr.size else None,
+        "generalisation_rmse_outside_range": float(outr.mean()) if outr.size else None,
+        "plateau_hold_ms_min": float(gen.hold_ms.min()),
+        "plateau_hold_ms_median": float(np.median(gen.hold_ms)),
+        "plateau_hold_fraction_held": float(gen.held.mean()),
+    })
+    return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
+
+
+def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
+    """What the notebooks draw: the test trials (eval_*), the PCs' eigenvalues and the loadings of I
+    and w on them (spont_*, mem_*), the memory trials and the slow points projected on the leading
+    memory PCs (traj_*, slow_*), the slow points' spectra, and the duration sweep (gen_*)."""
+    E = mem.eigvecs[:, :N_PROJECTED]
+    mean = traj.reshape(-1, traj.shape[-1]).mean(0)
+    sp = md.slow_points
+    return {
+        "eval_t_ms": ev.t_ms, "eval_durations_ms": np.asarray(ev.durations_ms), "eval_x": ev.x,
+        "eval_y": ev.y, "eval_target": ev.target,
+        "spont_eigvals": net.spontaneous.eigvals, "spont_coef_I": net.spontaneous.eigvecs.T @ I,
+        "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w,
+        "traj_pcs": (traj - mean) @ E, "traj_phase_steps": np.array(
+            [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),
+        "slow_pcs": (np.tanh(sp.h) - mean) @ E if len(sp) else np.zeros((0, N_PROJECTED)),
+        "slow_q": sp.q, "slow_speed_per_s": sp.speed_per_s, "slow_fixed": sp.fixed,
+        "slow_time_constants_ms": sp.time_constants_ms, "slow_ms": np.array(sp.slow_ms),
+        "gen_durations_ms": gen.durations_ms, "gen_target": gen.target, "gen_plateau": gen.plateau,
+        "gen_in_range": gen.in_training_range, "gen_hold_ms": gen.hold_ms, "gen_horizon_ms": np.array(gen.horizon_ms),
+        "gen_tolerance": np.array(gen.tolerance),
+    }
+
+
+# -- the cache in a model's folder ------------------------------------------------------------------
+
+def cache_key(cfg: Config, checkpoint_sha256: str) -> str:
+    """What the cached numbers depend on: the checkpoint's bytes, the whole configuration and the code."""
+    blob = json.dumps({"checkpoint": checkpoint_sha256, "config": cfg.to_dict(), "code": files.code_version()},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load(folder: Path, key: str) -> ModelAnalysis | None:
+    """The analysis cached in `folder` under `key`, or None (absent, stale or unreadable)."""
+    mpath, apath = files.metrics_path(folder), files.arrays_path(folder)
+    if not (mpath.exists() and apath.exists()):
+        return None
+    try:
+        with np.load(apath, allow_pickle=False) as z:
+            if str(z["cache_key"]) != key:
+                return None
+            arrays = {k: z[k] for k in z.files if k != "cache_key"}
+        metrics = json.loads(mpath.read_text())
+    except (OSError, ValueError, KeyError):
+        return None
+    return ModelAnalysis(metrics, arrays)
+
+
+def save(result: ModelAnalysis, folder: Path, key: str) -> None:
+    """Write the arrays (analysis.npz, with the key) and then the metrics (metrics.json)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, cache_key=np.array(key), **result.arrays)
+    files.write_bytes(files.arrays_path(folder), buf.getvalue())
+    files.write_json(files.metrics_path(folder), result.metrics)
+
+
+def load_or_analyse(cfg: Config, sd: dict, folder: Path, checkpoint_sha256: str, epoch: int | None = None,
+                    network: NetworkAnalysis | None = None) -> tuple[ModelAnalysis, bool]:
+    """The analysis of the model in `folder`: read from its cache when the checkpoint, configuration
+    and code are those it was computed from, else computed (analyse) and cached. Returns
+    (analysis, computed: whether it was computed now)."""
+    key = cache_key(cfg, checkpoint_sha256)
+    got = load(folder, key)
+    if got is not None:
+        return got, False
+    result = analyse(cfg, sd, checkpoint_sha256=checkpoint_sha256, epoch=epoch, network=network)
+    save(result, folder, key)
+    return result, True

@@ -1,0 +1,260 @@
+"""Files: every name in a run folder, atomic writes, safe checkpoint loading and provenance.
+
+A run folder holds one folder per seed (`seed_<s>/`), each with the original's checkpoint
+names (`sys_A<s>_state.pth`, `sys_A<s>.pth`) beside sysa's own files. Every name is built
+here. Every file is written to a temporary file in the same folder and renamed into place,
+so a crash leaves the old file or the new one, never a truncated one. Checkpoints are loaded
+with `torch.load(weights_only=True)`: no arbitrary object is unpickled.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+import pickle
+import platform
+import re
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import UserError
+
+KEYS = ("G", "I", "w", "h0")
+
+
+# -- names ---------------------------------------------------------------------------------
+
+def project_root() -> Path:
+    """The repository when the package runs from a checkout, else the current folder."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "notebooks").is_dir() and (here / "sysa_core").is_dir():
+        return here
+    return Path.cwd()
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def default_run_dir(profile: str) -> Path:
+    """Where `sysa run` and the notebooks put a profile's run by default: data/runs/<profile>."""
+    return project_root() / "data" / "runs" / profile
+
+
+def default_analysis_dir(checkpoint: Path, digest: str) -> Path:
+    """The folder of its own where the notebooks put the analysis of a checkpoint given by path:
+    data/analyses/<file stem>-<first 8 hex digits of its sha256>."""
+    return project_root() / "data" / "analyses" / f"{Path(checkpoint).stem}-{digest[:8]}"
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    return Path(run_dir) / f"seed_{seed}"
+
+
+def checkpoint_path(folder: Path, seed: int) -> Path:
+    """The original's checkpoint with epoch, optimizer and sysa's resume data."""
+    return Path(folder) / f"sys_A{seed}_state.pth"
+
+
+def bare_path(folder: Path, seed: int) -> Path:
+    """The original's bare state dict {G, I, w, h0}, written when training is complete."""
+    return Path(folder) / f"sys_A{seed}.pth"
+
+
+def meta_path(folder: Path, seed: int) -> Path:
+    """sysa's training metadata: configuration, code version, status, histories."""
+    return Path(folder) / f"sys_A{seed}_train.json"
+
+
+def loss_plot_path(folder: Path, seed: int) -> Path:
+    return Path(folder) / f"sys_A{seed}_err.png"
+
+
+def grad_plot_path(folder: Path, seed: int) -> Path:
+    return Path(folder) / f"sys_A{seed}_param.png"
+
+
+def metrics_path(folder: Path) -> Path:
+    """The per-model numbers (analysis.metrics), the same object `sysa evaluate --json` prints."""
+    return Path(folder) / "metrics.json"
+
+
+def arrays_path(folder: Path) -> Path:
+    """The arrays the notebooks plot, computed with the metrics (analysis.metrics)."""
+    return Path(folder) / "analysis.npz"
+
+
+def record_path(folder: Path) -> Path:
+    """The pipeline's record of a seed's chain (status, steps, timings) or of a run's population."""
+    return Path(folder) / "pipeline.json"
+
+
+def seed_from_name(path) -> int | None:
+    """The seed in a `sys_A{seed}...` file name, or None."""
+    m = re.match(r"sys_A(\d+)(?:_state)?\.pth$", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+# -- atomic writes -------------------------------------------------------------------------
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared like any file
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj: Any, if_changed: bool = False) -> None:
+    """Write obj as JSON; with if_changed, leave an identical existing file untouched."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    if if_changed and Path(path).exists() and Path(path).read_text() == text:
+        return
+    write_text(path, text)
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_torch(path, obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def read_json(path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
+
+
+def load_checkpoint(path, hidden_size: int | None = None) -> dict:
+    """Load either of the original's formats and check it.
+
+    Returns {'state_dict': {G, I, w, h0}, 'epoch': int | None, 'optimizer': dict | None,
+    'extra': dict (the project's own resume data, may be empty)}. Raises UserError naming the
+    file and the problem for a missing, empty, truncated, corrupt, foreign or mismatched file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a checkpoint file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file, not a checkpoint")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        glob = next((ln for ln in lines if "GLOBAL" in ln or "global" in ln), None)
+        if glob:
+            reason = f"it asks to import Python objects ({glob[:100]})"
+        else:
+            op = next((ln for ln in lines if "Unsupported" in ln), "unreadable")
+            reason = f"its content is not tensor data ({op.split('error:')[-1].strip()[:100]})"
+        raise UserError(f"{path}: refused by the safe loader, {reason}; nothing in it was executed") from None
+    except Exception as exc:  # any parse failure of a foreign or damaged file (IndexError, EOFError, ...)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(f"{path}: corrupt or truncated checkpoint ({msg[:120]})") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        sd, epoch, opt, extra = obj["state_dict"], obj.get("epoch"), obj.get("optimizer"), obj.get("sysa", {})
+    else:
+        sd, epoch, opt, extra = obj, None, None, {}
+    if not isinstance(sd, dict) or set(sd) != set(KEYS):
+        got = sorted(sd)[:6] if isinstance(sd, dict) else type(sd).__name__
+        raise UserError(f"{path}: not a System A checkpoint (expected tensors G, I, w, h0; found {got})")
+    for k in KEYS:
+        if not isinstance(sd[k], torch.Tensor) or not sd[k].is_floating_point():
+            raise UserError(f"{path}: {k} is not a floating-point tensor")
+    n = sd["G"].shape[0]
+    shapes = {"G": (n, n), "I": (n, 1), "w": (n, 1), "h0": (n,)}
+    for k, shp in shapes.items():
+        if tuple(sd[k].shape) != shp:
+            raise UserError(f"{path}: {k} has shape {tuple(sd[k].shape)}, expected {shp}")
+    if hidden_size is not None and n != hidden_size:
+        raise UserError(f"{path}: hidden size {n} does not match the configuration's hidden_size={hidden_size}")
+    for k in KEYS:
+        if not torch.isfinite(sd[k]).all():
+            raise UserError(f"{path}: {k} holds non-finite values")
+    if epoch is not None and not isinstance(epoch, int):
+        raise UserError(f"{path}: 'epoch' is not an integer")
+    return {"state_dict": sd, "epoch": epoch, "optimizer": opt, "extra": extra if isinstance(extra, dict) else {}}
+
+
+def sha256(path) -> str:
+    """The hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- provenance ----------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """What produced a result: sysa's version, the git commit (and whether the tree had local
+    changes) when running from a checkout, torch and Python versions."""
+    root = Path(__file__).resolve().parent.parent
+    commit, dirty = None, None
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                    text=True, timeout=10).stdout.strip() or None
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True, text=True, timeout=10).stdout
+            dirty = bool(status.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {"sysa": __version__, "git_commit": commit, "git_dirty": dirty, "torch": torch.__version__,
+            "python": platform.python_version()}

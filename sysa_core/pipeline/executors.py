@@ -1,0 +1,105 @@
+"""Where the per-seed chains run when not one after another here: a local process pool
+(`--workers N`) or the workers of an existing Dask cluster (`--scheduler ADDRESS`)."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as pool_completed
+from pathlib import Path
+
+from ..errors import UserError
+from .jobs import seed_job
+
+DASK_HINT = "pip install 'dask[distributed]' (or: pip install -e '.[dask]')"
+
+
+def _failed(ens, seed: int, exc: BaseException) -> dict:
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return {"seed": seed, "ensemble": ens.label, "status": "failed", "steps": [],
+            "error": f"{type(exc).__name__}: {msg}"}
+
+
+def _dask_seed_job(ens, seed: int, nbs: dict, threads: int) -> dict:
+    """seed_job on a Dask worker, which the record names."""
+    from distributed import get_worker
+
+    return seed_job(ens, seed, nbs, True, threads, where=f"dask {get_worker().address}")
+
+
+def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: int | None = None,
+             train: bool = True):
+    """Run seed_job for each (ensemble, seed); yield ((label, seed), record) as each finishes.
+    client: a Dask client (each task trains its seed); else a pool of `workers` local processes
+    (train: each job trains its seed first; False when the models are already trained). A job that
+    raises (or whose worker is lost for good) yields a failed record; the others go on."""
+    if client is not None:
+        from distributed import as_completed
+
+        futures = {client.submit(_dask_seed_job, ens, s, nbs, threads or 1, pure=False, retries=1,
+                                 key=f"sysa-{ens.label}-{s}-{uuid.uuid4().hex[:8]}"): (ens, s)
+                   for ens, s in todo}
+        completed = as_completed(futures)
+    else:
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        futures = {pool.submit(seed_job, ens, s, nbs, train, threads, where="pool"): (ens, s) for ens, s in todo}
+        completed = pool_completed(futures)
+    try:
+        for fut in completed:
+            ens, s = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker or a crash in the chain
+                rec = _failed(ens, s, exc)
+            if bar is not None:
+                bar.set_postfix_str(f"{ens.label} seed {s} done")
+                bar.update(1)
+            yield (ens.label, s), rec
+    finally:
+        if client is None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _probe(path: str, token: str) -> str:
+    """Runs on each worker: can it see the run folder and the token written by the client?"""
+    p = Path(path) / ".sysa-probe"
+    try:
+        ok = p.read_text() == token
+    except OSError:
+        ok = False
+    return "ok" if ok else f"cannot read {p} on {platform.node()}"
+
+
+def dask_client(address: str, out: Path):
+    """Connect to the Dask scheduler at `address` and check that every worker sees `out`."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UserError(f"--scheduler: Dask is not installed; {DASK_HINT}") from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UserError(f"--scheduler {address}: cannot connect ({str(exc).splitlines()[0][:120]})") from None
+    if not client.scheduler_info().get("workers"):
+        try:
+            client.wait_for_workers(1, timeout=20)
+        except (TimeoutError, OSError):
+            client.close()
+            raise UserError(f"--scheduler {address}: the cluster has no workers") from None
+    token = uuid.uuid4().hex
+    probe = Path(out) / ".sysa-probe"
+    probe.write_text(token)
+    try:
+        answers = client.run(_probe, str(out), token)
+    finally:
+        probe.unlink(missing_ok=True)
+    bad = {w: a for w, a in answers.items() if a != "ok"}
+    if bad:
+        client.close()
+        worker, why = next(iter(bad.items()))
+        raise UserError(f"--out {out}: not reachable from Dask worker {worker} ({why}); the output folder must "
+                        f"be on a filesystem shared with the workers")
+    return client

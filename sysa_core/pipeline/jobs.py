@@ -1,0 +1,186 @@
+"""One seed's chain of notebooks (train -> inspect -> pca), executed by papermill into the seed's
+folder and rendered to HTML, and the record that says how far it got."""
+from __future__ import annotations
+
+import atexit
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import papermill
+from jupyter_client import AsyncKernelManager, BlockingKernelClient
+from jupyter_core.utils import run_sync
+from papermill.exceptions import PapermillExecutionError
+
+from .. import files, training
+from ..config import Config
+from ..errors import UserError
+from . import report
+
+SEED_NOTEBOOKS = ("train", "inspect", "pca")
+
+
+@dataclass
+class Ensemble:
+    """A set of seeds trained with one configuration, in its own folder of the run."""
+
+    label: str  # "main" or "control"
+    folder: Path
+    cfg: Config
+    overrides: list
+
+    def seed_dir(self, seed: int) -> Path:
+        return files.seed_dir(self.folder, seed)
+
+    def rel(self, seed: int, name: str) -> str:
+        """Path of a seed's file relative to the run folder (for links in the index)."""
+        prefix = "" if self.label == "main" else f"{self.label}/"
+        return f"{prefix}seed_{seed}/{name}"
+
+
+class NotebookRunner:
+    """Executes notebooks with papermill in one kernel that lives from notebook to notebook, so the
+    kernel start and the imports are paid once: before each notebook the kernel's namespace is reset
+    (nothing of the previous notebook is visible) and its working folder set. A kernel that died is
+    replaced by a new one."""
+
+    def __init__(self):
+        self.km = None
+
+    def _kernel(self):
+        if self.km is not None and run_sync(self.km.is_alive)():
+            return self.km
+        self.close()
+        self.km = AsyncKernelManager(kernel_name="python3")
+        # the kernel's start-up notice about loopback TCP is noise here
+        run_sync(self.km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        return self.km
+
+    def _reset(self, km, cwd: Path) -> None:
+        kc = BlockingKernelClient()
+        kc.load_connection_info(km.get_connection_info())
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            kc.execute_interactive(f"get_ipython().run_line_magic('reset', '-f')\n"
+                                   f"import os as _os; _os.chdir({str(cwd)!r}); del _os", timeout=60,
+                                   output_hook=lambda msg: None)
+        finally:
+            kc.stop_channels()
+
+    def execute(self, src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str | None]:
+        """Run one notebook and render it to HTML; returns (seconds, error or None)."""
+        t = time.perf_counter()
+        error = None
+        try:
+            km = self._kernel()
+            self._reset(km, cwd)
+            papermill.execute_notebook(str(src), str(dst), parameters=params, progress_bar=False, cwd=str(cwd),
+                                       kernel_name="python3", km=km)
+        except PapermillExecutionError as exc:
+            error = f"{dst.name}: {exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
+        except Exception as exc:  # kernel death, timeouts: the seed fails, the run goes on
+            error = f"{dst.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if dst.exists():
+            report.notebook_to_html(dst, dst.with_suffix(".html"))
+        return time.perf_counter() - t, error
+
+    def close(self) -> None:
+        """Shut the kernel down."""
+        if self.km is not None:
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            self.km = None
+
+
+_runner: NotebookRunner | None = None
+
+
+def runner() -> NotebookRunner:
+    """This process's notebook runner (one kernel per process, shut down when the process exits)."""
+    global _runner
+    if _runner is None:
+        _runner = NotebookRunner()
+        atexit.register(_runner.close)
+    return _runner
+
+
+def execute(src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str | None]:
+    """Run one notebook in this process's kernel (NotebookRunner.execute)."""
+    return runner().execute(src, dst, params, cwd)
+
+
+def seed_state(sdir: Path, cfg: Config) -> tuple[str, dict | None]:
+    """How far a seed's folder is for configuration cfg: ("complete", record) when its chain
+    completed with this training and analysis configuration and its outputs are there;
+    ("reanalyse", record) when it completed with this training configuration but other analysis
+    settings (its checkpoint is kept, its notebooks run again); ("todo", None) otherwise."""
+    rec_path = files.record_path(sdir)
+    if not rec_path.exists():
+        return "todo", None
+    try:
+        rec = files.read_json(rec_path)
+    except UserError:
+        return "todo", None
+    if rec.get("status") != "complete" or rec.get("training_id") != cfg.training_id():
+        return "todo", None
+    outputs = [sdir / f"{n}.html" for n in SEED_NOTEBOOKS] + [files.metrics_path(sdir)]
+    if rec.get("analysis_id") != cfg.analysis_id() or not all(p.exists() for p in outputs):
+        return "reanalyse", rec
+    return "complete", rec
+
+
+def set_threads(n: int) -> None:
+    """Torch threads for this process and the notebook kernels it starts."""
+    import torch
+
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)  # inherited by the kernels
+
+
+def notebook_params(ens: Ensemble, seed: int, name: str) -> dict:
+    """The papermill parameters of a seed notebook in a run."""
+    p = {"profile": ens.cfg.profile, "seed": seed, "overrides": list(ens.overrides),
+         "run_dir": str(ens.seed_dir(seed))}
+    if name != "train":
+        p["checkpoint"] = ""
+    return p
+
+
+def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int | None = None,
+             pretrain_error: str | None = None, where: str = "here") -> dict:
+    """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns
+    the seed's record. Runs in this process, a pool worker or a Dask worker (`where` says which)."""
+    if threads:
+        set_threads(threads)
+    scfg = replace(ens.cfg, seed=seed)
+    sdir = ens.seed_dir(seed)
+    sdir.mkdir(parents=True, exist_ok=True)
+    rec = {"seed": seed, "ensemble": ens.label, "training_id": scfg.training_id(),
+           "analysis_id": scfg.analysis_id(), "status": "running", "steps": [], "error": None,
+           "host": platform.node(), "where": where}
+    train_seconds = 0.0
+    if train_here:
+        t = time.perf_counter()
+        try:
+            training.train(scfg, sdir, progress=False)
+        except UserError as exc:
+            pretrain_error = str(exc)
+        train_seconds = time.perf_counter() - t
+    for name in SEED_NOTEBOOKS:
+        seconds, error = execute(nbs[name], sdir / f"{name}.ipynb", notebook_params(ens, seed, name), cwd=sdir)
+        if name == "train":
+            seconds += train_seconds
+        rec["steps"].append({"name": name, "seconds": seconds, "html": ens.rel(seed, f"{name}.html"),
+                             "ipynb": ens.rel(seed, f"{name}.ipynb")})
+        if error:
+            rec["status"], rec["error"] = "failed", pretrain_error or error
+            break
+    else:
+        rec["status"] = "complete"
+    files.write_json(files.record_path(sdir), rec)
+    return rec

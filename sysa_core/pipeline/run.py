@@ -1,0 +1,221 @@
+"""`sysa run`: for each seed, papermill executes train -> inspect -> pca into the seed's folder,
+then population over all seeds; every executed notebook becomes a self-contained HTML report
+and index.html ties them together.
+
+Seeds already complete with the same configuration are skipped; seeds trained with the same
+training configuration but analysed with other settings are analysed again from their
+checkpoints; a failing seed does not stop the others; two runs cannot write to the same folder
+at once."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import papermill
+from tqdm.auto import tqdm
+
+from .. import files, training
+from ..analysis import population
+from ..config import Config, apply_overrides, validate
+from ..errors import UserError
+from . import executors, report
+from .jobs import SEED_NOTEBOOKS, Ensemble, execute, seed_job, seed_state, set_threads
+from .notebook import PARAMETERS
+
+
+class RunLock:
+    """An exclusive lock on the output folder (released when the process ends, even on a kill)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".sysa.lock"
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise UserError(f"{self.path.parent}: another sysa run is writing to this folder") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def check_output_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: the folder is not writable")
+
+
+def check_notebooks() -> dict[str, Path]:
+    """Each notebook exists and declares exactly the parameters the pipeline passes."""
+    found = {}
+    for name in (*SEED_NOTEBOOKS, "population"):
+        path = files.notebooks_dir() / f"{name}.ipynb"
+        if not path.exists():
+            raise UserError(f"{path}: notebook not found")
+        declared = set(papermill.inspect_notebook(str(path)))
+        if declared != set(PARAMETERS[name]):
+            raise UserError(f"{path}: parameters cell declares {sorted(declared)}, expected {sorted(PARAMETERS[name])}")
+        found[name] = path
+    return found
+
+
+#: overrides that turn an ensemble into its control: I and w drawn independently (SPEC section 6)
+CONTROL_OVERRIDES = ["model.init=independent"]
+
+
+def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
+        batch_seeds: bool = False, progress: bool = True, control: bool = False,
+        workers: int = 1, scheduler: str | None = None, threads: int | None = None, device: str = "auto") -> int:
+    """Run the pipeline; returns the exit status (0 when every seed and the population succeeded).
+
+    control: also run the control ensemble (independent initialisation) in OUT/control.
+    workers: seeds run in parallel on this machine (a process pool); scheduler: the address of
+    a Dask scheduler whose workers run the seeds (the output folder must be shared with them).
+    threads: torch threads per seed (default: all cores here, cores / workers in a pool, 1 per
+    Dask task). Results are bit-identical for the same thread count on the same kind of CPU.
+    device: where training in this process runs (runtime.resolve_device); pool and Dask jobs train
+    in their notebooks with `auto`.
+    """
+    out = Path(out).resolve()
+    nbs = check_notebooks()
+    ensembles = [Ensemble("main", out, cfg, list(overrides))]
+    if control:
+        ensembles.append(Ensemble("control", out / "control", validate(apply_overrides(cfg, CONTROL_OVERRIDES)),
+                                  list(overrides) + CONTROL_OVERRIDES))
+    if not force:
+        check_trained_with(ensembles, seeds)
+    check_output_dir(out)
+    client = executors.dask_client(scheduler, out) if scheduler else None
+    with RunLock(out):
+        run_cfg = {"profile": cfg.profile, "overrides": list(overrides), "seeds": seeds, "control": control,
+                   "config": {k: v for k, v in cfg.to_dict().items() if k != "seed"},
+                   "analysis_id": cfg.analysis_id(), "code_version": files.code_version()}
+        files.write_json(out / "config.json", run_cfg, if_changed=True)
+        records: dict[tuple, dict] = {}
+        todo: list[tuple[Ensemble, int]] = []
+        for ens in ensembles:
+            for s in seeds:
+                sdir = ens.seed_dir(s)
+                state, rec = ("todo", None) if force else seed_state(sdir, replace(ens.cfg, seed=s))
+                if state == "complete":
+                    records[(ens.label, s)] = rec
+                    continue
+                if force and sdir.exists():
+                    shutil.rmtree(sdir)
+                todo.append((ens, s))
+
+        bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
+        if client is None and workers <= 1:
+            if threads:
+                set_threads(threads)
+            # here: training in this process with its own progress bar (models batched when asked),
+            # then the notebooks, which find the finished checkpoints
+            pre_err = _train_here(todo, batch_seeds, progress, device)
+            for ens, s in todo:
+                bar.set_postfix_str(f"{ens.label} seed {s}")
+                records[(ens.label, s)] = seed_job(ens, s, nbs, train_here=False,
+                                                   pretrain_error=pre_err.get((ens.label, s)))
+                bar.update(1)
+        else:
+            for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
+                                                      threads=threads):
+                records[(label, s)] = rec
+
+        pops = {}
+        for ens in ensembles:
+            ok = [s for s in seeds if records[(ens.label, s)].get("status") == "complete"]
+            for s in ok:
+                records[(ens.label, s)]["metrics"] = files.read_json(files.metrics_path(ens.seed_dir(s)))
+            pops[ens.label] = ok
+        pop = _population(nbs["population"], out, cfg, pops, control, bar)
+        bar.close()
+        report.write_index(out, run_cfg, [records[(e.label, s)] for e in ensembles for s in seeds], pop)
+
+    failed = [f"{'' if lab == 'main' else lab + ' '}{s}" for (lab, s), r in records.items()
+              if r.get("status") != "complete"]
+    n_ok = len(pops["main"])
+    pop_failed = bool(pop and pop.get("error"))
+    if progress or failed or pop_failed:
+        print(f"sysa run: {n_ok}/{len(seeds)} seeds complete"
+              + (f" (control: {len(pops['control'])}/{len(seeds)})" if control else "")
+              + (f"; failed: {', '.join(failed)}" if failed else "")
+              + ("; population report failed" if pop_failed else "")
+              + f"; report: {out / 'index.html'}", file=sys.stderr)
+    return 1 if failed or pop_failed or not n_ok else 0
+
+
+def check_trained_with(ensembles: list[Ensemble], seeds: list[int]) -> None:
+    """Refuse, before anything is written, a run whose seed folders hold models trained with
+    another training configuration (their metadata say so)."""
+    for ens in ensembles:
+        for s in seeds:
+            meta = files.meta_path(ens.seed_dir(s), s)
+            if not meta.exists():
+                continue
+            try:
+                got = files.read_json(meta).get("training_id")
+            except (UserError, AttributeError):
+                continue  # unreadable metadata: training reports the checkpoint itself
+            if got != replace(ens.cfg, seed=s).training_id():
+                raise UserError(f"{ens.seed_dir(s)}: was trained with another training configuration; use "
+                                f"--force to retrain it here, or another --out")
+
+
+def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool, progress: bool, device: str) -> dict:
+    """Train (or resume, or load) the models of `todo` in this process, as one computation when
+    batch_seeds; a failure is isolated by training the models of the failed batch one at a time.
+    Returns {(ensemble label, seed): error message} for the models that could not be trained."""
+    errors: dict[tuple, str] = {}
+    models = [(replace(ens.cfg, seed=s), ens.seed_dir(s)) for ens, s in todo]
+    keys = [(ens.label, s) for ens, s in todo]
+    groups = [list(range(len(todo)))] if batch_seeds and todo else [[i] for i in range(len(todo))]
+    for group in groups:
+        try:
+            training.train_models([models[i] for i in group], batch_seeds=batch_seeds, progress=progress,
+                                  device=device)
+        except UserError as exc:
+            if len(group) > 1:
+                groups.extend([i] for i in group)
+                continue
+            errors[keys[group[0]]] = str(exc)
+    return errors
+
+
+def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar) -> dict | None:
+    """Execute the population notebook over the complete seeds, unless its inputs are unchanged."""
+    bar.set_postfix_str("population")
+    if not ok["main"]:
+        bar.update(1)
+        return None
+    digest = population.inputs_digest(out, ok["main"])
+    if control:
+        digest += population.inputs_digest(out / "control", ok["control"])
+    rec_path = out / "population.json"
+    if rec_path.exists() and (out / "population.html").exists():
+        try:
+            prev = files.read_json(rec_path)
+        except UserError:
+            prev = {}
+        if prev.get("digest") == digest and not prev.get("error"):
+            bar.update(1)
+            return prev
+    params = {"profile": cfg.profile, "run_dir": str(out), "control_dir": str(out / "control") if control else ""}
+    seconds, error = execute(src, out / "population.ipynb", params, cwd=out)
+    rec = {"digest": digest, "seeds": ok["main"], "seconds": seconds, "error": error,
+           "links": {"population report": "population.html", "notebook": "population.ipynb",
+                     "table (CSV)": "population.csv"}}
+    files.write_json(rec_path, rec)
+    bar.update(1)
+    return rec

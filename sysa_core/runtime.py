@@ -1,0 +1,60 @@
+"""Where and how computations run: the device of the training steps and the thread limits of
+the analyses.
+
+The analyses multiply small blocks (a few dozen rows x N) by N x N matrices step after step.
+At that size one thread is as fast as several, and on a machine busy with other work a thread
+pool that waits for a descheduled thread at every product makes each product many times slower.
+`limited` caps torch's intra-op threads and the BLAS/OpenMP pools of the loaded libraries
+(threadpoolctl) for the duration of a block and restores them afterwards; it also makes a
+result independent of the machine's core count (a BLAS product may split its sums differently
+with another thread count).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import torch
+from threadpoolctl import threadpool_limits
+
+from .errors import UserError
+
+
+@contextmanager
+def limited(n: int | None = 1):
+    """Run the block with at most n threads in torch and the BLAS libraries (None: no change)."""
+    if n is None:
+        yield
+        return
+    torch_before = torch.get_num_threads()
+    torch.set_num_threads(min(n, torch_before))
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(torch_before)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device training steps run on: `auto` (the environment variable SYSA_DEVICE when set,
+    else CUDA when torch sees a GPU, else the CPU), `cpu`, `cuda` or `cuda:N`. UserError when the
+    name is unknown or no such GPU is there."""
+    if name == "auto":
+        env = os.environ.get("SYSA_DEVICE", "").strip()
+        if env and env != "auto":
+            try:
+                return resolve_device(env)
+            except UserError as exc:
+                raise UserError(f"SYSA_DEVICE={env}: {str(exc).split(': ', 1)[1]}") from None
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            built = "with" if torch.version.cuda else "without"
+            raise UserError(f"--device {name}: no CUDA GPU is available (this torch {torch.__version__} was built "
+                            f"{built} CUDA); use --device cpu")
+        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device(name)
+    raise UserError(f"--device: unknown device {name!r} (auto, cpu, cuda or cuda:N)")

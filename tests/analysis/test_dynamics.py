@@ -1,0 +1,270 @@
+"""sysa_core.analysis.dynamics on constructed systems with known answers: a linear network with a
+designed line attractor (slow points on the line, one eigenvalue 0, the others at their
+designed time constants), Lyapunov exponents of linear maps, the Jacobian against finite
+differences, and the memory-period analysis of a small model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import moved_weights
+from sysa_core import config, model, task
+from sysa_core.analysis import dynamics
+from sysa_core.analysis.dynamics import RateDynamics
+
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
+TAU = 100.0  # ms
+N = 24
+#: designed time constants (ms) of the modes other than the line: all faster than 1 s
+DESIGNED_MS = np.array([50.0, 80.0, 120.0, 200.0, 300.0, 450.0, 700.0] + [60.0 + 15.0 * i for i in range(N - 8)])
+
+
+def _orthonormal(n: int, seed: int) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))
+    return q
+
+
+def line_attractor(g: float = 1.5, normal: bool = True, seed: int = 0):
+    """A linear network whose Jacobian J = g G - 1 has the eigenvalue 0 along the unit vector
+    `line` and -tau / tc for the designed time constants tc. normal=False uses non-orthogonal
+    eigenvectors (a non-normal J). Returns (dynamics, line direction, designed eigenvalues)."""
+    lam = np.concatenate([[0.0], -TAU / DESIGNED_MS])
+    if normal:
+        P = _orthonormal(N, seed)
+        J = P @ np.diag(lam) @ P.T
+    else:
+        P = _orthonormal(N, seed) + 0.3 * np.random.default_rng(seed + 1).normal(size=(N, N)) / np.sqrt(N)
+        J = P @ np.diag(lam) @ np.linalg.inv(P)
+    G = (J + np.eye(N)) / g
+    line = P[:, 0] / np.linalg.norm(P[:, 0])
+    return RateDynamics(G, g, TAU, "linear"), line, lam
+
+
+# -- the vector field ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "linear"])
+def test_jacobian_and_grad_q_match_finite_differences(nonlinearity):
+    g = np.random.default_rng(1)
+    dyn = RateDynamics(g.normal(size=(15, 15)) / np.sqrt(15), 1.5, TAU, nonlinearity)
+    h = g.normal(size=15)
+    eps = 1e-6
+    num = np.empty((15, 15))
+    for j in range(15):
+        e = np.zeros(15)
+        e[j] = eps
+        num[:, j] = (dyn.velocity(h + e) - dyn.velocity(h - e)) / (2 * eps)
+    np.testing.assert_allclose(dyn.jacobian(h), num, atol=1e-8)
+    # J_ij = dF_i/dh_j = -delta_ij + g G_ij phi'(h_j): the row-vector convention checked explicitly
+    d = dyn.dphi(h)
+    assert dyn.jacobian(h)[2, 5] == pytest.approx(1.5 * dyn.G[2, 5] * d[5])
+    q, grad = dyn.q_and_grad(h[None])
+    num_g = np.array([(dyn.q(h + eps * e) - dyn.q(h - eps * e)) / (2 * eps) for e in np.eye(15)])
+    np.testing.assert_allclose(grad[0], num_g, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad[0], dyn.jacobian(h).T @ dyn.velocity(h), rtol=1e-12)
+    assert q[0] == pytest.approx(0.5 * np.sum(dyn.velocity(h) ** 2))
+
+
+def test_the_vector_field_keeps_a_private_read_only_copy_of_G():
+    G = np.eye(3)
+    dyn = RateDynamics(G, 1.0, TAU)
+    G[0, 0] = 5.0
+    assert dyn.G[0, 0] == 1.0
+    with pytest.raises(ValueError):
+        dyn.G[0, 0] = 2.0
+    with pytest.raises(ValueError):
+        RateDynamics(np.ones((2, 3)), 1.0, TAU)
+    with pytest.raises(ValueError):
+        RateDynamics(np.eye(2), 1.0, TAU, "relu")
+
+
+def test_time_constants():
+    lam = np.array([-1.0, -0.1, 0.5, 0.0, -2.0 + 3.0j])
+    np.testing.assert_allclose(dynamics.time_constants_ms(lam, TAU), [100.0, 1000.0, 200.0, np.inf, 50.0])
+
+
+# -- the designed line attractor -------------------------------------------------------------------
+
+def _starts(line: np.ndarray, positions, spread: float, seed: int) -> np.ndarray:
+    g = np.random.default_rng(seed)
+    return np.array([a * line + spread * g.normal(size=N) for a in positions])
+
+
+def test_slow_points_of_a_line_attractor_lie_on_the_line_where_the_starts_project():
+    dyn, line, lam = line_attractor()
+    positions = [-3.0, -1.0, 0.5, 2.0, 4.0]
+    starts = _starts(line, positions, 1.0, seed=2)
+    sp = dynamics.find_slow_points(dyn, starts, slow_ms=1000.0)
+    assert len(sp) == len(positions)  # distinct positions on the line: distinct points
+    assert sp.fixed.all() and (sp.q < 1e-12).all()
+    # J is normal: the minimiser moves only across the line, so each point is its start's projection
+    expected = np.array([(s @ line) * line for s in starts])[sp.start_index]
+    np.testing.assert_allclose(sp.h, expected, atol=1e-6)
+    for h in sp.h:  # on the line: no component across it
+        assert np.linalg.norm(h - (h @ line) * line) < 1e-6
+
+
+@pytest.mark.parametrize("normal", [True, False])
+def test_line_attractor_spectrum_one_zero_mode_the_others_at_their_designed_time_constants(normal):
+    dyn, line, lam = line_attractor(normal=normal, seed=3)
+    sp = dynamics.find_slow_points(dyn, _starts(line, [-2.0, 1.0, 3.0], 0.5, seed=4), slow_ms=1000.0)
+    assert len(sp) == 3 and sp.fixed.all()
+    for eig, tc in zip(sp.eigvals, sp.time_constants_ms):
+        assert np.abs(eig.imag).max() < 1e-8
+        assert abs(eig[0]) < 1e-9  # the line: eigenvalue 0 (sorted first: largest real part)
+        np.testing.assert_allclose(np.sort(eig.real[1:]), np.sort(lam[1:]), atol=1e-9)
+        np.testing.assert_allclose(np.sort(tc[1:]), np.sort(DESIGNED_MS), rtol=1e-7)
+        assert tc[0] > 1e9  # effectively infinite
+    assert (sp.n_slow_modes == 1).all() and (sp.n_unstable == 0).all()
+    # the summary counts the same and names the slowest designed stable mode only if it is slower
+    s = sp.summary()
+    assert s["n_slow_points"] == 3 and s["n_fixed_points"] == 3 and s["n_slow_modes"] == 1
+    assert s["n_unstable_modes"] == 0
+    # a slower threshold than every designed mode but the line: still one slow mode
+    sp2 = dynamics.find_slow_points(dyn, _starts(line, [1.0], 0.5, seed=5), slow_ms=DESIGNED_MS.max() - 1)
+    assert sp2.n_slow_modes[0] == 2  # the line and the 700 ms mode
+
+
+def test_starts_with_the_same_projection_merge_into_one_point():
+    dyn, line, _ = line_attractor(seed=6)
+    g = np.random.default_rng(7)
+    across = [v - (v @ line) * line for v in g.normal(size=(4, N))]
+    starts = np.array([1.5 * line + a for a in across])
+    sp = dynamics.find_slow_points(dyn, starts)
+    assert len(sp) == 1
+    np.testing.assert_allclose(sp.h[0], 1.5 * line, atol=1e-6)
+
+
+def test_a_ghost_is_a_slow_point_with_a_zero_mode_and_the_expected_speed():
+    """Unit 2 sits at its fixed point h2 = 3 tanh(h2) and feeds unit 1 a constant bias b = -0.6:
+    F1 = -h1 + 2 tanh(h1) - 0.6 has no zero near h1 = acosh(sqrt 2) = 0.8814, where -h1 + 2 tanh(h1)
+    peaks at 0.5328 (a saddle-node "ghost"). |F| has a local minimum there, 0.0672, not 0: a slow
+    point that is not fixed, where J is singular (grad q = J'F = 0 with F != 0)."""
+    h2 = 3.0
+    for _ in range(50):  # Newton for h2 = 3 tanh(h2)
+        h2 -= (3 * np.tanh(h2) - h2) / (3 / np.cosh(h2) ** 2 - 1)
+    G = np.array([[2.0, -0.6 / np.tanh(h2)], [0.0, 3.0]])
+    dyn = RateDynamics(G, 1.0, TAU, "tanh")
+    sp = dynamics.find_slow_points(dyn, np.array([[0.5, 2.9], [1.3, 3.05]]), max_iter=3000)
+    assert len(sp) == 1 and not sp.fixed[0]
+    peak = np.arccosh(np.sqrt(2.0))
+    f_min = abs(-peak + 2 * np.tanh(peak) - 0.6)
+    # unit 2 is coupled back only through sech^2(h2) ~ 0.01, so the answer holds to about 1 %
+    assert sp.h[0, 0] == pytest.approx(peak, rel=0.02) and sp.h[0, 1] == pytest.approx(h2, rel=0.01)
+    assert sp.q[0] == pytest.approx(0.5 * f_min ** 2, rel=0.02)
+    assert sp.speed_per_s[0] == pytest.approx(np.sqrt(2 * sp.q[0]) / TAU * 1000.0)
+    assert np.abs(sp.eigvals[0]).min() < 1e-6  # the zero mode along the drift
+    assert sp.n_slow_modes[0] == 1 and sp.n_unstable[0] == 0
+    s = sp.summary()
+    assert s["n_fixed_points"] == 0 and s["slowest_time_constant_ms"] is None  # no fixed point
+    np.testing.assert_allclose(dyn.q_and_grad(sp.h)[1], 0.0, atol=1e-7)
+
+
+def test_newton_polish_never_increases_q():
+    g = np.random.default_rng(8)
+    dyn = RateDynamics(g.normal(size=(30, 30)) / np.sqrt(30), 1.5, TAU, "tanh")
+    h = 2.0 * g.normal(size=(6, 30))
+    q0 = dyn.q(h)
+    q1 = dyn.q(dynamics.newton_polish(dyn, h, n_iter=5))
+    assert (q1 <= q0).all() and (q1 < q0).any()
+
+
+def test_minimise_q_reduces_q_and_leaves_its_input_alone():
+    g = np.random.default_rng(9)
+    dyn = RateDynamics(g.normal(size=(30, 30)) / np.sqrt(30), 1.5, TAU, "tanh")
+    h = 2.0 * g.normal(size=(5, 30))
+    copy = h.copy()
+    x, q, it = dynamics.minimise_q(dyn, h, max_iter=300)
+    np.testing.assert_array_equal(h, copy)
+    assert (q < dyn.q(h) * 1e-2).all() and 1 <= it <= 300
+    np.testing.assert_allclose(q, dyn.q(x), rtol=1e-9, atol=1e-18)
+
+
+# -- Lyapunov exponents ----------------------------------------------------------------------------
+
+ALPHA, DT = 0.01, 1.0
+
+
+@pytest.mark.parametrize("slowest_ms", [np.inf, 500.0, 200.0])
+def test_lyapunov_exponent_of_a_linear_network_is_the_log_growth_of_its_slowest_mode(slowest_ms):
+    """For the Euler map of a linear network the tangent map is 1 + alpha J: the exponent is
+    ln|1 + alpha lambda_max| / dt, i.e. about lambda_max / tau (per ms), here in 1/s."""
+    lam_max = 0.0 if np.isinf(slowest_ms) else -TAU / slowest_ms
+    lam = np.concatenate([[lam_max], -TAU / np.array([100.0, 80.0, 60.0, 50.0, 40.0, 30.0])])
+    P = _orthonormal(len(lam), 10)
+    G = P @ np.diag(lam) @ P.T + np.eye(len(lam))
+    dyn = RateDynamics(G, 1.0, TAU, "linear")
+    h = np.zeros((2, 3000, len(lam)))  # the states do not enter a linear tangent map
+    le = dynamics.lyapunov_max(dyn, h, ALPHA, DT, transient_steps=1000, seed=1)
+    expected = np.log(1 + ALPHA * lam_max) / DT * 1000.0
+    np.testing.assert_allclose(le, expected, atol=2e-4)
+    assert expected == pytest.approx(lam_max / TAU * 1000.0, rel=1e-2, abs=1e-12)
+
+
+@pytest.mark.parametrize("g", [0.5, 2.5])
+def test_lyapunov_sign_of_random_tanh_networks(g):
+    """The classic result (Sompolinsky, Crisanti and Sommers 1988): a random tanh network is
+    chaotic for g > 1; for g < 1 it decays to h = 0, where the tangent map is 1 + alpha (g G - 1),
+    so the exponent is ln(1 + alpha (g max Re eig G - 1)) / dt."""
+    n = 200
+    G = np.random.default_rng(11).normal(size=(n, n)) / np.sqrt(n)
+    dyn = RateDynamics(G, g, TAU, "tanh")
+    h0 = np.random.default_rng(12).normal(size=(3, n))
+    h = dynamics.simulate_states(dyn, np.zeros(n), h0, np.zeros((3, 10000)), ALPHA, record_from=2000)
+    le = dynamics.lyapunov_max(dyn, h, ALPHA, DT, transient_steps=1000)
+    if g > 1:
+        assert (le > 0.3).all(), le  # about 0.1 / tau = 1 per s
+    else:
+        expected = np.log(1 + ALPHA * (g * np.linalg.eigvals(G).real.max() - 1)) / DT * 1000.0
+        np.testing.assert_allclose(le, expected, atol=0.2)  # slow alignment: eigenvalues crowd the edge
+
+
+def test_lyapunov_needs_a_window_after_the_transient():
+    dyn = RateDynamics(np.eye(3), 1.0, TAU, "linear")
+    with pytest.raises(ValueError):
+        dynamics.lyapunov_max(dyn, np.zeros((1, 10, 3)), ALPHA, DT, transient_steps=9)
+
+
+# -- the model -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cfg():
+    return config.resolve("smoke", ["hidden_size=40"])
+
+
+@pytest.fixture(scope="module")
+def sd(cfg):
+    return moved_weights(cfg.model, 3, noise_seed=11, dI=0.5)
+
+
+def test_simulate_states_is_the_models_euler_loop(cfg, sd):
+    c64 = config.resolve("smoke", ["hidden_size=40", "dtype=float64"])
+    tr = task.fixed_trials(c64, c64.analysis.durations_ms, c64.analysis.mem_onset_ms, c64.analysis.mem_T_ms)
+    _, r = model.run(c64, sd, tr.x, return_r=True)
+    h = dynamics.simulate_states(RateDynamics.from_model(c64, sd), sd["I"].double().numpy(),
+                                 sd["h0"].double().numpy(), tr.x[:, :, 0].numpy(), c64.alpha)
+    np.testing.assert_allclose(np.tanh(h), r.numpy(), atol=1e-10)
+    np.testing.assert_array_equal(dynamics.memory_states(cfg, sd), h)  # always float64
+
+
+def test_memory_dynamics_of_a_small_model(cfg, sd):
+    snap = {k: v.clone() for k, v in sd.items()}
+    md = dynamics.memory_dynamics(cfg, sd, n_starts_per_trial=3, max_iter=300)
+    for k in sd:
+        assert torch.equal(sd[k], snap[k])
+    D = len(cfg.analysis.durations_ms)
+    assert md.starts.shape == (3 * D, 40) and md.lyapunov_per_s.shape == (D,)
+    assert np.isfinite(md.lyapunov_per_s).all()
+    sp = md.slow_points
+    assert 1 <= len(sp) <= 3 * D
+    dyn = RateDynamics.from_model(cfg, sd)
+    # each point is much slower than the states it started from
+    np.testing.assert_allclose(sp.q, dyn.q(sp.h), rtol=1e-10)
+    assert (sp.q < dyn.q(md.starts).min()).all()
+    assert sp.eigvals.shape == (len(sp), 40) and np.all(np.diff(sp.eigvals.real, axis=1) <= 0)
+    s = sp.summary()
+    assert s["n_slow_points"] == len(sp) and 0 <= s["n_fixed_points"] <= len(sp)
+    again = dynamics.memory_dynamics(cfg, sd, n_starts_per_trial=3, max_iter=300)
+    np.testing.assert_array_equal(again.slow_points.h, sp.h)
+    np.testing.assert_array_equal(again.lyapunov_per_s, md.lyapunov_per_s)

@@ -1,0 +1,205 @@
+"""sysa_core.analysis.metrics: the one pass that computes every per-model number. On the published
+seed-1 checkpoint (through `sysa evaluate --json`): the SPEC section 6 facts (initialisation
+confound, float32/float64 spread, the precision split); in process on a small model: purity,
+reproducibility, the keys of --core-only, and the cache that lets a second notebook read what
+the first computed."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import PUBLISHED, moved_weights
+from sysa_core import config, files, model
+from sysa_core.analysis import metrics
+from sysa_core.analysis.metrics import CORE_KEYS
+
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
+LEVELS = ("90", "95", "99")
+ALIGN_KEYS = {f"{v}_{k}" for v in ("input", "output") for k in
+              [f"topk{L}_{s}" for L in LEVELS for s in ("k", "fraction", "null_mean", "null_pct", "fraction_spread")]
+              + ["var_alignment", "var_alignment_null_mean", "var_alignment_null_pct", "var_alignment_spread"]}
+SPREAD_KEYS = {f"pr_{v}_{p}_{s}" for v in ("input", "output") for p in ("l1", "l2") for s in ("f64", "spread")}
+CONFOUND_KEYS = {"weight_correlation_init", "input_drift_cosine", "output_drift_cosine", "input_drift_norm",
+                 "output_drift_norm"}
+DYNAMICS_KEYS = {"n_slow_points", "n_fixed_points", "n_slow_modes", "n_unstable_modes", "slowest_time_constant_ms",
+                 "slow_point_min_q", "slow_point_max_speed_per_s", "lyapunov_max_per_s",
+                 "lyapunov_per_s_by_duration"}
+PLATEAU_KEYS = {"plateau_drift_per_s", "plateau_drift_per_s_by_duration", "generalisation_rmse_trained_range",
+                "generalisation_rmse_outside_range", "plateau_hold_ms_min", "plateau_hold_ms_median",
+                "plateau_hold_fraction_held"}
+PRECISION_KEYS = {"precision_trained_range", "precision_extrapolation", "precision_untrained",
+                  "precision_untrained_by_duration"}
+NEW_KEYS = ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | PLATEAU_KEYS | PRECISION_KEYS
+
+
+@pytest.fixture(scope="module")
+def seed1(reference_full) -> dict:
+    return reference_full
+
+
+def test_the_original_keys_and_published_numbers(seed1):
+    assert set(CORE_KEYS) <= set(seed1)
+    precision, correlation = PUBLISHED[1]
+    assert seed1["precision"] == pytest.approx(precision, rel=1e-4)
+    assert seed1["weight_correlation"] == pytest.approx(correlation, abs=1e-5)
+    assert set(seed1["precision_by_duration"]) == {"50", "150", "300"}
+
+
+def test_the_initialisation_confound_of_seed_1(seed1):
+    """SPEC section 6: I and w start identical (cosine 1); after training cos(I, I_init) ~ 0.998 while
+    cos(w, w_init) ~ 0.881, so the final I-w cosine (0.8806) is mostly how far w moved."""
+    assert seed1["weight_correlation_init"] == pytest.approx(1.0, abs=1e-6)
+    assert seed1["input_drift_cosine"] == pytest.approx(0.998, abs=0.002)
+    assert seed1["output_drift_cosine"] == pytest.approx(0.881, abs=0.005)
+    assert seed1["output_drift_norm"] > 5 * seed1["input_drift_norm"]
+
+
+def test_every_key_is_present_and_json_typed(seed1):
+    assert NEW_KEYS <= set(seed1), sorted(NEW_KEYS - set(seed1))
+    json.dumps(seed1, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
+    for k in NEW_KEYS:
+        v = seed1[k]
+        if k.endswith("_by_duration"):
+            assert set(v) == {"50", "150", "300"} and all(isinstance(x, float) for x in v.values()), k
+        elif k.endswith("_k") or k.startswith("n_"):
+            assert isinstance(v, int) and not isinstance(v, bool), k
+        else:
+            assert v is None or isinstance(v, float), k
+
+
+def test_alignment_measures_of_seed_1(seed1):
+    for v in ("input", "output"):
+        ks = [seed1[f"{v}_topk{L}_k"] for L in LEVELS]
+        assert 1 <= ks[0] <= ks[1] <= ks[2] <= 500  # more variance, at least as many PCs
+        fr = [seed1[f"{v}_topk{L}_fraction"] for L in LEVELS]
+        assert 0 <= fr[0] <= fr[1] <= fr[2] <= 1
+        for L, k in zip(LEVELS, ks):
+            assert 0 <= seed1[f"{v}_topk{L}_null_pct"] <= 100
+            # the null mean of the top-k fraction of a random vector is k / N (Beta law)
+            assert seed1[f"{v}_topk{L}_null_mean"] == pytest.approx(k / 500, rel=0.15)
+        assert 0 <= seed1[f"{v}_var_alignment"] <= 1
+        assert 0 <= seed1[f"{v}_var_alignment_null_pct"] <= 100
+    # the activity is low-dimensional (SPEC section 6): a handful of PCs carry 90 % of the variance
+    assert seed1["input_topk90_k"] <= 10 and seed1["output_topk90_k"] <= 10
+
+
+def test_float32_float64_spread_of_seed_1(seed1):
+    """The participation ratios over all N eigenvectors are reported with their float32/float64
+    spread; the measures restricted to the PCs that carry variance barely move."""
+    for v in ("input", "output"):
+        for p in ("l1", "l2"):
+            f32, f64, spread = seed1[f"pr_{v}_{p}"], seed1[f"pr_{v}_{p}_f64"], seed1[f"pr_{v}_{p}_spread"]
+            assert 1 <= f64 <= 500
+            assert spread == pytest.approx(abs(f32 - f64) / f64, rel=1e-9, abs=1e-15)
+        for L in LEVELS:
+            assert seed1[f"{v}_topk{L}_fraction_spread"] < 1e-3
+        assert seed1[f"{v}_var_alignment_spread"] < 1e-3
+
+
+def test_dynamics_and_plateau_of_seed_1(seed1):
+    assert seed1["n_slow_points"] >= 1 and 0 <= seed1["n_fixed_points"] <= seed1["n_slow_points"]
+    assert 0 <= seed1["n_slow_modes"] <= 500 and 0 <= seed1["n_unstable_modes"] <= 500
+    assert seed1["slow_point_min_q"] >= 0
+    lyap = seed1["lyapunov_per_s_by_duration"]
+    assert seed1["lyapunov_max_per_s"] == pytest.approx(max(lyap.values()))
+    assert all(math.isfinite(x) and abs(x) < 100 for x in lyap.values())  # |lambda| < 10 / tau
+    drift = seed1["plateau_drift_per_s_by_duration"]
+    assert seed1["plateau_drift_per_s"] == pytest.approx(np.mean(np.abs(list(drift.values()))))
+    # the trained range generalises better than durations outside it (up to 400 ms)
+    assert seed1["generalisation_rmse_trained_range"] < seed1["generalisation_rmse_outside_range"]
+    assert 0 <= seed1["plateau_hold_ms_min"] <= seed1["plateau_hold_ms_median"] <= 10000
+    assert 0 <= seed1["plateau_hold_fraction_held"] <= 1
+
+
+def test_the_precision_split_of_seed_1(seed1):
+    """SPEC section 7: on the original's seed 1 the per-duration precision is 0.0030 / 0.00048 / 0.045,
+    so the 300 ms extrapolation is about 90 % of the published mean."""
+    by = seed1["precision_by_duration"]
+    assert by["50"] == pytest.approx(0.0030, abs=5e-5) and by["150"] == pytest.approx(0.00048, abs=1e-5)
+    assert by["300"] == pytest.approx(0.045, abs=5e-4)
+    assert seed1["precision_trained_range"] == pytest.approx((by["50"] + by["150"]) / 2, rel=1e-12)
+    assert seed1["precision_extrapolation"] == by["300"]
+    assert by["300"] / 3 / seed1["precision"] == pytest.approx(0.93, abs=0.02)
+    assert seed1["precision_untrained"] > 10 * seed1["precision"]
+
+
+# -- in process, on a small model -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small():
+    cfg = config.resolve("smoke", ["hidden_size=40"], seed=2)
+    return cfg, moved_weights(cfg.model, 2, noise_seed=9, dw=0.2)
+
+
+def _snapshot(d):
+    return {k: (v, v.clone(), v.dtype, v.requires_grad) for k, v in d.items()}
+
+
+def test_the_analysis_leaves_the_model_alone_and_is_reproducible(small):
+    cfg, sd = small
+    net = model.Net1(cfg, sd)
+    before = torch.get_num_threads()
+    for weights in (sd, dict(net.named_parameters()), {k: v.double() for k, v in sd.items()}):
+        snap = _snapshot(weights)
+        metrics.analyse(cfg, weights)
+        for k, (obj, copy, dtype, rg) in snap.items():
+            assert weights[k] is obj and obj.dtype == dtype and obj.requires_grad == rg
+            assert torch.equal(obj, copy), f"{k} was modified"
+    assert torch.get_num_threads() == before
+    # the spontaneous run starts from h = spont_h0 without touching the model's h0 (the original's bug)
+    assert (sd["h0"] == 0).all()
+    a, b = metrics.analyse(cfg, sd), metrics.analyse(cfg, sd)
+    assert a.metrics == b.metrics
+    assert set(a.arrays) == set(b.arrays) and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def test_every_number_in_range_and_the_core_keys_are_the_same_numbers(small):
+    cfg, sd = small
+    full = metrics.analyse(cfg, sd).metrics
+    n = cfg.model.hidden_size
+    assert NEW_KEYS | set(CORE_KEYS) <= set(full)
+    assert set(full["precision_by_duration"]) == {str(d) for d in cfg.analysis.durations_ms}
+    for k in ("pr_input_l1", "pr_input_l2", "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"):
+        assert 1.0 <= full[k] <= n + 1e-9, k
+    assert -1 <= full["weight_correlation"] <= 1
+    json.dumps(full, allow_nan=False)
+    core = metrics.analyse(cfg, sd, core_only=True)
+    assert list(core.metrics) == list(metrics.IDENTITY_KEYS + CORE_KEYS) and core.arrays == {}
+    assert all(core.metrics[k] == full[k] for k in CORE_KEYS)
+
+
+def test_the_arrays_are_what_the_metrics_were_computed_from(small):
+    cfg, sd = small
+    r = metrics.analyse(cfg, sd)
+    m, A = r.metrics, r.arrays
+    lam = np.clip(A["spont_eigvals"], 0, None)
+    assert m["dim_spontaneous"] == pytest.approx(lam.sum() ** 2 / (lam ** 2).sum(), rel=1e-12)
+    c = A["mem_coef_w"]
+    assert m["pr_output_l2"] == pytest.approx((c ** 2).sum() ** 2 / (c ** 4).sum(), rel=1e-9)
+    assert A["eval_y"].shape == (len(cfg.analysis.durations_ms), cfg.steps(cfg.task.Nt_ms + cfg.analysis.eval_extra_ms))
+    assert A["traj_pcs"].shape == (len(cfg.analysis.durations_ms), cfg.steps(cfg.analysis.mem_T_ms), 3)
+    assert len(A["slow_q"]) == m["n_slow_points"] and A["slow_fixed"].sum() == m["n_fixed_points"]
+
+
+def test_the_cache_is_read_back_and_recomputed_only_when_something_changed(small, tmp_path):
+    cfg, sd = small
+    first, computed = metrics.load_or_analyse(cfg, sd, tmp_path, "aa" * 32, epoch=3)
+    assert computed and first.metrics["checkpoint_sha256"] == "aa" * 32 and first.metrics["epoch"] == 3
+    assert json.loads(files.metrics_path(tmp_path).read_text()) == first.metrics
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    again, computed = metrics.load_or_analyse(cfg, sd, tmp_path, "aa" * 32, epoch=3)
+    assert not computed and again.metrics == first.metrics
+    assert all(np.array_equal(again.arrays[k], first.arrays[k]) for k in first.arrays)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes  # nothing rewritten
+    # another checkpoint, other analysis settings, or a damaged cache: computed again
+    assert metrics.load_or_analyse(cfg, sd, tmp_path, "bb" * 32)[1]
+    other = config.resolve("smoke", ["hidden_size=40", "durations_ms=30,60"], seed=2)
+    redone, computed = metrics.load_or_analyse(other, sd, tmp_path, "bb" * 32)
+    assert computed and set(redone.metrics["precision_by_duration"]) == {"30", "60"}
+    files.arrays_path(tmp_path).write_bytes(b"not an npz file")
+    assert metrics.load_or_analyse(other, sd, tmp_path, "bb" * 32)[1]

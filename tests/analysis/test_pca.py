@@ -1,0 +1,113 @@
+"""sysa_core.analysis.pca (SPEC section 5): covariances and PCs against numpy, the spontaneous and
+memory-period activity against the reference loop, and participation ratios on synthetic
+covariances with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import moved_weights
+from sysa_core import config, model
+from sysa_core.analysis import pca
+from sysa_core.analysis.precision import signals
+
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return config.resolve("smoke", ["hidden_size=40"])
+
+
+@pytest.fixture(scope="module")
+def sd(cfg):
+    """A smoke-sized model with I and w moved away from their coupled init."""
+    return moved_weights(cfg.model, 3, noise_seed=11, dI=0.5, dw=0.2)
+
+
+def test_covariance_and_pca():
+    x = np.random.default_rng(1).normal(size=(200, 12)) @ np.random.default_rng(2).normal(size=(12, 12))
+    for ddof in (0, 1):
+        np.testing.assert_allclose(pca.covariance(x, ddof), np.cov(x, rowvar=False, ddof=ddof), rtol=1e-12)
+    p = pca.pca_of(pca.covariance(x, 1))
+    assert np.all(np.diff(p.eigvals) <= 0)
+    np.testing.assert_allclose(p.eigvecs @ np.diag(p.eigvals) @ p.eigvecs.T, p.cov, atol=1e-10)
+    assert p.explained.sum() == pytest.approx(1.0)
+
+
+def test_spontaneous_activity_is_the_autonomous_network_from_spont_h0(cfg, sd):
+    a = cfg.analysis
+    r = pca.spontaneous_rates(cfg, sd)
+    T, start = cfg.steps(a.spont_T_ms), cfg.steps(a.spont_start_ms)
+    with torch.no_grad():
+        _, r_ref = model.Net1(cfg, sd)(torch.zeros(1, T, 1), h0=torch.full((40,), a.spont_h0), return_r=True)
+    r_ref = r_ref[0, start:].numpy()
+    assert r.shape == r_ref.shape
+    np.testing.assert_allclose(r, r_ref, atol=1e-4)
+    p = pca.spontaneous_pca(cfg, sd)
+    np.testing.assert_allclose(p.cov, np.cov(r_ref, rowvar=False, ddof=1), atol=1e-6)
+
+
+def test_memory_pca_averages_per_trial_covariances(cfg, sd):
+    a = cfg.analysis
+    start = cfg.steps(a.mem_start_ms)
+    covs = []
+    for d in a.durations_ms:
+        r, _ = signals(cfg, sd, onset_ms=a.mem_onset_ms, T_ms=a.mem_T_ms, duration_ms=d)
+        covs.append(np.cov(r[start:], rowvar=False, ddof=0))
+    np.testing.assert_allclose(pca.memory_pca(cfg, sd).cov, np.mean(covs, axis=0), atol=1e-7)
+
+
+# -- participation ratios and dimensionality on synthetic covariances ----------------------
+
+N = 30
+
+
+@pytest.fixture(scope="module")
+def eig():
+    """Eigenvectors (columns) of a random symmetric covariance with distinct eigenvalues."""
+    g = np.random.default_rng(5)
+    q, _ = np.linalg.qr(g.normal(size=(N, N)))
+    lam = np.linspace(5.0, 0.1, N)
+    return pca.pca_of(q @ np.diag(lam) @ q.T)
+
+
+@pytest.mark.parametrize("i", [0, 7, N - 1])
+def test_a_vector_equal_to_one_eigenvector_gives_1(eig, i):
+    pr = pca.participation_ratios(3.0 * eig.eigvecs[:, i], eig.eigvecs)
+    assert pr["l1"] == pytest.approx(1.0, abs=1e-9) and pr["l2"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_equal_loadings_on_all_N_give_N(eig):
+    signs = np.random.default_rng(6).choice([-1.0, 1.0], size=N)
+    pr = pca.participation_ratios(eig.eigvecs @ signs, eig.eigvecs)
+    assert pr["l1"] == pytest.approx(N, rel=1e-9) and pr["l2"] == pytest.approx(N, rel=1e-9)
+
+
+def test_eigenvector_signs_change_nothing(eig):
+    g = np.random.default_rng(7)
+    v = g.normal(size=N)
+    base = pca.participation_ratios(v, eig.eigvecs)
+    signed = set()
+    for _ in range(5):
+        flipped = eig.eigvecs * g.choice([-1.0, 1.0], size=N)  # each column's sign is arbitrary
+        pr = pca.participation_ratios(v, flipped)
+        assert pr["l1"] == pytest.approx(base["l1"], rel=1e-12)
+        assert pr["l2"] == pytest.approx(base["l2"], rel=1e-12)
+        signed.add(round(pr["signed"], 6))
+    assert len(signed) > 1  # the original's formula does depend on the signs (SPEC section 5)
+
+
+def test_participation_ratio_bounds_and_order(eig):
+    v = np.random.default_rng(8).normal(size=N)
+    pr = pca.participation_ratios(v, eig.eigvecs)
+    assert 1 <= pr["l2"] <= pr["l1"] <= N  # (sum|c|)^2/sum c^2 >= (sum c^2)^2/sum c^4 for any c
+
+
+def test_dimensionality_counts_equal_eigenvalues():
+    assert pca.dimensionality([2.0, 2.0, 2.0, 0.0, 0.0]) == pytest.approx(3.0)
+    assert pca.dimensionality(np.ones(17)) == pytest.approx(17.0)
+    assert pca.dimensionality([1.0, 0.0, -1e-12]) == pytest.approx(1.0)  # rounding negatives clipped
+    x = np.random.default_rng(9).normal(size=(5000, 4)) @ np.eye(4, 20)  # rank-4 isotropic data
+    assert pca.pca_of(pca.covariance(x, 1)).dimensionality == pytest.approx(4.0, rel=0.05)

@@ -1,0 +1,176 @@
+"""Per-seed chains (sysa_core.pipeline.executors) on a real Dask cluster on loopback (scheduler +
+two worker processes), on a local process pool, and the local path without Dask installed. Their
+metrics are compared with the session's smoke run (one torch thread per seed, like each Dask task
+and each of two pool workers on two cores: bit-identity is promised for the same thread count)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SMOKE_RUN, copy_run
+
+SEEDS = "1-2"
+
+
+def sysa(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "sysa_core", *args], capture_output=True, text=True,
+                          timeout=900, env=env)
+
+
+def metrics(run: Path) -> dict:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("seed_*/metrics.json"))}
+
+
+def where(run: Path) -> list[str]:
+    return [json.loads(p.read_text())["where"] for p in sorted(run.glob("seed_*/pipeline.json"))]
+
+
+class Cluster:
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, each in its own session."""
+
+    def __init__(self, folder: Path, n_workers: int = 2):
+        self.file = folder / "scheduler.json"
+        self.procs = []
+        self.scheduler = self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                                     "--no-dashboard", "--scheduler-file", str(self.file))
+        deadline = time.time() + 60
+        while not self.file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert self.file.exists(), "the scheduler did not start"
+        self.address = json.loads(self.file.read_text())["address"]
+        self.workers = [self._start("distributed.cli.dask_worker", "--scheduler-file", str(self.file),
+                                    "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
+                        for _ in range(n_workers)]
+        if n_workers:
+            self.wait(n_workers)
+
+    def wait(self, n):
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as c:
+            c.wait_for_workers(n, timeout=60)
+
+    def _start(self, module, *args):
+        return self._start_cmd([sys.executable, "-m", module, *args])
+
+    def _start_cmd(self, cmd):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def kill(self, proc):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=30)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    pytest.importorskip("distributed")
+    c = Cluster(tmp_path)
+    yield c
+    c.close()
+
+
+def test_dask_cluster_run_matches_local_run(cluster, smoke_run, tmp_path):
+    out = tmp_path / "dask"
+    res = sysa("run", "--profile", "smoke", "--seeds", SEEDS, "--out", str(out), "--quiet",
+               "--scheduler", cluster.address)
+    assert res.returncode == 0, res.stderr
+    assert metrics(out) == metrics(smoke_run)
+    assert (out / "index.html").exists() and (out / "population.html").exists()
+    # every seed ran as a task on one of the cluster's workers
+    from distributed import Client
+
+    with Client(cluster.address, timeout="30s") as c:
+        addresses = set(c.scheduler_info()["workers"])
+    ran_on = where(out)
+    assert len(ran_on) == 2 and all(w.startswith("dask ") and w.split()[1] in addresses for w in ran_on), ran_on
+
+
+def test_killed_worker_mid_run_still_completes_every_seed(cluster, tmp_path):
+    out = tmp_path / "kill"
+    args = [sys.executable, "-m", "sysa_core", "run", "--profile", "smoke", "--seeds", SEEDS, "--out", str(out),
+            "--quiet", "--scheduler", cluster.address]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(out.glob("seed_*/train.ipynb")) and time.time() < deadline:
+        time.sleep(0.2)
+    cluster.kill(cluster.workers[0])  # a worker dies in the middle of the run
+    _, err = proc.communicate(timeout=900)
+    if proc.returncode != 0:  # a lost seed is reported clearly and completed on re-run
+        assert "failed:" in err, err
+        res = sysa(*args[3:])
+        assert res.returncode == 0, res.stderr
+    statuses = [json.loads(p.read_text())["status"] for p in sorted(out.glob("seed_*/pipeline.json"))]
+    assert statuses == ["complete"] * 2
+
+
+def test_output_folder_the_workers_cannot_see_is_refused_before_any_work(tmp_path):
+    pytest.importorskip("distributed")
+    if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode:
+        pytest.skip("needs root and unshare to give a worker its own view of the filesystem")
+    hidden = tmp_path / "out"
+    hidden.mkdir()
+    c = Cluster(tmp_path, n_workers=0)
+    try:
+        # a worker in its own mount namespace, where an empty tmpfs covers the output folder:
+        # like a worker on another machine without the shared filesystem
+        c.workers.append(c._start_cmd(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                       f"mount -t tmpfs none {hidden} && exec {sys.executable} -m "
+                                       f"distributed.cli.dask_worker --scheduler-file {c.file} --nthreads 1 "
+                                       f"--no-dashboard --host 127.0.0.1"]))
+        c.wait(1)
+        res = sysa("run", "--profile", "smoke", "--seeds", "1", "--out", str(hidden), "--scheduler", c.address)
+    finally:
+        c.close()
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not reachable from Dask worker" in lines[0] and "shared" in lines[0], res.stderr
+    assert not (hidden / "seed_1").exists()
+
+
+def test_two_local_workers_give_the_local_results(smoke_run, tmp_path):
+    out = tmp_path / "pool"
+    res = sysa("run", "--profile", "smoke", "--seeds", SEEDS, "--out", str(out), "--quiet", "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    assert metrics(out) == metrics(smoke_run)
+    assert where(out) == ["pool", "pool"]
+
+
+BLOCK_DASK = """
+import sys
+class _NoDask:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('dask', 'distributed'):
+            raise ImportError('No module named ' + repr(name))
+sys.meta_path.insert(0, _NoDask())
+from sysa_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_dask_the_local_path_works_and_scheduler_explains(smoke_run, tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-c", BLOCK_DASK, *a], capture_output=True, text=True,
+                                    timeout=600)
+    local = copy_run(smoke_run, tmp_path / "a")  # a complete run: the local path checks it and rewrites the index
+    res = run(*SMOKE_RUN, "--out", str(local))
+    assert res.returncode == 0, res.stderr
+    res = run("run", "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path / "b"), "--scheduler",
+              "tcp://127.0.0.1:8786")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "sysa: error: --scheduler: Dask is not installed; pip install 'dask[distributed]' "
+        "(or: pip install -e '.[dask]')"]

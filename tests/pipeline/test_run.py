@@ -1,0 +1,250 @@
+"""`sysa run` end to end on the smoke profile (sysa_core.pipeline.run and .jobs): real papermill
+executions of the real notebooks, HTML reports and the index, the control ensemble, skipping
+finished seeds, re-analysing without retraining, --force, a run at dt = 2 ms, the failure of one
+seed, the lock, and bad input refused before any work.
+
+Most tests read the session's smoke run (conftest.smoke_run); those that change a run work on a
+copy of it."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SMOKE_RUN, assert_user_error, copy_run, parse_json_lines, run_cli
+from sysa_core import cli, files
+
+SEEDS = (1, 2)
+NOTEBOOKS = ("train", "inspect", "pca")
+ENSEMBLES = ("", "control/")
+
+
+def _files(run):
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_every_seed_of_both_ensembles_has_executed_notebooks_and_their_html(smoke_run):
+    for prefix in ENSEMBLES:
+        for s in SEEDS:
+            d = smoke_run / f"{prefix}seed_{s}"
+            for name in NOTEBOOKS:
+                nb = nbformat.read(d / f"{name}.ipynb", as_version=4)
+                code = [c for c in nb.cells if c.cell_type == "code"]
+                assert all(c.get("execution_count") for c in code), f"{d / name}: not every cell ran"
+                errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+                assert not errors, f"{d / name}.ipynb has error outputs"
+                assert (d / f"{name}.html").stat().st_size > 10_000
+            for f in (f"sys_A{s}_state.pth", f"sys_A{s}.pth", f"sys_A{s}_train.json", "metrics.json",
+                      "analysis.npz", f"sys_A{s}_err.png", f"sys_A{s}_param.png", "pipeline.json"):
+                assert (d / f).exists(), d / f
+    for f in ("population.ipynb", "population.html", "population.csv", "index.html", "config.json"):
+        assert (smoke_run / f).exists(), f
+
+
+def test_the_control_ensemble_is_initialised_independently(smoke_run):
+    for s in SEEDS:
+        main = json.loads((smoke_run / f"seed_{s}" / "metrics.json").read_text())
+        ctl = json.loads((smoke_run / "control" / f"seed_{s}" / "metrics.json").read_text())
+        assert main["weight_correlation_init"] == pytest.approx(1.0, abs=1e-6)
+        assert abs(ctl["weight_correlation_init"]) < 0.5
+        assert ctl["training_id"] != main["training_id"]
+    index = (smoke_run / "index.html").read_text()
+    assert 'href="control/seed_1/inspect.html"' in index
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(smoke_run):
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (smoke_run / "index.html", smoke_run / "seed_1" / "sys_A1_state.pth", smoke_run / "seed_1" / "metrics.json"):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f
+
+
+def test_metrics_json_and_csv_agree_and_training_helped(smoke_run):
+    df = pd.read_csv(smoke_run / "population.csv")
+    assert sorted(df["seed"]) == list(SEEDS)
+    for s in SEEDS:
+        m = json.loads((smoke_run / f"seed_{s}" / "metrics.json").read_text())
+        row = df[df.seed == s].iloc[0]
+        assert row["precision"] == pytest.approx(m["precision"], rel=1e-12)
+        assert m["precision_untrained"] / m["precision"] >= 10
+        assert set(m["precision_by_duration"]) == {"30", "60", "100"}
+
+
+def test_evaluate_prints_exactly_the_metrics_json_of_a_seed(smoke_run):
+    """`sysa evaluate <checkpoint> --json` and the seed's metrics.json: the same keys, equal values."""
+    ckpts = [smoke_run / "seed_1" / "sys_A1_state.pth", smoke_run / "control" / "seed_2" / "sys_A2_state.pth"]
+    proc = run_cli("evaluate", *ckpts, "--json")
+    assert proc.returncode == 0, proc.stderr
+    for got, ck in zip(parse_json_lines(proc.stdout), ckpts):
+        assert got == json.loads((ck.parent / "metrics.json").read_text())
+
+
+def test_pca_reads_what_inspect_computed(smoke_run, tmp_path):
+    """Executed again, the pca notebook reads the cached analysis: metrics.json and analysis.npz are
+    not rewritten (a recomputation would rewrite both), and its tables show the cached numbers."""
+    from sysa_core.pipeline import jobs
+
+    run = copy_run(smoke_run, tmp_path / "run")
+    sdir = run / "seed_1"
+    cached = {f: (sdir / f).stat().st_mtime_ns for f in ("metrics.json", "analysis.npz")}
+    params = {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": str(sdir), "checkpoint": ""}
+    runner = jobs.NotebookRunner()
+    try:
+        seconds, error = runner.execute(files.notebooks_dir() / "pca.ipynb", sdir / "pca.ipynb", params, sdir)
+    finally:
+        runner.close()
+    assert error is None
+    assert {f: (sdir / f).stat().st_mtime_ns for f in cached} == cached
+    m = json.loads((sdir / "metrics.json").read_text())
+    html = (sdir / "pca.html").read_text()
+    assert f"{m['pr_output_l2']:.4g}" in html
+
+
+def test_rerun_does_no_training_and_rewrites_only_the_index(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()}
+    res = run_cli(*SMOKE_RUN[:-1], "--out", run)  # the same command, with its progress bars
+    assert res.returncode == 0, res.stderr
+    assert "train seed" not in res.stderr  # no training progress bar: nothing trained
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()}
+    assert set(after) - {run / ".sysa.lock"} == set(before) - {run / ".sysa.lock"}
+    changed = sorted(p.name for p in after if p.name != ".sysa.lock" and after[p] != before.get(p))
+    assert changed == ["index.html"]
+
+
+def test_other_analysis_settings_reanalyse_without_retraining(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    ck = run / "seed_1" / "sys_A1_state.pth"
+    ck_bytes, ck_mtime = ck.read_bytes(), ck.stat().st_mtime_ns
+    res = run_cli("run", "--profile", "smoke", "--seeds", "1", "--threads", "1", "--out", run,
+                  "--set", "analysis.durations_ms=50,100")
+    assert res.returncode == 0, res.stderr
+    assert "train seed" not in res.stderr
+    assert ck.read_bytes() == ck_bytes and ck.stat().st_mtime_ns == ck_mtime
+    m = json.loads((run / "seed_1" / "metrics.json").read_text())
+    assert set(m["precision_by_duration"]) == {"50", "100"}
+    rec = json.loads((run / "seed_1" / "pipeline.json").read_text())
+    assert rec["status"] == "complete" and rec["analysis_id"] == m["analysis_id"]
+    index = (run / "index.html").read_text()
+    assert re.search(r"durations_ms</td><td[^>]*>50, 100<", index)  # the analysis settings used are shown
+
+
+def test_force_retrains_to_the_same_bits(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    ck = run / "seed_1" / "sys_A1_state.pth"
+    metrics_before = json.loads((run / "seed_1" / "metrics.json").read_text())
+    mtime = ck.stat().st_mtime_ns
+    res = run_cli("run", "--profile", "smoke", "--seeds", "1", "--threads", "1", "--out", run, "--force")
+    assert res.returncode == 0, res.stderr
+    assert "train seed 1" in res.stderr and ck.stat().st_mtime_ns != mtime
+    assert json.loads((run / "seed_1" / "metrics.json").read_text()) == metrics_before
+
+
+def test_a_run_at_dt_2_ms(tmp_path):
+    out = tmp_path / "dt2"
+    res = run_cli("run", "--profile", "smoke", "--seeds", "1", "--threads", "1", "--quiet", "--out", out,
+                  "--set", "model.dt_ms=2")
+    assert res.returncode == 0, res.stderr
+    m = json.loads((out / "seed_1" / "metrics.json").read_text())
+    meta = json.loads((out / "seed_1" / "sys_A1_train.json").read_text())
+    assert meta["config"]["model"]["dt_ms"] == 2
+    assert m["precision_untrained"] / m["precision"] >= 5
+    assert set(m["precision_by_duration"]) == {"30", "60", "100"}
+    npz = np.load(out / "seed_1" / "analysis.npz")
+    assert npz["eval_t_ms"][1] == 2.0 and len(npz["eval_t_ms"]) == (600 + 400) // 2
+
+
+# -- failures --------------------------------------------------------------------------------
+
+def test_failed_seed_is_isolated_marked_and_redone_alone(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    bad = run / "seed_2" / "sys_A2_state.pth"
+    bad.write_bytes(b"this is not a checkpoint")  # the cause: a corrupt file in seed 2's folder
+    (run / "seed_2" / "pipeline.json").unlink()
+    args = ["run", "--profile", "smoke", "--seeds", "1-2", "--threads", "1", "--quiet", "--out", run]
+    res = run_cli(*args)
+    assert res.returncode == 1
+    assert "1/2 seeds complete; failed: 2" in res.stderr
+    rec2 = json.loads((run / "seed_2" / "pipeline.json").read_text())
+    assert rec2["status"] == "failed" and "sys_A2_state.pth" in rec2["error"]
+    # the failed notebook was kept, with papermill's error banner, and the index links it
+    assert "papermill-error-cell" in (run / "seed_2" / "train.ipynb").read_text()
+    index = (run / "index.html").read_text()
+    assert 'class="failed"' in index and 'href="seed_2/train.html"' in index
+    # the population report covers the seed that succeeded
+    assert pd.read_csv(run / "population.csv")["seed"].tolist() == [1]
+
+    seed1 = {p: p.stat().st_mtime_ns for p in (run / "seed_1").iterdir()}
+    bad.unlink()  # remove the cause
+    res = run_cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert {p: p.stat().st_mtime_ns for p in (run / "seed_1").iterdir()} == seed1  # seed 1 untouched
+    assert json.loads((run / "seed_2" / "pipeline.json").read_text())["status"] == "complete"
+    assert pd.read_csv(run / "population.csv")["seed"].tolist() == [1, 2]
+
+
+def test_second_run_on_the_same_folder_refuses(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".sysa.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run in progress holds this lock
+        rc = cli.main(["run", "--profile", "smoke", "--seeds", "1", "--out", str(out)])
+    assert_user_error(capsys.readouterr().err, rc, str(out), "another sysa run is writing to this folder")
+    assert not (out / "seed_1").exists()
+
+
+def test_another_training_configuration_is_refused_before_anything_is_written(smoke_run, tmp_path, capsys):
+    run = copy_run(smoke_run, tmp_path / "run")
+    before = _files(run)
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", "1-2", "--out", str(run), "--set", "train.epochs=5"])
+    assert_user_error(capsys.readouterr().err, rc, "seed_1", "another training configuration", "--force", "--out")
+    assert _files(run) == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--profile", "fast"], "unknown profile 'fast'"),
+    (["--set", "hidden=3"], "unknown key 'hidden'"),
+    (["--seeds", "5-2"], "--seeds"),
+    (["--seeds", "one"], "--seeds"),
+    (["--set", "train.epochs=zero"], "train.epochs"),
+    (["--set", "task.cost_onset_ms=100"], "cost_onset_ms"),
+    (["--set", "dt_ms=200"], "dt_ms"),
+])
+def test_bad_run_arguments_fail_in_one_line_before_any_work(tmp_path, capsys, args, needle):
+    out = tmp_path / "out"
+    base = ["run", "--out", str(out)] + ([] if args[0] == "--profile" else ["--profile", "smoke"])
+    rc = cli.main(base + args)
+    assert_user_error(capsys.readouterr().err, rc, needle)
+    assert not out.exists()  # nothing was started
+
+
+def test_output_folder_that_cannot_be_created_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", "1", "--out", str(blocker / "sub")])
+    assert_user_error(capsys.readouterr().err, rc, str(blocker / "sub"))
+
+
+def test_every_figure_in_every_html_is_an_embedded_data_uri(smoke_run):
+    pages = list(smoke_run.rglob("*.html"))
+    assert len(pages) == 3 * len(SEEDS) * len(ENSEMBLES) + 2
+    for page in pages:
+        srcs = re.findall(r"<img[^>]*\ssrc=\"([^\"]+)\"", page.read_text())
+        assert srcs, f"{page} has no figure"
+        bad = [s[:60] for s in srcs if not s.startswith("data:image/")]
+        assert not bad, f"{page}: figures not embedded: {bad}"
+
+
+def test_index_links_every_report_and_shows_untrained_precision(smoke_run):
+    html = (smoke_run / "index.html").read_text()
+    for prefix in ENSEMBLES:
+        for s in SEEDS:
+            for name in NOTEBOOKS:
+                assert f'href="{prefix}seed_{s}/{name}.html"' in html
+    assert 'href="population.html"' in html and "untrained" in html
