@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -98,13 +99,34 @@ def smoke_cfg():
     return config.resolve("smoke", seed=1)
 
 
+def once(tmp_path_factory, name: str, produce) -> Path:
+    """A folder made by `produce(folder)` once per test session, shared by the pytest-xdist workers
+    (the first to get here makes it while the others wait on a file lock)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / "once" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        done = folder / ".done"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            produce(folder)
+            done.write_text("")
+    return folder
+
+
 @pytest.fixture(scope="session")
-def reference_full(reference_dir) -> dict:
+def reference_full(reference_dir, tmp_path_factory) -> dict:
     """`sysa evaluate ../shared/reference/sys_A1_state.pth --json`: every metric of the original's
     seed 1 under the paper profile, from a real process."""
-    proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", "--json")
-    assert proc.returncode == 0, proc.stderr
-    (out,) = parse_json_lines(proc.stdout)
+    def produce(folder):
+        proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", "--json")
+        assert proc.returncode == 0, proc.stderr
+        (folder / "metrics.json").write_text(proc.stdout)
+
+    (out,) = parse_json_lines((once(tmp_path_factory, "reference_full", produce) / "metrics.json").read_text())
     return out
 
 
@@ -116,10 +138,11 @@ SMOKE_RUN = ["run", "--profile", "smoke", "--seeds", "1-2", "--control", "--thre
 def smoke_run(tmp_path_factory) -> Path:
     """The folder of one complete `sysa run` of the smoke profile (SMOKE_RUN), shared by the pipeline,
     report and browser tests. Tests that change a run work on a copy (copy_run)."""
-    out = tmp_path_factory.mktemp("smoke_run") / "run"
-    proc = run_cli(*SMOKE_RUN, "--out", out)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    def produce(folder):
+        proc = run_cli(*SMOKE_RUN, "--out", folder / "run")
+        assert proc.returncode == 0, proc.stderr
+
+    return once(tmp_path_factory, "smoke_run", produce) / "run"
 
 
 def copy_run(run: Path, dest: Path) -> Path:
@@ -137,10 +160,10 @@ def _train_smoke(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def smoke_train(tmp_path_factory) -> Path:
     """Folder of a complete, uninterrupted `sysa train --profile smoke --seeds 1` run."""
-    return _train_smoke(tmp_path_factory.mktemp("smoke_a"))
+    return once(tmp_path_factory, "smoke_a", _train_smoke) / "seed_1"
 
 
 @pytest.fixture(scope="session")
 def smoke_train_again(tmp_path_factory) -> Path:
     """A second, independent run of the same command (reproducibility)."""
-    return _train_smoke(tmp_path_factory.mktemp("smoke_b"))
+    return once(tmp_path_factory, "smoke_b", _train_smoke) / "seed_1"

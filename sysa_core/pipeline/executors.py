@@ -16,7 +16,8 @@ from .jobs import seed_job
 DASK_HINT = "pip install 'dask[distributed]' (or: pip install -e '.[dask]')"
 
 
-def _failed(ens, seed: int, exc: BaseException) -> dict:
+def failed_record(ens, seed: int, exc: BaseException) -> dict:
+    """The record of a seed whose chain raised instead of finishing."""
     msg = str(exc).splitlines()[0] if str(exc) else ""
     return {"seed": seed, "ensemble": ens.label, "status": "failed", "steps": [],
             "error": f"{type(exc).__name__}: {msg}"}
@@ -53,7 +54,7 @@ def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: 
             try:
                 rec = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker or a crash in the chain
-                rec = _failed(ens, s, exc)
+                rec = failed_record(ens, s, exc)
             if bar is not None:
                 bar.set_postfix_str(f"{ens.label} seed {s} done")
                 bar.update(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import platform
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +49,7 @@ class NotebookRunner:
 
     def __init__(self):
         self.km = None
+        self.kc = None
 
     def _kernel(self):
         if self.km is not None and run_sync(self.km.is_alive)():
@@ -56,19 +58,16 @@ class NotebookRunner:
         self.km = AsyncKernelManager(kernel_name="python3")
         # the kernel's start-up notice about loopback TCP is noise here
         run_sync(self.km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        self.kc = BlockingKernelClient()
+        self.kc.load_connection_info(self.km.get_connection_info())
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
         return self.km
 
-    def _reset(self, km, cwd: Path) -> None:
-        kc = BlockingKernelClient()
-        kc.load_connection_info(km.get_connection_info())
-        kc.start_channels()
-        try:
-            kc.wait_for_ready(timeout=60)
-            kc.execute_interactive(f"get_ipython().run_line_magic('reset', '-f')\n"
-                                   f"import os as _os; _os.chdir({str(cwd)!r}); del _os", timeout=60,
-                                   output_hook=lambda msg: None)
-        finally:
-            kc.stop_channels()
+    def _reset(self, cwd: Path) -> None:
+        self.kc.execute_interactive(f"get_ipython().run_line_magic('reset', '-f')\n"
+                                    f"import os as _os; _os.chdir({str(cwd)!r}); del _os", timeout=60,
+                                    output_hook=lambda msg: None)
 
     def execute(self, src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str | None]:
         """Run one notebook and render it to HTML; returns (seconds, error or None)."""
@@ -76,7 +75,7 @@ class NotebookRunner:
         error = None
         try:
             km = self._kernel()
-            self._reset(km, cwd)
+            self._reset(cwd)
             papermill.execute_notebook(str(src), str(dst), parameters=params, progress_bar=False, cwd=str(cwd),
                                        kernel_name="python3", km=km)
         except PapermillExecutionError as exc:
@@ -89,6 +88,9 @@ class NotebookRunner:
 
     def close(self) -> None:
         """Shut the kernel down."""
+        if self.kc is not None:
+            self.kc.stop_channels()
+            self.kc = None
         if self.km is not None:
             try:
                 run_sync(self.km.shutdown_kernel)(now=True)
@@ -97,21 +99,33 @@ class NotebookRunner:
             self.km = None
 
 
-_runner: NotebookRunner | None = None
+_lock = threading.Lock()
+_idle: list[NotebookRunner] = []  # runners whose kernel waits for the next notebook
+_runners: list[NotebookRunner] = []  # every runner this process started
 
 
-def runner() -> NotebookRunner:
-    """This process's notebook runner (one kernel per process, shut down when the process exits)."""
-    global _runner
-    if _runner is None:
-        _runner = NotebookRunner()
-        atexit.register(_runner.close)
-    return _runner
+@atexit.register
+def close_runners() -> None:
+    """Shut down every kernel this process started."""
+    with _lock:
+        _idle.clear()
+        while _runners:
+            _runners.pop().close()
 
 
 def execute(src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str | None]:
-    """Run one notebook in this process's kernel (NotebookRunner.execute)."""
-    return runner().execute(src, dst, params, cwd)
+    """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
+    every kernel is busy (one per thread that runs notebooks at the same time)."""
+    with _lock:
+        r = _idle.pop() if _idle else None
+        if r is None:
+            r = NotebookRunner()
+            _runners.append(r)
+    try:
+        return r.execute(src, dst, params, cwd)
+    finally:
+        with _lock:
+            _idle.append(r)
 
 
 def seed_state(sdir: Path, cfg: Config) -> tuple[str, dict | None]:

@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -123,11 +124,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
             # here: training in this process with its own progress bar (models batched when asked),
             # then the notebooks, which find the finished checkpoints
             pre_err = _train_here(todo, batch_seeds, progress, device)
-            for ens, s in todo:
-                bar.set_postfix_str(f"{ens.label} seed {s}")
-                records[(ens.label, s)] = seed_job(ens, s, nbs, train_here=False,
-                                                   pretrain_error=pre_err.get((ens.label, s)))
-                bar.update(1)
+            for (label, s), rec in _notebooks_here(todo, nbs, pre_err, bar):
+                records[(label, s)] = rec
         else:
             for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
                                                       threads=threads):
@@ -191,6 +189,26 @@ def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool, progress: b
                 continue
             errors[keys[group[0]]] = str(exc)
     return errors
+
+
+def _notebooks_here(todo: list[tuple[Ensemble, int]], nbs: dict, pre_err: dict, bar):
+    """The seeds' notebook chains (their models trained already), in as many lanes as there are
+    cores, each lane a thread with its own kernel; yields ((label, seed), record) as each finishes."""
+    lanes = max(1, min(os.cpu_count() or 1, len(todo)))
+    if lanes > 1:  # the kernels share the cores: one BLAS thread each
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // lanes))
+    with ThreadPoolExecutor(lanes, thread_name_prefix="sysa-notebooks") as pool:
+        futures = {pool.submit(seed_job, ens, s, nbs, False, None, pre_err.get((ens.label, s))): (ens, s)
+                   for ens, s in todo}
+        for fut in as_completed(futures):
+            ens, s = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a crash in the chain fails this seed only
+                rec = executors.failed_record(ens, s, exc)
+            bar.set_postfix_str(f"{ens.label} seed {s} done")
+            bar.update(1)
+            yield (ens.label, s), rec
 
 
 def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar) -> dict | None:

@@ -78,48 +78,39 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path):
-    pytest.importorskip("distributed")
     c = Cluster(tmp_path)
     yield c
     c.close()
 
 
-def test_dask_cluster_run_matches_local_run(cluster, smoke_run, tmp_path):
-    out = tmp_path / "dask"
-    res = sysa("run", "--profile", "smoke", "--seeds", SEEDS, "--out", str(out), "--quiet",
-               "--scheduler", cluster.address)
-    assert res.returncode == 0, res.stderr
-    assert metrics(out) == metrics(smoke_run)
-    assert (out / "index.html").exists() and (out / "population.html").exists()
-    # every seed ran as a task on one of the cluster's workers
+def test_dask_run_survives_a_killed_worker_and_matches_the_local_run(cluster, smoke_run, tmp_path):
+    """The seeds run as tasks on the cluster's workers; one worker is killed while the first seed
+    trains; every seed still completes (its task is retried on the other worker, which resumes
+    from the last checkpoint) with metrics identical to the local run's."""
     from distributed import Client
 
     with Client(cluster.address, timeout="30s") as c:
         addresses = set(c.scheduler_info()["workers"])
-    ran_on = where(out)
-    assert len(ran_on) == 2 and all(w.startswith("dask ") and w.split()[1] in addresses for w in ran_on), ran_on
-
-
-def test_killed_worker_mid_run_still_completes_every_seed(cluster, tmp_path):
-    out = tmp_path / "kill"
+    out = tmp_path / "dask"
     args = [sys.executable, "-m", "sysa_core", "run", "--profile", "smoke", "--seeds", SEEDS, "--out", str(out),
             "--quiet", "--scheduler", cluster.address]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while not list(out.glob("seed_*/train.ipynb")) and time.time() < deadline:
-        time.sleep(0.2)
+    while not list(out.glob("seed_*/sys_A*_state.pth")) and time.time() < deadline:
+        time.sleep(0.05)
     cluster.kill(cluster.workers[0])  # a worker dies in the middle of the run
     _, err = proc.communicate(timeout=900)
-    if proc.returncode != 0:  # a lost seed is reported clearly and completed on re-run
+    if proc.returncode != 0:  # a seed lost for good is reported clearly and completed on re-run
         assert "failed:" in err, err
         res = sysa(*args[3:])
         assert res.returncode == 0, res.stderr
-    statuses = [json.loads(p.read_text())["status"] for p in sorted(out.glob("seed_*/pipeline.json"))]
-    assert statuses == ["complete"] * 2
+    assert metrics(out) == metrics(smoke_run)
+    assert (out / "index.html").exists() and (out / "population.html").exists()
+    ran_on = where(out)
+    assert len(ran_on) == 2 and all(w.startswith("dask ") and w.split()[1] in addresses for w in ran_on), ran_on
 
 
 def test_output_folder_the_workers_cannot_see_is_refused_before_any_work(tmp_path):
-    pytest.importorskip("distributed")
     if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode:
         pytest.skip("needs root and unshare to give a worker its own view of the filesystem")
     hidden = tmp_path / "out"
