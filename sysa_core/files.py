@@ -251,8 +251,10 @@ def code_version() -> dict:
         try:
             commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                     text=True, timeout=10).stdout.strip() or None
-            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=10).stdout
+            # --no-optional-locks: a status never takes the index lock, so a process killed here
+            # cannot leave .git/index.lock behind in the user's checkout
+            status = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=root, capture_output=True, text=True, timeout=10).stdout
             dirty = bool(status.strip())
         except (OSError, subprocess.SubprocessError):
             pass
