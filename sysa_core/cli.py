@@ -51,7 +51,7 @@ def cmd_evaluate(args) -> int:
         jobs.append((p, cfg, ck))
     for p, cfg, ck in jobs:
         m = metrics.analyse(cfg, ck["state_dict"], core_only=args.core_only, checkpoint_sha256=files.sha256(p),
-                            epoch=ck["epoch"]).metrics
+                            epoch=ck["epoch"], training=ck["extra"]).metrics
         if args.json:
             print(json.dumps(m), flush=True)
         else:
@@ -74,17 +74,12 @@ def cmd_train(args) -> int:
     for folder in folders.values():  # before any work starts
         check_output_dir(folder)
     t = time.perf_counter()
-    training.train_seeds(cfg, seeds, folders, batch_seeds=_batch_seeds(args, dev), progress=not args.quiet,
+    training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet,
                          device=str(dev))
     if not args.quiet:
         print(f"sysa train: {len(seeds)} seed(s) on {dev} in {time.perf_counter() - t:.1f} s wall; "
               f"checkpoints in {out}", file=sys.stderr)
     return 0
-
-
-def _batch_seeds(args, dev) -> bool:
-    """--batch-seeds / --no-batch-seeds; by default on when the steps run on a GPU."""
-    return dev.type == "cuda" if args.batch_seeds is None else args.batch_seeds
 
 
 def cmd_run(args) -> int:
@@ -108,8 +103,7 @@ def cmd_run(args) -> int:
         raise UserError(f"--device {args.device}: only for training in this process; with --workers or "
                         f"--scheduler each seed trains in its notebook on the worker's device (SYSA_DEVICE there)")
     control = config.PROFILE_CONTROL[args.profile] if args.control is None else args.control
-    batch_seeds = _batch_seeds(args, dev) and not args.scheduler and args.workers <= 1
-    return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=batch_seeds,
+    return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=args.batch_seeds,
                         progress=not args.quiet, control=control, workers=args.workers, scheduler=args.scheduler,
                         threads=args.threads, device=str(dev))
 
@@ -137,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     t.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
-                   help="train the seeds as one computation (default: on a GPU)")
+                   help="--batch-seeds: train all seeds as one computation; --no-batch-seeds: one at a time "
+                        "(default: together, in batches whose memory stays under a fixed bound)")
     t.add_argument("--device", default="auto", help="auto (SYSA_DEVICE when set, else a CUDA GPU when there is one, "
                    "else the CPU), cpu, cuda or cuda:N: where the training steps run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -149,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     r.add_argument("--force", action="store_true", help="redo seeds that are already complete")
     r.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
-                   help="train all seeds as one computation (default: on a GPU, without --workers/--scheduler)")
+                   help="--batch-seeds: train all models (both ensembles) as one computation; --no-batch-seeds: "
+                        "one at a time (default: together, in batches whose memory stays under a fixed bound; "
+                        "with --workers or --scheduler each seed trains alone)")
     r.add_argument("--device", default="auto", help="auto (SYSA_DEVICE when set, else a CUDA GPU when there is one, "
                    "else the CPU), cpu, cuda or cuda:N: where this process's training steps run (not with --workers "
                    "or --scheduler: those train on their own auto device)")

@@ -84,7 +84,7 @@ def euler_step(h: torch.Tensor, r: torch.Tensor, G: torch.Tensor, xI: torch.Tens
 def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor, x_btd: torch.Tensor,
              alpha: float, g: float, *, return_r: bool = False, return_h: bool = False, record_from: int = 0,
              phi: Callable[[torch.Tensor], torch.Tensor] = torch.tanh):
-    """The forward pass without gradients, in the dtype of G.
+    """The forward pass without gradients, in the dtype and on the device of G.
 
     G (N, N), I (N, 1), w (N, 1), h0 (N,) or (B, N), x_btd (B, T, 1). Returns y (B, T), followed
     by the rates r (B, T', N) and the states h (B, T', N) of steps record_from .. T-1 when asked
@@ -92,18 +92,18 @@ def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor
     """
     B, T, _ = x_btd.shape
     N = G.shape[0]
-    dtype = G.dtype
-    h = h0.to(dtype).expand(B, N).clone()
-    buf = torch.empty(B, N, dtype=dtype)
-    x_t = x_btd[:, :, 0].to(dtype)
+    dtype, dev = G.dtype, G.device
+    h = h0.to(dev, dtype).expand(B, N).clone()
+    buf = torch.empty(B, N, dtype=dtype, device=dev)
+    x_t = x_btd[:, :, 0].to(dev, dtype)
     has_input = (x_t != 0).any(dim=0).tolist()
-    I_row = I[:, 0].to(dtype)
-    w_col = w[:, 0].to(dtype)
+    I_row = I[:, 0].to(dev, dtype)
+    w_col = w[:, 0].to(dev, dtype)
     keep = T - record_from
-    rates = torch.empty(keep, B, N, dtype=dtype) if return_r else None
-    states = torch.empty(keep, B, N, dtype=dtype) if return_h else None
-    y = torch.empty(T, B, dtype=dtype)
-    spare = torch.empty(2, B, N, dtype=dtype)  # rates of steps not kept, in turn (the next step reads them)
+    rates = torch.empty(keep, B, N, dtype=dtype, device=dev) if return_r else None
+    states = torch.empty(keep, B, N, dtype=dtype, device=dev) if return_h else None
+    y = torch.empty(T, B, dtype=dtype, device=dev)
+    spare = torch.empty(2, B, N, dtype=dtype, device=dev)  # rates of steps not kept, in turn (the next step reads them)
     r = phi(h)
     # from h = 0 and without input the state stays exactly 0 (0 + alpha (-0 + g phi(0) G' + 0) with
     # phi(0) = 0): the steps before the first input are filled in, not simulated

@@ -1,11 +1,17 @@
 """Training (SPEC section 4): Adam on I and w, per-step loss and gradient norms, a checkpoint
-after every epoch in the original's format, resumable, several seeds as one computation."""
+after every epoch in the original's format, resumable, several seeds as one computation.
+
+Convergence is judged on a fixed monitor set (the first MONITOR_TRIALS training trials): its
+loss is measured at the end of every epoch in the last 20 % of the steps, free of the batch-to-
+batch noise of the per-step losses (see `convergence`)."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -14,9 +20,16 @@ from .config import Config
 from .engine import ENGINES, clear_scratch
 from .errors import TrainingDiverged, UserError
 from .files import bare_path, checkpoint_path, code_version, meta_path
-from .model import DTYPES, derive_seed, generator, init_weights
+from .model import DTYPES, derive_seed, generator, init_weights, simulate
 from .runtime import resolve_device
-from .task import draw_trials
+from .task import draw_trials, training_loss
+
+#: training trials whose loss is measured at the end of the epochs of the last 20 % of the steps
+MONITOR_TRIALS = 128
+#: the share of the steps at the end of training over which convergence is judged
+CONVERGENCE_WINDOW = 0.2
+#: a model has converged when its loss falls by less than this share over that window
+CONVERGENCE_FALL = 0.10
 
 ADAM_GROUP = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
               "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
@@ -41,6 +54,8 @@ class SeedState:
     seconds: float = 0.0
     devices: list = field(default_factory=list)  # where the training steps ran, in order of first use
     foreign: bool = False  # loaded from a finished checkpoint without sysa's metadata (the original's files)
+    monitor_step: list = field(default_factory=list)  # steps after which the monitor loss was measured
+    monitor_loss: list = field(default_factory=list)  # the training loss of the monitor set there
 
 
 def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch.Tensor:
@@ -76,6 +91,7 @@ def _resume(st: SeedState) -> SeedState:
     st.epoch = ck["epoch"] + 1
     st.batch_gen.set_state(ex["batch_rng"])
     st.loss, st.grad_I, st.grad_w = (ex[k].tolist() for k in ("loss", "grad_I", "grad_w"))
+    st.monitor_step, st.monitor_loss = (ex[k].tolist() for k in ("monitor_step", "monitor_loss"))
     st.seconds = _seconds_so_far(st)
     st.devices = [d for d in str(ex.get("devices", "")).split("+") if d]
     o = ck["optimizer"]["state"]
@@ -117,7 +133,9 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
             # may split its rows differently with another thread count)
             # (and on a GPU they are not claimed bit-reproducible at all: its sums run in any order)
             "torch_threads": torch.get_num_threads(), "device": "+".join(st.devices) or None,
-            "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w}}
+            "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w,
+                        "monitor_step": st.monitor_step, "monitor_loss": st.monitor_loss},
+            "convergence": convergence(st.monitor_step, st.monitor_loss, _total_steps(st.cfg))}
 
 
 def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> None:
@@ -129,11 +147,13 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
                            "exp_avg_sq": opt_state["I"][1][row].clone()},
                        2: {"step": opt_state["step"].clone(), "exp_avg": opt_state["w"][0][row].clone(),
                            "exp_avg_sq": opt_state["w"][1][row].clone()}},
-             "param_groups": [dict(ADAM_GROUP, lr=st.cfg.train.lr)]}
+             "param_groups": [dict(ADAM_GROUP, lr=learning_rate(st.cfg.train, st.epoch * _steps_per_epoch(st.cfg) - 1))]}
     extra = {"training_id": st.cfg.training_id(), "batch_rng": st.batch_gen.get_state(),
              "loss": torch.tensor(st.loss, dtype=torch.float64),
              "grad_I": torch.tensor(st.grad_I, dtype=torch.float64),
-             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "devices": "+".join(st.devices)}
+             "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "devices": "+".join(st.devices),
+             "monitor_step": torch.tensor(st.monitor_step, dtype=torch.int64),
+             "monitor_loss": torch.tensor(st.monitor_loss, dtype=torch.float64)}
     files.save_torch(checkpoint_path(st.folder, st.seed),
                      {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra})
     files.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
@@ -170,7 +190,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                         "exp_avg_sq": torch.stack([st.adam["I"][1] for st in group])}
         opt.state[w] = {"step": step.clone(), "exp_avg": torch.stack([st.adam["w"][0] for st in group]),
                         "exp_avg_sq": torch.stack([st.adam["w"][1] for st in group])}
-    steps_per_epoch = tc.n_trials // tc.batch_size
+    steps_per_epoch = _steps_per_epoch(cfg)
     start = group[0].epoch
     bar = tqdm(total=(tc.epochs - start) * steps_per_epoch, disable=not progress, desc=_label(group))
     try:
@@ -194,6 +214,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                     st.grad_I.append(float(res.dI[row].norm()))
                     st.grad_w.append(float(res.dw[row].norm()))
                 I.grad, w.grad = res.dI.clone(), res.dw.clone()
+                opt.param_groups[0]["lr"] = learning_rate(tc, epoch * steps_per_epoch + it)
                 try:
                     opt.step()
                 except RuntimeError:  # Adam's step size itself overflows the weights' dtype (huge lr)
@@ -203,6 +224,10 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                         _diverged(st, "weights after the update", epoch, it)
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(st.loss[-1] for st in group) / len(group):.4g}")
+            if in_monitor_window(tc, epoch):
+                for row, st in enumerate(group):
+                    st.monitor_step.append((epoch + 1) * steps_per_epoch)
+                    st.monitor_loss.append(monitor_loss(st, G if G.dim() == 2 else G[row], I[row], w[row], h0[row]))
             elapsed = time.perf_counter() - t_epoch
             s_I, s_w = opt.state[I], opt.state[w]
             opt_state = {"step": s_I["step"], "I": (s_I["exp_avg"], s_I["exp_avg_sq"]),
@@ -213,6 +238,49 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                 _save_epoch(st, I, w, opt_state, row)
     finally:
         bar.close()
+
+
+def _steps_per_epoch(cfg: Config) -> int:
+    return cfg.train.n_trials // cfg.train.batch_size
+
+
+def _total_steps(cfg: Config) -> int:
+    return cfg.train.epochs * _steps_per_epoch(cfg)
+
+
+def learning_rate(tc, step: int) -> float:
+    """Adam's learning rate at step `step` (0-based) of the epochs * (n_trials // batch_size) steps:
+    train.lr throughout ("constant"), or lr (1 + cos(pi step / steps)) / 2 ("cosine", from lr towards 0)."""
+    if tc.lr_schedule == "constant":
+        return tc.lr
+    total = tc.epochs * (tc.n_trials // tc.batch_size)
+    return tc.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+
+
+def in_monitor_window(tc, epoch: int) -> bool:
+    """Whether the end of epoch `epoch` (0-based) lies within the last CONVERGENCE_WINDOW of the steps."""
+    return epoch + 1 >= (1.0 - CONVERGENCE_WINDOW) * tc.epochs
+
+
+@torch.no_grad()
+def monitor_loss(st: SeedState, G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor) -> float:
+    """The training loss (SPEC section 3) of the model's first MONITOR_TRIALS training trials."""
+    tr = st.trials.subset(torch.arange(min(MONITOR_TRIALS, len(st.trials))))
+    y = simulate(G, I.detach().to(G.device), w.detach().to(G.device), h0, tr.x, st.cfg.alpha, st.cfg.model.g_G)
+    return float(training_loss(y[:, :, None].cpu(), tr.target.to(y.dtype)))
+
+
+def convergence(steps: list, losses: list, total_steps: int) -> dict:
+    """Whether training converged: the least-squares line of the monitor loss against the step over
+    the last CONVERGENCE_WINDOW of the steps, its fall across that window relative to the window's
+    mean loss (`loss_fall`, negative when the loss rose), `converged` = loss_fall < CONVERGENCE_FALL,
+    and `final_loss` (the monitor loss at the end). None values without at least two points."""
+    if len(steps) < 2:
+        return {"final_loss": losses[-1] if losses else None, "loss_fall": None, "converged": None}
+    s, L = np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    slope = float(np.polyfit(s, L, 1)[0])
+    fall = -slope * CONVERGENCE_WINDOW * total_steps / float(L.mean())
+    return {"final_loss": float(L[-1]), "loss_fall": fall, "converged": bool(fall < CONVERGENCE_FALL)}
 
 
 def _label(group: list[SeedState]) -> str:
@@ -227,7 +295,7 @@ def _out_of_memory(group: list[SeedState], dev: torch.device) -> str:
     need = cfg.steps(cfg.task.Nt_ms) * cfg.train.batch_size * len(group) * cfg.model.hidden_size
     gb = need * DTYPES[cfg.model.dtype].itemsize / 1e9
     seeds = ",".join(str(st.seed) for st in group)
-    hint = "train fewer seeds at once (--no-batch-seeds)" if len(group) > 1 else "use a machine with more memory"
+    hint = "train one seed at a time (--no-batch-seeds)" if len(group) > 1 else "use a machine with more memory"
     return (f"seed{'s' if len(group) > 1 else ''} {seeds}: a training step does not fit in the memory of {dev} "
             f"(its rates need up to {gb:.1f} GB); {hint}")
 
@@ -249,29 +317,54 @@ def _batch_key(cfg: Config) -> str:
     return replace(cfg, seed=0, model=m).training_id()
 
 
-def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool = True, progress: bool = True,
-                 device: str = "auto") -> list[dict]:
+#: the most memory the rates of one batch of models may take (the engine keeps every simulated step's
+#: rates for the backward pass): models beyond it train in further batches. A fixed amount on the
+#: CPU, so the same command forms the same batches, and gives the same bits, on any machine.
+BATCH_BYTES = {"cpu": 2 * 2**30, "cuda": 32 * 2**30}
+
+
+def rates_bytes(cfg: Config) -> int:
+    """An upper bound of the engine's memory for one model's training step: a batch's rates over
+    every step of the trial."""
+    return cfg.train.batch_size * cfg.steps(cfg.task.Nt_ms) * cfg.model.hidden_size * DTYPES[cfg.model.dtype].itemsize
+
+
+def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device) -> list[list[SeedState]]:
+    """The groups of models trained as one computation: models at the same epoch with compatible
+    settings (_batch_key), in the order given, split so that a group's rates fit BATCH_BYTES
+    (batch_seeds None, the default); all compatible models together (True); one at a time (False)."""
+    if batch_seeds is False:
+        return [[st] for st in states]
+    by_key: dict[tuple, list[SeedState]] = {}
+    for st in states:
+        by_key.setdefault((st.epoch, _batch_key(st.cfg)), []).append(st)
+    if batch_seeds:
+        return list(by_key.values())
+    budget = BATCH_BYTES["cuda" if dev.type == "cuda" else "cpu"]
+    groups = []
+    for group in by_key.values():
+        per_group = max(1, budget // rates_bytes(group[0].cfg))
+        groups += [group[i:i + per_group] for i in range(0, len(group), per_group)]
+    return groups
+
+
+def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool | None = None,
+                 progress: bool = True, device: str = "auto") -> list[dict]:
     """Train each (configuration, folder) pair; the configuration's seed selects the model.
 
     folder: where its checkpoints, metadata and plots go (None: keep in memory). A folder holding
     a checkpoint of the same training configuration is resumed from its last epoch (or only loaded
-    when complete). batch_seeds: step the models that are at the same epoch with compatible settings
-    (_batch_key) as one computation (the same result as one at a time, up to float rounding).
-    device: where the training steps run (runtime.resolve_device: auto = a CUDA GPU when there is
-    one; the CPU is the tested path). Returns the state dicts {G, I, w, h0} in the order given.
+    when complete). batch_seeds: how models are stepped together (`batches`; a batch gives the
+    results of training its models one at a time up to float rounding, and the same bits for the
+    same batch). device: where the training steps run (runtime.resolve_device: auto = a CUDA GPU
+    when there is one; the CPU is the tested path). Returns the state dicts {G, I, w, h0} in the
+    order given.
     """
     dev = resolve_device(device)
     states = [_resume(_new_state(cfg, folder)) for cfg, folder in models]
     todo = [st for st in states if st.epoch < st.cfg.train.epochs]
-    if batch_seeds:
-        by_key: dict[tuple, list[SeedState]] = {}
-        for st in todo:
-            by_key.setdefault((st.epoch, _batch_key(st.cfg)), []).append(st)
-        groups = list(by_key.values())
-    else:
-        groups = [[st] for st in todo]
     try:
-        for group in groups:
+        for group in batches(todo, batch_seeds, dev):
             _train_group(group, progress, dev)
     finally:
         clear_scratch()
@@ -281,7 +374,7 @@ def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool 
     return [st.weights for st in states]
 
 
-def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, batch_seeds: bool = True,
+def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, batch_seeds: bool | None = None,
                 progress: bool = True, device: str = "auto") -> dict[int, dict]:
     """Train the models of `seeds` with configuration `cfg` (its own seed is ignored); folders:
     {seed: folder} (train_models). Returns {seed: state_dict}."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,85 @@ def test_a_finished_checkpoint_without_sysa_metadata_is_loaded_not_retrained(tmp
     # not the last epoch of this configuration: it cannot be continued
     with pytest.raises(UserError, match="without sysa's resume data at epoch 49"):
         training.train(config.resolve("paper", ["epochs=60"], seed=1), folder, progress=False)
+
+
+def test_batches_group_compatible_models_under_a_fixed_memory_bound(monkeypatch):
+    cfg = config.resolve("smoke")
+    ctl = config.resolve("smoke", ["init=independent"])
+    other = config.resolve("smoke", ["lr=0.05"])
+    states = [training._new_state(replace(c, seed=s), None) for c in (cfg, ctl, other) for s in (1, 2, 3)]
+    cpu = torch.device("cpu")
+    key = lambda groups: [[(st.cfg.model.init, st.cfg.train.lr, st.seed) for st in g] for g in groups]
+    # main and control share everything but the initialisation: one batch; another lr: its own
+    assert key(training.batches(states, True, cpu)) == [key([states[:6]])[0], key([states[6:]])[0]]
+    assert training.batches(states, False, cpu) == [[st] for st in states]
+    assert key(training.batches(states, None, cpu)) == key(training.batches(states, True, cpu))  # tiny models
+    monkeypatch.setitem(training.BATCH_BYTES, "cpu", 2 * training.rates_bytes(cfg))
+    assert [len(g) for g in training.batches(states, None, cpu)] == [2, 2, 2, 2, 1]
+    states[0].epoch = 3  # models at another epoch are not stepped with the others
+    assert [len(g) for g in training.batches(states, True, cpu)] == [1, 5, 3]
+
+
+# -- the learning-rate schedule and convergence -----------------------------------------------
+
+def test_learning_rate_schedules():
+    const = config.resolve("smoke").train
+    cos = config.resolve("smoke", ["lr_schedule=cosine"]).train
+    total = cos.epochs * (cos.n_trials // cos.batch_size)
+    assert all(training.learning_rate(const, t) == const.lr for t in (0, 7, total - 1))
+    assert training.learning_rate(cos, 0) == cos.lr
+    assert training.learning_rate(cos, total // 2) == pytest.approx(cos.lr / 2)
+    lrs = [training.learning_rate(cos, t) for t in range(total)]
+    assert all(b < a for a, b in zip(lrs, lrs[1:])) and 0 < lrs[-1] < 0.01 * cos.lr
+
+
+def test_convergence_of_known_loss_curves():
+    steps = list(range(800, 1001, 20))  # the last 20 % of 1000 steps
+    flat = training.convergence(steps, [0.5] * len(steps), 1000)
+    assert flat == {"final_loss": 0.5, "loss_fall": pytest.approx(0.0, abs=1e-12), "converged": True}
+    # a loss falling linearly from 1.1 to 0.9 over the window falls by 0.2 / mean 1.0 = 20 %
+    falling = training.convergence(steps, [1.1 - 0.2 * (s - 800) / 200 for s in steps], 1000)
+    assert falling["loss_fall"] == pytest.approx(0.2) and falling["converged"] is False
+    rising = training.convergence(steps, [1.0 + 0.001 * (s - 800) for s in steps], 1000)
+    assert rising["loss_fall"] < 0 and rising["converged"] is True
+    assert training.convergence([1000], [0.3], 1000) == {"final_loss": 0.3, "loss_fall": None, "converged": None}
+
+
+def test_the_monitor_loss_is_the_training_loss_of_the_first_trials(smoke_train, smoke_cfg):
+    """The smoke profile has 10 epochs of 4 steps: the epochs ending in the last 20 % of the steps
+    end at steps 32, 36 and 40; the last monitor loss equals an independent recomputation (Net1 on
+    the first training trials) from the final weights."""
+    meta = json.loads((smoke_train / "sys_A1_train.json").read_text())
+    h = meta["history"]
+    assert h["monitor_step"] == [32, 36, 40]
+    st = training._new_state(smoke_cfg, None)
+    tr = st.trials.subset(torch.arange(min(training.MONITOR_TRIALS, len(st.trials))))
+    net = model.Net1(smoke_cfg, _ck(smoke_train)["state_dict"])
+    with torch.no_grad():
+        ref = float(task.training_loss(net(tr.x), tr.target))
+    assert h["monitor_loss"][-1] == pytest.approx(ref, rel=1e-5)
+    conv = training.convergence(h["monitor_step"], h["monitor_loss"], 40)
+    assert meta["convergence"] == conv and set(conv) == {"final_loss", "loss_fall", "converged"}
+
+
+def test_an_interrupted_cosine_schedule_resumes_to_the_same_bits(tmp_path, monkeypatch):
+    cfg = config.resolve("smoke", ["lr_schedule=cosine", "epochs=6", "lr=0.05"])
+    straight = training.train(cfg, progress=False)
+    real = training.ENGINES["adjoint"]
+    calls = {"n": 0}
+
+    def stop_in_epoch_3(*args):
+        calls["n"] += 1
+        if calls["n"] == 3 * 4 + 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setitem(training.ENGINES, "adjoint", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, tmp_path, progress=False)
+    assert files.load_checkpoint(tmp_path / "sys_A1_state.pth")["epoch"] == 2
+    monkeypatch.setitem(training.ENGINES, "adjoint", real)
+    resumed = training.train(cfg, tmp_path, progress=False)
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    ck = files.load_checkpoint(tmp_path / "sys_A1_state.pth")
+    assert ck["optimizer"]["param_groups"][0]["lr"] == training.learning_rate(cfg.train, 6 * 4 - 1)

@@ -12,6 +12,8 @@ Metric keys (v = input: I on the spontaneous PCs; v = output: w on the memory-pe
 L = 90, 95, 99 % explained variance):
 
 * identity: seed, profile, checkpoint_sha256, epoch, training_id, analysis_id;
+* training: final_loss, loss_fall_last_20pct, converged (training.convergence; None without
+  sysa's training record in the checkpoint);
 * precision (the original's: mean plateau MSE over the test durations), precision_by_duration,
   precision_trained_range and precision_extrapolation (the test durations inside / outside the
   trained range; None where there is none), precision_untrained, precision_untrained_by_duration
@@ -50,6 +52,7 @@ from ..config import Config
 from ..model import init_weights, run
 from ..runtime import limited
 from ..task import fixed_trials
+from ..training import convergence
 from . import alignment, dynamics, pca, plateau, precision
 
 #: which model, checkpoint and configuration the numbers are of (always present)
@@ -97,19 +100,32 @@ def _finite_or_none(x):
 
 
 def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256: str | None = None,
-            epoch: int | None = None, network: NetworkAnalysis | None = None, threads: int | None = 1) -> ModelAnalysis:
+            epoch: int | None = None, training: dict | None = None, network: NetworkAnalysis | None = None,
+            threads: int | None = 1) -> ModelAnalysis:
     """Every per-model number of the model (cfg, sd) and the arrays its figures need.
 
-    core_only: only the identity and the numbers of SPEC section 5 (IDENTITY_KEYS, CORE_KEYS), no arrays. checkpoint_sha256,
-    epoch: recorded with the numbers. network: analyse_network(cfg, sd["G"]) when already computed.
+    core_only: only the identity and the numbers of SPEC section 5 (IDENTITY_KEYS, CORE_KEYS), no
+    arrays. checkpoint_sha256, epoch: recorded with the numbers. training: sysa's training record in
+    the checkpoint (files.load_checkpoint's "extra": the monitor losses give the convergence keys;
+    None for checkpoints without one). network: analyse_network(cfg, sd["G"]) when already computed.
     threads: thread cap (runtime.limited; one thread makes the numbers independent of the machine's
     core count).
     """
     with limited(threads):
-        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, network)
+        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network)
 
 
-def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, network) -> ModelAnalysis:
+def training_summary(cfg: Config, training: dict | None) -> dict:
+    """final_loss (the monitor set's training loss at the end), loss_fall_last_20pct and converged
+    (training.convergence); None for a checkpoint without sysa's training record."""
+    if not training or "monitor_loss" not in training:
+        return {"final_loss": None, "loss_fall_last_20pct": None, "converged": None}
+    c = convergence([int(v) for v in training["monitor_step"]], [float(v) for v in training["monitor_loss"]],
+                    cfg.train.epochs * (cfg.train.n_trials // cfg.train.batch_size))
+    return {"final_loss": c["final_loss"], "loss_fall_last_20pct": c["loss_fall"], "converged": c["converged"]}
+
+
+def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) -> ModelAnalysis:
     sd = {k: v.detach().cpu() for k, v in sd.items()}
     ev = precision.evaluate(cfg, sd)
     net = network or analyse_network(cfg, sd["G"])
@@ -133,6 +149,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, network) -> ModelAnal
     if core_only:
         return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
 
+    m.update(training_summary(cfg, training))
     untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
     m["precision_untrained"] = untrained.precision
     m["precision_untrained_by_duration"] = {str(k): v for k, v in untrained.precision_by_duration.items()}
@@ -243,7 +260,7 @@ def save(result: ModelAnalysis, folder: Path, key: str) -> None:
 
 
 def load_or_analyse(cfg: Config, sd: dict, folder: Path, checkpoint_sha256: str, epoch: int | None = None,
-                    network: NetworkAnalysis | None = None) -> tuple[ModelAnalysis, bool]:
+                    training: dict | None = None, network: NetworkAnalysis | None = None) -> tuple[ModelAnalysis, bool]:
     """The analysis of the model in `folder`: read from its cache when the checkpoint, configuration
     and code are those it was computed from, else computed (analyse) and cached. Returns
     (analysis, computed: whether it was computed now)."""
@@ -251,6 +268,6 @@ def load_or_analyse(cfg: Config, sd: dict, folder: Path, checkpoint_sha256: str,
     got = load(folder, key)
     if got is not None:
         return got, False
-    result = analyse(cfg, sd, checkpoint_sha256=checkpoint_sha256, epoch=epoch, network=network)
+    result = analyse(cfg, sd, checkpoint_sha256=checkpoint_sha256, epoch=epoch, training=training, network=network)
     save(result, folder, key)
     return result, True

@@ -131,7 +131,8 @@ def analysis(ctx: Context) -> _metrics.ModelAnalysis:
     else computed once and cached there (analysis.metrics.load_or_analyse)."""
     path = ctx.checkpoint_file()
     ck = files.load_checkpoint(path, hidden_size=ctx.cfg.model.hidden_size)
-    result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"])
+    result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
+                                         ck["extra"])
     return result
 
 

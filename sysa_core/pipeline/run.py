@@ -77,7 +77,7 @@ CONTROL_OVERRIDES = ["model.init=independent"]
 
 
 def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
-        batch_seeds: bool = False, progress: bool = True, control: bool = False,
+        batch_seeds: bool | None = None, progress: bool = True, control: bool = False,
         workers: int = 1, scheduler: str | None = None, threads: int | None = None, device: str = "auto") -> int:
     """Run the pipeline; returns the exit status (0 when every seed and the population succeeded).
 
@@ -171,14 +171,14 @@ def check_trained_with(ensembles: list[Ensemble], seeds: list[int]) -> None:
                                 f"--force to retrain it here, or another --out")
 
 
-def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool, progress: bool, device: str) -> dict:
+def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, progress: bool, device: str) -> dict:
     """Train (or resume, or load) the models of `todo` in this process, as one computation when
     batch_seeds; a failure is isolated by training the models of the failed batch one at a time.
     Returns {(ensemble label, seed): error message} for the models that could not be trained."""
     errors: dict[tuple, str] = {}
     models = [(replace(ens.cfg, seed=s), ens.seed_dir(s)) for ens, s in todo]
     keys = [(ens.label, s) for ens, s in todo]
-    groups = [list(range(len(todo)))] if batch_seeds and todo else [[i] for i in range(len(todo))]
+    groups = [list(range(len(todo)))] if batch_seeds is not False and todo else [[i] for i in range(len(todo))]
     for group in groups:
         try:
             training.train_models([models[i] for i in group], batch_seeds=batch_seeds, progress=progress,

@@ -34,7 +34,8 @@ PLATEAU_KEYS = {"plateau_drift_per_s", "plateau_drift_per_s_by_duration", "gener
                 "plateau_hold_fraction_held"}
 PRECISION_KEYS = {"precision_trained_range", "precision_extrapolation", "precision_untrained",
                   "precision_untrained_by_duration"}
-NEW_KEYS = ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | PLATEAU_KEYS | PRECISION_KEYS
+TRAINING_KEYS = {"final_loss", "loss_fall_last_20pct", "converged"}
+NEW_KEYS = ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | PLATEAU_KEYS | PRECISION_KEYS | TRAINING_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,8 @@ def test_every_key_is_present_and_json_typed(seed1):
         v = seed1[k]
         if k.endswith("_by_duration"):
             assert set(v) == {"50", "150", "300"} and all(isinstance(x, float) for x in v.values()), k
+        elif k in TRAINING_KEYS:
+            assert v is None, k  # the original's checkpoints carry no sysa training record
         elif k.endswith("_k") or k.startswith("n_"):
             assert isinstance(v, int) and not isinstance(v, bool), k
         else:

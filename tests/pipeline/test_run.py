@@ -74,6 +74,8 @@ def test_metrics_json_and_csv_agree_and_training_helped(smoke_run):
         assert row["precision"] == pytest.approx(m["precision"], rel=1e-12)
         assert m["precision_untrained"] / m["precision"] >= 10
         assert set(m["precision_by_duration"]) == {"30", "60", "100"}
+        meta = json.loads((smoke_run / f"seed_{s}" / f"sys_A{s}_train.json").read_text())
+        assert m["converged"] is meta["convergence"]["converged"] and m["final_loss"] > 0
 
 
 def test_evaluate_prints_exactly_the_metrics_json_of_a_seed(smoke_run):
