@@ -42,16 +42,21 @@ def parse_seeds(text: str) -> list[int]:
 
 def cmd_evaluate(args) -> int:
     from . import config, files
-    from .analysis import metrics
+    from .analysis import metrics, network
 
     jobs = []
     for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
         cfg = config.for_checkpoint(p, args.profile, args.set, args.seed)
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
+    nets: dict = {}  # the network analysis once per G (and configuration) among the files given
     for p, cfg, ck in jobs:
+        net = None
+        if not args.core_only:
+            key = network.network_key(cfg, ck["state_dict"]["G"])
+            net = nets[key] = nets.get(key) or network.analyse_network(cfg, ck["state_dict"]["G"])
         m = metrics.analyse(cfg, ck["state_dict"], core_only=args.core_only, checkpoint_sha256=files.sha256(p),
-                            epoch=ck["epoch"], training=ck["extra"]).metrics
+                            epoch=ck["epoch"], training=ck["extra"], network=net).metrics
         if args.json:
             print(json.dumps(m), flush=True)
         else:

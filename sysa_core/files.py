@@ -97,6 +97,21 @@ def record_path(folder: Path) -> Path:
     return Path(folder) / "pipeline.json"
 
 
+#: the file that marks a folder as a `sysa run` folder
+RUN_MARKER = "config.json"
+
+
+def shared_dir(folder: Path) -> Path:
+    """Where what a run's models share (the network G's analysis) is kept for a model in `folder`:
+    the run's folder when `folder` is a seed folder of a run (of its control ensemble too), else
+    `folder` itself."""
+    folder = Path(folder)
+    for cand in (folder.parent, folder.parent.parent):
+        if (cand / RUN_MARKER).is_file():
+            return cand
+    return folder
+
+
 def seed_from_name(path) -> int | None:
     """The seed in a `sys_A{seed}...` file name, or None."""
     m = re.match(r"sys_A(\d+)(?:_state)?\.pth$", Path(path).name)

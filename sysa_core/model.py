@@ -83,12 +83,15 @@ def euler_step(h: torch.Tensor, r: torch.Tensor, G: torch.Tensor, xI: torch.Tens
 @torch.no_grad()
 def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor, x_btd: torch.Tensor,
              alpha: float, g: float, *, return_r: bool = False, return_h: bool = False, record_from: int = 0,
-             phi: Callable[[torch.Tensor], torch.Tensor] = torch.tanh):
+             phi: Callable[[torch.Tensor], torch.Tensor] = torch.tanh, noise_std: float = 0.0,
+             noise: torch.Generator | None = None):
     """The forward pass without gradients, in the dtype and on the device of G.
 
     G (N, N), I (N, 1), w (N, 1), h0 (N,) or (B, N), x_btd (B, T, 1). Returns y (B, T), followed
     by the rates r (B, T', N) and the states h (B, T', N) of steps record_from .. T-1 when asked
     for. phi: the rate function (tanh; another one only for constructed test systems).
+    noise_std: independent Gaussian noise of this standard deviation added to every unit's state
+    after every step, drawn from the generator `noise` (for perturbation analyses; 0: none).
     """
     B, T, _ = x_btd.shape
     N = G.shape[0]
@@ -108,7 +111,7 @@ def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor
     # from h = 0 and without input the state stays exactly 0 (0 + alpha (-0 + g phi(0) G' + 0) with
     # phi(0) = 0): the steps before the first input are filled in, not simulated
     t_start = 0
-    if not bool(h.any()) and not bool(r.any()):
+    if not noise_std and not bool(h.any()) and not bool(r.any()):
         t_start = next((t for t, a in enumerate(has_input) if a), T)
         y[:t_start] = 0.0
         for kept in (rates, states):
@@ -116,6 +119,8 @@ def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor
                 kept[:t_start - record_from] = 0.0
     for t in range(t_start, T):
         h = euler_step(h, r, G, x_t[:, t:t + 1] * I_row if has_input[t] else None, alpha, g, out=buf)
+        if noise_std:
+            h.add_(torch.randn(B, N, generator=noise, dtype=dtype).to(dev), alpha=noise_std)
         j = t - record_from
         r = rates[j] if return_r and j >= 0 else spare[t % 2]
         if phi is torch.tanh:

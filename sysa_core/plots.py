@@ -1,4 +1,7 @@
-"""Figures. Each function returns a matplotlib Figure; `save` writes it atomically as PNG."""
+"""Figures of one model: its training, its test trials, its weights, its PCs and its dynamics.
+Each function returns a matplotlib Figure; `save` writes one atomically as PNG and `show` puts one
+in a notebook with alt text made from its titles. Every axis carries its unit ("a.u." for the
+task's output, whose target is thresh x duration)."""
 from __future__ import annotations
 
 import io as _io
@@ -13,19 +16,45 @@ import numpy as np  # noqa: E402
 from . import files  # noqa: E402
 
 
-def save(fig, path: Path, dpi: int = 110, close: bool = True) -> None:
-    """Write `fig` as PNG (atomically); close=False keeps it open so a notebook still shows it."""
+def _png(fig, dpi: int) -> bytes:
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def save(fig, path: Path, dpi: int = 110, close: bool = True) -> None:
+    """Write `fig` as PNG (atomically); close=False keeps it open (`show` it afterwards)."""
+    data = _png(fig, dpi)
     if close:
         plt.close(fig)
-    files.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, data)
 
 
-def loss_history(loss, seed: int | None = None):
+def alt_text(fig) -> str:
+    """A figure's description for readers who cannot see it: its suptitle and its axes' titles."""
+    titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
+    return "; ".join(dict.fromkeys(t for t in titles if t)) or "figure"
+
+
+def show(fig, alt: str | None = None, dpi: int = 90) -> None:
+    """Display `fig` in the notebook as a PNG with alt text (alt_text by default), and close it."""
+    from IPython.display import Image, display
+
+    data = _png(fig, dpi)
+    text = alt or alt_text(fig)
+    plt.close(fig)
+    display(Image(data=data, format="png", metadata={"alt": text}))
+
+
+def loss_history(loss, seed: int | None = None, monitor_step=None, monitor_loss=None):
+    """The per-step training loss, and the monitor set's loss at the end of the last epochs."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.semilogy(np.arange(1, len(loss) + 1), loss, lw=1)
-    ax.set(xlabel="training step", ylabel="training loss (MSE)",
+    ax.semilogy(np.arange(1, len(loss) + 1), loss, lw=1, label="batch loss (per step)")
+    if monitor_step is not None and len(monitor_step):
+        ax.semilogy(monitor_step, monitor_loss, "o-", ms=3, color="C3", label="monitor set (convergence)")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="training step (Adam updates)", ylabel="training loss (MSE, a.u.²)",
            title=f"Loss history{'' if seed is None else f', seed {seed}'}")
     ax.grid(alpha=0.3)
     return fig
@@ -36,16 +65,16 @@ def grad_norm_history(grad_I, grad_w, seed: int | None = None):
     steps = np.arange(1, len(grad_I) + 1)
     ax.semilogy(steps, grad_I, lw=1, label="|dL/dI|")
     ax.semilogy(steps, grad_w, lw=1, label="|dL/dw|")
-    ax.set(xlabel="training step", ylabel="gradient norm (per step)",
+    ax.set(xlabel="training step (Adam updates)", ylabel="gradient norm (a.u.² per unit weight)",
            title=f"Gradient norms{'' if seed is None else f', seed {seed}'}")
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
 
 
-def evaluation(a: dict, title: str = ""):
+def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
     """Output, target and input for each test duration over the extended window (arrays eval_* of
-    analysis.metrics)."""
+    analysis.metrics), the end of the trained window marked."""
     durations = a["eval_durations_ms"]
     fig, axes = plt.subplots(len(durations), 1, figsize=(8, 1.9 * len(durations)), sharex=True)
     axes = np.atleast_1d(axes)
@@ -54,11 +83,13 @@ def evaluation(a: dict, title: str = ""):
         ax.plot(t_s, x * 0.25, color="0.6", lw=1, label="input (x 0.25)")
         ax.plot(t_s, np.where(tg >= 0, tg, np.nan), color="k", ls="--", lw=1, label="target")
         ax.plot(t_s, y, color="C3", lw=1.2, label="output")
+        if trained_end_ms is not None:
+            ax.axvline(trained_end_ms / 1000.0, color="0.4", ls=":", lw=1, label="end of trained window")
         ax.set_ylabel(f"{d} ms pulse\noutput (a.u.)")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper left", fontsize=8, ncol=3)
+    axes[0].legend(loc="upper left", fontsize=8, ncol=4)
     axes[0].set_title(title or "Network output for each test pulse")
-    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlabel("time since trial start (s)")
     fig.tight_layout()
     return fig
 
@@ -71,7 +102,8 @@ def weights(sd: dict, sd_init: dict):
         w = d["w"].detach().double().flatten().numpy()
         ax.scatter(I / np.linalg.norm(I), w / np.linalg.norm(w), s=4, alpha=0.6)
         cos = float(I @ w / np.linalg.norm(I) / np.linalg.norm(w))
-        ax.set(xlabel="I / |I|", ylabel="w / |w|", title=f"{lab}: cos(I, w) = {cos:.3f}")
+        ax.set(xlabel="I / |I| (unit vector entries)", ylabel="w / |w| (unit vector entries)",
+               title=f"{lab}: cos(I, w) = {cos:.3f}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -85,7 +117,7 @@ def spectrum(eigvals: dict, k: int = 20):
         ev = (lam / lam.sum())[:k]
         dim = lam.sum() ** 2 / (lam * lam).sum()
         ax.plot(np.arange(1, len(ev) + 1), np.cumsum(ev), marker="o", ms=3, label=f"{name} (dim {dim:.2f})")
-    ax.set(xlabel="number of PCs", ylabel="cumulative explained variance (fraction)", ylim=(0, 1.02),
+    ax.set(xlabel="leading PCs kept (count)", ylabel="cumulative explained variance (fraction)", ylim=(0, 1.02),
            title="Explained variance of the leading PCs")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -103,53 +135,9 @@ def loadings(coef, name: str, k: int = 50):
     return fig
 
 
-def performance_original(table):
-    """The original's figure: every metric against precision on one axis."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for col, lab in (("weight_correlation", "I-w correlation"), ("pr_input_l1", "PR of I (l1)"),
-                     ("pr_output_l1", "PR of w (l1)")):
-        ax.scatter(table["precision"], table[col], label=lab, s=18)
-    ax.set(xlabel="precision loss (lower is better)", ylabel="value", title="sys_A_performance (original layout)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def performance_panels(table, columns: dict):
-    """One panel per metric against precision, with the seed numbers."""
-    import seaborn as sns
-
-    n = len(columns)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
-    for ax, (col, lab) in zip(axes[0], columns.items()):
-        sns.regplot(data=table, x="precision", y=col, ax=ax, ci=95, scatter_kws={"s": 18}, line_kws={"lw": 1})
-        for _, row in table.iterrows():
-            ax.annotate(str(int(row["seed"])), (row["precision"], row[col]), fontsize=7, alpha=0.7)
-        ax.set(xlabel="precision loss", ylabel=lab)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def ensemble_comparison(df, columns: dict):
-    """Each measure's distribution per ensemble (one panel per measure, seeds as points)."""
-    import seaborn as sns
-
-    n = len(columns)
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.2), squeeze=False)
-    for ax, (col, lab) in zip(axes[0], columns.items()):
-        sns.boxplot(data=df, x="ensemble", y=col, ax=ax, color="0.9", showfliers=False)
-        sns.stripplot(data=df, x="ensemble", y=col, ax=ax, size=5, jitter=0.15)
-        ax.set(xlabel="", ylabel=lab)
-        ax.tick_params(axis="x", labelsize=8)
-        ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    return fig
-
-
 def generalisation(a: dict):
-    """Plateau against pulse duration (trained range shaded) and how long each plateau holds
-    (arrays gen_* of analysis.metrics)."""
+    """Plateau against pulse duration (trained range shaded) and how long each plateau stays within
+    10 % of its target (arrays gen_* of analysis.metrics), the trained window marked."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     d = a["gen_durations_ms"]
     inside = d[a["gen_in_range"]]
@@ -164,16 +152,18 @@ def generalisation(a: dict):
     axes[0].legend(fontsize=8)
     horizon = float(a["gen_horizon_ms"])
     axes[1].plot(d, np.asarray(a["gen_hold_ms"]) / 1000.0, "o-", ms=3)
-    axes[1].set(ylabel="time held (s)", ylim=(0, horizon / 1000.0 * 1.05),
-                title=f"Plateau held within {float(a['gen_tolerance']):.0%} of its target")
+    axes[1].axhline(float(a["gen_trained_window_ms"]) / 1000.0, color="k", ls=":", lw=1, label="end of trained window")
+    axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, horizon / 1000.0 * 1.05),
+                title="How long the plateau stays within 10 % of its target")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def phase_trajectories(a: dict, durations_ms, dt_ms: float):
-    """Trajectories of the memory trials on PCs 1-3 (arrays traj_* of analysis.metrics): 2D
-    projections and a 3D view, the input phase (pulse), the intrinsic phase (after the pulse,
-    before the memory window) and the memory phase drawn apart; slow points as crosses."""
+    """Trajectories of the memory trials on PCs 1-3 (arrays traj_*): 2D projections and a 3D view,
+    the input phase (pulse), the intrinsic phase (after the pulse, before the memory window) and the
+    memory phase drawn apart; fixed points as crosses, slow points as circles."""
     z_all = a["traj_pcs"]
     onset, mem = (int(v) for v in a["traj_phase_steps"])
     fig = plt.figure(figsize=(13, 4))
@@ -189,15 +179,17 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
             axes[0].plot(seg[:, 0], seg[:, 1], color=color, label=lab, **styles[phase])
             axes[1].plot(seg[:, 0], seg[:, 2], color=color, **styles[phase])
             axes[2].plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, **styles[phase])
-    zs = a["slow_pcs"]
-    if len(zs):
-        axes[0].plot(zs[:, 0], zs[:, 1], "kx", ms=8, mew=2, label="slow points")
-        axes[1].plot(zs[:, 0], zs[:, 2], "kx", ms=8, mew=2)
-        axes[2].plot(zs[:, 0], zs[:, 1], zs[:, 2], "kx", ms=8, mew=2)
+    zs, fixed = a["points_pcs"], np.asarray(a["points_fixed"], dtype=bool)
+    for mask, marker, lab in ((fixed, "kx", "fixed points"), (~fixed, "ko", "slow points")):
+        if mask.any():
+            kw = dict(ms=7, mew=2, mfc="none")
+            axes[0].plot(zs[mask, 0], zs[mask, 1], marker, label=lab, **kw)
+            axes[1].plot(zs[mask, 0], zs[mask, 2], marker, **kw)
+            axes[2].plot(zs[mask, 0], zs[mask, 1], zs[mask, 2], marker, **kw)
     for ax, (i, j) in zip(axes[:2], ((0, 1), (0, 2))):
-        ax.set(xlabel=f"PC{i + 1} (rate units)", ylabel=f"PC{j + 1} (rate units)")
+        ax.set(xlabel=f"PC{i + 1} (rate)", ylabel=f"PC{j + 1} (rate)")
         ax.grid(alpha=0.3)
-    axes[2].set(xlabel="PC1", ylabel="PC2", zlabel="PC3")
+    axes[2].set(xlabel="PC1 (rate)", ylabel="PC2 (rate)", zlabel="PC3 (rate)")
     axes[0].legend(fontsize=7, loc="best")
     fig.suptitle("Memory-trial trajectories in memory-PC space (thick: input, dashed: intrinsic, thin: memory)",
                  fontsize=10)
@@ -205,45 +197,16 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     return fig
 
 
-def time_constants(a: dict):
-    """Time constants (ms) of the Jacobian's modes at each slow point, slowest first (arrays
-    slow_* of analysis.metrics), with the threshold the slow modes were counted against."""
-    slow_ms = float(a["slow_ms"])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for i, (tcs, fixed) in enumerate(zip(a["slow_time_constants_ms"], a["slow_fixed"])):
-        tc = np.sort(np.asarray(tcs))[::-1][:30]
-        ax.semilogy(np.arange(1, len(tc) + 1), tc, "o-", ms=3, lw=1,
-                    label=f"point {i + 1}{' (fixed)' if fixed else ''}")
-    ax.axhline(slow_ms, color="k", ls=":", lw=1, label=f"{slow_ms:.0f} ms")
-    ax.set(xlabel="mode (slowest first)", ylabel="time constant (ms)", title="Time constants at the slow points")
+def fixed_point_spectra(points, title: str = "Modes around the fixed points"):
+    """The Jacobian's eigenvalues at each fixed point (analysis.dynamics.Points), in 1/s: growing
+    modes (Re > 0) right of the dotted line, decaying ones left of it."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    to_s = 1000.0 / points.tau_ms
+    for i, lam in enumerate(points.eigvals):
+        ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, label=f"fixed point {i + 1}")
+    ax.axvline(0, color="k", ls=":", lw=1)
+    ax.set(xlabel="Re λ (1/s): growth > 0 > decay", ylabel="Im λ (rad/s)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    return fig
-
-
-def rho_intervals(table, labels: dict | None = None):
-    """Spearman's rho of each measure against precision with its bootstrap interval."""
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.2))
-    ys = np.arange(len(table))[::-1]
-    for y, (_, row) in zip(ys, table.iterrows()):
-        color = "C3" if row["excludes_zero"] else "C0"
-        ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=color, lw=2)
-        ax.plot(row["rho"], y, "o", color=color)
-    ax.axvline(0, color="k", lw=1)
-    ax.set_yticks(ys, [(labels or {}).get(m, m) for m in table["measure"]])
-    ax.set(xlim=(-1.05, 1.05), xlabel="Spearman's rho with precision loss (95 % bootstrap interval)")
-    ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    return fig
-
-
-def correlation_heatmap(matrix):
-    """Spearman correlations between the measures."""
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(0.6 * len(matrix) + 2.5, 0.55 * len(matrix) + 1.5))
-    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f", annot_kws={"size": 7}, ax=ax,
-                square=True, cbar_kws={"shrink": 0.7})
-    ax.set_title("Spearman correlation between measures")
-    fig.tight_layout()
+    if len(points.eigvals):
+        ax.legend(fontsize=7, markerscale=2)
     return fig

@@ -12,6 +12,7 @@ with another thread count).
 from __future__ import annotations
 
 import os
+import platform
 from contextlib import contextmanager
 
 import torch
@@ -58,3 +59,14 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
         return torch.device(name)
     raise UserError(f"--device: unknown device {name!r} (auto, cpu, cuda or cuda:N)")
+
+
+def machine() -> dict:
+    """The machine a run ran on: host name, CPU model (as lscpu names it), cores."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count()}

@@ -163,7 +163,8 @@ def _finish(st: SeedState) -> None:
     if st.folder is None or st.foreign:
         return
     files.save_torch(bare_path(st.folder, st.seed), st.weights)
-    plots.save(plots.loss_history(st.loss, st.seed), files.loss_plot_path(st.folder, st.seed))
+    plots.save(plots.loss_history(st.loss, st.seed, st.monitor_step, st.monitor_loss),
+               files.loss_plot_path(st.folder, st.seed))
     plots.save(plots.grad_norm_history(st.grad_I, st.grad_w, st.seed), files.grad_plot_path(st.folder, st.seed))
     files.write_json(meta_path(st.folder, st.seed), _meta(st, "complete"))
 

@@ -58,9 +58,12 @@ def topk_fraction(v, eigvecs: np.ndarray, k: int) -> float:
 
 
 def variance_alignment(v, pca: PCA) -> float:
-    """v'Cv / (lambda_max |v|^2) for the covariance C of `pca` (0..1, scale-invariant)."""
+    """v'Cv / (lambda_max |v|^2) for the covariance C of `pca` (0..1, scale-invariant), from its
+    eigen-decomposition: v'Cv = sum_i lambda_i (e_i . v)^2."""
     v = _vec(v)
-    return float(v @ pca.cov @ v / (max(pca.eigvals[0], 0.0) * (v @ v)))
+    c = np.asarray(pca.eigvecs, dtype=np.float64).T @ v
+    lam = np.asarray(pca.eigvals, dtype=np.float64)
+    return float(c * c @ lam / (max(lam[0], 0.0) * (v @ v)))
 
 
 def null_vectors(n: int, norm: float, n_draws: int = N_NULL, seed: int | np.random.Generator = 0) -> np.ndarray:

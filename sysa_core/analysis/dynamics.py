@@ -1,5 +1,5 @@
-"""The memory dynamics of a rate network: slow points, their linearisation, the largest
-Lyapunov exponent, and the trajectories they are found from.
+"""The dynamics of a rate network: fixed and slow points, the modes around the fixed points,
+the largest Lyapunov exponent, and the trajectories they are found from.
 
 The network of SPEC section 1 in continuous time, row vectors, time in ms:
 
@@ -9,8 +9,8 @@ so F is a velocity per unit of tau (h per tau). Its Jacobian, J_ij = dF_i/dh_j, 
 
     J(h) = -1 + g G diag(phi'(h))
 
-and a mode with eigenvalue lambda of J evolves as exp(lambda t / tau): its time constant is
-tau_ms / |Re lambda| (decaying when Re lambda < 0, growing when Re lambda > 0).
+and around a fixed point a mode with eigenvalue lambda of J evolves as exp(lambda t / tau): its
+time constant is tau_ms / |Re lambda| (decaying when Re lambda < 0, growing when Re lambda > 0).
 The simulation is the Euler map h <- h + alpha (F(h) + x_t I'), alpha = dt / tau, whose
 tangent map is 1 + alpha J(h).
 
@@ -18,17 +18,13 @@ Everything here works on private float64 copies; nothing it is given is modified
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..model import simulate
 from ..task import fixed_trials
-
-#: default threshold above which a mode counts as slow (ms)
-SLOW_MODE_MS = 1000.0
-
 
 # -- the vector field ------------------------------------------------------------------------
 
@@ -130,66 +126,69 @@ def simulate_states(dyn: RateDynamics, I: np.ndarray, h0: np.ndarray, x_bt: np.n
     return h.numpy()
 
 
-# -- slow points ---------------------------------------------------------------------------------
+# -- fixed and slow points -----------------------------------------------------------------------
 
 @dataclass
-class SlowPoints:
+class Points:
     """Distinct local minima of q = |F|^2 / 2 reached from the starting states (minima closer
     than merge_tol are one point), sorted by q (ascending). K points, N units.
 
+    A point with q <= q_fixed is a fixed point: the flow stops there (to that tolerance), and the
+    Jacobian's spectrum there gives the time constants of the modes around it. The others are slow
+    points: the state moves through them at speed_per_s, and the linearisation around a moving
+    state has no time constants (J is singular along the flow there by construction, since
+    grad q = J'F = 0), so none are reported for them.
+
     h: (K, N) states; q: (K,) in (h / tau)^2 / 2; speed_per_s: (K,) |F| / tau, h per second;
-    start_index: (K,) the starting state each came from; eigvals: (K, N) complex eigenvalues of
-    J at each point (units 1/tau), real part descending; time_constants_ms: (K, N)
-    tau_ms / |Re lambda| in the same order (inf where Re lambda = 0); n_slow_modes: (K,) modes
-    with time constant > slow_ms; n_unstable: (K,) modes with Re lambda > zero_tol; fixed: (K,) bool,
-    q <= q_fixed (a fixed point to that tolerance; the others are slow points, where J is
-    singular along F and the state drifts at speed_per_s); slow_ms, q_fixed: the thresholds;
-    iterations: L-BFGS iterations used.
+    fixed: (K,) bool; start_index: (K,) the starting state each came from; eigvals: (F, N)
+    complex eigenvalues of J (units 1/tau, real part descending) at the F fixed points, in the
+    order of h[fixed]; tau_ms; q_fixed; zero_tol: |Re lambda| below it is a marginal mode.
     """
 
     h: np.ndarray
     q: np.ndarray
     speed_per_s: np.ndarray
+    fixed: np.ndarray
     start_index: np.ndarray
     eigvals: np.ndarray
-    time_constants_ms: np.ndarray
-    n_slow_modes: np.ndarray
-    n_unstable: np.ndarray
-    fixed: np.ndarray
-    slow_ms: float
+    tau_ms: float
     q_fixed: float
-    iterations: int = 0
-    info: dict = field(default_factory=dict)
+    zero_tol: float = 1e-9
 
     def __len__(self) -> int:
         return len(self.q)
 
-    def summary(self) -> dict:
-        """JSON-ready summary: n_slow_points (K), n_fixed_points, n_slow_modes and
-        n_unstable_modes (medians over all K points, rounded down), slowest_time_constant_ms
-        (the largest time constant of a stable mode, Re lambda < 0, at any fixed point; None
-        without a finite one: at a slow point with q > 0, J is singular along F by construction
-        (grad q = J'F = 0), so its spectrum always holds a zero mode, the drift direction, and is
-        left out of this figure), min_q, max_speed_per_s."""
-        if len(self) == 0:
-            return {"n_slow_points": 0, "n_fixed_points": 0, "n_slow_modes": 0, "n_unstable_modes": 0,
-                    "slowest_time_constant_ms": None, "min_q": None, "max_speed_per_s": None}
-        stable = np.where(self.eigvals.real < 0, self.time_constants_ms, 0.0)[self.fixed]
-        slowest = float(stable.max()) if stable.size else float("nan")
-        return {
-            "n_slow_points": int(len(self)),
-            "n_fixed_points": int(self.fixed.sum()),
-            "n_slow_modes": int(np.floor(np.median(self.n_slow_modes))),
-            "n_unstable_modes": int(np.floor(np.median(self.n_unstable))),
-            "slowest_time_constant_ms": slowest if np.isfinite(slowest) and slowest > 0 else None,
-            "min_q": float(self.q.min()),
-            "max_speed_per_s": float(self.speed_per_s.max()),
-        }
+    def modes(self, i: int) -> dict:
+        """The modes around the i-th fixed point (0 .. F-1): decay_ms (tau / |Re lambda| of the
+        decaying modes, slowest first), growth_ms (tau / Re lambda of the growing ones, fastest
+        first), and n_marginal (|Re lambda| <= zero_tol: neither, e.g. along a line attractor)."""
+        re = np.real(self.eigvals[i])
+        decay = np.sort(self.tau_ms / -re[re < -self.zero_tol])[::-1]
+        growth = np.sort(self.tau_ms / re[re > self.zero_tol])
+        return {"decay_ms": decay, "growth_ms": growth, "n_marginal": int((np.abs(re) <= self.zero_tol).sum())}
+
+    def records(self) -> list[dict]:
+        """One JSON-ready record per point: fixed, speed_per_s, q, |h|; for a fixed point also its
+        growing, decaying and marginal mode counts, the slowest decay and the fastest growth (ms)."""
+        out, f = [], 0
+        for k in range(len(self)):
+            rec = {"fixed": bool(self.fixed[k]), "speed_per_s": float(self.speed_per_s[k]), "q": float(self.q[k]),
+                   "norm": float(np.linalg.norm(self.h[k]))}
+            if self.fixed[k]:
+                md = self.modes(f)
+                f += 1
+                rec.update(n_growth_modes=int(len(md["growth_ms"])), n_decay_modes=int(len(md["decay_ms"])),
+                           n_marginal_modes=md["n_marginal"],
+                           slowest_decay_ms=float(md["decay_ms"][0]) if len(md["decay_ms"]) else None,
+                           fastest_growth_ms=float(md["growth_ms"][0]) if len(md["growth_ms"]) else None)
+            out.append(rec)
+        return out
 
 
 def time_constants_ms(eigvals: np.ndarray, tau_ms: float) -> np.ndarray:
     """tau_ms / |Re lambda| for eigenvalues of J (units 1/tau): the decay (Re < 0) or growth
-    (Re > 0) time constant of each mode of tau dh/dt = J h, in ms; inf where Re lambda = 0."""
+    (Re > 0) time constant of each mode of tau dh/dt = J h around a fixed point, in ms; inf where
+    Re lambda = 0."""
     re = np.abs(np.real(np.asarray(eigvals)))
     with np.errstate(divide="ignore"):
         return np.where(re > 0, tau_ms / np.where(re > 0, re, 1.0), np.inf)
@@ -332,23 +331,22 @@ def _merge(h: np.ndarray, q: np.ndarray, tol: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def find_slow_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_newton: int = 8,
-                     q_fixed: float = 1e-10, merge_tol: float | None = None, slow_ms: float = SLOW_MODE_MS,
-                     max_points: int | None = None, zero_tol: float = 1e-9) -> SlowPoints:
-    """Slow points of the autonomous dynamics found by minimising q = |F(h)|^2 / 2 from the
-    starting states h_start (B, N) (batched L-BFGS, max_iter iterations; then, on the distinct
+def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_newton: int = 8,
+                q_fixed: float = 1e-10, merge_tol: float | None = None, max_points: int | None = None,
+                zero_tol: float = 1e-9) -> Points:
+    """Fixed and slow points of the autonomous dynamics, found by minimising q = |F(h)|^2 / 2 from
+    the starting states h_start (B, N) (batched L-BFGS, max_iter iterations; then, on the distinct
     minima, n_newton damped Gauss-Newton steps (newton_polish), which finish the fixed points
-    quadratically), with the spectrum of the Jacobian at each distinct point.
+    quadratically), with the Jacobian's spectrum at each fixed point.
 
-    q_fixed: a minimum with q <= q_fixed is a fixed point (q in (h / tau)^2 / 2).
-    merge_tol: minima closer than this (Euclidean, units of h) are one point (default
-    0.01 sqrt(N)). slow_ms: a mode is slow when its time constant exceeds this (ms).
-    max_points: analyse at most this many distinct points (lowest q first; default all).
-    zero_tol: a mode counts as unstable when Re lambda > zero_tol (1/tau; rounding leaves an
-    exact zero mode at about +-1e-15).
+    q_fixed: a minimum with q <= q_fixed is a fixed point (q in (h / tau)^2 / 2; 1e-10 is a speed
+    below sqrt(2e-10) / tau). merge_tol: minima closer than this (Euclidean, units of h) are one
+    point (default 0.01 sqrt(N)). max_points: keep at most this many distinct points (lowest q
+    first; default all). zero_tol: modes with |Re lambda| <= zero_tol (1/tau) count as marginal
+    (rounding leaves an exact zero mode at about +-1e-15).
     """
     h_start = np.atleast_2d(np.asarray(h_start, dtype=np.float64))
-    h, q, nit = minimise_q(dyn, h_start, max_iter=max_iter)
+    h, q, _ = minimise_q(dyn, h_start, max_iter=max_iter)
     tol = 0.01 * np.sqrt(dyn.n) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
     if n_newton:  # polish the distinct points only, then merge again (two may meet)
@@ -359,13 +357,10 @@ def find_slow_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 100
     if max_points is not None:
         keep = keep[:max_points]
     hk, qk = h[keep], q[keep]
-    eig = np.array([jacobian_spectrum(dyn, x) for x in hk]).reshape(len(keep), dyn.n)
-    tc = time_constants_ms(eig, dyn.tau_ms)
-    return SlowPoints(
-        h=hk, q=qk, speed_per_s=np.sqrt(2.0 * qk) / dyn.tau_ms * 1000.0, start_index=keep,
-        eigvals=eig, time_constants_ms=tc, n_slow_modes=(tc > slow_ms).sum(axis=1),
-        n_unstable=(eig.real > zero_tol).sum(axis=1), fixed=qk <= q_fixed, slow_ms=float(slow_ms),
-        q_fixed=float(q_fixed), iterations=nit, info={"n_starts": len(h_start), "merge_tol": tol})
+    fixed = qk <= q_fixed
+    eig = np.array([jacobian_spectrum(dyn, x) for x in hk[fixed]]).reshape(int(fixed.sum()), dyn.n)
+    return Points(h=hk, q=qk, speed_per_s=np.sqrt(2.0 * qk) / dyn.tau_ms * 1000.0, fixed=fixed, start_index=keep,
+                  eigvals=eig, tau_ms=float(dyn.tau_ms), q_fixed=float(q_fixed), zero_tol=float(zero_tol))
 
 
 # -- Lyapunov exponent --------------------------------------------------------------------------------
@@ -414,14 +409,15 @@ def memory_states(cfg, sd: dict) -> np.ndarray:
 
 @dataclass
 class MemoryDynamics:
-    """Slow points and the largest Lyapunov exponent of a model's memory period.
+    """The points near a model's memory-period trajectories and the largest Lyapunov exponent
+    along them.
 
-    slow_points: from n_starts_per_trial states per memory trial, evenly spaced over the memory
-    window; lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window
-    [mem_start_ms, mem_T_ms) after a transient of transient_ms before it; starts: (S, N) the
-    starting states."""
+    points: fixed and slow points found from n_starts_per_trial states per memory trial, evenly
+    spaced over the memory window (properties of G's flow, found where this model's state goes);
+    lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window [mem_start_ms,
+    mem_T_ms) after a transient of transient_ms before it; starts: (S, N) the starting states."""
 
-    slow_points: SlowPoints
+    points: Points
     lyapunov_per_s: np.ndarray
     starts: np.ndarray
 
@@ -431,13 +427,13 @@ class MemoryDynamics:
 
 
 def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 4,
-                    max_iter: int = 1000, n_newton: int = 8, q_fixed: float = 1e-10, slow_ms: float = SLOW_MODE_MS,
-                    transient_ms: float = 500.0, max_points: int | None = 8, seed: int = 0) -> MemoryDynamics:
-    """Slow points (find_slow_points) from n_starts_per_trial states per memory-PCA trial,
-    evenly spaced over the memory window [mem_start_ms, mem_T_ms), and the largest Lyapunov
-    exponent of each trial over that window (the tangent vectors align during the transient_ms
-    before it), of the model (cfg, sd). states: memory_states(cfg, sd) when already simulated.
-    max_points caps the eigen-decompositions (N^3 each)."""
+                    max_iter: int = 1000, n_newton: int = 8, q_fixed: float = 1e-10, transient_ms: float = 500.0,
+                    max_points: int | None = 8, seed: int = 0) -> MemoryDynamics:
+    """Points (find_points) from n_starts_per_trial states per memory-PCA trial, evenly spaced over
+    the memory window [mem_start_ms, mem_T_ms), and the largest Lyapunov exponent of each trial
+    over that window (the tangent vectors align during the transient_ms before it), of the model
+    (cfg, sd). states: memory_states(cfg, sd) when already simulated. max_points caps the
+    eigen-decompositions (N^3 each)."""
     a = cfg.analysis
     mem_start = cfg.steps(a.mem_start_ms)
     rec = max(0, mem_start - cfg.steps(transient_ms))
@@ -447,6 +443,5 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     window = h[:, mem_start - rec:]
     idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
     starts = window[:, idx].reshape(-1, dyn.n)
-    sp = find_slow_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, slow_ms=slow_ms,
-                          max_points=max_points)
-    return MemoryDynamics(sp, lyap, starts)
+    pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
+    return MemoryDynamics(pts, lyap, starts)

@@ -1,51 +1,60 @@
 """The one pass that computes every per-model number, and the arrays the notebooks plot.
 
 `analyse` runs each simulation and each expensive computation once: the test trials of the
-trained and of the untrained network, the spontaneous and memory-period PCAs in the configured
-dtype and in float64, the alignment nulls, the slow points and Lyapunov exponents, and the
-duration sweep. Its `metrics` are what `metrics.json` holds and `sysa evaluate --json` prints;
-its `arrays` are what the notebooks draw. `load_or_analyse` keeps both in a model's folder
-(metrics.json, analysis.npz) and recomputes them only when the checkpoint, the configuration or
-the code changed, so a second notebook reads what the first computed.
+trained and of the untrained network, the memory trials in the configured dtype and in float64,
+the alignment nulls, the points and Lyapunov exponents, the noise runs and the duration sweep; what
+G alone determines comes from analysis.network (computed once per G and passed in). Its `metrics`
+are what `metrics.json` holds and `sysa evaluate --json` prints; its `arrays` are what the
+notebooks draw. `load_or_analyse` keeps both in a model's folder (metrics.json, analysis.npz) and
+recomputes them only when the checkpoint, the configuration or the code changed, so a second
+notebook reads what the first computed.
 
 Metric keys (v = input: I on the spontaneous PCs; v = output: w on the memory-period PCs;
-L = 90, 95, 99 % explained variance):
+L = 90, 95, 99 % explained variance; units in the names or given here):
 
-* identity: seed, profile, checkpoint_sha256, epoch, training_id, analysis_id;
+* identity: seed, profile, checkpoint_sha256, epoch, training_id, analysis_id, network_key;
 * training: final_loss, loss_fall_last_20pct, converged (training.convergence; None without
   sysa's training record in the checkpoint);
 * precision (the original's: mean plateau MSE over the test durations), precision_by_duration,
   precision_trained_range and precision_extrapolation (the test durations inside / outside the
-  trained range; None where there is none), precision_untrained, precision_untrained_by_duration
-  (the same network before training);
+  trained range; None where there is none), precision_untrained, precision_untrained_by_duration,
+  precision_untrained_trained_range (the same network before training);
 * weight_correlation (cosine of I and w); the initialisation confound: weight_correlation_init,
   input_drift_cosine, output_drift_cosine, input_drift_norm, output_drift_norm;
-* PCA: pr_{v}_l1, pr_{v}_l2 (participation ratios over all N eigenvectors), dim_spontaneous,
-  dim_memory (activity dimensionality);
+* PCA: pr_{v}_l1, pr_{v}_l2 (participation ratios over all N eigenvectors), dim_spontaneous (a
+  property of G: network_dim_spontaneous), dim_memory;
 * alignment against 1000 random vectors of the same norm: {v}_topk{L}_k, {v}_topk{L}_fraction,
   {v}_topk{L}_null_mean, {v}_topk{L}_null_pct, {v}_var_alignment, {v}_var_alignment_null_mean,
   {v}_var_alignment_null_pct;
 * float32 vs float64 simulation: pr_{v}_l1_f64, pr_{v}_l1_spread, pr_{v}_l2_f64, pr_{v}_l2_spread
   (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_spread, {v}_var_alignment_spread;
-* memory dynamics: n_slow_points, n_fixed_points, n_slow_modes, n_unstable_modes,
-  slowest_time_constant_ms (None without a fixed point), slow_point_min_q,
-  slow_point_max_speed_per_s, lyapunov_max_per_s, lyapunov_per_s_by_duration (1/s);
-* plateau: plateau_drift_per_s (mean |slope| over the test durations, output units per s),
-  plateau_drift_per_s_by_duration; generalisation_rmse_trained_range and
-  generalisation_rmse_outside_range (over the 10-400 ms sweep), plateau_hold_ms_min,
-  plateau_hold_ms_median, plateau_hold_fraction_held.
+* the network G (analysis.network): network_key, network_dim_spontaneous,
+  network_lyapunov_spontaneous_per_s, network_n_fixed_points, network_n_slow_points,
+  network_points;
+* the memory period: memory_points (the fixed and slow points near the memory trajectories, each
+  with its speed), memory_n_fixed_points, memory_n_slow_points, memory_min_point_speed_per_s,
+  lyapunov_max_per_s and lyapunov_per_s_by_duration (largest finite-time Lyapunov exponent along
+  the memory trajectories, 1/s);
+* the plateau (analysis.plateau): plateau_held_trained_window (the share of the in-range test
+  durations whose output stays within 10 % of its target from the cost onset to the end of the
+  trained window), plateau_steady_trained_window (the share whose output stays within 10 % of the
+  target around its own mean there: it holds a value, on target or not), plateau_hold_ms_by_duration, plateau_drift_per_s (mean |slope|, output units
+  per s) and plateau_drift_per_s_by_duration; over the 10-400 ms sweep:
+  generalisation_rmse_trained_range, generalisation_rmse_outside_range, sweep_hold_ms_min,
+  sweep_hold_ms_median (ms, capped at 10 s), sweep_held_trained_window (share of the sweep);
+* the mechanism (analysis.mechanism): plateau_state_speed_per_s, state_travel,
+  precision_noise_0.01, precision_noise_0.03, precision_noise_0.1, readout_pcs_needed,
+  memory_mechanism ("attractor", "transient", "no memory").
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import files
 from ..config import Config
@@ -53,14 +62,16 @@ from ..model import init_weights, run
 from ..runtime import limited
 from ..task import fixed_trials
 from ..training import convergence
-from . import alignment, dynamics, pca, plateau, precision
+from . import alignment, dynamics, mechanism, pca, plateau, precision
+from .network import NetworkAnalysis, analyse_network
+from .network import load_or_analyse as load_or_analyse_network
 
 #: which model, checkpoint and configuration the numbers are of (always present)
 IDENTITY_KEYS = ("seed", "profile", "checkpoint_sha256", "epoch", "training_id", "analysis_id")
 #: the numbers of SPEC section 5 (with the identity, all that `sysa evaluate --core-only` gives)
 CORE_KEYS = ("precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
              "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory")
-#: how many leading PCs the trajectories are projected on for the figures
+#: how many leading memory PCs the figures project on and the subspace comparisons use
 N_PROJECTED = 3
 
 
@@ -73,30 +84,8 @@ class ModelAnalysis:
     arrays: dict
 
 
-@dataclass
-class NetworkAnalysis:
-    """What depends on G alone (with g and the analysis settings): the spontaneous activity's
-    PCs in the configured dtype and in float64."""
-
-    spontaneous: pca.PCA
-    spontaneous_f64: pca.PCA
-
-
 def _with_dtype(cfg: Config, dtype: str) -> Config:
     return replace(cfg, model=replace(cfg.model, dtype=dtype))
-
-
-def analyse_network(cfg: Config, G: torch.Tensor) -> NetworkAnalysis:
-    """The analyses of the recurrent network itself (spontaneous PCA, float32 and float64)."""
-    sd = {"G": G, "I": torch.zeros(G.shape[0], 1), "w": torch.zeros(G.shape[0], 1),
-          "h0": torch.zeros(G.shape[0])}
-    sp = pca.spontaneous_pca(cfg, sd)
-    sp64 = sp if cfg.model.dtype == "float64" else pca.spontaneous_pca(_with_dtype(cfg, "float64"), sd)
-    return NetworkAnalysis(sp, sp64)
-
-
-def _finite_or_none(x):
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256: str | None = None,
@@ -107,9 +96,9 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     core_only: only the identity and the numbers of SPEC section 5 (IDENTITY_KEYS, CORE_KEYS), no
     arrays. checkpoint_sha256, epoch: recorded with the numbers. training: sysa's training record in
     the checkpoint (files.load_checkpoint's "extra": the monitor losses give the convergence keys;
-    None for checkpoints without one). network: analyse_network(cfg, sd["G"]) when already computed.
-    threads: thread cap (runtime.limited; one thread makes the numbers independent of the machine's
-    core count).
+    None for checkpoints without one). network: the analysis of sd["G"] (analysis.network), computed
+    here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
+    independent of the machine's core count).
     """
     with limited(threads):
         return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network)
@@ -125,26 +114,32 @@ def training_summary(cfg: Config, training: dict | None) -> dict:
     return {"final_loss": c["final_loss"], "loss_fall_last_20pct": c["loss_fall"], "converged": c["converged"]}
 
 
+def _by_duration(values: dict) -> dict:
+    return {str(int(k)): v for k, v in values.items()}
+
+
 def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) -> ModelAnalysis:
     sd = {k: v.detach().cpu() for k, v in sd.items()}
     ev = precision.evaluate(cfg, sd)
-    net = network or analyse_network(cfg, sd["G"])
+    # the original's numbers need only G's spontaneous PCs, not the rest of its analysis
+    net = network if network is not None or core_only else analyse_network(cfg, sd["G"], threads=None)
+    spont = net.spontaneous if net is not None else pca.spontaneous_pca(cfg, sd)
     traj = pca.memory_trajectories(cfg, sd)
     mem = pca.memory_pca(cfg, sd, traj)
     I, w = sd["I"].double().numpy().reshape(-1), sd["w"].double().numpy().reshape(-1)
-    pr_in = pca.participation_ratios(I, net.spontaneous.eigvecs)
+    pr_in = pca.participation_ratios(I, spont.eigvecs)
     pr_out = pca.participation_ratios(w, mem.eigvecs)
     m: dict = {
         "seed": cfg.seed, "profile": cfg.profile, "checkpoint_sha256": checkpoint_sha256, "epoch": epoch,
         "training_id": cfg.training_id(), "analysis_id": cfg.analysis_id(),
         "precision": ev.precision,
-        "precision_by_duration": {str(k): v for k, v in ev.precision_by_duration.items()},
+        "precision_by_duration": _by_duration(ev.precision_by_duration),
         "precision_trained_range": ev.precision_trained_range,
         "precision_extrapolation": ev.precision_extrapolation,
         "weight_correlation": precision.weight_correlation(sd["I"], sd["w"]),
         "pr_input_l1": pr_in["l1"], "pr_input_l2": pr_in["l2"],
         "pr_output_l1": pr_out["l1"], "pr_output_l2": pr_out["l2"],
-        "dim_spontaneous": net.spontaneous.dimensionality, "dim_memory": mem.dimensionality,
+        "dim_spontaneous": spont.dimensionality, "dim_memory": mem.dimensionality,
     }
     if core_only:
         return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
@@ -152,18 +147,20 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     m.update(training_summary(cfg, training))
     untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
     m["precision_untrained"] = untrained.precision
-    m["precision_untrained_by_duration"] = {str(k): v for k, v in untrained.precision_by_duration.items()}
+    m["precision_untrained_by_duration"] = _by_duration(untrained.precision_by_duration)
+    m["precision_untrained_trained_range"] = untrained.precision_trained_range
     m.update(precision.init_confound(cfg, sd))
     for name, vec, p in (("input", I, net.spontaneous), ("output", w, mem)):
         for k, v in alignment.alignment(vec, p, seed=0).items():
             m[f"{name}_{k}"] = v
 
     # float64: one simulation of the memory trials gives the PCA for the spread and the states
-    # for the dynamics
+    # for the dynamics and the mechanism
     cfg64 = _with_dtype(cfg, "float64")
     a = cfg.analysis
     _, rates64, states = run(cfg64, sd, fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms).x,
                              return_r=True, return_h=True)
+    states = states.numpy()
     mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg64, sd, rates64.numpy())
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
                                     I, w)
@@ -176,53 +173,72 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
             if k not in ("l1", "l2"):
                 m[f"{name}_{k}_spread"] = v["spread"]
 
-    md = dynamics.memory_dynamics(cfg, sd, states=states.numpy())
-    summ = md.slow_points.summary()
+    m.update(net.metrics())
+    md = dynamics.memory_dynamics(cfg, sd, states=states)
+    pts = md.points
+    moving = pts.speed_per_s[~pts.fixed]
     m.update({
-        "n_slow_points": summ["n_slow_points"], "n_fixed_points": summ["n_fixed_points"],
-        "n_slow_modes": summ["n_slow_modes"], "n_unstable_modes": summ["n_unstable_modes"],
-        "slowest_time_constant_ms": _finite_or_none(summ["slowest_time_constant_ms"]),
-        "slow_point_min_q": _finite_or_none(summ["min_q"]),
-        "slow_point_max_speed_per_s": _finite_or_none(summ["max_speed_per_s"]),
+        "memory_points": pts.records(), "memory_n_fixed_points": int(pts.fixed.sum()),
+        "memory_n_slow_points": int((~pts.fixed).sum()),
+        "memory_min_point_speed_per_s": float(moving.min()) if moving.size else None,
         "lyapunov_max_per_s": md.lyapunov_max_per_s,
-        "lyapunov_per_s_by_duration": {str(int(d)): float(v) for d, v in
-                                       zip(cfg.analysis.durations_ms, md.lyapunov_per_s)},
+        "lyapunov_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_per_s)))),
     })
-    drift = plateau.plateau_drift(ev)
-    m["plateau_drift_per_s"] = float(np.mean(np.abs(list(drift.values()))))
-    m["plateau_drift_per_s_by_duration"] = {str(k): float(v) for k, v in drift.items()}
+
+    hold = plateau.hold(cfg, ev)
+    in_range = [d for d in hold.held_trained_window if cfg.in_trained_range(d)]
+    held = float(np.mean([hold.held_trained_window[d] for d in in_range])) if in_range else None
+    steady = float(np.mean([hold.steady_trained_window[d] for d in in_range])) if in_range else None
+    m.update({
+        "plateau_held_trained_window": held, "plateau_steady_trained_window": steady,
+        "plateau_hold_ms_by_duration": _by_duration(hold.hold_ms),
+        "plateau_drift_per_s": float(np.mean(np.abs(list(hold.drift_per_s.values())))),
+        "plateau_drift_per_s_by_duration": _by_duration(hold.drift_per_s),
+    })
     gen = plateau.generalisation(cfg, sd)
     inr, outr = gen.rmse[gen.in_training_range], gen.rmse[~gen.in_training_range]
     m.update({
         "generalisation_rmse_trained_range": float(inr.mean()) if inr.size else None,
         "generalisation_rmse_outside_range": float(outr.mean()) if outr.size else None,
-        "plateau_hold_ms_min": float(gen.hold_ms.min()),
-        "plateau_hold_ms_median": float(np.median(gen.hold_ms)),
-        "plateau_hold_fraction_held": float(gen.held.mean()),
+        "sweep_hold_ms_min": float(gen.hold_ms.min()),
+        "sweep_hold_ms_median": float(np.median(gen.hold_ms)),
+        "sweep_held_trained_window": float(gen.held_trained_window.mean()),
     })
+
+    ds = mechanism.in_range_durations(cfg)
+    idx = [list(a.durations_ms).index(d) for d in ds]
+    speed = float(np.median(mechanism.state_speed_per_s(cfg, states[idx]))) if ds else None
+    travel = mechanism.state_travel(cfg, speed) if speed is not None else None
+    m.update({"plateau_state_speed_per_s": speed, "state_travel": travel})
+    for sigma in mechanism.NOISE_SIGMAS:
+        m[f"precision_noise_{sigma:g}"] = mechanism.noise_precision(cfg, sd, sigma) if ds else None
+    m["readout_pcs_needed"] = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
+    inr = ev.precision_trained_range
+    improvement = untrained.precision_trained_range / inr if inr and untrained.precision_trained_range else None
+    m["memory_mechanism"] = mechanism.mechanism(improvement, travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
 
 
 def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
-    """What the notebooks draw: the test trials (eval_*), the PCs' eigenvalues and the loadings of I
-    and w on them (spont_*, mem_*), the memory trials and the slow points projected on the leading
-    memory PCs (traj_*, slow_*), the slow points' spectra, and the duration sweep (gen_*)."""
+    """What the notebooks and the population report draw: the test trials (eval_*), the PCs'
+    eigenvalues and the loadings of I and w on them (spont_*, mem_*), the leading memory PCs
+    (mem_pcs, N x N_PROJECTED), the memory trials and the points projected on them (traj_*,
+    points_*), and the duration sweep (gen_*)."""
     E = mem.eigvecs[:, :N_PROJECTED]
     mean = traj.reshape(-1, traj.shape[-1]).mean(0)
-    sp = md.slow_points
+    pts = md.points
     return {
         "eval_t_ms": ev.t_ms, "eval_durations_ms": np.asarray(ev.durations_ms), "eval_x": ev.x,
         "eval_y": ev.y, "eval_target": ev.target,
         "spont_eigvals": net.spontaneous.eigvals, "spont_coef_I": net.spontaneous.eigvecs.T @ I,
-        "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w,
+        "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w, "mem_pcs": E,
         "traj_pcs": (traj - mean) @ E, "traj_phase_steps": np.array(
             [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),
-        "slow_pcs": (np.tanh(sp.h) - mean) @ E if len(sp) else np.zeros((0, N_PROJECTED)),
-        "slow_q": sp.q, "slow_speed_per_s": sp.speed_per_s, "slow_fixed": sp.fixed,
-        "slow_time_constants_ms": sp.time_constants_ms, "slow_ms": np.array(sp.slow_ms),
+        "points_pcs": (np.tanh(pts.h) - mean) @ E if len(pts) else np.zeros((0, N_PROJECTED)),
+        "points_speed_per_s": pts.speed_per_s, "points_fixed": pts.fixed,
         "gen_durations_ms": gen.durations_ms, "gen_target": gen.target, "gen_plateau": gen.plateau,
         "gen_in_range": gen.in_training_range, "gen_hold_ms": gen.hold_ms, "gen_horizon_ms": np.array(gen.horizon_ms),
-        "gen_tolerance": np.array(gen.tolerance),
+        "gen_trained_window_ms": np.array(gen.trained_window_ms),
     }
 
 
@@ -260,14 +276,16 @@ def save(result: ModelAnalysis, folder: Path, key: str) -> None:
 
 
 def load_or_analyse(cfg: Config, sd: dict, folder: Path, checkpoint_sha256: str, epoch: int | None = None,
-                    training: dict | None = None, network: NetworkAnalysis | None = None) -> tuple[ModelAnalysis, bool]:
+                    training: dict | None = None, network_folder: Path | None = None) -> tuple[ModelAnalysis, bool]:
     """The analysis of the model in `folder`: read from its cache when the checkpoint, configuration
-    and code are those it was computed from, else computed (analyse) and cached. Returns
-    (analysis, computed: whether it was computed now)."""
+    and code are those it was computed from, else computed (analyse) and cached; the network's
+    analysis is read from (or cached in) network_folder (analysis.network.load_or_analyse; default
+    `folder`). Returns (analysis, computed: whether it was computed now)."""
     key = cache_key(cfg, checkpoint_sha256)
     got = load(folder, key)
     if got is not None:
         return got, False
-    result = analyse(cfg, sd, checkpoint_sha256=checkpoint_sha256, epoch=epoch, training=training, network=network)
+    net = load_or_analyse_network(cfg, sd["G"], network_folder or folder)
+    result = analyse(cfg, sd, checkpoint_sha256=checkpoint_sha256, epoch=epoch, training=training, network=net)
     save(result, folder, key)
     return result, True

@@ -16,12 +16,11 @@ from ..task import fixed_trials
 
 @dataclass
 class PCA:
-    """Eigen-decomposition of an activity covariance: eigenvalues descending (N,), eigenvectors
-    as columns (N, N), and the covariance itself (float64)."""
+    """Eigen-decomposition of an activity covariance (float64): eigenvalues descending (N,) and
+    the eigenvectors as columns (N, N)."""
 
     eigvals: np.ndarray
     eigvecs: np.ndarray
-    cov: np.ndarray
 
     @property
     def explained(self) -> np.ndarray:
@@ -42,7 +41,7 @@ def covariance(x_tn: np.ndarray, ddof: int) -> np.ndarray:
 
 def pca_of(cov: np.ndarray) -> PCA:
     lam, vec = np.linalg.eigh(cov)  # symmetric solver, ascending
-    return PCA(lam[::-1].copy(), vec[:, ::-1].copy(), cov)
+    return PCA(lam[::-1].copy(), vec[:, ::-1].copy())
 
 
 def spontaneous_rates(cfg: Config, sd: dict) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""The output's plateau: its drift during the memory period, how it generalises to pulse
-durations beyond the trained range, and how long it holds.
+"""The output's plateau: how long it stays on its target, how it drifts, and how it generalises
+to pulse durations beyond the trained range.
 
-Times in ms, the output y in the task's units (target = thresh * duration_ms).
+The plateau holds while |y - target| <= HOLD_TOLERANCE * target, target = thresh * duration,
+counted from the cost onset; the trained window ends at Nt_ms, so a network that does the task
+holds at least Nt_ms - cost_onset_ms. Times in ms, the output y in the task's units.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from ..task import build_trials
 
 #: default durations of the generalisation sweep: 10 .. 400 ms every 10 ms
 SWEEP_MS = tuple(range(10, 401, 10))
-#: default horizon over which the plateau must hold (ms after cost onset)
+#: how long after the cost onset the sweep follows each plateau (ms)
 HOLD_HORIZON_MS = 10000
-#: default tolerance: the plateau holds while |y - y(cost onset)| <= this share of the target
+#: the plateau holds while |y - target| <= this share of the target
 HOLD_TOLERANCE = 0.1
 
 
@@ -29,16 +31,45 @@ def slope_per_s(t_ms: np.ndarray, y: np.ndarray) -> float:
     return float((tc @ (y - y.mean())) / (tc @ tc) * 1000.0)
 
 
-def plateau_drift(evaluation) -> dict:
-    """The output's drift during the plateau of each evaluation trial (sysa_core.analysis.
-    Evaluation): the least-squares slope of y over the window where the target is the plateau
-    (target > 0: from cost onset to the end of the evaluation run, i.e. including the
-    eval_extra_ms beyond the trained trial), in output units per second. {duration_ms: slope}."""
-    out = {}
-    for i, d in enumerate(evaluation.durations_ms):
-        win = evaluation.target[i] > 0
-        out[int(d)] = slope_per_s(evaluation.t_ms[win], evaluation.y[i, win])
-    return out
+def hold_ms(y_after: np.ndarray, target: np.ndarray, dt_ms: float, tolerance: float = HOLD_TOLERANCE) -> np.ndarray:
+    """For outputs y (D, T) from the cost onset on and their plateau targets (D,): the time (ms)
+    until |y - target| first exceeds tolerance * target, or the whole span T * dt when it never does."""
+    out = np.abs(np.asarray(y_after, dtype=np.float64) - target[:, None]) > tolerance * np.abs(target[:, None])
+    first = np.where(out.any(axis=1), out.argmax(axis=1), out.shape[1])
+    return first * float(dt_ms)
+
+
+@dataclass
+class Hold:
+    """How the test trials' plateaus hold (analysis.precision.Evaluation, run for Nt + eval_extra_ms).
+
+    hold_ms {duration: ms from the cost onset until the output leaves the band around its target,
+    capped at the end of the run}; held_trained_window {duration: it stayed in that band up to Nt};
+    steady_trained_window {duration: over the trained window the output stayed within
+    HOLD_TOLERANCE * target of its own mean there: it holds a value, on target or not};
+    drift_per_s {duration: least-squares slope of the output over the plateau, output units per s}."""
+
+    hold_ms: dict
+    held_trained_window: dict
+    steady_trained_window: dict
+    drift_per_s: dict
+    trained_window_ms: float
+
+
+def hold(cfg, evaluation) -> Hold:
+    """The hold of each test trial's plateau and its drift (over the whole evaluation run after the
+    cost onset, the eval_extra_ms beyond the trained trial included)."""
+    ev = evaluation
+    cost = cfg.steps(cfg.task.cost_onset_ms)
+    window = cfg.task.Nt_ms - cfg.task.cost_onset_ms
+    target = np.array([cfg.task.thresh * d for d in ev.durations_ms])
+    ms = hold_ms(ev.y[:, cost:], target, cfg.model.dt_ms)
+    win = np.asarray(ev.y[:, cost:cfg.steps(cfg.task.Nt_ms)], dtype=np.float64)
+    steady = np.abs(win - win.mean(axis=1, keepdims=True)).max(axis=1) <= HOLD_TOLERANCE * target
+    drift = {int(d): slope_per_s(ev.t_ms[cost:], ev.y[i, cost:]) for i, d in enumerate(ev.durations_ms)}
+    return Hold({int(d): float(v) for d, v in zip(ev.durations_ms, ms)},
+                {int(d): bool(v >= window) for d, v in zip(ev.durations_ms, ms)},
+                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift, float(window))
 
 
 @dataclass
@@ -46,63 +77,51 @@ class Generalisation:
     """Plateau against pulse duration (one trial per duration, onset eval_onset_ms).
 
     durations_ms (D,); target (D,) = thresh * duration; plateau (D,) = mean of y over the trained
-    plateau window [cost_onset_ms, Nt_ms); error (D,) = plateau - target; rmse (D,) = root mean
-    square of y - target over the same window (the square root of the precision loss);
-    in_training_range (D,) bool: the duration lies in the trained range [O_off - SO_off,
-    O_off + SO_off); hold_ms (D,): time from cost onset until |y(t) - y(cost onset)| first
-    exceeds tolerance * target, or horizon_ms when it never does within the horizon;
-    held (D,) bool: it never did; horizon_ms, tolerance; t_ms (T,) time from trial start;
-    y (D, T) the outputs."""
+    plateau window [cost_onset_ms, Nt_ms); rmse (D,) = root mean square of y - target over the
+    same window (the square root of the precision loss); in_training_range (D,) bool; hold_ms
+    (D,): hold_ms over horizon_ms after the cost onset; held_trained_window (D,) bool: it held up
+    to Nt; horizon_ms; trained_window_ms (Nt - cost onset)."""
 
     durations_ms: np.ndarray
     target: np.ndarray
     plateau: np.ndarray
-    error: np.ndarray
     rmse: np.ndarray
     in_training_range: np.ndarray
     hold_ms: np.ndarray
-    held: np.ndarray
+    held_trained_window: np.ndarray
     horizon_ms: float
-    tolerance: float
-    t_ms: np.ndarray
-    y: np.ndarray
+    trained_window_ms: float
 
 
 def sweep_durations(cfg, durations_ms=None) -> tuple:
     """The sweep's durations: SWEEP_MS by default, keeping those whose pulse at eval_onset_ms
-    ends before cost onset (the task's constraint; all of them for the paper and quick
-    profiles)."""
+    ends before cost onset (the task's constraint)."""
     ds = SWEEP_MS if durations_ms is None else tuple(int(d) for d in durations_ms)
     t = cfg.task
-    keep = tuple(d for d in ds if d > 0 and cfg.analysis.eval_onset_ms + d < t.cost_onset_ms)
+    keep = tuple(d for d in ds if d > 0 and cfg.analysis.eval_onset_ms + d < t.cost_onset_ms
+                 and abs(d / cfg.model.dt_ms - round(d / cfg.model.dt_ms)) < 1e-9)
     if not keep:
         raise ValueError(f"no duration of {ds} ends before cost onset ({t.cost_onset_ms} ms) "
                          f"with onset {cfg.analysis.eval_onset_ms} ms")
     return keep
 
 
-def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HORIZON_MS,
-                   tolerance: float = HOLD_TOLERANCE) -> Generalisation:
-    """Plateau value, error and hold time against pulse duration, from one batched simulation
-    of cost_onset + horizon_ms ms (default durations: sweep_durations(cfg))."""
+def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HORIZON_MS) -> Generalisation:
+    """Plateau value, error and hold against pulse duration, from one batched simulation of
+    cost_onset + horizon_ms ms (default durations: sweep_durations(cfg))."""
     ds = sweep_durations(cfg, durations_ms)
     t = cfg.task
     onset, cost = cfg.steps(cfg.analysis.eval_onset_ms), cfg.steps(t.cost_onset_ms)
-    nt, T = cfg.steps(t.Nt_ms), cost + cfg.steps(horizon_ms)
-    T = max(T, nt)
+    nt = cfg.steps(t.Nt_ms)
+    T = max(cost + cfg.steps(horizon_ms), nt)
     dur = torch.tensor([cfg.steps(d) for d in ds])
     tr = build_trials(cfg, torch.full((len(ds),), onset), dur, T)
     y = run(cfg, sd, tr.x).double().numpy()
     target = t.thresh * np.asarray(ds, dtype=np.float64)
     win = y[:, cost:nt]
-    plateau = win.mean(axis=1)
-    rmse = np.sqrt(((win - target[:, None]) ** 2).mean(axis=1))
-    after = y[:, cost:cost + cfg.steps(horizon_ms)]
-    out_of_band = np.abs(after - after[:, :1]) > tolerance * target[:, None]
-    held = ~out_of_band.any(axis=1)
-    first = np.where(held, after.shape[1], out_of_band.argmax(axis=1))
-    hold_ms = np.minimum(first * cfg.model.dt_ms, horizon_ms)
+    window = t.Nt_ms - t.cost_onset_ms
+    ms = hold_ms(y[:, cost:cost + cfg.steps(horizon_ms)], target, cfg.model.dt_ms)
     d_arr = np.asarray(ds, dtype=np.float64)
-    in_range = np.array([cfg.in_trained_range(d) for d in d_arr])
-    return Generalisation(d_arr, target, plateau, plateau - target, rmse, in_range, hold_ms.astype(np.float64),
-                          held, float(horizon_ms), float(tolerance), np.arange(T) * cfg.model.dt_ms, y)
+    return Generalisation(d_arr, target, win.mean(axis=1), np.sqrt(((win - target[:, None]) ** 2).mean(axis=1)),
+                          np.array([cfg.in_trained_range(d) for d in d_arr]), ms, ms >= window,
+                          float(horizon_ms), float(window))

@@ -1,38 +1,54 @@
-"""Population of seeds: the table of per-seed metrics read from a run folder (never retrains)."""
+"""The seeds of a run as a population, read from their folders (nothing is retrained or
+recomputed): the table of per-seed metrics, which measures are per-seed predictors, the network
+G's analysis (once when the seeds share G), the duration -> plateau curves, the error over time,
+the overlap of the seeds' memory subspaces, and the plain-words answer to the original question.
+"""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import files
 from ..errors import UserError
+from . import network as _network
+from . import stats
+from .mechanism import subspace_overlap
 from .metrics import IDENTITY_KEYS
 
-COLUMNS = ["seed", "precision", "precision_untrained", "weight_correlation", "pr_input_l1", "pr_input_l2",
-           "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"]
+#: the table's leading columns (every other scalar metric follows)
+COLUMNS = ["seed", "precision", "precision_trained_range", "precision_extrapolation", "precision_untrained",
+           "converged", "plateau_held_trained_window", "memory_mechanism", "weight_correlation", "pr_input_l1",
+           "pr_input_l2", "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"]
 
-#: the measures the population report sets against precision, with their labels
-MEASURES = {
-    "weight_correlation": "I–w cosine",
-    "output_drift_cosine": "cos(w, w_init)",
-    "pr_input_l1": "PR of I (l1)",
-    "pr_output_l1": "PR of w (l1)",
-    "input_topk90_fraction": "|I|² share in top PCs (90 %)",
-    "output_topk90_fraction": "|w|² share in top PCs (90 %)",
-    "input_var_alignment": "I variance alignment",
-    "output_var_alignment": "w variance alignment",
-    "dim_spontaneous": "spontaneous dimensionality",
-    "dim_memory": "memory dimensionality",
-    "lyapunov_max_per_s": "largest Lyapunov exponent (1/s)",
-    "plateau_drift_per_s": "plateau drift (1/s)",
+#: measures of one trained model (they depend on its I and w) set against precision, with labels
+PREDICTORS = {
+    "weight_correlation": "I–w cosine (dimensionless)",
+    "output_drift_cosine": "cos(w, w at init) (dimensionless)",
+    "pr_input_l1": "PR of I (l1, PCs)",
+    "pr_output_l1": "PR of w (l1, PCs)",
+    "input_topk90_fraction": "|I|² in top spont. PCs (fraction)",
+    "output_topk90_fraction": "|w|² in top memory PCs (fraction)",
+    "dim_memory": "memory dimensionality (PCs)",
+    "lyapunov_max_per_s": "memory Lyapunov exp. (1/s)",
+    "plateau_state_speed_per_s": "state speed in hold (1/s)",
+    "readout_pcs_needed": "PCs the readout needs (PCs)",
 }
-
-
-def measures_in(df: pd.DataFrame) -> dict:
-    """The MEASURES present in df with at least two distinct values."""
-    return {k: v for k, v in MEASURES.items() if k in df and df[k].nunique(dropna=True) > 1}
+#: measures of the network G alone: predictors only when the seeds do not share G
+NETWORK_MEASURES = {
+    "network_dim_spontaneous": "spontaneous dimensionality (PCs)",
+    "network_lyapunov_spontaneous_per_s": "spontaneous Lyapunov exp. (1/s)",
+    "network_n_fixed_points": "fixed points of G's flow (count)",
+}
+#: the precisions every measure is tested against
+TARGETS = ("precision", "precision_trained_range")
+#: the range of values a measure can take (fitted lines are clipped to it)
+BOUNDS = {"weight_correlation": (-1, 1), "output_drift_cosine": (-1, 1), "pr_input_l1": (1, None),
+          "pr_output_l1": (1, None), "input_topk90_fraction": (0, 1), "output_topk90_fraction": (0, 1),
+          "dim_memory": (1, None), "readout_pcs_needed": (0, None), "plateau_state_speed_per_s": (0, None),
+          "network_dim_spontaneous": (1, None), "network_n_fixed_points": (0, None)}
 
 
 def metrics_files(run_dir: Path) -> list[Path]:
@@ -40,7 +56,8 @@ def metrics_files(run_dir: Path) -> list[Path]:
 
 
 def table(run_dir: Path, seeds=None) -> pd.DataFrame:
-    """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`)."""
+    """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`): the
+    scalar metrics, precision_<d>ms per test duration, and the network key."""
     rows = []
     for f in metrics_files(run_dir):
         rec = files.record_path(f.parent)  # in a pipeline run, only seeds whose chain completed
@@ -52,9 +69,10 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
         row = {k: m.get(k) for k in COLUMNS}
         for d, v in (m.get("precision_by_duration") or {}).items():
             row[f"precision_{d}ms"] = v
+        row["network_key"] = m.get("network_key")
         # every other scalar metric (alignment, confound, dynamics, ...) after the main columns
         row.update({k: v for k, v in m.items() if k not in row and k not in IDENTITY_KEYS
-                    and (isinstance(v, (int, float)) or v is None) and not isinstance(v, bool)})
+                    and (isinstance(v, (int, float, str)) or v is None)})
         rows.append(row)
     if not rows:
         raise UserError(f"{run_dir}: no seed_*/metrics.json found; run the per-seed notebooks "
@@ -71,6 +89,85 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     files.write_text(path, df.to_csv(index=False))
 
 
+def shares_G(df: pd.DataFrame) -> bool:
+    """Whether every seed of the table has the same network (and so the same G)."""
+    return df["network_key"].nunique(dropna=False) == 1
+
+
+def predictors(df: pd.DataFrame) -> dict:
+    """The measures set against precision: PREDICTORS, and NETWORK_MEASURES when the seeds do not
+    share G; those present with at least two distinct values."""
+    cand = dict(PREDICTORS) if shares_G(df) else {**PREDICTORS, **NETWORK_MEASURES}
+    return {k: v for k, v in cand.items() if k in df and df[k].nunique(dropna=True) > 1}
+
+
+def statistics(df: pd.DataFrame, seed: int = 0, pool_by: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Every predictor against both precisions (stats.against, Holm across the table), with what a
+    table of this size could detect (stats.power_summary)."""
+    meas = predictors(df)
+    t = stats.against(df, list(meas), TARGETS, seed=seed, pool_by=pool_by)
+    n = int(t["n"].max()) if len(t) else len(df)
+    return t, stats.power_summary(n, len(t))
+
+
+def networks(run_dir: Path, df: pd.DataFrame) -> list[_network.NetworkAnalysis]:
+    """The network analyses of the table's seeds (one when they share G), read from the run folder."""
+    out = []
+    for key in dict.fromkeys(df["network_key"].dropna()):
+        net = _network.load(run_dir, key)
+        if net is not None:
+            out.append(net)
+    return out
+
+
+def _arrays(run_dir: Path, seed: int) -> dict:
+    with np.load(files.arrays_path(files.seed_dir(run_dir, seed)), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def plateau_curves(runs: dict) -> pd.DataFrame:
+    """The duration sweep of every seed: columns ensemble, seed, duration_ms, plateau, target,
+    in_range (runs: {ensemble: (run_dir, seeds)})."""
+    rows = []
+    for ens, (run_dir, seeds) in runs.items():
+        for s in seeds:
+            a = _arrays(run_dir, s)
+            rows.append(pd.DataFrame({"ensemble": ens, "seed": s, "duration_ms": a["gen_durations_ms"],
+                                      "plateau": a["gen_plateau"], "target": a["gen_target"],
+                                      "in_range": a["gen_in_range"]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def error_over_time(runs: dict, cfg) -> pd.DataFrame:
+    """|output - target| / target of the in-range test trials from the cost onset to the end of the
+    evaluation run, every seed: columns ensemble, seed, duration_ms, time_s (since the pulse's
+    onset), rel_error."""
+    rows = []
+    for ens, (run_dir, seeds) in runs.items():
+        for s in seeds:
+            a = _arrays(run_dir, s)
+            t = a["eval_t_ms"]
+            after = t >= cfg.task.cost_onset_ms
+            for d, y, tg in zip(a["eval_durations_ms"], a["eval_y"], a["eval_target"]):
+                if not cfg.in_trained_range(float(d)):
+                    continue
+                target = cfg.task.thresh * float(d)
+                rows.append(pd.DataFrame({"ensemble": ens, "seed": s, "duration_ms": int(d),
+                                          "time_s": (t[after] - cfg.analysis.eval_onset_ms) / 1000.0,
+                                          "rel_error": np.abs(y[after] - target) / target}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["ensemble", "seed", "duration_ms", "time_s", "rel_error"])
+
+
+def subspace_overlaps(runs: dict) -> pd.DataFrame:
+    """The overlap (mean squared cosine of the principal angles, mechanism.subspace_overlap) of the
+    leading memory PCs of every pair of seeds of every ensemble; labels "<ensemble> <seed>"."""
+    pcs = {f"{ens} {s}": _arrays(run_dir, s)["mem_pcs"] for ens, (run_dir, seeds) in runs.items() for s in seeds}
+    labels = list(pcs)
+    m = np.array([[subspace_overlap(pcs[a], pcs[b]) for b in labels] for a in labels])
+    return pd.DataFrame(m, index=labels, columns=labels)
+
+
 def inputs_digest(run_dir: Path, seeds) -> str:
     """A fingerprint of the metrics a population report was made from."""
     h = hashlib.sha256()
@@ -79,3 +176,55 @@ def inputs_digest(run_dir: Path, seeds) -> str:
         h.update(str(s).encode())
         h.update(f.read_bytes() if f.exists() else b"-")
     return h.hexdigest()[:16]
+
+
+# -- the answer ---------------------------------------------------------------------------------------
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame, power: dict,
+           labels: dict | None = None) -> list[str]:
+    """The original question answered in plain words from the run: is the I-w cosine learned or
+    inherited (it takes the control ensemble), does any measure predict precision at this n after
+    correction, what holds the memory, and how many seeds a decisive answer needs. One sentence
+    (or two) per point."""
+    labels = labels or {**PREDICTORS, **NETWORK_MEASURES}
+    out = []
+    cos, cos0 = main["weight_correlation"], main["weight_correlation_init"]
+    if control is not None and len(control):
+        c, c0 = control["weight_correlation"], control["weight_correlation_init"]
+        moved = float((c - c0).median())
+        verdict = ("inherited from the initialisation: training does not create it"
+                   if abs(moved) < 0.1 else "learned: training creates it from an unaligned start")
+        out.append(f"The I–w cosine is {verdict}. In the seed-compatible ensemble it ends at {_fmt(cos.median())} "
+                   f"(median over {len(main)} seeds; {_fmt(cos0.median())} at initialisation); in the control "
+                   f"ensemble, where I and w start independent ({_fmt(c0.median())}), it ends at {_fmt(c.median())} "
+                   f"(median change {moved:+.2f}).")
+    else:
+        out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
+                   f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
+                   f"the control ensemble (sysa run --control).")
+    out.append(stats.summary_sentence(table, labels))
+    counts = main["memory_mechanism"].value_counts()
+    parts = [f"{k}: {v}" for k, v in counts.items()]
+    speed = main["plateau_state_speed_per_s"].median()
+    pcs = main["readout_pcs_needed"].median()
+    if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
+        how = ("the state keeps moving while the output holds and the readout is fitted to cancel its motion"
+               if counts.index[0] == "transient" else "the state settles while the output holds")
+        out.append(f"All {len(main)} networks hold the plateau by a {counts.index[0]}: {how} (median relative state "
+                   f"speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median).")
+    else:
+        out.append(f"The networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
+                   f"speed {speed:.3g} /s).")
+    crit = power["critical_rho"]
+    det = power["detectable_rho"]
+    reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
+             f"detected with 80 % power" if crit is not None and det is not None
+             else f"no correlation can reach p < 0.05 at n = {power['n']}")
+    out.append(f"A decisive answer needs more seeds: {reach}; detecting rho = 0.5 with 80 % power needs about "
+               f"{power['seeds_for_0.5']} seeds for one test, {power['seeds_for_0.5_holm']} under Holm's correction "
+               f"across the {power['tests']} tests here.")
+    return out

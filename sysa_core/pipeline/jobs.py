@@ -69,8 +69,8 @@ class NotebookRunner:
                                     f"import os as _os; _os.chdir({str(cwd)!r}); del _os", timeout=60,
                                     output_hook=lambda msg: None)
 
-    def execute(self, src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str | None]:
-        """Run one notebook and render it to HTML; returns (seconds, error or None)."""
+    def execute(self, src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None) -> tuple[float, str | None]:
+        """Run one notebook and render it to HTML (its page titled `title`); returns (seconds, error or None)."""
         t = time.perf_counter()
         error = None
         try:
@@ -83,7 +83,7 @@ class NotebookRunner:
         except Exception as exc:  # kernel death, timeouts: the seed fails, the run goes on
             error = f"{dst.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if dst.exists():
-            report.notebook_to_html(dst, dst.with_suffix(".html"))
+            report.notebook_to_html(dst, dst.with_suffix(".html"), title)
         return time.perf_counter() - t, error
 
     def close(self) -> None:
@@ -113,7 +113,7 @@ def close_runners() -> None:
             _runners.pop().close()
 
 
-def execute(src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str | None]:
+def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None) -> tuple[float, str | None]:
     """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
     every kernel is busy (one per thread that runs notebooks at the same time)."""
     with _lock:
@@ -122,7 +122,7 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path) -> tuple[float, str |
             r = NotebookRunner()
             _runners.append(r)
     try:
-        return r.execute(src, dst, params, cwd)
+        return r.execute(src, dst, params, cwd, title)
     finally:
         with _lock:
             _idle.append(r)
@@ -168,7 +168,8 @@ def notebook_params(ens: Ensemble, seed: int, name: str) -> dict:
 def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int | None = None,
              pretrain_error: str | None = None, where: str = "here") -> dict:
     """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns
-    the seed's record. Runs in this process, a pool worker or a Dask worker (`where` says which)."""
+    the seed's record (its steps and their seconds, the training time from the model's metadata).
+    Runs in this process, a pool worker or a Dask worker (`where` says which)."""
     if threads:
         set_threads(threads)
     scfg = replace(ens.cfg, seed=seed)
@@ -176,19 +177,15 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
     sdir.mkdir(parents=True, exist_ok=True)
     rec = {"seed": seed, "ensemble": ens.label, "training_id": scfg.training_id(),
            "analysis_id": scfg.analysis_id(), "status": "running", "steps": [], "error": None,
-           "host": platform.node(), "where": where}
-    train_seconds = 0.0
+           "host": platform.node(), "where": where, "train_seconds": None}
     if train_here:
-        t = time.perf_counter()
         try:
             training.train(scfg, sdir, progress=False)
         except UserError as exc:
             pretrain_error = str(exc)
-        train_seconds = time.perf_counter() - t
     for name in SEED_NOTEBOOKS:
-        seconds, error = execute(nbs[name], sdir / f"{name}.ipynb", notebook_params(ens, seed, name), cwd=sdir)
-        if name == "train":
-            seconds += train_seconds
+        seconds, error = execute(nbs[name], sdir / f"{name}.ipynb", notebook_params(ens, seed, name), sdir,
+                                 report.page_title(name, seed, ens.cfg.profile, ens.label))
         rec["steps"].append({"name": name, "seconds": seconds, "html": ens.rel(seed, f"{name}.html"),
                              "ipynb": ens.rel(seed, f"{name}.ipynb")})
         if error:
@@ -196,5 +193,9 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
             break
     else:
         rec["status"] = "complete"
+    try:
+        rec["train_seconds"] = float(files.read_json(files.meta_path(sdir, seed))["train_seconds"])
+    except (UserError, KeyError, TypeError, ValueError):
+        pass
     files.write_json(files.record_path(sdir), rec)
     return rec

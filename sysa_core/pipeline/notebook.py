@@ -11,9 +11,12 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from .. import config as _config
-from .. import files, training
+from .. import files, plots, training
 from ..analysis import metrics as _metrics
+from ..analysis import network
+from ..analysis import population as pop
 from ..errors import UserError
+from . import tables
 
 _SEED = {"profile": str, "seed": int, "overrides": list, "run_dir": str}
 PARAMETERS = {
@@ -94,7 +97,7 @@ def setup(name: str, namespace: dict) -> Context:
         cfg = _config.resolve(profile or DEFAULT_PROFILE)
         run_dir = Path(p["run_dir"]) if p["run_dir"] else files.default_run_dir(cfg.profile)
         p["control_dir"] = Path(p["control_dir"]) if p["control_dir"] else None
-        return Context(name, cfg, run_dir, p)
+        return Context(name, _run_config(run_dir, cfg), run_dir, p)
     if p.get("checkpoint"):
         path = Path(p["checkpoint"])
         seed = files.seed_from_name(path)  # the file's own seed; the `seed` parameter when its name has none
@@ -105,6 +108,18 @@ def setup(name: str, namespace: dict) -> Context:
     cfg = _config.resolve(profile or DEFAULT_PROFILE, p["overrides"], seed=p["seed"])
     run_dir = Path(p["run_dir"]) if p["run_dir"] else files.seed_dir(files.default_run_dir(cfg.profile), cfg.seed)
     return Context(name, cfg, run_dir, p)
+
+
+def _run_config(run_dir: Path, default: _config.Config) -> _config.Config:
+    """The configuration a run folder was made with (its RUN_MARKER file), else `default`."""
+    marker = Path(run_dir) / files.RUN_MARKER
+    if not marker.is_file():
+        return default
+    rec = files.read_json(marker)
+    if not isinstance(rec, dict) or "config" not in rec:
+        raise UserError(f"{marker}: not a sysa run's configuration (no 'config')")
+    return _config.Config.from_dict({**rec["config"], "profile": rec.get("profile", default.profile)},
+                                    source=str(marker))
 
 
 def model(ctx: Context, progress: bool = True) -> dict:
@@ -131,8 +146,9 @@ def analysis(ctx: Context) -> _metrics.ModelAnalysis:
     else computed once and cached there (analysis.metrics.load_or_analyse)."""
     path = ctx.checkpoint_file()
     ck = files.load_checkpoint(path, hidden_size=ctx.cfg.model.hidden_size)
+    shared = ctx.run_dir if ctx.checkpoint is not None else files.shared_dir(ctx.run_dir)
     result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
-                                         ck["extra"])
+                                         ck["extra"], network_folder=shared)
     return result
 
 
@@ -145,7 +161,7 @@ def describe(ctx: Context) -> None:
             else "the original's seed-compatible initialisation (I = √N·w at the start)")
     source = (f"checkpoint `{ctx.checkpoint}`" if ctx.checkpoint is not None else f"seed {ctx.seed}")
     display(Markdown(
-        f"**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
+        f"### {ctx.label}\n\n**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
         f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {lo:g}–{hi - m.dt_ms:g} ms, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
         f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)}. Folder: `{ctx.run_dir}`."))
@@ -161,3 +177,129 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
     tail = loss[-max(1, len(loss) // 10):]
     display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {hist['train_seconds']:.1f} s of training; "
                      f"mean loss over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
+
+
+def summary(ctx: Context, m: dict) -> None:
+    """What this model does, in a few sentences computed from its metrics."""
+    cfg = ctx.cfg
+    inr, un, ex = m.get("precision_trained_range"), m.get("precision_untrained_trained_range"), m.get("precision_extrapolation")
+    lo, hi = cfg.trained_range_ms
+    parts = []
+    if inr is not None:
+        parts.append(f"Inside the trained range ({lo:g}–{hi - cfg.model.dt_ms:g} ms) the plateau's mean squared error "
+                     f"is {inr:.3g} a.u.²" + (f", {un / inr:.0f}× better than the same network untrained" if un else "")
+                     + ".")
+    if ex is not None:
+        parts.append(f"Outside it (extrapolation) the error is {ex:.3g} a.u.²; the original's precision, the mean "
+                     f"over all test durations, is {m['precision']:.3g}.")
+    held = m.get("plateau_held_trained_window")
+    if held is not None:
+        parts.append(f"{100 * held:.0f} % of the in-range test plateaus stay within 10 % of their target through the "
+                     f"trained window ({(cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000:g} s after the cost onset).")
+    if m.get("converged") is not None:
+        parts.append("Training converged." if m["converged"] else
+                     f"Training had not converged: the loss still fell {100 * m['loss_fall_last_20pct']:.0f} % over "
+                     f"the last 20 % of the steps.")
+    mech = m.get("memory_mechanism")
+    if mech in ("attractor", "transient"):
+        parts.append(f"The plateau is held by a {mech}: the state "
+                     + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
+                     f"{100 * m['state_travel']:.0f} % of its norm over the memory window) while the output holds"
+                     + ("." if mech == "attractor" else ", and the readout is fitted to cancel its motion."))
+    elif mech == "no memory":
+        parts.append("The network does not hold the trained plateaus.")
+    display(Markdown(" ".join(parts)))
+
+
+@dataclass
+class Population:
+    """What the population notebook shows, read from the run's folders (analysis.population)."""
+
+    main: "object"  # pandas DataFrame, one row per seed
+    control: "object | None"
+    both: "object"  # both ensembles, with an `ensemble` column
+    runs: dict  # {ensemble: (folder, seeds)}
+    table: "object"  # the statistics (analysis.stats.against)
+    power: dict
+    labels: dict
+    networks: list
+    curves: "object"
+    error: "object"
+    overlaps: "object"
+
+
+def population(ctx: Context) -> Population:
+    """Read the run's seeds (and its control ensemble) and compute the population statistics."""
+
+    main = pop.table(ctx.run_dir)
+    control = pop.table(ctx.params["control_dir"]) if ctx.params["control_dir"] is not None else None
+    runs = {"seed-compatible": (ctx.run_dir, main["seed"].tolist())}
+    tables = {"seed-compatible": main}
+    if control is not None:
+        runs["independent"] = (ctx.params["control_dir"], control["seed"].tolist())
+        tables["independent"] = control
+    both = pop.combine(tables)
+    table, power = pop.statistics(main)
+    labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
+    return Population(main, control, both, runs, table, power, labels, pop.networks(ctx.run_dir, main),
+                      pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs))
+
+
+def network_section(ctx: Context, m: dict) -> None:
+    """The network G's own dynamics for a checkpoint analysed on its own; in a run, a pointer to the
+    population report, where they are shown once per G."""
+
+    if ctx.checkpoint is None:
+        display(Markdown("This seed's G is analysed once for its whole run: see the population report "
+                         f"(network `{m['network_key']}`)."))
+        return
+    net = network.load(ctx.run_dir, m["network_key"])
+    display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest Lyapunov exponent "
+                     f"of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s; "
+                     f"{m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} slow points found."))
+    display(tables.points(m["network_points"]))
+    if net is not None and len(net.points.eigvals):
+        plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points"))
+
+
+def describe_population(ctx: Context, P: Population) -> None:
+    """Which run and which ensembles the population report shows."""
+
+    c = ctx.cfg
+    lo, hi = c.trained_range_ms
+    shared = pop.shares_G(P.main)
+    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {len(P.main)} seeds of the seed-compatible ensemble"
+            + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
+               if P.control is not None else " (no control ensemble)") + ". "
+            + ("Every seed shares one recurrent network G." if shared else "Every seed has a G of its own.")
+            + f" {c.model.hidden_size} units, τ = {c.model.tau_ms:g} ms, dt = {c.model.dt_ms:g} ms; trained pulses "
+              f"{lo:g}–{hi - c.model.dt_ms:g} ms; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
+    display(Markdown(text))
+
+
+def answer(P: Population) -> None:
+    """The original question answered from this run, one point per line."""
+
+    lines = pop.answer(P.main, P.control, P.table, P.power, P.labels)
+    display(Markdown("\n".join(f"- {line}" for line in lines)))
+
+
+def networks_section(P: Population) -> None:
+    """G's analysis once when the seeds share it (its points, their modes, the spontaneous activity),
+    else a row per seed."""
+
+    if not pop.shares_G(P.main):
+        display(tables.network_measures(P.main))
+        return
+    m = P.main.iloc[0]
+    display(Markdown(f"**G, shared by all {len(P.main)} seeds** (network `{m['network_key']}`): spontaneous "
+                     f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest Lyapunov exponent of the "
+                     f"spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s (positive: nearby "
+                     f"trajectories separate); {int(m['network_n_fixed_points'])} fixed and "
+                     f"{int(m['network_n_slow_points'])} slow points found from the origin and from states of the "
+                     f"spontaneous activity."))
+    for net in P.networks:
+        display(tables.points(net.points.records()))
+        if len(net.points.eigvals):
+            plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points"))
+        plots.show(plots.spectrum({"spontaneous activity of G": net.spontaneous.eigvals}))

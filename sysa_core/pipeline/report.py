@@ -1,5 +1,6 @@
-"""HTML: executed notebooks to self-contained HTML (figures embedded as data URIs) and the
-run's index page."""
+"""HTML: executed notebooks to self-contained reports (sysa's nbconvert template: nothing fetched
+from the network, figures embedded with alt text, a compact stylesheet), and the run's index,
+its front page."""
 from __future__ import annotations
 
 import base64
@@ -7,40 +8,173 @@ import html
 import json
 from pathlib import Path
 
+import nbformat
+from nbconvert import HTMLExporter
+
 from .. import files
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-def notebook_to_html(ipynb: Path, out_html: Path) -> None:
-    import nbformat
-    from nbconvert import HTMLExporter
+#: what the index's abbreviations and columns mean
+LEGEND = {
+    "main": "the original's seed-compatible initialisation (I = √N·w at the start; every seed shares G)",
+    "control": "the control ensemble: the same seeds with I and w drawn independently",
+    "converged": "the loss of a fixed set of training trials fell by less than 10 % over the last 20 % of "
+                 "the training steps (least-squares line)",
+    "final loss": "that loss at the end of training (MSE on the evaluated steps)",
+    "holds": "the share of the test pulses inside the trained range whose output stays within 10 % of its "
+             "target from the cost onset to the end of the trained window",
+    "in range": "precision (plateau MSE, lower is better) over the test durations inside the trained range",
+    "extrapolation": "the same over the test durations outside it (300 ms in paper and quick)",
+    "precision": "the original's precision: the mean over every test duration",
+    "untrained ×": "how many times better the in-range precision is than the same network's before training",
+    "I–w cos": "cosine of the input weights I and the readout w",
+    "mechanism": "how the plateau is held: attractor (the state settles), transient (the state keeps moving "
+                 "and the readout cancels its motion), or no memory",
+    "train": "training time of the seed (models trained together share their batch's time)",
+    "PR": "participation ratio of a weight vector on the activity's PCs",
+}
 
+
+def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None) -> None:
+    """Render an executed notebook with sysa's template; `title` is the page's title."""
     nb = nbformat.read(str(ipynb), as_version=4)
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    body, _ = exporter.from_notebook_node(nb)
+    exporter = HTMLExporter(template_name="sysa", extra_template_basedirs=[str(TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or Path(ipynb).stem}})
     files.write_text(out_html, body)
 
 
-def _fmt(v) -> str:
+def page_title(notebook: str, seed: int | None, profile: str, ensemble: str = "main") -> str:
+    """'<notebook> · seed <s> · <profile>', the control ensemble marked: 'inspect · control seed 2 · quick'."""
+    who = "" if seed is None else f" · {'control ' if ensemble == 'control' else ''}seed {seed}"
+    return f"{notebook}{who} · {profile}"
+
+
+def _fmt(v, digits: int = 3) -> str:
     if v is None:
         return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.{digits}g}"
     return html.escape(str(v))
 
 
-def _img(path: Path) -> str:
+def _img(path: Path, alt: str) -> str:
     if not path.exists():
-        return "<p><em>(population figure not available)</em></p>"
+        return "<p><em>(figure not available)</em></p>"
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="population figure" src="data:image/png;base64,{data}" style="max-width:100%">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+
+def verdict(rec: dict) -> str:
+    """One line on a seed: whether its network does the task, and what to check when it does not."""
+    if rec.get("status") != "complete":
+        return f"failed: {rec.get('error') or rec.get('status')}"
+    m = rec.get("metrics") or {}
+    problems = []
+    if m.get("converged") is False:
+        problems.append(f"not converged (the loss still fell {100 * m['loss_fall_last_20pct']:.0f} % over the last "
+                        f"20 % of training)")
+    held = m.get("plateau_held_trained_window")
+    if held is not None and held < 1:
+        problems.append(f"holds only {100 * held:.0f} % of its in-range plateaus through the trained window")
+    inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
+    better = (un / inr) if inr and un else None
+    if better is not None and better < 10:
+        problems.append(f"in-range precision only {better:.1f}× better than untrained")
+    mech = m.get("memory_mechanism")
+    tail = f"; {mech}" if mech and mech != "undetermined" else ""
+    head = (f"works: in-range precision {_fmt(inr)}" + (f", {better:.0f}× better than untrained" if better else "")
+            if not problems else "check: " + "; ".join(problems))
+    return head + tail
 
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3}td.l{text-align:left}.failed{background:#fde2e2}.complete{background:#e6f4e6}
-pre{background:#f7f7f7;padding:.8em;font-size:12px;overflow:auto;max-height:24em}
+body{font-family:system-ui,sans-serif;margin:0;color:#1d1d1d;line-height:1.45}
+main{max-width:1250px;margin:0 auto;padding:1.5em 2em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f5f7}td.l,th.l{text-align:left}tr.failed{background:#fde2e2}tr.check{background:#fff6dd}
+dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:13px}dt{font-weight:600}dd{margin:0}
+.facts{font-size:14px}.facts td{border:none;padding:1px 10px 1px 0;text-align:left}
 """
+
+_COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_held_trained_window", "holds"),
+            ("precision_trained_range", "in range"), ("precision_extrapolation", "extrapolation"),
+            ("precision", "precision"), ("weight_correlation", "I–w cos"), ("memory_mechanism", "mechanism")]
+
+
+def _row(rec: dict) -> str:
+    m = rec.get("metrics") or {}
+    status = rec.get("status", "?")
+    v = verdict(rec)
+    klass = "failed" if status != "complete" else ("check" if v.startswith("check") else "complete")
+    inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
+    better = f"{un / inr:.0f}×" if inr and un else "–"
+    links = " ".join(f'<a href="{html.escape(st["html"])}">{st["name"]}</a>' for st in rec.get("steps", [])
+                     if st.get("html"))
+    cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in _COLUMNS)
+    train = rec.get("train_seconds")
+    return (f'<tr class="{klass}"><td class="l">{html.escape(rec.get("ensemble", "main"))}</td><td>{rec["seed"]}</td>'
+            f'<td class="l">{html.escape(v)}</td>{cells}<td>{better}</td>'
+            f'<td>{"–" if train is None else f"{train:.1f} s"}</td><td class="l">{links}</td></tr>')
+
+
+def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], population: dict | None) -> Path:
+    """index.html, the run's front page: what ran where and when, how long it took, one row per
+    seed (failed seeds first) with its verdict, the population figure, every report linked, a
+    legend for every abbreviation, and the configuration."""
+    run_dir = Path(run_dir)
+    order = sorted(seed_records, key=lambda r: (r.get("status") == "complete",
+                                                 not verdict(r).startswith("check"), r.get("ensemble") != "main",
+                                                 r["seed"]))
+    head = "".join(f"<th>{lab}</th>" for _, lab in _COLUMNS)
+    rows = "".join(_row(r) for r in order)
+    main = [r for r in seed_records if r.get("ensemble", "main") == "main"]
+    ctl = [r for r in seed_records if r.get("ensemble") == "control"]
+    ok = lambda rs: sum(r.get("status") == "complete" for r in rs)  # noqa: E731
+    works = lambda rs: sum(r.get("status") == "complete" and verdict(r).startswith("works") for r in rs)  # noqa: E731
+    t = run_info.get("timings", {})
+    cv = run_info.get("code_version", {})
+    commit = (cv.get("git_commit") or "unknown")[:12] + (" (with local changes)" if cv.get("git_dirty") else "")
+    pop = ""
+    if population:
+        links = " · ".join(f'<a href="{html.escape(v)}">{k}</a>' for k, v in population.get("links", {}).items())
+        err = f" · failed: {html.escape(population['error'])}" if population.get("error") else ""
+        pop = (f"<h2>Population</h2><p>{links}{err}</p>"
+               f"{_img(run_dir / 'population.png', 'Population overview: in-range precision, I–w cosine and plateau against duration, both ensembles')}")
+    legend = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in LEGEND.items())
+    profile = html.escape(str(run_info.get("profile")))
+    facts = [
+        ("run", f"{html.escape(str(run_info.get('started', '?')))} on {html.escape(str(run_info.get('host', '?')))} "
+                f"({html.escape(str(run_info.get('cpu', '?')))}, {run_info.get('cores', '?')} cores)"),
+        ("code", f"sysa {html.escape(str(cv.get('sysa', '?')))}, commit {html.escape(commit)}, torch "
+                 f"{html.escape(str(cv.get('torch', '?')))}"),
+        ("wall time", f"{_fmt(t.get('total_s'))} s in all: training {_fmt(t.get('train_s'))} s, network analysis "
+                      f"{_fmt(t.get('network_s'))} s, notebooks {_fmt(t.get('notebooks_s'))} s, population "
+                      f"{_fmt(t.get('population_s'))} s (this invocation; finished seeds are not redone)"),
+        ("ensembles", html.escape(run_info.get("ensembles_text", ""))),
+        ("seeds", f"{works(main)} of {len(main)} main networks work ({ok(main)} complete)"
+                  + (f"; control: {works(ctl)} of {len(ctl)} work ({ok(ctl)} complete)" if ctl else "")),
+    ]
+    facts_html = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in facts)
+    settings = run_info.get("config", {}).get("analysis", {})
+    doc = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>index · {profile}</title><style>{STYLE}</style></head><body><main>
+<h1>System A · profile <code>{profile}</code></h1>
+<table class="facts">{facts_html}</table>
+<h2>Seeds</h2>
+<table><tr><th>ensemble</th><th>seed</th><th class="l">verdict</th>{head}<th>untrained ×</th><th>train</th>
+<th class="l">reports</th></tr>
+{rows}</table>
+{pop}
+<h2>Legend</h2><dl>{legend}</dl>
+<h2>Analysis settings</h2>{_settings_table(settings)}
+<h2>Configuration</h2><pre>{html.escape(json.dumps({k: v for k, v in run_info.items() if k != "timings"}, indent=2))}</pre>
+</main></body></html>"""
+    path = run_dir / "index.html"
+    files.write_text(path, doc)
+    return path
 
 
 def _settings_table(settings: dict) -> str:
@@ -49,56 +183,3 @@ def _settings_table(settings: dict) -> str:
                    f'{html.escape(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))}</td></tr>'
                    for k, v in settings.items())
     return f"<table>{rows}</table>"
-
-
-def write_index(run_dir: Path, run_cfg: dict, seed_records: list[dict], population: dict | None) -> Path:
-    """index.html: configuration, a table of seeds with metrics, links and timings, and the
-    population figure (embedded)."""
-    run_dir = Path(run_dir)
-    rows = []
-    metric_cols = [("precision", "precision"), ("precision_untrained", "untrained"),
-                   ("weight_correlation", "I·w cos"), ("pr_input_l1", "PR I l1"), ("pr_input_l2", "PR I l2"),
-                   ("pr_output_l1", "PR w l1"), ("pr_output_l2", "PR w l2"),
-                   ("dim_spontaneous", "dim spont"), ("dim_memory", "dim mem")]
-    for rec in seed_records:
-        s = rec["seed"]
-        m = rec.get("metrics") or {}
-        links = []
-        for step in rec.get("steps", []):
-            if step.get("html"):
-                links.append(f'<a href="{html.escape(step["html"])}">{step["name"]}</a>')
-            if step.get("ipynb"):
-                links.append(f'<a href="{html.escape(step["ipynb"])}">.ipynb</a>')
-        times = " · ".join(f'{st["name"]} {st["seconds"]:.1f}s' for st in rec.get("steps", []) if "seconds" in st)
-        cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in metric_cols)
-        status = rec.get("status", "?")
-        err = f'<br><small>{html.escape(rec["error"])}</small>' if rec.get("error") else ""
-        rows.append(f'<tr class="{status}"><td class="l">{html.escape(rec.get("ensemble", "main"))}</td>'
-                    f'<td>{s}</td><td class="l">{status}{err}</td>{cells}'
-                    f'<td class="l">{" ".join(links)}</td><td class="l">{times}</td></tr>')
-    head = "".join(f"<th>{lab}</th>" for _, lab in metric_cols)
-    pop = ""
-    if population:
-        links = " ".join(f'<a href="{html.escape(v)}">{k}</a>' for k, v in population.get("links", {}).items())
-        pop = (f"<h2>Population</h2><p>{links} · {population.get('seconds', 0):.1f}s"
-               f"{' · ' + html.escape(population['error']) if population.get('error') else ''}</p>"
-               f"{_img(run_dir / 'population.png')}")
-    main = [r for r in seed_records if r.get("ensemble", "main") == "main"]
-    n_ok = sum(r.get("status") == "complete" for r in main)
-    ctl = [r for r in seed_records if r.get("ensemble") == "control"]
-    ctl_note = (f" The control ensemble ({sum(r.get('status') == 'complete' for r in ctl)} of {len(ctl)} complete) "
-                f"uses the same seeds with I and w initialised independently.") if ctl else ""
-    doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>sysa run: {html.escape(str(run_cfg.get('profile')))}</title>
-<style>{STYLE}</style></head><body>
-<h1>System A run <code>{html.escape(str(run_cfg.get('profile')))}</code></h1>
-<p>{n_ok} of {len(main)} seeds complete.{ctl_note} Precision is the mean plateau MSE over the test durations
-(lower is better); "untrained" is the same network before training.</p>
-<table><tr><th>ensemble</th><th>seed</th><th>status</th>{head}<th>reports</th><th>time</th></tr>
-{''.join(rows)}</table>
-{pop}
-<h2>Analysis settings</h2>{_settings_table(run_cfg.get("config", {}).get("analysis", {}))}
-<h2>Configuration</h2><pre>{html.escape(json.dumps(run_cfg, indent=2))}</pre>
-</body></html>"""
-    path = run_dir / "index.html"
-    files.write_text(path, doc)
-    return path

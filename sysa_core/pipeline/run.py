@@ -8,10 +8,13 @@ checkpoints; a failing seed does not stop the others; two runs cannot write to t
 at once."""
 from __future__ import annotations
 
+import datetime
 import fcntl
 import os
 import shutil
 import sys
+import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -19,10 +22,11 @@ from pathlib import Path
 import papermill
 from tqdm.auto import tqdm
 
-from .. import files, training
-from ..analysis import population
+from .. import files, runtime, training
+from ..analysis import network, population
 from ..config import Config, apply_overrides, validate
 from ..errors import UserError
+from ..model import init_weights
 from . import executors, report
 from .jobs import SEED_NOTEBOOKS, Ensemble, execute, seed_job, seed_state, set_threads
 from .notebook import PARAMETERS
@@ -117,19 +121,25 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                     shutil.rmtree(sdir)
                 todo.append((ens, s))
 
+        clock = Clock()
+        with clock("network_s"):
+            _analyse_networks(todo, out)
         bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
         if client is None and workers <= 1:
             if threads:
                 set_threads(threads)
             # here: training in this process with its own progress bar (models batched when asked),
             # then the notebooks, which find the finished checkpoints
-            pre_err = _train_here(todo, batch_seeds, progress, device)
-            for (label, s), rec in _notebooks_here(todo, nbs, pre_err, bar):
-                records[(label, s)] = rec
+            with clock("train_s"):
+                pre_err = _train_here(todo, batch_seeds, progress, device)
+            with clock("notebooks_s"):
+                for (label, s), rec in _notebooks_here(todo, nbs, pre_err, bar):
+                    records[(label, s)] = rec
         else:
-            for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
-                                                      threads=threads):
-                records[(label, s)] = rec
+            with clock("notebooks_s"):  # each job trains its seed and runs its notebooks
+                for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
+                                                          threads=threads):
+                    records[(label, s)] = rec
 
         pops = {}
         for ens in ensembles:
@@ -137,9 +147,12 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
             for s in ok:
                 records[(ens.label, s)]["metrics"] = files.read_json(files.metrics_path(ens.seed_dir(s)))
             pops[ens.label] = ok
-        pop = _population(nbs["population"], out, cfg, pops, control, bar)
+        with clock("population_s"):
+            pop = _population(nbs["population"], out, cfg, pops, control, bar)
         bar.close()
-        report.write_index(out, run_cfg, [records[(e.label, s)] for e in ensembles for s in seeds], pop)
+        info = {**run_cfg, **runtime.machine(), "started": clock.started, "ensembles_text": _ensembles_text(ensembles),
+                "timings": clock.timings()}
+        report.write_index(out, info, [records[(e.label, s)] for e in ensembles for s in seeds], pop)
 
     failed = [f"{'' if lab == 'main' else lab + ' '}{s}" for (lab, s), r in records.items()
               if r.get("status") != "complete"]
@@ -152,6 +165,40 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
               + ("; population report failed" if pop_failed else "")
               + f"; report: {out / 'index.html'}", file=sys.stderr)
     return 1 if failed or pop_failed or not n_ok else 0
+
+
+class Clock:
+    """The wall time of a run's phases (`with clock("train_s"): ...`) and in all."""
+
+    def __init__(self):
+        self.started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        self.t0 = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t
+
+    def timings(self) -> dict:
+        return {**self.phases, "total_s": time.perf_counter() - self.t0}
+
+
+def _ensembles_text(ensembles: list[Ensemble]) -> str:
+    """Which kind of ensemble ran: whether its seeds share G, and the control ensemble."""
+    m = ensembles[0].cfg.model
+    kind = ("every seed's G drawn from its own seed" if m.G_per_seed
+            else "every seed shares one recurrent network G (drawn from seed 1)")
+    if m.init == "seed_compatible":
+        text = f"main: the original's seed-compatible initialisation (I = √N·w at the start), {kind}"
+    else:
+        text = f"main: I and w initialised independently, {kind}"
+    if len(ensembles) > 1:
+        text += "; control (control/): the same seeds with I and w initialised independently, the same G"
+    return text
 
 
 def check_trained_with(ensembles: list[Ensemble], seeds: list[int]) -> None:
@@ -169,6 +216,19 @@ def check_trained_with(ensembles: list[Ensemble], seeds: list[int]) -> None:
             if got != replace(ens.cfg, seed=s).training_id():
                 raise UserError(f"{ens.seed_dir(s)}: was trained with another training configuration; use "
                                 f"--force to retrain it here, or another --out")
+
+
+def _analyse_networks(todo: list[tuple[Ensemble, int]], out: Path) -> None:
+    """The analysis of each distinct recurrent network G among the models to analyse, once, into the
+    run's folder, where every seed's analysis reads it (analysis.network)."""
+    done = set()
+    for ens, s in todo:
+        cfg = replace(ens.cfg, seed=s)
+        G = init_weights(cfg.model, s)["G"]
+        key = network.network_key(cfg, G)
+        if key not in done:
+            network.load_or_analyse(cfg, G, out)
+            done.add(key)
 
 
 def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, progress: bool, device: str) -> dict:
@@ -230,7 +290,8 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar)
             bar.update(1)
             return prev
     params = {"profile": cfg.profile, "run_dir": str(out), "control_dir": str(out / "control") if control else ""}
-    seconds, error = execute(src, out / "population.ipynb", params, cwd=out)
+    title = report.page_title("population", None, cfg.profile) + (" · with control" if control else "")
+    seconds, error = execute(src, out / "population.ipynb", params, out, title)
     rec = {"digest": digest, "seeds": ok["main"], "seconds": seconds, "error": error,
            "links": {"population report": "population.html", "notebook": "population.ipynb",
                      "table (CSV)": "population.csv"}}

@@ -2,6 +2,7 @@
 the column names and a sensible number of digits (pandas Stylers that render as plain HTML)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..analysis import alignment
@@ -88,16 +89,98 @@ def dtype_spread(m: dict):
     return _style(pd.DataFrame(rows).T, digits=3)
 
 
-def dynamics(m: dict):
-    """The slow points and Lyapunov exponents of the memory period."""
+def points(records: list[dict]):
+    """The fixed and slow points (analysis.dynamics.Points.records): speed, and the modes of the
+    fixed points (time constants only there: a moving state has none)."""
+    rows = []
+    for i, r in enumerate(records, 1):
+        rows.append({"point": i, "kind": "fixed" if r["fixed"] else "slow (moving)",
+                     "speed (|h| per s)": r["speed_per_s"], "|h|": r["norm"],
+                     "growing modes": r.get("n_growth_modes"), "decaying modes": r.get("n_decay_modes"),
+                     "marginal modes": r.get("n_marginal_modes"),
+                     "slowest decay (ms)": r.get("slowest_decay_ms"), "fastest growth (ms)": r.get("fastest_growth_ms")})
+    return _style(pd.DataFrame(rows).set_index("point"), digits=3)
+
+
+def hold(m: dict, cfg):
+    """How long each test plateau stays within 10 % of its target after the cost onset, and its drift."""
+    rows = [{"duration (ms)": int(d), "in trained range": cfg.in_trained_range(int(d)),
+             "on target for (ms after cost onset)": m["plateau_hold_ms_by_duration"][d],
+             "through the trained window": m["plateau_hold_ms_by_duration"][d] >= cfg.task.Nt_ms - cfg.task.cost_onset_ms,
+             "drift (a.u. per s)": m["plateau_drift_per_s_by_duration"][d]}
+            for d in m["plateau_hold_ms_by_duration"]]
+    return _style(pd.DataFrame(rows).set_index("duration (ms)"))
+
+
+def mechanism(m: dict):
+    """The measures that say how the plateau is held, and the verdict of the rule."""
     rows = {
-        "slow points found": m["n_slow_points"],
-        "of which fixed points (q below tolerance)": m["n_fixed_points"],
-        "slow modes (> 1 s) per point, median": m["n_slow_modes"],
-        "unstable modes per point, median": m["n_unstable_modes"],
-        "slowest stable time constant at a fixed point (ms)": m["slowest_time_constant_ms"],
-        "smallest q (h² / tau²)": m["slow_point_min_q"],
-        "fastest slow point speed (h / s)": m["slow_point_max_speed_per_s"],
-        "largest Lyapunov exponent (1/s)": m["lyapunov_max_per_s"],
+        "mechanism (rule: analysis.mechanism)": m["memory_mechanism"],
+        "in-range precision, × better than untrained": (m["precision_untrained_trained_range"] / m["precision_trained_range"]
+                                                        if m.get("precision_trained_range") else None),
+        "relative state speed in the memory window (1/s)": m["plateau_state_speed_per_s"],
+        "share of its norm the state travels during the hold": m["state_travel"],
+        "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
+        "largest Lyapunov exponent along the memory trajectories (1/s)": m["lyapunov_max_per_s"],
+        **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²)": m[k]
+           for k in m if k.startswith("precision_noise_")},
+        "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],
     }
-    return _style(pd.DataFrame({"value": rows}), digits=4)
+    return _style(pd.DataFrame({"value": rows}), digits=3)
+
+
+def seeds(both: pd.DataFrame):
+    """One row per network of the population: convergence, hold, the precisions, the cosine, the
+    mechanism."""
+    cols = {"ensemble": "ensemble", "seed": "seed", "converged": "converged",
+            "plateau_held_trained_window": "holds (share)", "precision_trained_range": "in range (MSE)",
+            "precision_extrapolation": "extrapolation (MSE)", "precision": "precision (MSE)",
+            "weight_correlation_init": "I–w cos at init", "weight_correlation": "I–w cos",
+            "memory_mechanism": "mechanism"}
+    df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
+    return _style(df, digits=3)
+
+
+def statistics(table: pd.DataFrame, labels: dict):
+    """The tests of analysis.stats.against: rho, permutation p (exact or Monte Carlo), Holm-adjusted
+    p, the interval where one is shown."""
+    df = pd.DataFrame({
+        "measure": [labels.get(m, m) for m in table["measure"]],
+        "against": table["target"].str.replace("_", " "),
+        "n": table["n"], "rho": table["rho"], "p": table["p"],
+        "p from": ["every pairing" if e else "50,000 permutations" for e in table["exact"]],
+        "p (Holm)": table["p_holm"], "95 % interval": [
+            "–" if not np.isfinite(lo) else f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "claimed": table["significant"]})
+    return _style(df.set_index(["measure", "against"]), digits=3)
+
+
+def power(p: dict) -> None:
+    """What a table of this size could detect, as a sentence."""
+    from IPython.display import Markdown, display
+
+    reach = (f"At n = {p['n']} only |rho| ≥ {p['critical_rho']:.2f} reaches p < 0.05, and |rho| = "
+             f"{p['detectable_rho']:.2f} is detected with 80 % power" if p["critical_rho"] is not None
+             and p["detectable_rho"] is not None else f"At n = {p['n']} no correlation can reach p < 0.05")
+    display(Markdown(f"{reach}. Detecting rho = 0.5 with 80 % power takes about {p['seeds_for_0.5']} seeds for a "
+                     f"single test and {p['seeds_for_0.5_holm']} under Holm's correction across these "
+                     f"{p['tests']} tests (Fisher's z, variance 1.06 / (n − 3))."))
+
+
+def mechanisms(both: pd.DataFrame):
+    """How each network holds its plateau, with the evidence."""
+    cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
+            "plateau_state_speed_per_s": "state speed (1/s)", "state_travel": "state travel (share of |h|)",
+            "readout_pcs_needed": "PCs the readout needs", "lyapunov_max_per_s": "Lyapunov exp. (1/s)",
+            "precision_trained_range": "in range (MSE)", "precision_noise_0.01": "σ 0.01", "precision_noise_0.03": "σ 0.03",
+            "precision_noise_0.1": "σ 0.1"}
+    df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
+    return _style(df, digits=3)
+
+
+def network_measures(df: pd.DataFrame):
+    """The network measures per seed (seeds with a G each)."""
+    cols = {"seed": "seed", "network_dim_spontaneous": "spontaneous dimensionality (PCs)",
+            "network_lyapunov_spontaneous_per_s": "spontaneous Lyapunov exp. (1/s)",
+            "network_n_fixed_points": "fixed points", "network_n_slow_points": "slow points"}
+    return _style(df[[c for c in cols if c in df]].rename(columns=cols).set_index("seed"), digits=3)

@@ -95,7 +95,7 @@ def test_slow_points_of_a_line_attractor_lie_on_the_line_where_the_starts_projec
     dyn, line, lam = line_attractor()
     positions = [-3.0, -1.0, 0.5, 2.0, 4.0]
     starts = _starts(line, positions, 1.0, seed=2)
-    sp = dynamics.find_slow_points(dyn, starts, slow_ms=1000.0)
+    sp = dynamics.find_points(dyn, starts)
     assert len(sp) == len(positions)  # distinct positions on the line: distinct points
     assert sp.fixed.all() and (sp.q < 1e-12).all()
     # J is normal: the minimiser moves only across the line, so each point is its start's projection
@@ -106,24 +106,34 @@ def test_slow_points_of_a_line_attractor_lie_on_the_line_where_the_starts_projec
 
 
 @pytest.mark.parametrize("normal", [True, False])
-def test_line_attractor_spectrum_one_zero_mode_the_others_at_their_designed_time_constants(normal):
+def test_line_attractor_spectrum_one_marginal_mode_the_others_at_their_designed_time_constants(normal):
     dyn, line, lam = line_attractor(normal=normal, seed=3)
-    sp = dynamics.find_slow_points(dyn, _starts(line, [-2.0, 1.0, 3.0], 0.5, seed=4), slow_ms=1000.0)
-    assert len(sp) == 3 and sp.fixed.all()
-    for eig, tc in zip(sp.eigvals, sp.time_constants_ms):
+    sp = dynamics.find_points(dyn, _starts(line, [-2.0, 1.0, 3.0], 0.5, seed=4))
+    assert len(sp) == 3 and sp.fixed.all() and sp.eigvals.shape == (3, N)
+    for i, eig in enumerate(sp.eigvals):
         assert np.abs(eig.imag).max() < 1e-8
         assert abs(eig[0]) < 1e-9  # the line: eigenvalue 0 (sorted first: largest real part)
         np.testing.assert_allclose(np.sort(eig.real[1:]), np.sort(lam[1:]), atol=1e-9)
-        np.testing.assert_allclose(np.sort(tc[1:]), np.sort(DESIGNED_MS), rtol=1e-7)
-        assert tc[0] > 1e9  # effectively infinite
-    assert (sp.n_slow_modes == 1).all() and (sp.n_unstable == 0).all()
-    # the summary counts the same and names the slowest designed stable mode only if it is slower
-    s = sp.summary()
-    assert s["n_slow_points"] == 3 and s["n_fixed_points"] == 3 and s["n_slow_modes"] == 1
-    assert s["n_unstable_modes"] == 0
-    # a slower threshold than every designed mode but the line: still one slow mode
-    sp2 = dynamics.find_slow_points(dyn, _starts(line, [1.0], 0.5, seed=5), slow_ms=DESIGNED_MS.max() - 1)
-    assert sp2.n_slow_modes[0] == 2  # the line and the 700 ms mode
+        modes = sp.modes(i)
+        assert modes["n_marginal"] == 1 and len(modes["growth_ms"]) == 0  # the line neither grows nor decays
+        np.testing.assert_allclose(modes["decay_ms"], np.sort(DESIGNED_MS)[::-1], rtol=1e-7)
+    for rec in sp.records():
+        assert rec["fixed"] and rec["n_marginal_modes"] == 1 and rec["n_growth_modes"] == 0
+        assert rec["slowest_decay_ms"] == pytest.approx(DESIGNED_MS.max(), rel=1e-7)
+        assert rec["fastest_growth_ms"] is None
+
+
+def test_growing_and_decaying_modes_are_told_apart_at_a_fixed_point():
+    """The origin of a linear network J = -1 + G with eigenvalues -0.5 (decay, 200 ms) and +0.25
+    (growth, 400 ms), on a 2-unit system."""
+    dyn = RateDynamics(np.diag([0.5, 1.25]), 1.0, TAU, "linear")
+    sp = dynamics.find_points(dyn, np.zeros((1, 2)))
+    assert sp.fixed.all()
+    md = sp.modes(0)
+    np.testing.assert_allclose(md["decay_ms"], [200.0])
+    np.testing.assert_allclose(md["growth_ms"], [400.0])
+    rec = sp.records()[0]
+    assert (rec["n_growth_modes"], rec["n_decay_modes"], rec["fastest_growth_ms"]) == (1, 1, pytest.approx(400.0))
 
 
 def test_starts_with_the_same_projection_merge_into_one_point():
@@ -131,22 +141,22 @@ def test_starts_with_the_same_projection_merge_into_one_point():
     g = np.random.default_rng(7)
     across = [v - (v @ line) * line for v in g.normal(size=(4, N))]
     starts = np.array([1.5 * line + a for a in across])
-    sp = dynamics.find_slow_points(dyn, starts)
+    sp = dynamics.find_points(dyn, starts)
     assert len(sp) == 1
     np.testing.assert_allclose(sp.h[0], 1.5 * line, atol=1e-6)
 
 
-def test_a_ghost_is_a_slow_point_with_a_zero_mode_and_the_expected_speed():
+def test_a_ghost_is_a_slow_point_with_its_speed_and_no_time_constants():
     """Unit 2 sits at its fixed point h2 = 3 tanh(h2) and feeds unit 1 a constant bias b = -0.6:
     F1 = -h1 + 2 tanh(h1) - 0.6 has no zero near h1 = acosh(sqrt 2) = 0.8814, where -h1 + 2 tanh(h1)
     peaks at 0.5328 (a saddle-node "ghost"). |F| has a local minimum there, 0.0672, not 0: a slow
-    point that is not fixed, where J is singular (grad q = J'F = 0 with F != 0)."""
+    point the state moves through at that speed, for which no time constant is reported."""
     h2 = 3.0
     for _ in range(50):  # Newton for h2 = 3 tanh(h2)
         h2 -= (3 * np.tanh(h2) - h2) / (3 / np.cosh(h2) ** 2 - 1)
     G = np.array([[2.0, -0.6 / np.tanh(h2)], [0.0, 3.0]])
     dyn = RateDynamics(G, 1.0, TAU, "tanh")
-    sp = dynamics.find_slow_points(dyn, np.array([[0.5, 2.9], [1.3, 3.05]]), max_iter=3000)
+    sp = dynamics.find_points(dyn, np.array([[0.5, 2.9], [1.3, 3.05]]), max_iter=3000)
     assert len(sp) == 1 and not sp.fixed[0]
     peak = np.arccosh(np.sqrt(2.0))
     f_min = abs(-peak + 2 * np.tanh(peak) - 0.6)
@@ -154,10 +164,9 @@ def test_a_ghost_is_a_slow_point_with_a_zero_mode_and_the_expected_speed():
     assert sp.h[0, 0] == pytest.approx(peak, rel=0.02) and sp.h[0, 1] == pytest.approx(h2, rel=0.01)
     assert sp.q[0] == pytest.approx(0.5 * f_min ** 2, rel=0.02)
     assert sp.speed_per_s[0] == pytest.approx(np.sqrt(2 * sp.q[0]) / TAU * 1000.0)
-    assert np.abs(sp.eigvals[0]).min() < 1e-6  # the zero mode along the drift
-    assert sp.n_slow_modes[0] == 1 and sp.n_unstable[0] == 0
-    s = sp.summary()
-    assert s["n_fixed_points"] == 0 and s["slowest_time_constant_ms"] is None  # no fixed point
+    assert sp.eigvals.shape == (0, 2)  # no spectrum at a moving point
+    assert sp.records() == [{"fixed": False, "speed_per_s": pytest.approx(f_min / TAU * 1000, rel=0.02),
+                             "q": sp.q[0], "norm": pytest.approx(np.linalg.norm(sp.h[0]))}]
     np.testing.assert_allclose(dyn.q_and_grad(sp.h)[1], 0.0, atol=1e-7)
 
 
@@ -256,15 +265,14 @@ def test_memory_dynamics_of_a_small_model(cfg, sd):
     D = len(cfg.analysis.durations_ms)
     assert md.starts.shape == (3 * D, 40) and md.lyapunov_per_s.shape == (D,)
     assert np.isfinite(md.lyapunov_per_s).all()
-    sp = md.slow_points
+    sp = md.points
     assert 1 <= len(sp) <= 3 * D
     dyn = RateDynamics.from_model(cfg, sd)
     # each point is much slower than the states it started from
     np.testing.assert_allclose(sp.q, dyn.q(sp.h), rtol=1e-10)
     assert (sp.q < dyn.q(md.starts).min()).all()
-    assert sp.eigvals.shape == (len(sp), 40) and np.all(np.diff(sp.eigvals.real, axis=1) <= 0)
-    s = sp.summary()
-    assert s["n_slow_points"] == len(sp) and 0 <= s["n_fixed_points"] <= len(sp)
+    assert sp.eigvals.shape == (int(sp.fixed.sum()), 40) and np.all(np.diff(sp.eigvals.real, axis=1) <= 0)
+    assert len(sp.records()) == len(sp)
     again = dynamics.memory_dynamics(cfg, sd, n_starts_per_trial=3, max_iter=300)
-    np.testing.assert_array_equal(again.slow_points.h, sp.h)
+    np.testing.assert_array_equal(again.points.h, sp.h)
     np.testing.assert_array_equal(again.lyapunov_per_s, md.lyapunov_per_s)

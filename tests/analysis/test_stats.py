@@ -1,7 +1,11 @@
-"""sysa_core.stats: Spearman's rho and its bootstrap interval on synthetic data with a known
-population correlation (coverage at about the nominal rate), the table of measures against
-precision, the correlation matrix and the sentence stating what the data support."""
+"""sysa_core.analysis.stats at small n: the exact permutation p against a brute-force enumeration
+(and 1/12 for perfectly ranked data at n = 4), Holm's adjustment against a hand computation,
+the coverage of the interval on synthetic bivariate normal data at n = 8 and n = 20, what the
+data could detect, the partial (pooled) Spearman, and the sentence that claims only what survives
+the correction."""
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -22,108 +26,139 @@ def spearman_of_normal(r: float) -> float:
     return 6.0 / np.pi * np.arcsin(r / 2.0)
 
 
-def test_spearman_matches_scipy_and_drops_missing_pairs():
+def _brute_force_p(x, y) -> float:
+    """Two-sided p of Spearman's rho from every permutation of y, independently of the package:
+    Pearson's r of the ranks for each of the n! orders."""
+    rx, ry = st.rankdata(x), st.rankdata(y)
+    perms = np.array(list(itertools.permutations(range(len(y)))))
+    rp = ry[perms]
+    rxc, rpc = rx - rx.mean(), rp - rp.mean(axis=1, keepdims=True)
+    null = (rpc @ rxc) / np.sqrt((rxc @ rxc) * (rpc ** 2).sum(axis=1))
+    rho = st.spearmanr(x, y).statistic
+    return float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
+
+
+def test_perfectly_ranked_data_at_n_4_give_one_twelfth():
+    rho, p = stats.spearman([1, 2, 3, 4], [10, 20, 30, 40])
+    assert rho == pytest.approx(1.0) and p == pytest.approx(1 / 12, abs=1e-12)
+    assert stats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx((-1.0, 1 / 12))
+    assert stats.critical_rho(4) is None and stats.detectable_rho(4) is None  # no n = 4 result reaches 0.05
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 7])
+def test_exact_p_matches_a_brute_force_enumeration(n):
+    rng = np.random.default_rng(n)
+    for _ in range(3):
+        x, y = rng.standard_normal(n), rng.standard_normal(n)
+        assert stats.exact(n)
+        assert stats.spearman(x, y)[1] == pytest.approx(_brute_force_p(x, y), abs=1e-12)
+    ties = [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0][:n]
+    y = rng.standard_normal(n)
+    if np.ptp(ties) > 0:
+        assert stats.spearman(ties, y)[1] == pytest.approx(_brute_force_p(ties, y), abs=1e-12)
+
+
+def test_monte_carlo_p_beyond_the_exact_range_is_seeded_and_close_to_the_t_approximation():
+    x, y = _bivariate(20, 0.5, np.random.default_rng(3))
+    assert not stats.exact(20)
+    rho, p = stats.spearman(x, y, seed=1)
+    assert (rho, p) == stats.spearman(x, y, seed=1)
+    assert rho == pytest.approx(st.spearmanr(x, y).statistic)
+    assert p == pytest.approx(st.spearmanr(x, y).pvalue, abs=0.01)
+
+
+def test_missing_pairs_are_dropped_and_degenerate_data_give_nan():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, np.nan, 7.0])
     y = np.array([2.0, 1.0, 4.0, 3.0, 6.0, 0.0, None], dtype=object)
-    rho, p = stats.spearman(x, y)
-    ref = st.spearmanr([1, 2, 3, 4, 5], [2, 1, 4, 3, 6])
-    assert rho == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
-    assert stats.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx((1.0, 0.0), abs=1e-12)
-    assert stats.spearman([1, 2, 3, 4], [4, 3, 2, 1])[0] == pytest.approx(-1.0)
+    assert stats.spearman(x, y) == stats.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 6])
     assert all(np.isnan(stats.spearman([1, 2], [3, 4])))  # too few pairs
     assert all(np.isnan(stats.spearman([1, 1, 1, 1], [1, 2, 3, 4])))  # a constant
 
 
-def test_rowwise_spearman_equals_scipy_with_ties():
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 6, size=(50, 15)).astype(float)  # many ties
-    Y = rng.integers(0, 6, size=(50, 15)).astype(float)
-    got = stats.spearman_rows(X, Y)
-    ref = [st.spearmanr(a, b).statistic for a, b in zip(X, Y)]
-    np.testing.assert_allclose(got, ref, rtol=1e-12)
-    assert np.isnan(stats.spearman_rows(np.ones((1, 5)), np.arange(5.0)[None]))[0]
+def test_holm_matches_a_hand_computation():
+    p = [0.01, 0.04, 0.03, 0.005, np.nan]
+    # sorted: 0.005 (x4) = 0.02, 0.01 (x3) = 0.03, 0.03 (x2) = 0.06, 0.04 (x1) = 0.04 -> monotone 0.06
+    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02, np.nan])
+    assert stats.holm([0.5, 0.9])[1] == 1.0  # capped at 1
 
 
-def test_bootstrap_is_seeded_and_brackets_the_sample_rho():
-    x, y = _bivariate(20, 0.6, np.random.default_rng(1))
-    a = stats.bootstrap_ci(x, y, seed=5)
-    assert a == stats.bootstrap_ci(x, y, seed=5)
-    assert a != stats.bootstrap_ci(x, y, seed=6)
-    lo, hi = a
-    assert -1 <= lo < stats.spearman(x, y)[0] < hi <= 1
-    lo99, hi99 = stats.bootstrap_ci(x, y, level=0.99, seed=5)
-    assert lo99 <= lo and hi <= hi99  # a higher level, a wider interval (same resamples)
-    b = stats.bootstrap_rho(x, y, n_boot=300, seed=2)
-    assert b.shape == (300,) and np.isfinite(b).all()
-
-
+@pytest.mark.parametrize("n", [8, 20])
 @pytest.mark.parametrize("r", [0.0, 0.6])
-def test_the_bootstrap_interval_covers_the_true_correlation_at_about_the_nominal_rate(r):
-    """200 synthetic populations of n = 20 from a bivariate normal whose Spearman correlation is
-    known: the 95 % percentile-bootstrap interval must contain it in about 95 % of them. (With
-    200 datasets the coverage estimate has a standard error of about 1.5 %; the percentile
-    bootstrap of a rank correlation at n = 20 runs slightly wide, about 96-97 %.)"""
-    rho = spearman_of_normal(r)
-    rng = np.random.default_rng(2024 + int(10 * r))
+def test_the_interval_covers_the_true_correlation_at_the_nominal_rate(n, r):
+    """500 seeded synthetic datasets: the 95 % interval covers the population Spearman correlation
+    within 3 points of 95 % at n = 8 and n = 20."""
+    rng = np.random.default_rng(100 * n + int(10 * r))
+    truth = spearman_of_normal(r)
     hits = 0
-    for _ in range(200):
-        x, y = _bivariate(20, r, rng)
-        lo, hi = stats.bootstrap_ci(x, y, n_boot=1000, seed=rng)
-        hits += lo <= rho <= hi
-    assert 0.90 <= hits / 200 <= 0.99, hits / 200
+    for _ in range(500):
+        x, y = _bivariate(n, r, rng)
+        lo, hi = stats.interval(st.spearmanr(x, y).statistic, n)
+        hits += lo <= truth <= hi
+    assert abs(hits / 500 - 0.95) <= 0.03, hits / 500
 
 
-def test_an_interval_at_a_low_level_covers_less():
-    """The same check at the 50 % level: coverage near 50 %, far from 95 % (the test above can fail)."""
-    rho = spearman_of_normal(0.5)
-    rng = np.random.default_rng(7)
-    hits = sum(lo <= rho <= hi for lo, hi in
-               (stats.bootstrap_ci(*_bivariate(20, 0.5, rng), n_boot=500, level=0.5, seed=rng) for _ in range(200)))
-    assert 0.35 <= hits / 200 <= 0.65
+def test_no_interval_where_its_coverage_does_not_hold():
+    assert all(np.isnan(stats.interval(0.9, stats.MIN_N_INTERVAL - 1)))
+    lo, hi = stats.interval(0.9, stats.MIN_N_INTERVAL)
+    assert -1 <= lo < 0.9 < hi <= 1
 
 
-def _population(n: int = 20, seed: int = 3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    precision = rng.lognormal(-3.8, 0.3, n)
-    return pd.DataFrame({
-        "seed": np.arange(1, n + 1),
-        "precision": precision,
-        "strong": -np.log(precision) + 0.05 * rng.standard_normal(n),  # rho near -1
-        "noise": rng.standard_normal(n),
-        "partly_missing": np.where(np.arange(n) < 4, np.nan, precision + 0.001 * rng.standard_normal(n)),
-    })
+def test_what_the_data_could_detect():
+    # the critical |rho| at n = 20 is about 0.44 (STYLE), the exact one at n = 5 is 1 (p = 2/120)
+    assert stats.critical_rho(20) == pytest.approx(0.447, abs=0.005)
+    assert stats.critical_rho(5) == pytest.approx(1.0)
+    assert stats.detectable_rho(20) == pytest.approx(0.60, abs=0.01)
+    assert stats.seeds_needed(0.5) == 31  # 3 + 1.06 ((1.960 + 0.842) / atanh 0.5)^2 = 30.6
+    assert stats.seeds_needed(0.5, alpha=0.05 / 10) > stats.seeds_needed(0.5)
+    ps = stats.power_summary(20, 10)
+    assert ps["seeds_for_0.5_holm"] == stats.seeds_needed(0.5, alpha=0.005)
 
 
-def test_table_of_measures_against_precision():
-    df = _population()
-    t = stats.against(df, ["strong", "noise", "partly_missing"], n_boot=1000, seed=0)
-    assert list(t.columns) == ["measure", "n", "rho", "p", "ci_low", "ci_high", "excludes_zero"]
-    row = t.set_index("measure")
-    assert row.loc["strong", "rho"] < -0.95 and row.loc["strong", "ci_high"] < 0 and row.loc["strong", "excludes_zero"]
-    assert row.loc["noise", "ci_low"] < 0 < row.loc["noise", "ci_high"] and not row.loc["noise", "excludes_zero"]
-    assert row.loc["noise", "p"] > 0.05
-    assert row.loc["partly_missing", "n"] == 16 and row.loc["strong", "n"] == 20
-    assert t.equals(stats.against(df, ["strong", "noise", "partly_missing"], n_boot=1000, seed=0))
+def test_partial_spearman_removes_the_ensemble_offset():
+    """Two ensembles whose precision differs by a constant offset and whose measure differs too:
+    pooled, rho is large from the offset alone; with the ensemble as covariate it is the
+    within-ensemble relationship (none here), with a permutation p from within-ensemble pairings."""
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.standard_normal(5), rng.standard_normal(5) + 10]
+    y = np.r_[rng.standard_normal(5), rng.standard_normal(5) + 10]
+    g = ["a"] * 5 + ["b"] * 5
+    assert stats.spearman(x, y)[0] > 0.5
+    rho, p, n = stats.partial_spearman(x, y, g)
+    assert n == 10 and abs(rho) < stats.spearman(x, y)[0] and p > 0.05
+    # a within-ensemble relationship is found
+    y2 = np.r_[x[:5] * 2, x[5:] * 2] + 1e-3 * rng.standard_normal(10)
+    rho2, p2, _ = stats.partial_spearman(x, y2, g)
+    assert rho2 == pytest.approx(1.0) and p2 <= 2 / (120 * 120) + 1e-12
+
+
+def test_the_table_and_its_sentence_claim_only_what_survives_holm():
+    rng = np.random.default_rng(5)
+    n = 20
+    x = rng.standard_normal(n)
+    df = pd.DataFrame({"precision": x, "strong": x + 0.05 * rng.standard_normal(n), "noise": rng.standard_normal(n)})
+    t = stats.against(df, ["strong", "noise"])
+    assert list(t.columns) == ["measure", "target", "n", "rho", "p", "exact", "ci_low", "ci_high", "p_holm",
+                               "significant"]
+    assert t.set_index("measure").loc["strong", "significant"] and not t.set_index("measure").loc["noise", "significant"]
+    np.testing.assert_allclose(t["p_holm"], stats.holm(t["p"]))
+    sentence = stats.summary_sentence(t, {"strong": "the strong measure"})
+    assert "the strong measure" in sentence and "noise" not in sentence.split(";")[0]
+
+
+def test_the_sentence_claims_nothing_at_n_4_whatever_the_data():
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        x = rng.standard_normal(4)
+        df = pd.DataFrame({"precision": x, "a": x, "b": -x, "c": rng.standard_normal(4)})
+        t = stats.against(df, ["a", "b", "c"])
+        assert not t["significant"].any()
+        assert stats.summary_sentence(t).startswith("At n = 4, no measure is related to precision")
+    perfect = stats.against(pd.DataFrame({"precision": [1, 2, 3, 4], "a": [1, 2, 3, 4]}), ["a"])
+    assert perfect.loc[0, "p"] == pytest.approx(1 / 12) and not perfect.loc[0, "significant"]
+    assert np.isnan(perfect.loc[0, "ci_low"])  # no interval at n = 4
 
 
 def test_correlation_matrix():
-    df = _population()
-    m = stats.correlation_matrix(df, ["precision", "strong", "noise"])
-    np.testing.assert_allclose(np.diag(m), 1.0)
-    np.testing.assert_allclose(m.to_numpy(), m.to_numpy().T)
-    assert m.loc["precision", "noise"] == pytest.approx(st.spearmanr(df["precision"], df["noise"]).statistic)
-
-
-def test_summary_sentence_states_what_the_data_support():
-    df = _population()
-    none = stats.against(df, ["noise"], n_boot=500)
-    assert stats.summary_sentence(none) == ("At n = 20, no measure correlates with precision: every 95 % interval "
-                                            "of Spearman's rho includes 0.")
-    some = stats.against(df, ["strong", "noise", "partly_missing"], n_boot=500)
-    s = stats.summary_sentence(some)
-    assert s.startswith("At n = 16-20, strong (rho = ") and "and partly_missing (rho = " in s
-    assert s.endswith("correlate with precision (interval excludes 0); the intervals of the other 1 measure include 0.")
-    assert "noise" not in s
-    one = stats.against(df, ["strong"], n_boot=500)
-    assert stats.summary_sentence(one).endswith("correlates with precision (interval excludes 0).")
-    assert stats.summary_sentence(one.iloc[:0]) == "No measure was compared with precision."
+    df = pd.DataFrame({"a": [1, 2, 3, 4, 5], "b": [5, 4, 3, 2, 1], "c": [1, 3, 2, 5, 4]})
+    m = stats.correlation_matrix(df, ["a", "b", "c"])
+    assert m.loc["a", "b"] == pytest.approx(-1.0) and m.loc["a", "a"] == 1.0

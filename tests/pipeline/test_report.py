@@ -1,7 +1,11 @@
-"""The HTML reports and index.html (sysa_core.pipeline.report) in a real headless Chromium: every
-image decodes, every link resolves to a file."""
+"""The HTML reports and index.html (sysa_core.pipeline.report) in a real headless Chromium with
+every network request refused: every image decodes, every link resolves to a file of the run, no
+request goes anywhere but to files (and data: URIs), and no script or stylesheet is fetched from
+outside the page."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -12,54 +16,63 @@ from selenium.webdriver.chrome.service import Service
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PAGES = ("index.html", "population.html", "seed_1/train.html", "seed_1/inspect.html", "control/seed_2/pca.html")
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.fail("Debian's chromium and chromium-driver are required (.ci/run installs them)")
+        pytest.fail("Debian's chromium and chromium-driver are required (make browser installs them)")
     opts = webdriver.ChromeOptions()
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-dev-shm-usage"):
         opts.add_argument(a)
     opts.binary_location = CHROMIUM
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv.execute_cdp_cmd("Network.enable", {})
+    drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*", "ftp://*"]})
     yield drv
     drv.quit()
 
 
-@pytest.fixture(scope="module")
-def run_dir(smoke_run):
-    return smoke_run
-
-
-def _page_check(browser, page: Path):
+def _open(browser, page: Path):
+    browser.get_log("performance")  # drop what earlier pages logged
     browser.get(page.as_uri())
     images = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.src.slice(0, 30)])")
+        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt, i.src.slice(0, 30)])")
     links = browser.execute_script("return Array.from(document.links).map(a => a.href)")
-    return images, links
+    requested = [json.loads(e["message"])["message"] for e in browser.get_log("performance")]
+    urls = [m["params"]["request"]["url"] for m in requested if m.get("method") == "Network.requestWillBeSent"]
+    return images, links, urls
 
 
-def test_index_images_decode_and_links_resolve(browser, run_dir):
-    images, links = _page_check(browser, run_dir / "index.html")
-    assert images, "the index shows the population figure"
-    for complete, width, src in images:
-        assert complete and width > 0, src
-    assert len(links) >= 5
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_open_offline_with_every_figure_decoded(browser, smoke_run, name):
+    page = smoke_run / name
+    images, links, urls = _open(browser, page)
+    assert images, f"{name} shows no figure"
+    for complete, width, alt, src in images:
+        assert complete and width > 0, (name, src)
+        assert alt and alt != "figure", (name, src)  # alt text from the figure's titles
+    assert urls and all(u.startswith(("file:", "data:")) for u in urls), [u for u in urls if not u.startswith(("file:", "data:"))]
+    text = page.read_text()
+    outside = re.findall(r"<(?:script|link)[^>]*(?:src|href)=[\"']((?!data:)[^\"']+)", text)
+    assert not outside, outside
     for href in links:
         url = urlparse(href)
+        if url.fragment and url.path == page.as_uri().split("file://")[1]:
+            continue  # an anchor in the page itself
         assert url.scheme == "file", href
         target = Path(unquote(url.path))
         assert target.is_file(), f"broken link {href}"
-        assert run_dir in target.parents
+        assert smoke_run in target.parents
 
 
-def test_reports_images_decode_offline(browser, run_dir):
-    for page in [run_dir / "seed_1" / "inspect.html", run_dir / "control" / "seed_2" / "pca.html",
-                 run_dir / "population.html"]:
-        images, _ = _page_check(browser, page)
-        assert images
-        for complete, width, src in images:
-            assert complete and width > 0, (page.name, src)
+def test_a_page_that_asks_the_network_is_caught(browser, tmp_path):
+    """The check can fail: a page loading a script from a web server shows the request."""
+    page = tmp_path / "bad.html"
+    page.write_text('<html><head><script src="https://cdn.example.org/x.js"></script></head><body></body></html>')
+    _, _, urls = _open(browser, page)
+    assert "https://cdn.example.org/x.js" in urls

@@ -19,6 +19,8 @@ import pytest
 
 from conftest import SMOKE_RUN, assert_user_error, copy_run, parse_json_lines, run_cli
 from sysa_core import cli, files
+from sysa_core.analysis import population
+from sysa_core.pipeline import report
 
 SEEDS = (1, 2)
 NOTEBOOKS = ("train", "inspect", "pca")
@@ -66,7 +68,9 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_0600(smoke_run):
 
 
 def test_metrics_json_and_csv_agree_and_training_helped(smoke_run):
-    df = pd.read_csv(smoke_run / "population.csv")
+    both = pd.read_csv(smoke_run / "population.csv")
+    assert sorted(both["ensemble"].unique()) == ["independent", "seed-compatible"]
+    df = both[both["ensemble"] == "seed-compatible"]
     assert sorted(df["seed"]) == list(SEEDS)
     for s in SEEDS:
         m = json.loads((smoke_run / f"seed_{s}" / "metrics.json").read_text())
@@ -148,18 +152,74 @@ def test_force_retrains_to_the_same_bits(smoke_run, tmp_path):
     assert json.loads((run / "seed_1" / "metrics.json").read_text()) == metrics_before
 
 
-def test_a_run_at_dt_2_ms(tmp_path):
+def test_a_run_at_dt_2_ms_with_a_G_per_seed(tmp_path):
+    """End to end at dt = 2 ms, with the independent initialisation and a G per seed: the networks'
+    own analyses are per seed, in the population report and among its predictors."""
     out = tmp_path / "dt2"
-    res = run_cli("run", "--profile", "smoke", "--seeds", "1", "--threads", "1", "--quiet", "--out", out,
-                  "--set", "model.dt_ms=2")
+    res = run_cli("run", "--profile", "smoke", "--seeds", "1-2", "--threads", "1", "--quiet", "--out", out,
+                  "--set", "model.dt_ms=2", "--set", "model.init=independent", "--set", "model.G_per_seed=true")
     assert res.returncode == 0, res.stderr
-    m = json.loads((out / "seed_1" / "metrics.json").read_text())
-    meta = json.loads((out / "seed_1" / "sys_A1_train.json").read_text())
-    assert meta["config"]["model"]["dt_ms"] == 2
-    assert m["precision_untrained"] / m["precision"] >= 5
-    assert set(m["precision_by_duration"]) == {"30", "60", "100"}
-    npz = np.load(out / "seed_1" / "analysis.npz")
-    assert npz["eval_t_ms"][1] == 2.0 and len(npz["eval_t_ms"]) == (600 + 400) // 2
+    for s in (1, 2):
+        m = json.loads((out / f"seed_{s}" / "metrics.json").read_text())
+        meta = json.loads((out / f"seed_{s}" / f"sys_A{s}_train.json").read_text())
+        assert meta["config"]["model"]["dt_ms"] == 2
+        assert m["precision_untrained"] / m["precision"] >= 5
+        assert set(m["precision_by_duration"]) == {"30", "60", "100"}
+        npz = np.load(out / f"seed_{s}" / "analysis.npz")
+        assert npz["eval_t_ms"][1] == 2.0 and len(npz["eval_t_ms"]) == (600 + 400) // 2
+    keys = {json.loads((out / f"seed_{s}" / "metrics.json").read_text())["network_key"] for s in (1, 2)}
+    assert len(keys) == 2 and all((out / f"network-{k}.npz").exists() for k in keys)
+    stats_cell = _cell_output(out / "population.ipynb", "tables.statistics")
+    assert "spontaneous dimensionality" in stats_cell  # G differs between the seeds: a per-seed measure
+    assert "every seed&#x27;s G drawn from its own seed" in (out / "index.html").read_text()
+
+
+def _cell_output(ipynb, source_start: str) -> str:
+    nb = nbformat.read(ipynb, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(source_start))
+    return "\n".join(json.dumps(o.get("data", {}), ensure_ascii=False) + o.get("text", "") for o in cell.outputs)
+
+
+def test_the_population_report_shows_G_once_and_no_G_only_predictor(smoke_run):
+    html = (smoke_run / "population.html").read_text()
+    assert html.count("G, shared by all 2 seeds") == 1 and "<h2" in html and "The network G" in html
+    stats_cell = _cell_output(smoke_run / "population.ipynb", "tables.statistics")
+    for label in population.NETWORK_MEASURES.values():
+        assert label not in stats_cell
+    assert "dim_spontaneous" not in stats_cell and "I–w cosine" in stats_cell
+    for alt in ("Overlap of the seeds' memory subspaces", "Duration → plateau across seeds",
+                "Error over time, pooled over seeds"):
+        assert f'alt="{alt}' in html, alt
+    answer = _cell_output(smoke_run / "population.ipynb", "nb.answer")
+    assert "I–w cosine is" in answer and "seeds" in answer
+
+
+def test_reports_are_titled_small_and_say_control(smoke_run):
+    for prefix, ens in (("", "main"), ("control/", "control")):
+        for name in NOTEBOOKS:
+            page = (smoke_run / f"{prefix}seed_2" / f"{name}.html").read_text()
+            who = "control seed 2" if ens == "control" else "seed 2"
+            assert f"<title>{name} · {who} · smoke</title>" in page
+            text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", page)
+            assert len(text.encode()) <= 250_000, (name, len(text))
+            if ens == "control":
+                assert "control seed 2 (smoke)" in page  # in the report's own heading too
+    assert "<title>population · smoke · with control</title>" in (smoke_run / "population.html").read_text()
+
+
+def test_the_index_is_a_front_page(smoke_run):
+    html = (smoke_run / "index.html").read_text()
+    for field in ("run</b>", "code</b>", "wall time</b>", "cores", "commit", "training", "ensembles</b>"):
+        assert field in html, field
+    for column in ("final loss", "converged", "holds", "in range", "extrapolation", "verdict", "train"):
+        assert f">{column}<" in html, column
+    for term in report.LEGEND:
+        assert f"<dt>{term}</dt>" in html, term
+    assert 'alt="Population overview' in html
+    rows = re.findall(r'<tr class="(\w+)"><td class="l">(\w+)</td><td>(\d+)</td>', html)
+    assert {(e, int(s)) for _, e, s in rows} == {(e, s) for e in ("main", "control") for s in SEEDS}
+    order = [k for k, _, _ in rows]
+    assert order == sorted(order, key=lambda k: {"failed": 0, "check": 1, "complete": 2}[k])  # failed first
 
 
 # -- failures --------------------------------------------------------------------------------

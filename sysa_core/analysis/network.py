@@ -1,0 +1,153 @@
+"""What the recurrent network G determines on its own, analysed once per G.
+
+With no bias and no output feedback the autonomous dynamics tau dh/dt = -h + g tanh(h) G' do not
+depend on I or w: their fixed and slow points, the modes around the fixed points, the spontaneous
+activity and its PCs, and the largest Lyapunov exponent along the spontaneous activity are
+properties of G. Seeds of the seed-compatible initialisation all share the G drawn from seed 1,
+so a run analyses it once and shows it once; `load_or_analyse` caches it in the run's folder
+under a key of G's bytes, g, tau, dt, the dtype, the spontaneous-run settings and the code.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import files
+from ..config import Config
+from ..model import run
+from ..runtime import limited
+from . import dynamics, pca
+
+#: spontaneous-run states used as starting points of the fixed-point search (and their negatives:
+#: the flow is odd, F(-h) = -F(h), so its points come in pairs, besides the origin)
+N_STARTS = 6
+#: the largest Lyapunov exponent of the spontaneous activity is averaged over the spontaneous
+#: window after the tangent vector aligned during this many ms before it
+LYAPUNOV_TRANSIENT_MS = 500.0
+
+
+@dataclass
+class NetworkAnalysis:
+    """spontaneous / spontaneous_f64: the PCs of the spontaneous activity simulated in the configured
+    dtype and in float64; points: the fixed and slow points of the autonomous flow; lyapunov_per_s:
+    the largest Lyapunov exponent along the spontaneous activity (1/s); key: the cache key."""
+
+    spontaneous: pca.PCA
+    spontaneous_f64: pca.PCA
+    points: dynamics.Points
+    lyapunov_per_s: float
+    key: str
+
+    def metrics(self) -> dict:
+        """network_key, network_dim_spontaneous, network_lyapunov_spontaneous_per_s,
+        network_n_fixed_points, network_n_slow_points, network_points (one record per point,
+        dynamics.Points.records)."""
+        return {"network_key": self.key, "network_dim_spontaneous": self.spontaneous.dimensionality,
+                "network_lyapunov_spontaneous_per_s": self.lyapunov_per_s,
+                "network_n_fixed_points": int(self.points.fixed.sum()),
+                "network_n_slow_points": int((~self.points.fixed).sum()),
+                "network_points": self.points.records()}
+
+
+def _with_dtype(cfg: Config, dtype: str) -> Config:
+    return replace(cfg, model=replace(cfg.model, dtype=dtype))
+
+
+def _silent(G: torch.Tensor) -> dict:
+    """A state dict with G and nothing else (I, w, h0 zero): what the spontaneous run needs."""
+    n = G.shape[0]
+    return {"G": G, "I": torch.zeros(n, 1), "w": torch.zeros(n, 1), "h0": torch.zeros(n)}
+
+
+def network_key(cfg: Config, G: torch.Tensor) -> str:
+    """What the network analysis depends on: G's bytes, g, tau, dt, the dtype, the spontaneous-run
+    settings, and the code."""
+    g = hashlib.sha256(G.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
+    a, m = cfg.analysis, cfg.model
+    blob = {"G": g, "g": m.g_G, "tau_ms": m.tau_ms, "dt_ms": m.dt_ms, "dtype": m.dtype, "spont_h0": a.spont_h0,
+            "spont_T_ms": a.spont_T_ms, "spont_start_ms": a.spont_start_ms, "code": files.code_version()}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> NetworkAnalysis:
+    """The spontaneous PCs (configured dtype and float64), the fixed and slow points of the flow
+    (from the origin and from states of the spontaneous run and their negatives), and the largest
+    Lyapunov exponent of the spontaneous activity."""
+    with limited(threads):
+        a = cfg.analysis
+        sd = _silent(G.detach().cpu())
+        sp = pca.spontaneous_pca(cfg, sd)
+        c64 = _with_dtype(cfg, "float64")
+        start = cfg.steps(a.spont_start_ms)
+        rec = max(0, start - cfg.steps(LYAPUNOV_TRANSIENT_MS))
+        x = torch.zeros(1, cfg.steps(a.spont_T_ms), 1)
+        h0 = torch.full((G.shape[0],), a.spont_h0)
+        _, r64, h64 = run(c64, sd, x, h0=h0, return_r=True, return_h=True, record_from=rec)
+        sp64 = sp if cfg.model.dtype == "float64" else pca.pca_of(pca.covariance(r64[0, start - rec:].numpy(), ddof=1))
+        dyn = dynamics.RateDynamics.from_model(cfg, sd)
+        h = h64.numpy()
+        lyap = float(dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=start - rec)[0])
+        window = h[0, start - rec:]
+        picks = window[np.linspace(0, len(window) - 1, N_STARTS).round().astype(int)]
+        starts = np.vstack([np.zeros((1, dyn.n)), picks, -picks])
+        points = dynamics.find_points(dyn, starts, max_points=8)
+        return NetworkAnalysis(sp, sp64, points, lyap, network_key(cfg, G))
+
+
+# -- the cache in a run's folder ----------------------------------------------------------------------
+
+def _paths(folder: Path, key: str) -> tuple[Path, Path]:
+    return Path(folder) / f"network-{key}.json", Path(folder) / f"network-{key}.npz"
+
+
+def save(net: NetworkAnalysis, folder: Path) -> None:
+    """network-<key>.npz (the PCs, the points and their spectra) and network-<key>.json (metrics)."""
+    jpath, zpath = _paths(folder, net.key)
+    p = net.points
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, key=np.array(net.key), lyapunov_per_s=np.array(net.lyapunov_per_s),
+        spont_eigvals=net.spontaneous.eigvals, spont_eigvecs=net.spontaneous.eigvecs,
+        spont64_eigvals=net.spontaneous_f64.eigvals, spont64_eigvecs=net.spontaneous_f64.eigvecs,
+        points_h=p.h, points_q=p.q, points_speed_per_s=p.speed_per_s, points_fixed=p.fixed,
+        points_start_index=p.start_index, points_eigvals=p.eigvals,
+        points_constants=np.array([p.tau_ms, p.q_fixed, p.zero_tol]))
+    files.write_bytes(zpath, buf.getvalue())
+    files.write_json(jpath, net.metrics())
+
+
+def load(folder: Path, key: str) -> NetworkAnalysis | None:
+    """The network analysis cached in `folder` under `key`, or None (absent or unreadable)."""
+    _, zpath = _paths(folder, key)
+    try:
+        with np.load(zpath, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            tau, q_fixed, zero_tol = (float(v) for v in z["points_constants"])
+            points = dynamics.Points(z["points_h"], z["points_q"], z["points_speed_per_s"], z["points_fixed"],
+                                     z["points_start_index"], z["points_eigvals"], tau, q_fixed, zero_tol)
+            sp = pca.PCA(z["spont_eigvals"], z["spont_eigvecs"])
+            sp64 = pca.PCA(z["spont64_eigvals"], z["spont64_eigvecs"])
+            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), key)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def load_or_analyse(cfg: Config, G: torch.Tensor, folder: Path | None) -> NetworkAnalysis:
+    """The network analysis of G: from the cache in `folder` when there, else computed (and cached
+    there unless folder is None)."""
+    key = network_key(cfg, G)
+    if folder is not None:
+        got = load(folder, key)
+        if got is not None:
+            return got
+    net = analyse_network(cfg, G)
+    if folder is not None:
+        save(net, folder)
+    return net

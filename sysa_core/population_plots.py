@@ -1,0 +1,204 @@
+"""Figures of a population of seeds (analysis.population): every measure against precision, the
+statistics, the plateau curves and the error over time across seeds, the overlap of the memory
+subspaces, the two ensembles side by side, and the overview the index shows. Fitted lines stay
+within the data's range and the measure's possible values; every axis carries its unit."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from scipy import stats as _st
+
+from .plots import plt
+
+ENSEMBLE_COLOURS = {"seed-compatible": "C0", "independent": "C1"}
+
+
+def _colour(ens: str) -> str:
+    return ENSEMBLE_COLOURS.get(ens, "C2")
+
+
+def performance_original(table: pd.DataFrame):
+    """The original's figure: every metric against precision on one axis."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for col, lab in (("weight_correlation", "I-w correlation"), ("pr_input_l1", "PR of I (l1)"),
+                     ("pr_output_l1", "PR of w (l1)")):
+        ax.scatter(table["precision"], table[col], label=lab, s=18)
+    ax.set(xlabel="precision loss (MSE, a.u.², lower is better)", ylabel="value of each measure (its own unit)",
+           title="sys_A_performance (original layout)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _theil_sen(ax, x: np.ndarray, y: np.ndarray, bounds, colour) -> None:
+    """A Theil-Sen line of y on log10(x), over the data's x range, clipped to the measure's bounds."""
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+        return
+    lx = np.log10(x[ok])
+    slope, icpt, _, _ = _st.theilslopes(y[ok], lx)
+    xs = np.linspace(lx.min(), lx.max(), 50)
+    ys = icpt + slope * xs
+    lo, hi = bounds
+    ys = np.clip(ys, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    ax.plot(10 ** xs, ys, color=colour, lw=1, alpha=0.8)
+
+
+def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds: dict,
+                     target: str = "precision_trained_range", ncols: int = 5):
+    """Each predictor against a precision, one panel each, seeds numbered, a Theil-Sen line per
+    ensemble; the title gives rho, its permutation p and the Holm-adjusted p of that test."""
+    cols = list(labels)
+    nrows = int(np.ceil(len(cols) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.9 * nrows), squeeze=False)
+    ens = df["ensemble"] if "ensemble" in df else pd.Series(["seed-compatible"] * len(df))
+    for ax, col in zip(axes.flat, cols):
+        for name in dict.fromkeys(ens):
+            sub = df[ens == name]
+            x = pd.to_numeric(sub[target], errors="coerce").to_numpy(float)
+            y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
+            ax.scatter(x, y, s=16, color=_colour(name), label=name)
+            for xi, yi, s in zip(x, y, sub["seed"]):
+                ax.annotate(str(int(s)), (xi, yi), fontsize=6, alpha=0.6)
+            _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
+        row = table[(table.measure == col) & (table.target == target)]
+        stat = (f"rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
+                if len(row) and np.isfinite(row.rho.iloc[0]) else "")
+        ax.set_xscale("log")
+        ax.set(xlabel=f"{target.replace('_', ' ')} (MSE, a.u.²)", ylabel=labels[col])
+        ax.set_title(stat, fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(cols):]:
+        ax.axis("off")
+    if len(cols):
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"Each measure against {target.replace('_', ' ')} (Spearman; lines: Theil-Sen within the data)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def rho_table_plot(table: pd.DataFrame, labels: dict):
+    """Spearman's rho of every test with its 95 % interval where one is shown; filled: significant
+    after Holm's correction."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(table) + 1.3))
+    ys = np.arange(len(table))[::-1]
+    for y, (_, r) in zip(ys, table.iterrows()):
+        colour = "C3" if r["significant"] else "C0"
+        if np.isfinite(r["ci_low"]):
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=2)
+        ax.plot(r["rho"], y, "o", color=colour, mfc=colour if r["significant"] else "white")
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(ys, [f"{labels.get(m, m)} · {t.replace('precision', 'prec.').replace('_', ' ')}"
+                       for m, t in zip(table["measure"], table["target"])], fontsize=7)
+    ax.set(xlim=(-1.05, 1.05), xlabel="Spearman's rho (dimensionless; bars: 95 % interval where shown)",
+           title="Measures against precision")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def correlation_heatmap(matrix: pd.DataFrame, title: str = "Spearman correlation between measures"):
+    fig, ax = plt.subplots(figsize=(0.55 * len(matrix) + 3, 0.5 * len(matrix) + 1.8))
+    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f", annot_kws={"size": 7}, ax=ax,
+                square=True, cbar_kws={"shrink": 0.7, "label": "Spearman's rho"})
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def overlap_heatmap(matrix: pd.DataFrame, k: int):
+    fig, ax = plt.subplots(figsize=(0.45 * len(matrix) + 3, 0.42 * len(matrix) + 1.8))
+    sns.heatmap(matrix, vmin=0, vmax=1, cmap="viridis", annot=len(matrix) <= 12, fmt=".2f", annot_kws={"size": 7},
+                ax=ax, square=True, cbar_kws={"shrink": 0.7, "label": "mean cos² of the principal angles"})
+    ax.set_title(f"Overlap of the seeds' memory subspaces ({k} leading PCs; 1 = the same subspace)")
+    fig.tight_layout()
+    return fig
+
+
+def plateau_curves(curves: pd.DataFrame):
+    """The plateau against pulse duration across seeds: mean and range per ensemble, the target and
+    the trained range."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    inside = curves.loc[curves["in_range"].astype(bool), "duration_ms"]
+    if len(inside):
+        ax.axvspan(inside.min(), inside.max(), color="0.92", label="trained range")
+    first = curves[curves["seed"] == curves["seed"].iloc[0]]
+    ax.plot(first["duration_ms"], first["target"], "k--", lw=1, label="target")
+    for ens, sub in curves.groupby("ensemble", sort=False):
+        g = sub.groupby("duration_ms")["plateau"]
+        d = np.array(list(g.groups))
+        ax.fill_between(d, g.min(), g.max(), color=_colour(ens), alpha=0.2)
+        ax.plot(d, g.mean(), color=_colour(ens), lw=1.5, label=f"{ens}: mean, range over {sub.seed.nunique()} seeds")
+    ax.set(xlabel="pulse duration (ms)", ylabel="plateau (mean output, a.u.)", title="Duration → plateau across seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def error_over_time(err: pd.DataFrame, trained_end_s: float):
+    """|output − target| / target of the in-range test trials against time since the pulse's onset,
+    pooled over seeds and durations: median and interquartile range per ensemble."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for ens, sub in err.groupby("ensemble", sort=False):
+        g = sub.groupby("time_s")["rel_error"]
+        t = np.array(list(g.groups))
+        ax.fill_between(t, 100 * g.quantile(0.25), 100 * g.quantile(0.75), color=_colour(ens), alpha=0.2)
+        ax.plot(t, 100 * g.median(), color=_colour(ens), lw=1.2, label=f"{ens}: median, IQR")
+    ax.axvline(trained_end_s, color="k", ls=":", lw=1, label="end of trained window")
+    ax.axhline(10, color="0.5", ls="--", lw=1, label="10 % band")
+    ax.set_yscale("log")
+    ax.set(xlabel="time since the pulse's onset (s)", ylabel="|output − target| / target (%)",
+           title="Error over time, pooled over seeds and in-range durations")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def ensemble_comparison(df: pd.DataFrame, columns: dict):
+    """Each measure's distribution per ensemble (one panel per measure, seeds as points)."""
+    n = len(columns)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.2), squeeze=False)
+    for ax, (col, lab) in zip(axes[0], columns.items()):
+        sns.boxplot(data=df, x="ensemble", y=col, ax=ax, color="0.9", showfliers=False)
+        sns.stripplot(data=df, x="ensemble", y=col, ax=ax, size=5, jitter=0.15, hue="ensemble",
+                      palette=ENSEMBLE_COLOURS, legend=False)
+        ax.set(xlabel="", ylabel=lab)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("The two ensembles side by side", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def overview(both: pd.DataFrame, curves: pd.DataFrame):
+    """The index's figure: in-range precision and the I–w cosine (at initialisation and trained) of
+    every network of both ensembles, and the plateau against duration."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    sns.stripplot(data=both, x="ensemble", y="precision_trained_range", hue="ensemble", palette=ENSEMBLE_COLOURS,
+                  ax=axes[0], size=6, legend=False)
+    axes[0].set(yscale="log", xlabel="", ylabel="in-range precision (MSE, a.u.²)",
+                title="Precision inside the trained range")
+    long = pd.concat([both.assign(stage="initialisation", cos=both["weight_correlation_init"]),
+                      both.assign(stage="trained", cos=both["weight_correlation"])])
+    sns.stripplot(data=long, x="stage", y="cos", hue="ensemble", palette=ENSEMBLE_COLOURS, dodge=True, ax=axes[1],
+                  size=6)
+    axes[1].set(xlabel="", ylabel="I–w cosine (dimensionless)", ylim=(-1.05, 1.05), title="I–w cosine")
+    axes[1].legend(fontsize=7)
+    for ens, sub in curves.groupby("ensemble", sort=False):
+        g = sub.groupby("duration_ms")["plateau"]
+        d = np.array(list(g.groups))
+        axes[2].fill_between(d, g.min(), g.max(), color=_colour(ens), alpha=0.2)
+        axes[2].plot(d, g.mean(), color=_colour(ens), lw=1.5, label=ens)
+    first = curves[(curves["seed"] == curves["seed"].iloc[0]) & (curves["ensemble"] == curves["ensemble"].iloc[0])]
+    axes[2].plot(first["duration_ms"], first["target"], "k--", lw=1, label="target")
+    inside = curves.loc[curves["in_range"].astype(bool), "duration_ms"]
+    if len(inside):
+        axes[2].axvspan(inside.min(), inside.max(), color="0.92")
+    axes[2].set(xlabel="pulse duration (ms)", ylabel="plateau (a.u.)", title="Duration → plateau (mean, range)")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

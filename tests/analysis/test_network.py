@@ -1,0 +1,56 @@
+"""sysa_core.analysis.network: what G alone determines, analysed once and cached per G: the
+spontaneous PCs (against analysis.pca), the points of the odd flow (the origin, and points in
++- pairs), the cache round trip, and the key that decides when it is recomputed."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sysa_core import config, model
+from sysa_core.analysis import network, pca
+
+pytestmark = pytest.mark.usefixtures("single_threaded_torch")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return config.resolve("smoke", ["hidden_size=40"])
+
+
+@pytest.fixture(scope="module")
+def net(cfg):
+    return network.analyse_network(cfg, model.init_weights(cfg.model, 1)["G"])
+
+
+def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(cfg, net):
+    sd = model.init_weights(cfg.model, 7)  # another seed's I and w: the same G (seed 1), the same PCs
+    ref = pca.spontaneous_pca(cfg, sd)
+    np.testing.assert_array_equal(net.spontaneous.eigvals, ref.eigvals)
+    assert net.spontaneous_f64.dimensionality == pytest.approx(ref.dimensionality, rel=1e-3)
+    m = net.metrics()
+    assert m["network_dim_spontaneous"] == ref.dimensionality and m["network_key"] == net.key
+
+
+def test_the_points_of_the_odd_flow(net):
+    p = net.points
+    assert p.fixed[0] and np.linalg.norm(p.h[0]) == 0.0  # the origin, always a fixed point
+    assert p.fixed.sum() + (~p.fixed).sum() == len(p)
+    for i in range(1, len(p)):  # F(-h) = -F(h): every other point has its mirror image
+        assert np.min(np.linalg.norm(p.h + p.h[i], axis=1)) < 1e-6 * max(1.0, np.linalg.norm(p.h[i]))
+    assert np.isfinite(net.lyapunov_per_s)
+
+
+def test_the_cache_round_trip_and_its_key(cfg, net, tmp_path):
+    G = model.init_weights(cfg.model, 1)["G"]
+    network.save(net, tmp_path)
+    back = network.load(tmp_path, net.key)
+    assert back.metrics() == net.metrics()
+    np.testing.assert_array_equal(back.points.eigvals, net.points.eigvals)
+    np.testing.assert_array_equal(back.spontaneous.eigvecs, net.spontaneous.eigvecs)
+    assert network.load_or_analyse(cfg, G, tmp_path).metrics() == net.metrics()  # read, not recomputed
+    assert network.load(tmp_path, "0" * 16) is None
+    other = config.resolve("smoke", ["hidden_size=40", "spont_h0=0.2"])
+    assert network.network_key(other, G) != net.key
+    assert network.network_key(config.resolve("smoke", ["hidden_size=40", "lr=0.5"]), G) == net.key  # training
+    assert network.network_key(cfg, G + 1e-3 * torch.ones_like(G)) != net.key

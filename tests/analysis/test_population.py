@@ -1,0 +1,63 @@
+"""sysa_core.analysis.population: which measures are per-seed predictors (no G-only measure when
+the seeds share G), and the answer to the original question, which follows the data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sysa_core.analysis import population, stats
+
+
+def _ensemble(n: int, cos_init: float, cos: float, mech: str = "transient", key: str = "k") -> pd.DataFrame:
+    rng = np.random.default_rng(int(100 * cos) + n)
+    return pd.DataFrame({
+        "seed": np.arange(1, n + 1), "precision": rng.uniform(0.01, 0.04, n),
+        "precision_trained_range": rng.uniform(1e-3, 3e-3, n),
+        "weight_correlation_init": np.full(n, cos_init), "weight_correlation": cos + 0.01 * rng.standard_normal(n),
+        "pr_input_l1": rng.uniform(300, 340, n), "memory_mechanism": [mech] * n,
+        "plateau_state_speed_per_s": rng.uniform(1, 2, n), "readout_pcs_needed": rng.integers(15, 25, n),
+        "network_dim_spontaneous": np.full(n, 3.9) if key == "k" else rng.uniform(3, 4, n),
+        "network_key": [key] * n if key == "k" else [f"k{i}" for i in range(n)]})
+
+
+def test_no_G_only_measure_is_a_predictor_when_the_seeds_share_G():
+    shared = _ensemble(6, 1.0, 0.85)
+    assert population.shares_G(shared)
+    assert "network_dim_spontaneous" not in population.predictors(shared)
+    assert {"weight_correlation", "pr_input_l1"} <= set(population.predictors(shared))
+    own = _ensemble(6, 1.0, 0.85, key="own")
+    assert not population.shares_G(own) and "network_dim_spontaneous" in population.predictors(own)
+
+
+def _answer(main, control, n=None):
+    t, power = population.statistics(main)
+    return population.answer(main, control, t, power)
+
+
+def test_the_answer_follows_the_data():
+    main = _ensemble(8, 1.0, 0.85)
+    inherited = _answer(main, _ensemble(8, 0.02, 0.03))
+    assert "inherited from the initialisation" in inherited[0] and "0.85" in inherited[0]
+    learned = _answer(main, _ensemble(8, 0.02, 0.6))
+    assert "learned" in learned[0] and learned[0] != inherited[0]
+    assert "cannot be told without the control ensemble" in _answer(main, None)[0]
+    assert "All 8 networks hold the plateau by a transient" in inherited[2]
+    mixed = main.copy()
+    mixed.loc[:3, "memory_mechanism"] = "attractor"
+    assert "differ in how they hold" in _answer(mixed, None)[2]
+    assert "no measure is related to precision" in inherited[1]
+    strong = main.copy()
+    strong["pr_input_l1"] = 300 + 1e4 * strong["precision"]  # a perfect rank correlation at n = 8
+    said = _answer(strong, None)[1]
+    assert said.startswith("At n = 8, after Holm's correction") and "PR of I" in said
+    assert "31 seeds for one test" in inherited[3]
+
+
+def test_statistics_test_every_predictor_against_both_precisions():
+    main = _ensemble(8, 1.0, 0.85)
+    t, power = population.statistics(main)
+    meas = population.predictors(main)
+    assert len(t) == 2 * len(meas) and set(t["target"]) == set(population.TARGETS)
+    np.testing.assert_allclose(t["p_holm"], stats.holm(t["p"]))
+    assert power["tests"] == len(t) and power["n"] == 8

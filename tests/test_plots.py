@@ -1,0 +1,55 @@
+"""sysa_core.plots: every figure of one model, drawn from a real analysis, has a unit on every
+labelled axis, and alt text made from its titles; `show` puts it in a notebook with that text."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sysa_core import config, files, plots
+from sysa_core.analysis import network
+
+
+def assert_units(fig):
+    """Every axis label names its unit in parentheses (categorical axes carry no label)."""
+    for ax in fig.axes:
+        for label in (ax.get_xlabel(), ax.get_ylabel(), getattr(ax, "get_zlabel", lambda: "")()):
+            if label:
+                assert "(" in label and ")" in label, f"no unit in {label!r}"
+    plots.plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def seed1(smoke_run):
+    d = smoke_run / "seed_1"
+    with np.load(files.arrays_path(d)) as z:
+        arrays = {k: z[k] for k in z.files}
+    return json.loads(files.metrics_path(d).read_text()), arrays, files.load_checkpoint(d / "sys_A1_state.pth")
+
+
+def test_every_figure_of_a_model_has_units(seed1, smoke_run):
+    m, A, ck = seed1
+    cfg = config.resolve("smoke", seed=1)
+    meta = json.loads((smoke_run / "seed_1" / "sys_A1_train.json").read_text())["history"]
+    sd = ck["state_dict"]
+    figs = [plots.loss_history(meta["loss"], 1, meta["monitor_step"], meta["monitor_loss"]),
+            plots.grad_norm_history(meta["grad_norm_I"], meta["grad_norm_w"], 1),
+            plots.evaluation(A, "test", cfg.task.Nt_ms), plots.weights(sd, sd), plots.generalisation(A),
+            plots.spectrum({"a": A["spont_eigvals"]}), plots.loadings(A["mem_coef_w"], "w"),
+            plots.phase_trajectories(A, cfg.analysis.durations_ms, cfg.model.dt_ms),
+            plots.fixed_point_spectra(network.load(smoke_run, m["network_key"]).points)]
+    for fig in figs:
+        assert_units(fig)
+
+
+def test_alt_text_comes_from_the_titles():
+    fig, axes = plots.plt.subplots(1, 2)
+    axes[0].set_title("Left")
+    axes[1].set_title("Right")
+    fig.suptitle("Both")
+    assert plots.alt_text(fig) == "Both; Left; Right"
+    plots.plt.close(fig)
+    fig, _ = plots.plt.subplots()
+    assert plots.alt_text(fig) == "figure"
+    plots.plt.close(fig)

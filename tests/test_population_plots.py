@@ -1,0 +1,48 @@
+"""sysa_core.population_plots: every population figure, drawn from the session's smoke run (both
+ensembles), has a unit on every labelled axis; fitted lines stay within the data and the
+measure's possible values."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sysa_core import config, plots
+from sysa_core import population_plots as pp
+from sysa_core.analysis import population
+from test_plots import assert_units
+
+
+@pytest.fixture(scope="module")
+def pop(smoke_run):
+    runs = {"seed-compatible": (smoke_run, [1, 2]), "independent": (smoke_run / "control", [1, 2])}
+    both = population.combine({"seed-compatible": population.table(smoke_run),
+                               "independent": population.table(smoke_run / "control")})
+    t, _ = population.statistics(both[both.ensemble == "seed-compatible"])
+    return both, runs, t
+
+
+def test_every_population_figure_has_units(pop):
+    both, runs, t = pop
+    cfg = config.resolve("smoke")
+    labels = {**population.PREDICTORS, **population.NETWORK_MEASURES}
+    curves = population.plateau_curves(runs)
+    figs = [pp.performance_original(both), pp.rho_table_plot(t, labels),
+            pp.predictor_panels(both, t, {k: labels[k] for k in population.predictors(both)}, population.BOUNDS),
+            pp.plateau_curves(curves), pp.error_over_time(population.error_over_time(runs, cfg), 0.45),
+            pp.ensemble_comparison(both, {"precision": "precision (MSE, a.u.²)"}), pp.overview(both, curves)]
+    for fig in figs:
+        assert_units(fig)
+
+
+def test_fitted_lines_stay_within_the_data_and_the_possible_values():
+    df = pd.DataFrame({"seed": [1, 2, 3, 4], "precision_trained_range": [1e-3, 2e-3, 4e-3, 8e-3],
+                       "weight_correlation": [0.5, 0.8, 0.95, 0.99], "ensemble": ["seed-compatible"] * 4})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "rho": [1.0],
+                      "p": [1 / 12], "p_holm": [1 / 12]})
+    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
+    line = [ln for ln in fig.axes[0].get_lines()][0]
+    x, y = line.get_data()
+    assert x.min() >= 1e-3 * (1 - 1e-9) and x.max() <= 8e-3 * (1 + 1e-9)
+    assert y.max() <= 1.0 and y.min() >= -1.0
+    plots.plt.close(fig)
