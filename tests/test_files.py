@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import REPO, assert_user_error, cli_env, run_cli
-from sysa_core import config, files, model
+from sysa_core import cli, config, files, model
 from sysa_core.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
@@ -175,23 +175,29 @@ def test_the_code_running_pickles_are_really_dangerous(tmp_path):
         assert marker.exists()
 
 
-@pytest.mark.parametrize("kind, needle", [
-    ("truncated", "truncated"),
-    ("random bytes", ""),
-    ("code-running pickle (torch.save)", "refused"),
-    ("code-running pickle (plain pickle)", ""),
-    ("another hidden size", "hidden size 48"),
-    ("empty", "empty"),
-])
-def test_cli_refuses_bad_checkpoints_without_running_code(tmp_path, kind, needle):
+BAD_FILES = [("truncated", "truncated"), ("random bytes", ""), ("code-running pickle (torch.save)", "refused"),
+             ("code-running pickle (plain pickle)", ""), ("another hidden size", "hidden size 48"), ("empty", "empty")]
+
+
+@pytest.mark.parametrize("kind, needle", BAD_FILES)
+def test_evaluate_refuses_bad_checkpoints_without_running_code(tmp_path, capsys, kind, needle):
     marker = tmp_path / "code_ran"
     path = _bad_file(kind, tmp_path / "in", marker)
-    proc = run_cli("evaluate", path, "--json")
-    line = assert_user_error(proc.stderr, proc.returncode, str(path), needle)
-    assert proc.stdout == ""
+    rc = cli.main(["evaluate", str(path), "--json"])
+    out = capsys.readouterr()
+    line = assert_user_error(out.err, rc, str(path), needle)
+    assert out.out == ""
     assert not marker.exists(), "code from the file ran"
     if kind == "another hidden size":
         assert "500" in line
+
+
+def test_a_code_running_pickle_is_refused_by_a_real_process(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = _bad_file("code-running pickle (torch.save)", tmp_path / "in", marker)
+    proc = run_cli("evaluate", path, "--json")
+    assert_user_error(proc.stderr, proc.returncode, str(path), "refused")
+    assert proc.stdout == "" and not marker.exists()
 
 
 @pytest.mark.parametrize("change, needle", [

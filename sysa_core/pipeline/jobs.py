@@ -113,6 +113,29 @@ def close_runners() -> None:
             _runners.pop().close()
 
 
+#: what a notebook's first cell imports, imported into a kernel while it waits for its first notebook
+WARM_IMPORTS = "import sysa_core.pipeline.notebook, sysa_core.plots, sysa_core.population_plots"
+
+
+def prewarm(n: int) -> None:
+    """Start n kernels in the background and import what the notebooks import into them, so that
+    they are ready when the first notebooks run (while this process trains, say)."""
+    def start():
+        r = NotebookRunner()
+        with _lock:
+            _runners.append(r)
+        try:
+            r._kernel()
+            r.kc.execute_interactive(WARM_IMPORTS, timeout=300, output_hook=lambda msg: None)
+        except Exception:  # noqa: BLE001 - a kernel that failed to start is replaced when used
+            pass
+        with _lock:
+            _idle.append(r)
+
+    for _ in range(n):
+        threading.Thread(target=start, name="sysa-prewarm", daemon=True).start()
+
+
 def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None) -> tuple[float, str | None]:
     """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
     every kernel is busy (one per thread that runs notebooks at the same time)."""

@@ -28,7 +28,7 @@ from ..config import Config, apply_overrides, validate
 from ..errors import UserError
 from ..model import init_weights
 from . import executors, report
-from .jobs import SEED_NOTEBOOKS, Ensemble, execute, seed_job, seed_state, set_threads
+from .jobs import SEED_NOTEBOOKS, Ensemble, execute, prewarm, seed_job, seed_state, set_threads
 from .notebook import PARAMETERS
 
 
@@ -122,12 +122,18 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                 todo.append((ens, s))
 
         clock = Clock()
+        here = client is None and workers <= 1
+        if here:
+            if threads:
+                set_threads(threads)
+            lanes = _lanes(len(todo))
+            # the kernels share the cores; they start now and import while this process computes
+            os.environ["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // lanes))
+            prewarm(lanes)
         with clock("network_s"):
             _analyse_networks(todo, out)
         bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
-        if client is None and workers <= 1:
-            if threads:
-                set_threads(threads)
+        if here:
             # here: training in this process with its own progress bar (models batched when asked),
             # then the notebooks, which find the finished checkpoints
             with clock("train_s"):
@@ -251,12 +257,15 @@ def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, prog
     return errors
 
 
+def _lanes(n_seeds: int) -> int:
+    """How many seeds' notebooks run at once here: one per core."""
+    return max(1, min(os.cpu_count() or 1, n_seeds))
+
+
 def _notebooks_here(todo: list[tuple[Ensemble, int]], nbs: dict, pre_err: dict, bar):
     """The seeds' notebook chains (their models trained already), in as many lanes as there are
     cores, each lane a thread with its own kernel; yields ((label, seed), record) as each finishes."""
-    lanes = max(1, min(os.cpu_count() or 1, len(todo)))
-    if lanes > 1:  # the kernels share the cores: one BLAS thread each
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // lanes))
+    lanes = _lanes(len(todo))
     with ThreadPoolExecutor(lanes, thread_name_prefix="sysa-notebooks") as pool:
         futures = {pool.submit(seed_job, ens, s, nbs, False, None, pre_err.get((ens.label, s))): (ens, s)
                    for ens, s in todo}
