@@ -4,21 +4,37 @@ User mistakes end with one line on stderr and exit status 2, never a traceback."
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import signal
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import UserError
 
+#: the most seeds one command takes
+MAX_SEEDS = 10_000
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2, like every other user error
-        raise UserError(f"{self.prog}: {message}")
+        sub = self.prog.removeprefix("sysa").strip()
+        raise UserError(f"{sub}: {message}" if sub else message)
+
+
+class Terminated(Exception):
+    """SIGTERM, handled like an interrupt."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1-20', '3', '1,4,7-9' -> sorted unique seeds."""
+    """'1-20', '3', '1,4,7-9' -> sorted unique seeds (at most MAX_SEEDS, checked before they are built)."""
     seeds: set[int] = set()
     try:
         for part in str(text).split(","):
@@ -30,6 +46,8 @@ def parse_seeds(text: str) -> list[int]:
                     raise ValueError
                 if lo_i < 0 or hi_i >= 2**31:  # checked before the range is built (1-9999999999)
                     raise UserError(f"--seeds: seeds must be integers in [0, 2^31), got {text!r}")
+                if hi_i - lo_i + 1 + len(seeds) > MAX_SEEDS:
+                    raise UserError(f"--seeds: at most {MAX_SEEDS} seeds at once, {text!r} has more")
                 seeds.update(range(lo_i, hi_i + 1))
             else:
                 seeds.add(int(part))
@@ -37,7 +55,18 @@ def parse_seeds(text: str) -> list[int]:
         raise UserError(f"--seeds: cannot read {text!r} (use e.g. 1-20, 3 or 1,4,7-9)") from None
     if not seeds or min(seeds) < 0 or max(seeds) >= 2**31:
         raise UserError(f"--seeds: seeds must be integers in [0, 2^31), got {text!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise UserError(f"--seeds: at most {MAX_SEEDS} seeds at once, {text!r} has more")
     return sorted(seeds)
+
+
+def _out(text: str | None, default: Path | None = None) -> Path:
+    """The --out folder: the default when not given; an empty text is a mistake, not the current folder."""
+    if text is None:
+        return default
+    if not str(text).strip():
+        raise UserError("--out: empty folder name")
+    return Path(text)
 
 
 def cmd_evaluate(args) -> int:
@@ -67,24 +96,55 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import config, training
-    from .pipeline.run import check_output_dir
+    from . import config, files, training
+    from .pipeline import preflight, verify
+    from .pipeline.ensembles import ensembles
     from .runtime import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
     dev = resolve_device(args.device)
-    out = Path(args.out)
-    folders = {s: out / f"seed_{s}" for s in seeds}
-    for folder in folders.values():  # before any work starts
-        check_output_dir(folder)
-    t = time.perf_counter()
-    training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet,
-                         device=str(dev))
+    out = _out(args.out)
+    files.check_owned(out)  # before any work starts
+    preflight.check_trained_with(out, ensembles(cfg, out, args.set, False), seeds,
+                                hint="use another --out (or delete those seeds' folders)")
+    training.check_memory(cfg, len(seeds) if args.batch_seeds else 1)
+    files.check_free_disk(out, training.disk_needed(cfg, len(seeds)), f"{len(seeds)} models")
+    preflight.check_output_dir(out)
+    with files.FolderLock(out):
+        folders = {s: files.seed_dir(out, s) for s in seeds}
+        for s, folder in folders.items():
+            if folder.exists():
+                verify.prepare(folder, replace(cfg, seed=s), f"seed {s}", "sysa train", trained_only=True)
+            preflight.check_output_dir(folder)
+        marker = out / files.RUN_MARKER
+        if not marker.exists():
+            files.write_json(marker, preflight.manifest(cfg, args.set, seeds, False, kind="train"))
+        t = time.perf_counter()
+        training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet,
+                             device=str(dev))
     if not args.quiet:
         print(f"sysa train: {len(seeds)} seed(s) on {dev} in {time.perf_counter() - t:.1f} s wall; "
               f"checkpoints in {out}", file=sys.stderr)
     return 0
+
+
+def cmd_check(args) -> int:
+    from .pipeline import verify
+
+    results = verify.check_run(_out(args.folder))
+    bad = {k: v for k, v in results.items() if v.action != "none"}
+    for name, chk in results.items():
+        if chk.action == "none":
+            print(f"{name}: complete")
+        else:
+            print(f"{name}: {'; '.join(chk.problems)} (a re-run would: {chk.action})")
+    if bad:
+        print(f"sysa check: {len(bad)} of {len(results)} parts do not verify; the same `sysa run` (or `sysa train`) "
+              f"command repairs them", file=sys.stderr)
+    else:
+        print(f"sysa check: all {len(results)} parts verify", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_run(args) -> int:
@@ -95,7 +155,7 @@ def cmd_run(args) -> int:
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else config.PROFILE_SEEDS[args.profile]
     dev = resolve_device(args.device)
-    out = Path(args.out) if args.out else files.default_run_dir(args.profile)
+    out = _out(args.out, files.default_run_dir(args.profile))
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
@@ -167,10 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per seed (default: all cores; cores/workers with --workers; 1 per Dask task). "
                         "Results are bit-identical for the same thread count and CPU")
     r.set_defaults(func=cmd_run)
+    c = sub.add_parser("check", help="verify a run folder: list what is incomplete or corrupt (exit 0 only if "
+                                     "everything verifies)")
+    c.add_argument("folder", metavar="FOLDER", help="the run folder (sysa run's or sysa train's --out)")
+    c.set_defaults(func=cmd_check)
     return p
 
 
 def main(argv=None) -> int:
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -180,6 +246,19 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("sysa: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("sysa: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" while writing {exc.filename}" if exc.filename else ""
+            print(f"sysa: error: the disk is full{where}; finished seeds are kept, free some space and run the "
+                  f"command again to continue", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ with `torch.load(weights_only=True)`: no arbitrary object is unpickled.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import hashlib
 import io
@@ -16,6 +18,7 @@ import os
 import pickle
 import platform
 import re
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -97,8 +100,13 @@ def record_path(folder: Path) -> Path:
     return Path(folder) / "pipeline.json"
 
 
-#: the file that marks a folder as a `sysa run` folder
-RUN_MARKER = "config.json"
+#: the manifest that marks a folder as sysa's (a `sysa run` or `sysa train` folder): its kind, the
+#: configuration, the code version and the state of each seed
+RUN_MARKER = "sysa-run.json"
+#: the lock every writer of a run folder holds (flock)
+LOCK_NAME = ".sysa.lock"
+#: set by a process that holds a folder's lock, for the processes it starts (kernels, workers)
+LOCK_ENV = "SYSA_LOCKED"
 
 
 def shared_dir(folder: Path) -> Path:
@@ -110,6 +118,83 @@ def shared_dir(folder: Path) -> Path:
         if (cand / RUN_MARKER).is_file():
             return cand
     return folder
+
+
+def run_root(folder: Path) -> Path:
+    """The folder whose lock covers writing into `folder`: its run's folder (shared_dir), or
+    `folder` itself."""
+    return shared_dir(folder)
+
+
+def check_owned(out: Path, option: str = "--out") -> None:
+    """Refuse an existing, non-empty folder that is not sysa's (no RUN_MARKER): nothing of it is
+    touched. UserError naming the folder."""
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / RUN_MARKER).is_file() and not _only_seed_folders(out):
+        raise UserError(f"{option} {out}: the folder holds files and is not a sysa run (no {RUN_MARKER}); "
+                        f"choose a new or empty folder")
+
+
+def _only_seed_folders(out: Path) -> bool:
+    """Whether a folder holds nothing but sysa seed folders (seed_<s> with their training metadata)."""
+    for p in out.iterdir():
+        m = re.fullmatch(r"seed_(\d+)", p.name)
+        if p.name == LOCK_NAME:
+            continue
+        if not (m and p.is_dir() and meta_path(p, int(m.group(1))).is_file()):
+            return False
+    return True
+
+
+class FolderLock:
+    """The exclusive lock of a run folder (flock on its LOCK_NAME, released when the process ends,
+    even on a kill). A process started by the holder (LOCK_ENV names the lock) writes under it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.fh = None
+        self.env_before = None
+
+    def _inherited(self) -> bool:
+        return os.environ.get(LOCK_ENV) == str(self.path.resolve())
+
+    def __enter__(self):
+        if self._inherited():
+            return self
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            self.fh = None
+            raise UserError(f"{self.folder}: another sysa process is writing to this folder") from None
+        self.env_before = os.environ.get(LOCK_ENV)
+        os.environ[LOCK_ENV] = str(self.path.resolve())
+        return self
+
+    def __exit__(self, *exc):
+        if self.fh is None:
+            return
+        if self.env_before is None:
+            os.environ.pop(LOCK_ENV, None)
+        else:
+            os.environ[LOCK_ENV] = self.env_before
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+        self.fh = None
+
+
+def check_free_disk(folder: Path, need_bytes: int, what: str) -> None:
+    """Refuse when the filesystem of `folder` (or of its nearest existing parent) has less free space
+    than need_bytes, naming both."""
+    p = Path(folder).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    free = shutil.disk_usage(p).free
+    if free < need_bytes:
+        raise UserError(f"{folder}: not enough free disk for {what}: about {need_bytes / 2**20:.0f} MB needed, "
+                        f"{free / 2**20:.0f} MB free")
 
 
 def seed_from_name(path) -> int | None:
@@ -199,6 +284,15 @@ def load_checkpoint(path, hidden_size: int | None = None) -> dict:
     """
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:
+                raise UserError(f"{path}: a symbolic link that points to itself (a loop)") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UserError(f"{path}: a symbolic link that points to itself (a loop)") from None
+            raise UserError(f"{path}: a symbolic link to a file that does not exist") from None
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, expected a checkpoint file")

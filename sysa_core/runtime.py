@@ -70,3 +70,16 @@ def machine() -> dict:
     except OSError:
         pass
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count()}
+
+
+def available_memory() -> int:
+    """Bytes of memory the machine can give a new allocation now (MemAvailable; all memory where
+    that is not known)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

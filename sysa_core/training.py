@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from . import files, plots
+from . import files, plots, runtime
 from .config import Config
 from .engine import ENGINES, clear_scratch
 from .errors import TrainingDiverged, UserError
@@ -160,13 +160,26 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
 
 
 def _finish(st: SeedState) -> None:
+    """The files of a finished training: the bare state dict, the two plots, and the metadata saying
+    "complete" with the checkpoint's sha256 (written last: until then the training is not complete)."""
     if st.folder is None or st.foreign:
         return
     files.save_torch(bare_path(st.folder, st.seed), st.weights)
     plots.save(plots.loss_history(st.loss, st.seed, st.monitor_step, st.monitor_loss),
                files.loss_plot_path(st.folder, st.seed))
     plots.save(plots.grad_norm_history(st.grad_I, st.grad_w, st.seed), files.grad_plot_path(st.folder, st.seed))
-    files.write_json(meta_path(st.folder, st.seed), _meta(st, "complete"))
+    files.write_json(meta_path(st.folder, st.seed),
+                     {**_meta(st, "complete"), "checkpoint_sha256": files.sha256(checkpoint_path(st.folder, st.seed))})
+
+
+def _finished(st: SeedState) -> bool:
+    """Whether a trained model's folder already holds every file _finish writes, saying "complete"."""
+    try:
+        meta = files.read_json(meta_path(st.folder, st.seed))
+    except UserError:
+        return False
+    return (isinstance(meta, dict) and meta.get("status") == "complete" and bare_path(st.folder, st.seed).is_file()
+            and files.loss_plot_path(st.folder, st.seed).is_file() and files.grad_plot_path(st.folder, st.seed).is_file())
 
 
 def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> None:
@@ -330,6 +343,31 @@ def rates_bytes(cfg: Config) -> int:
     return cfg.train.batch_size * cfg.steps(cfg.task.Nt_ms) * cfg.model.hidden_size * DTYPES[cfg.model.dtype].itemsize
 
 
+def memory_needed(cfg: Config, models_per_batch: int = 1) -> int:
+    """A bound on the memory (bytes) a run needs at its peak: the training trials, a training step's
+    rates for a batch of models, and the analyses' N x N float64 matrices."""
+    n = cfg.model.hidden_size
+    trials = 2 * cfg.train.n_trials * cfg.steps(cfg.task.Nt_ms) * DTYPES[cfg.model.dtype].itemsize
+    return models_per_batch * (rates_bytes(cfg) + trials) + 16 * n * n * 8
+
+
+def check_memory(cfg: Config, models_per_batch: int = 1) -> None:
+    """Refuse, before any work, a configuration whose models cannot fit in this machine's memory."""
+    need, avail = memory_needed(cfg, models_per_batch), runtime.available_memory()
+    if need > avail:
+        raise UserError(f"model.hidden_size={cfg.model.hidden_size}, task.Nt_ms={cfg.task.Nt_ms}: a model needs about "
+                        f"{need / 1e9:.1f} GB of memory (the training trials, a training step's rates and the "
+                        f"analyses' N x N matrices); {avail / 1e9:.1f} GB are available")
+
+
+def disk_needed(cfg: Config, n_models: int, n_networks: int = 1) -> int:
+    """A bound on the disk (bytes) a run's outputs take: per model two checkpoints, its metadata,
+    analysis and reports; per network its two N x N eigenvector matrices."""
+    n = cfg.model.hidden_size
+    per_model = 2 * (n * n + 4 * n) * 4 + 8 * cfg.train.epochs * (cfg.train.n_trials // cfg.train.batch_size) * 3 + (4 << 20)
+    return n_models * per_model + n_networks * (2 * n * n * 8 + (1 << 20)) + (8 << 20)
+
+
 def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device) -> list[list[SeedState]]:
     """The groups of models trained as one computation: models at the same epoch with compatible
     settings (_batch_key), in the order given, split so that a group's rates fit BATCH_BYTES
@@ -370,7 +408,7 @@ def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool 
     finally:
         clear_scratch()
     for st in states:
-        if st.folder is not None and (st in todo or not bare_path(st.folder, st.seed).exists()):
+        if st.folder is not None and (st in todo or not _finished(st)):
             _finish(st)
     return [st.weights for st in states]
 

@@ -5,11 +5,13 @@ repository, never copied into it); tests that need them skip when the folder is 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,70 @@ def run_cli(*args, timeout: float = 600, cwd: Path | None = None) -> subprocess.
     """`python -m sysa_core ARGS` in a fresh interpreter, as a user would run it."""
     return subprocess.run([sys.executable, "-m", "sysa_core", *map(str, args)], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout, env=cli_env())
+
+
+def popen_cli(*args) -> subprocess.Popen:
+    """`python -m sysa_core ARGS` started in the background (run_cli's environment)."""
+    return subprocess.Popen([sys.executable, "-m", "sysa_core", *map(str, args)], cwd=REPO, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(cond, timeout: float = 120, what: str = "") -> None:
+    """Poll cond() every 20 ms until it holds; fail after timeout seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below pid (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (exists and is not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def locked(folder: Path) -> bool:
+    """Whether a process holds the run folder's lock."""
+    lock = folder / ".sysa.lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
 
 
 def assert_user_error(stderr: str, rc: int, *needles: str) -> str:

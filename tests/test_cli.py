@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import PUBLISHED, assert_user_error, cli_env, parse_json_lines, run_cli
+
 from sysa_core import cli
 from sysa_core.analysis import metrics
 

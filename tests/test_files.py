@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, assert_user_error, cli_env, run_cli
+
 from sysa_core import cli, config, files, model
 from sysa_core.errors import UserError
 

@@ -3,14 +3,13 @@ ensembles), has a unit on every labelled axis; fitted lines stay within the data
 measure's possible values."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+from test_plots import assert_units
 
 from sysa_core import config, plots
 from sysa_core import population_plots as pp
 from sysa_core.analysis import population
-from test_plots import assert_units
 
 
 @pytest.fixture(scope="module")

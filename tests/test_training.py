@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, assert_user_error, cli_env, run_cli
+
 from sysa_core import cli, config, files, model, runtime, task, training
 from sysa_core.analysis import precision
 from sysa_core.errors import TrainingDiverged, UserError
@@ -215,7 +215,7 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path, smoke_tr
     shutil.copytree(smoke_train, out / "seed_1")
     before = {p.name: p.read_bytes() for p in (out / "seed_1").iterdir()}
     rc = cli.main([*TRAIN_SMOKE, "--out", str(out), "--set", "lr=0.03"])
-    assert_user_error(capsys.readouterr().err, rc, "sys_A1_state.pth", "another configuration")
+    assert_user_error(capsys.readouterr().err, rc, "seed_1", "another training configuration", "another --out")
     assert {p.name: p.read_bytes() for p in (out / "seed_1").iterdir()} == before
 
 

@@ -2,18 +2,22 @@
 (`--workers N`) or the workers of an existing Dask cluster (`--scheduler ADDRESS`)."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import platform
+import signal
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed as pool_completed
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..errors import UserError
 from .jobs import seed_job
 
 DASK_HINT = "pip install 'dask[distributed]' (or: pip install -e '.[dask]')"
+PR_SET_PDEATHSIG = 1
 
 
 def failed_record(ens, seed: int, exc: BaseException) -> dict:
@@ -23,30 +27,44 @@ def failed_record(ens, seed: int, exc: BaseException) -> dict:
             "error": f"{type(exc).__name__}: {msg}"}
 
 
-def _dask_seed_job(ens, seed: int, nbs: dict, threads: int) -> dict:
+def _dask_seed_job(ens, seed: int, nbs: dict, threads: int, lock: str | None) -> dict:
     """seed_job on a Dask worker, which the record names."""
     from distributed import get_worker
 
-    return seed_job(ens, seed, nbs, True, threads, where=f"dask {get_worker().address}")
+    return seed_job(ens, seed, nbs, True, threads, where=f"dask {get_worker().address}", lock=lock)
+
+
+def _die_with_parent() -> None:
+    """A pool worker's initializer: the worker is killed when the process that started it dies (Linux's
+    parent-death signal), so a killed run leaves no worker behind; its kernels follow their parent."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the pool shuts its workers down when the run ends normally
+    if os.getppid() == 1:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: int | None = None,
-             train: bool = True):
+             train: bool = True, lock: str | None = None):
     """Run seed_job for each (ensemble, seed); yield ((label, seed), record) as each finishes.
     client: a Dask client (each task trains its seed); else a pool of `workers` local processes
-    (train: each job trains its seed first; False when the models are already trained). A job that
+    (train: each job trains its seed first; False when the models are already trained). lock: the
+    run folder's lock this process holds (files.LOCK_ENV), under which the jobs write. A job that
     raises (or whose worker is lost for good) yields a failed record; the others go on."""
     if client is not None:
         from distributed import as_completed
 
-        futures = {client.submit(_dask_seed_job, ens, s, nbs, threads or 1, pure=False, retries=1,
+        futures = {client.submit(_dask_seed_job, ens, s, nbs, threads or 1, lock, pure=False, retries=1,
                                  key=f"sysa-{ens.label}-{s}-{uuid.uuid4().hex[:8]}"): (ens, s)
                    for ens, s in todo}
         completed = as_completed(futures)
     else:
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-        futures = {pool.submit(seed_job, ens, s, nbs, train, threads, where="pool"): (ens, s) for ens, s in todo}
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent)
+        futures = {pool.submit(seed_job, ens, s, nbs, train, threads, where="pool", lock=lock): (ens, s)
+                   for ens, s in todo}
         completed = pool_completed(futures)
     try:
         for fut in completed:
@@ -74,12 +92,24 @@ def _probe(path: str, token: str) -> str:
     return "ok" if ok else f"cannot read {p} on {platform.node()}"
 
 
+def check_address(address: str) -> None:
+    """A scheduler address as Dask takes it (tcp://host:port, port 1-65535); UserError otherwise."""
+    url = urlparse(address if "://" in address else f"tcp://{address}")
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if not url.hostname or port is None or not 1 <= port <= 65535:
+        raise UserError(f"--scheduler {address}: not a scheduler address (tcp://HOST:PORT, the port 1-65535)")
+
+
 def dask_client(address: str, out: Path):
     """Connect to the Dask scheduler at `address` and check that every worker sees `out`."""
     try:
         from distributed import Client
     except ImportError:
         raise UserError(f"--scheduler: Dask is not installed; {DASK_HINT}") from None
+    check_address(address)
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:

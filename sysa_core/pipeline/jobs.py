@@ -7,7 +7,7 @@ import os
 import platform
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import papermill
@@ -16,29 +16,9 @@ from jupyter_core.utils import run_sync
 from papermill.exceptions import PapermillExecutionError
 
 from .. import files, training
-from ..config import Config
 from ..errors import UserError
 from . import report
-
-SEED_NOTEBOOKS = ("train", "inspect", "pca")
-
-
-@dataclass
-class Ensemble:
-    """A set of seeds trained with one configuration, in its own folder of the run."""
-
-    label: str  # "main" or "control"
-    folder: Path
-    cfg: Config
-    overrides: list
-
-    def seed_dir(self, seed: int) -> Path:
-        return files.seed_dir(self.folder, seed)
-
-    def rel(self, seed: int, name: str) -> str:
-        """Path of a seed's file relative to the run folder (for links in the index)."""
-        prefix = "" if self.label == "main" else f"{self.label}/"
-        return f"{prefix}seed_{seed}/{name}"
+from .ensembles import SEED_NOTEBOOKS, Ensemble
 
 
 class NotebookRunner:
@@ -151,26 +131,6 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = N
             _idle.append(r)
 
 
-def seed_state(sdir: Path, cfg: Config) -> tuple[str, dict | None]:
-    """How far a seed's folder is for configuration cfg: ("complete", record) when its chain
-    completed with this training and analysis configuration and its outputs are there;
-    ("reanalyse", record) when it completed with this training configuration but other analysis
-    settings (its checkpoint is kept, its notebooks run again); ("todo", None) otherwise."""
-    rec_path = files.record_path(sdir)
-    if not rec_path.exists():
-        return "todo", None
-    try:
-        rec = files.read_json(rec_path)
-    except UserError:
-        return "todo", None
-    if rec.get("status") != "complete" or rec.get("training_id") != cfg.training_id():
-        return "todo", None
-    outputs = [sdir / f"{n}.html" for n in SEED_NOTEBOOKS] + [files.metrics_path(sdir)]
-    if rec.get("analysis_id") != cfg.analysis_id() or not all(p.exists() for p in outputs):
-        return "reanalyse", rec
-    return "complete", rec
-
-
 def set_threads(n: int) -> None:
     """Torch threads for this process and the notebook kernels it starts."""
     import torch
@@ -189,18 +149,23 @@ def notebook_params(ens: Ensemble, seed: int, name: str) -> dict:
 
 
 def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int | None = None,
-             pretrain_error: str | None = None, where: str = "here") -> dict:
-    """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns
-    the seed's record (its steps and their seconds, the training time from the model's metadata).
-    Runs in this process, a pool worker or a Dask worker (`where` says which)."""
+             pretrain_error: str | None = None, where: str = "here", lock: str | None = None) -> dict:
+    """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns the
+    seed's record (its steps and their seconds, the training time, and the sha256 of the checkpoint
+    it completed with). The record says "running" until the chain completes, so an interrupted
+    chain is never taken for a complete one. Runs in this process, a pool worker or a Dask worker
+    (`where` says which); lock: the run folder's lock its holder holds for this job (files.LOCK_ENV)."""
     if threads:
         set_threads(threads)
+    if lock:
+        os.environ[files.LOCK_ENV] = lock
     scfg = replace(ens.cfg, seed=seed)
     sdir = ens.seed_dir(seed)
     sdir.mkdir(parents=True, exist_ok=True)
     rec = {"seed": seed, "ensemble": ens.label, "training_id": scfg.training_id(),
            "analysis_id": scfg.analysis_id(), "status": "running", "steps": [], "error": None,
-           "host": platform.node(), "where": where, "train_seconds": None}
+           "host": platform.node(), "where": where, "train_seconds": None, "checkpoint_sha256": None}
+    files.write_json(files.record_path(sdir), rec)
     if train_here:
         try:
             training.train(scfg, sdir, progress=False)
@@ -217,7 +182,9 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
     else:
         rec["status"] = "complete"
     try:
-        rec["train_seconds"] = float(files.read_json(files.meta_path(sdir, seed))["train_seconds"])
+        meta = files.read_json(files.meta_path(sdir, seed))
+        rec["train_seconds"] = float(meta["train_seconds"])
+        rec["checkpoint_sha256"] = meta.get("checkpoint_sha256")
     except (UserError, KeyError, TypeError, ValueError):
         pass
     files.write_json(files.record_path(sdir), rec)

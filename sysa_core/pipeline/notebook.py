@@ -25,6 +25,29 @@ PARAMETERS = {
     "pca": {**_SEED, "checkpoint": str},
     "population": {"profile": str, "run_dir": str, "control_dir": str},
 }
+
+
+def _user_errors_in_one_line() -> None:
+    """In a kernel, show a UserError as its one line (no traceback of sysa's code): papermill then
+    ends its report of a refused parameter with that line."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(self, etype, value, tb, tb_offset=None):
+        stb = [f"{etype.__name__}: {value}"]
+        self._showtraceback(etype, value, stb)  # the kernel sends this as the cell's error
+        return stb
+
+    shell.set_custom_exc((UserError,), one_line)
+
+
+_user_errors_in_one_line()
+
 #: the profile of an empty `profile` parameter (a checkpoint without sysa's metadata: `paper`)
 DEFAULT_PROFILE = "quick"
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -127,7 +150,9 @@ def model(ctx: Context, progress: bool = True) -> dict:
     its folder or trained there first (an interrupted training resumes)."""
     if ctx.checkpoint is not None:
         return files.load_checkpoint(ctx.checkpoint)["state_dict"]
-    return training.train(ctx.cfg, ctx.run_dir, progress=progress)
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    with files.FolderLock(files.run_root(ctx.run_dir)):  # the run's writer (a `sysa run` holding it) or this one
+        return training.train(ctx.cfg, ctx.run_dir, progress=progress)
 
 
 def history(ctx: Context) -> dict | None:
@@ -147,8 +172,10 @@ def analysis(ctx: Context) -> _metrics.ModelAnalysis:
     path = ctx.checkpoint_file()
     ck = files.load_checkpoint(path, hidden_size=ctx.cfg.model.hidden_size)
     shared = ctx.run_dir if ctx.checkpoint is not None else files.shared_dir(ctx.run_dir)
-    result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
-                                         ck["extra"], network_folder=shared)
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    with files.FolderLock(files.run_root(ctx.run_dir)):
+        result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
+                                             ck["extra"], network_folder=shared)
     return result
 
 

@@ -2,64 +2,37 @@
 then population over all seeds; every executed notebook becomes a self-contained HTML report
 and index.html ties them together.
 
-Seeds already complete with the same configuration are skipped; seeds trained with the same
-training configuration but analysed with other settings are analysed again from their
-checkpoints; a failing seed does not stop the others; two runs cannot write to the same folder
-at once."""
+A run folder is sysa's: its manifest (files.RUN_MARKER) records the configuration, the code
+version and the state of each seed; a folder that holds other files is refused. Everything that
+decides whether a run may proceed (the folder, the configuration against the folder's, the lock,
+memory and disk) is checked before anything is written. A seed is complete only when its outputs
+verify (pipeline.verify); a re-run repairs what does not, says so, and skips the rest. A failing
+seed does not stop the others."""
 from __future__ import annotations
 
 import datetime
-import fcntl
 import os
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import papermill
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import files, runtime, training
 from ..analysis import network, population
-from ..config import Config, apply_overrides, validate
+from ..config import Config
 from ..errors import UserError
 from ..model import init_weights
-from . import executors, report
-from .jobs import SEED_NOTEBOOKS, Ensemble, execute, prewarm, seed_job, seed_state, set_threads
+from . import executors, report, verify
+from .ensembles import SEED_NOTEBOOKS, Ensemble, ensembles
+from .jobs import execute, prewarm, seed_job, set_threads
 from .notebook import PARAMETERS
-
-
-class RunLock:
-    """An exclusive lock on the output folder (released when the process ends, even on a kill)."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / ".sysa.lock"
-        self.fh = None
-
-    def __enter__(self):
-        self.fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise UserError(f"{self.path.parent}: another sysa run is writing to this folder") from None
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
-
-
-def check_output_dir(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: the folder is not writable")
+from .preflight import check_output_dir, check_resources, check_trained_with, manifest
 
 
 def check_notebooks() -> dict[str, Path]:
@@ -76,10 +49,6 @@ def check_notebooks() -> dict[str, Path]:
     return found
 
 
-#: overrides that turn an ensemble into its control: I and w drawn independently (SPEC section 6)
-CONTROL_OVERRIDES = ["model.init=independent"]
-
-
 def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
         batch_seeds: bool | None = None, progress: bool = True, control: bool = False,
         workers: int = 1, scheduler: str | None = None, threads: int | None = None, device: str = "auto") -> int:
@@ -89,37 +58,35 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
     workers: seeds run in parallel on this machine (a process pool); scheduler: the address of
     a Dask scheduler whose workers run the seeds (the output folder must be shared with them).
     threads: torch threads per seed (default: all cores here, cores / workers in a pool, 1 per
-    Dask task). Results are bit-identical for the same thread count on the same kind of CPU.
-    device: where training in this process runs (runtime.resolve_device); pool and Dask jobs train
-    in their notebooks with `auto`.
+    Dask task). Results are bit-identical for the same thread count and the same batches of
+    models on the same kind of CPU. device: where training in this process runs
+    (runtime.resolve_device); pool and Dask jobs train in their notebooks with `auto`.
     """
     out = Path(out).resolve()
     nbs = check_notebooks()
-    ensembles = [Ensemble("main", out, cfg, list(overrides))]
-    if control:
-        ensembles.append(Ensemble("control", out / "control", validate(apply_overrides(cfg, CONTROL_OVERRIDES)),
-                                  list(overrides) + CONTROL_OVERRIDES))
+    ens = ensembles(cfg, out, overrides, control)
+    files.check_owned(out)
     if not force:
-        check_trained_with(ensembles, seeds)
+        check_trained_with(out, ens, seeds)
+    check_resources(out, ens, seeds, batch_seeds)
     check_output_dir(out)
     client = executors.dask_client(scheduler, out) if scheduler else None
-    with RunLock(out):
-        run_cfg = {"profile": cfg.profile, "overrides": list(overrides), "seeds": seeds, "control": control,
-                   "config": {k: v for k, v in cfg.to_dict().items() if k != "seed"},
-                   "analysis_id": cfg.analysis_id(), "code_version": files.code_version()}
-        files.write_json(out / "config.json", run_cfg, if_changed=True)
+    with files.FolderLock(out):
         records: dict[tuple, dict] = {}
         todo: list[tuple[Ensemble, int]] = []
-        for ens in ensembles:
+        for e in ens:
             for s in seeds:
-                sdir = ens.seed_dir(s)
-                state, rec = ("todo", None) if force else seed_state(sdir, replace(ens.cfg, seed=s))
-                if state == "complete":
-                    records[(ens.label, s)] = rec
-                    continue
+                sdir = e.seed_dir(s)
                 if force and sdir.exists():
                     shutil.rmtree(sdir)
-                todo.append((ens, s))
+                who = f"{'' if e.label == 'main' else e.label + ' '}seed {s}"
+                chk = verify.prepare(sdir, replace(e.cfg, seed=s), who, "sysa run")
+                if chk.action == "none":
+                    records[(e.label, s)] = files.read_json(files.record_path(sdir))
+                    continue
+                todo.append((e, s))
+        states = {e.label: {str(s): "complete" if (e.label, s) in records else "pending" for s in seeds} for e in ens}
+        files.write_json(out / files.RUN_MARKER, manifest(cfg, overrides, seeds, control, states=states), if_changed=True)
 
         clock = Clock()
         here = client is None and workers <= 1
@@ -129,7 +96,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
             lanes = _lanes(len(todo))
             # the kernels share the cores; they start now and import while this process computes
             os.environ["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // lanes))
-            prewarm(lanes)
+            if todo:
+                prewarm(lanes)
         with clock("network_s"):
             _analyse_networks(todo, out)
         bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
@@ -144,21 +112,24 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
         else:
             with clock("notebooks_s"):  # each job trains its seed and runs its notebooks
                 for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
-                                                          threads=threads):
+                                                          threads=threads, lock=os.environ.get(files.LOCK_ENV)):
                     records[(label, s)] = rec
 
         pops = {}
-        for ens in ensembles:
-            ok = [s for s in seeds if records[(ens.label, s)].get("status") == "complete"]
+        for e in ens:
+            ok = [s for s in seeds if records[(e.label, s)].get("status") == "complete"]
             for s in ok:
-                records[(ens.label, s)]["metrics"] = files.read_json(files.metrics_path(ens.seed_dir(s)))
-            pops[ens.label] = ok
+                records[(e.label, s)]["metrics"] = files.read_json(files.metrics_path(e.seed_dir(s)))
+            pops[e.label] = ok
         with clock("population_s"):
             pop = _population(nbs["population"], out, cfg, pops, control, bar)
         bar.close()
-        info = {**run_cfg, **runtime.machine(), "started": clock.started, "ensembles_text": _ensembles_text(ensembles),
-                "timings": clock.timings()}
-        report.write_index(out, info, [records[(e.label, s)] for e in ensembles for s in seeds], pop)
+        states = {e.label: {str(s): records[(e.label, s)].get("status", "failed") for s in seeds} for e in ens}
+        files.write_json(out / files.RUN_MARKER, manifest(cfg, overrides, seeds, control, states=states), if_changed=True)
+        info = {**manifest(cfg, overrides, seeds, control), **runtime.machine(), "started": clock.started,
+                "ensembles_text": _ensembles_text(ens), "timings": clock.timings()}
+        info.pop("state")
+        report.write_index(out, info, [records[(e.label, s)] for e in ens for s in seeds], pop)
 
     failed = [f"{'' if lab == 'main' else lab + ' '}{s}" for (lab, s), r in records.items()
               if r.get("status") != "complete"]
@@ -193,35 +164,18 @@ class Clock:
         return {**self.phases, "total_s": time.perf_counter() - self.t0}
 
 
-def _ensembles_text(ensembles: list[Ensemble]) -> str:
+def _ensembles_text(ens: list[Ensemble]) -> str:
     """Which kind of ensemble ran: whether its seeds share G, and the control ensemble."""
-    m = ensembles[0].cfg.model
+    m = ens[0].cfg.model
     kind = ("every seed's G drawn from its own seed" if m.G_per_seed
             else "every seed shares one recurrent network G (drawn from seed 1)")
     if m.init == "seed_compatible":
         text = f"main: the original's seed-compatible initialisation (I = √N·w at the start), {kind}"
     else:
         text = f"main: I and w initialised independently, {kind}"
-    if len(ensembles) > 1:
+    if len(ens) > 1:
         text += "; control (control/): the same seeds with I and w initialised independently, the same G"
     return text
-
-
-def check_trained_with(ensembles: list[Ensemble], seeds: list[int]) -> None:
-    """Refuse, before anything is written, a run whose seed folders hold models trained with
-    another training configuration (their metadata say so)."""
-    for ens in ensembles:
-        for s in seeds:
-            meta = files.meta_path(ens.seed_dir(s), s)
-            if not meta.exists():
-                continue
-            try:
-                got = files.read_json(meta).get("training_id")
-            except (UserError, AttributeError):
-                continue  # unreadable metadata: training reports the checkpoint itself
-            if got != replace(ens.cfg, seed=s).training_id():
-                raise UserError(f"{ens.seed_dir(s)}: was trained with another training configuration; use "
-                                f"--force to retrain it here, or another --out")
 
 
 def _analyse_networks(todo: list[tuple[Ensemble, int]], out: Path) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import moved_weights
+
 from sysa_core import config, model, task
 from sysa_core.analysis import dynamics
 from sysa_core.analysis.dynamics import RateDynamics

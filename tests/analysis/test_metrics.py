@@ -6,13 +6,12 @@ the first computed."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import PUBLISHED, moved_weights
+
 from sysa_core import config, files, model
 from sysa_core.analysis import metrics
 from sysa_core.analysis.metrics import CORE_KEYS

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import moved_weights
+
 from sysa_core import config, model
 from sysa_core.analysis import pca
 from sysa_core.analysis.precision import signals

@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from conftest import moved_weights
+
 from sysa_core import config, model, task
 from sysa_core.analysis import precision
 

@@ -13,8 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import SMOKE_RUN, copy_run
+from conftest import (
+    SMOKE_RUN,
+    alive,
+    cmdline,
+    copy_run,
+    descendants,
+    locked,
+    popen_cli,
+    wait_for,
+)
 
 SEEDS = "1-2"
 
@@ -133,9 +141,25 @@ def test_output_folder_the_workers_cannot_see_is_refused_before_any_work(tmp_pat
     assert not (hidden / "seed_1").exists()
 
 
-def test_two_local_workers_give_the_local_results(smoke_run, tmp_path):
+def test_a_two_worker_run_leaves_no_process_when_killed_and_resumes_to_the_local_results(smoke_run, tmp_path):
+    """SIGKILL of a `--workers 2` run while its workers train and run notebooks: its workers (killed
+    by the parent-death signal) and their kernels (which watch their parent) all end, and the lock
+    is free; the same command then completes with the local run's metrics."""
     out = tmp_path / "pool"
-    res = sysa("run", "--profile", "smoke", "--seeds", SEEDS, "--out", str(out), "--quiet", "--workers", "2")
+    args = ["run", "--profile", "smoke", "--seeds", SEEDS, "--out", out, "--quiet", "--workers", "2"]
+    proc = popen_cli(*args)
+    try:
+        wait_for(lambda: list(out.glob("seed_*/train.ipynb")), what="a worker's first notebook")
+        procs = descendants(proc.pid)
+        assert any("ipykernel" in cmdline(p) for p in procs), "no kernel ran"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    wait_for(lambda: not any(alive(p) for p in procs), timeout=15,
+             what=f"processes {sorted(p for p in procs if alive(p))} to end")
+    assert not locked(out)
+
+    res = sysa(*map(str, args))
     assert res.returncode == 0, res.stderr
     assert metrics(out) == metrics(smoke_run)
     assert where(out) == ["pool", "pool"]

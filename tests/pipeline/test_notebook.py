@@ -5,11 +5,14 @@ ones included)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
+from conftest import cli_env
 from papermill.exceptions import PapermillExecutionError
 
 from sysa_core import files
@@ -90,9 +93,22 @@ def test_default_folder_for_a_checkpoint_is_its_own(tmp_path):
 
     ck = tmp_path / "sys_A3.pth"
     import torch
+
     from sysa_core import config, model
     torch.save(model.init_weights(config.resolve("smoke").model, 3), ck)
     ctx = nb.setup("inspect", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": "", "checkpoint": str(ck)})
     assert ctx.seed == 3 and ctx.checkpoint == ck
     assert ctx.run_dir == files.default_analysis_dir(ck, files.sha256(ck))
     assert ctx.run_dir.parent.name == "analyses" and ctx.run_dir.name.startswith("sys_A3-")
+
+
+def test_papermills_report_of_a_bad_parameter_ends_with_one_line_and_no_sysa_frames(tmp_path):
+    """`papermill train.ipynb out.ipynb -p sed 3`: papermill's own traceback, then the one line."""
+    res = subprocess.run([sys.executable, "-m", "papermill", str(NB_DIR / "train.ipynb"), str(tmp_path / "out.ipynb"),
+                          "-p", "sed", "3", "-p", "profile", "smoke", "-p", "run_dir", str(tmp_path / "s")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=cli_env())
+    assert res.returncode == 1
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines[-1] == "UserError: train.ipynb: unknown parameter 'sed' (known: profile, seed, overrides, run_dir)"
+    assert "sysa_core" not in res.stderr and res.stderr.count("Traceback") <= 1, res.stderr
+    assert not (tmp_path / "s").exists()

@@ -1,0 +1,182 @@
+"""When a seed's folder is complete: verified, not assumed. Training is complete when its metadata
+says so for this training configuration and the checkpoint loads safely, is at the last epoch and
+has the sha256 training recorded when it finished, with the bare state dict and the plots beside
+it. A `sysa run` seed is complete when, besides, its chain's record says so for these analysis
+settings, the metrics and arrays were computed from that checkpoint, and every notebook ran to its
+last cell. `check_seed` says what is wrong and what a re-run must redo; `check_run` does it for a
+whole run folder (`sysa check`)."""
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import files
+from ..config import Config
+from ..errors import UserError
+from .ensembles import SEED_NOTEBOOKS, ensembles_of
+
+#: what a re-run does with a seed, from nothing to everything: finish training's own files, run
+#: the notebooks again on the good checkpoint, retrain (the checkpoint does not verify), or run
+#: the whole chain (it never completed)
+ACTIONS = ("none", "finish", "reanalyse", "retrain", "run")
+
+
+@dataclass
+class SeedCheck:
+    """The verdict on one seed's folder: the action a re-run takes and the problems found, one line each."""
+
+    action: str = "none"
+    problems: list = field(default_factory=list)
+
+    def need(self, action: str, problem: str) -> None:
+        self.problems.append(problem)
+        if ACTIONS.index(action) > ACTIONS.index(self.action):
+            self.action = action
+
+
+def notebook_problem(path: Path) -> str | None:
+    """Why an executed notebook is not complete (missing, unreadable, a cell not run or failed), or None."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path.name} is not a readable notebook"
+    if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])):
+        return f"{path.name} ended with an error"
+    if not code or any(c.get("execution_count") is None for c in code):
+        return f"{path.name} did not run to its last cell"
+    return None
+
+
+def check_training(sdir: Path, cfg: Config, chk: SeedCheck) -> str | None:
+    """Training's part of check_seed; returns the checkpoint's sha256 when it verifies."""
+    seed = cfg.seed
+    meta_path, ck = files.meta_path(sdir, seed), files.checkpoint_path(sdir, seed)
+    if not meta_path.is_file() and not ck.is_file():
+        chk.need("run", "it was not trained")
+        return None
+    try:
+        meta = files.read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise UserError("not a record")
+    except UserError:
+        chk.need("retrain", f"{meta_path.name} is missing or unreadable")
+        return None
+    if meta.get("training_id") != cfg.training_id():
+        chk.need("run", "it was trained with another training configuration")
+        return None
+    if meta.get("status") != "complete":
+        chk.need("finish", f"training did not finish ({meta_path.name} says {meta.get('status')!r})")
+    try:
+        loaded = files.load_checkpoint(ck, hidden_size=cfg.model.hidden_size)
+    except UserError as exc:
+        chk.need("retrain", str(exc).replace(str(sdir) + "/", ""))
+        return None
+    sha = files.sha256(ck)
+    if loaded["epoch"] != cfg.train.epochs - 1:
+        chk.need("retrain" if meta.get("status") == "complete" else "run",
+                 f"{ck.name} is at epoch {loaded['epoch']} of {cfg.train.epochs}")
+        return None
+    if meta.get("status") == "complete" and sha != meta.get("checkpoint_sha256"):
+        chk.need("retrain", f"{ck.name} does not match the sha256 recorded when training finished")
+        return None
+    for p in (files.bare_path(sdir, seed), files.loss_plot_path(sdir, seed), files.grad_plot_path(sdir, seed)):
+        if not p.is_file() or p.stat().st_size == 0:
+            chk.need("finish", f"{p.name} is missing")
+    return sha
+
+
+def check_seed(sdir: Path, cfg: Config, trained_only: bool = False) -> SeedCheck:
+    """Verify the folder of the model cfg.seed (the module docstring); trained_only: training's
+    part only (a `sysa train` folder)."""
+    chk = SeedCheck()
+    sha = check_training(sdir, cfg, chk)
+    if trained_only or chk.action in ("retrain", "run"):
+        return chk
+    rec_path = files.record_path(sdir)
+    try:
+        rec = files.read_json(rec_path)
+    except UserError:
+        rec = None
+    if not isinstance(rec, dict) or rec.get("status") != "complete":
+        status = rec.get("status") if isinstance(rec, dict) else None
+        chk.need("reanalyse", "its notebooks did not complete" + (f" (pipeline.json says {status!r})" if status else ""))
+    elif rec.get("analysis_id") != cfg.analysis_id():
+        chk.need("reanalyse", "it was analysed with other analysis settings")
+    try:
+        m = files.read_json(files.metrics_path(sdir))
+        if not isinstance(m, dict) or m.get("checkpoint_sha256") != sha or m.get("analysis_id") != cfg.analysis_id():
+            chk.need("reanalyse", "metrics.json was not computed from this checkpoint with these settings")
+    except UserError:
+        chk.need("reanalyse", "metrics.json is missing or unreadable")
+    try:
+        with np.load(files.arrays_path(sdir), allow_pickle=False) as z:
+            z["cache_key"]
+    except (OSError, ValueError, KeyError, EOFError):
+        chk.need("reanalyse", "analysis.npz is missing or unreadable")
+    for name in SEED_NOTEBOOKS:
+        why = notebook_problem(sdir / f"{name}.ipynb")
+        if why:
+            chk.need("reanalyse", why)
+        elif not (sdir / f"{name}.html").is_file():
+            chk.need("reanalyse", f"{name}.html is missing")
+    return chk
+
+
+REPAIRS = {"finish": "finishing its training files", "reanalyse": "running its notebooks again",
+           "retrain": "training it again", "run": "running its chain again"}
+
+
+def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = False) -> SeedCheck:
+    """check_seed, then make ready what a re-run repairs: say what is repaired and why (on stderr,
+    when the folder held an earlier attempt), and set a checkpoint that does not verify aside."""
+    chk = check_seed(sdir, cfg, trained_only)
+    tried = files.record_path(sdir).exists() or files.meta_path(sdir, cfg.seed).exists()
+    if chk.action != "none" and (tried or chk.action == "retrain"):
+        print(f"{prog}: repairing {who}: {'; '.join(chk.problems)}; {REPAIRS[chk.action]}", file=sys.stderr)
+    if chk.action == "retrain":
+        set_aside(sdir, cfg.seed)
+    return chk
+
+
+def set_aside(sdir: Path, seed: int) -> None:
+    """Keep a checkpoint that does not verify (and the files made from it) as *.bad-<time>, out of
+    training's way: nothing is deleted."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for p in (files.checkpoint_path(sdir, seed), files.bare_path(sdir, seed), files.meta_path(sdir, seed)):
+        if p.exists():
+            p.rename(p.with_name(f"{p.name}.bad-{stamp}"))
+
+
+def check_run(run_dir: Path) -> dict:
+    """Every seed of a run folder (both ensembles) and, for a `sysa run`, its population report,
+    against the folder's manifest: {"<ensemble> seed <s>": SeedCheck, "population": SeedCheck}.
+    UserError when the folder is not sysa's."""
+    run_dir = Path(run_dir)
+    marker = run_dir / files.RUN_MARKER
+    if not marker.is_file():
+        raise UserError(f"{run_dir}: not a sysa run folder (no {files.RUN_MARKER})")
+    manifest = files.read_json(marker)
+    if not isinstance(manifest, dict) or manifest.get("kind") not in ("run", "train"):
+        raise UserError(f"{marker}: not a sysa manifest")
+    trained_only = manifest["kind"] == "train"
+    out = {}
+    for ens in ensembles_of(run_dir, manifest):
+        for s in manifest.get("seeds", []):
+            out[f"{ens.label} seed {s}"] = check_seed(ens.seed_dir(s), replace(ens.cfg, seed=s), trained_only)
+    if not trained_only:
+        pop = SeedCheck()
+        why = notebook_problem(run_dir / "population.ipynb")
+        if why:
+            pop.need("reanalyse", why)
+        for name in ("population.html", "population.csv", "index.html"):
+            if not (run_dir / name).is_file():
+                pop.need("reanalyse", f"{name} is missing")
+        out["population"] = pop
+    return out

@@ -1,0 +1,303 @@
+"""A careful user's worst day, on real `sysa` processes: folders that are not sysa's, damaged and
+interrupted run folders found by `sysa check` and repaired by a re-run, SIGKILL of a run (no process
+of it survives), `sysa train` beside a running `sysa run`, a full disk, resources too large for the
+machine. Every case ends in one line and an exit status, and no finished file is lost."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from conftest import (
+    REPO,
+    SMOKE_RUN,
+    alive,
+    assert_user_error,
+    cli_env,
+    cmdline,
+    copy_run,
+    descendants,
+    locked,
+    popen_cli,
+    run_cli,
+    wait_for,
+)
+
+from sysa_core import cli, files
+from sysa_core.pipeline import verify
+
+SMOKE = ["--profile", "smoke", "--threads", "1", "--no-batch-seeds", "--quiet"]
+
+
+def _bytes(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def _metrics(run: Path, seed: int) -> dict:
+    return json.loads((run / f"seed_{seed}" / "metrics.json").read_text())
+
+
+def _check(run: Path) -> subprocess.CompletedProcess:
+    return run_cli("check", run)
+
+
+def test_a_folder_that_is_not_sysas_is_refused_untouched(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": 1}\n')
+    (out / "index.html").write_text("<p>my page</p>\n")
+    before = _bytes(out)
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", "1", "--out", str(out)])
+    assert_user_error(capsys.readouterr().err, rc, str(out), "not a sysa run", "sysa-run.json")
+    rc = cli.main(["train", "--profile", "smoke", "--seeds", "1", "--out", str(out)])
+    assert_user_error(capsys.readouterr().err, rc, str(out), "not a sysa run")
+    assert _bytes(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "index.html"]
+
+
+def test_sysa_check_passes_a_complete_run_and_refuses_a_folder_that_is_not_one(smoke_run, tmp_path):
+    res = _check(smoke_run)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "all 5 parts verify" in res.stderr and res.stdout.count(": complete") == 5
+    res = _check(tmp_path)
+    assert_user_error(res.stderr, res.returncode, str(tmp_path), "not a sysa run folder")
+
+
+def test_a_corrupt_checkpoint_is_retrained_and_a_failing_seed_is_isolated_then_redone(smoke_run, tmp_path):
+    """Seed 1's checkpoint is replaced by random bytes (a re-run retrains it to the same bits); seed
+    2's analysis cannot be written (a folder stands where its arrays go): the seed fails alone, its
+    failed notebook kept and linked, and the next run, the cause removed, redoes only seed 2."""
+    run = copy_run(smoke_run, tmp_path / "run")
+    ck = run / "seed_1" / "sys_A1_state.pth"
+    ck.write_bytes(os.urandom(ck.stat().st_size))
+    bad = run / "seed_2" / "analysis.npz"
+    bad.unlink()
+    bad.mkdir()
+    res = _check(run)
+    assert res.returncode == 1, res.stdout
+    assert re.search(r"^main seed 1: sys_A1_state.pth: .*a re-run would: retrain", res.stdout, re.M), res.stdout
+    assert re.search(r"^main seed 2: analysis.npz is missing or unreadable.*reanalyse", res.stdout, re.M), res.stdout
+
+    args = ["run", "--profile", "smoke", "--seeds", "1-2", "--threads", "1", "--no-batch-seeds", "--quiet", "--out", run]
+    res = run_cli(*args)
+    assert res.returncode == 1
+    assert "repairing seed 1: sys_A1_state.pth: " in res.stderr and "training it again" in res.stderr
+    assert "1/2 seeds complete; failed: 2" in res.stderr
+    assert list((run / "seed_1").glob("sys_A1_state.pth.bad-*")), "the bad checkpoint was not kept aside"
+    assert ck.read_bytes() == (smoke_run / "seed_1" / "sys_A1_state.pth").read_bytes()
+    assert _metrics(run, 1) == _metrics(smoke_run, 1)
+    rec2 = json.loads((run / "seed_2" / "pipeline.json").read_text())
+    assert rec2["status"] == "failed" and "analysis.npz" in rec2["error"]
+    assert "papermill-error-cell" in (run / "seed_2" / "inspect.ipynb").read_text()
+    index = (run / "index.html").read_text()
+    assert 'class="failed"' in index and 'href="seed_2/inspect.html"' in index
+    assert pd.read_csv(run / "population.csv")["seed"].tolist() == [1]  # the seed that succeeded
+
+    seed1 = {p: p.stat().st_mtime_ns for p in (run / "seed_1").iterdir()}
+    bad.rmdir()
+    res = run_cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert {p: p.stat().st_mtime_ns for p in (run / "seed_1").iterdir()} == seed1  # seed 1 untouched
+    assert _metrics(run, 2) == _metrics(smoke_run, 2)
+    assert pd.read_csv(run / "population.csv")["seed"].tolist() == [1, 2]
+    assert _check(run).returncode == 0
+
+
+def test_a_redo_killed_midway_is_found_and_finished_on_rerun(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    (run / "seed_1" / "metrics.json").unlink()
+    pca = run / "seed_1" / "pca.ipynb"
+    old = pca.stat().st_mtime_ns
+    proc = popen_cli(*SMOKE_RUN, "--out", run)
+    try:
+        # the redo of seed 1 has begun writing its pca notebook: kill the run there
+        wait_for(lambda: pca.exists() and pca.stat().st_mtime_ns != old, what="the pca notebook to start")
+        procs = descendants(proc.pid)  # the notebooks' kernels
+        assert any("ipykernel" in cmdline(p) for p in procs)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    wait_for(lambda: not any(alive(p) for p in procs), timeout=15, what="the run's kernels to end")
+    assert not locked(run)
+    rec = json.loads((run / "seed_1" / "pipeline.json").read_text())
+    assert rec["status"] == "running"  # never taken for complete
+    res = _check(run)
+    assert res.returncode == 1 and "main seed 1" in res.stdout, res.stdout
+
+    res = run_cli(*SMOKE_RUN, "--out", run)
+    assert res.returncode == 0, res.stderr
+    assert "repairing seed 1: its notebooks did not complete" in res.stderr
+    assert verify.notebook_problem(pca) is None
+    assert len([c for c in nbformat.read(pca, as_version=4).cells if c.get("execution_count")]) > 5
+    assert _metrics(run, 1) == _metrics(smoke_run, 1)
+    assert _check(run).returncode == 0
+
+
+def test_a_train_killed_while_writing_its_final_files_finishes_them_on_rerun(smoke_train, tmp_path):
+    """The state a kill between the last checkpoint and the final files leaves: the metadata says
+    "running", the bare state dict and the plots are missing."""
+    out = tmp_path / "train"
+    shutil.copytree(smoke_train.parent, out, ignore=shutil.ignore_patterns(".sysa.lock"))
+    sdir = out / "seed_1"
+    meta = json.loads((sdir / "sys_A1_train.json").read_text())
+    meta["status"] = "running"
+    meta.pop("checkpoint_sha256")
+    (sdir / "sys_A1_train.json").write_text(json.dumps(meta))
+    for name in ("sys_A1.pth", "sys_A1_err.png", "sys_A1_param.png"):
+        (sdir / name).unlink()
+    ck = (sdir / "sys_A1_state.pth").read_bytes()
+    res = _check(out)
+    assert res.returncode == 1 and "training did not finish" in res.stdout and "sys_A1_err.png" in res.stdout
+
+    res = run_cli("train", "--profile", "smoke", "--seeds", "1", "--out", out, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "repairing seed 1" in res.stderr
+    assert (sdir / "sys_A1_state.pth").read_bytes() == ck  # finished, not retrained
+    for name in ("sys_A1.pth", "sys_A1_err.png", "sys_A1_param.png", "sys_A1_train.json"):
+        assert (sdir / name).read_bytes() == (smoke_train / name).read_bytes() or name.endswith(".png"), name
+        assert (sdir / name).stat().st_size > 0
+    assert json.loads((sdir / "sys_A1_train.json").read_text())["status"] == "complete"
+    assert _check(out).returncode == 0
+
+
+def test_sysa_train_is_refused_while_sysa_run_holds_the_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = popen_cli("run", *SMOKE, "--seeds", "1", "--out", out)
+    try:
+        wait_for(lambda: locked(out), what="the run to take its lock")
+        rc = cli.main(["train", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--quiet"])
+        assert_user_error(capsys.readouterr().err, rc, str(out), "another sysa process is writing to this folder")
+        rc = cli.main(["run", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--quiet"])
+        assert_user_error(capsys.readouterr().err, rc, "another sysa process is writing to this folder")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+
+
+def _can_mount_tmpfs() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    res = subprocess.run(["unshare", "--mount", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
+                         capture_output=True)
+    return res.returncode == 0
+
+
+needs_tmpfs = pytest.mark.skipif(not _can_mount_tmpfs(), reason="cannot mount a tmpfs here (unshare --mount)")
+
+
+def _in_small_disk(tmp_path: Path, size: str, script: str, **env) -> subprocess.CompletedProcess:
+    """Run a shell script in a private mount namespace where DISK is a tmpfs of `size`; the script's
+    sysa is this interpreter's. The tmpfs goes with the namespace: the script reports what it saw."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    env = dict(cli_env(), **env, DISK=str(disk), SYSA=f"{sys.executable} -m sysa_core")
+    return subprocess.run(["unshare", "--mount", "sh", "-c", f"mount -t tmpfs -o size={size} tmpfs \"$DISK\" && {script}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@needs_tmpfs
+def test_a_disk_too_small_for_the_run_is_refused_before_any_work(tmp_path):
+    res = _in_small_disk(tmp_path, "4m", '$SYSA run --profile smoke --seeds 1-2 --quiet --out "$DISK/run"; '
+                                          'echo "rc=$?" >&2; ls -A "$DISK" >&2')
+    *msg, rc, listing = (res.stderr.strip().splitlines() + [""])[:3]
+    assert rc == "rc=2", res.stderr
+    assert_user_error("\n".join(msg), 2, "not enough free disk", "MB needed", "MB free")
+    assert listing == ""  # nothing was written
+
+
+@needs_tmpfs
+def test_a_disk_that_fills_during_the_run_fails_the_seed_in_one_line_and_keeps_the_finished_one(smoke_run, tmp_path):
+    """Seed 1 is complete; seed 2's files are gone, and the disk fills up once the run holds its lock."""
+    src = tmp_path / "src"
+    copy_run(smoke_run, src)
+    shutil.rmtree(src / "seed_2")
+    shutil.rmtree(src / "control")
+    for name in ("population.ipynb", "population.html", "index.html"):
+        (src / name).unlink()
+    script = ('cp -a "$SRC" "$DISK/run" && (cd "$DISK/run/seed_1" && sha256sum * | sort > "$DISK/before") && '
+              '{ $SYSA run --profile smoke --seeds 1-2 --threads 1 --no-batch-seeds --quiet --out "$DISK/run" & } && '
+              'while [ ! -e "$DISK/run/seed_2" ]; do sleep 0.02; done; '
+              'dd if=/dev/zero of="$DISK/fill" bs=64k 2>/dev/null; wait $!; echo "rc=$?" >&2; '
+              '(cd "$DISK/run/seed_1" && sha256sum * | sort | cmp - "$DISK/before" >&2 && echo "seed 1 intact" >&2)')
+    res = _in_small_disk(tmp_path, "64m", script, SRC=str(src))
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "seed 1 intact" in lines, res.stderr
+    status = [ln for ln in lines if ln.startswith("rc=")]
+    assert status in (["rc=1"], ["rc=2"]), res.stderr
+    sysa = [ln for ln in lines if ln.startswith("sysa")]
+    assert len(sysa) == 1 and "the disk is full" in sysa[0], res.stderr
+
+
+def test_a_disk_full_while_writing_is_one_line_and_keeps_what_was_written(smoke_train, tmp_path, monkeypatch, capsys):
+    """Without a tmpfs: the write of a checkpoint fails with ENOSPC (simulated at the OS call)."""
+    import errno
+
+    out = tmp_path / "train"
+    real = files.os.replace
+
+    def full(src, dst):
+        if str(dst).endswith("_state.pth"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", full)
+    rc = cli.main(["train", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    line = assert_user_error(err, rc, "disk is full")
+    assert str(out) in line
+    assert not list(out.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_an_allocation_too_large_for_the_machine_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--set", "model.hidden_size=1000000"])
+    assert_user_error(capsys.readouterr().err, rc, "model.hidden_size=1000000", "GB of memory", "GB are available")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seeds", ["1-2147483647", "1-10001", "1-5000,6000-11000"])
+def test_a_seed_range_beyond_the_maximum_is_one_line_at_once(tmp_path, capsys, seeds):
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", seeds, "--out", str(tmp_path / "run")])
+    assert_user_error(capsys.readouterr().err, rc, "--seeds", "at most 10000")
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_ends_a_run_with_a_message_and_frees_the_folder(tmp_path):
+    out = tmp_path / "run"
+    proc = popen_cli("run", *SMOKE, "--seeds", "1", "--out", out)
+    wait_for(lambda: locked(out), what="the run to take its lock")
+    procs = descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "sysa: terminated (SIGTERM)"
+    assert "Traceback" not in err
+    wait_for(lambda: not any(alive(p) for p in procs), timeout=15, what="the run's processes to end")
+    assert not locked(out)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--out", ""], "--out"),
+    (["run", "--scheduler", "tcp://127.0.0.1:99999"], "the port 1-65535"),
+    (["run", "--seeds"], "sysa: error: run: argument --seeds"),
+])
+def test_small_message_defects(tmp_path, capsys, args, needle):
+    rc = cli.main(args + (["--profile", "smoke"] if args[0] == "run" else []))
+    line = assert_user_error(capsys.readouterr().err, rc, needle)
+    assert not line.startswith("sysa: error: sysa:")
+
+
+def test_a_symlink_loop_is_named_as_one(tmp_path, capsys):
+    loop = tmp_path / "sys_A1_state.pth"
+    loop.symlink_to(loop)
+    rc = cli.main(["evaluate", str(loop)])
+    assert_user_error(capsys.readouterr().err, rc, str(loop), "points to itself")
