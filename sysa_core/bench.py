@@ -40,15 +40,7 @@ import torch
 from . import config, engine
 from .analysis import metrics
 from .config import Config
-from .engine import (
-    _row_schedule,
-    adjoint_step,
-    autograd_step,
-    n_streams,
-    row_groups,
-    run_streams,
-    seed_blocks,
-)
+from .engine import _row_schedule, adjoint_step, autograd_step, n_streams, row_groups, run_streams, seed_blocks
 from .model import DTYPES, init_weights
 from .task import draw_trials
 
