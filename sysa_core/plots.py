@@ -130,8 +130,10 @@ def loadings(coef, name: str, k: int = 50):
     k = min(k, len(c))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(np.arange(1, k + 1), c[:k] / np.linalg.norm(c))
-    ax.set(xlabel="PC (by explained variance)", ylabel=f"|PC . {name}| / |{name}| (fraction)",
+    ax.axhline(1 / np.sqrt(len(c)), color="C3", ls="--", lw=1, label=f"chance: a random vector, 1/√N = {1 / np.sqrt(len(c)):.2g}")
+    ax.set(xlabel="PC (by explained variance)", ylabel=f"|PC · {name}| / |{name}| (fraction)",
            title=f"Loadings of {name} on the first {k} PCs")
+    ax.legend(fontsize=8, loc="upper right")
     return fig
 
 
@@ -153,8 +155,9 @@ def generalisation(a: dict):
     horizon = float(a["gen_horizon_ms"])
     axes[1].plot(d, np.asarray(a["gen_hold_ms"]) / 1000.0, "o-", ms=3)
     axes[1].axhline(float(a["gen_trained_window_ms"]) / 1000.0, color="k", ls=":", lw=1, label="end of trained window")
-    axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, horizon / 1000.0 * 1.05),
-                title="How long the plateau stays within 10 % of its target")
+    top = max(float(np.max(a["gen_hold_ms"])), float(a["gen_trained_window_ms"])) / 1000.0
+    axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.08),
+                title=f"How long the plateau stays within 10 % of its target (followed {horizon / 1000:g} s)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -163,14 +166,17 @@ def generalisation(a: dict):
 def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     """Trajectories of the memory trials on PCs 1-3 (arrays traj_*): 2D projections and a 3D view,
     the input phase (pulse), the intrinsic phase (after the pulse, before the memory window) and the
-    memory phase drawn apart; fixed points as crosses, slow points as circles."""
+    memory phase drawn apart (the shortest pulses drawn last, on top); fixed points as crosses,
+    moving points as circles."""
     z_all = a["traj_pcs"]
     onset, mem = (int(v) for v in a["traj_phase_steps"])
     fig = plt.figure(figsize=(13, 4))
     axes = [fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3, projection="3d")]
     styles = {"input": dict(lw=2.2, alpha=1.0), "intrinsic": dict(lw=1.0, ls="--", alpha=0.8),
               "memory": dict(lw=1.2, alpha=0.9)}
-    for i, (z, dur) in enumerate(zip(z_all, durations_ms)):
+    order = sorted(range(len(durations_ms)), key=lambda i: -durations_ms[i])  # longest first: short on top
+    for i in order:
+        z, dur = z_all[i], durations_ms[i]
         end = onset + int(round(dur / dt_ms)) + 1
         color = f"C{i}"
         for phase, (lo, hi) in (("input", (onset, end)), ("intrinsic", (end, mem)), ("memory", (mem, len(z)))):
@@ -180,7 +186,7 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
             axes[1].plot(seg[:, 0], seg[:, 2], color=color, **styles[phase])
             axes[2].plot(seg[:, 0], seg[:, 1], seg[:, 2], color=color, **styles[phase])
     zs, fixed = a["points_pcs"], np.asarray(a["points_fixed"], dtype=bool)
-    for mask, marker, lab in ((fixed, "kx", "fixed points"), (~fixed, "ko", "slow points")):
+    for mask, marker, lab in ((fixed, "kx", "fixed points"), (~fixed, "ko", "moving points")):
         if mask.any():
             kw = dict(ms=7, mew=2, mfc="none")
             axes[0].plot(zs[mask, 0], zs[mask, 1], marker, label=lab, **kw)
@@ -197,16 +203,24 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     return fig
 
 
-def fixed_point_spectra(points, title: str = "Modes around the fixed points"):
+def fixed_point_spectra(points, title: str = "Modes around the fixed points", mirror=None):
     """The Jacobian's eigenvalues at each fixed point (analysis.dynamics.Points), in 1/s: growing
-    modes (Re > 0) right of the dotted line, decaying ones left of it."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    modes (Re > 0) right of the dotted line, decaying ones left of it. mirror (Points.mirrors): draw
+    one point of each mirror pair (their spectra are the same), labelled ±."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     to_s = 1000.0 / points.tau_ms
-    for i, lam in enumerate(points.eigvals):
-        ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, label=f"fixed point {i + 1}")
+    fixed = np.flatnonzero(points.fixed)
+    for f, k in enumerate(fixed):
+        j = -1 if mirror is None else int(mirror[k])
+        if j >= 0 and j < k and j != k:
+            continue  # its mirror is drawn
+        label = f"point {k + 1}" + (f" and {j + 1} (±)" if j >= 0 and j != k else "")
+        lam = points.eigvals[f]
+        ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, label=label)
     ax.axvline(0, color="k", ls=":", lw=1)
     ax.set(xlabel="Re λ (1/s): growth > 0 > decay", ylabel="Im λ (rad/s)", title=title)
     ax.grid(alpha=0.3)
-    if len(points.eigvals):
-        ax.legend(fontsize=7, markerscale=2)
+    if len(fixed):
+        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
     return fig

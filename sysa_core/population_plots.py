@@ -11,7 +11,7 @@ from scipy import stats as _st
 
 from .plots import plt
 
-ENSEMBLE_COLOURS = {"seed-compatible": "C0", "independent": "C1"}
+ENSEMBLE_COLOURS = {"main": "C0", "control": "C1"}
 
 
 def _colour(ens: str) -> str:
@@ -45,36 +45,49 @@ def _theil_sen(ax, x: np.ndarray, y: np.ndarray, bounds, colour) -> None:
     ax.plot(10 ** xs, ys, color=colour, lw=1, alpha=0.8)
 
 
+def _integer_ticks(ax, values) -> None:
+    """Integer ticks on the y axis when the values are counts."""
+    from matplotlib.ticker import MaxNLocator
+
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
+    if len(v) and np.allclose(v, np.round(v)):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds: dict,
-                     target: str = "precision_trained_range", ncols: int = 5):
-    """Each predictor against a precision, one panel each, seeds numbered, a Theil-Sen line per
-    ensemble; the title gives rho, its permutation p and the Holm-adjusted p of that test."""
+                     target: str = "precision_trained_range", ncols: int = 4):
+    """Each predictor against in-range precision, one panel each, seeds numbered (both ensembles
+    drawn; the test and its Theil-Sen line are the main ensemble's); the title gives rho, its
+    permutation p and the Holm-adjusted p of that test."""
     cols = list(labels)
     nrows = int(np.ceil(len(cols) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.9 * nrows), squeeze=False)
-    ens = df["ensemble"] if "ensemble" in df else pd.Series(["seed-compatible"] * len(df))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 3.0 * nrows), squeeze=False)
+    ens = df["ensemble"] if "ensemble" in df else pd.Series(["main"] * len(df))
+    n_main = int((ens == "main").sum())
     for ax, col in zip(axes.flat, cols):
         for name in dict.fromkeys(ens):
             sub = df[ens == name]
             x = pd.to_numeric(sub[target], errors="coerce").to_numpy(float)
             y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
-            ax.scatter(x, y, s=16, color=_colour(name), label=name)
+            ax.scatter(x, y, s=16, color=_colour(name), label=name, zorder=3)
             for xi, yi, s in zip(x, y, sub["seed"]):
                 ax.annotate(str(int(s)), (xi, yi), fontsize=6, alpha=0.6)
-            _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
+            if name == "main":
+                _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
         row = table[(table.measure == col) & (table.target == target)]
-        stat = (f"rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
+        stat = (f"main: rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
                 if len(row) and np.isfinite(row.rho.iloc[0]) else "")
         ax.set_xscale("log")
-        ax.set(xlabel=f"{target.replace('_', ' ')} (MSE, a.u.²)", ylabel=labels[col])
+        ax.set(xlabel="in-range precision (MSE, a.u.²)", ylabel=labels[col])
+        _integer_ticks(ax, df[col])
         ax.set_title(stat, fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(cols):]:
         ax.axis("off")
     if len(cols):
-        axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Each measure against {target.replace('_', ' ')} (Spearman; lines: Theil-Sen within the data)",
-                 fontsize=10)
+        axes.flat[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman, and a "
+                 f"Theil-Sen line within its data)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -90,10 +103,10 @@ def rho_table_plot(table: pd.DataFrame, labels: dict):
             ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=2)
         ax.plot(r["rho"], y, "o", color=colour, mfc=colour if r["significant"] else "white")
     ax.axvline(0, color="k", lw=1)
-    ax.set_yticks(ys, [f"{labels.get(m, m)} · {t.replace('precision', 'prec.').replace('_', ' ')}"
-                       for m, t in zip(table["measure"], table["target"])], fontsize=7)
+    ax.set_yticks(ys, [labels.get(m, m) for m in table["measure"]], fontsize=7)
+    n = int(table["n"].max()) if len(table) else 0
     ax.set(xlim=(-1.05, 1.05), xlabel="Spearman's rho (dimensionless; bars: 95 % interval where shown)",
-           title="Measures against precision")
+           title=f"Measures against in-range precision (main ensemble, n = {n})")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
@@ -108,11 +121,14 @@ def correlation_heatmap(matrix: pd.DataFrame, title: str = "Spearman correlation
     return fig
 
 
-def overlap_heatmap(matrix: pd.DataFrame, k: int):
+def overlap_heatmap(matrix: pd.DataFrame, k: int, n_units: int):
+    """The overlap of every pair of seeds' k leading memory PCs, with the chance level of unrelated
+    random subspaces, k / N."""
     fig, ax = plt.subplots(figsize=(0.45 * len(matrix) + 3, 0.42 * len(matrix) + 1.8))
     sns.heatmap(matrix, vmin=0, vmax=1, cmap="viridis", annot=len(matrix) <= 12, fmt=".2f", annot_kws={"size": 7},
                 ax=ax, square=True, cbar_kws={"shrink": 0.7, "label": "mean cos² of the principal angles"})
-    ax.set_title(f"Overlap of the seeds' memory subspaces ({k} leading PCs; 1 = the same subspace)")
+    ax.set_title(f"Overlap of the seeds' memory subspaces ({k} leading PCs; 1 = the same subspace, "
+                 f"chance k/N = {k / n_units:.2g})", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -156,18 +172,28 @@ def error_over_time(err: pd.DataFrame, trained_end_s: float):
     return fig
 
 
-def ensemble_comparison(df: pd.DataFrame, columns: dict):
-    """Each measure's distribution per ensemble (one panel per measure, seeds as points)."""
+def ensemble_comparison(df: pd.DataFrame, columns: dict, tests: pd.DataFrame | None = None, log: tuple = ()):
+    """Each measure per ensemble, every seed a point (no box: at a handful of seeds a box hides
+    them), one panel per measure (log scale for those in `log`); the title gives the exact
+    Mann-Whitney p of the comparison (stats.compare_groups) where tested."""
     n = len(columns)
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False)
     for ax, (col, lab) in zip(axes[0], columns.items()):
-        sns.boxplot(data=df, x="ensemble", y=col, ax=ax, color="0.9", showfliers=False)
-        sns.stripplot(data=df, x="ensemble", y=col, ax=ax, size=5, jitter=0.15, hue="ensemble",
+        sns.stripplot(data=df, x="ensemble", y=col, ax=ax, size=6, jitter=0.12, hue="ensemble",
                       palette=ENSEMBLE_COLOURS, legend=False)
+        for ens, sub in df.groupby("ensemble", sort=False):
+            xi = list(dict.fromkeys(df["ensemble"])).index(ens)
+            ax.plot([xi - 0.25, xi + 0.25], [sub[col].median()] * 2, color="k", lw=1.5)
+        if col in log:
+            ax.set_yscale("log")
+        row = tests[tests.measure == col] if tests is not None else []
+        if len(row):
+            r = row.iloc[0]
+            ax.set_title(f"Mann-Whitney p {r.p:.2g}{' (exact)' if r.exact else ''}, Holm {r.p_holm:.2g}", fontsize=8)
         ax.set(xlabel="", ylabel=lab)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("The two ensembles side by side", fontsize=10)
+    fig.suptitle("The two ensembles side by side (bars: medians)", fontsize=10)
     fig.tight_layout()
     return fig
 

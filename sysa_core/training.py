@@ -51,7 +51,8 @@ class SeedState:
     grad_I: list = field(default_factory=list)
     grad_w: list = field(default_factory=list)
     adam: dict | None = None  # {'step', 'I': (m, v), 'w': (m, v)} from a checkpoint
-    seconds: float = 0.0
+    seconds: float = 0.0  # this model's share of the training time (a batch's time split evenly)
+    together: int = 1  # the most models it was trained with in one computation (itself included)
     devices: list = field(default_factory=list)  # where the training steps ran, in order of first use
     foreign: bool = False  # loaded from a finished checkpoint without sysa's metadata (the original's files)
     monitor_step: list = field(default_factory=list)  # steps after which the monitor loss was measured
@@ -128,7 +129,7 @@ def _foreign(st: SeedState, path: Path, ck: dict) -> SeedState:
 def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
     return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
             "config": st.cfg.to_dict(), "training_id": st.cfg.training_id(), "code_version": code_version(),
-            "train_seconds": st.seconds,
+            "train_seconds": st.seconds, "trained_together": st.together,
             # float results are bit-reproducible for the same CPU and thread count (a BLAS product
             # may split its rows differently with another thread count)
             # (and on a GPU they are not claimed bit-reproducible at all: its sums run in any order)
@@ -249,6 +250,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
             for row, st in enumerate(group):
                 st.epoch = epoch + 1
                 st.seconds += elapsed / len(group)
+                st.together = max(st.together, len(group))
                 _save_epoch(st, I, w, opt_state, row)
     finally:
         bar.close()

@@ -14,10 +14,10 @@ from sysa_core.analysis import population
 
 @pytest.fixture(scope="module")
 def pop(smoke_run):
-    runs = {"seed-compatible": (smoke_run, [1, 2]), "independent": (smoke_run / "control", [1, 2])}
-    both = population.combine({"seed-compatible": population.table(smoke_run),
-                               "independent": population.table(smoke_run / "control")})
-    t, _ = population.statistics(both[both.ensemble == "seed-compatible"])
+    runs = {"main": (smoke_run, [1, 2]), "control": (smoke_run / "control", [1, 2])}
+    both = population.combine({"main": population.table(smoke_run),
+                               "control": population.table(smoke_run / "control")})
+    t, _ = population.statistics(both[both.ensemble == "main"])
     return both, runs, t
 
 
@@ -36,7 +36,7 @@ def test_every_population_figure_has_units(pop):
 
 def test_fitted_lines_stay_within_the_data_and_the_possible_values():
     df = pd.DataFrame({"seed": [1, 2, 3, 4], "precision_trained_range": [1e-3, 2e-3, 4e-3, 8e-3],
-                       "weight_correlation": [0.5, 0.8, 0.95, 0.99], "ensemble": ["seed-compatible"] * 4})
+                       "weight_correlation": [0.5, 0.8, 0.95, 0.99], "ensemble": ["main"] * 4})
     t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "rho": [1.0],
                       "p": [1 / 12], "p_holm": [1 / 12]})
     fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})

@@ -184,6 +184,58 @@ class Points:
             out.append(rec)
         return out
 
+    def to_arrays(self, prefix: str = "points_") -> dict:
+        """The points as named arrays (for an npz file); from_arrays reads them back."""
+        return {f"{prefix}h": self.h, f"{prefix}q": self.q, f"{prefix}speed_per_s": self.speed_per_s,
+                f"{prefix}fixed": self.fixed, f"{prefix}start_index": self.start_index,
+                f"{prefix}eigvals": self.eigvals,
+                f"{prefix}constants": np.array([self.tau_ms, self.q_fixed, self.zero_tol])}
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str = "points_") -> "Points":
+        tau, q_fixed, zero_tol = (float(v) for v in z[f"{prefix}constants"])
+        return cls(z[f"{prefix}h"], z[f"{prefix}q"], z[f"{prefix}speed_per_s"], np.asarray(z[f"{prefix}fixed"], bool),
+                   z[f"{prefix}start_index"], z[f"{prefix}eigvals"], tau, q_fixed, zero_tol)
+
+    def mirrors(self, tol: float | None = None) -> np.ndarray:
+        """For each point, the index of the point at -h (closer than tol, default 0.01 sqrt(N)), or
+        -1: the flow is odd (F(-h) = -F(h)), so its points come in mirror pairs with the same
+        speed and modes; the origin is its own mirror."""
+        tol = 0.01 * np.sqrt(self.h.shape[1]) if tol is None else tol
+        out = np.full(len(self), -1)
+        for i in range(len(self)):
+            d = np.linalg.norm(self.h + self.h[i], axis=1)
+            j = int(np.argmin(d)) if len(d) else -1
+            if j >= 0 and d[j] <= tol:
+                out[i] = j
+        return out
+
+
+def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[Points, list[list[int]]]:
+    """The distinct points among several searches of one flow (points closer than merge_tol, default
+    0.01 sqrt(N), are one: the one with the lowest q is kept), sorted by q; and for each, the
+    indices of the parts that found it."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise ValueError("no points to unite")
+    h = np.vstack([p.h for p in parts])
+    q = np.concatenate([p.q for p in parts])
+    part = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+    eig = []  # per point: its spectrum (a fixed point) or None
+    for p in parts:
+        f = np.cumsum(p.fixed) - 1
+        eig += [p.eigvals[f[k]] if p.fixed[k] else None for k in range(len(p))]
+    speed = np.concatenate([p.speed_per_s for p in parts])
+    fixed = np.concatenate([p.fixed for p in parts])
+    tol = 0.01 * np.sqrt(h.shape[1]) if merge_tol is None else float(merge_tol)
+    keep = _merge(h, q, tol)
+    found = [sorted({int(part[j]) for j in range(len(h)) if np.linalg.norm(h[j] - h[i]) <= tol}) for i in keep]
+    kf = [i for i in keep if fixed[i]]
+    eigvals = np.array([eig[i] for i in kf]).reshape(len(kf), h.shape[1])
+    p0 = parts[0]
+    return Points(h[keep], q[keep], speed[keep], fixed[keep], np.asarray(keep), eigvals, p0.tau_ms, p0.q_fixed,
+                  p0.zero_tol), found
+
 
 def time_constants_ms(eigvals: np.ndarray, tau_ms: float) -> np.ndarray:
     """tau_ms / |Re lambda| for eigenvalues of J (units 1/tau): the decay (Re < 0) or growth
@@ -365,33 +417,53 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
 
 # -- Lyapunov exponent --------------------------------------------------------------------------------
 
+#: the window of a finite-time Lyapunov exponent is cut into this many blocks for its standard error
+LYAPUNOV_BLOCKS = 5
+
+
 def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: float, transient_steps: int = 0,
-                 seed: int = 0) -> np.ndarray:
-    """The largest Lyapunov exponent (1/s) along each trajectory h (B, T, N) of the Euler map
-    h <- h + alpha (F(h) + input), by tangent-vector propagation through its tangent map
+                 seed: int = 0, blocks: int = 0):
+    """The largest finite-time Lyapunov exponent (1/s) along each trajectory h (B, T, N) of the
+    Euler map h <- h + alpha (F(h) + input), by tangent-vector propagation through its tangent map
     u <- u + alpha (-u + g (u * phi'(h_t)) G') with renormalisation every step.
 
     The tangent vectors start random (seeded) at the first state and align during the first
     `transient_steps` steps, which are not counted; the exponent is the mean log growth per step
     over the remaining T - 1 - transient_steps steps, divided by dt (ms) and times 1000.
-    Positive: nearby trajectories separate (chaos); negative: they converge. Returns (B,).
+    Positive: nearby trajectories separate (chaos); negative: they converge. Returns (B,); with
+    blocks > 0 also the exponent over each of that many equal consecutive blocks of the window,
+    (B, blocks), whose spread gives the estimate's standard error (lyapunov_se).
     """
     h = torch.as_tensor(np.asarray(h_traj, dtype=np.float64))
     B, T, N = h.shape
-    if T - 1 - transient_steps < 1:
+    steps = T - 1 - transient_steps
+    if steps < max(1, blocks):
         raise ValueError(f"trajectory of {T} states is too short for {transient_steps} transient steps")
     u = torch.from_numpy(np.random.default_rng(seed).standard_normal((B, N)))
     u /= u.norm(dim=1, keepdim=True)
     GT = dyn._G.T
     d = dyn.dphi(h)  # (B, T, N)
-    acc = torch.zeros(B, dtype=torch.float64)
+    logs = torch.zeros(B, steps, dtype=torch.float64)
     for t in range(T - 1):
         u = u + alpha * (dyn.g * ((u * d[:, t]) @ GT) - u)
         nrm = u.norm(dim=1)
         if t >= transient_steps:
-            acc += torch.log(nrm)
+            logs[:, t - transient_steps] = torch.log(nrm)
         u /= nrm[:, None]
-    return (acc / ((T - 1 - transient_steps) * dt_ms) * 1000.0).numpy()
+    per_s = 1000.0 / dt_ms
+    lam = (logs.mean(dim=1) * per_s).numpy()
+    if not blocks:
+        return lam
+    edges = np.linspace(0, steps, blocks + 1).round().astype(int)
+    by_block = np.stack([logs[:, a:b].mean(dim=1).numpy() * per_s for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    return lam, by_block
+
+
+def lyapunov_se(by_block: np.ndarray) -> np.ndarray:
+    """The standard error of finite-time exponents from their blocks (B, K): std over the blocks
+    (ddof 1) / sqrt(K), the blocks taken as independent (each several tau long)."""
+    b = np.atleast_2d(by_block)
+    return b.std(axis=1, ddof=1) / np.sqrt(b.shape[1])
 
 
 # -- the trained model's memory period --------------------------------------------------------
@@ -409,39 +481,62 @@ def memory_states(cfg, sd: dict) -> np.ndarray:
 
 @dataclass
 class MemoryDynamics:
-    """The points near a model's memory-period trajectories and the largest Lyapunov exponent
-    along them.
+    """The points near a model's memory-period trajectories and the largest finite-time Lyapunov
+    exponent along them.
 
     points: fixed and slow points found from n_starts_per_trial states per memory trial, evenly
     spaced over the memory window (properties of G's flow, found where this model's state goes);
     lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window [mem_start_ms,
-    mem_T_ms) after a transient of transient_ms before it; starts: (S, N) the starting states."""
+    mem_T_ms), the tangent vectors aligned from the trial's start; lyapunov_se_per_s: (D,) their
+    standard errors (lyapunov_se); starts: (S, N) the starting states."""
 
     points: Points
     lyapunov_per_s: np.ndarray
+    lyapunov_se_per_s: np.ndarray
     starts: np.ndarray
 
     @property
     def lyapunov_max_per_s(self) -> float:
         return float(np.max(self.lyapunov_per_s))
 
+    @property
+    def lyapunov_max_se_per_s(self) -> float:
+        """The standard error of the largest of the trials' exponents (that trial's, from its blocks)."""
+        return float(self.lyapunov_se_per_s[int(np.argmax(self.lyapunov_per_s))])
+
 
 def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 4,
-                    max_iter: int = 1000, n_newton: int = 8, q_fixed: float = 1e-10, transient_ms: float = 500.0,
+                    max_iter: int = 1000, n_newton: int = 8, q_fixed: float = 1e-10,
                     max_points: int | None = 8, seed: int = 0) -> MemoryDynamics:
     """Points (find_points) from n_starts_per_trial states per memory-PCA trial, evenly spaced over
-    the memory window [mem_start_ms, mem_T_ms), and the largest Lyapunov exponent of each trial
-    over that window (the tangent vectors align during the transient_ms before it), of the model
-    (cfg, sd). states: memory_states(cfg, sd) when already simulated. max_points caps the
-    eigen-decompositions (N^3 each)."""
+    the memory window [mem_start_ms, mem_T_ms), and the largest finite-time Lyapunov exponent of
+    each trial over that window (the tangent vectors align from the trial's start, through the
+    pulse, to the window), of the model (cfg, sd). states: memory_states(cfg, sd) when already
+    simulated. max_points caps the eigen-decompositions (N^3 each)."""
     a = cfg.analysis
     mem_start = cfg.steps(a.mem_start_ms)
-    rec = max(0, mem_start - cfg.steps(transient_ms))
-    h = (memory_states(cfg, sd) if states is None else states)[:, rec:]  # (D, T', N)
+    h = memory_states(cfg, sd) if states is None else states  # (D, T, N) from the trial's start
     dyn = RateDynamics.from_model(cfg, sd)
-    lyap = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start - rec, seed=seed)
-    window = h[:, mem_start - rec:]
+    lyap, blocks = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start, seed=seed,
+                                blocks=LYAPUNOV_BLOCKS)
+    window = h[:, mem_start:]
     idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
     starts = window[:, idx].reshape(-1, dyn.n)
     pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
-    return MemoryDynamics(pts, lyap, starts)
+    return MemoryDynamics(pts, lyap, lyapunov_se(blocks), starts)
+
+
+def lyapunov_phrase(per_s: float, se_per_s: float | None) -> str:
+    """What a largest finite-time Lyapunov exponent says, given its standard error: within two
+    standard errors of zero neither separation nor convergence is resolved (neutral, as along a
+    limit cycle or a slow manifold); beyond, its sign."""
+    if se_per_s is None or not np.isfinite(se_per_s):
+        band = ""
+    else:
+        band = f" (± {2 * se_per_s:.2g} /s, two standard errors over {LYAPUNOV_BLOCKS} blocks of the window)"
+        if abs(per_s) <= 2 * se_per_s:
+            return (f"not distinguishable from zero{band}: neutral at this resolution, as along a limit cycle or a "
+                    f"slow manifold")
+    if per_s > 0:
+        return f"positive{band}: nearby trajectories separate"
+    return f"negative{band}: nearby trajectories converge"

@@ -27,21 +27,24 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   {v}_topk{L}_null_mean, {v}_topk{L}_null_pct, {v}_var_alignment, {v}_var_alignment_null_mean,
   {v}_var_alignment_null_pct;
 * float32 vs float64 simulation: pr_{v}_l1_f64, pr_{v}_l1_spread, pr_{v}_l2_f64, pr_{v}_l2_spread
-  (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_spread, {v}_var_alignment_spread;
+  (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_f64, {v}_topk{L}_fraction_spread,
+  {v}_var_alignment_f64, {v}_var_alignment_spread;
 * the network G (analysis.network): network_key, network_dim_spontaneous,
-  network_lyapunov_spontaneous_per_s, network_n_fixed_points, network_n_slow_points,
+  network_lyapunov_spontaneous_per_s (and its standard error, _se_per_s), network_n_fixed_points, network_n_slow_points,
   network_points;
 * the memory period: memory_points (the fixed and slow points near the memory trajectories, each
   with its speed), memory_n_fixed_points, memory_n_slow_points, memory_min_point_speed_per_s,
   lyapunov_max_per_s and lyapunov_per_s_by_duration (largest finite-time Lyapunov exponent along
-  the memory trajectories, 1/s);
+  the memory trajectories over the memory window, 1/s), lyapunov_max_se_per_s (its standard error);
 * the plateau (analysis.plateau): plateau_held_trained_window (the share of the in-range test
   durations whose output stays within 10 % of its target from the cost onset to the end of the
   trained window), plateau_steady_trained_window (the share whose output stays within 10 % of the
-  target around its own mean there: it holds a value, on target or not), plateau_hold_ms_by_duration, plateau_drift_per_s (mean |slope|, output units
-  per s) and plateau_drift_per_s_by_duration; over the 10-400 ms sweep:
-  generalisation_rmse_trained_range, generalisation_rmse_outside_range, sweep_hold_ms_min,
-  sweep_hold_ms_median (ms, capped at 10 s), sweep_held_trained_window (share of the sweep);
+  target around its own mean there: it holds a value, on target or not), plateau_hold_ms_by_duration,
+  plateau_drift_per_s (mean |slope| over the trained window, output units per s) and
+  plateau_drift_per_s_by_duration; over the 10-400 ms sweep: generalisation_rmse_trained_range,
+  generalisation_rmse_outside_range, sweep_hold_ms_min, sweep_hold_ms_median,
+  sweep_hold_ms_in_range_min (ms from the cost onset, capped at sweep_horizon_ms),
+  sweep_held_trained_window (share of the sweep);
 * the mechanism (analysis.mechanism): plateau_state_speed_per_s, state_travel,
   precision_noise_0.01, precision_noise_0.03, precision_noise_0.1, readout_pcs_needed,
   memory_mechanism ("attractor", "transient", "no memory").
@@ -171,6 +174,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
             m[f"pr_{name}_{pr}_spread"] = s[pr]["spread"]
         for k, v in s.items():
             if k not in ("l1", "l2"):
+                m[f"{name}_{k}_f64"] = v["f64"]
                 m[f"{name}_{k}_spread"] = v["spread"]
 
     m.update(net.metrics())
@@ -181,7 +185,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "memory_points": pts.records(), "memory_n_fixed_points": int(pts.fixed.sum()),
         "memory_n_slow_points": int((~pts.fixed).sum()),
         "memory_min_point_speed_per_s": float(moving.min()) if moving.size else None,
-        "lyapunov_max_per_s": md.lyapunov_max_per_s,
+        "lyapunov_max_per_s": md.lyapunov_max_per_s, "lyapunov_max_se_per_s": md.lyapunov_max_se_per_s,
         "lyapunov_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_per_s)))),
     })
 
@@ -201,6 +205,9 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "generalisation_rmse_trained_range": float(inr.mean()) if inr.size else None,
         "generalisation_rmse_outside_range": float(outr.mean()) if outr.size else None,
         "sweep_hold_ms_min": float(gen.hold_ms.min()),
+        "sweep_hold_ms_in_range_min": float(gen.hold_ms[gen.in_training_range].min())
+        if gen.in_training_range.any() else None,
+        "sweep_horizon_ms": float(gen.horizon_ms),
         "sweep_hold_ms_median": float(np.median(gen.hold_ms)),
         "sweep_held_trained_window": float(gen.held_trained_window.mean()),
     })
@@ -222,8 +229,8 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
 def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
     """What the notebooks and the population report draw: the test trials (eval_*), the PCs'
     eigenvalues and the loadings of I and w on them (spont_*, mem_*), the leading memory PCs
-    (mem_pcs, N x N_PROJECTED), the memory trials and the points projected on them (traj_*,
-    points_*), and the duration sweep (gen_*)."""
+    (mem_pcs, N x N_PROJECTED), the memory trials (traj_*), the points near them (points_*:
+    analysis.dynamics.Points.to_arrays, and projected on the PCs), and the duration sweep (gen_*)."""
     E = mem.eigvecs[:, :N_PROJECTED]
     mean = traj.reshape(-1, traj.shape[-1]).mean(0)
     pts = md.points
@@ -235,7 +242,7 @@ def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
         "traj_pcs": (traj - mean) @ E, "traj_phase_steps": np.array(
             [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),
         "points_pcs": (np.tanh(pts.h) - mean) @ E if len(pts) else np.zeros((0, N_PROJECTED)),
-        "points_speed_per_s": pts.speed_per_s, "points_fixed": pts.fixed,
+        **pts.to_arrays(),
         "gen_durations_ms": gen.durations_ms, "gen_target": gen.target, "gen_plateau": gen.plateau,
         "gen_in_range": gen.in_training_range, "gen_hold_ms": gen.hold_ms, "gen_horizon_ms": np.array(gen.horizon_ms),
         "gen_trained_window_ms": np.array(gen.trained_window_ms),

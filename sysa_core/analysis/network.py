@@ -27,21 +27,19 @@ from . import dynamics, pca
 #: spontaneous-run states used as starting points of the fixed-point search (and their negatives:
 #: the flow is odd, F(-h) = -F(h), so its points come in pairs, besides the origin)
 N_STARTS = 6
-#: the largest Lyapunov exponent of the spontaneous activity is averaged over the spontaneous
-#: window after the tangent vector aligned during this many ms before it
-LYAPUNOV_TRANSIENT_MS = 500.0
 
 
 @dataclass
 class NetworkAnalysis:
     """spontaneous / spontaneous_f64: the PCs of the spontaneous activity simulated in the configured
     dtype and in float64; points: the fixed and slow points of the autonomous flow; lyapunov_per_s:
-    the largest Lyapunov exponent along the spontaneous activity (1/s); key: the cache key."""
+    the largest finite-time Lyapunov exponent along the spontaneous activity's window (1/s); key: the cache key."""
 
     spontaneous: pca.PCA
     spontaneous_f64: pca.PCA
     points: dynamics.Points
     lyapunov_per_s: float
+    lyapunov_se_per_s: float
     key: str
 
     def metrics(self) -> dict:
@@ -50,6 +48,7 @@ class NetworkAnalysis:
         dynamics.Points.records)."""
         return {"network_key": self.key, "network_dim_spontaneous": self.spontaneous.dimensionality,
                 "network_lyapunov_spontaneous_per_s": self.lyapunov_per_s,
+                "network_lyapunov_spontaneous_se_per_s": self.lyapunov_se_per_s,
                 "network_n_fixed_points": int(self.points.fixed.sum()),
                 "network_n_slow_points": int((~self.points.fixed).sum()),
                 "network_points": self.points.records()}
@@ -85,19 +84,21 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> Ne
         sp = pca.spontaneous_pca(cfg, sd)
         c64 = _with_dtype(cfg, "float64")
         start = cfg.steps(a.spont_start_ms)
-        rec = max(0, start - cfg.steps(LYAPUNOV_TRANSIENT_MS))
         x = torch.zeros(1, cfg.steps(a.spont_T_ms), 1)
         h0 = torch.full((G.shape[0],), a.spont_h0)
-        _, r64, h64 = run(c64, sd, x, h0=h0, return_r=True, return_h=True, record_from=rec)
-        sp64 = sp if cfg.model.dtype == "float64" else pca.pca_of(pca.covariance(r64[0, start - rec:].numpy(), ddof=1))
+        _, r64, h64 = run(c64, sd, x, h0=h0, return_r=True, return_h=True)
+        sp64 = sp if cfg.model.dtype == "float64" else pca.pca_of(pca.covariance(r64[0, start:].numpy(), ddof=1))
         dyn = dynamics.RateDynamics.from_model(cfg, sd)
         h = h64.numpy()
-        lyap = float(dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=start - rec)[0])
-        window = h[0, start - rec:]
+        # finite-time, over the window; the tangent vector aligns from the run's start
+        lam, blocks = dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=start,
+                                            blocks=dynamics.LYAPUNOV_BLOCKS)
+        lyap, lyap_se = float(lam[0]), float(dynamics.lyapunov_se(blocks)[0])
+        window = h[0, start:]
         picks = window[np.linspace(0, len(window) - 1, N_STARTS).round().astype(int)]
         starts = np.vstack([np.zeros((1, dyn.n)), picks, -picks])
         points = dynamics.find_points(dyn, starts, max_points=8)
-        return NetworkAnalysis(sp, sp64, points, lyap, network_key(cfg, G))
+        return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, network_key(cfg, G))
 
 
 # -- the cache in a run's folder ----------------------------------------------------------------------
@@ -109,15 +110,13 @@ def _paths(folder: Path, key: str) -> tuple[Path, Path]:
 def save(net: NetworkAnalysis, folder: Path) -> None:
     """network-<key>.npz (the PCs, the points and their spectra) and network-<key>.json (metrics)."""
     jpath, zpath = _paths(folder, net.key)
-    p = net.points
     buf = io.BytesIO()
     np.savez_compressed(
         buf, key=np.array(net.key), lyapunov_per_s=np.array(net.lyapunov_per_s),
+        lyapunov_se_per_s=np.array(net.lyapunov_se_per_s),
         spont_eigvals=net.spontaneous.eigvals, spont_eigvecs=net.spontaneous.eigvecs,
         spont64_eigvals=net.spontaneous_f64.eigvals, spont64_eigvecs=net.spontaneous_f64.eigvecs,
-        points_h=p.h, points_q=p.q, points_speed_per_s=p.speed_per_s, points_fixed=p.fixed,
-        points_start_index=p.start_index, points_eigvals=p.eigvals,
-        points_constants=np.array([p.tau_ms, p.q_fixed, p.zero_tol]))
+        **net.points.to_arrays())
     files.write_bytes(zpath, buf.getvalue())
     files.write_json(jpath, net.metrics())
 
@@ -129,12 +128,10 @@ def load(folder: Path, key: str) -> NetworkAnalysis | None:
         with np.load(zpath, allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
-            tau, q_fixed, zero_tol = (float(v) for v in z["points_constants"])
-            points = dynamics.Points(z["points_h"], z["points_q"], z["points_speed_per_s"], z["points_fixed"],
-                                     z["points_start_index"], z["points_eigvals"], tau, q_fixed, zero_tol)
+            points = dynamics.Points.from_arrays(z)
             sp = pca.PCA(z["spont_eigvals"], z["spont_eigvecs"])
             sp64 = pca.PCA(z["spont64_eigvals"], z["spont64_eigvecs"])
-            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), key)
+            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), float(z["lyapunov_se_per_s"]), key)
     except (OSError, ValueError, KeyError):
         return None
 

@@ -47,7 +47,8 @@ class Hold:
     capped at the end of the run}; held_trained_window {duration: it stayed in that band up to Nt};
     steady_trained_window {duration: over the trained window the output stayed within
     HOLD_TOLERANCE * target of its own mean there: it holds a value, on target or not};
-    drift_per_s {duration: least-squares slope of the output over the plateau, output units per s}."""
+    drift_per_s {duration: least-squares slope of the output over the trained window's plateau (cost
+    onset to Nt), output units per s}."""
 
     hold_ms: dict
     held_trained_window: dict
@@ -57,8 +58,8 @@ class Hold:
 
 
 def hold(cfg, evaluation) -> Hold:
-    """The hold of each test trial's plateau and its drift (over the whole evaluation run after the
-    cost onset, the eval_extra_ms beyond the trained trial included)."""
+    """The hold of each test trial's plateau (over the whole evaluation run after the cost onset,
+    the eval_extra_ms beyond the trained trial included) and its drift over the trained window."""
     ev = evaluation
     cost = cfg.steps(cfg.task.cost_onset_ms)
     window = cfg.task.Nt_ms - cfg.task.cost_onset_ms
@@ -66,7 +67,8 @@ def hold(cfg, evaluation) -> Hold:
     ms = hold_ms(ev.y[:, cost:], target, cfg.model.dt_ms)
     win = np.asarray(ev.y[:, cost:cfg.steps(cfg.task.Nt_ms)], dtype=np.float64)
     steady = np.abs(win - win.mean(axis=1, keepdims=True)).max(axis=1) <= HOLD_TOLERANCE * target
-    drift = {int(d): slope_per_s(ev.t_ms[cost:], ev.y[i, cost:]) for i, d in enumerate(ev.durations_ms)}
+    nt = cfg.steps(cfg.task.Nt_ms)
+    drift = {int(d): slope_per_s(ev.t_ms[cost:nt], ev.y[i, cost:nt]) for i, d in enumerate(ev.durations_ms)}
     return Hold({int(d): float(v) for d, v in zip(ev.durations_ms, ms)},
                 {int(d): bool(v >= window) for d, v in zip(ev.durations_ms, ms)},
                 {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift, float(window))

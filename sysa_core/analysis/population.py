@@ -6,6 +6,7 @@ the overlap of the seeds' memory subspaces, and the plain-words answer to the or
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ import pandas as pd
 
 from .. import files
 from ..errors import UserError
+from . import dynamics, stats
 from . import network as _network
-from . import stats
 from .mechanism import subspace_overlap
 from .metrics import IDENTITY_KEYS
 
@@ -23,30 +24,39 @@ COLUMNS = ["seed", "precision", "precision_trained_range", "precision_extrapolat
            "converged", "plateau_held_trained_window", "memory_mechanism", "weight_correlation", "pr_input_l1",
            "pr_input_l2", "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory"]
 
-#: measures of one trained model (they depend on its I and w) set against precision, with labels
+#: measures of one trained model (they depend on its I and w) tested against in-range precision,
+#: with labels
 PREDICTORS = {
     "weight_correlation": "I–w cosine (dimensionless)",
-    "output_drift_cosine": "cos(w, w at init) (dimensionless)",
-    "pr_input_l1": "PR of I (l1, PCs)",
-    "pr_output_l1": "PR of w (l1, PCs)",
     "input_topk90_fraction": "|I|² in top spont. PCs (fraction)",
     "output_topk90_fraction": "|w|² in top memory PCs (fraction)",
     "dim_memory": "memory dimensionality (PCs)",
-    "lyapunov_max_per_s": "memory Lyapunov exp. (1/s)",
-    "plateau_state_speed_per_s": "state speed in hold (1/s)",
+    "lyapunov_max_per_s": "memory finite-time Lyapunov exp. (1/s)",
+    "plateau_state_speed_per_s": "relative state speed |dh/dt|/|h| in hold (1/s)",
     "readout_pcs_needed": "PCs the readout needs (PCs)",
+}
+#: measures shown beside precision but not tested, and why
+UNTESTED = {
+    "the participation ratios of I and w (l1, l2)": "they run over all N eigenvectors, most of them in a near-null space whose "
+                   "directions rounding decides: simulated in float32 and float64 the same model's ratios differ "
+                   "by percent and can swap the seeds' order, so a rank test on them would test rounding; the "
+                   "share of |I|² and |w|² in the PCs that carry variance (tested) is their well-posed form",
+    "cos(w, w at initialisation)": "it repeats the I–w cosine in the seed-compatible ensemble, "
+                           "where I starts as √N·w",
 }
 #: measures of the network G alone: predictors only when the seeds do not share G
 NETWORK_MEASURES = {
     "network_dim_spontaneous": "spontaneous dimensionality (PCs)",
-    "network_lyapunov_spontaneous_per_s": "spontaneous Lyapunov exp. (1/s)",
+    "network_lyapunov_spontaneous_per_s": "spontaneous finite-time Lyapunov exp. (1/s)",
     "network_n_fixed_points": "fixed points of G's flow (count)",
 }
-#: the precisions every measure is tested against
-TARGETS = ("precision", "precision_trained_range")
+#: the precision every measure is tested against (the original's precision, over every test
+#: duration, extrapolation included, is shown but not tested)
+TARGETS = ("precision_trained_range",)
+#: what the two ensembles are compared on (exact Mann-Whitney, Holm across these)
+ENSEMBLE_MEASURES = {"weight_correlation": "I–w cosine", "precision_trained_range": "in-range precision (MSE, a.u.²)"}
 #: the range of values a measure can take (fitted lines are clipped to it)
-BOUNDS = {"weight_correlation": (-1, 1), "output_drift_cosine": (-1, 1), "pr_input_l1": (1, None),
-          "pr_output_l1": (1, None), "input_topk90_fraction": (0, 1), "output_topk90_fraction": (0, 1),
+BOUNDS = {"weight_correlation": (-1, 1), "input_topk90_fraction": (0, 1), "output_topk90_fraction": (0, 1),
           "dim_memory": (1, None), "readout_pcs_needed": (0, None), "plateau_state_speed_per_s": (0, None),
           "network_dim_spontaneous": (1, None), "network_n_fixed_points": (0, None)}
 
@@ -102,12 +112,20 @@ def predictors(df: pd.DataFrame) -> dict:
 
 
 def statistics(df: pd.DataFrame, seed: int = 0, pool_by: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """Every predictor against both precisions (stats.against, Holm across the table), with what a
-    table of this size could detect (stats.power_summary)."""
+    """Every predictor against in-range precision (stats.against, Holm across the table), with what
+    a table of this size could detect (stats.power_summary)."""
     meas = predictors(df)
     t = stats.against(df, list(meas), TARGETS, seed=seed, pool_by=pool_by)
     n = int(t["n"].max()) if len(t) else len(df)
     return t, stats.power_summary(n, len(t))
+
+
+def compare_ensembles(main: pd.DataFrame, control: pd.DataFrame | None, seed: int = 0) -> pd.DataFrame | None:
+    """The two ensembles compared on ENSEMBLE_MEASURES (stats.compare_groups, main against control),
+    or None without a control ensemble."""
+    if control is None or not len(control):
+        return None
+    return stats.compare_groups(main, control, list(ENSEMBLE_MEASURES), seed=seed)
 
 
 def networks(run_dir: Path, df: pd.DataFrame) -> list[_network.NetworkAnalysis]:
@@ -118,6 +136,33 @@ def networks(run_dir: Path, df: pd.DataFrame) -> list[_network.NetworkAnalysis]:
         if net is not None:
             out.append(net)
     return out
+
+
+def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -> tuple:
+    """Every point of G's flow the run found, united (dynamics.union_points): those of G's own
+    analysis and those near the memory trajectories of every seed (of either ensemble) with this G.
+    Returns (Points, found_from, mirror): per point, where it was found (text) and the index of its
+    mirror point -h (-1: none found)."""
+    parts, labels = [net.points], [("G", None)]
+    for ens, (run_dir, seeds) in runs.items():
+        keys = both[both["ensemble"] == ens].set_index("seed")["network_key"]
+        for s in seeds:
+            if keys.get(s) == net.key:
+                with np.load(files.arrays_path(files.seed_dir(run_dir, s)), allow_pickle=False) as z:
+                    parts.append(dynamics.Points.from_arrays(z))
+                labels.append((ens, s))
+    kept = [i for i, p in enumerate(parts) if len(p)]
+    pts, found = dynamics.union_points([parts[i] for i in kept])
+    text = []
+    for fs in found:
+        where = [labels[kept[i]] for i in fs]
+        bits = ["G's spontaneous run"] if ("G", None) in where else []
+        for ens in runs:
+            ss = [str(s) for e, s in where if e == ens]
+            if ss:
+                bits.append(f"{ens} seed{'s' if len(ss) > 1 else ''} {', '.join(ss)}")
+        text.append("; ".join(bits))
+    return pts, text, pts.mirrors()
 
 
 def _arrays(run_dir: Path, seed: int) -> dict:
@@ -185,23 +230,38 @@ def _fmt(v: float) -> str:
 
 
 def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame, power: dict,
-           labels: dict | None = None) -> list[str]:
+           labels: dict | None = None, ensembles: pd.DataFrame | None = None) -> list[str]:
     """The original question answered in plain words from the run: is the I-w cosine learned or
-    inherited (it takes the control ensemble), does any measure predict precision at this n after
-    correction, what holds the memory, and how many seeds a decisive answer needs. One sentence
-    (or two) per point."""
+    inherited (it takes the control ensemble: `ensembles`, compare_ensembles), does any measure
+    predict in-range precision at this n after correction, what holds the memory, and how many
+    seeds a decisive answer needs. One sentence (or two) per point."""
     labels = labels or {**PREDICTORS, **NETWORK_MEASURES}
     out = []
     cos, cos0 = main["weight_correlation"], main["weight_correlation_init"]
-    if control is not None and len(control):
+    if control is not None and len(control) and ensembles is not None:
         c, c0 = control["weight_correlation"], control["weight_correlation_init"]
         moved = float((c - c0).median())
-        verdict = ("inherited from the initialisation: training does not create it"
-                   if abs(moved) < 0.1 else "learned: training creates it from an unaligned start")
-        out.append(f"The I–w cosine is {verdict}. In the seed-compatible ensemble it ends at {_fmt(cos.median())} "
-                   f"(median over {len(main)} seeds; {_fmt(cos0.median())} at initialisation); in the control "
-                   f"ensemble, where I and w start independent ({_fmt(c0.median())}), it ends at {_fmt(c.median())} "
-                   f"(median change {moved:+.2f}).")
+        tests = ensembles.set_index("measure")
+        t = tests.loc["weight_correlation"]
+        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of {len(main)} seeds; "
+                f"{_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
+                f"and w start independent ({_fmt(c0.median())}; median change in training {moved:+.2f}).")
+        if t["significant"]:
+            why = ("training leaves an unaligned start unaligned, so the main ensemble's cosine is inherited from "
+                   "its initialisation, not learned" if abs(moved) < 0.1 else
+                   f"training moves an unaligned start by {moved:+.2f}: part of the cosine is learned")
+            out.append(f"{head} The ensembles differ (exact Mann–Whitney p = {t['p']:.2g}, {t['p_holm']:.2g} after "
+                       f"Holm across the {len(tests)} comparisons): {why}.")
+        else:
+            floor = 2.0 / math.comb(int(t["n_a"]) + int(t["n_b"]), int(t["n_a"]))
+            out.append(f"{head} At {int(t['n_a'])} and {int(t['n_b'])} seeds the difference is not established "
+                       f"(exact Mann–Whitney p = {t['p']:.2g}, {t['p_holm']:.2g} after Holm across the {len(tests)} "
+                       f"comparisons; the smallest p this many seeds allow is {floor:.2g}), so whether the cosine is "
+                       f"inherited cannot be claimed from this run.")
+        pr = tests.loc["precision_trained_range"]
+        out.append(f"In-range precision: median {pr['median_a']:.3g} (main) and {pr['median_b']:.3g} (control) a.u.²; "
+                   + ("the initialisation changes it" if pr["significant"] else "no difference is established")
+                   + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted {pr['p_holm']:.2g}).")
     else:
         out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
@@ -224,7 +284,9 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
              f"detected with 80 % power" if crit is not None and det is not None
              else f"no correlation can reach p < 0.05 at n = {power['n']}")
-    out.append(f"A decisive answer needs more seeds: {reach}; detecting rho = 0.5 with 80 % power needs about "
-               f"{power['seeds_for_0.5']} seeds for one test, {power['seeds_for_0.5_holm']} under Holm's correction "
-               f"across the {power['tests']} tests here.")
+    need = power["seeds_for_0.5_holm"]
+    lead = ("A decisive answer needs more seeds" if power["n"] < need else f"At n = {power['n']} the tests are powered "
+            f"for rho = 0.5")
+    out.append(f"{lead}: {reach}; detecting rho = 0.5 with 80 % power needs about {power['seeds_for_0.5']} seeds for "
+               f"one test, {need} under Holm's correction across the {power['tests']} tests here.")
     return out

@@ -184,6 +184,7 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
     try:
         meta = files.read_json(files.meta_path(sdir, seed))
         rec["train_seconds"] = float(meta["train_seconds"])
+        rec["trained_together"] = int(meta.get("trained_together") or 1)
         rec["checkpoint_sha256"] = meta.get("checkpoint_sha256")
     except (UserError, KeyError, TypeError, ValueError):
         pass

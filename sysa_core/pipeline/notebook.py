@@ -11,9 +11,9 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from .. import config as _config
-from .. import files, plots, training
+from .. import files, plots, population_plots, training
+from ..analysis import dynamics, network
 from ..analysis import metrics as _metrics
-from ..analysis import network
 from ..analysis import population as pop
 from ..errors import UserError
 from . import tables
@@ -202,7 +202,12 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
         return
     loss = hist["history"]["loss"]
     tail = loss[-max(1, len(loss) // 10):]
-    display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {hist['train_seconds']:.1f} s of training; "
+    k = hist.get("trained_together") or 1
+    secs = hist["train_seconds"]
+    took = (f"{secs:.1f} s of training" if k == 1 else
+            f"{secs:.1f} s of training (its share: {k} models trained together as one computation, "
+            f"about {secs * k:.0f} s in all)")
+    display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {took}; "
                      f"mean loss over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
 
 
@@ -235,6 +240,30 @@ def summary(ctx: Context, m: dict) -> None:
                      + ("." if mech == "attractor" else ", and the readout is fitted to cancel its motion."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
+    if m.get("lyapunov_max_per_s") is not None:
+        parts.append(f"Along the memory trajectories the largest finite-time Lyapunov exponent is "
+                     f"{m['lyapunov_max_per_s']:.3g} /s, "
+                     + dynamics.lyapunov_phrase(m["lyapunov_max_per_s"], m.get("lyapunov_max_se_per_s")) + ".")
+    display(Markdown(" ".join(parts)))
+
+
+def alignment_summary(m: dict) -> None:
+    """I's and w's share of their squared norm in the PCs that carry 90 % of the variance, against
+    a random vector's (k/N on average; the percentile among 1000 of them)."""
+
+    def rank(pct: float) -> str:
+        if pct >= 99.95:
+            return "above every one of the 1000 random vectors"
+        if pct <= 0.05:
+            return "below every one of the 1000 random vectors"
+        return f"at the {pct:.1f}th percentile of 1000 random vectors"
+
+    parts = []
+    for v, name, where in (("input", "I", "spontaneous"), ("output", "w", "memory-period")):
+        k, f, null = m[f"{v}_topk90_k"], m[f"{v}_topk90_fraction"], m[f"{v}_topk90_null_mean"]
+        parts.append(f"{name} puts {f:.2g} of |{name}|² in the {k} PC{'s' if k != 1 else ''} that carry 90 % of the "
+                     f"{where} variance, where a random vector puts {null:.2g} (k/N): {f / null:.1f}× chance, "
+                     f"{rank(m[f'{v}_topk90_null_pct'])}.")
     display(Markdown(" ".join(parts)))
 
 
@@ -253,6 +282,7 @@ class Population:
     curves: "object"
     error: "object"
     overlaps: "object"
+    ensembles: "object | None"  # main against control (analysis.stats.compare_groups), or None
 
 
 def population(ctx: Context) -> Population:
@@ -260,16 +290,17 @@ def population(ctx: Context) -> Population:
 
     main = pop.table(ctx.run_dir)
     control = pop.table(ctx.params["control_dir"]) if ctx.params["control_dir"] is not None else None
-    runs = {"seed-compatible": (ctx.run_dir, main["seed"].tolist())}
-    tables = {"seed-compatible": main}
+    runs = {"main": (ctx.run_dir, main["seed"].tolist())}
+    tables = {"main": main}
     if control is not None:
-        runs["independent"] = (ctx.params["control_dir"], control["seed"].tolist())
-        tables["independent"] = control
+        runs["control"] = (ctx.params["control_dir"], control["seed"].tolist())
+        tables["control"] = control
     both = pop.combine(tables)
     table, power = pop.statistics(main)
     labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
     return Population(main, control, both, runs, table, power, labels, pop.networks(ctx.run_dir, main),
-                      pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs))
+                      pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs),
+                      pop.compare_ensembles(main, control))
 
 
 def network_section(ctx: Context, m: dict) -> None:
@@ -281,12 +312,17 @@ def network_section(ctx: Context, m: dict) -> None:
                          f"(network `{m['network_key']}`)."))
         return
     net = network.load(ctx.run_dir, m["network_key"])
-    display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest Lyapunov exponent "
-                     f"of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s; "
-                     f"{m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} slow points found."))
-    display(tables.points(m["network_points"]))
-    if net is not None and len(net.points.eigvals):
-        plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points"))
+    display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. Largest finite-time Lyapunov "
+                     f"exponent of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s, "
+                     + dynamics.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
+                                                m.get("network_lyapunov_spontaneous_se_per_s"))
+                     + f". {m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} moving points found."))
+    if net is not None:
+        display(tables.points(net.points.records(), mirror=net.points.mirrors()))
+        if len(net.points.eigvals):
+            plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points"))
+    else:
+        display(tables.points(m["network_points"]))
 
 
 def describe_population(ctx: Context, P: Population) -> None:
@@ -307,26 +343,58 @@ def describe_population(ctx: Context, P: Population) -> None:
 def answer(P: Population) -> None:
     """The original question answered from this run, one point per line."""
 
-    lines = pop.answer(P.main, P.control, P.table, P.power, P.labels)
+    lines = pop.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
     display(Markdown("\n".join(f"- {line}" for line in lines)))
 
 
 def networks_section(P: Population) -> None:
-    """G's analysis once when the seeds share it (its points, their modes, the spontaneous activity),
-    else a row per seed."""
+    """G's analysis once when the seeds share it: the spontaneous activity, and every point of G's
+    flow the run found (from G's own search and near every seed's memory trajectories), united, with
+    their modes (one of each mirror pair); else a row per seed."""
 
     if not pop.shares_G(P.main):
         display(tables.network_measures(P.main))
         return
     m = P.main.iloc[0]
+    lyap = float(m["network_lyapunov_spontaneous_per_s"])
     display(Markdown(f"**G, shared by all {len(P.main)} seeds** (network `{m['network_key']}`): spontaneous "
-                     f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest Lyapunov exponent of the "
-                     f"spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s (positive: nearby "
-                     f"trajectories separate); {int(m['network_n_fixed_points'])} fixed and "
-                     f"{int(m['network_n_slow_points'])} slow points found from the origin and from states of the "
-                     f"spontaneous activity."))
+                     f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
+                     f"the spontaneous activity {lyap:.3g} /s, "
+                     + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s")) + "."))
     for net in P.networks:
-        display(tables.points(net.points.records()))
-        if len(net.points.eigvals):
-            plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points"))
+        pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
+        n_fixed = int(pts.fixed.sum())
+        display(Markdown(f"{n_fixed} fixed and {len(pts) - n_fixed} moving points of G's flow, united from G's own "
+                         f"search (from the origin and from states of the spontaneous activity and their mirrors) and "
+                         f"from every seed's memory trajectories (the memory period has no input: the state follows "
+                         f"G's flow). The flow is odd, F(−h) = −F(h): its points come in mirror pairs with the same "
+                         f"speed and modes."))
+        display(tables.points(pts.records(), found, mirror))
+        if n_fixed:
+            plots.show(plots.fixed_point_spectra(pts, "Modes around G's fixed points (one of each mirror pair)",
+                                                 mirror))
         plots.show(plots.spectrum({"spontaneous activity of G": net.spontaneous.eigvals}))
+
+
+def statistics_section(P: Population) -> None:
+    """The tests of every measure against in-range precision, what this n can detect, and the
+    measures shown but not tested, with why."""
+
+    display(tables.statistics(P.table, P.labels))
+    tables.power(P.power)
+    plots.show(population_plots.rho_table_plot(P.table, P.labels))
+    display(Markdown("Not tested: " + "; ".join(f"**{k}**: {v}" for k, v in pop.UNTESTED.items())
+                     + ". The original's precision (the mean over every test duration, extrapolation included) is "
+                       "shown in the tables but not tested: it mixes the trained task with extrapolation."))
+
+
+def ensembles_section(P: Population) -> None:
+    """Main against control, when the run has a control ensemble: the exact tests and every seed."""
+
+    if P.control is None:
+        display(Markdown("This run has no control ensemble (`sysa run --control`)."))
+        return
+    display(tables.ensemble_tests(P.ensembles, pop.ENSEMBLE_MEASURES))
+    plots.show(population_plots.ensemble_comparison(
+        P.both, {**pop.ENSEMBLE_MEASURES, "pr_input_l2": "PR of I (l2, PCs; descriptive)",
+                 "pr_output_l2": "PR of w (l2, PCs; descriptive)"}, P.ensembles, log=("precision_trained_range",)))

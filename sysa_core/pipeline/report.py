@@ -12,28 +12,47 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .. import files
+from ..config import Config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-#: what the index's abbreviations and columns mean
-LEGEND = {
-    "main": "the original's seed-compatible initialisation (I = √N·w at the start; every seed shares G)",
-    "control": "the control ensemble: the same seeds with I and w drawn independently",
-    "converged": "the loss of a fixed set of training trials fell by less than 10 % over the last 20 % of "
-                 "the training steps (least-squares line)",
-    "final loss": "that loss at the end of training (MSE on the evaluated steps)",
-    "holds": "the share of the test pulses inside the trained range whose output stays within 10 % of its "
-             "target from the cost onset to the end of the trained window",
-    "in range": "precision (plateau MSE, lower is better) over the test durations inside the trained range",
-    "extrapolation": "the same over the test durations outside it (300 ms in paper and quick)",
-    "precision": "the original's precision: the mean over every test duration",
-    "untrained ×": "how many times better the in-range precision is than the same network's before training",
-    "I–w cos": "cosine of the input weights I and the readout w",
-    "mechanism": "how the plateau is held: attractor (the state settles), transient (the state keeps moving "
-                 "and the readout cancels its motion), or no memory",
-    "train": "training time of the seed (models trained together share their batch's time)",
-    "PR": "participation ratio of a weight vector on the activity's PCs",
-}
+def legend(cfg: Config) -> dict:
+    """What the index's abbreviations, columns and verdicts mean, for the run's configuration."""
+    lo, hi = cfg.trained_range_ms
+    inside = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d)]
+    outside = [d for d in cfg.analysis.durations_ms if not cfg.in_trained_range(d)]
+    ms = lambda ds: ", ".join(f"{d:g}" for d in ds) + " ms" if ds else "none"  # noqa: E731
+    window = (cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000
+    return {
+        "G": f"the fixed random recurrent matrix (gain g = {cfg.model.g_G:g}); only I and w are trained",
+        "N": f"the number of units ({cfg.model.hidden_size} here)",
+        "τ": f"the units' time constant ({cfg.model.tau_ms:g} ms here)",
+        "I, w": "the trained input weights and readout",
+        "PC": "principal component of the firing rates",
+        "a.u.": "arbitrary units: the output's scale is set by the task's target (threshold × pulse duration)",
+        "MSE": "mean squared error of the output against its target",
+        "main": "the original's seed-compatible initialisation (I = √N·w at the start)"
+                + ("; every seed shares one G" if not cfg.model.G_per_seed else "; a G per seed"),
+        "control": "the same seeds with I and w drawn independently (the same G)",
+        "verdict": "works: the network does the task (it converged, holds its in-range plateaus through the "
+                   "trained window, and its in-range precision is at least 10× better than before training); "
+                   "check: one of these fails (named); failed: the seed's chain stopped (its error shown)",
+        "converged": "the loss of a fixed set of training trials fell by less than 10 % over the last 20 % of "
+                     "the training steps (least-squares line)",
+        "final loss": "that loss at the end of training (MSE on the evaluated steps)",
+        "holds": f"the share of the test pulses inside the trained range whose output stays within 10 % of its "
+                 f"target from the cost onset to the end of the trained window ({window:g} s)",
+        "in range": f"precision (plateau MSE, a.u.², lower is better) over the test durations inside the trained "
+                    f"range {lo:g}–{hi - cfg.model.dt_ms:g} ms ({ms(inside)})",
+        "extrapolation": f"the same over the test durations outside it ({ms(outside)})",
+        "precision": "the original's precision: the mean over every test duration, extrapolation included",
+        "untrained ×": "how many times better the in-range precision is than the same network's before training",
+        "I–w cos": "cosine of the input weights I and the readout w",
+        "mechanism": "how the plateau is held: attractor (the state settles), transient (the state keeps moving "
+                     "and the readout cancels its motion), or no memory",
+        "train": "training time of the model; models trained together as one computation split their batch's "
+                 "time evenly (1/k of a batch of k)",
+    }
 
 
 def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None) -> None:
@@ -85,9 +104,18 @@ def verdict(rec: dict) -> str:
         problems.append(f"in-range precision only {better:.1f}× better than untrained")
     mech = m.get("memory_mechanism")
     tail = f"; {mech}" if mech and mech != "undetermined" else ""
-    head = (f"works: in-range precision {_fmt(inr)}" + (f", {better:.0f}× better than untrained" if better else "")
-            if not problems else "check: " + "; ".join(problems))
-    return head + tail
+    if problems:
+        return "check: " + "; ".join(problems) + tail
+    beyond = m.get("sweep_hold_ms_in_range_min")
+    horizon = m.get("sweep_horizon_ms")
+    if beyond is None:
+        hold = ""
+    elif horizon is not None and beyond >= horizon:
+        hold = f"; every in-range plateau of the sweep holds ≥ {beyond / 1000:g} s (the sweep's end)"
+    else:
+        hold = f"; beyond the trained window, the shortest in-range hold in the sweep is {beyond / 1000:.2g} s"
+    return (f"works: in-range precision {_fmt(inr)}" + (f", {better:.0f}× better than untrained" if better else "")
+            + ", holds through the trained window" + hold + tail)
 
 
 STYLE = """
@@ -96,7 +124,7 @@ main{max-width:1250px;margin:0 auto;padding:1.5em 2em}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f4f5f7}td.l,th.l{text-align:left}tr.failed{background:#fde2e2}tr.check{background:#fff6dd}
 dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:13px}dt{font-weight:600}dd{margin:0}
-.facts{font-size:14px}.facts td{border:none;padding:1px 10px 1px 0;text-align:left}
+.wide{overflow-x:auto}.facts{font-size:14px}.facts td{border:none;padding:1px 10px 1px 0;text-align:left}
 """
 
 _COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_held_trained_window", "holds"),
@@ -117,7 +145,23 @@ def _row(rec: dict) -> str:
     train = rec.get("train_seconds")
     return (f'<tr class="{klass}"><td class="l">{html.escape(rec.get("ensemble", "main"))}</td><td>{rec["seed"]}</td>'
             f'<td class="l">{html.escape(v)}</td>{cells}<td>{better}</td>'
-            f'<td>{"–" if train is None else f"{train:.1f} s"}</td><td class="l">{links}</td></tr>')
+            f'<td>{_train_time(train, rec.get("trained_together") or 1)}</td><td class="l">{links}</td></tr>')
+
+
+def _train_time(seconds: float | None, together: int) -> str:
+    """A model's training time: its share of the batch it was trained in, when it had company."""
+    if seconds is None:
+        return "–"
+    return f"{_seconds(seconds)}" + (f" (1/{together} of a batch)" if together > 1 else "")
+
+
+def _seconds(v: float | None) -> str:
+    """Seconds for a reader: 0.04 s as '< 0.1 s', then one decimal below a minute, then whole seconds."""
+    if v is None:
+        return "?"
+    if v < 0.1:
+        return "< 0.1 s"
+    return f"{v:.1f} s" if v < 60 else f"{v:.0f} s"
 
 
 def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], population: dict | None) -> Path:
@@ -143,16 +187,18 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
         err = f" · failed: {html.escape(population['error'])}" if population.get("error") else ""
         pop = (f"<h2>Population</h2><p>{links}{err}</p>"
                f"{_img(run_dir / 'population.png', 'Population overview: in-range precision, I–w cosine and plateau against duration, both ensembles')}")
-    legend = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in LEGEND.items())
+    cfg = Config.from_dict({**run_info["config"], "profile": run_info.get("profile", "paper")})
+    terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in legend(cfg).items())
     profile = html.escape(str(run_info.get("profile")))
     facts = [
         ("run", f"{html.escape(str(run_info.get('started', '?')))} on {html.escape(str(run_info.get('host', '?')))} "
                 f"({html.escape(str(run_info.get('cpu', '?')))}, {run_info.get('cores', '?')} cores)"),
         ("code", f"sysa {html.escape(str(cv.get('sysa', '?')))}, commit {html.escape(commit)}, torch "
                  f"{html.escape(str(cv.get('torch', '?')))}"),
-        ("wall time", f"{_fmt(t.get('total_s'))} s in all: training {_fmt(t.get('train_s'))} s, network analysis "
-                      f"{_fmt(t.get('network_s'))} s, notebooks {_fmt(t.get('notebooks_s'))} s, population "
-                      f"{_fmt(t.get('population_s'))} s (this invocation; finished seeds are not redone)"),
+        ("wall time", f"{_seconds(t.get('total_s'))} in all: training {_seconds(t.get('train_s'))}, network "
+                      f"analysis {_seconds(t.get('network_s'))}, notebooks {_seconds(t.get('notebooks_s'))}, "
+                      f"population {_seconds(t.get('population_s'))} (this invocation; finished seeds are not "
+                      f"redone)"),
         ("ensembles", html.escape(run_info.get("ensembles_text", ""))),
         ("seeds", f"{works(main)} of {len(main)} main networks work ({ok(main)} complete)"
                   + (f"; control: {works(ctl)} of {len(ctl)} work ({ok(ctl)} complete)" if ctl else "")),
@@ -164,11 +210,11 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
 <h1>System A · profile <code>{profile}</code></h1>
 <table class="facts">{facts_html}</table>
 <h2>Seeds</h2>
-<table><tr><th>ensemble</th><th>seed</th><th class="l">verdict</th>{head}<th>untrained ×</th><th>train</th>
-<th class="l">reports</th></tr>
-{rows}</table>
+<div class="wide"><table><tr><th>ensemble</th><th>seed</th><th class="l">verdict</th>{head}<th>untrained ×</th>
+<th>train</th><th class="l">reports</th></tr>
+{rows}</table></div>
 {pop}
-<h2>Legend</h2><dl>{legend}</dl>
+<h2>Legend</h2><dl>{terms}</dl>
 <h2>Analysis settings</h2>{_settings_table(settings)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps({k: v for k, v in run_info.items() if k != "timings"}, indent=2))}</pre>
 </main></body></html>"""

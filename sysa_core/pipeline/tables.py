@@ -36,8 +36,9 @@ def precision(m: dict, cfg):
     for key, label in (("precision_trained_range", "mean inside the trained range"),
                        ("precision_extrapolation", "mean outside (extrapolation)")):
         if m.get(key) is not None:
+            u = m.get(key.replace("precision_", "precision_untrained_"))
             rows.append({"duration (ms)": label, "in trained range": None, "precision loss (MSE, a.u.²)": m[key],
-                         "untrained (MSE, a.u.²)": None, "untrained / trained": None})
+                         "untrained (MSE, a.u.²)": u, "untrained / trained": u / m[key] if u and m[key] > 0 else None})
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
 
 
@@ -82,23 +83,30 @@ def dtype_spread(m: dict):
                 "float32": m[f"pr_{v}_{pr}"], "float64": m[f"pr_{v}_{pr}_f64"], "relative spread": m[f"pr_{v}_{pr}_spread"]}
         for level in alignment.LEVELS:
             L = alignment.level_key(level)
-            rows[f"{name}: share of |v|² in top-k {L} %"] = {"float32": m[f"{v}_topk{L}_fraction"], "float64": None,
-                                                           "relative spread": m[f"{v}_topk{L}_fraction_spread"]}
-        rows[f"{name}: variance alignment"] = {"float32": m[f"{v}_var_alignment"], "float64": None,
+            rows[f"{name}: share of |v|² in top-k {L} %"] = {
+                "float32": m[f"{v}_topk{L}_fraction"], "float64": m.get(f"{v}_topk{L}_fraction_f64"),
+                "relative spread": m[f"{v}_topk{L}_fraction_spread"]}
+        rows[f"{name}: variance alignment"] = {"float32": m[f"{v}_var_alignment"], "float64": m.get(f"{v}_var_alignment_f64"),
                                                "relative spread": m[f"{v}_var_alignment_spread"]}
     return _style(pd.DataFrame(rows).T, digits=3)
 
 
-def points(records: list[dict]):
-    """The fixed and slow points (analysis.dynamics.Points.records): speed, and the modes of the
-    fixed points (time constants only there: a moving state has none)."""
+def points(records: list[dict], found_from: list[str] | None = None, mirror=None):
+    """The fixed and moving points (analysis.dynamics.Points.records): speed, and the modes of the
+    fixed points (time constants only there: a moving state has none); where each was found and
+    its mirror point -h, when given."""
     rows = []
     for i, r in enumerate(records, 1):
-        rows.append({"point": i, "kind": "fixed" if r["fixed"] else "slow (moving)",
-                     "speed (|h| per s)": r["speed_per_s"], "|h|": r["norm"],
+        rows.append({"point": i, "kind": "fixed" if r["fixed"] else "moving",
+                     "speed |F|/τ (h units per s)": r["speed_per_s"], "|h| (h units)": r["norm"],
                      "growing modes": r.get("n_growth_modes"), "decaying modes": r.get("n_decay_modes"),
                      "marginal modes": r.get("n_marginal_modes"),
                      "slowest decay (ms)": r.get("slowest_decay_ms"), "fastest growth (ms)": r.get("fastest_growth_ms")})
+        if mirror is not None:
+            j = int(mirror[i - 1])
+            rows[-1]["mirror −h"] = "itself (the origin)" if j == i - 1 else ("–" if j < 0 else f"point {j + 1}")
+        if found_from is not None:
+            rows[-1]["found from"] = found_from[i - 1]
     return _style(pd.DataFrame(rows).set_index("point"), digits=3)
 
 
@@ -118,11 +126,11 @@ def mechanism(m: dict):
         "mechanism (rule: analysis.mechanism)": m["memory_mechanism"],
         "in-range precision, × better than untrained": (m["precision_untrained_trained_range"] / m["precision_trained_range"]
                                                         if m.get("precision_trained_range") else None),
-        "relative state speed in the memory window (1/s)": m["plateau_state_speed_per_s"],
+        "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "share of its norm the state travels during the hold": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
-        "largest Lyapunov exponent along the memory trajectories (1/s)": m["lyapunov_max_per_s"],
-        **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²)": m[k]
+        "largest finite-time Lyapunov exponent along the memory trajectories (1/s)": m["lyapunov_max_per_s"],
+        **{f"in-range precision with state noise σ = {k.split('_')[-1]} h units per √τ (MSE, a.u.²)": m[k]
            for k in m if k.startswith("precision_noise_")},
         "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],
     }
@@ -142,17 +150,33 @@ def seeds(both: pd.DataFrame):
 
 
 def statistics(table: pd.DataFrame, labels: dict):
-    """The tests of analysis.stats.against: rho, permutation p (exact or Monte Carlo), Holm-adjusted
-    p, the interval where one is shown."""
+    """The tests of analysis.stats.against (one target): rho, permutation p, Holm-adjusted p, the
+    interval where one is shown; the caption says the ensemble, n and where the p comes from."""
+    n = int(table["n"].max()) if len(table) else 0
+    source = ("every pairing (exact)" if len(table) and table["exact"].all()
+              else "50,000 seeded permutations (Monte Carlo)")
     df = pd.DataFrame({
-        "measure": [labels.get(m, m) for m in table["measure"]],
-        "against": table["target"].str.replace("_", " "),
-        "n": table["n"], "rho": table["rho"], "p": table["p"],
-        "p from": ["every pairing" if e else "50,000 permutations" for e in table["exact"]],
-        "p (Holm)": table["p_holm"], "95 % interval": [
+        "measure": [labels.get(m, m) for m in table["measure"]], "n": table["n"], "rho": table["rho"],
+        "p": table["p"], "p (Holm)": table["p_holm"], "95 % interval": [
             "–" if not np.isfinite(lo) else f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])],
         "claimed": table["significant"]})
-    return _style(df.set_index(["measure", "against"]), digits=3)
+    return _style(df.set_index("measure"), digits=3).set_caption(
+        f"Main ensemble, n = {n}: each measure against in-range precision (Spearman); p from {source}, Holm's "
+        f"adjustment across the {len(table)} tests")
+
+
+def ensemble_tests(tests: pd.DataFrame, labels: dict):
+    """The two ensembles compared (analysis.stats.compare_groups): medians, U, exact p, Holm."""
+    df = pd.DataFrame({
+        "measure": [labels.get(m, m) for m in tests["measure"]],
+        "main: median": tests["median_a"], "control: median": tests["median_b"],
+        "n (main, control)": [f"{a}, {b}" for a, b in zip(tests["n_a"], tests["n_b"])],
+        "P(main > control)": tests["prob_greater"], "U": tests["U"], "p": tests["p"],
+        "p (Holm)": tests["p_holm"], "claimed": tests["significant"]})
+    exact = bool(tests["exact"].all()) if len(tests) else True
+    return _style(df.set_index("measure"), digits=3).set_caption(
+        f"Main against control (Mann-Whitney, two-sided; p from {'every split of the seeds (exact)' if exact else '50,000 seeded permutations'}, "
+        f"Holm's adjustment across the {len(tests)} comparisons)")
 
 
 def power(p: dict) -> None:
@@ -170,10 +194,10 @@ def power(p: dict) -> None:
 def mechanisms(both: pd.DataFrame):
     """How each network holds its plateau, with the evidence."""
     cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
-            "plateau_state_speed_per_s": "state speed (1/s)", "state_travel": "state travel (share of |h|)",
-            "readout_pcs_needed": "PCs the readout needs", "lyapunov_max_per_s": "Lyapunov exp. (1/s)",
-            "precision_trained_range": "in range (MSE)", "precision_noise_0.01": "σ 0.01", "precision_noise_0.03": "σ 0.03",
-            "precision_noise_0.1": "σ 0.1"}
+            "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)", "state_travel": "state travel (share of |h|)",
+            "readout_pcs_needed": "PCs the readout needs", "lyapunov_max_per_s": "finite-time Lyapunov exp. (1/s)",
+            "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE)",
+            "precision_noise_0.03": "noise σ 0.03 (MSE)", "precision_noise_0.1": "noise σ 0.1 (MSE)"}
     df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
     return _style(df, digits=3)
 
@@ -181,6 +205,6 @@ def mechanisms(both: pd.DataFrame):
 def network_measures(df: pd.DataFrame):
     """The network measures per seed (seeds with a G each)."""
     cols = {"seed": "seed", "network_dim_spontaneous": "spontaneous dimensionality (PCs)",
-            "network_lyapunov_spontaneous_per_s": "spontaneous Lyapunov exp. (1/s)",
+            "network_lyapunov_spontaneous_per_s": "spontaneous finite-time Lyapunov exp. (1/s)",
             "network_n_fixed_points": "fixed points", "network_n_slow_points": "slow points"}
     return _style(df[[c for c in cols if c in df]].rename(columns=cols).set_index("seed"), digits=3)

@@ -229,6 +229,49 @@ def test_lyapunov_sign_of_random_tanh_networks(g):
         np.testing.assert_allclose(le, expected, atol=0.2)  # slow alignment: eigenvalues crowd the edge
 
 
+def test_lyapunov_blocks_average_to_the_whole_window_and_give_a_standard_error():
+    """The blocks' exponents (equal lengths) average to the whole window's; for a linear network the
+    growth per step is constant, so every block has the same exponent and the standard error is
+    zero, while a chaotic network's blocks scatter (a positive standard error)."""
+    lam = -TAU / np.array([500.0, 100.0, 50.0])
+    P = _orthonormal(3, 4)
+    dyn = RateDynamics(P @ np.diag(lam) @ P.T + np.eye(3), 1.0, TAU, "linear")
+    le, blocks = dynamics.lyapunov_max(dyn, np.zeros((1, 3001, 3)), ALPHA, DT, transient_steps=1000, blocks=5)
+    np.testing.assert_allclose(blocks.mean(axis=1), le, rtol=1e-12)
+    assert dynamics.lyapunov_se(blocks)[0] < 1e-6 * abs(le[0])
+    n = 100
+    G = np.random.default_rng(3).normal(size=(n, n)) / np.sqrt(n)
+    chaos = RateDynamics(G, 2.5, TAU, "tanh")
+    h = dynamics.simulate_states(chaos, np.zeros(n), np.random.default_rng(4).normal(size=(1, n)),
+                                 np.zeros((1, 21000)), ALPHA, record_from=1000)
+    le, blocks = dynamics.lyapunov_max(chaos, h, ALPHA, DT, transient_steps=1000, blocks=5)
+    se = dynamics.lyapunov_se(blocks)
+    assert se[0] > 0 and np.isclose(se[0], blocks[0].std(ddof=1) / np.sqrt(5))
+    assert "positive" in dynamics.lyapunov_phrase(float(le[0]), float(se[0]))
+    assert dynamics.lyapunov_phrase(0.1, 0.2).startswith("not distinguishable from zero")
+    assert dynamics.lyapunov_phrase(-1.0, 0.2).startswith("negative")
+
+
+def test_points_of_one_flow_are_united_and_their_mirrors_found():
+    """Two searches of an odd flow find overlapping points: the union keeps each once (the lower
+    q), says which searches found it, and pairs h with -h."""
+    dyn = RateDynamics(np.eye(4) * 2.0, 1.0, TAU, "tanh")  # F(h) = -h + 2 tanh(h): fixed points 0 and ±1.915
+    x = 1.9150080
+    a = dynamics.find_points(dyn, np.array([[0.1, 0, 0, 0], [2.0, 2.0, 2.0, 2.0]]))
+    b = dynamics.find_points(dyn, np.array([[-2.0, -2.0, -2.0, -2.0], [1.8, 1.8, 1.8, 1.8]]))
+    pts, found = dynamics.union_points([a, b])
+    norms = sorted(np.round(np.linalg.norm(pts.h, axis=1), 3))
+    assert norms == pytest.approx([0.0, 2 * x, 2 * x], abs=1e-3)
+    assert found[int(np.argmin(np.linalg.norm(pts.h, axis=1)))] == [0]
+    plus = int(np.argmax(pts.h[:, 0]))
+    assert found[plus] == [0, 1]  # both searches reached +x
+    mirror = pts.mirrors()
+    origin = int(np.argmin(np.linalg.norm(pts.h, axis=1)))
+    minus = int(np.argmin(pts.h[:, 0]))
+    assert mirror[origin] == origin and mirror[plus] == minus and mirror[minus] == plus
+    assert len(pts.eigvals) == int(pts.fixed.sum()) == 3
+
+
 def test_lyapunov_needs_a_window_after_the_transient():
     dyn = RateDynamics(np.eye(3), 1.0, TAU, "linear")
     with pytest.raises(ValueError):

@@ -24,39 +24,44 @@ def test_no_G_only_measure_is_a_predictor_when_the_seeds_share_G():
     shared = _ensemble(6, 1.0, 0.85)
     assert population.shares_G(shared)
     assert "network_dim_spontaneous" not in population.predictors(shared)
-    assert {"weight_correlation", "pr_input_l1"} <= set(population.predictors(shared))
+    assert {"weight_correlation", "plateau_state_speed_per_s"} <= set(population.predictors(shared))
+    assert "pr_input_l1" not in population.predictors(shared)  # shown, not tested (population.UNTESTED)
     own = _ensemble(6, 1.0, 0.85, key="own")
     assert not population.shares_G(own) and "network_dim_spontaneous" in population.predictors(own)
 
 
-def _answer(main, control, n=None):
+def _answer(main, control):
     t, power = population.statistics(main)
-    return population.answer(main, control, t, power)
+    return population.answer(main, control, t, power, None, population.compare_ensembles(main, control))
 
 
 def test_the_answer_follows_the_data():
     main = _ensemble(8, 1.0, 0.85)
     inherited = _answer(main, _ensemble(8, 0.02, 0.03))
-    assert "inherited from the initialisation" in inherited[0] and "0.85" in inherited[0]
+    assert "inherited from its initialisation, not learned" in inherited[0] and "0.85" in inherited[0]
+    assert "exact Mann–Whitney p = 0.00016" in inherited[0]  # 2 / C(16, 8): every main seed above every control one
     learned = _answer(main, _ensemble(8, 0.02, 0.6))
-    assert "learned" in learned[0] and learned[0] != inherited[0]
+    assert "part of the cosine is learned" in learned[0] and learned[0] != inherited[0]
+    small = _answer(_ensemble(3, 1.0, 0.85), _ensemble(3, 0.02, 0.03))
+    assert "the difference is not established" in small[0] and "cannot be claimed" in small[0]
+    assert "In-range precision: median" in inherited[1]
     assert "cannot be told without the control ensemble" in _answer(main, None)[0]
-    assert "All 8 networks hold the plateau by a transient" in inherited[2]
+    assert "All 8 networks hold the plateau by a transient" in inherited[3]
     mixed = main.copy()
     mixed.loc[:3, "memory_mechanism"] = "attractor"
     assert "differ in how they hold" in _answer(mixed, None)[2]
-    assert "no measure is related to precision" in inherited[1]
+    assert "no measure is related to precision" in inherited[2]
     strong = main.copy()
-    strong["pr_input_l1"] = 300 + 1e4 * strong["precision"]  # a perfect rank correlation at n = 8
+    strong["plateau_state_speed_per_s"] = 1 + 1e3 * strong["precision_trained_range"]  # rho = 1 at n = 8
     said = _answer(strong, None)[1]
-    assert said.startswith("At n = 8, after Holm's correction") and "PR of I" in said
-    assert "31 seeds for one test" in inherited[3]
+    assert said.startswith("At n = 8, after Holm's correction") and "relative state speed" in said
+    assert "31 seeds for one test" in inherited[4]
 
 
-def test_statistics_test_every_predictor_against_both_precisions():
+def test_statistics_test_every_predictor_against_in_range_precision():
     main = _ensemble(8, 1.0, 0.85)
     t, power = population.statistics(main)
     meas = population.predictors(main)
-    assert len(t) == 2 * len(meas) and set(t["target"]) == set(population.TARGETS)
+    assert len(t) == len(meas) and set(t["target"]) == {"precision_trained_range"}
     np.testing.assert_allclose(t["p_holm"], stats.holm(t["p"]))
     assert power["tests"] == len(t) and power["n"] == 8

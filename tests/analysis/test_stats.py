@@ -152,7 +152,9 @@ def test_the_sentence_claims_nothing_at_n_4_whatever_the_data():
         df = pd.DataFrame({"precision": x, "a": x, "b": -x, "c": rng.standard_normal(4)})
         t = stats.against(df, ["a", "b", "c"])
         assert not t["significant"].any()
-        assert stats.summary_sentence(t).startswith("At n = 4, no measure is related to precision")
+        sentence = stats.summary_sentence(t)
+        assert sentence.startswith("At n = 4, no relationship with precision can be detected"), sentence
+        assert "1/12" in sentence and "descriptive" in sentence
     perfect = stats.against(pd.DataFrame({"precision": [1, 2, 3, 4], "a": [1, 2, 3, 4]}), ["a"])
     assert perfect.loc[0, "p"] == pytest.approx(1 / 12) and not perfect.loc[0, "significant"]
     assert np.isnan(perfect.loc[0, "ci_low"])  # no interval at n = 4
@@ -162,3 +164,36 @@ def test_correlation_matrix():
     df = pd.DataFrame({"a": [1, 2, 3, 4, 5], "b": [5, 4, 3, 2, 1], "c": [1, 3, 2, 5, 4]})
     m = stats.correlation_matrix(df, ["a", "b", "c"])
     assert m.loc["a", "b"] == pytest.approx(-1.0) and m.loc["a", "a"] == 1.0
+
+
+def test_a_tied_smallest_p_is_not_given_to_one_measure():
+    x = np.arange(8.0)
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"precision": x, "a": rng.permutation(8), "b": rng.permutation(8)})
+    df["c"] = df["a"]  # a and c tie
+    t = stats.against(df, ["a", "c"])
+    sentence = stats.summary_sentence(t, {"a": "AAA", "c": "CCC"})
+    assert "AAA" not in sentence and "CCC" not in sentence and "shared by 2 measures" in sentence
+
+
+@pytest.mark.parametrize("n_x, n_y", [(4, 4), (5, 3), (6, 6)])
+def test_mann_whitney_p_is_scipys_exact_p_without_ties(n_x, n_y):
+    """The independent reference: scipy.stats.mannwhitneyu(method="exact") (valid without ties)."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(n_x * 10 + n_y)
+    for shift in (0.0, 1.0, 3.0):
+        x, y = rng.standard_normal(n_x) + shift, rng.standard_normal(n_y)
+        r = stats.mann_whitney(x, y)
+        ref = mannwhitneyu(x, y, alternative="two-sided", method="exact")
+        assert r["exact"] and r["U"] == ref.statistic
+        assert r["p"] == pytest.approx(ref.pvalue, rel=1e-9)
+        assert r["prob_greater"] == pytest.approx(ref.statistic / (n_x * n_y))
+
+
+def test_mann_whitney_at_4_and_4_reaches_2_over_70_at_best():
+    r = stats.mann_whitney([5, 6, 7, 8], [1, 2, 3, 4])
+    assert r["p"] == pytest.approx(2 / 70) and r["prob_greater"] == 1.0
+    t = stats.compare_groups(pd.DataFrame({"m": [5, 6, 7, 8], "k": [1, 2, 3, 4]}),
+                             pd.DataFrame({"m": [1, 2, 3, 4], "k": [5, 6, 7, 8]}), ["m", "k"])
+    assert t["p_holm"].tolist() == pytest.approx([4 / 70, 4 / 70]) and not t["significant"].any()

@@ -69,8 +69,8 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_0600(smoke_run):
 
 def test_metrics_json_and_csv_agree_and_training_helped(smoke_run):
     both = pd.read_csv(smoke_run / "population.csv")
-    assert sorted(both["ensemble"].unique()) == ["independent", "seed-compatible"]
-    df = both[both["ensemble"] == "seed-compatible"]
+    assert sorted(both["ensemble"].unique()) == ["control", "main"]
+    df = both[both["ensemble"] == "main"]
     assert sorted(df["seed"]) == list(SEEDS)
     for s in SEEDS:
         m = json.loads((smoke_run / f"seed_{s}" / "metrics.json").read_text())
@@ -169,7 +169,7 @@ def test_a_run_at_dt_2_ms_with_a_G_per_seed(tmp_path):
         assert npz["eval_t_ms"][1] == 2.0 and len(npz["eval_t_ms"]) == (600 + 400) // 2
     keys = {json.loads((out / f"seed_{s}" / "metrics.json").read_text())["network_key"] for s in (1, 2)}
     assert len(keys) == 2 and all((out / f"network-{k}.npz").exists() for k in keys)
-    stats_cell = _cell_output(out / "population.ipynb", "tables.statistics")
+    stats_cell = _cell_output(out / "population.ipynb", "nb.statistics_section")
     assert "spontaneous dimensionality" in stats_cell  # G differs between the seeds: a per-seed measure
     assert "every seed&#x27;s G drawn from its own seed" in (out / "index.html").read_text()
 
@@ -183,7 +183,7 @@ def _cell_output(ipynb, source_start: str) -> str:
 def test_the_population_report_shows_G_once_and_no_G_only_predictor(smoke_run):
     html = (smoke_run / "population.html").read_text()
     assert html.count("G, shared by all 2 seeds") == 1 and "<h2" in html and "The network G" in html
-    stats_cell = _cell_output(smoke_run / "population.ipynb", "tables.statistics")
+    stats_cell = _cell_output(smoke_run / "population.ipynb", "nb.statistics_section")
     for label in population.NETWORK_MEASURES.values():
         assert label not in stats_cell
     assert "dim_spontaneous" not in stats_cell and "I–w cosine" in stats_cell
@@ -191,7 +191,7 @@ def test_the_population_report_shows_G_once_and_no_G_only_predictor(smoke_run):
                 "Error over time, pooled over seeds"):
         assert f'alt="{alt}' in html, alt
     answer = _cell_output(smoke_run / "population.ipynb", "nb.answer")
-    assert "I–w cosine is" in answer and "seeds" in answer
+    assert "I–w cosine ends at" in answer and "control ensemble" in answer and "seeds" in answer
 
 
 def test_reports_are_titled_small_and_say_control(smoke_run):
@@ -213,8 +213,11 @@ def test_the_index_is_a_front_page(smoke_run):
         assert field in html, field
     for column in ("final loss", "converged", "holds", "in range", "extrapolation", "verdict", "train"):
         assert f">{column}<" in html, column
-    for term in report.LEGEND:
-        assert f"<dt>{term}</dt>" in html, term
+    from sysa_core import config
+
+    terms = report.legend(config.resolve("smoke"))
+    for term, text in terms.items():
+        assert f"<dt>{report.html.escape(term)}</dt><dd>{report.html.escape(text)}</dd>" in html, term
     assert 'alt="Population overview' in html
     rows = re.findall(r'<tr class="(\w+)"><td class="l">(\w+)</td><td>(\d+)</td>', html)
     assert {(e, int(s)) for _, e, s in rows} == {(e, s) for e in ("main", "control") for s in SEEDS}
