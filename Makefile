@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_LOG := $(VENV)/pip.log
 
-.PHONY: setup quick paper test bench browser clean-venv
+.PHONY: setup quick paper test bench browser readme-figure clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,13 @@ quick: setup
 
 paper: setup
 	$(VENV)/bin/sysa run --profile paper
+
+# figures/quick_outputs.png: the output of seed 1 of the quick run for the test pulses
+readme-figure: quick
+	$(PY) -c 'import numpy as np; from sysa_core import config, plots; \
+	  a = dict(np.load("data/runs/quick/seed_1/analysis.npz")); \
+	  plots.save(plots.evaluation(a, "quick profile, seed 1: output for each test pulse", \
+	    config.resolve("quick").task.Nt_ms), "figures/quick_outputs.png")'
 
 bench: setup
 	$(PY) -m sysa_core.bench

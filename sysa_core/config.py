@@ -20,7 +20,7 @@ from .errors import UserError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network ("Net1", SPEC section 1)."""
+    """The network ("Net1", README, Definitions 1)."""
 
     hidden_size: int = 500  # number of rate units N
     input_size: int = 1  # input channels
@@ -36,7 +36,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Trials of the pulse-duration task ("data1", SPEC section 2)."""
+    """Trials of the pulse-duration task ("data1", README, Definitions 2)."""
 
     Nt_ms: int = 7000  # trial length
     perc: float = 0.1  # probability of a catch trial (no input, target 0)
@@ -51,7 +51,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Adam on I and w (SPEC section 4)."""
+    """Adam on I and w (README, Definitions 4)."""
 
     n_trials: int = 500  # training trials generated once per model
     batch_size: int = 32  # distinct trials per step
@@ -63,7 +63,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """Per-model analyses (SPEC section 5)."""
+    """Per-model analyses (README, Definitions 5)."""
 
     durations_ms: tuple = (50, 150, 300)  # test pulse durations (300 is outside training)
     eval_onset_ms: int = 3000  # onset of evaluation / precision trials

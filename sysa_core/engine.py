@@ -7,8 +7,8 @@ share G; otherwise one product per seed). Work that provably changes nothing is 
 
 * with h0 = 0 and no input yet the state stays exactly 0 (0 + alpha(-0 + g tanh(0) G' + 0)),
   so simulation starts at the earliest onset of the batch; the skipped steps have y = 0 and
-  their (evaluated) loss terms are added in closed form, so the denominators of SPEC
-  section 3 are unchanged;
+  their (evaluated) loss terms are added in closed form, so the loss's denominators
+  (README, Definitions 3) are unchanged;
 * the same holds per trial: rows are sorted by onset and a row joins the per-step products at
   its own first input (before it, its h and r are exactly 0, and in the backward pass its
   adjoint is not needed: no input, no rate);
@@ -321,7 +321,7 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     """Loss and exact gradient for k models at once.
 
     G: (N, N) shared or (k, N, N); I, w: (k, N, 1); h0: (k, N); trials: k batches of B trials.
-    Each model's loss is the mean over its trials (SPEC section 3).
+    Each model's loss is the mean over its trials (README, Definitions 3).
     """
     k, N = I.shape[0], I.shape[1]
     dtype, dev = I.dtype, I.device
@@ -388,7 +388,7 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
 
 def autograd_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
                   trials: list[Trials], alpha: float, g: float) -> StepResult:
-    """The reference: the plain SPEC loop (model.reference_forward) for each model, differentiated
+    """The reference: the plain loop of README, Definitions 1 (model.reference_forward) for each model, differentiated
     by autograd."""
     losses, dIs, dws = [], [], []
     for s, tr in enumerate(trials):

@@ -1,4 +1,4 @@
-"""The network ("Net1", SPEC section 1): initialisation, the Euler update, and the forward
+"""The network ("Net1", README, Definitions 1): initialisation, the Euler update, and the forward
 simulations built on it (the autograd-friendly reference module and the fast no-gradient loop
 every analysis uses).
 
@@ -164,14 +164,14 @@ class Net1(nn.Module):
 
     def forward(self, x_btd: torch.Tensor, h0: torch.Tensor | None = None,
                 return_h: bool = False, return_r: bool = False):
-        """The SPEC loop, differentiable by autograd: `reference_forward` on this module's tensors."""
+        """The plain loop of README, Definitions 1, differentiable by autograd: `reference_forward` on this module's tensors."""
         h0 = self.h0 if h0 is None else h0
         return reference_forward(self.G, self.I, self.w, h0, x_btd, self.cfg.alpha, self.cfg.model.g_G,
                                  return_h=return_h, return_r=return_r)
 
 
 def reference_forward(G, I, w, h0, x_btd, alpha: float, g: float, return_h: bool = False, return_r: bool = False):
-    """The plain SPEC loop (autograd-friendly): y (B, T, out), plus the h and r trajectories
+    """The plain loop of README, Definitions 1 (autograd-friendly): y (B, T, out), plus the h and r trajectories
     (B, T, N) when asked for. h0: (N,) or (B, N)."""
     B, T, _ = x_btd.shape
     h = h0.to(G.dtype).expand(B, -1)

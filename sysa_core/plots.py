@@ -87,10 +87,11 @@ def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
             ax.axvline(trained_end_ms / 1000.0, color="0.4", ls=":", lw=1, label="end of trained window")
         ax.set_ylabel(f"{d} ms pulse\noutput (a.u.)")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper left", fontsize=8, ncol=4)
-    axes[0].set_title(title or "Network output for each test pulse")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(title or "Network output for each test pulse", fontsize=11)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=4, fontsize=8, frameon=False)
     axes[-1].set_xlabel("time since trial start (s)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 

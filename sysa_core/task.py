@@ -1,4 +1,4 @@
-"""Trials of the pulse-duration task (SPEC section 2) and the two losses (section 3)."""
+"""Trials of the pulse-duration task (README, Definitions 2) and the two losses (section 3)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Training (SPEC section 4): Adam on I and w, per-step loss and gradient norms, a checkpoint
+"""Training (README, Definitions 4): Adam on I and w, per-step loss and gradient norms, a checkpoint
 after every epoch in the original's format, resumable, several seeds as one computation.
 
 Convergence is judged on a fixed monitor set (the first MONITOR_TRIALS training trials): its
@@ -280,7 +280,7 @@ def in_monitor_window(tc, epoch: int) -> bool:
 
 @torch.no_grad()
 def monitor_loss(st: SeedState, G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor) -> float:
-    """The training loss (SPEC section 3) of the model's first MONITOR_TRIALS training trials."""
+    """The training loss (README, Definitions 3) of the model's first MONITOR_TRIALS training trials."""
     tr = st.trials.subset(torch.arange(min(MONITOR_TRIALS, len(st.trials))))
     y = simulate(G, I.detach().to(G.device), w.detach().to(G.device), h0, tr.x, st.cfg.alpha, st.cfg.model.g_G)
     return float(training_loss(y[:, :, None].cpu(), tr.target.to(y.dtype)))

@@ -1,6 +1,6 @@
 """sysa_core.bench on a tiny configuration: every case prints one JSON line with the documented
 keys, and the fast engine's gradients agree with the autograd reference. Times are never
-asserted (issue 4, acceptance 5): they depend on the machine and on its other load."""
+asserted: they depend on the machine and on its other load."""
 from __future__ import annotations
 
 import contextlib

@@ -51,7 +51,7 @@ def test_evaluate_reproduces_the_published_numbers(reference_eval, seed):
 
 
 def test_reference_activity_dimensionalities_match_spec_facts(reference_eval):
-    """SPEC section 6: about 3.9 spontaneous, 2.5 .. 3.8 in the memory period. The spontaneous run
+    """README, Definitions 6: about 3.9 spontaneous, 2.5 .. 3.8 in the memory period. The spontaneous run
     depends only on G (shared by every seed) and h = 0.1, so it is the same for both models."""
     m1, m2 = reference_eval["1"], reference_eval["2"]
     assert m1["dim_spontaneous"] == pytest.approx(3.9, abs=0.1)
@@ -80,7 +80,7 @@ def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smo
     for k in ("precision", "weight_correlation", "dim_spontaneous", "dim_memory"):
         assert m[k] == pytest.approx(ref[k], rel=1e-4), k
     # participation ratios over all N eigenvectors include a near-null space fixed by rounding
-    # (SPEC section 6), so another thread count may move them by more than float noise
+    # (README, Definitions 6), so another thread count may move them by more than float noise
     for k in ("pr_input_l1", "pr_input_l2", "pr_output_l1", "pr_output_l2"):
         assert m[k] == pytest.approx(ref[k], rel=0.1), k
 

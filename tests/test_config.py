@@ -1,4 +1,4 @@
-"""sysa_core.config: profiles, overrides, serialisation and validation (SPEC sections 1-5)."""
+"""sysa_core.config: profiles, overrides, serialisation and validation (README, Definitions 1-5)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
 
 def test_paper_profile_is_the_original_parameters():
-    """The defaults and the `paper` profile are SPEC's table values."""
+    """The defaults and the `paper` profile are the original's values (README, Definitions 1-4)."""
     cfg = config.resolve("paper")
     assert cfg == replace(config.Config(), profile="paper")
     m, t, tr, a = cfg.model, cfg.task, cfg.train, cfg.analysis

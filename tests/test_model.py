@@ -1,4 +1,4 @@
-"""sysa_core.model: initialisation (SPEC section 1), the reference forward pass against float64
+"""sysa_core.model: initialisation (README, Definitions 1), the reference forward pass against float64
 numpy, and the fast no-gradient simulation against the reference."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_G_is_the_reference_G_bit_for_bit(reference_dir):
 
 
 def test_reference_I_and_w_started_from_this_draw(reference_dir):
-    """SPEC section 6: after training, cos(I, I_init) ~ 0.998 and cos(w, w_init) ~ 0.88 (seed 1);
+    """README, Definitions 6: after training, cos(I, I_init) ~ 0.998 and cos(w, w_init) ~ 0.88 (seed 1);
     an unrelated start would give |cos| ~ 1/sqrt(500) ~ 0.045."""
     ref = torch.load(reference_dir / "sys_A1_state.pth", weights_only=True)["state_dict"]
     init = model.init_weights(_mcfg(), 1)
@@ -94,7 +94,7 @@ def test_random_h0_is_seeded():
 # -- Net1 --------------------------------------------------------------------------------
 
 def _numpy_forward(wt, x_btd, alpha, g):
-    """SPEC section 1 in float64 numpy: h <- h + alpha(-h + g tanh(h) G' + x I'); y = tanh(h) w."""
+    """README, Definitions 1 in float64 numpy: h <- h + alpha(-h + g tanh(h) G' + x I'); y = tanh(h) w."""
     G, I, w, h0 = (wt[k].double().numpy() for k in ("G", "I", "w", "h0"))
     x = x_btd.double().numpy()
     B, T, _ = x.shape

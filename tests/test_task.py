@@ -1,4 +1,4 @@
-"""sysa_core.task: trial semantics (SPEC section 2), seeding, and the two losses (section 3)."""
+"""sysa_core.task: trial semantics (README, Definitions 2), seeding, and the two losses (section 3)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
 
 def _expected(cfg, onset_step, dur_step, T, cost_step):
-    """SPEC section 2 written out in numpy, independently of task.build_trials."""
+    """README, Definitions 2 written out in numpy, independently of task.build_trials."""
     t = cfg.task
     steps = np.arange(T)[None, :]
     on = onset_step[:, None]
@@ -188,7 +188,7 @@ def test_losses_match_float64_numpy(dtype, rtol):
 
 
 def test_pre_onset_steps_count_in_the_training_denominator():
-    """SPEC section 3: a late onset adds evaluated (zero-target) steps, so the trial weighs less."""
+    """README, Definitions 3: a late onset adds evaluated (zero-target) steps, so the trial weighs less."""
     cfg = config.resolve("smoke")
     tr = task.build_trials(cfg, torch.tensor([100, 200]), torch.tensor([50, 50]), T_steps=600)
     y = torch.where(tr.target > 0, tr.target + 0.1, torch.zeros_like(tr.target))  # error 0.1 on the plateau

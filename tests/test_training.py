@@ -1,4 +1,4 @@
-"""sysa_core.training (SPEC section 4): what changes, reproducibility, the checkpoint format,
+"""sysa_core.training (README, Definitions 4): what changes, reproducibility, the checkpoint format,
 learning, resuming after SIGKILL, and stopping on non-finite values."""
 from __future__ import annotations
 

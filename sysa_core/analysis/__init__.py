@@ -1,4 +1,4 @@
-"""Per-model and population analyses of System A (SPEC section 5 and beyond).
+"""Per-model and population analyses of System A (README, Definitions 5 and beyond).
 
 Modules: `precision` (the test trials, precision per duration, the I-w cosine and the
 initialisation confound), `pca` (activity covariances, their PCs, participation ratios,

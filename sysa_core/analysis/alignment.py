@@ -1,5 +1,5 @@
 """How a weight vector (I or w) lies in the space of an activity covariance's principal
-components, measured so that the answer does not depend on rounding (SPEC section 6), each
+components, measured so that the answer does not depend on rounding (README, Definitions 6), each
 next to a null distribution of random vectors of the same norm.
 
 * top-k fraction: the share of |v|^2 in the k leading PCs, k the smallest number of PCs that

@@ -1,7 +1,7 @@
 """The dynamics of a rate network: fixed and slow points, the modes around the fixed points,
 the largest Lyapunov exponent, and the trajectories they are found from.
 
-The network of SPEC section 1 in continuous time, row vectors, time in ms:
+The network of README, Definitions 1 in continuous time, row vectors, time in ms:
 
     tau dh/dt = F(h) + x(t) I',    F(h) = -h + g phi(h) G',    phi = tanh (or the identity)
 
@@ -237,15 +237,6 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
                   p0.zero_tol), found
 
 
-def time_constants_ms(eigvals: np.ndarray, tau_ms: float) -> np.ndarray:
-    """tau_ms / |Re lambda| for eigenvalues of J (units 1/tau): the decay (Re < 0) or growth
-    (Re > 0) time constant of each mode of tau dh/dt = J h around a fixed point, in ms; inf where
-    Re lambda = 0."""
-    re = np.abs(np.real(np.asarray(eigvals)))
-    with np.errstate(divide="ignore"):
-        return np.where(re > 0, tau_ms / np.where(re > 0, re, 1.0), np.inf)
-
-
 def jacobian_spectrum(dyn: RateDynamics, h: np.ndarray) -> np.ndarray:
     """Eigenvalues of J(h) (units 1/tau), sorted by real part, largest first: (N,) complex."""
     lam = torch.linalg.eigvals(torch.from_numpy(dyn.jacobian(h))).numpy()
@@ -470,7 +461,7 @@ def lyapunov_se(by_block: np.ndarray) -> np.ndarray:
 
 def memory_states(cfg, sd: dict) -> np.ndarray:
     """States h (D, T, N), float64, of the memory-PCA trials (a pulse of each test duration at
-    mem_onset_ms, SPEC section 5) from the first step to mem_T_ms."""
+    mem_onset_ms, README, Definitions 5) from the first step to mem_T_ms."""
     a = cfg.analysis
     tr = fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms)
     dyn = RateDynamics.from_model(cfg, sd)

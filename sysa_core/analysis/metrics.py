@@ -71,7 +71,7 @@ from .network import load_or_analyse as load_or_analyse_network
 
 #: which model, checkpoint and configuration the numbers are of (always present)
 IDENTITY_KEYS = ("seed", "profile", "checkpoint_sha256", "epoch", "training_id", "analysis_id")
-#: the numbers of SPEC section 5 (with the identity, all that `sysa evaluate --core-only` gives)
+#: the numbers of README, Definitions 5 (with the identity, all that `sysa evaluate --core-only` gives)
 CORE_KEYS = ("precision", "precision_by_duration", "weight_correlation", "pr_input_l1", "pr_input_l2",
              "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory")
 #: how many leading memory PCs the figures project on and the subspace comparisons use
@@ -96,7 +96,7 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
             threads: int | None = 1) -> ModelAnalysis:
     """Every per-model number of the model (cfg, sd) and the arrays its figures need.
 
-    core_only: only the identity and the numbers of SPEC section 5 (IDENTITY_KEYS, CORE_KEYS), no
+    core_only: only the identity and the numbers of README, Definitions 5 (IDENTITY_KEYS, CORE_KEYS), no
     arrays. checkpoint_sha256, epoch: recorded with the numbers. training: sysa's training record in
     the checkpoint (files.load_checkpoint's "extra": the monitor losses give the convergence keys;
     None for checkpoints without one). network: the analysis of sd["G"] (analysis.network), computed

@@ -1,4 +1,4 @@
-"""Principal components of the firing rates (SPEC section 5): the spontaneous activity (for I)
+"""Principal components of the firing rates (README, Definitions 5): the spontaneous activity (for I)
 and the memory period (for w), participation ratios of a vector on the PCs, and the activity
 dimensionality. Covariances are one float64 matrix product; eigenvectors come from a
 symmetric solver."""

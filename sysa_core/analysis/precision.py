@@ -1,6 +1,6 @@
-"""Task performance and the weights' cosine (SPEC section 5): the test trials, precision per
+"""Task performance and the weights' cosine (README, Definitions 5): the test trials, precision per
 duration, split into the durations inside the trained range and those outside it, the I-w
-cosine and how far training moved I and w from their initialisation (SPEC section 6)."""
+cosine and how far training moved I and w from their initialisation (README, Definitions 6)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

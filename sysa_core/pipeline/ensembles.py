@@ -11,7 +11,7 @@ from ..config import Config, apply_overrides, validate
 SEED_NOTEBOOKS = ("train", "inspect", "pca")
 
 
-#: overrides that turn an ensemble into its control: I and w drawn independently (SPEC section 6)
+#: overrides that turn an ensemble into its control: I and w drawn independently (README, Definitions 6)
 CONTROL_OVERRIDES = ["model.init=independent"]
 
 

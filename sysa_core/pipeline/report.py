@@ -111,9 +111,10 @@ def verdict(rec: dict) -> str:
     if beyond is None:
         hold = ""
     elif horizon is not None and beyond >= horizon:
-        hold = f"; every in-range plateau of the sweep holds ≥ {beyond / 1000:g} s (the sweep's end)"
+        hold = f"; in the duration sweep every in-range plateau stays on target to the sweep's end ({beyond / 1000:g} s)"
     else:
-        hold = f"; beyond the trained window, the shortest in-range hold in the sweep is {beyond / 1000:.2g} s"
+        hold = (f"; in the duration sweep every in-range plateau stays on target ≥ {beyond / 1000:.2g} s after the cost "
+                f"onset")
     return (f"works: in-range precision {_fmt(inr)}" + (f", {better:.0f}× better than untrained" if better else "")
             + ", holds through the trained window" + hold + tail)
 

@@ -79,11 +79,6 @@ def test_the_vector_field_keeps_a_private_read_only_copy_of_G():
         RateDynamics(np.eye(2), 1.0, TAU, "relu")
 
 
-def test_time_constants():
-    lam = np.array([-1.0, -0.1, 0.5, 0.0, -2.0 + 3.0j])
-    np.testing.assert_allclose(dynamics.time_constants_ms(lam, TAU), [100.0, 1000.0, 200.0, np.inf, 50.0])
-
-
 # -- the designed line attractor -------------------------------------------------------------------
 
 def _starts(line: np.ndarray, positions, spread: float, seed: int) -> np.ndarray:

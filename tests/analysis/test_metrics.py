@@ -1,5 +1,5 @@
 """sysa_core.analysis.metrics: the one pass that computes every per-model number. On the published
-seed-1 checkpoint (through `sysa evaluate --json`): the SPEC section 6 facts (initialisation
+seed-1 checkpoint (through `sysa evaluate --json`): the README, Definitions 6 facts (initialisation
 confound, float32/float64 spread, the precision split); in process on a small model: purity,
 reproducibility, the keys of --core-only, and the cache that lets a second notebook read what
 the first computed."""
@@ -56,7 +56,7 @@ def test_the_original_keys_and_published_numbers(seed1):
 
 
 def test_the_initialisation_confound_of_seed_1(seed1):
-    """SPEC section 6: I and w start identical (cosine 1); after training cos(I, I_init) ~ 0.998 while
+    """README, Definitions 6: I and w start identical (cosine 1); after training cos(I, I_init) ~ 0.998 while
     cos(w, w_init) ~ 0.881, so the final I-w cosine (0.8806) is mostly how far w moved."""
     assert seed1["weight_correlation_init"] == pytest.approx(1.0, abs=1e-6)
     assert seed1["input_drift_cosine"] == pytest.approx(0.998, abs=0.002)
@@ -95,7 +95,7 @@ def test_alignment_measures_of_seed_1(seed1):
             assert seed1[f"{v}_topk{L}_null_mean"] == pytest.approx(k / 500, rel=0.15)
         assert 0 <= seed1[f"{v}_var_alignment"] <= 1
         assert 0 <= seed1[f"{v}_var_alignment_null_pct"] <= 100
-    # the activity is low-dimensional (SPEC section 6): a handful of PCs carry 90 % of the variance
+    # the activity is low-dimensional (README, Definitions 6): a handful of PCs carry 90 % of the variance
     assert seed1["input_topk90_k"] <= 10 and seed1["output_topk90_k"] <= 10
 
 
@@ -113,7 +113,7 @@ def test_float32_float64_spread_of_seed_1(seed1):
 
 
 def test_dynamics_plateau_and_mechanism_of_seed_1(seed1):
-    """The original's seed 1 (SPEC section 7): G's only certain fixed point is the origin, unstable
+    """The original's seed 1 (README, Definitions 7): G's only certain fixed point is the origin, unstable
     in the chaotic regime; the memory trajectories pass slow points; the largest finite-time
     Lyapunov exponent along them is about +0.48 /s; the output holds while the state keeps moving: a transient."""
     pts = seed1["memory_points"]
@@ -127,7 +127,7 @@ def test_dynamics_plateau_and_mechanism_of_seed_1(seed1):
     assert seed1["network_dim_spontaneous"] == seed1["dim_spontaneous"]
     lyap = seed1["lyapunov_per_s_by_duration"]
     assert seed1["lyapunov_max_per_s"] == pytest.approx(max(lyap.values()))
-    # the SPEC's +0.48 /s; ours aligns the tangent vector from the trial's start, and its block
+    # the +0.48 /s measured on the original's seed 1 (README, Definitions 7); ours aligns the tangent vector from the trial's start, and its block
     # standard error says how far a finite-time value over this window can be trusted
     assert seed1["lyapunov_max_per_s"] == pytest.approx(0.48, abs=0.1)
     assert 0 < seed1["lyapunov_max_se_per_s"] < seed1["lyapunov_max_per_s"]
@@ -145,7 +145,7 @@ def test_dynamics_plateau_and_mechanism_of_seed_1(seed1):
 
 
 def test_the_precision_split_of_seed_1(seed1):
-    """SPEC section 7: on the original's seed 1 the per-duration precision is 0.0030 / 0.00048 / 0.045,
+    """README, Definitions 7: on the original's seed 1 the per-duration precision is 0.0030 / 0.00048 / 0.045,
     so the 300 ms extrapolation is about 90 % of the published mean."""
     by = seed1["precision_by_duration"]
     assert by["50"] == pytest.approx(0.0030, abs=5e-5) and by["150"] == pytest.approx(0.00048, abs=1e-5)

@@ -1,4 +1,4 @@
-"""sysa_core.analysis.pca (SPEC section 5): covariances and PCs against numpy, the spontaneous and
+"""sysa_core.analysis.pca (README, Definitions 5): covariances and PCs against numpy, the spontaneous and
 memory-period activity against the reference loop, and participation ratios on synthetic
 covariances with known answers."""
 from __future__ import annotations
@@ -98,7 +98,7 @@ def test_eigenvector_signs_change_nothing(eig):
         assert pr["l1"] == pytest.approx(base["l1"], rel=1e-12)
         assert pr["l2"] == pytest.approx(base["l2"], rel=1e-12)
         signed.add(round(pr["signed"], 6))
-    assert len(signed) > 1  # the original's formula does depend on the signs (SPEC section 5)
+    assert len(signed) > 1  # the original's formula does depend on the signs (README, Definitions 5)
 
 
 def test_participation_ratio_bounds_and_order(eig):
