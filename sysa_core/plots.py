@@ -171,7 +171,7 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     moving points as circles."""
     z_all = a["traj_pcs"]
     onset, mem = (int(v) for v in a["traj_phase_steps"])
-    fig = plt.figure(figsize=(13, 4))
+    fig = plt.figure(figsize=(14, 4))
     axes = [fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3, projection="3d")]
     styles = {"input": dict(lw=2.2, alpha=1.0), "intrinsic": dict(lw=1.0, ls="--", alpha=0.8),
               "memory": dict(lw=1.2, alpha=0.9)}
@@ -197,10 +197,11 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
         ax.set(xlabel=f"PC{i + 1} (rate)", ylabel=f"PC{j + 1} (rate)")
         ax.grid(alpha=0.3)
     axes[2].set(xlabel="PC1 (rate)", ylabel="PC2 (rate)", zlabel="PC3 (rate)")
-    axes[0].legend(fontsize=7, loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center right", frameon=False)
     fig.suptitle("Memory-trial trajectories in memory-PC space (thick: input, dashed: intrinsic, thin: memory)",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     return fig
 
 

@@ -12,6 +12,9 @@ from scipy import stats as _st
 from .plots import plt
 
 ENSEMBLE_COLOURS = {"main": "C0", "control": "C1"}
+#: fitted lines are drawn from this many seeds on (below, a line through a handful of points says
+#: more than the data)
+MIN_N_LINE = 8
 
 
 def _colour(ens: str) -> str:
@@ -21,11 +24,11 @@ def _colour(ens: str) -> str:
 def performance_original(table: pd.DataFrame):
     """The original's figure: every metric against precision on one axis."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for col, lab in (("weight_correlation", "I-w correlation"), ("pr_input_l1", "PR of I (l1)"),
+    for col, lab in (("weight_correlation", "I–w cosine"), ("pr_input_l1", "PR of I (l1)"),
                      ("pr_output_l1", "PR of w (l1)")):
         ax.scatter(table["precision"], table[col], label=lab, s=18)
-    ax.set(xlabel="precision loss (MSE, a.u.², lower is better)", ylabel="value of each measure (its own unit)",
-           title="sys_A_performance (original layout)")
+    ax.set(xlabel="the original's precision (MSE, a.u.², lower is better)", ylabel="value of each measure (its own unit)",
+           title="sys_A_performance (the original's layout; main ensemble)")
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -57,8 +60,8 @@ def _integer_ticks(ax, values) -> None:
 def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds: dict,
                      target: str = "precision_trained_range", ncols: int = 4):
     """Each predictor against in-range precision, one panel each, seeds numbered (both ensembles
-    drawn; the test and its Theil-Sen line are the main ensemble's); the title gives rho, its
-    permutation p and the Holm-adjusted p of that test."""
+    drawn; the test and its Theil-Sen line, from MIN_N_LINE seeds on, are the main ensemble's); the
+    title gives rho, its permutation p and the Holm-adjusted p of that test."""
     cols = list(labels)
     nrows = int(np.ceil(len(cols) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 3.0 * nrows), squeeze=False)
@@ -72,7 +75,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
             ax.scatter(x, y, s=16, color=_colour(name), label=name, zorder=3)
             for xi, yi, s in zip(x, y, sub["seed"]):
                 ax.annotate(str(int(s)), (xi, yi), fontsize=6, alpha=0.6)
-            if name == "main":
+            if name == "main" and n_main >= MIN_N_LINE:
                 _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
         row = table[(table.measure == col) & (table.target == target)]
         stat = (f"main: rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
@@ -86,8 +89,9 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
         ax.axis("off")
     if len(cols):
         axes.flat[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman, and a "
-                 f"Theil-Sen line within its data)", fontsize=10)
+    line = " and a Theil-Sen line within its data" if n_main >= MIN_N_LINE else f"; no line below {MIN_N_LINE} seeds"
+    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman{line})",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -105,8 +109,10 @@ def rho_table_plot(table: pd.DataFrame, labels: dict):
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(ys, [labels.get(m, m) for m in table["measure"]], fontsize=7)
     n = int(table["n"].max()) if len(table) else 0
-    ax.set(xlim=(-1.05, 1.05), xlabel="Spearman's rho (dimensionless; bars: 95 % interval where shown)",
-           title=f"Measures against in-range precision (main ensemble, n = {n})")
+    shown = bool(np.isfinite(table["ci_low"]).any()) if len(table) else False
+    ax.set(xlim=(-1.15, 1.15), xlabel="Spearman's rho (dimensionless" + ("; bars: 95 % intervals)" if shown else
+                                                                          "; no interval below 8 seeds)"),
+           title=f"Measures against in-range precision (main ensemble, n = {n}; filled: claimed)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

@@ -3,6 +3,7 @@ ensembles), has a unit on every labelled axis; fitted lines stay within the data
 measure's possible values."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_plots import assert_units
@@ -34,14 +35,18 @@ def test_every_population_figure_has_units(pop):
         assert_units(fig)
 
 
-def test_fitted_lines_stay_within_the_data_and_the_possible_values():
-    df = pd.DataFrame({"seed": [1, 2, 3, 4], "precision_trained_range": [1e-3, 2e-3, 4e-3, 8e-3],
-                       "weight_correlation": [0.5, 0.8, 0.95, 0.99], "ensemble": ["main"] * 4})
+def test_fitted_lines_stay_within_the_data_and_the_possible_values_and_need_8_seeds():
+    x = np.geomspace(1e-3, 8e-3, 8)
+    df = pd.DataFrame({"seed": range(1, 9), "precision_trained_range": x,
+                       "weight_correlation": [0.5, 0.8, 0.95, 0.99, 0.995, 0.997, 0.998, 0.999], "ensemble": ["main"] * 8})
     t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "rho": [1.0],
-                      "p": [1 / 12], "p_holm": [1 / 12]})
+                      "p": [2 / 40320], "p_holm": [2 / 40320]})
     fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
-    line = [ln for ln in fig.axes[0].get_lines()][0]
-    x, y = line.get_data()
-    assert x.min() >= 1e-3 * (1 - 1e-9) and x.max() <= 8e-3 * (1 + 1e-9)
-    assert y.max() <= 1.0 and y.min() >= -1.0
+    (line,) = fig.axes[0].get_lines()
+    lx, ly = line.get_data()
+    assert lx.min() >= 1e-3 * (1 - 1e-9) and lx.max() <= 8e-3 * (1 + 1e-9)
+    assert ly.max() <= 1.0 and ly.min() >= -1.0
+    plots.plt.close(fig)
+    fig = pp.predictor_panels(df.head(4), t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
+    assert not fig.axes[0].get_lines()  # no line through 4 points
     plots.plt.close(fig)

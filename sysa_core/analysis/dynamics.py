@@ -408,8 +408,10 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
 
 # -- Lyapunov exponent --------------------------------------------------------------------------------
 
-#: the window of a finite-time Lyapunov exponent is cut into this many blocks for its standard error
-LYAPUNOV_BLOCKS = 5
+def lyapunov_blocks(window_ms: float, tau_ms: float) -> int:
+    """How many blocks a finite-time Lyapunov exponent's window is cut into for its standard error:
+    blocks of at least 2 tau where the window allows (so that they are nearly independent), 3 to 5."""
+    return int(np.clip(window_ms // (2 * tau_ms), 3, 5))
 
 
 def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: float, transient_steps: int = 0,
@@ -452,7 +454,8 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
 
 def lyapunov_se(by_block: np.ndarray) -> np.ndarray:
     """The standard error of finite-time exponents from their blocks (B, K): std over the blocks
-    (ddof 1) / sqrt(K), the blocks taken as independent (each several tau long)."""
+    (ddof 1) / sqrt(K), the blocks taken as independent (lyapunov_blocks makes them 2 tau long
+    where the window allows; shorter, correlated blocks make it optimistic)."""
     b = np.atleast_2d(by_block)
     return b.std(axis=1, ddof=1) / np.sqrt(b.shape[1])
 
@@ -479,21 +482,13 @@ class MemoryDynamics:
     spaced over the memory window (properties of G's flow, found where this model's state goes);
     lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window [mem_start_ms,
     mem_T_ms), the tangent vectors aligned from the trial's start; lyapunov_se_per_s: (D,) their
-    standard errors (lyapunov_se); starts: (S, N) the starting states."""
+    standard errors (lyapunov_se) from lyapunov_blocks blocks; starts: (S, N) the starting states."""
 
     points: Points
     lyapunov_per_s: np.ndarray
     lyapunov_se_per_s: np.ndarray
+    lyapunov_blocks: int
     starts: np.ndarray
-
-    @property
-    def lyapunov_max_per_s(self) -> float:
-        return float(np.max(self.lyapunov_per_s))
-
-    @property
-    def lyapunov_max_se_per_s(self) -> float:
-        """The standard error of the largest of the trials' exponents (that trial's, from its blocks)."""
-        return float(self.lyapunov_se_per_s[int(np.argmax(self.lyapunov_per_s))])
 
 
 def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 4,
@@ -508,26 +503,29 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     mem_start = cfg.steps(a.mem_start_ms)
     h = memory_states(cfg, sd) if states is None else states  # (D, T, N) from the trial's start
     dyn = RateDynamics.from_model(cfg, sd)
+    n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
     lyap, blocks = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start, seed=seed,
-                                blocks=LYAPUNOV_BLOCKS)
+                                blocks=n_blocks)
     window = h[:, mem_start:]
     idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
     starts = window[:, idx].reshape(-1, dyn.n)
     pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
-    return MemoryDynamics(pts, lyap, lyapunov_se(blocks), starts)
+    return MemoryDynamics(pts, lyap, lyapunov_se(blocks), n_blocks, starts)
 
 
-def lyapunov_phrase(per_s: float, se_per_s: float | None) -> str:
-    """What a largest finite-time Lyapunov exponent says, given its standard error: within two
-    standard errors of zero neither separation nor convergence is resolved (neutral, as along a
-    limit cycle or a slow manifold); beyond, its sign."""
-    if se_per_s is None or not np.isfinite(se_per_s):
-        band = ""
+def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None) -> str:
+    """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks:
+    within its 95 % interval (Student's t with blocks - 1 degrees of freedom) of zero, neither
+    separation nor convergence is resolved over the window; beyond, its sign."""
+    from scipy.stats import t as _t
+
+    if se_per_s is None or not blocks or not np.isfinite(se_per_s):
+        band, half = "", None
     else:
-        band = f" (± {2 * se_per_s:.2g} /s, two standard errors over {LYAPUNOV_BLOCKS} blocks of the window)"
-        if abs(per_s) <= 2 * se_per_s:
-            return (f"not distinguishable from zero{band}: neutral at this resolution, as along a limit cycle or a "
-                    f"slow manifold")
+        half = float(_t.ppf(0.975, blocks - 1)) * se_per_s
+        band = f" (± {half:.2g} /s, a 95 % interval from {blocks} blocks of the window)"
+    if half is not None and abs(per_s) <= half:
+        return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
     if per_s > 0:
         return f"positive{band}: nearby trajectories separate"
     return f"negative{band}: nearby trajectories converge"

@@ -1,5 +1,6 @@
 """How a trained network holds its plateau: by an attractor (the state settles while the output
-holds) or by a transient (the state keeps moving and the readout is fitted to cancel its motion).
+holds) or by a transient (the state keeps moving while the output holds: the readout is nearly
+blind to its motion). The rule cannot tell a transient from a limit cycle.
 
 Only I and w are trained, so the memory must live in G's fixed flow. The measures, on the memory
 trials (a pulse of each test duration at mem_onset_ms; their memory window is the trained plateau
@@ -103,7 +104,7 @@ def mechanism(improvement: float | None, travel: float | None) -> str:
     least LEARNED times better than the same network's untrained: `improvement` below it) has "no
     memory"; one that does holds them by an "attractor" when its state travels less than
     SETTLED_TRAVEL of its norm over the memory window, else by a "transient" (the state keeps
-    moving and the readout is fitted to cancel its motion)."""
+    moving while the output holds)."""
     if improvement is None or travel is None:
         return "undetermined"
     if improvement < LEARNED:

@@ -30,12 +30,15 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_f64, {v}_topk{L}_fraction_spread,
   {v}_var_alignment_f64, {v}_var_alignment_spread;
 * the network G (analysis.network): network_key, network_dim_spontaneous,
-  network_lyapunov_spontaneous_per_s (and its standard error, _se_per_s), network_n_fixed_points, network_n_slow_points,
+  network_lyapunov_spontaneous_per_s (its standard error _se_per_s, from _blocks blocks),
+  network_n_fixed_points, network_n_slow_points,
   network_points;
 * the memory period: memory_points (the fixed and slow points near the memory trajectories, each
   with its speed), memory_n_fixed_points, memory_n_slow_points, memory_min_point_speed_per_s,
-  lyapunov_max_per_s and lyapunov_per_s_by_duration (largest finite-time Lyapunov exponent along
-  the memory trajectories over the memory window, 1/s), lyapunov_max_se_per_s (its standard error);
+  lyapunov_per_s_by_duration and lyapunov_se_per_s_by_duration (the largest finite-time Lyapunov
+  exponent along each memory trajectory over the memory window, 1/s, and its standard error from
+  lyapunov_blocks blocks), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s (their mean over
+  the in-range durations);
 * the plateau (analysis.plateau): plateau_held_trained_window (the share of the in-range test
   durations whose output stays within 10 % of its target from the cost onset to the end of the
   trained window), plateau_steady_trained_window (the share whose output stays within 10 % of the
@@ -43,7 +46,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   plateau_drift_per_s (mean |slope| over the trained window, output units per s) and
   plateau_drift_per_s_by_duration; over the 10-400 ms sweep: generalisation_rmse_trained_range,
   generalisation_rmse_outside_range, sweep_hold_ms_min, sweep_hold_ms_median,
-  sweep_hold_ms_in_range_min (ms from the cost onset, capped at sweep_horizon_ms),
+  sweep_hold_ms_in_range_min (ms from the cost onset, capped at sweep_horizon_ms; the trained
+  window is sweep_trained_window_ms),
   sweep_held_trained_window (share of the sweep);
 * the mechanism (analysis.mechanism): plateau_state_speed_per_s, state_travel,
   precision_noise_0.01, precision_noise_0.03, precision_noise_0.1, readout_pcs_needed,
@@ -185,8 +189,10 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "memory_points": pts.records(), "memory_n_fixed_points": int(pts.fixed.sum()),
         "memory_n_slow_points": int((~pts.fixed).sum()),
         "memory_min_point_speed_per_s": float(moving.min()) if moving.size else None,
-        "lyapunov_max_per_s": md.lyapunov_max_per_s, "lyapunov_max_se_per_s": md.lyapunov_max_se_per_s,
         "lyapunov_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_per_s)))),
+        "lyapunov_se_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_se_per_s)))),
+        "lyapunov_blocks": md.lyapunov_blocks,
+        **_in_range_lyapunov(cfg, md),
     })
 
     hold = plateau.hold(cfg, ev)
@@ -207,7 +213,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "sweep_hold_ms_min": float(gen.hold_ms.min()),
         "sweep_hold_ms_in_range_min": float(gen.hold_ms[gen.in_training_range].min())
         if gen.in_training_range.any() else None,
-        "sweep_horizon_ms": float(gen.horizon_ms),
+        "sweep_horizon_ms": float(gen.horizon_ms), "sweep_trained_window_ms": float(gen.trained_window_ms),
         "sweep_hold_ms_median": float(np.median(gen.hold_ms)),
         "sweep_held_trained_window": float(gen.held_trained_window.mean()),
     })
@@ -224,6 +230,17 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     improvement = untrained.precision_trained_range / inr if inr and untrained.precision_trained_range else None
     m["memory_mechanism"] = mechanism.mechanism(improvement, travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
+
+
+def _in_range_lyapunov(cfg: Config, md) -> dict:
+    """The mean of the memory trajectories' finite-time exponents over the in-range durations, and
+    its standard error (the trials' errors combined as independent)."""
+    idx = [i for i, d in enumerate(cfg.analysis.durations_ms) if cfg.in_trained_range(d)]
+    if not idx:
+        return {"lyapunov_in_range_per_s": None, "lyapunov_in_range_se_per_s": None}
+    se = np.asarray(md.lyapunov_se_per_s)[idx]
+    return {"lyapunov_in_range_per_s": float(np.mean(np.asarray(md.lyapunov_per_s)[idx])),
+            "lyapunov_in_range_se_per_s": float(np.sqrt(np.sum(se ** 2)) / len(idx))}
 
 
 def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:

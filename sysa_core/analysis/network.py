@@ -33,13 +33,15 @@ N_STARTS = 6
 class NetworkAnalysis:
     """spontaneous / spontaneous_f64: the PCs of the spontaneous activity simulated in the configured
     dtype and in float64; points: the fixed and slow points of the autonomous flow; lyapunov_per_s:
-    the largest finite-time Lyapunov exponent along the spontaneous activity's window (1/s); key: the cache key."""
+    the largest finite-time Lyapunov exponent along the spontaneous activity's window (1/s), its
+    standard error and the blocks it comes from; key: the cache key."""
 
     spontaneous: pca.PCA
     spontaneous_f64: pca.PCA
     points: dynamics.Points
     lyapunov_per_s: float
     lyapunov_se_per_s: float
+    lyapunov_blocks: int
     key: str
 
     def metrics(self) -> dict:
@@ -49,6 +51,7 @@ class NetworkAnalysis:
         return {"network_key": self.key, "network_dim_spontaneous": self.spontaneous.dimensionality,
                 "network_lyapunov_spontaneous_per_s": self.lyapunov_per_s,
                 "network_lyapunov_spontaneous_se_per_s": self.lyapunov_se_per_s,
+                "network_lyapunov_spontaneous_blocks": self.lyapunov_blocks,
                 "network_n_fixed_points": int(self.points.fixed.sum()),
                 "network_n_slow_points": int((~self.points.fixed).sum()),
                 "network_points": self.points.records()}
@@ -91,14 +94,15 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> Ne
         dyn = dynamics.RateDynamics.from_model(cfg, sd)
         h = h64.numpy()
         # finite-time, over the window; the tangent vector aligns from the run's start
+        n_blocks = dynamics.lyapunov_blocks(a.spont_T_ms - a.spont_start_ms, cfg.model.tau_ms)
         lam, blocks = dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=start,
-                                            blocks=dynamics.LYAPUNOV_BLOCKS)
+                                            blocks=n_blocks)
         lyap, lyap_se = float(lam[0]), float(dynamics.lyapunov_se(blocks)[0])
         window = h[0, start:]
         picks = window[np.linspace(0, len(window) - 1, N_STARTS).round().astype(int)]
         starts = np.vstack([np.zeros((1, dyn.n)), picks, -picks])
         points = dynamics.find_points(dyn, starts, max_points=8)
-        return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, network_key(cfg, G))
+        return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, n_blocks, network_key(cfg, G))
 
 
 # -- the cache in a run's folder ----------------------------------------------------------------------
@@ -113,7 +117,7 @@ def save(net: NetworkAnalysis, folder: Path) -> None:
     buf = io.BytesIO()
     np.savez_compressed(
         buf, key=np.array(net.key), lyapunov_per_s=np.array(net.lyapunov_per_s),
-        lyapunov_se_per_s=np.array(net.lyapunov_se_per_s),
+        lyapunov_se_per_s=np.array(net.lyapunov_se_per_s), lyapunov_blocks=np.array(net.lyapunov_blocks),
         spont_eigvals=net.spontaneous.eigvals, spont_eigvecs=net.spontaneous.eigvecs,
         spont64_eigvals=net.spontaneous_f64.eigvals, spont64_eigvecs=net.spontaneous_f64.eigvecs,
         **net.points.to_arrays())
@@ -131,7 +135,8 @@ def load(folder: Path, key: str) -> NetworkAnalysis | None:
             points = dynamics.Points.from_arrays(z)
             sp = pca.PCA(z["spont_eigvals"], z["spont_eigvecs"])
             sp64 = pca.PCA(z["spont64_eigvals"], z["spont64_eigvecs"])
-            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), float(z["lyapunov_se_per_s"]), key)
+            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), float(z["lyapunov_se_per_s"]),
+                                   int(z["lyapunov_blocks"]), key)
     except (OSError, ValueError, KeyError):
         return None
 

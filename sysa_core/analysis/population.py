@@ -28,10 +28,10 @@ COLUMNS = ["seed", "precision", "precision_trained_range", "precision_extrapolat
 #: with labels
 PREDICTORS = {
     "weight_correlation": "I–w cosine (dimensionless)",
-    "input_topk90_fraction": "|I|² in top spont. PCs (fraction)",
-    "output_topk90_fraction": "|w|² in top memory PCs (fraction)",
+    "input_var_alignment": "variance alignment of I, spont. (0–1)",
+    "output_var_alignment": "variance alignment of w, memory (0–1)",
     "dim_memory": "memory dimensionality (PCs)",
-    "lyapunov_max_per_s": "memory finite-time Lyapunov exp. (1/s)",
+    "lyapunov_in_range_per_s": "memory finite-time Lyapunov exp., in-range mean (1/s)",
     "plateau_state_speed_per_s": "relative state speed |dh/dt|/|h| in hold (1/s)",
     "readout_pcs_needed": "PCs the readout needs (PCs)",
 }
@@ -39,8 +39,11 @@ PREDICTORS = {
 UNTESTED = {
     "the participation ratios of I and w (l1, l2)": "they run over all N eigenvectors, most of them in a near-null space whose "
                    "directions rounding decides: simulated in float32 and float64 the same model's ratios differ "
-                   "by percent and can swap the seeds' order, so a rank test on them would test rounding; the "
-                   "share of |I|² and |w|² in the PCs that carry variance (tested) is their well-posed form",
+                   "(see the largest difference below) and can swap the seeds' order, so a rank test on them would "
+                   "test rounding; the variance alignment v'Cv / (λ_max |v|²) (tested) weighs each PC by its "
+                   "variance and needs no cut-off",
+    "the share of |I|² and |w|² in the top-k PCs": "k is set per seed by its explained variance, so seeds are "
+                                                  "compared over different numbers of PCs",
     "cos(w, w at initialisation)": "it repeats the I–w cosine in the seed-compatible ensemble, "
                            "where I starts as √N·w",
 }
@@ -56,7 +59,7 @@ TARGETS = ("precision_trained_range",)
 #: what the two ensembles are compared on (exact Mann-Whitney, Holm across these)
 ENSEMBLE_MEASURES = {"weight_correlation": "I–w cosine", "precision_trained_range": "in-range precision (MSE, a.u.²)"}
 #: the range of values a measure can take (fitted lines are clipped to it)
-BOUNDS = {"weight_correlation": (-1, 1), "input_topk90_fraction": (0, 1), "output_topk90_fraction": (0, 1),
+BOUNDS = {"weight_correlation": (-1, 1), "input_var_alignment": (0, 1), "output_var_alignment": (0, 1),
           "dim_memory": (1, None), "readout_pcs_needed": (0, None), "plateau_state_speed_per_s": (0, None),
           "network_dim_spontaneous": (1, None), "network_n_fixed_points": (0, None)}
 
@@ -226,7 +229,14 @@ def inputs_digest(run_dir: Path, seeds) -> str:
 # -- the answer ---------------------------------------------------------------------------------------
 
 def _fmt(v: float) -> str:
-    return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def _control_mechanisms(control: pd.DataFrame | None) -> str:
+    if control is None or not len(control) or "memory_mechanism" not in control:
+        return ""
+    counts = control["memory_mechanism"].value_counts()
+    return "; control: " + ", ".join(f"{v} of {len(control)} {k}" for k, v in counts.items())
 
 
 def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame, power: dict,
@@ -243,25 +253,38 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         moved = float((c - c0).median())
         tests = ensembles.set_index("measure")
         t = tests.loc["weight_correlation"]
-        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of {len(main)} seeds; "
+        n_a, n_b = int(t["n_a"]), int(t["n_b"])
+        pairs = int(round(t["prob_greater"] * n_a * n_b))
+        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of {len(main)} seeds, from "
                 f"{_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
-                f"and w start independent ({_fmt(c0.median())}; median change in training {moved:+.2f}).")
+                f"and w start independent (median {_fmt(c0.median())} at initialisation; median change in training "
+                f"{moved:+.2f}); in {pairs} of the {n_a * n_b} main–control pairs the main seed's cosine is the larger.")
+        if "input_drift_cosine" in main and "output_drift_cosine" in main:
+            head += (f" I barely moves in training (cos(I, I at initialisation): median "
+                     f"{main['input_drift_cosine'].median():.3g}), so the main ensemble's trained cosine is about "
+                     f"cos(w, w at initialisation) (median {main['output_drift_cosine'].median():.3g}): how far w moved.")
+        floor = min(1.0, len(tests) * 2.0 / math.comb(n_a + n_b, n_a))
         if t["significant"]:
             why = ("training leaves an unaligned start unaligned, so the main ensemble's cosine is inherited from "
                    "its initialisation, not learned" if abs(moved) < 0.1 else
                    f"training moves an unaligned start by {moved:+.2f}: part of the cosine is learned")
             out.append(f"{head} The ensembles differ (exact Mann–Whitney p = {t['p']:.2g}, {t['p_holm']:.2g} after "
                        f"Holm across the {len(tests)} comparisons): {why}.")
+        elif floor >= stats.ALPHA:
+            out.append(f"{head} A test cannot establish the difference at {n_a} and {n_b} seeds: even complete "
+                       f"separation gives an adjusted p of {floor:.2g} under Holm across the {len(tests)} comparisons "
+                       f"(here p = {t['p']:.2g}, adjusted {t['p_holm']:.2g}); more seeds are needed.")
         else:
-            floor = 2.0 / math.comb(int(t["n_a"]) + int(t["n_b"]), int(t["n_a"]))
-            out.append(f"{head} At {int(t['n_a'])} and {int(t['n_b'])} seeds the difference is not established "
-                       f"(exact Mann–Whitney p = {t['p']:.2g}, {t['p_holm']:.2g} after Holm across the {len(tests)} "
-                       f"comparisons; the smallest p this many seeds allow is {floor:.2g}), so whether the cosine is "
-                       f"inherited cannot be claimed from this run.")
+            out.append(f"{head} The difference is not established (exact Mann–Whitney p = {t['p']:.2g}, "
+                       f"{t['p_holm']:.2g} after Holm across the {len(tests)} comparisons).")
         pr = tests.loc["precision_trained_range"]
-        out.append(f"In-range precision: median {pr['median_a']:.3g} (main) and {pr['median_b']:.3g} (control) a.u.²; "
-                   + ("the initialisation changes it" if pr["significant"] else "no difference is established")
-                   + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted {pr['p_holm']:.2g}).")
+        works = (control["memory_mechanism"] != "no memory").sum() if "memory_mechanism" in control else None
+        tail = (f" The control networks hold the plateau too ({works} of {len(control)}) with an I–w cosine near 0: a "
+                f"large cosine is not needed to do the task." if works else "")
+        out.append(f"In-range precision: median {pr['median_a']:.3g} a.u.² (main) and {pr['median_b']:.3g} a.u.² "
+                   f"(control); " + ("the initialisation changes it" if pr["significant"] else "no difference is "
+                                     "established") + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted "
+                   f"{pr['p_holm']:.2g}).{tail}")
     else:
         out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
@@ -272,13 +295,15 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     speed = main["plateau_state_speed_per_s"].median()
     pcs = main["readout_pcs_needed"].median()
     if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
-        how = ("the state keeps moving while the output holds and the readout is fitted to cancel its motion"
+        how = ("the state keeps moving while the output holds: the readout is nearly blind to its motion"
                if counts.index[0] == "transient" else "the state settles while the output holds")
-        out.append(f"All {len(main)} networks hold the plateau by a {counts.index[0]}: {how} (median relative state "
-                   f"speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median).")
+        out.append(f"All {len(main)} main networks hold the plateau by a {counts.index[0]} (the rule of "
+                   f"analysis.mechanism, which cannot tell a transient from a limit cycle): {how} (median relative "
+                   f"state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median)"
+                   + _control_mechanisms(control) + ".")
     else:
-        out.append(f"The networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
-                   f"speed {speed:.3g} /s).")
+        out.append(f"The main networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
+                   f"speed {speed:.3g} /s)" + _control_mechanisms(control) + ".")
     crit = power["critical_rho"]
     det = power["detectable_rho"]
     reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
@@ -288,5 +313,6 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     lead = ("A decisive answer needs more seeds" if power["n"] < need else f"At n = {power['n']} the tests are powered "
             f"for rho = 0.5")
     out.append(f"{lead}: {reach}; detecting rho = 0.5 with 80 % power needs about {power['seeds_for_0.5']} seeds for "
-               f"one test, {need} under Holm's correction across the {power['tests']} tests here.")
+               f"one test, {need} at the Bonferroni level α/{power['tests']} (Holm's correction at its strictest) across the "
+               f"{power['tests']} tests here.")
     return out

@@ -225,9 +225,11 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append(f"Outside it (extrapolation) the error is {ex:.3g} a.u.²; the original's precision, the mean "
                      f"over all test durations, is {m['precision']:.3g}.")
     held = m.get("plateau_held_trained_window")
-    if held is not None:
-        parts.append(f"{100 * held:.0f} % of the in-range test plateaus stay within 10 % of their target through the "
-                     f"trained window ({(cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000:g} s after the cost onset).")
+    n_in = sum(cfg.in_trained_range(int(d)) for d in m.get("precision_by_duration", {}))
+    if held is not None and n_in:
+        parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within 10 % of their target "
+                     f"through the trained window ({(cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000:g} s after the "
+                     f"cost onset).")
     if m.get("converged") is not None:
         parts.append("Training converged." if m["converged"] else
                      f"Training had not converged: the loss still fell {100 * m['loss_fall_last_20pct']:.0f} % over "
@@ -237,13 +239,16 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append(f"The plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
                      f"{100 * m['state_travel']:.0f} % of its norm over the memory window) while the output holds"
-                     + ("." if mech == "attractor" else ", and the readout is fitted to cancel its motion."))
+                     + ("." if mech == "attractor" else ": the readout is nearly blind to the state's motion."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
-    if m.get("lyapunov_max_per_s") is not None:
-        parts.append(f"Along the memory trajectories the largest finite-time Lyapunov exponent is "
-                     f"{m['lyapunov_max_per_s']:.3g} /s, "
-                     + dynamics.lyapunov_phrase(m["lyapunov_max_per_s"], m.get("lyapunov_max_se_per_s")) + ".")
+    by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
+    inside = [d for d in by if cfg.in_trained_range(int(d))]
+    if inside:
+        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, " + dynamics.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"))
+                         for d in inside)
+        parts.append(f"The largest finite-time Lyapunov exponent along each in-range memory trajectory, over the memory "
+                     f"window: {each}.")
     display(Markdown(" ".join(parts)))
 
 
@@ -256,13 +261,13 @@ def alignment_summary(m: dict) -> None:
             return "above every one of the 1000 random vectors"
         if pct <= 0.05:
             return "below every one of the 1000 random vectors"
-        return f"at the {pct:.1f}th percentile of 1000 random vectors"
+        return f"above {pct:.1f} % of 1000 random vectors"
 
     parts = []
     for v, name, where in (("input", "I", "spontaneous"), ("output", "w", "memory-period")):
         k, f, null = m[f"{v}_topk90_k"], m[f"{v}_topk90_fraction"], m[f"{v}_topk90_null_mean"]
         parts.append(f"{name} puts {f:.2g} of |{name}|² in the {k} PC{'s' if k != 1 else ''} that carry 90 % of the "
-                     f"{where} variance, where a random vector puts {null:.2g} (k/N): {f / null:.1f}× chance, "
+                     f"{where} variance, where a random vector puts {null:.2g} (k/N): {f / null:.2g}× chance, "
                      f"{rank(m[f'{v}_topk90_null_pct'])}.")
     display(Markdown(" ".join(parts)))
 
@@ -315,7 +320,8 @@ def network_section(ctx: Context, m: dict) -> None:
     display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. Largest finite-time Lyapunov "
                      f"exponent of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s, "
                      + dynamics.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
-                                                m.get("network_lyapunov_spontaneous_se_per_s"))
+                                                m.get("network_lyapunov_spontaneous_se_per_s"),
+                                                m.get("network_lyapunov_spontaneous_blocks"))
                      + f". {m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} moving points found."))
     if net is not None:
         display(tables.points(net.points.records(), mirror=net.points.mirrors()))
@@ -360,15 +366,20 @@ def networks_section(P: Population) -> None:
     display(Markdown(f"**G, shared by all {len(P.main)} seeds** (network `{m['network_key']}`): spontaneous "
                      f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
                      f"the spontaneous activity {lyap:.3g} /s, "
-                     + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s")) + "."))
+                     + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
+                                                int(m["network_lyapunov_spontaneous_blocks"])) + "."))
     for net in P.networks:
         pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
         n_fixed = int(pts.fixed.sum())
-        display(Markdown(f"{n_fixed} fixed and {len(pts) - n_fixed} moving points of G's flow, united from G's own "
-                         f"search (from the origin and from states of the spontaneous activity and their mirrors) and "
-                         f"from every seed's memory trajectories (the memory period has no input: the state follows "
-                         f"G's flow). The flow is odd, F(−h) = −F(h): its points come in mirror pairs with the same "
-                         f"speed and modes."))
+        n_own = int(net.points.fixed.sum())
+        display(Markdown(f"{n_fixed} fixed points of G's flow and {len(pts) - n_fixed} moving points (local minima of "
+                         f"the speed, found from states of the trajectories and not necessarily on them; several may "
+                         f"belong to one slow region), united from G's own search ({n_own} fixed, from the origin and "
+                         f"from states of the spontaneous activity and their mirrors; the `network_n_*` columns of "
+                         f"population.csv count these) and from every seed's memory trajectories (the memory period "
+                         f"has no input: the state follows G's flow). The flow is odd, F(−h) = −F(h), so every fixed "
+                         f"point h has a mirror −h with the same modes; a moving point's mirror is listed only when a "
+                         f"search reached it."))
         display(tables.points(pts.records(), found, mirror))
         if n_fixed:
             plots.show(plots.fixed_point_spectra(pts, "Modes around G's fixed points (one of each mirror pair)",
@@ -383,7 +394,12 @@ def statistics_section(P: Population) -> None:
     display(tables.statistics(P.table, P.labels))
     tables.power(P.power)
     plots.show(population_plots.rho_table_plot(P.table, P.labels))
+    spread = [c for c in ("pr_input_l1_spread", "pr_input_l2_spread", "pr_output_l1_spread", "pr_output_l2_spread")
+              if c in P.main]
+    worst = float(P.main[spread].max().max()) if spread else None
     display(Markdown("Not tested: " + "; ".join(f"**{k}**: {v}" for k, v in pop.UNTESTED.items())
+                     + (f". In this run the participation ratios of the same model simulated in float32 and float64 "
+                        f"differ by up to {100 * worst:.0f} %" if worst is not None else "")
                      + ". The original's precision (the mean over every test duration, extrapolation included) is "
                        "shown in the tables but not tested: it mixes the trained task with extrapolation."))
 
@@ -395,6 +411,5 @@ def ensembles_section(P: Population) -> None:
         display(Markdown("This run has no control ensemble (`sysa run --control`)."))
         return
     display(tables.ensemble_tests(P.ensembles, pop.ENSEMBLE_MEASURES))
-    plots.show(population_plots.ensemble_comparison(
-        P.both, {**pop.ENSEMBLE_MEASURES, "pr_input_l2": "PR of I (l2, PCs; descriptive)",
-                 "pr_output_l2": "PR of w (l2, PCs; descriptive)"}, P.ensembles, log=("precision_trained_range",)))
+    plots.show(population_plots.ensemble_comparison(P.both, pop.ENSEMBLE_MEASURES, P.ensembles,
+                                                    log=("precision_trained_range",)))

@@ -49,9 +49,9 @@ def legend(cfg: Config) -> dict:
         "untrained ×": "how many times better the in-range precision is than the same network's before training",
         "I–w cos": "cosine of the input weights I and the readout w",
         "mechanism": "how the plateau is held: attractor (the state settles), transient (the state keeps moving "
-                     "and the readout cancels its motion), or no memory",
-        "train": "training time of the model; models trained together as one computation split their batch's "
-                 "time evenly (1/k of a batch of k)",
+                     "while the output holds: the readout is nearly blind to its motion; the rule cannot tell this from a "
+                     "limit cycle), or no memory",
+        "train": "training time of the model; models trained together as one computation split its time evenly",
     }
 
 
@@ -106,15 +106,18 @@ def verdict(rec: dict) -> str:
     tail = f"; {mech}" if mech and mech != "undetermined" else ""
     if problems:
         return "check: " + "; ".join(problems) + tail
-    beyond = m.get("sweep_hold_ms_in_range_min")
+    shortest, window = m.get("sweep_hold_ms_in_range_min"), m.get("sweep_trained_window_ms")
     horizon = m.get("sweep_horizon_ms")
-    if beyond is None:
+    if shortest is None or window is None:
         hold = ""
-    elif horizon is not None and beyond >= horizon:
-        hold = f"; in the duration sweep every in-range plateau stays on target to the sweep's end ({beyond / 1000:g} s)"
+    elif horizon is not None and shortest >= horizon:
+        hold = f"; in the duration sweep every in-range plateau stays on target to the sweep's end ({horizon / 1000:g} s)"
+    elif shortest >= window:
+        hold = (f"; in the duration sweep the first in-range plateau leaves its target {(shortest - window) / 1000:.2g} s "
+                f"after the trained window ends")
     else:
-        hold = (f"; in the duration sweep every in-range plateau stays on target ≥ {beyond / 1000:.2g} s after the cost "
-                f"onset")
+        hold = (f"; in the duration sweep an in-range plateau leaves its target {(window - shortest) / 1000:.2g} s "
+                f"before the trained window ends")
     return (f"works: in-range precision {_fmt(inr)}" + (f", {better:.0f}× better than untrained" if better else "")
             + ", holds through the trained window" + hold + tail)
 
@@ -131,6 +134,9 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:1
 _COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_held_trained_window", "holds"),
             ("precision_trained_range", "in range"), ("precision_extrapolation", "extrapolation"),
             ("precision", "precision"), ("weight_correlation", "I–w cos"), ("memory_mechanism", "mechanism")]
+#: the units under each column's name
+_UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "extrapolation": "MSE, a.u.²",
+          "precision": "MSE, a.u.²"}
 
 
 def _row(rec: dict) -> str:
@@ -153,7 +159,7 @@ def _train_time(seconds: float | None, together: int) -> str:
     """A model's training time: its share of the batch it was trained in, when it had company."""
     if seconds is None:
         return "–"
-    return f"{_seconds(seconds)}" + (f" (1/{together} of a batch)" if together > 1 else "")
+    return f"{_seconds(seconds)}" + (f" (its share: {together} models trained together)" if together > 1 else "")
 
 
 def _seconds(v: float | None) -> str:
@@ -173,7 +179,8 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
     order = sorted(seed_records, key=lambda r: (r.get("status") == "complete",
                                                  not verdict(r).startswith("check"), r.get("ensemble") != "main",
                                                  r["seed"]))
-    head = "".join(f"<th>{lab}</th>" for _, lab in _COLUMNS)
+    head = "".join(f"<th>{lab}" + (f'<br><small>{_UNITS[lab]}</small>' if lab in _UNITS else "") + "</th>"
+                   for _, lab in _COLUMNS)
     rows = "".join(_row(r) for r in order)
     main = [r for r in seed_records if r.get("ensemble", "main") == "main"]
     ctl = [r for r in seed_records if r.get("ensemble") == "control"]

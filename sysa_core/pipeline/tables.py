@@ -129,8 +129,9 @@ def mechanism(m: dict):
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "share of its norm the state travels during the hold": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
-        "largest finite-time Lyapunov exponent along the memory trajectories (1/s)": m["lyapunov_max_per_s"],
-        **{f"in-range precision with state noise σ = {k.split('_')[-1]} h units per √τ (MSE, a.u.²)": m[k]
+        **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± s.e.)":
+           f"{v:.3g} ± {m['lyapunov_se_per_s_by_duration'][d]:.2g}" for d, v in m["lyapunov_per_s_by_duration"].items()},
+        **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units)": m[k]
            for k in m if k.startswith("precision_noise_")},
         "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],
     }
@@ -171,7 +172,7 @@ def ensemble_tests(tests: pd.DataFrame, labels: dict):
         "measure": [labels.get(m, m) for m in tests["measure"]],
         "main: median": tests["median_a"], "control: median": tests["median_b"],
         "n (main, control)": [f"{a}, {b}" for a, b in zip(tests["n_a"], tests["n_b"])],
-        "P(main > control)": tests["prob_greater"], "U": tests["U"], "p": tests["p"],
+        "P(main seed's value > control seed's)": tests["prob_greater"], "U": tests["U"], "p": tests["p"],
         "p (Holm)": tests["p_holm"], "claimed": tests["significant"]})
     exact = bool(tests["exact"].all()) if len(tests) else True
     return _style(df.set_index("measure"), digits=3).set_caption(
@@ -187,19 +188,22 @@ def power(p: dict) -> None:
              f"{p['detectable_rho']:.2f} is detected with 80 % power" if p["critical_rho"] is not None
              and p["detectable_rho"] is not None else f"At n = {p['n']} no correlation can reach p < 0.05")
     display(Markdown(f"{reach}. Detecting rho = 0.5 with 80 % power takes about {p['seeds_for_0.5']} seeds for a "
-                     f"single test and {p['seeds_for_0.5_holm']} under Holm's correction across these "
+                     f"single test and {p['seeds_for_0.5_holm']} at the Bonferroni level α/m (Holm's correction at its strictest) across these "
                      f"{p['tests']} tests (Fisher's z, variance 1.06 / (n − 3))."))
 
 
 def mechanisms(both: pd.DataFrame):
     """How each network holds its plateau, with the evidence."""
     cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
-            "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)", "state_travel": "state travel (share of |h|)",
-            "readout_pcs_needed": "PCs the readout needs", "lyapunov_max_per_s": "finite-time Lyapunov exp. (1/s)",
+            "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)",
+            "readout_pcs_needed": "PCs the readout needs",
+            "lyapunov_in_range_per_s": "finite-time Lyapunov exp., in-range mean (1/s)",
             "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE)",
             "precision_noise_0.03": "noise σ 0.03 (MSE)", "precision_noise_0.1": "noise σ 0.1 (MSE)"}
     df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
-    return _style(df, digits=3)
+    return _style(df, digits=3).set_caption(
+        "State noise: independent Gaussian noise of s.d. σ·√(dt/τ) added to every unit's h at every step (σ in "
+        "units of h, so that it means the same at any dt); the columns give the in-range precision under it.")
 
 
 def network_measures(df: pd.DataFrame):

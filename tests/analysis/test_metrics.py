@@ -20,19 +20,23 @@ pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
 LEVELS = ("90", "95", "99")
 ALIGN_KEYS = {f"{v}_{k}" for v in ("input", "output") for k in
-              [f"topk{L}_{s}" for L in LEVELS for s in ("k", "fraction", "null_mean", "null_pct", "fraction_spread")]
-              + ["var_alignment", "var_alignment_null_mean", "var_alignment_null_pct", "var_alignment_spread"]}
+              [f"topk{L}_{s}" for L in LEVELS for s in ("k", "fraction", "null_mean", "null_pct", "fraction_f64",
+                                                        "fraction_spread")]
+              + ["var_alignment", "var_alignment_null_mean", "var_alignment_null_pct", "var_alignment_f64",
+                 "var_alignment_spread"]}
 SPREAD_KEYS = {f"pr_{v}_{p}_{s}" for v in ("input", "output") for p in ("l1", "l2") for s in ("f64", "spread")}
 CONFOUND_KEYS = {"weight_correlation_init", "input_drift_cosine", "output_drift_cosine", "input_drift_norm",
                  "output_drift_norm"}
 DYNAMICS_KEYS = {"memory_points", "memory_n_fixed_points", "memory_n_slow_points", "memory_min_point_speed_per_s",
-                 "lyapunov_max_per_s", "lyapunov_per_s_by_duration"}
+                 "lyapunov_per_s_by_duration", "lyapunov_se_per_s_by_duration", "lyapunov_blocks",
+                 "lyapunov_in_range_per_s", "lyapunov_in_range_se_per_s"}
 NETWORK_KEYS = {"network_key", "network_dim_spontaneous", "network_lyapunov_spontaneous_per_s",
+                "network_lyapunov_spontaneous_se_per_s", "network_lyapunov_spontaneous_blocks",
                 "network_n_fixed_points", "network_n_slow_points", "network_points"}
 PLATEAU_KEYS = {"plateau_held_trained_window", "plateau_steady_trained_window", "plateau_hold_ms_by_duration",
                 "plateau_drift_per_s", "plateau_drift_per_s_by_duration", "generalisation_rmse_trained_range",
                 "generalisation_rmse_outside_range", "sweep_hold_ms_min", "sweep_hold_ms_median",
-                "sweep_held_trained_window"}
+                "sweep_held_trained_window", "sweep_hold_ms_in_range_min", "sweep_horizon_ms", "sweep_trained_window_ms"}
 MECHANISM_KEYS = {"plateau_state_speed_per_s", "state_travel", "precision_noise_0.01", "precision_noise_0.03",
                   "precision_noise_0.1", "readout_pcs_needed", "memory_mechanism"}
 PRECISION_KEYS = {"precision_trained_range", "precision_extrapolation", "precision_untrained",
@@ -77,7 +81,7 @@ def test_every_key_is_present_and_json_typed(seed1):
             assert isinstance(v, str), k
         elif k in TRAINING_KEYS:
             assert v is None, k  # the original's checkpoints carry no sysa training record
-        elif k.endswith("_k") or "_n_" in k or k == "readout_pcs_needed":
+        elif k.endswith(("_k", "_blocks")) or "_n_" in k or k == "readout_pcs_needed":
             assert isinstance(v, int) and not isinstance(v, bool), k
         else:
             assert v is None or isinstance(v, float), k
@@ -125,12 +129,14 @@ def test_dynamics_plateau_and_mechanism_of_seed_1(seed1):
     origin = seed1["network_points"][0]
     assert origin["fixed"] and origin["norm"] == 0.0 and origin["n_growth_modes"] > 0
     assert seed1["network_dim_spontaneous"] == seed1["dim_spontaneous"]
-    lyap = seed1["lyapunov_per_s_by_duration"]
-    assert seed1["lyapunov_max_per_s"] == pytest.approx(max(lyap.values()))
+    lyap, se = seed1["lyapunov_per_s_by_duration"], seed1["lyapunov_se_per_s_by_duration"]
+    assert seed1["lyapunov_in_range_per_s"] == pytest.approx((lyap["50"] + lyap["150"]) / 2)
+    assert seed1["lyapunov_in_range_se_per_s"] == pytest.approx(np.hypot(se["50"], se["150"]) / 2)
     # the +0.48 /s measured on the original's seed 1 (README, Definitions 7); ours aligns the tangent vector from the trial's start, and its block
     # standard error says how far a finite-time value over this window can be trusted
-    assert seed1["lyapunov_max_per_s"] == pytest.approx(0.48, abs=0.1)
-    assert 0 < seed1["lyapunov_max_se_per_s"] < seed1["lyapunov_max_per_s"]
+    assert seed1["lyapunov_in_range_per_s"] == pytest.approx(0.48, abs=0.1)
+    assert 0 < seed1["lyapunov_in_range_se_per_s"] < seed1["lyapunov_in_range_per_s"]
+    assert seed1["lyapunov_blocks"] == 5  # the 2.5 s window in blocks of at least 2 tau, at most 5
     drift = seed1["plateau_drift_per_s_by_duration"]
     assert seed1["plateau_drift_per_s"] == pytest.approx(np.mean(np.abs(list(drift.values()))))
     # the trained range generalises better than durations outside it (up to 400 ms)

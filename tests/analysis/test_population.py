@@ -43,10 +43,10 @@ def test_the_answer_follows_the_data():
     learned = _answer(main, _ensemble(8, 0.02, 0.6))
     assert "part of the cosine is learned" in learned[0] and learned[0] != inherited[0]
     small = _answer(_ensemble(3, 1.0, 0.85), _ensemble(3, 0.02, 0.03))
-    assert "the difference is not established" in small[0] and "cannot be claimed" in small[0]
+    assert "cannot establish the difference at 3 and 3 seeds" in small[0] and "more seeds are needed" in small[0]
     assert "In-range precision: median" in inherited[1]
     assert "cannot be told without the control ensemble" in _answer(main, None)[0]
-    assert "All 8 networks hold the plateau by a transient" in inherited[3]
+    assert "All 8 main networks hold the plateau by a transient" in inherited[3] and "control: 8 of 8" in inherited[3]
     mixed = main.copy()
     mixed.loc[:3, "memory_mechanism"] = "attractor"
     assert "differ in how they hold" in _answer(mixed, None)[2]
