@@ -295,7 +295,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     speed = main["plateau_state_speed_per_s"].median()
     pcs = main["readout_pcs_needed"].median()
     if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
-        how = ("the state keeps moving while the output holds: the readout is nearly blind to its motion"
+        how = ("the state keeps moving while the output holds, the readout nearly blind to its motion"
                if counts.index[0] == "transient" else "the state settles while the output holds")
         out.append(f"All {len(main)} main networks hold the plateau by a {counts.index[0]} (the rule of "
                    f"analysis.mechanism, which cannot tell a transient from a limit cycle): {how} (median relative "

@@ -239,7 +239,7 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append(f"The plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
                      f"{100 * m['state_travel']:.0f} % of its norm over the memory window) while the output holds"
-                     + ("." if mech == "attractor" else ": the readout is nearly blind to the state's motion."))
+                     + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
