@@ -159,6 +159,19 @@ def moved_weights(model_cfg, seed: int, noise_seed: int, dI: float = 0.0, dw: fl
     return wts
 
 
+@pytest.fixture(scope="module")
+def small_cfg():
+    """The smoke configuration at 40 units, for analyses checked on a small model."""
+    from sysa_core import config
+    return config.resolve("smoke", ["hidden_size=40"])
+
+
+@pytest.fixture(scope="module")
+def moved_sd(small_cfg):
+    """A small_cfg model with I and w moved away from their coupled initialisation (as training moves them)."""
+    return moved_weights(small_cfg.model, 3, noise_seed=11, dI=0.5, dw=0.2)
+
+
 @pytest.fixture(scope="session")
 def smoke_cfg():
     from sysa_core import config

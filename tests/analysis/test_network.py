@@ -14,18 +14,13 @@ pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    return config.resolve("smoke", ["hidden_size=40"])
+def net(small_cfg):
+    return network.analyse_network(small_cfg, model.init_weights(small_cfg.model, 1)["G"])
 
 
-@pytest.fixture(scope="module")
-def net(cfg):
-    return network.analyse_network(cfg, model.init_weights(cfg.model, 1)["G"])
-
-
-def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(cfg, net):
-    sd = model.init_weights(cfg.model, 7)  # another seed's I and w: the same G (seed 1), the same PCs
-    ref = pca.spontaneous_pca(cfg, sd)
+def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(small_cfg, net):
+    moved_sd = model.init_weights(small_cfg.model, 7)  # another seed's I and w: the same G (seed 1), the same PCs
+    ref = pca.spontaneous_pca(small_cfg, moved_sd)
     np.testing.assert_array_equal(net.spontaneous.eigvals, ref.eigvals)
     assert net.spontaneous_f64.dimensionality == pytest.approx(ref.dimensionality, rel=1e-3)
     m = net.metrics()
@@ -41,16 +36,16 @@ def test_the_points_of_the_odd_flow(net):
     assert np.isfinite(net.lyapunov_per_s)
 
 
-def test_the_cache_round_trip_and_its_key(cfg, net, tmp_path):
-    G = model.init_weights(cfg.model, 1)["G"]
+def test_the_cache_round_trip_and_its_key(small_cfg, net, tmp_path):
+    G = model.init_weights(small_cfg.model, 1)["G"]
     network.save(net, tmp_path)
     back = network.load(tmp_path, net.key)
     assert back.metrics() == net.metrics()
     np.testing.assert_array_equal(back.points.eigvals, net.points.eigvals)
     np.testing.assert_array_equal(back.spontaneous.eigvecs, net.spontaneous.eigvecs)
-    assert network.load_or_analyse(cfg, G, tmp_path).metrics() == net.metrics()  # read, not recomputed
+    assert network.load_or_analyse(small_cfg, G, tmp_path).metrics() == net.metrics()  # read, not recomputed
     assert network.load(tmp_path, "0" * 16) is None
     other = config.resolve("smoke", ["hidden_size=40", "spont_h0=0.2"])
     assert network.network_key(other, G) != net.key
     assert network.network_key(config.resolve("smoke", ["hidden_size=40", "lr=0.5"]), G) == net.key  # training
-    assert network.network_key(cfg, G + 1e-3 * torch.ones_like(G)) != net.key
+    assert network.network_key(small_cfg, G + 1e-3 * torch.ones_like(G)) != net.key

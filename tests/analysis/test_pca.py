@@ -6,24 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import moved_weights
 
-from sysa_core import config, model
+from sysa_core import model
 from sysa_core.analysis import pca
 from sysa_core.analysis.precision import signals
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return config.resolve("smoke", ["hidden_size=40"])
-
-
-@pytest.fixture(scope="module")
-def sd(cfg):
-    """A smoke-sized model with I and w moved away from their coupled init."""
-    return moved_weights(cfg.model, 3, noise_seed=11, dI=0.5, dw=0.2)
 
 
 def test_covariance_and_pca():
@@ -36,28 +24,28 @@ def test_covariance_and_pca():
     assert p.explained.sum() == pytest.approx(1.0)
 
 
-def test_spontaneous_activity_is_the_autonomous_network_from_spont_h0(cfg, sd):
-    a = cfg.analysis
-    r = pca.spontaneous_rates(cfg, sd)
-    T, start = cfg.steps(a.spont_T_ms), cfg.steps(a.spont_start_ms)
+def test_spontaneous_activity_is_the_autonomous_network_from_spont_h0(small_cfg, moved_sd):
+    a = small_cfg.analysis
+    r = pca.spontaneous_rates(small_cfg, moved_sd)
+    T, start = small_cfg.steps(a.spont_T_ms), small_cfg.steps(a.spont_start_ms)
     with torch.no_grad():
-        _, r_ref = model.Net1(cfg, sd)(torch.zeros(1, T, 1), h0=torch.full((40,), a.spont_h0), return_r=True)
+        _, r_ref = model.Net1(small_cfg, moved_sd)(torch.zeros(1, T, 1), h0=torch.full((40,), a.spont_h0), return_r=True)
     r_ref = r_ref[0, start:].numpy()
     assert r.shape == r_ref.shape
     np.testing.assert_allclose(r, r_ref, atol=1e-4)
-    p = pca.spontaneous_pca(cfg, sd)
+    p = pca.spontaneous_pca(small_cfg, moved_sd)
     cov = p.eigvecs @ np.diag(p.eigvals) @ p.eigvecs.T
     np.testing.assert_allclose(cov, np.cov(r_ref, rowvar=False, ddof=1), atol=1e-6)
 
 
-def test_memory_pca_averages_per_trial_covariances(cfg, sd):
-    a = cfg.analysis
-    start = cfg.steps(a.mem_start_ms)
+def test_memory_pca_averages_per_trial_covariances(small_cfg, moved_sd):
+    a = small_cfg.analysis
+    start = small_cfg.steps(a.mem_start_ms)
     covs = []
     for d in a.durations_ms:
-        r, _ = signals(cfg, sd, onset_ms=a.mem_onset_ms, T_ms=a.mem_T_ms, duration_ms=d)
+        r, _ = signals(small_cfg, moved_sd, onset_ms=a.mem_onset_ms, T_ms=a.mem_T_ms, duration_ms=d)
         covs.append(np.cov(r[start:], rowvar=False, ddof=0))
-    p = pca.memory_pca(cfg, sd)
+    p = pca.memory_pca(small_cfg, moved_sd)
     np.testing.assert_allclose(p.eigvecs @ np.diag(p.eigvals) @ p.eigvecs.T, np.mean(covs, axis=0), atol=1e-7)
 
 

@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import moved_weights
 
 from sysa_core import config, model, task
 from sysa_core.analysis import precision
@@ -16,31 +15,20 @@ from sysa_core.analysis import precision
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return config.resolve("smoke", ["hidden_size=40"])
-
-
-@pytest.fixture(scope="module")
-def sd(cfg):
-    """A smoke-sized model with I and w moved away from their coupled init."""
-    return moved_weights(cfg.model, 3, noise_seed=11, dI=0.5, dw=0.2)
-
-
 def _np_precision(y, target):
     mask = target > 0
     return ((mask * (y - target) ** 2).sum(1) / mask.sum(1))
 
 
-def test_precision_agrees_with_an_independent_computation(cfg, sd):
-    ev = precision.evaluate(cfg, sd)
-    nt = cfg.steps(cfg.task.Nt_ms)
-    assert ev.y.shape == (3, nt + cfg.steps(cfg.analysis.eval_extra_ms))
-    tr = task.fixed_trials(cfg, T_ms=cfg.task.Nt_ms)
+def test_precision_agrees_with_an_independent_computation(small_cfg, moved_sd):
+    ev = precision.evaluate(small_cfg, moved_sd)
+    nt = small_cfg.steps(small_cfg.task.Nt_ms)
+    assert ev.y.shape == (3, nt + small_cfg.steps(small_cfg.analysis.eval_extra_ms))
+    tr = task.fixed_trials(small_cfg, T_ms=small_cfg.task.Nt_ms)
     with torch.no_grad():
-        y = model.Net1(cfg, sd)(tr.x)[:, :, 0].double().numpy()
+        y = model.Net1(small_cfg, moved_sd)(tr.x)[:, :, 0].double().numpy()
     per = _np_precision(y, tr.target[:, :, 0].double().numpy())
-    got = np.array([ev.precision_by_duration[d] for d in cfg.analysis.durations_ms])
+    got = np.array([ev.precision_by_duration[d] for d in small_cfg.analysis.durations_ms])
     np.testing.assert_allclose(got, per, rtol=1e-4)
     assert ev.precision == pytest.approx(per.mean(), rel=1e-4)
     assert ev.precision == pytest.approx(got.mean(), rel=1e-6)  # float32 mean
@@ -48,9 +36,9 @@ def test_precision_agrees_with_an_independent_computation(cfg, sd):
     np.testing.assert_allclose(ev.y[:, :nt], y, rtol=1e-4, atol=1e-6)
 
 
-def test_precision_in_float64_follows_float32(cfg, sd):
-    ev32 = precision.evaluate(cfg, sd)
-    ev64 = precision.evaluate(config.resolve("smoke", ["hidden_size=40", "dtype=float64"]), sd)
+def test_precision_in_float64_follows_float32(small_cfg, moved_sd):
+    ev32 = precision.evaluate(small_cfg, moved_sd)
+    ev64 = precision.evaluate(config.resolve("smoke", ["hidden_size=40", "dtype=float64"]), moved_sd)
     assert ev64.precision == pytest.approx(ev32.precision, rel=1e-3)
 
 
@@ -62,16 +50,16 @@ def test_weight_correlation_is_the_uncentred_cosine():
     assert precision.weight_correlation(torch.tensor(I), torch.tensor(2 * I)) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_precision_is_split_into_the_trained_range_and_extrapolation(cfg, sd):
+def test_precision_is_split_into_the_trained_range_and_extrapolation(small_cfg, moved_sd):
     """The smoke profile trains 20-99 ms pulses; its test durations are 30, 60 (inside) and 100 ms
     (outside)."""
-    ev = precision.evaluate(cfg, sd)
+    ev = precision.evaluate(small_cfg, moved_sd)
     by = ev.precision_by_duration
     assert ev.in_range == {30: True, 60: True, 100: False}
     assert ev.precision_trained_range == pytest.approx((by[30] + by[60]) / 2, rel=1e-12)
     assert ev.precision_extrapolation == pytest.approx(by[100], rel=1e-12)
     assert ev.precision == pytest.approx((by[30] + by[60] + by[100]) / 3, rel=1e-12)
-    inside = precision.evaluate(config.resolve("smoke", ["hidden_size=40", "durations_ms=30,60"]), sd)
+    inside = precision.evaluate(config.resolve("smoke", ["hidden_size=40", "durations_ms=30,60"]), moved_sd)
     assert inside.precision_extrapolation is None and inside.precision == inside.precision_trained_range
 
 
@@ -111,15 +99,15 @@ def test_drift_of_known_moves(cfg200):
     d = torch.tensor(g.normal(size=I0.shape))
     d = d - (d * I0).sum() / (I0 * I0).sum() * I0
     d = d * I0.norm() / d.norm()
-    sd = {**init, "I": (I0 + d).float(), "w": (-2.0 * w0).float()}
-    out = precision.init_confound(cfg200, sd)
+    moved_sd = {**init, "I": (I0 + d).float(), "w": (-2.0 * w0).float()}
+    out = precision.init_confound(cfg200, moved_sd)
     assert out["input_drift_cosine"] == pytest.approx(1 / np.sqrt(2), abs=1e-6)
     assert out["input_drift_norm"] == pytest.approx(1.0, abs=1e-6)
     assert out["output_drift_cosine"] == pytest.approx(-1.0, abs=1e-6)  # reversed
     assert out["output_drift_norm"] == pytest.approx(3.0, abs=1e-6)
-    assert precision.weight_correlation(sd["I"], sd["w"]) == pytest.approx(-1 / np.sqrt(2), abs=1e-6)
+    assert precision.weight_correlation(moved_sd["I"], moved_sd["w"]) == pytest.approx(-1 / np.sqrt(2), abs=1e-6)
     assert init["I"].dtype == torch.float32  # the caller's tensors untouched
-    assert torch.equal(sd["w"], (-2.0 * w0).float())
+    assert torch.equal(moved_sd["w"], (-2.0 * w0).float())
 
 
 def test_the_cosine_of_two_vectors():
