@@ -232,6 +232,11 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def count(n: int, noun: str) -> str:
+    """'1 seed', '4 seeds'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _control_mechanisms(control: pd.DataFrame | None) -> str:
     if control is None or not len(control) or "memory_mechanism" not in control:
         return ""
@@ -254,17 +259,21 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         tests = ensembles.set_index("measure")
         t = tests.loc["weight_correlation"]
         n_a, n_b = int(t["n_a"]), int(t["n_b"])
-        pairs = int(round(t["prob_greater"] * n_a * n_b))
-        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of {len(main)} seeds, from "
+        testable = min(n_a, n_b) >= 2
+        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of {count(len(main), 'seed')}, from "
                 f"{_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
                 f"and w start independent (median {_fmt(c0.median())} at initialisation; median change in training "
-                f"{moved:+.2f}); in {pairs} of the {n_a * n_b} main–control pairs the main seed's cosine is the larger.")
+                f"{moved:+.2f})")
+        head += (f"; in {int(round(t['prob_greater'] * n_a * n_b))} of the {n_a * n_b} main–control pairs the main "
+                 f"seed's cosine is the larger." if testable else ".")
         if "input_drift_cosine" in main and "output_drift_cosine" in main:
             head += (f" I barely moves in training (cos(I, I at initialisation): median "
                      f"{main['input_drift_cosine'].median():.3g}), so the main ensemble's trained cosine is about "
                      f"cos(w, w at initialisation) (median {main['output_drift_cosine'].median():.3g}): how far w moved.")
         floor = min(1.0, len(tests) * 2.0 / math.comb(n_a + n_b, n_a))
-        if t["significant"]:
+        if not testable:
+            out.append(f"{head} No test compares the ensembles at {n_a} and {n_b} seeds: each needs at least 2.")
+        elif t["significant"]:
             why = ("training leaves an unaligned start unaligned, so the main ensemble's cosine is inherited from "
                    "its initialisation, not learned" if abs(moved) < 0.1 else
                    f"training moves an unaligned start by {moved:+.2f}: part of the cosine is learned")
@@ -281,10 +290,11 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         works = (control["memory_mechanism"] != "no memory").sum() if "memory_mechanism" in control else None
         tail = (f" The control networks hold the plateau too ({works} of {len(control)}) with an I–w cosine near 0: a "
                 f"large cosine is not needed to do the task." if works else "")
+        verdict = ("not tested" if not testable else
+                   ("the initialisation changes it" if pr["significant"] else "no difference is established")
+                   + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted {pr['p_holm']:.2g})")
         out.append(f"In-range precision: median {pr['median_a']:.3g} a.u.² (main) and {pr['median_b']:.3g} a.u.² "
-                   f"(control); " + ("the initialisation changes it" if pr["significant"] else "no difference is "
-                                     "established") + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted "
-                   f"{pr['p_holm']:.2g}).{tail}")
+                   f"(control); {verdict}.{tail}")
     else:
         out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
@@ -297,7 +307,8 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
         how = ("the state keeps moving while the output holds, the readout nearly blind to its motion"
                if counts.index[0] == "transient" else "the state settles while the output holds")
-        out.append(f"All {len(main)} main networks hold the plateau by a {counts.index[0]} (the rule of "
+        who = "The main network holds" if len(main) == 1 else f"All {len(main)} main networks hold"
+        out.append(f"{who} the plateau by a {counts.index[0]} (the rule of "
                    f"analysis.mechanism, which cannot tell a transient from a limit cycle): {how} (median relative "
                    f"state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median)"
                    + _control_mechanisms(control) + ".")
@@ -312,7 +323,8 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     need = power["seeds_for_0.5_holm"]
     lead = ("A decisive answer needs more seeds" if power["n"] < need else f"At n = {power['n']} the tests are powered "
             f"for rho = 0.5")
+    holm = (f", {need} at the Bonferroni level α/{power['tests']} (Holm's correction at its strictest) across the "
+            f"{power['tests']} tests here" if power["tests"] > 1 else "")
     out.append(f"{lead}: {reach}; detecting rho = 0.5 with 80 % power needs about {power['seeds_for_0.5']} seeds for "
-               f"one test, {need} at the Bonferroni level α/{power['tests']} (Holm's correction at its strictest) across the "
-               f"{power['tests']} tests here.")
+               f"one test{holm}.")
     return out

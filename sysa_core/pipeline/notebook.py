@@ -15,6 +15,7 @@ from .. import files, plots, population_plots, training
 from ..analysis import dynamics, network
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
+from ..analysis import stats
 from ..errors import UserError
 from . import tables
 
@@ -337,7 +338,7 @@ def describe_population(ctx: Context, P: Population) -> None:
     c = ctx.cfg
     lo, hi = c.trained_range_ms
     shared = pop.shares_G(P.main)
-    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {len(P.main)} seeds of the seed-compatible ensemble"
+    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {pop.count(len(P.main), 'seed')} of the seed-compatible ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "
             + ("Every seed shares one recurrent network G." if shared else "Every seed has a G of its own.")
@@ -363,7 +364,7 @@ def networks_section(P: Population) -> None:
         return
     m = P.main.iloc[0]
     lyap = float(m["network_lyapunov_spontaneous_per_s"])
-    display(Markdown(f"**G, shared by all {len(P.main)} seeds** (network `{m['network_key']}`): spontaneous "
+    display(Markdown(f"{'**G**' if len(P.main) == 1 else f'**G, shared by all {len(P.main)} seeds**'} (network `{m['network_key']}`): spontaneous "
                      f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
                      f"the spontaneous activity {lyap:.3g} /s, "
                      + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
@@ -391,6 +392,9 @@ def statistics_section(P: Population) -> None:
     """The tests of every measure against in-range precision, what this n can detect, and the
     measures shown but not tested, with why."""
 
+    if not len(P.table):
+        _too_few(P, "measure is tested against precision")
+        return
     display(tables.statistics(P.table, P.labels))
     tables.power(P.power)
     plots.show(population_plots.rho_table_plot(P.table, P.labels))
@@ -402,6 +406,42 @@ def statistics_section(P: Population) -> None:
                         f"differ by up to {100 * worst:.0f} %" if worst is not None else "")
                      + ". The original's precision (the mean over every test duration, extrapolation included) is "
                        "shown in the tables but not tested: it mixes the trained task with extrapolation."))
+
+
+#: Spearman's rho needs at least this many seeds to say anything (at n = 2 it is always +-1)
+MIN_N_RHO = 3
+
+
+def _too_few(P: Population, what: str) -> bool:
+    """True (after saying so) when the main ensemble has too few seeds, or no measure that varies, for `what`."""
+    n = len(P.main)
+    if n < MIN_N_RHO:
+        display(Markdown(f"No {what}: the main ensemble has {n} seed{'s' if n != 1 else ''}, and Spearman's rho "
+                         f"needs at least {MIN_N_RHO}."))
+        return True
+    if not pop.predictors(P.main):
+        display(Markdown(f"No {what}: no per-seed measure takes more than one value in this run."))
+        return True
+    return False
+
+
+def predictor_figure(P: Population) -> None:
+    """Each measure against in-range precision, one panel each (population_plots.predictor_panels)."""
+    if _too_few(P, "panels of the measures against precision"):
+        return
+    labels = {k: P.labels[k] for k in pop.predictors(P.main)}
+    plots.show(population_plots.predictor_panels(P.both, P.table, labels, pop.BOUNDS))
+
+
+def correlation_figure(P: Population) -> None:
+    """Spearman's rho between every pair of per-seed measures and the two precisions (descriptive)."""
+    if _too_few(P, "correlations between the measures"):
+        return
+    cols = ["precision", "precision_trained_range", *pop.predictors(P.main)]
+    names = {"precision": "precision", "precision_trained_range": "in-range precision", **P.labels}
+    title = f"Spearman correlation between measures (main ensemble, n = {len(P.main)}; descriptive)"
+    matrix = stats.correlation_matrix(P.main, cols).rename(index=names, columns=names)
+    plots.show(population_plots.correlation_heatmap(matrix, title))
 
 
 def ensembles_section(P: Population) -> None:

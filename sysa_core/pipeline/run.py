@@ -244,14 +244,18 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar)
     if control:
         digest += population.inputs_digest(out / "control", ok["control"])
     rec_path = out / "population.json"
-    if rec_path.exists() and (out / "population.html").exists():
+    if rec_path.exists():
         try:
             prev = files.read_json(rec_path)
         except UserError:
             prev = {}
         if prev.get("digest") == digest and not prev.get("error"):
-            bar.update(1)
-            return prev
+            problems = verify.population_problems(out)
+            if not problems:
+                bar.update(1)
+                return prev
+            tqdm.write(f"sysa run: repairing the population report: {'; '.join(problems)}; running its notebook "
+                       "again", file=sys.stderr)
     params = {"profile": cfg.profile, "run_dir": str(out), "control_dir": str(out / "control") if control else ""}
     title = report.page_title("population", None, cfg.profile) + (" · with control" if control else "")
     seconds, error = execute(src, out / "population.ipynb", params, out, title)

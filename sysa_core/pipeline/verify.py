@@ -172,11 +172,18 @@ def check_run(run_dir: Path) -> dict:
             out[f"{ens.label} seed {s}"] = check_seed(ens.seed_dir(s), replace(ens.cfg, seed=s), trained_only)
     if not trained_only:
         pop = SeedCheck()
-        why = notebook_problem(run_dir / "population.ipynb")
-        if why:
+        for why in population_problems(run_dir):
             pop.need("reanalyse", why)
-        for name in ("population.html", "population.csv", "index.html"):
-            if not (run_dir / name).is_file():
-                pop.need("reanalyse", f"{name} is missing")
+        if not (run_dir / "index.html").is_file():
+            pop.need("reanalyse", "index.html is missing")
         out["population"] = pop
     return out
+
+
+def population_problems(run_dir: Path) -> list[str]:
+    """What is wrong with a run folder's population report: its notebook not executed to the end,
+    its HTML or CSV missing (empty when it verifies)."""
+    why = notebook_problem(run_dir / "population.ipynb")
+    out = [why] if why else []
+    return out + [f"{name} is missing" for name in ("population.html", "population.csv")
+                  if not (run_dir / name).is_file()]

@@ -5,6 +5,7 @@ ones included)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,19 @@ def test_papermills_report_of_a_bad_parameter_ends_with_one_line_and_no_sysa_fra
     assert lines[-1] == "UserError: train.ipynb: unknown parameter 'sed' (known: profile, seed, overrides, run_dir)"
     assert "sysa_core" not in res.stderr and res.stderr.count("Traceback") <= 1, res.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_population_report_of_one_seed_says_what_it_cannot_test(smoke_run, tmp_path):
+    """With one seed in each ensemble there is nothing to correlate or compare: the population
+    notebook runs to its end and says so instead of drawing empty panels."""
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run, ignore=shutil.ignore_patterns("seed_2", ".sysa.lock"))
+    out = tmp_path / "population.ipynb"
+    papermill.execute_notebook(str(NB_DIR / "population.ipynb"), str(out), progress_bar=False, kernel_name="python3",
+                               parameters={"profile": "smoke", "run_dir": str(run), "control_dir": str(run / "control")})
+    text = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nbformat.read(out, as_version=4).cells
+                     if c.cell_type == "code" for o in c.outputs)
+    assert "1 seed of the seed-compatible ensemble" in text
+    assert "No test compares the ensembles at 1 and 1 seeds" in text
+    assert text.count("the main ensemble has 1 seed, and Spearman's rho needs at least 3") == 3
+    assert "claimed" not in text and "p = nan" not in text
