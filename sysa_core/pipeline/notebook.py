@@ -12,10 +12,9 @@ from IPython.display import Markdown, display
 
 from .. import config as _config
 from .. import files, plots, population_plots, training
-from ..analysis import dynamics, network
+from ..analysis import dynamics, network, stats
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
-from ..analysis import stats
 from ..errors import UserError
 from . import tables
 
