@@ -15,6 +15,12 @@ from pathlib import Path
 
 from .errors import UserError
 
+# jsonschema (imported by nbformat, papermill and nbconvert) imports rfc3987_syntax when it is
+# installed, and that compiles some forty grammars at import (about a second per process) to check
+# "iri" strings, which no notebook holds. The sysa command and the workers it spawns (which import
+# this module again) go without it; jsonschema then skips that one format check.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 #: the most seeds one command takes
 MAX_SEEDS = 10_000
 

@@ -25,6 +25,24 @@ REFERENCE = REPO.parent / "shared" / "reference"
 PUBLISHED = {1: (0.01618705317378044, 0.8806139230728149), 2: (0.03527102246880531, 0.8195869326591492)}
 
 
+def _start_group(item) -> int:
+    """0: the tests that need the session's smoke run; 1: the other long ones (real runs, the
+    original's checkpoints, trained smoke seeds); 2: the rest."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "smoke_run" in fixtures:
+        return 0
+    if "pipeline" in item.path.parts or fixtures & {"reference_full", "smoke_train", "smoke_train_again"}:
+        return 1
+    return 2
+
+
+def pytest_collection_modifyitems(items):
+    """Order the tests by _start_group. pytest-xdist's worksteal hands the first half of the list to
+    one worker and the second half to the other: the first builds the smoke run while the second
+    starts on tests that do not wait for it, and an idle worker steals from the end of a queue."""
+    items.sort(key=_start_group)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     if not (REFERENCE / "sys_A1_state.pth").is_file() or not (REFERENCE / "sys_A2_state.pth").is_file():

@@ -71,18 +71,6 @@ def test_sysa_check_passes_a_complete_run_and_refuses_a_folder_that_is_not_one(s
     assert_user_error(res.stderr, res.returncode, str(tmp_path), "not a sysa run folder")
 
 
-def test_a_missing_population_report_is_found_and_made_again_on_rerun(smoke_run, tmp_path):
-    run = copy_run(smoke_run, tmp_path / "run")
-    (run / "population.ipynb").unlink()
-    res = _check(run)
-    assert res.returncode == 1 and "population: population.ipynb is missing" in res.stdout
-    res = run_cli(*SMOKE_RUN, "--out", run)
-    assert res.returncode == 0, res.stderr
-    assert "repairing the population report: population.ipynb is missing" in res.stderr
-    assert "train seed" not in res.stderr
-    assert _check(run).returncode == 0
-
-
 def test_a_corrupt_checkpoint_is_retrained_and_a_failing_seed_is_isolated_then_redone(smoke_run, tmp_path):
     """Seed 1's checkpoint is replaced by random bytes (a re-run retrains it to the same bits); seed
     2's analysis cannot be written (a folder stands where its arrays go): the seed fails alone, its
@@ -124,6 +112,8 @@ def test_a_corrupt_checkpoint_is_retrained_and_a_failing_seed_is_isolated_then_r
 
 
 def test_a_redo_killed_midway_is_found_and_finished_on_rerun(smoke_run, tmp_path):
+    """A redo of seed 1 killed in its pca notebook, and the population report deleted: `sysa check`
+    names both and the same command repairs both without training."""
     run = copy_run(smoke_run, tmp_path / "run")
     (run / "seed_1" / "metrics.json").unlink()
     pca = run / "seed_1" / "pca.ipynb"
@@ -141,12 +131,15 @@ def test_a_redo_killed_midway_is_found_and_finished_on_rerun(smoke_run, tmp_path
     assert not locked(run)
     rec = json.loads((run / "seed_1" / "pipeline.json").read_text())
     assert rec["status"] == "running"  # never taken for complete
+    (run / "population.ipynb").unlink()  # and the population report is lost too
     res = _check(run)
     assert res.returncode == 1 and "main seed 1" in res.stdout, res.stdout
+    assert "population: population.ipynb is missing" in res.stdout
 
     res = run_cli(*SMOKE_RUN, "--out", run)
     assert res.returncode == 0, res.stderr
     assert "repairing seed 1: its notebooks did not complete" in res.stderr
+    assert "repairing the population report: population.ipynb is missing" in res.stderr
     assert verify.notebook_problem(pca) is None
     assert len([c for c in nbformat.read(pca, as_version=4).cells if c.get("execution_count")]) > 5
     assert _metrics(run, 1) == _metrics(smoke_run, 1)
