@@ -127,12 +127,31 @@ def run_root(folder: Path) -> Path:
 
 
 def check_owned(out: Path, option: str = "--out") -> None:
-    """Refuse an existing, non-empty folder that is not sysa's (no RUN_MARKER): nothing of it is
-    touched. UserError naming the folder."""
+    """Refuse a folder another sysa process is writing (its lock held), and an existing, non-empty
+    folder that is not sysa's (no RUN_MARKER): nothing of it is touched. UserError naming the folder."""
     out = Path(out)
+    if _lock_held_elsewhere(out / LOCK_NAME):
+        raise UserError(f"{out}: another sysa process is writing to this folder")
     if out.is_dir() and any(out.iterdir()) and not (out / RUN_MARKER).is_file() and not _only_seed_folders(out):
         raise UserError(f"{option} {out}: the folder holds files and is not a sysa run (no {RUN_MARKER}); "
                         f"choose a new or empty folder")
+
+
+def _lock_held_elsewhere(lock: Path) -> bool:
+    """Whether a sysa process other than this one and its parents holds `lock` (the file is only
+    opened for reading: a folder that is not sysa's stays untouched)."""
+    if not lock.is_file() or os.environ.get(LOCK_ENV) == str(lock.resolve()):
+        return False
+    try:
+        with open(lock) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 def _only_seed_folders(out: Path) -> bool:

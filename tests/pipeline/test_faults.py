@@ -187,6 +187,30 @@ def test_sysa_train_is_refused_while_sysa_run_holds_the_folder(tmp_path, capsys)
         proc.communicate()
 
 
+def test_a_folder_whose_lock_is_held_is_reported_as_busy_even_before_its_manifest_exists(tmp_path, capsys):
+    """The moment a run has taken its lock and is writing its first manifest (a temporary file beside
+    the lock, no sysa-run.json yet), a second command hears that the folder is busy, not that it is
+    someone else's."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / f".{files.RUN_MARKER}.x1y2.tmp").write_text("{")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)",
+                               str(out / files.LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _bytes(out)
+        for cmd in ("run", "train"):
+            rc = cli.main([cmd, "--profile", "smoke", "--seeds", "1", "--out", str(out), "--quiet"])
+            assert_user_error(capsys.readouterr().err, rc, str(out), "another sysa process is writing to this folder")
+        assert _bytes(out) == before
+    finally:
+        holder.kill()
+        holder.communicate()
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--quiet"])
+    assert_user_error(capsys.readouterr().err, rc, str(out), "is not a sysa run")  # free again: not sysa's
+
+
 def _can_mount_tmpfs() -> bool:
     if not shutil.which("unshare"):
         return False
