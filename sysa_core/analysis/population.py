@@ -260,8 +260,8 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         t = tests.loc["weight_correlation"]
         n_a, n_b = int(t["n_a"]), int(t["n_b"])
         testable = min(n_a, n_b) >= 2
-        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of {count(len(main), 'seed')}, from "
-                f"{_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
+        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of "
+                f"{count(len(main), 'seed')}, from {_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
                 f"and w start independent (median {_fmt(c0.median())} at initialisation; median change in training "
                 f"{moved:+.2f})")
         head += (f"; in {int(round(t['prob_greater'] * n_a * n_b))} of the {n_a * n_b} main–control pairs the main "

@@ -265,7 +265,8 @@ def summary_sentence(table: pd.DataFrame, labels: dict | None = None) -> str:
     adjusted p (named only when one measure has it)."""
     labels = labels or {}
     if len(table) == 0:
-        return "No measure could be compared with precision: a rank correlation needs at least 3 seeds with distinct values."
+        return ("No measure could be compared with precision: a rank correlation needs at least 3 seeds with distinct "
+                "values.")
     ns = sorted(set(table["n"]))
     n = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
     hits = table[table["significant"]]

@@ -337,7 +337,8 @@ def describe_population(ctx: Context, P: Population) -> None:
     c = ctx.cfg
     lo, hi = c.trained_range_ms
     shared = pop.shares_G(P.main)
-    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {pop.count(len(P.main), 'seed')} of the seed-compatible ensemble"
+    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {pop.count(len(P.main), 'seed')} of the seed-compatible "
+            "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "
             + ("Every seed shares one recurrent network G." if shared else "Every seed has a G of its own.")
@@ -363,7 +364,8 @@ def networks_section(P: Population) -> None:
         return
     m = P.main.iloc[0]
     lyap = float(m["network_lyapunov_spontaneous_per_s"])
-    display(Markdown(f"{'**G**' if len(P.main) == 1 else f'**G, shared by all {len(P.main)} seeds**'} (network `{m['network_key']}`): spontaneous "
+    who = "**G**" if len(P.main) == 1 else f"**G, shared by all {len(P.main)} seeds**"
+    display(Markdown(f"{who} (network `{m['network_key']}`): spontaneous "
                      f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
                      f"the spontaneous activity {lyap:.3g} /s, "
                      + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
@@ -415,8 +417,8 @@ def _too_few(P: Population, what: str) -> bool:
     """True (after saying so) when the main ensemble has too few seeds, or no measure that varies, for `what`."""
     n = len(P.main)
     if n < MIN_N_RHO:
-        display(Markdown(f"No {what}: the main ensemble has {n} seed{'s' if n != 1 else ''}, and Spearman's rho "
-                         f"needs at least {MIN_N_RHO}."))
+        display(Markdown(f"No {what}: the main ensemble has {pop.count(n, 'seed')}, and a rank correlation needs "
+                         f"at least {MIN_N_RHO} to mean anything."))
         return True
     if not pop.predictors(P.main):
         display(Markdown(f"No {what}: no per-seed measure takes more than one value in this run."))

@@ -127,5 +127,5 @@ def test_the_population_report_of_one_seed_says_what_it_cannot_test(smoke_run, t
                      if c.cell_type == "code" for o in c.outputs)
     assert "1 seed of the seed-compatible ensemble" in text
     assert "No test compares the ensembles at 1 and 1 seeds" in text
-    assert text.count("the main ensemble has 1 seed, and Spearman's rho needs at least 3") == 3
+    assert text.count("the main ensemble has 1 seed, and a rank correlation needs at least 3") == 3
     assert "claimed" not in text and "p = nan" not in text
