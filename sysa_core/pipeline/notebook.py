@@ -23,7 +23,7 @@ PARAMETERS = {
     "train": _SEED,
     "inspect": {**_SEED, "checkpoint": str},
     "pca": {**_SEED, "checkpoint": str},
-    "population": {"profile": str, "run_dir": str, "control_dir": str},
+    "population": {"profile": str, "run_dir": str, "control_dir": str, "pool_ensembles": bool},
 }
 
 
@@ -120,6 +120,8 @@ def setup(name: str, namespace: dict) -> Context:
         cfg = _config.resolve(profile or DEFAULT_PROFILE)
         run_dir = Path(p["run_dir"]) if p["run_dir"] else files.default_run_dir(cfg.profile)
         p["control_dir"] = Path(p["control_dir"]) if p["control_dir"] else None
+        if p["pool_ensembles"] and p["control_dir"] is None:
+            raise UserError("population.ipynb: pool_ensembles needs control_dir (the control ensemble's run folder)")
         return Context(name, _run_config(run_dir, cfg), run_dir, p)
     if p.get("checkpoint"):
         path = Path(p["checkpoint"])
@@ -288,6 +290,7 @@ class Population:
     error: "object"
     overlaps: "object"
     ensembles: "object | None"  # main against control (analysis.stats.compare_groups), or None
+    pooled: "object | None" = None  # both ensembles tested together, the ensemble a covariate, or None
 
 
 def population(ctx: Context) -> Population:
@@ -302,10 +305,12 @@ def population(ctx: Context) -> Population:
         tables["control"] = control
     both = pop.combine(tables)
     table, power = pop.statistics(main)
+    pooled = (pop.statistics(both, pool_by="ensemble")[0] if ctx.params["pool_ensembles"] and control is not None
+              else None)
     labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
     return Population(main, control, both, runs, table, power, labels, pop.networks(ctx.run_dir, main),
                       pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs),
-                      pop.compare_ensembles(main, control))
+                      pop.compare_ensembles(main, control), pooled)
 
 
 def network_section(ctx: Context, m: dict) -> None:
@@ -398,6 +403,8 @@ def statistics_section(P: Population) -> None:
         return
     display(tables.statistics(P.table, P.labels))
     tables.power(P.power)
+    if P.pooled is not None:
+        display(tables.statistics(P.pooled, P.labels, pooled=True))
     plots.show(population_plots.rho_table_plot(P.table, P.labels))
     spread = [c for c in ("pr_input_l1_spread", "pr_input_l2_spread", "pr_output_l1_spread", "pr_output_l2_spread")
               if c in P.main]

@@ -150,20 +150,31 @@ def seeds(both: pd.DataFrame):
     return _style(df, digits=3)
 
 
-def statistics(table: pd.DataFrame, labels: dict):
+def statistics(table: pd.DataFrame, labels: dict, pooled: bool = False):
     """The tests of analysis.stats.against (one target): rho, permutation p, Holm-adjusted p, the
-    interval where one is shown; the caption says the ensemble, n and where the p comes from."""
+    interval where one is shown; the caption says the ensemble, n and where the p comes from.
+    pooled: the table tests both ensembles together, the ensemble a covariate (pool_by)."""
     n = int(table["n"].max()) if len(table) else 0
-    source = ("every pairing (exact)" if len(table) and table["exact"].all()
-              else "50,000 seeded permutations (Monte Carlo)")
+    if pooled:
+        caption = (f"Both ensembles pooled, n = {n}: each measure against in-range precision (partial Spearman, the "
+                   f"ensemble a covariate: ranks centred within each ensemble); p from permutations of precision "
+                   f"within each ensemble (every one while there are at most 50,000, else 50,000 seeded); Holm's "
+                   f"adjustment across the {len(table)} tests; no interval")
+    else:
+        source = ("every pairing (exact)" if len(table) and table["exact"].all()
+                  else "50,000 seeded permutations (Monte Carlo)")
+        caption = (f"Main ensemble, n = {n}: each measure against in-range precision (Spearman); p from {source}, "
+                   f"Holm's adjustment across the {len(table)} tests")
+    return _style(_statistics_frame(table, labels), digits=3).set_caption(caption)
+
+
+def _statistics_frame(table: pd.DataFrame, labels: dict) -> pd.DataFrame:
     df = pd.DataFrame({
         "measure": [labels.get(m, m) for m in table["measure"]], "n": table["n"], "rho": table["rho"],
         "p": table["p"], "p (Holm)": table["p_holm"], "95 % interval": [
             "–" if not np.isfinite(lo) else f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])],
         "claimed": table["significant"]})
-    return _style(df.set_index("measure"), digits=3).set_caption(
-        f"Main ensemble, n = {n}: each measure against in-range precision (Spearman); p from {source}, Holm's "
-        f"adjustment across the {len(table)} tests")
+    return df.set_index("measure")
 
 
 def ensemble_tests(tests: pd.DataFrame, labels: dict):

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from conftest import cli_env
+from conftest import cli_env, copy_run
 from papermill.exceptions import PapermillExecutionError
 
 from sysa_core import files
@@ -129,3 +129,18 @@ def test_the_population_report_of_one_seed_says_what_it_cannot_test(smoke_run, t
     assert "No test compares the ensembles at 1 and 1 seeds" in text
     assert text.count("the main ensemble has 1 seed, and a rank correlation needs at least 3") == 3
     assert "claimed" not in text and "p = nan" not in text
+
+
+def test_the_ensembles_can_be_pooled_with_the_ensemble_as_a_covariate(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")  # the notebook writes population.csv into its run folder
+    params = {"profile": "smoke", "run_dir": str(run), "control_dir": str(run / "control"), "pool_ensembles": True}
+    out = tmp_path / "population.ipynb"
+    papermill.execute_notebook(str(NB_DIR / "population.ipynb"), str(out), parameters=params, progress_bar=False,
+                               kernel_name="python3", cwd=str(tmp_path))
+    cell = next(c for c in nbformat.read(out, as_version=4).cells if "nb.statistics_section" in c.source)
+    html = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+    assert "Main ensemble, n = 2" in html and "Both ensembles pooled, n = 4" in html and "partial Spearman" in html
+    with pytest.raises(PapermillExecutionError) as info:
+        papermill.execute_notebook(str(NB_DIR / "population.ipynb"), str(tmp_path / "no.ipynb"), progress_bar=False,
+                                   parameters={**params, "control_dir": ""}, kernel_name="python3", cwd=str(tmp_path))
+    assert info.value.ename == "UserError" and "pool_ensembles needs control_dir" in info.value.evalue
