@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipympl")) else None
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import files  # noqa: E402
 
@@ -120,6 +121,7 @@ def spectrum(eigvals: dict, k: int = 20):
         ax.plot(np.arange(1, len(ev) + 1), np.cumsum(ev), marker="o", ms=3, label=f"{name} (dim {dim:.2f})")
     ax.set(xlabel="leading PCs kept (count)", ylabel="cumulative explained variance (fraction)", ylim=(0, 1.02),
            title="Explained variance of the leading PCs")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     return fig

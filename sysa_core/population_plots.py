@@ -4,6 +4,8 @@ subspaces, the two ensembles side by side, and the overview the index shows. Fit
 within the data's range and the measure's possible values; every axis carries its unit."""
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -19,6 +21,17 @@ MIN_N_LINE = 8
 
 def _colour(ens: str) -> str:
     return ENSEMBLE_COLOURS.get(ens, "C2")
+
+
+def _stripplot(**kw):
+    """sns.stripplot with its jitter drawn from a fixed seed, so the same data always give the same
+    figure (seaborn draws jitter from numpy's global random state, which is restored afterwards)."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        return sns.stripplot(**kw)
+    finally:
+        np.random.set_state(state)
 
 
 def performance_original(table: pd.DataFrame):
@@ -64,7 +77,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
     title gives rho, its permutation p and the Holm-adjusted p of that test."""
     cols = list(labels)
     nrows = int(np.ceil(len(cols) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 3.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
     ens = df["ensemble"] if "ensemble" in df else pd.Series(["main"] * len(df))
     n_main = int((ens == "main").sum())
     for ax, col in zip(axes.flat, cols):
@@ -74,23 +87,25 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
             y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
             ax.scatter(x, y, s=16, color=_colour(name), label=name, zorder=3)
             for xi, yi, s in zip(x, y, sub["seed"]):
-                ax.annotate(str(int(s)), (xi, yi), fontsize=6, alpha=0.6)
+                ax.annotate(str(int(s)), (xi, yi), fontsize=8, xytext=(3, 2), textcoords="offset points")
             if name == "main" and n_main >= MIN_N_LINE:
                 _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
         row = table[(table.measure == col) & (table.target == target)]
         stat = (f"main: rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
                 if len(row) and np.isfinite(row.rho.iloc[0]) else "")
         ax.set_xscale("log")
-        ax.set(xlabel="in-range precision (MSE, a.u.²)", ylabel=labels[col])
+        ax.set(xlabel="in-range precision (MSE, a.u.²)")
+        ax.set_ylabel(textwrap.fill(labels[col], 28), fontsize=9)
         _integer_ticks(ax, df[col])
-        ax.set_title(stat, fontsize=8)
+        ax.set_title(stat, fontsize=8, pad=12)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(cols):]:
         ax.axis("off")
     if len(cols):
         axes.flat[0].legend(fontsize=7, loc="best")
     line = " and a Theil-Sen line within its data" if n_main >= MIN_N_LINE else f"; no line below {MIN_N_LINE} seeds"
-    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman{line})",
+    other = "; control seeds drawn, not tested" if (ens != "main").any() else ""
+    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman{line}{other})",
                  fontsize=10)
     fig.tight_layout()
     return fig
@@ -119,9 +134,11 @@ def rho_table_plot(table: pd.DataFrame, labels: dict):
 
 
 def correlation_heatmap(matrix: pd.DataFrame, title: str = "Spearman correlation between measures"):
-    fig, ax = plt.subplots(figsize=(0.55 * len(matrix) + 3, 0.5 * len(matrix) + 1.8))
-    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f", annot_kws={"size": 7}, ax=ax,
+    matrix = matrix.rename(index=lambda s: textwrap.fill(s, 30), columns=lambda s: textwrap.fill(s, 30))
+    fig, ax = plt.subplots(figsize=(0.8 * len(matrix) + 4.5, 0.7 * len(matrix) + 3))
+    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".1f", annot_kws={"size": 9}, ax=ax,
                 square=True, cbar_kws={"shrink": 0.7, "label": "Spearman's rho"})
+    ax.tick_params(labelsize=8)
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -185,11 +202,11 @@ def ensemble_comparison(df: pd.DataFrame, columns: dict, tests: pd.DataFrame | N
     n = len(columns)
     fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False)
     for ax, (col, lab) in zip(axes[0], columns.items()):
-        sns.stripplot(data=df, x="ensemble", y=col, ax=ax, size=6, jitter=0.12, hue="ensemble",
-                      palette=ENSEMBLE_COLOURS, legend=False)
+        _stripplot(data=df, x="ensemble", y=col, ax=ax, size=6, jitter=0.12, hue="ensemble",
+                   palette=ENSEMBLE_COLOURS, legend=False)
         for ens, sub in df.groupby("ensemble", sort=False):
             xi = list(dict.fromkeys(df["ensemble"])).index(ens)
-            ax.plot([xi - 0.25, xi + 0.25], [sub[col].median()] * 2, color="k", lw=1.5)
+            ax.plot([xi - 0.25, xi + 0.25], [sub[col].median()] * 2, color="k", lw=1.5, zorder=1)
         if col in log:
             ax.set_yscale("log")
         row = tests[tests.measure == col] if tests is not None else []
@@ -208,14 +225,14 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame):
     """The index's figure: in-range precision and the I–w cosine (at initialisation and trained) of
     every network of both ensembles, and the plateau against duration."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    sns.stripplot(data=both, x="ensemble", y="precision_trained_range", hue="ensemble", palette=ENSEMBLE_COLOURS,
-                  ax=axes[0], size=6, legend=False)
+    _stripplot(data=both, x="ensemble", y="precision_trained_range", hue="ensemble", palette=ENSEMBLE_COLOURS,
+               ax=axes[0], size=6, legend=False)
     axes[0].set(yscale="log", xlabel="", ylabel="in-range precision (MSE, a.u.²)",
                 title="Precision inside the trained range")
     long = pd.concat([both.assign(stage="initialisation", cos=both["weight_correlation_init"]),
                       both.assign(stage="trained", cos=both["weight_correlation"])])
-    sns.stripplot(data=long, x="stage", y="cos", hue="ensemble", palette=ENSEMBLE_COLOURS, dodge=True, ax=axes[1],
-                  size=6)
+    _stripplot(data=long, x="stage", y="cos", hue="ensemble", palette=ENSEMBLE_COLOURS, dodge=True, ax=axes[1],
+               size=6)
     axes[1].set(xlabel="", ylabel="I–w cosine (dimensionless)", ylim=(-1.05, 1.05), title="I–w cosine")
     axes[1].legend(fontsize=7)
     for ens, sub in curves.groupby("ensemble", sort=False):

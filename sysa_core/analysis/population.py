@@ -299,7 +299,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
                    f"the control ensemble (sysa run --control).")
-    out.append(stats.summary_sentence(table, labels))
+    out.append(stats.summary_sentence(table, labels) + _largest_rho(table, labels))
     counts = main["memory_mechanism"].value_counts()
     parts = [f"{k}: {v}" for k, v in counts.items()]
     speed = main["plateau_state_speed_per_s"].median()
@@ -311,10 +311,10 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         out.append(f"{who} the plateau by a {counts.index[0]} (the rule of "
                    f"analysis.mechanism, which cannot tell a transient from a limit cycle): {how} (median relative "
                    f"state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median)"
-                   + _control_mechanisms(control) + ".")
+                   + _control_mechanisms(control) + "." + _memory_span(main, control))
     else:
         out.append(f"The main networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
-                   f"speed {speed:.3g} /s)" + _control_mechanisms(control) + ".")
+                   f"speed {speed:.3g} /s)" + _control_mechanisms(control) + "." + _memory_span(main, control))
     crit = power["critical_rho"]
     det = power["detectable_rho"]
     reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
@@ -325,6 +325,48 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
             f"for rho = 0.5")
     holm = (f", {need} at the Bonferroni level α/{power['tests']} (Holm's correction at its strictest) across the "
             f"{power['tests']} tests here" if power["tests"] > 1 else "")
+    one_G = (" Every network of this run shares one G, so the answer holds for this G; an answer for System A in "
+             "general takes seeds with a G each (--set model.G_per_seed=true)." if shares_G(main) and len(main) > 1
+             else "")
     out.append(f"{lead}: {reach}; detecting rho = 0.5 with 80 % power needs about {power['seeds_for_0.5']} seeds for "
-               f"one test{holm}.")
+               f"one test{holm}.{one_G}")
     return out
+
+
+def _largest_rho(table: pd.DataFrame, labels: dict) -> str:
+    """When nothing is claimed: which measure(s) ranked most closely with precision, said to be
+    descriptive, with the sign read out (precision is an error: lower is better)."""
+    rho = pd.to_numeric(table["rho"], errors="coerce") if len(table) else pd.Series(dtype=float)
+    if not len(table) or table["significant"].any() or not rho.abs().max() > 0:
+        return ""
+    top = table[rho.abs() >= rho.abs().max() - 1e-12]
+    names = " and ".join(f"{labels.get(r.measure, r.measure).split(' (')[0]} (rho = {r.rho:+.2f}, p = {r.p:.2g}, "
+                         f"adjusted {r.p_holm:.2g})" for r in top.itertuples())
+    sign = ("larger values with more precise networks (a lower error)" if (top["rho"] < 0).all() else
+            "larger values with less precise networks (a higher error)" if (top["rho"] > 0).all() else
+            "opposite directions")
+    return f" The closest rank relationship is {names}: {sign}, which at this n is not evidence."
+
+
+def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
+    """How long past the trained window the networks keep the memory: in the duration sweep, when the
+    shortest-lived in-range plateau of each network leaves its 10 % band."""
+    keys = ("sweep_hold_ms_in_range_min", "sweep_trained_window_ms")
+    if not all(k in main for k in keys):
+        return ""
+
+    def span(df):
+        beyond = pd.to_numeric(df[keys[0]]) - pd.to_numeric(df[keys[1]])
+        return f"{beyond.min():+.0f} to {beyond.max():+.0f} ms" if beyond.min() != beyond.max() else f"{beyond.min():+.0f} ms"
+
+    window = float(pd.to_numeric(main[keys[1]]).iloc[0])
+    both = [main] + ([control] if control is not None and len(control) and all(k in control for k in keys) else [])
+    ctl = f" (control: {span(control)})" if len(both) == 2 else ""
+    capped = ""
+    if "sweep_horizon_ms" in main:
+        horizon = float(pd.to_numeric(main["sweep_horizon_ms"]).iloc[0])
+        if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
+            capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
+    return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
+            f"network leaves its 10 % band {span(main)}{ctl} relative to the end of the trained window "
+            f"({window / 1000:g} s after the cost onset){capped}.")

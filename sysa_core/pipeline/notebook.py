@@ -233,9 +233,12 @@ def summary(ctx: Context, m: dict) -> None:
                      f"through the trained window ({(cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000:g} s after the "
                      f"cost onset).")
     if m.get("converged") is not None:
-        parts.append("Training converged." if m["converged"] else
-                     f"Training had not converged: the loss still fell {100 * m['loss_fall_last_20pct']:.0f} % over "
-                     f"the last 20 % of the steps.")
+        fall = f"{100 * m['loss_fall_last_20pct']:.0f} %"
+        decays = cfg.train.lr_schedule != "constant"
+        parts.append(f"Training converged: the loss fell {fall} over the last 20 % of the steps"
+                     + (" (the learning rate decays to 0 there, so this says the loss settled, not that more steps "
+                        "could not lower it)." if decays else ".") if m["converged"] else
+                     f"Training had not converged: the loss still fell {fall} over the last 20 % of the steps.")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
         parts.append(f"The plateau is held by a {mech}: the state "
@@ -269,7 +272,8 @@ def alignment_summary(m: dict) -> None:
     for v, name, where in (("input", "I", "spontaneous"), ("output", "w", "memory-period")):
         k, f, null = m[f"{v}_topk90_k"], m[f"{v}_topk90_fraction"], m[f"{v}_topk90_null_mean"]
         parts.append(f"{name} puts {f:.2g} of |{name}|² in the {k} PC{'s' if k != 1 else ''} that carry 90 % of the "
-                     f"{where} variance, where a random vector puts {null:.2g} (k/N): {f / null:.2g}× chance, "
+                     f"{where} variance, where a random vector puts {null:.2g} on average (k/N in expectation): "
+                     f"{f / null:.2g}× chance, "
                      f"{rank(m[f'{v}_topk90_null_pct'])}.")
     display(Markdown(" ".join(parts)))
 
@@ -369,7 +373,10 @@ def networks_section(P: Population) -> None:
         return
     m = P.main.iloc[0]
     lyap = float(m["network_lyapunov_spontaneous_per_s"])
-    who = "**G**" if len(P.main) == 1 else f"**G, shared by all {len(P.main)} seeds**"
+    n_ctl = len(P.control) if P.control is not None and pop.shares_G(P.both) else 0
+    who = ("**G**" if len(P.main) + n_ctl == 1 else
+           f"**G, shared by all {len(P.main) + n_ctl} networks ({len(P.main)} main, {n_ctl} control)**" if n_ctl else
+           f"**G, shared by all {len(P.main)} seeds**")
     display(Markdown(f"{who} (network `{m['network_key']}`): spontaneous "
                      f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
                      f"the spontaneous activity {lyap:.3g} /s, "

@@ -38,7 +38,8 @@ def legend(cfg: Config) -> dict:
                    "trained window, and its in-range precision is at least 10× better than before training); "
                    "check: one of these fails (named); failed: the seed's chain stopped (its error shown)",
         "converged": "the loss of a fixed set of training trials fell by less than 10 % over the last 20 % of "
-                     "the training steps (least-squares line)",
+                     "the training steps (least-squares line); under a learning rate that decays to 0 this says "
+                     "the loss settled, not that more steps could not lower it",
         "final loss": "that loss at the end of training (MSE on the evaluated steps)",
         "holds": f"the share of the test pulses inside the trained range whose output stays within 10 % of its "
                  f"target from the cost onset to the end of the trained window ({window:g} s)",

@@ -65,3 +65,25 @@ def test_statistics_test_every_predictor_against_in_range_precision():
     assert len(t) == len(meas) and set(t["target"]) == {"precision_trained_range"}
     np.testing.assert_allclose(t["p_holm"], stats.holm(t["p"]))
     assert power["tests"] == len(t) and power["n"] == 8
+
+
+def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_one_G():
+    main = _ensemble(4, 1.0, 0.85)
+    main["weight_correlation"] = [0.9, 0.8, 0.7, 0.6]
+    main["precision_trained_range"] = [1e-4, 2e-4, 3e-4, 4e-4]  # rho = -1: the larger cosine, the smaller error
+    main["sweep_trained_window_ms"] = 600.0
+    main["sweep_horizon_ms"] = 3000.0
+    main["sweep_hold_ms_in_range_min"] = [620.0, 650.0, 700.0, 640.0]
+    lines = _answer(main, None)
+    rel = next(line for line in lines if "no relationship" in line or "cannot be detected" in line)
+    assert "The closest rank relationship is I–w cosine (rho = -1.00, p = 0.083" in rel
+    assert "larger values with more precise networks (a lower error), which at this n is not evidence" in rel
+    mech = next(line for line in lines if "hold the plateau" in line)
+    assert "leaves its 10 % band +20 to +100 ms relative to the end of the trained window (0.6 s" in mech
+    assert "sweep's end" not in mech
+    main["sweep_hold_ms_in_range_min"] = [3000.0, 650.0, 700.0, 640.0]
+    mech = next(line for line in _answer(main, None) if "hold the plateau" in line)
+    assert "+40 to +2400 ms" in mech and "still on target at the sweep's end (3 s) counts as leaving there" in mech
+    assert "answer holds for this G" in lines[-1] and "model.G_per_seed=true" in lines[-1]
+    own = main.assign(network_key=[f"k{i}" for i in range(4)])
+    assert "answer holds for this G" not in _answer(own, None)[-1]

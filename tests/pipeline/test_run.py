@@ -182,7 +182,7 @@ def _cell_output(ipynb, source_start: str) -> str:
 
 def test_the_population_report_shows_G_once_and_no_G_only_predictor(smoke_run):
     html = (smoke_run / "population.html").read_text()
-    assert html.count("G, shared by all 2 seeds") == 1 and "<h2" in html and "The network G" in html
+    assert html.count("G, shared by all 4 networks (2 main, 2 control)") == 1 and "<h2" in html and "The network G" in html
     stats_cell = _cell_output(smoke_run / "population.ipynb", "nb.statistics_section")
     for label in population.NETWORK_MEASURES.values():
         assert label not in stats_cell
