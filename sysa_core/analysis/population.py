@@ -159,7 +159,7 @@ def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -
     text = []
     for fs in found:
         where = [labels[kept[i]] for i in fs]
-        bits = ["G's spontaneous run"] if ("G", None) in where else []
+        bits = ["G's own search (the origin and the spontaneous activity)"] if ("G", None) in where else []
         for ens in runs:
             ss = [str(s) for e, s in where if e == ens]
             if ss:
@@ -214,6 +214,30 @@ def subspace_overlaps(runs: dict) -> pd.DataFrame:
     labels = list(pcs)
     m = np.array([[subspace_overlap(pcs[a], pcs[b]) for b in labels] for a in labels])
     return pd.DataFrame(m, index=labels, columns=labels)
+
+
+def overlap_summary(matrix: pd.DataFrame, k: int, n_units: int) -> str:
+    """The overlaps of subspace_overlaps read out per kind of pair (within each ensemble, between
+    them): median and range over the pairs of distinct seeds, against the chance level k / N."""
+    ens = [str(label).split(" ")[0] for label in matrix.index]
+    m = matrix.to_numpy(dtype=float)
+    groups: dict[str, list[float]] = {}
+    for i in range(len(ens)):
+        for j in range(i + 1, len(ens)):
+            a, b = sorted((ens[i], ens[j]), key=lambda e: (e != "main", e))
+            kind = f"{a}–{b}"
+            groups.setdefault(kind, []).append(m[i, j])
+    if not groups:
+        return "One network only: no pair of memory subspaces to compare."
+    order = sorted(groups, key=lambda g: (g.split("–")[0] != g.split("–")[1], g != "main–main", g))
+    parts = []
+    for kind in order:
+        v = np.asarray(groups[kind])
+        rng = f" ({v.min():.2g}–{v.max():.2g})" if f"{v.min():.2g}" != f"{v.max():.2g}" else ""
+        parts.append(f"{kind} {np.median(v):.2g}{rng}, {count(len(v), 'pair')}")
+    return (f"Overlap of the leading {k} memory PCs, median (range) over the pairs of distinct networks: "
+            + "; ".join(parts) + f". Chance for unrelated random subspaces: k/N = {k / n_units:.2g}. Descriptive: "
+            "no test.")
 
 
 def inputs_digest(run_dir: Path, seeds) -> str:

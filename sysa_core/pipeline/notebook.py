@@ -206,9 +206,9 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
     tail = loss[-max(1, len(loss) // 10):]
     k = hist.get("trained_together") or 1
     secs = hist["train_seconds"]
-    took = (f"{secs:.1f} s of training" if k == 1 else
-            f"{secs:.1f} s of training (its share: {k} models trained together as one computation, "
-            f"about {secs * k:.0f} s in all)")
+    took = (f"{secs:.1f} s of training steps" if k == 1 else
+            f"{secs:.1f} s of training steps (its share: {k} models trained together as one computation, "
+            f"about {secs * k:.0f} s of steps in all)")
     display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {took}; "
                      f"mean loss over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
 
@@ -457,6 +457,12 @@ def correlation_figure(P: Population) -> None:
     title = f"Spearman correlation between measures (main ensemble, n = {len(P.main)}; descriptive)"
     matrix = stats.correlation_matrix(P.main, cols).rename(index=names, columns=names)
     plots.show(population_plots.correlation_heatmap(matrix, title))
+
+
+def overlap_section(ctx: Context, P: Population, k: int = 3) -> None:
+    """The overlap of the seeds' memory subspaces: read out per kind of pair, and the matrix."""
+    display(Markdown(pop.overlap_summary(P.overlaps, k, ctx.cfg.model.hidden_size)))
+    plots.show(population_plots.overlap_heatmap(P.overlaps, k, ctx.cfg.model.hidden_size))
 
 
 def ensembles_section(P: Population) -> None:

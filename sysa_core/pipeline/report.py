@@ -204,7 +204,8 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
                 f"({html.escape(str(run_info.get('cpu', '?')))}, {run_info.get('cores', '?')} cores)"),
         ("code", f"sysa {html.escape(str(cv.get('sysa', '?')))}, commit {html.escape(commit)}, torch "
                  f"{html.escape(str(cv.get('torch', '?')))}"),
-        ("wall time", f"{_seconds(t.get('total_s'))} in all: training {_seconds(t.get('train_s'))}, network "
+        ("wall time", f"{_seconds(t.get('total_s'))} in all: training {_seconds(t.get('train_s'))} (with its start-up "
+                      f"and the checkpoints and plots it writes), network "
                       f"analysis {_seconds(t.get('network_s'))}, notebooks {_seconds(t.get('notebooks_s'))}, "
                       f"population {_seconds(t.get('population_s'))} (this invocation; finished seeds are not "
                       f"redone)"),

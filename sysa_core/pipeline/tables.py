@@ -127,7 +127,7 @@ def mechanism(m: dict):
         "in-range precision, × better than untrained": (m["precision_untrained_trained_range"] / m["precision_trained_range"]
                                                         if m.get("precision_trained_range") else None),
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
-        "share of its norm the state travels during the hold": m["state_travel"],
+        "path the state travels during the hold, in units of |h|": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
         **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± s.e.)":
            f"{v:.3g} ± {m['lyapunov_se_per_s_by_duration'][d]:.2g}" for d, v in m["lyapunov_per_s_by_duration"].items()},

@@ -87,3 +87,15 @@ def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_o
     assert "answer holds for this G" in lines[-1] and "model.G_per_seed=true" in lines[-1]
     own = main.assign(network_key=[f"k{i}" for i in range(4)])
     assert "answer holds for this G" not in _answer(own, None)[-1]
+
+
+def test_the_overlaps_are_read_out_per_kind_of_pair():
+    labels = ["main 1", "main 2", "main 3", "control 1", "control 2"]
+    m = np.full((5, 5), 0.1)
+    m[:3, :3] = [[1, 0.2, 0.3], [0.2, 1, 0.4], [0.3, 0.4, 1]]
+    m[3, 4] = m[4, 3] = 0.05
+    np.fill_diagonal(m, 1.0)
+    said = population.overlap_summary(pd.DataFrame(m, index=labels, columns=labels), 3, 200)
+    assert said.startswith("Overlap of the leading 3 memory PCs")
+    assert "main–main 0.3 (0.2–0.4), 3 pairs; control–control 0.05, 1 pair; main–control 0.1, 6 pairs" in said
+    assert "k/N = 0.015" in said
