@@ -345,12 +345,14 @@ def describe_population(ctx: Context, P: Population) -> None:
 
     c = ctx.cfg
     lo, hi = c.trained_range_ms
-    shared = pop.shares_G(P.main)
+    shared = pop.shares_G(P.both)
     text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {pop.count(len(P.main), 'seed')} of the seed-compatible "
             "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "
-            + ("Every seed shares one recurrent network G." if shared else "Every seed has a G of its own.")
+            + ("Every network shares one recurrent network G" + (", the control ones included." if P.control is not None
+                                                                    else ".") if shared else
+               "Every seed has a G of its own.")
             + f" {c.model.hidden_size} units, τ = {c.model.tau_ms:g} ms, dt = {c.model.dt_ms:g} ms; trained pulses "
               f"{lo:g}–{hi - c.model.dt_ms:g} ms; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
     display(Markdown(text))
