@@ -350,7 +350,7 @@ def describe_population(ctx: Context, P: Population) -> None:
             "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "
-            + ("Every network shares one recurrent network G" + (", the control ones included." if P.control is not None
+            + ("Every network shares one recurrent matrix G" + (", the control ones included." if P.control is not None
                                                                     else ".") if shared else
                "Every seed has a G of its own.")
             + f" {c.model.hidden_size} units, τ = {c.model.tau_ms:g} ms, dt = {c.model.dt_ms:g} ms; trained pulses "
