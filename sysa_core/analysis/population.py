@@ -42,8 +42,8 @@ UNTESTED = {
                    "(see the largest difference below) and can swap the seeds' order, so a rank test on them would "
                    "test rounding; the variance alignment v'Cv / (λ_max |v|²) (tested) weighs each PC by its "
                    "variance and needs no cut-off",
-    "the share of |I|² and |w|² in the top-k PCs": "k is set per seed by its explained variance, so seeds are "
-                                                  "compared over different numbers of PCs",
+    "the share of |I|² and |w|² in the top-k PCs": "k is set per seed by its explained variance, so in general "
+                                                  "seeds are compared over different numbers of PCs",
     "cos(w, w at initialisation)": "it repeats the I–w cosine in the seed-compatible ensemble, "
                            "where I starts as √N·w",
 }

@@ -187,6 +187,8 @@ def test_the_population_report_shows_G_once_and_no_G_only_predictor(smoke_run):
     for label in population.NETWORK_MEASURES.values():
         assert label not in stats_cell
     assert "dim_spontaneous" not in stats_cell and "I–w cosine" in stats_cell
+    assert re.search(r"the seeds' k \(the PCs that carry 90 % of the variance\) is [0-9–]+ for I and [0-9–]+ for w",
+                     stats_cell)
     for alt in ("Overlap of the seeds' memory subspaces", "Duration → plateau across seeds",
                 "Error over time, pooled over seeds"):
         assert f'alt="{alt}' in html, alt
