@@ -29,7 +29,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 * float32 vs float64 simulation: pr_{v}_l1_f64, pr_{v}_l1_spread, pr_{v}_l2_f64, pr_{v}_l2_spread
   (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_f64, {v}_topk{L}_fraction_spread,
   {v}_var_alignment_f64, {v}_var_alignment_spread;
-* the network G (analysis.network): network_key, network_dim_spontaneous,
+* the network G (analysis.network): network_key (the analysis's cache key), network_G (G's digest),
+  network_dim_spontaneous,
   network_lyapunov_spontaneous_per_s (its standard error _se_per_s, from _blocks blocks),
   network_n_fixed_points, network_n_slow_points,
   network_points;

@@ -34,7 +34,8 @@ class NetworkAnalysis:
     """spontaneous / spontaneous_f64: the PCs of the spontaneous activity simulated in the configured
     dtype and in float64; points: the fixed and slow points of the autonomous flow; lyapunov_per_s:
     the largest finite-time Lyapunov exponent along the spontaneous activity's window (1/s), its
-    standard error and the blocks it comes from; key: the cache key."""
+    standard error and the blocks it comes from; key: the cache key (it changes with the code too);
+    G_digest: G's identity (G_digest), which tells whether two networks share G."""
 
     spontaneous: pca.PCA
     spontaneous_f64: pca.PCA
@@ -43,12 +44,14 @@ class NetworkAnalysis:
     lyapunov_se_per_s: float
     lyapunov_blocks: int
     key: str
+    G_digest: str
 
     def metrics(self) -> dict:
-        """network_key, network_dim_spontaneous, network_lyapunov_spontaneous_per_s,
+        """network_key, network_G, network_dim_spontaneous, network_lyapunov_spontaneous_per_s,
         network_n_fixed_points, network_n_slow_points, network_points (one record per point,
         dynamics.Points.records)."""
-        return {"network_key": self.key, "network_dim_spontaneous": self.spontaneous.dimensionality,
+        return {"network_key": self.key, "network_G": self.G_digest,
+                "network_dim_spontaneous": self.spontaneous.dimensionality,
                 "network_lyapunov_spontaneous_per_s": self.lyapunov_per_s,
                 "network_lyapunov_spontaneous_se_per_s": self.lyapunov_se_per_s,
                 "network_lyapunov_spontaneous_blocks": self.lyapunov_blocks,
@@ -65,6 +68,11 @@ def _silent(G: torch.Tensor) -> dict:
     """A state dict with G and nothing else (I, w, h0 zero): what the spontaneous run needs."""
     n = G.shape[0]
     return {"G": G, "I": torch.zeros(n, 1), "w": torch.zeros(n, 1), "h0": torch.zeros(n)}
+
+
+def G_digest(G: torch.Tensor) -> str:
+    """G's identity: the sha256 of its float32 bytes (16 hex digits)."""
+    return hashlib.sha256(G.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def network_key(cfg: Config, G: torch.Tensor) -> str:
@@ -102,7 +110,7 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> Ne
         picks = window[np.linspace(0, len(window) - 1, N_STARTS).round().astype(int)]
         starts = np.vstack([np.zeros((1, dyn.n)), picks, -picks])
         points = dynamics.find_points(dyn, starts, max_points=8)
-        return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, n_blocks, network_key(cfg, G))
+        return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, n_blocks, network_key(cfg, G), G_digest(G))
 
 
 # -- the cache in a run's folder ----------------------------------------------------------------------
@@ -116,7 +124,7 @@ def save(net: NetworkAnalysis, folder: Path) -> None:
     jpath, zpath = _paths(folder, net.key)
     buf = io.BytesIO()
     np.savez_compressed(
-        buf, key=np.array(net.key), lyapunov_per_s=np.array(net.lyapunov_per_s),
+        buf, key=np.array(net.key), G_digest=np.array(net.G_digest), lyapunov_per_s=np.array(net.lyapunov_per_s),
         lyapunov_se_per_s=np.array(net.lyapunov_se_per_s), lyapunov_blocks=np.array(net.lyapunov_blocks),
         spont_eigvals=net.spontaneous.eigvals, spont_eigvecs=net.spontaneous.eigvecs,
         spont64_eigvals=net.spontaneous_f64.eigvals, spont64_eigvecs=net.spontaneous_f64.eigvecs,
@@ -136,7 +144,7 @@ def load(folder: Path, key: str) -> NetworkAnalysis | None:
             sp = pca.PCA(z["spont_eigvals"], z["spont_eigvecs"])
             sp64 = pca.PCA(z["spont64_eigvals"], z["spont64_eigvecs"])
             return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), float(z["lyapunov_se_per_s"]),
-                                   int(z["lyapunov_blocks"]), key)
+                                   int(z["lyapunov_blocks"]), key, str(z["G_digest"]))
     except (OSError, ValueError, KeyError):
         return None
 

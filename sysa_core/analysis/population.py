@@ -83,6 +83,7 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
         for d, v in (m.get("precision_by_duration") or {}).items():
             row[f"precision_{d}ms"] = v
         row["network_key"] = m.get("network_key")
+        row["network_G"] = m.get("network_G")
         # every other scalar metric (alignment, confound, dynamics, ...) after the main columns
         row.update({k: v for k, v in m.items() if k not in row and k not in IDENTITY_KEYS
                     and (isinstance(v, (int, float, str)) or v is None)})
@@ -103,8 +104,9 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def shares_G(df: pd.DataFrame) -> bool:
-    """Whether every seed of the table has the same network (and so the same G)."""
-    return df["network_key"].nunique(dropna=False) == 1
+    """Whether every seed of the table has the same G (network_G: G's own digest, which, unlike the
+    analysis's cache key, does not change with the code that analysed it)."""
+    return df["network_G"].nunique(dropna=False) == 1
 
 
 def predictors(df: pd.DataFrame) -> dict:
@@ -132,13 +134,14 @@ def compare_ensembles(main: pd.DataFrame, control: pd.DataFrame | None, seed: in
 
 
 def networks(run_dir: Path, df: pd.DataFrame) -> list[_network.NetworkAnalysis]:
-    """The network analyses of the table's seeds (one when they share G), read from the run folder."""
-    out = []
+    """The network analyses of the table's seeds, one per G (the first found when seeds analysed by
+    different code versions cached the same G twice), read from the run folder."""
+    out = {}
     for key in dict.fromkeys(df["network_key"].dropna()):
         net = _network.load(run_dir, key)
         if net is not None:
-            out.append(net)
-    return out
+            out.setdefault(net.G_digest, net)
+    return list(out.values())
 
 
 def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -> tuple:
@@ -148,9 +151,9 @@ def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -
     mirror point -h (-1: none found)."""
     parts, labels = [net.points], [("G", None)]
     for ens, (run_dir, seeds) in runs.items():
-        keys = both[both["ensemble"] == ens].set_index("seed")["network_key"]
+        Gs = both[both["ensemble"] == ens].set_index("seed")["network_G"]
         for s in seeds:
-            if keys.get(s) == net.key:
+            if Gs.get(s) == net.G_digest:
                 with np.load(files.arrays_path(files.seed_dir(run_dir, s)), allow_pickle=False) as z:
                     parts.append(dynamics.Points.from_arrays(z))
                 labels.append((ens, s))
@@ -254,6 +257,12 @@ def inputs_digest(run_dir: Path, seeds) -> str:
 
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
+
+
+def span(values, fmt: str = ".0f", sep: str = "–") -> str:
+    """'3' when every value prints the same, '2–4' otherwise (fmt: a format spec; sep between the ends)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}{sep}{hi}"
 
 
 def count(n: int, noun: str) -> str:
@@ -379,18 +388,17 @@ def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     if not all(k in main for k in keys):
         return ""
 
-    def span(df):
-        beyond = pd.to_numeric(df[keys[0]]) - pd.to_numeric(df[keys[1]])
-        return f"{beyond.min():+.0f} to {beyond.max():+.0f} ms" if beyond.min() != beyond.max() else f"{beyond.min():+.0f} ms"
+    def beyond(df):
+        return span(pd.to_numeric(df[keys[0]]) - pd.to_numeric(df[keys[1]]), "+.0f", " to ") + " ms"
 
     window = float(pd.to_numeric(main[keys[1]]).iloc[0])
     both = [main] + ([control] if control is not None and len(control) and all(k in control for k in keys) else [])
-    ctl = f" (control: {span(control)})" if len(both) == 2 else ""
+    ctl = f" (control: {beyond(control)})" if len(both) == 2 else ""
     capped = ""
     if "sweep_horizon_ms" in main:
         horizon = float(pd.to_numeric(main["sweep_horizon_ms"]).iloc[0])
         if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
             capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
     return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
-            f"network leaves its 10 % band {span(main)}{ctl} relative to the end of the trained window "
+            f"network leaves its 10 % band {beyond(main)}{ctl} relative to the end of the trained window "
             f"({window / 1000:g} s after the cost onset){capped}.")

@@ -403,12 +403,6 @@ def networks_section(P: Population) -> None:
         plots.show(plots.spectrum({"spontaneous activity of G": net.spontaneous.eigvals}))
 
 
-def _span(values) -> str:
-    """'3' when every value is 3, '2–4' otherwise."""
-    lo, hi = int(min(values)), int(max(values))
-    return f"{lo}" if lo == hi else f"{lo}–{hi}"
-
-
 def statistics_section(P: Population) -> None:
     """The tests of every measure against in-range precision, what this n can detect, and the
     measures shown but not tested, with why."""
@@ -424,7 +418,7 @@ def statistics_section(P: Population) -> None:
     spread = [c for c in ("pr_input_l1_spread", "pr_input_l2_spread", "pr_output_l1_spread", "pr_output_l2_spread")
               if c in P.main]
     worst = float(P.main[spread].max().max()) if spread else None
-    ks = [f"{_span(P.main[f'{v}_topk90_k'])} for {name}" for v, name in (("input", "I"), ("output", "w"))
+    ks = [f"{pop.span(P.main[f'{v}_topk90_k'])} for {name}" for v, name in (("input", "I"), ("output", "w"))
           if f"{v}_topk90_k" in P.main]
     display(Markdown("Not tested: " + "; ".join(f"**{k}**: {v}" for k, v in pop.UNTESTED.items())
                      + (f". In this run the seeds' k (the PCs that carry 90 % of the variance) is "

@@ -30,7 +30,7 @@ CONFOUND_KEYS = {"weight_correlation_init", "input_drift_cosine", "output_drift_
 DYNAMICS_KEYS = {"memory_points", "memory_n_fixed_points", "memory_n_slow_points", "memory_min_point_speed_per_s",
                  "lyapunov_per_s_by_duration", "lyapunov_se_per_s_by_duration", "lyapunov_blocks",
                  "lyapunov_in_range_per_s", "lyapunov_in_range_se_per_s"}
-NETWORK_KEYS = {"network_key", "network_dim_spontaneous", "network_lyapunov_spontaneous_per_s",
+NETWORK_KEYS = {"network_key", "network_G", "network_dim_spontaneous", "network_lyapunov_spontaneous_per_s",
                 "network_lyapunov_spontaneous_se_per_s", "network_lyapunov_spontaneous_blocks",
                 "network_n_fixed_points", "network_n_slow_points", "network_points"}
 PLATEAU_KEYS = {"plateau_held_trained_window", "plateau_steady_trained_window", "plateau_hold_ms_by_duration",
@@ -77,7 +77,7 @@ def test_every_key_is_present_and_json_typed(seed1):
             assert set(v) == {"50", "150", "300"} and all(isinstance(x, float) for x in v.values()), k
         elif k in ("memory_points", "network_points"):
             assert isinstance(v, list) and all(isinstance(p, dict) for p in v), k
-        elif k in ("memory_mechanism", "network_key"):
+        elif k in ("memory_mechanism", "network_key", "network_G"):
             assert isinstance(v, str), k
         elif k in TRAINING_KEYS:
             assert v is None, k  # the original's checkpoints carry no sysa training record

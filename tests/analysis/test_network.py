@@ -3,12 +3,15 @@ spontaneous PCs (against analysis.pca), the points of the odd flow (the origin, 
 +- pairs), the cache round trip, and the key that decides when it is recomputed."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from sysa_core import config, model
-from sysa_core.analysis import network, pca
+from sysa_core.analysis import network, pca, population
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
@@ -25,6 +28,7 @@ def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(small_cfg, net):
     assert net.spontaneous_f64.dimensionality == pytest.approx(ref.dimensionality, rel=1e-3)
     m = net.metrics()
     assert m["network_dim_spontaneous"] == ref.dimensionality and m["network_key"] == net.key
+    assert m["network_G"] == network.G_digest(moved_sd["G"]) == net.G_digest
 
 
 def test_the_points_of_the_odd_flow(net):
@@ -49,3 +53,15 @@ def test_the_cache_round_trip_and_its_key(small_cfg, net, tmp_path):
     assert network.network_key(other, G) != net.key
     assert network.network_key(config.resolve("smoke", ["hidden_size=40", "lr=0.5"]), G) == net.key  # training
     assert network.network_key(small_cfg, G + 1e-3 * torch.ones_like(G)) != net.key
+
+
+def test_one_G_analysed_under_two_code_versions_is_one_network(net, tmp_path):
+    """Seeds analysed by two versions of the code cache the same G under two keys: the population
+    report shows it once."""
+    older = replace(net, key="0123456789abcdef")
+    network.save(net, tmp_path)
+    network.save(older, tmp_path)
+    table = pd.DataFrame({"seed": [1, 2], "network_key": [older.key, net.key], "network_G": [net.G_digest] * 2})
+    assert population.shares_G(table)
+    (only,) = population.networks(tmp_path, table)
+    assert only.G_digest == net.G_digest

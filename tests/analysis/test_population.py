@@ -17,7 +17,8 @@ def _ensemble(n: int, cos_init: float, cos: float, mech: str = "transient", key:
         "pr_input_l1": rng.uniform(300, 340, n), "memory_mechanism": [mech] * n,
         "plateau_state_speed_per_s": rng.uniform(1, 2, n), "readout_pcs_needed": rng.integers(15, 25, n),
         "network_dim_spontaneous": np.full(n, 3.9) if key == "k" else rng.uniform(3, 4, n),
-        "network_key": [key] * n if key == "k" else [f"k{i}" for i in range(n)]})
+        "network_key": [key] * n if key == "k" else [f"k{i}" for i in range(n)],
+        "network_G": [key] * n if key == "k" else [f"G{i}" for i in range(n)]})
 
 
 def test_no_G_only_measure_is_a_predictor_when_the_seeds_share_G():
@@ -28,6 +29,9 @@ def test_no_G_only_measure_is_a_predictor_when_the_seeds_share_G():
     assert "pr_input_l1" not in population.predictors(shared)  # shown, not tested (population.UNTESTED)
     own = _ensemble(6, 1.0, 0.85, key="own")
     assert not population.shares_G(own) and "network_dim_spontaneous" in population.predictors(own)
+    # seeds analysed by two versions of the code: two cache keys, one G
+    mixed = shared.assign(network_key=["old"] * 3 + ["new"] * 3)
+    assert population.shares_G(mixed) and "network_dim_spontaneous" not in population.predictors(mixed)
 
 
 def _answer(main, control):
@@ -85,7 +89,7 @@ def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_o
     mech = next(line for line in _answer(main, None) if "hold the plateau" in line)
     assert "+40 to +2400 ms" in mech and "still on target at the sweep's end (3 s) counts as leaving there" in mech
     assert "answer holds for this G" in lines[-1] and "model.G_per_seed=true" in lines[-1]
-    own = main.assign(network_key=[f"k{i}" for i in range(4)])
+    own = main.assign(network_key=[f"k{i}" for i in range(4)], network_G=[f"G{i}" for i in range(4)])
     assert "answer holds for this G" not in _answer(own, None)[-1]
 
 
