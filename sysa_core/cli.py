@@ -112,10 +112,9 @@ def cmd_train(args) -> int:
     dev = resolve_device(args.device)
     out = _out(args.out)
     files.check_owned(out)  # before any work starts
-    preflight.check_trained_with(out, ensembles(cfg, out, args.set, False), seeds,
-                                hint="use another --out (or delete those seeds' folders)")
-    training.check_memory(cfg, len(seeds) if args.batch_seeds else 1)
-    files.check_free_disk(out, training.disk_needed(cfg, len(seeds)), f"{len(seeds)} models")
+    ens = ensembles(cfg, out, args.set, False)
+    preflight.check_trained_with(out, ens, seeds, hint="use another --out (or delete those seeds' folders)")
+    preflight.check_resources(out, ens, seeds, args.batch_seeds)
     preflight.check_output_dir(out)
     with files.FolderLock(out):
         folders = {s: files.seed_dir(out, s) for s in seeds}

@@ -111,6 +111,10 @@ class Config:
         return lo <= duration_ms < hi
 
     # -- serialisation -----------------------------------------------------------------
+    def with_dtype(self, dtype: str) -> "Config":
+        """The same configuration simulated in another dtype ("float32", "float64")."""
+        return replace(self, model=replace(self.model, dtype=dtype))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["analysis"]["durations_ms"] = list(self.analysis.durations_ms)

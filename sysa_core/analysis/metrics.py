@@ -59,7 +59,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +90,6 @@ class ModelAnalysis:
 
     metrics: dict
     arrays: dict
-
-
-def _with_dtype(cfg: Config, dtype: str) -> Config:
-    return replace(cfg, model=replace(cfg.model, dtype=dtype))
 
 
 def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256: str | None = None,
@@ -164,7 +160,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
 
     # float64: one simulation of the memory trials gives the PCA for the spread and the states
     # for the dynamics and the mechanism
-    cfg64 = _with_dtype(cfg, "float64")
+    cfg64 = cfg.with_dtype("float64")
     a = cfg.analysis
     _, rates64, states = run(cfg64, sd, fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms).x,
                              return_r=True, return_h=True)

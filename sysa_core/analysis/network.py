@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +60,6 @@ class NetworkAnalysis:
                 "network_points": self.points.records()}
 
 
-def _with_dtype(cfg: Config, dtype: str) -> Config:
-    return replace(cfg, model=replace(cfg.model, dtype=dtype))
-
-
 def _silent(G: torch.Tensor) -> dict:
     """A state dict with G and nothing else (I, w, h0 zero): what the spontaneous run needs."""
     n = G.shape[0]
@@ -93,7 +89,7 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> Ne
         a = cfg.analysis
         sd = _silent(G.detach().cpu())
         sp = pca.spontaneous_pca(cfg, sd)
-        c64 = _with_dtype(cfg, "float64")
+        c64 = cfg.with_dtype("float64")
         start = cfg.steps(a.spont_start_ms)
         x = torch.zeros(1, cfg.steps(a.spont_T_ms), 1)
         h0 = torch.full((G.shape[0],), a.spont_h0)

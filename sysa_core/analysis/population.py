@@ -171,9 +171,10 @@ def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -
     return pts, text, pts.mirrors()
 
 
-def _arrays(run_dir: Path, seed: int) -> dict:
+def _arrays(run_dir: Path, seed: int, *keys: str) -> dict:
+    """The named arrays of a seed's analysis.npz (only those are read and decompressed)."""
     with np.load(files.arrays_path(files.seed_dir(run_dir, seed)), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        return {k: z[k] for k in keys}
 
 
 def plateau_curves(runs: dict) -> pd.DataFrame:
@@ -182,7 +183,7 @@ def plateau_curves(runs: dict) -> pd.DataFrame:
     rows = []
     for ens, (run_dir, seeds) in runs.items():
         for s in seeds:
-            a = _arrays(run_dir, s)
+            a = _arrays(run_dir, s, "gen_durations_ms", "gen_plateau", "gen_target", "gen_in_range")
             rows.append(pd.DataFrame({"ensemble": ens, "seed": s, "duration_ms": a["gen_durations_ms"],
                                       "plateau": a["gen_plateau"], "target": a["gen_target"],
                                       "in_range": a["gen_in_range"]}))
@@ -196,10 +197,10 @@ def error_over_time(runs: dict, cfg) -> pd.DataFrame:
     rows = []
     for ens, (run_dir, seeds) in runs.items():
         for s in seeds:
-            a = _arrays(run_dir, s)
+            a = _arrays(run_dir, s, "eval_t_ms", "eval_durations_ms", "eval_y")
             t = a["eval_t_ms"]
             after = t >= cfg.task.cost_onset_ms
-            for d, y, tg in zip(a["eval_durations_ms"], a["eval_y"], a["eval_target"]):
+            for d, y in zip(a["eval_durations_ms"], a["eval_y"]):
                 if not cfg.in_trained_range(float(d)):
                     continue
                 target = cfg.task.thresh * float(d)
@@ -213,7 +214,7 @@ def error_over_time(runs: dict, cfg) -> pd.DataFrame:
 def subspace_overlaps(runs: dict) -> pd.DataFrame:
     """The overlap (mean squared cosine of the principal angles, mechanism.subspace_overlap) of the
     leading memory PCs of every pair of seeds of every ensemble; labels "<ensemble> <seed>"."""
-    pcs = {f"{ens} {s}": _arrays(run_dir, s)["mem_pcs"] for ens, (run_dir, seeds) in runs.items() for s in seeds}
+    pcs = {f"{ens} {s}": _arrays(run_dir, s, "mem_pcs")["mem_pcs"] for ens, (run_dir, seeds) in runs.items() for s in seeds}
     labels = list(pcs)
     m = np.array([[subspace_overlap(pcs[a], pcs[b]) for b in labels] for a in labels])
     return pd.DataFrame(m, index=labels, columns=labels)

@@ -465,8 +465,10 @@ def correlation_figure(P: Population) -> None:
     plots.show(population_plots.correlation_heatmap(matrix, title))
 
 
-def overlap_section(ctx: Context, P: Population, k: int = 3) -> None:
-    """The overlap of the seeds' memory subspaces: read out per kind of pair, and the matrix."""
+def overlap_section(ctx: Context, P: Population) -> None:
+    """The overlap of the seeds' memory subspaces (their N_PROJECTED leading memory PCs): read out
+    per kind of pair, and the matrix."""
+    k = _metrics.N_PROJECTED
     display(Markdown(pop.overlap_summary(P.overlaps, k, ctx.cfg.model.hidden_size)))
     plots.show(population_plots.overlap_heatmap(P.overlaps, k, ctx.cfg.model.hidden_size))
 
