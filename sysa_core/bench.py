@@ -322,7 +322,7 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2
         done(seeds_batched_case(cfg, k, batch=batch, repeats=1, pool=False, reference_ms=step["reference_ms"]))
         return results
     step = done(train_step_case(cfg, batch=batch, repeats=5, reference_repeats=3, all_rows_repeats=3))
-    c64 = replace(cfg, model=replace(cfg.model, dtype="float64"))
+    c64 = cfg.with_dtype("float64")
     done(train_step_case(c64, batch=batch, repeats=2, reference_repeats=1, memory=False, analysis_time=False,
                          case="train_step_float64"))
     done(seeds_batched_case(cfg, k, batch=batch, repeats=3, reference_ms=step["reference_ms"]))

@@ -4,8 +4,6 @@ in N = 60 dimensions, vectors built from its PCs, the null distribution against 
 spread on a small model."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -129,7 +127,7 @@ def test_dtype_spread_compares_float32_and_float64_simulations():
     cfg = config.resolve("smoke", ["hidden_size=40"])
     sd = model.init_weights(cfg.model, 2)
     sd["w"] = sd["w"] + 0.1 * torch.randn(sd["w"].shape, generator=model.generator(3))
-    c64 = replace(cfg, model=replace(cfg.model, dtype="float64"))
+    c64 = cfg.with_dtype("float64")
     pcas = {dt: (pcam.spontaneous_pca(c, sd), pcam.memory_pca(c, sd)) for dt, c in (("float32", cfg), ("float64", c64))}
     s = alignment.dtype_spread(pcas, sd["I"], sd["w"])
     pr64 = pcam.participation_ratios(sd["I"].numpy(), pcas["float64"][0].eigvecs)
