@@ -60,6 +60,14 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant" (the original) or "cosine": lr * (1 + cos(pi t / steps)) / 2 at step t
     engine: str = "adjoint"  # "adjoint" (exact hand-written BPTT) or "autograd" (reference)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_trials // self.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
 
 @dataclass(frozen=True)
 class AnalysisConfig:

@@ -136,7 +136,7 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
             "torch_threads": torch.get_num_threads(), "device": "+".join(st.devices) or None,
             "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w,
                         "monitor_step": st.monitor_step, "monitor_loss": st.monitor_loss},
-            "convergence": convergence(st.monitor_step, st.monitor_loss, _total_steps(st.cfg))}
+            "convergence": convergence(st.monitor_step, st.monitor_loss, st.cfg.train.total_steps)}
 
 
 def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> None:
@@ -148,7 +148,7 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
                            "exp_avg_sq": opt_state["I"][1][row].clone()},
                        2: {"step": opt_state["step"].clone(), "exp_avg": opt_state["w"][0][row].clone(),
                            "exp_avg_sq": opt_state["w"][1][row].clone()}},
-             "param_groups": [dict(ADAM_GROUP, lr=learning_rate(st.cfg.train, st.epoch * _steps_per_epoch(st.cfg) - 1))]}
+             "param_groups": [dict(ADAM_GROUP, lr=learning_rate(st.cfg.train, st.epoch * st.cfg.train.steps_per_epoch - 1))]}
     extra = {"training_id": st.cfg.training_id(), "batch_rng": st.batch_gen.get_state(),
              "loss": torch.tensor(st.loss, dtype=torch.float64),
              "grad_I": torch.tensor(st.grad_I, dtype=torch.float64),
@@ -205,7 +205,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                         "exp_avg_sq": torch.stack([st.adam["I"][1] for st in group])}
         opt.state[w] = {"step": step.clone(), "exp_avg": torch.stack([st.adam["w"][0] for st in group]),
                         "exp_avg_sq": torch.stack([st.adam["w"][1] for st in group])}
-    steps_per_epoch = _steps_per_epoch(cfg)
+    steps_per_epoch = cfg.train.steps_per_epoch
     start = group[0].epoch
     bar = tqdm(total=(tc.epochs - start) * steps_per_epoch, disable=not progress, desc=_label(group))
     try:
@@ -256,20 +256,12 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
         bar.close()
 
 
-def _steps_per_epoch(cfg: Config) -> int:
-    return cfg.train.n_trials // cfg.train.batch_size
-
-
-def _total_steps(cfg: Config) -> int:
-    return cfg.train.epochs * _steps_per_epoch(cfg)
-
-
 def learning_rate(tc, step: int) -> float:
     """Adam's learning rate at step `step` (0-based) of the epochs * (n_trials // batch_size) steps:
     train.lr throughout ("constant"), or lr (1 + cos(pi step / steps)) / 2 ("cosine", from lr towards 0)."""
     if tc.lr_schedule == "constant":
         return tc.lr
-    total = tc.epochs * (tc.n_trials // tc.batch_size)
+    total = tc.total_steps
     return tc.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
@@ -366,7 +358,7 @@ def disk_needed(cfg: Config, n_models: int, n_networks: int = 1) -> int:
     """A bound on the disk (bytes) a run's outputs take: per model two checkpoints, its metadata,
     analysis and reports; per network its two N x N eigenvector matrices."""
     n = cfg.model.hidden_size
-    per_model = 2 * (n * n + 4 * n) * 4 + 8 * cfg.train.epochs * (cfg.train.n_trials // cfg.train.batch_size) * 3 + (4 << 20)
+    per_model = 2 * (n * n + 4 * n) * 4 + 8 * cfg.train.total_steps * 3 + (4 << 20)
     return n_models * per_model + n_networks * (2 * n * n * 8 + (1 << 20)) + (8 << 20)
 
 

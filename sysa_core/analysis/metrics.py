@@ -114,7 +114,7 @@ def training_summary(cfg: Config, training: dict | None) -> dict:
     if not training or "monitor_loss" not in training:
         return {"final_loss": None, "loss_fall_last_20pct": None, "converged": None}
     c = convergence([int(v) for v in training["monitor_step"]], [float(v) for v in training["monitor_loss"]],
-                    cfg.train.epochs * (cfg.train.n_trials // cfg.train.batch_size))
+                    cfg.train.total_steps)
     return {"final_loss": c["final_loss"], "loss_fall_last_20pct": c["loss_fall"], "converged": c["converged"]}
 
 

@@ -12,6 +12,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .. import files
+from ..analysis.mechanism import LEARNED
 from ..config import Config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -35,7 +36,7 @@ def legend(cfg: Config) -> dict:
                 + ("; every seed shares one G" if not cfg.model.G_per_seed else "; a G per seed"),
         "control": "the same seeds with I and w drawn independently (the same G)",
         "verdict": "works: the network does the task (it converged, holds its in-range plateaus through the "
-                   "trained window, and its in-range precision is at least 10× better than before training); "
+                   f"trained window, and its in-range precision is at least {LEARNED:g}× better than before training); "
                    "check: one of these fails (named); failed: the seed's chain stopped (its error shown)",
         "converged": "the loss of a fixed set of training trials fell by less than 10 % over the last 20 % of "
                      "the training steps (least-squares line); under a learning rate that decays to 0 this says "
@@ -101,7 +102,7 @@ def verdict(rec: dict) -> str:
         problems.append(f"holds only {100 * held:.0f} % of its in-range plateaus through the trained window")
     inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
     better = (un / inr) if inr and un else None
-    if better is not None and better < 10:
+    if better is not None and better < LEARNED:
         problems.append(f"in-range precision only {better:.1f}× better than untrained")
     mech = m.get("memory_mechanism")
     tail = f"; {mech}" if mech and mech != "undetermined" else ""
