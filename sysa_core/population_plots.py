@@ -160,20 +160,26 @@ def plateau_curves(curves: pd.DataFrame):
     """The plateau against pulse duration across seeds: mean and range per ensemble, the target and
     the trained range."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    _plateau_axes(ax, curves, lambda ens, sub: f"{ens}: mean, range over {sub.seed.nunique()} seeds")
+    ax.set(xlabel="pulse duration (ms)", ylabel="plateau (mean output, a.u.)", title="Duration → plateau across seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _plateau_axes(ax, curves: pd.DataFrame, label) -> None:
+    """The trained range shaded, the target (dashed), and per ensemble the mean plateau over the
+    seeds with their range; label(ensemble, its rows) names each ensemble's line."""
     inside = curves.loc[curves["in_range"].astype(bool), "duration_ms"]
     if len(inside):
         ax.axvspan(inside.min(), inside.max(), color="0.92", label="trained range")
-    first = curves[curves["seed"] == curves["seed"].iloc[0]]
+    first = curves[(curves["seed"] == curves["seed"].iloc[0]) & (curves["ensemble"] == curves["ensemble"].iloc[0])]
     ax.plot(first["duration_ms"], first["target"], "k--", lw=1, label="target")
     for ens, sub in curves.groupby("ensemble", sort=False):
         g = sub.groupby("duration_ms")["plateau"]
         d = np.array(list(g.groups))
         ax.fill_between(d, g.min(), g.max(), color=_colour(ens), alpha=0.2)
-        ax.plot(d, g.mean(), color=_colour(ens), lw=1.5, label=f"{ens}: mean, range over {sub.seed.nunique()} seeds")
-    ax.set(xlabel="pulse duration (ms)", ylabel="plateau (mean output, a.u.)", title="Duration → plateau across seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return fig
+        ax.plot(d, g.mean(), color=_colour(ens), lw=1.5, label=label(ens, sub))
 
 
 def error_over_time(err: pd.DataFrame, trained_end_s: float):
@@ -235,16 +241,7 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame):
                size=6)
     axes[1].set(xlabel="", ylabel="I–w cosine (dimensionless)", ylim=(-1.05, 1.05), title="I–w cosine")
     axes[1].legend(fontsize=7)
-    for ens, sub in curves.groupby("ensemble", sort=False):
-        g = sub.groupby("duration_ms")["plateau"]
-        d = np.array(list(g.groups))
-        axes[2].fill_between(d, g.min(), g.max(), color=_colour(ens), alpha=0.2)
-        axes[2].plot(d, g.mean(), color=_colour(ens), lw=1.5, label=ens)
-    first = curves[(curves["seed"] == curves["seed"].iloc[0]) & (curves["ensemble"] == curves["ensemble"].iloc[0])]
-    axes[2].plot(first["duration_ms"], first["target"], "k--", lw=1, label="target")
-    inside = curves.loc[curves["in_range"].astype(bool), "duration_ms"]
-    if len(inside):
-        axes[2].axvspan(inside.min(), inside.max(), color="0.92")
+    _plateau_axes(axes[2], curves, lambda ens, sub: ens)
     axes[2].set(xlabel="pulse duration (ms)", ylabel="plateau (a.u.)", title="Duration → plateau (mean, range)")
     axes[2].legend(fontsize=7)
     for ax in axes:
