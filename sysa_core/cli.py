@@ -179,6 +179,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_study(args) -> int:
+    from . import files
     from .pipeline import shipped
 
     src = Path(args.shipped) if args.shipped else shipped.default_dir()
@@ -194,6 +195,22 @@ def cmd_study(args) -> int:
         print(f"sysa study unpack: {', '.join(f'{k} seeds {parse_text(v)}' for k, v in got.items())} in {out}; "
               f"`sysa run --profile {shipped.study_config(src).profile} --out {out} --seeds {parse_text(got['main'])}` "
               f"analyses them without training", file=sys.stderr)
+    elif args.action == "report":
+        from .pipeline import run as pipeline
+
+        out = _out(args.out, Path("data/runs/paper-study"))
+        got = shipped.unpack(out, src)
+        cfg = shipped.study_config(src)
+        status = pipeline.run(cfg, got["main"], out, overrides=files.read_json(src / shipped.STUDY).get("overrides", []),
+                              control=len(got) > 1, progress=not args.quiet, device="cpu")
+        diffs = shipped.compare_metrics(out, src)
+        bad = {k: v for k, v in diffs.items() if v}
+        for k, v in bad.items():
+            print(f"{k}: {len(v)} metric(s) differ from the shipped ones: {'; '.join(v[:3])}"
+                  + (" ..." if len(v) > 3 else ""))
+        print(f"sysa study report: {len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made within "
+              f"{shipped.METRICS_RTOL:g} relative; reports in {out / 'index.html'}", file=sys.stderr)
+        return 1 if bad or status else 0
     elif args.action == "export":
         seeds = parse_seeds(args.seeds) if args.seeds else shipped.shipped_seeds(src)["control" if args.control else "main"]
         written = shipped.export(src, "control" if args.control else "main", seeds, _out(args.out, Path(".")))
@@ -294,17 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
     st = sub.add_parser("study", help="the shipped paper study (data/paper): pack a paper run into it, unpack it "
                                       "into a run folder, export the original's files, check its sha256")
-    st.add_argument("action", choices=["pack", "unpack", "export", "check"],
+    st.add_argument("action", choices=["pack", "unpack", "report", "export", "check"],
                     help="pack RUN: add a paper run's finished models; unpack [--out DIR]: a run folder holding "
                          "them (then `sysa run --profile paper --out DIR` analyses them without training); "
+                         "report [--out DIR]: unpack, analyse and re-make every report without training, and "
+                         "check the metrics against the shipped ones; "
                          "export [--seeds S] [--control] [--out DIR]: sys_A<s>_state.pth and sys_A<s>.pth; "
                          "check: every shipped file against SHA256SUMS")
     st.add_argument("run", nargs="?", default=None, help="pack: the paper run folder")
     st.add_argument("--shipped", default=None, help="the shipped study's folder (default data/paper)")
-    st.add_argument("--out", default=None, help="unpack: the run folder (default data/runs/paper-study); "
+    st.add_argument("--out", default=None, help="unpack, report: the run folder (default data/runs/paper-study); "
                                                 "export: where the files go (default the current folder)")
     st.add_argument("--seeds", default=None, help="export: which seeds (default every shipped one)")
     st.add_argument("--control", action="store_true", help="export: the control ensemble's models")
+    st.add_argument("--quiet", action="store_true", help="report: no progress bars")
     st.set_defaults(func=cmd_study)
     rp = sub.add_parser("reproduce", help="fetch the original's published checkpoints (pinned commit, sha256 "
                                           "checked, cached) and print sysa's evaluation beside the published values")

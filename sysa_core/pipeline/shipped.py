@@ -348,3 +348,55 @@ def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
     plots.save(plots.loss_history(h["loss"], s, h["monitor_step"], h["monitor_loss"]), files.loss_plot_path(sdir, s))
     plots.save(plots.grad_norm_history(h["grad_norm_I"], h["grad_norm_w"], s), files.grad_plot_path(sdir, s))
     files.write_json(meta_file, meta)  # last: until it is there, the seed is not complete
+
+
+# -- the reports, re-made from the shipped models ---------------------------------------------------
+
+#: the relative tolerance within which a re-made metric must equal the shipped one
+METRICS_RTOL = 1e-6
+#: metrics that name where and how they were computed rather than measure the model
+PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "profile", "seed", "epoch")
+
+
+def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL, prefix: str = "") -> list[str]:
+    """The metrics that differ between a shipped metrics.json and a re-made one: numbers beyond
+    rtol relative (absolute below 1e-12), anything else when not equal; one line each."""
+    out = []
+    for k in sorted(set(shipped_m) | set(remade)):
+        name = f"{prefix}{k}"
+        if k not in remade or k not in shipped_m:
+            out.append(f"{name}: {'missing in the re-made' if k not in remade else 'not in the shipped'} metrics")
+            continue
+        a, b = shipped_m[k], remade[k]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += metric_differences(a, b, rtol, f"{name}.")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            out += metric_differences(dict(enumerate(a)), dict(enumerate(b)), rtol, f"{name}.")
+        elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            if not abs(a - b) <= max(rtol * max(abs(a), abs(b)), 1e-12):
+                out.append(f"{name}: shipped {a!r}, re-made {b!r} (relative {abs(a - b) / max(abs(a), abs(b)):.1e})")
+        elif a != b:
+            out.append(f"{name}: shipped {a!r}, re-made {b!r}")
+    return out
+
+
+def compare_metrics(run_dir: Path, shipped: Path | None = None) -> dict[str, list[str]]:
+    """{"main seed 3": differences} for every shipped model with shipped metrics, against the
+    metrics.json of the same model in run folder `run_dir`."""
+    shipped = Path(shipped or default_dir())
+    out = {}
+    for label, seeds in shipped_seeds(shipped).items():
+        for s in seeds:
+            ship = seed_folder(shipped, label, s) / "metrics.json"
+            if not ship.is_file():
+                continue
+            sdir = files.seed_dir(Path(run_dir) / ("" if label == "main" else label), s)
+            try:
+                remade = files.read_json(files.metrics_path(sdir))
+            except UserError as exc:
+                out[f"{label} seed {s}"] = [str(exc)]
+                continue
+            a = {k: v for k, v in files.read_json(ship).items() if k not in PROVENANCE_KEYS}
+            b = {k: v for k, v in remade.items() if k not in PROVENANCE_KEYS}
+            out[f"{label} seed {s}"] = metric_differences(a, b)
+    return out

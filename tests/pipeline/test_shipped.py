@@ -110,3 +110,37 @@ def test_pack_refuses_a_run_of_another_configuration(packed, tmp_path, smoke_tra
     proc = run_cli("study", "pack", other, "--shipped", dest)
     assert_user_error(proc.stderr, proc.returncode, "trained with another configuration than the shipped study")
     assert shipped.shipped_seeds(dest) == shipped.shipped_seeds(packed)
+
+
+def test_report_remakes_every_report_without_training_and_confirms_the_metrics(packed, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("study", "report", "--shipped", packed, "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 shipped models' metrics re-made within 1e-06 relative" in proc.stderr
+    assert "train seed" not in proc.stderr  # nothing was trained
+    for prefix in LABELS.values():
+        for s in SEEDS:
+            meta = json.loads((out / f"{prefix}seed_{s}" / f"sys_A{s}_train.json").read_text())
+            assert meta == json.loads((shipped.seed_folder(packed, prefix.strip("/") or "main", s)
+                                       / "train.json").read_text())
+            for name in ("train", "inspect", "pca"):
+                assert (out / f"{prefix}seed_{s}" / f"{name}.html").is_file()
+    assert (out / "index.html").is_file() and (out / "population.html").is_file()
+    assert verify.check_run(out)["main seed 1"].action == "none"
+    # a shipped number that the re-made analysis does not give is named
+    tampered = tmp_path / "study"
+    shutil.copytree(packed, tampered)
+    m_path = shipped.seed_folder(tampered, "control", 2) / "metrics.json"
+    m = json.loads(m_path.read_text())
+    m["precision"] *= 1 + 1e-5
+    m_path.write_text(json.dumps(m))
+    diffs = shipped.compare_metrics(out, tampered)
+    assert [d.split(":")[0] for d in diffs["control seed 2"]] == ["precision"]
+    assert not any(v for k, v in diffs.items() if k != "control seed 2")
+
+
+def test_metric_differences_respects_the_tolerance():
+    a = {"x": 1.0, "nested": {"y": [1.0, 2.0]}, "flag": True, "name": "a"}
+    assert shipped.metric_differences(a, {"x": 1.0 + 5e-7, "nested": {"y": [1.0, 2.0]}, "flag": True, "name": "a"}) == []
+    got = shipped.metric_differences(a, {"x": 1.0, "nested": {"y": [1.0, 2.00001]}, "flag": False, "extra": 1})
+    assert [g.split(":")[0] for g in got] == ["extra", "flag", "name", "nested.y.1"]
