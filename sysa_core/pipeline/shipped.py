@@ -266,17 +266,19 @@ def _seed_text(seeds: list[int]) -> str:
 
 def export(shipped: Path | None, label: str, seeds: list[int], out: Path) -> list[Path]:
     """Write the original's two files (sys_A<s>_state.pth with sysa's resume data, and the bare
-    sys_A<s>.pth) of shipped models into `out`; returns the paths written."""
+    sys_A<s>.pth) of shipped models into `out`, with sysa's metadata beside them
+    (sys_A<s>_train.json); returns the paths written."""
     shipped = Path(shipped or default_dir())
     G = load_network(shipped)
     jobs = [(s, *checkpoint_bytes(shipped, label, s, G)) for s in seeds]  # every model checked first
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for s, data, obj, _meta in jobs:
+    for s, data, obj, meta in jobs:
         files.write_bytes(files.checkpoint_path(out, s), data)
         files.save_torch(files.bare_path(out, s), obj["state_dict"])
-        written += [files.checkpoint_path(out, s), files.bare_path(out, s)]
+        files.write_json(files.meta_path(out, s), meta)  # its configuration, for `sysa evaluate` and the notebooks
+        written += [files.checkpoint_path(out, s), files.bare_path(out, s), files.meta_path(out, s)]
     return written
 
 
