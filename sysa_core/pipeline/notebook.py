@@ -11,7 +11,8 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from .. import config as _config
-from .. import files, plots, population_plots, training
+from .. import files, training
+from . import plots, population_plots
 from ..analysis import dynamics, network, stats
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
@@ -154,7 +155,7 @@ def model(ctx: Context, progress: bool = True) -> dict:
         return files.load_checkpoint(ctx.checkpoint)["state_dict"]
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     with files.FolderLock(files.run_root(ctx.run_dir)):  # the run's writer (a `sysa run` holding it) or this one
-        return training.train(ctx.cfg, ctx.run_dir, progress=progress)
+        return training.train(ctx.cfg, ctx.run_dir, progress=progress, figures=plots.training_figures)
 
 
 def history(ctx: Context) -> dict | None:

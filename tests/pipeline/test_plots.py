@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sysa_core import config, files, plots
+from sysa_core import config, files
+from sysa_core.pipeline import plots
 from sysa_core.analysis import network
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from test_plots import assert_units
 
-from sysa_core import config, plots
-from sysa_core import population_plots as pp
+from sysa_core import config
+from sysa_core.pipeline import plots
+from sysa_core.pipeline import population_plots as pp
 from sysa_core.analysis import population
 
 

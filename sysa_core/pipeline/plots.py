@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import files  # noqa: E402
+from .. import files  # noqa: E402
 
 
 def _png(fig, dpi: int) -> bytes:
@@ -71,6 +71,14 @@ def grad_norm_history(grad_I, grad_w, seed: int | None = None):
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
+
+
+def training_figures(folder: Path, seed: int, history: dict) -> None:
+    """A finished training's loss and gradient-norm plots, into its folder (training's `figures`;
+    history: the training metadata's "history")."""
+    save(loss_history(history["loss"], seed, history["monitor_step"], history["monitor_loss"]),
+         files.loss_plot_path(folder, seed))
+    save(grad_norm_history(history["grad_norm_I"], history["grad_norm_w"], seed), files.grad_plot_path(folder, seed))
 
 
 def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
