@@ -80,7 +80,7 @@ def cmd_evaluate(args) -> int:
 
     jobs = []
     for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
-        cfg = config.for_checkpoint(p, args.profile, args.set, args.seed)
+        cfg = files.for_checkpoint(p, args.profile, args.set, args.seed)
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
     nets: dict = {}  # the network analysis once per G (and configuration) among the files given

@@ -11,10 +11,8 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
-from . import files
 from .errors import UserError
 
 
@@ -317,24 +315,6 @@ def resolve(profile_name: str = "quick", overrides=None, seed: int | None = None
     if seed is not None:
         cfg = replace(cfg, seed=_parse_int("seed", seed))
     return validate(cfg)
-
-
-def for_checkpoint(path, profile_name: str | None = None, overrides=None, seed: int | None = None) -> Config:
-    """The configuration a checkpoint was trained with: read from sysa's metadata beside it
-    (sys_A<seed>_train.json) when there is one and neither a profile nor overrides are given;
-    else the named profile (default `paper`, the original's parameters) with the overrides.
-    The seed comes from `seed`, else from the file name."""
-    path = Path(path)
-    seed = seed if seed is not None else files.seed_from_name(path)
-    if seed is None:
-        raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
-    meta = files.meta_path(path.parent, seed)
-    if meta.exists() and not overrides and not profile_name:
-        record = files.read_json(meta)
-        if not isinstance(record, dict) or "config" not in record:
-            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
-        return replace(Config.from_dict(record["config"], source=str(meta)), seed=seed)
-    return resolve(profile_name or "paper", overrides, seed=seed)
 
 
 # -- validation --------------------------------------------------------------------------

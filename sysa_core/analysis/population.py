@@ -5,17 +5,13 @@ the overlap of the seeds' memory subspaces, and the plain-words answer to the or
 """
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import files
-from ..errors import UserError
 from . import dynamics, stats
-from . import network as _network
+from .network import NetworkAnalysis
 from .mechanism import subspace_overlap
 from .metrics import IDENTITY_KEYS
 
@@ -64,43 +60,9 @@ BOUNDS = {"weight_correlation": (-1, 1), "input_var_alignment": (0, 1), "output_
           "network_dim_spontaneous": (1, None), "network_n_fixed_points": (0, None)}
 
 
-def metrics_files(run_dir: Path) -> list[Path]:
-    return sorted(Path(run_dir).glob("seed_*/metrics.json"), key=lambda p: int(p.parent.name.split("_")[1]))
-
-
-def table(run_dir: Path, seeds=None) -> pd.DataFrame:
-    """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`): the
-    scalar metrics, precision_<d>ms per test duration, and the network key."""
-    rows = []
-    for f in metrics_files(run_dir):
-        rec = files.record_path(f.parent)  # in a pipeline run, only seeds whose chain completed
-        if rec.exists() and files.read_json(rec).get("status") != "complete":
-            continue
-        m = files.read_json(f)
-        if seeds is not None and m.get("seed") not in seeds:
-            continue
-        row = {k: m.get(k) for k in COLUMNS}
-        for d, v in (m.get("precision_by_duration") or {}).items():
-            row[f"precision_{d}ms"] = v
-        row["network_key"] = m.get("network_key")
-        row["network_G"] = m.get("network_G")
-        # every other scalar metric (alignment, confound, dynamics, ...) after the main columns
-        row.update({k: v for k, v in m.items() if k not in row and k not in IDENTITY_KEYS
-                    and (isinstance(v, (int, float, str)) or v is None)})
-        rows.append(row)
-    if not rows:
-        raise UserError(f"{run_dir}: no seed_*/metrics.json found; run the per-seed notebooks "
-                        f"(or `sysa run`) first")
-    return pd.DataFrame(rows).sort_values("seed").reset_index(drop=True)
-
-
 def combine(tables: dict) -> pd.DataFrame:
     """Stack the tables of several ensembles with an `ensemble` column."""
     return pd.concat([t.assign(ensemble=name) for name, t in tables.items()], ignore_index=True)
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    files.write_text(path, df.to_csv(index=False))
 
 
 def shares_G(df: pd.DataFrame) -> bool:
@@ -133,29 +95,17 @@ def compare_ensembles(main: pd.DataFrame, control: pd.DataFrame | None, seed: in
     return stats.compare_groups(main, control, list(ENSEMBLE_MEASURES), seed=seed)
 
 
-def networks(run_dir: Path, df: pd.DataFrame) -> list[_network.NetworkAnalysis]:
-    """The network analyses of the table's seeds, one per G (the first found when seeds analysed by
-    different code versions cached the same G twice), read from the run folder."""
-    out = {}
-    for key in dict.fromkeys(df["network_key"].dropna()):
-        net = _network.load(run_dir, key)
-        if net is not None:
-            out.setdefault(net.G_digest, net)
-    return list(out.values())
-
-
-def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -> tuple:
+def points_of_G(net: NetworkAnalysis, both: pd.DataFrame, runs: dict) -> tuple:
     """Every point of G's flow the run found, united (dynamics.union_points): those of G's own
     analysis and those near the memory trajectories of every seed (of either ensemble) with this G.
     Returns (Points, found_from, mirror): per point, where it was found (text) and the index of its
     mirror point -h (-1: none found)."""
     parts, labels = [net.points], [("G", None)]
-    for ens, (run_dir, seeds) in runs.items():
+    for ens, seeds in runs.items():
         Gs = both[both["ensemble"] == ens].set_index("seed")["network_G"]
-        for s in seeds:
+        for s, arrays in seeds.items():
             if Gs.get(s) == net.G_digest:
-                with np.load(files.arrays_path(files.seed_dir(run_dir, s)), allow_pickle=False) as z:
-                    parts.append(dynamics.Points.from_arrays(z))
+                parts.append(dynamics.Points.from_arrays(arrays))
                 labels.append((ens, s))
     kept = [i for i, p in enumerate(parts) if len(p)]
     pts, found = dynamics.union_points([parts[i] for i in kept])
@@ -171,19 +121,12 @@ def points_of_G(net: _network.NetworkAnalysis, both: pd.DataFrame, runs: dict) -
     return pts, text, pts.mirrors()
 
 
-def _arrays(run_dir: Path, seed: int, *keys: str) -> dict:
-    """The named arrays of a seed's analysis.npz (only those are read and decompressed)."""
-    with np.load(files.arrays_path(files.seed_dir(run_dir, seed)), allow_pickle=False) as z:
-        return {k: z[k] for k in keys}
-
-
 def plateau_curves(runs: dict) -> pd.DataFrame:
     """The duration sweep of every seed: columns ensemble, seed, duration_ms, plateau, target,
-    in_range (runs: {ensemble: (run_dir, seeds)})."""
+    in_range (runs: {ensemble: {seed: the seed's analysis arrays}}, as pipeline.store.runs reads them)."""
     rows = []
-    for ens, (run_dir, seeds) in runs.items():
-        for s in seeds:
-            a = _arrays(run_dir, s, "gen_durations_ms", "gen_plateau", "gen_target", "gen_in_range")
+    for ens, seeds in runs.items():
+        for s, a in seeds.items():
             rows.append(pd.DataFrame({"ensemble": ens, "seed": s, "duration_ms": a["gen_durations_ms"],
                                       "plateau": a["gen_plateau"], "target": a["gen_target"],
                                       "in_range": a["gen_in_range"]}))
@@ -195,9 +138,8 @@ def error_over_time(runs: dict, cfg) -> pd.DataFrame:
     evaluation run, every seed: columns ensemble, seed, duration_ms, time_s (since the pulse's
     onset), rel_error."""
     rows = []
-    for ens, (run_dir, seeds) in runs.items():
-        for s in seeds:
-            a = _arrays(run_dir, s, "eval_t_ms", "eval_durations_ms", "eval_y")
+    for ens, seeds in runs.items():
+        for s, a in seeds.items():
             t = a["eval_t_ms"]
             after = t >= cfg.task.cost_onset_ms
             for d, y in zip(a["eval_durations_ms"], a["eval_y"]):
@@ -214,7 +156,7 @@ def error_over_time(runs: dict, cfg) -> pd.DataFrame:
 def subspace_overlaps(runs: dict) -> pd.DataFrame:
     """The overlap (mean squared cosine of the principal angles, mechanism.subspace_overlap) of the
     leading memory PCs of every pair of seeds of every ensemble; labels "<ensemble> <seed>"."""
-    pcs = {f"{ens} {s}": _arrays(run_dir, s, "mem_pcs")["mem_pcs"] for ens, (run_dir, seeds) in runs.items() for s in seeds}
+    pcs = {f"{ens} {s}": a["mem_pcs"] for ens, seeds in runs.items() for s, a in seeds.items()}
     labels = list(pcs)
     m = np.array([[subspace_overlap(pcs[a], pcs[b]) for b in labels] for a in labels])
     return pd.DataFrame(m, index=labels, columns=labels)
@@ -242,16 +184,6 @@ def overlap_summary(matrix: pd.DataFrame, k: int, n_units: int) -> str:
     return (f"Overlap of the leading {k} memory PCs, median (range) over the pairs of distinct networks: "
             + "; ".join(parts) + f". Chance for unrelated random subspaces: k/N = {k / n_units:.2g}. Descriptive: "
             "no test.")
-
-
-def inputs_digest(run_dir: Path, seeds) -> str:
-    """A fingerprint of the metrics a population report was made from."""
-    h = hashlib.sha256()
-    for s in sorted(seeds):
-        f = files.metrics_path(files.seed_dir(run_dir, s))
-        h.update(str(s).encode())
-        h.update(f.read_bytes() if f.exists() else b"-")
-    return h.hexdigest()[:16]
 
 
 # -- the answer ---------------------------------------------------------------------------------------

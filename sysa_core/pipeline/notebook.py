@@ -12,12 +12,11 @@ from IPython.display import Markdown, display
 
 from .. import config as _config
 from .. import files, training
-from . import plots, population_plots
 from ..analysis import dynamics, network, stats
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
 from ..errors import UserError
-from . import tables
+from . import plots, population_plots, store, tables
 
 _SEED = {"profile": str, "seed": int, "overrides": list, "run_dir": str}
 PARAMETERS = {
@@ -127,7 +126,7 @@ def setup(name: str, namespace: dict) -> Context:
     if p.get("checkpoint"):
         path = Path(p["checkpoint"])
         seed = files.seed_from_name(path)  # the file's own seed; the `seed` parameter when its name has none
-        cfg = _config.for_checkpoint(path, profile, p["overrides"], p["seed"] if seed is None else seed)
+        cfg = files.for_checkpoint(path, profile, p["overrides"], p["seed"] if seed is None else seed)
         files.load_checkpoint(path, hidden_size=cfg.model.hidden_size)  # a readable checkpoint, before any work
         run_dir = Path(p["run_dir"]) if p["run_dir"] else files.default_analysis_dir(path, files.sha256(path))
         return Context(name, cfg, run_dir, p, checkpoint=path)
@@ -171,14 +170,14 @@ def history(ctx: Context) -> dict | None:
 def analysis(ctx: Context) -> _metrics.ModelAnalysis:
     """Every per-model number and the arrays the figures need, for the checkpoint on disk: read from
     the cache in ctx.run_dir when it was computed from the same bytes, configuration and code,
-    else computed once and cached there (analysis.metrics.load_or_analyse)."""
+    else computed once and cached there (pipeline.store.load_or_analyse_model)."""
     path = ctx.checkpoint_file()
     ck = files.load_checkpoint(path, hidden_size=ctx.cfg.model.hidden_size)
     shared = ctx.run_dir if ctx.checkpoint is not None else files.shared_dir(ctx.run_dir)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     with files.FolderLock(files.run_root(ctx.run_dir)):
-        result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
-                                             ck["extra"], network_folder=shared)
+        result, _ = store.load_or_analyse_model(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
+                                                 ck["extra"], network_folder=shared)
     return result
 
 
@@ -286,7 +285,7 @@ class Population:
     main: "object"  # pandas DataFrame, one row per seed
     control: "object | None"
     both: "object"  # both ensembles, with an `ensemble` column
-    runs: dict  # {ensemble: (folder, seeds)}
+    runs: dict  # {ensemble: {seed: its analysis arrays}} (pipeline.store.runs)
     table: "object"  # the statistics (analysis.stats.against)
     power: dict
     labels: dict
@@ -301,19 +300,20 @@ class Population:
 def population(ctx: Context) -> Population:
     """Read the run's seeds (and its control ensemble) and compute the population statistics."""
 
-    main = pop.table(ctx.run_dir)
-    control = pop.table(ctx.params["control_dir"]) if ctx.params["control_dir"] is not None else None
-    runs = {"main": (ctx.run_dir, main["seed"].tolist())}
+    main = store.table(ctx.run_dir)
+    control = store.table(ctx.params["control_dir"]) if ctx.params["control_dir"] is not None else None
+    folders = {"main": (ctx.run_dir, main["seed"].tolist())}
     tables = {"main": main}
     if control is not None:
-        runs["control"] = (ctx.params["control_dir"], control["seed"].tolist())
+        folders["control"] = (ctx.params["control_dir"], control["seed"].tolist())
         tables["control"] = control
+    runs = store.runs(folders)
     both = pop.combine(tables)
     table, power = pop.statistics(main)
     pooled = (pop.statistics(both, pool_by="ensemble")[0] if ctx.params["pool_ensembles"] and control is not None
               else None)
     labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
-    return Population(main, control, both, runs, table, power, labels, pop.networks(ctx.run_dir, main),
+    return Population(main, control, both, runs, table, power, labels, store.networks(ctx.run_dir, main),
                       pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs),
                       pop.compare_ensembles(main, control), pooled)
 
@@ -326,7 +326,7 @@ def network_section(ctx: Context, m: dict) -> None:
         display(Markdown("This seed's G is analysed once for its whole run: see the population report "
                          f"(network `{m['network_key']}`)."))
         return
-    net = network.load(ctx.run_dir, m["network_key"])
+    net = store.load_network(ctx.run_dir, m["network_key"])
     display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. Largest finite-time Lyapunov "
                      f"exponent of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s, "
                      + dynamics.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],

@@ -22,11 +22,11 @@ import papermill
 from tqdm import tqdm
 
 from .. import files, runtime, training
-from ..analysis import network, population
+from ..analysis import network
 from ..config import Config
 from ..errors import UserError
 from ..model import init_weights
-from . import executors, plots, report, verify
+from . import executors, plots, report, store, verify
 from .ensembles import SEED_NOTEBOOKS, Ensemble, ensembles
 from .folder import RunFolder
 from .jobs import execute, prewarm, set_threads
@@ -170,7 +170,7 @@ def _analyse_networks(todo: list[tuple[Ensemble, int]], out: Path) -> None:
         G = init_weights(cfg.model, s)["G"]
         key = network.network_key(cfg, G)
         if key not in done:
-            network.load_or_analyse(cfg, G, out)
+            store.load_or_analyse_network(cfg, G, out)
             done.add(key)
 
 
@@ -205,9 +205,9 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar)
     if not ok["main"]:
         bar.update(1)
         return None
-    digest = population.inputs_digest(out, ok["main"])
+    digest = store.inputs_digest(out, ok["main"])
     if control:
-        digest += population.inputs_digest(out / "control", ok["control"])
+        digest += store.inputs_digest(out / "control", ok["control"])
     rec_path = out / "population.json"
     if rec_path.exists():
         try:
