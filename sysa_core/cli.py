@@ -9,7 +9,6 @@ import json
 import signal
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import UserError

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from filelock import FileLock
@@ -175,6 +177,20 @@ def moved_weights(model_cfg, seed: int, noise_seed: int, dI: float = 0.0, dw: fl
         if scale:
             wts[name] = wts[name] + scale * torch.randn(wts[name].shape, generator=g)
     return wts
+
+
+def population_table(n: int, cos_init: float, cos: float, mech: str = "transient", key: str = "k") -> pd.DataFrame:
+    """A made-up population table of n seeds (the columns the answer reads)."""
+    rng = np.random.default_rng(int(100 * cos) + n)
+    return pd.DataFrame({
+        "seed": np.arange(1, n + 1), "precision": rng.uniform(0.01, 0.04, n),
+        "precision_trained_range": rng.uniform(1e-3, 3e-3, n),
+        "weight_correlation_init": np.full(n, cos_init), "weight_correlation": cos + 0.01 * rng.standard_normal(n),
+        "pr_input_l1": rng.uniform(300, 340, n), "memory_mechanism": [mech] * n,
+        "plateau_state_speed_per_s": rng.uniform(1, 2, n), "readout_pcs_needed": rng.integers(15, 25, n),
+        "network_dim_spontaneous": np.full(n, 3.9) if key == "k" else rng.uniform(3, 4, n),
+        "network_key": [key] * n if key == "k" else [f"k{i}" for i in range(n)],
+        "network_G": [key] * n if key == "k" else [f"G{i}" for i in range(n)]})
 
 
 @pytest.fixture(scope="module")

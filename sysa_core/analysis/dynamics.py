@@ -511,21 +511,3 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     starts = window[:, idx].reshape(-1, dyn.n)
     pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
     return MemoryDynamics(pts, lyap, lyapunov_se(blocks), n_blocks, starts)
-
-
-def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None) -> str:
-    """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks:
-    within its 95 % interval (Student's t with blocks - 1 degrees of freedom) of zero, neither
-    separation nor convergence is resolved over the window; beyond, its sign."""
-    from scipy.stats import t as _t
-
-    if se_per_s is None or not blocks or not np.isfinite(se_per_s):
-        band, half = "", None
-    else:
-        half = float(_t.ppf(0.975, blocks - 1)) * se_per_s
-        band = f" (± {half:.2g} /s, a 95 % interval from {blocks} blocks of the window)"
-    if half is not None and abs(per_s) <= half:
-        return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
-    if per_s > 0:
-        return f"positive{band}: nearby trajectories separate"
-    return f"negative{band}: nearby trajectories converge"

@@ -10,10 +10,8 @@ under a key of G's bytes, g, tau, dt, the dtype, the spontaneous-run settings an
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch

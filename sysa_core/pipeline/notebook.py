@@ -12,11 +12,11 @@ from IPython.display import Markdown, display
 
 from .. import config as _config
 from .. import files, training
-from ..analysis import dynamics, network, stats
+from ..analysis import stats
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
 from ..errors import UserError
-from . import plots, population_plots, store, tables
+from . import plots, population_plots, prose, store, tables
 
 _SEED = {"profile": str, "seed": int, "overrides": list, "run_dir": str}
 PARAMETERS = {
@@ -250,7 +250,7 @@ def summary(ctx: Context, m: dict) -> None:
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
     inside = [d for d in by if cfg.in_trained_range(int(d))]
     if inside:
-        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, " + dynamics.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"))
+        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, " + prose.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"))
                          for d in inside)
         parts.append(f"The largest finite-time Lyapunov exponent along each in-range memory trajectory, over the memory "
                      f"window: {each}.")
@@ -329,7 +329,7 @@ def network_section(ctx: Context, m: dict) -> None:
     net = store.load_network(ctx.run_dir, m["network_key"])
     display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. Largest finite-time Lyapunov "
                      f"exponent of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s, "
-                     + dynamics.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
+                     + prose.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
                                                 m.get("network_lyapunov_spontaneous_se_per_s"),
                                                 m.get("network_lyapunov_spontaneous_blocks"))
                      + f". {m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} moving points found."))
@@ -347,7 +347,7 @@ def describe_population(ctx: Context, P: Population) -> None:
     c = ctx.cfg
     lo, hi = c.trained_range_ms
     shared = pop.shares_G(P.both)
-    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {pop.count(len(P.main), 'seed')} of the seed-compatible "
+    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
             "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "
@@ -362,7 +362,7 @@ def describe_population(ctx: Context, P: Population) -> None:
 def answer(P: Population) -> None:
     """The original question answered from this run, one point per line."""
 
-    lines = pop.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
+    lines = prose.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
     display(Markdown("\n".join(f"- {line}" for line in lines)))
 
 
@@ -383,7 +383,7 @@ def networks_section(P: Population) -> None:
     display(Markdown(f"{who} (network `{m['network_key']}`): spontaneous "
                      f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
                      f"the spontaneous activity {lyap:.3g} /s, "
-                     + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
+                     + prose.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
                                                 int(m["network_lyapunov_spontaneous_blocks"])) + "."))
     for net in P.networks:
         pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
@@ -419,7 +419,7 @@ def statistics_section(P: Population) -> None:
     spread = [c for c in ("pr_input_l1_spread", "pr_input_l2_spread", "pr_output_l1_spread", "pr_output_l2_spread")
               if c in P.main]
     worst = float(P.main[spread].max().max()) if spread else None
-    ks = [f"{pop.span(P.main[f'{v}_topk90_k'])} for {name}" for v, name in (("input", "I"), ("output", "w"))
+    ks = [f"{prose.span(P.main[f'{v}_topk90_k'])} for {name}" for v, name in (("input", "I"), ("output", "w"))
           if f"{v}_topk90_k" in P.main]
     display(Markdown("Not tested: " + "; ".join(f"**{k}**: {v}" for k, v in pop.UNTESTED.items())
                      + (f". In this run the seeds' k (the PCs that carry 90 % of the variance) is "
@@ -438,7 +438,7 @@ def _too_few(P: Population, what: str) -> bool:
     """True (after saying so) when the main ensemble has too few seeds, or no measure that varies, for `what`."""
     n = len(P.main)
     if n < MIN_N_RHO:
-        display(Markdown(f"No {what}: the main ensemble has {pop.count(n, 'seed')}, and a rank correlation needs "
+        display(Markdown(f"No {what}: the main ensemble has {prose.count(n, 'seed')}, and a rank correlation needs "
                          f"at least {MIN_N_RHO} to mean anything."))
         return True
     if not pop.predictors(P.main):
@@ -470,7 +470,7 @@ def overlap_section(ctx: Context, P: Population) -> None:
     """The overlap of the seeds' memory subspaces (their N_PROJECTED leading memory PCs): read out
     per kind of pair, and the matrix."""
     k = _metrics.N_PROJECTED
-    display(Markdown(pop.overlap_summary(P.overlaps, k, ctx.cfg.model.hidden_size)))
+    display(Markdown(prose.overlap_summary(P.overlaps, k, ctx.cfg.model.hidden_size)))
     plots.show(population_plots.overlap_heatmap(P.overlaps, k, ctx.cfg.model.hidden_size))
 
 

@@ -242,9 +242,6 @@ def test_lyapunov_blocks_average_to_the_whole_window_and_give_a_standard_error()
     le, blocks = dynamics.lyapunov_max(chaos, h, ALPHA, DT, transient_steps=1000, blocks=5)
     se = dynamics.lyapunov_se(blocks)
     assert se[0] > 0 and np.isclose(se[0], blocks[0].std(ddof=1) / np.sqrt(5))
-    assert "positive" in dynamics.lyapunov_phrase(float(le[0]), float(se[0]), 5)
-    assert dynamics.lyapunov_phrase(0.5, 0.2, 5).startswith("not distinguishable from zero")  # t(4) = 2.78
-    assert dynamics.lyapunov_phrase(-1.0, 0.2, 5).startswith("negative")
     assert [dynamics.lyapunov_blocks(w, 100.0) for w in (250, 600, 2500, 5000)] == [3, 3, 5, 5]
 
 
