@@ -116,6 +116,24 @@ class Config:
         lo, hi = self.trained_range_ms
         return lo <= duration_ms < hi
 
+    @property
+    def trained_range_text(self) -> str:
+        """The trained range as the reports write it, its ends the shortest and longest durations
+        training draws: "550–650 ms"."""
+        lo, hi = self.trained_range_ms
+        return f"{lo:g}–{hi - self.model.dt_ms:g} ms"
+
+    @property
+    def in_range_indices(self) -> list[int]:
+        """The positions in analysis.durations_ms of the test durations inside the trained range."""
+        return [i for i, d in enumerate(self.analysis.durations_ms) if self.in_trained_range(d)]
+
+    @property
+    def trained_window_ms(self):
+        """The window over which the loss asks the plateau to hold: from the cost onset to the end
+        of the trial (Nt_ms - cost_onset_ms), in ms."""
+        return self.task.Nt_ms - self.task.cost_onset_ms
+
     # -- serialisation -----------------------------------------------------------------
     def with_dtype(self, dtype: str) -> "Config":
         """The same configuration simulated in another dtype ("float32", "float64")."""

@@ -110,6 +110,14 @@ def training_summary(cfg: Config, training: dict | None) -> dict:
     return {"final_loss": c["final_loss"], "loss_fall_last_20pct": c["loss_fall"], "converged": c["converged"]}
 
 
+def improvement(m: dict) -> float | None:
+    """How many times better the in-range precision is than the same network's untrained (the
+    "× better than untrained" of every report): precision_untrained_trained_range /
+    precision_trained_range, None where either is missing or zero. The one place it is computed."""
+    inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
+    return un / inr if inr and un else None
+
+
 def _by_duration(values: dict) -> dict:
     return {str(int(k)): v for k, v in values.items()}
 
@@ -208,23 +216,21 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     })
 
     ds = mechanism.in_range_durations(cfg)
-    idx = [list(a.durations_ms).index(d) for d in ds]
+    idx = cfg.in_range_indices
     speed = float(np.median(mechanism.state_speed_per_s(cfg, states[idx]))) if ds else None
     travel = mechanism.state_travel(cfg, speed) if speed is not None else None
     m.update({"plateau_state_speed_per_s": speed, "state_travel": travel})
     for sigma in mechanism.NOISE_SIGMAS:
         m[f"precision_noise_{sigma:g}"] = mechanism.noise_precision(cfg, sd, sigma) if ds else None
     m["readout_pcs_needed"] = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
-    inr = ev.precision_trained_range
-    improvement = untrained.precision_trained_range / inr if inr and untrained.precision_trained_range else None
-    m["memory_mechanism"] = mechanism.mechanism(improvement, travel)
+    m["memory_mechanism"] = mechanism.mechanism(improvement(m), travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
 
 
 def _in_range_lyapunov(cfg: Config, md) -> dict:
     """The mean of the memory trajectories' finite-time exponents over the in-range durations, and
     its standard error (the trials' errors combined as independent)."""
-    idx = [i for i, d in enumerate(cfg.analysis.durations_ms) if cfg.in_trained_range(d)]
+    idx = cfg.in_range_indices
     if not idx:
         return {"lyapunov_in_range_per_s": None, "lyapunov_in_range_se_per_s": None}
     se = np.asarray(md.lyapunov_se_per_s)[idx]

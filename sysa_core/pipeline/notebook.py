@@ -15,6 +15,7 @@ from .. import files, training
 from ..analysis import stats
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
+from ..analysis.plateau import HOLD_TOLERANCE
 from ..errors import UserError
 from . import plots, population_plots, prose, store, tables
 
@@ -185,13 +186,12 @@ def describe(ctx: Context) -> None:
     """A short statement of what this notebook shows: the model, its configuration and folder."""
     c = ctx.cfg
     m, t = c.model, c.task
-    lo, hi = c.trained_range_ms
     init = ("I and w initialised independently (control)" if ctx.control
             else "the original's seed-compatible initialisation (I = √N·w at the start)")
     source = (f"checkpoint `{ctx.checkpoint}`" if ctx.checkpoint is not None else f"seed {ctx.seed}")
     display(Markdown(
         f"### {ctx.label}\n\n**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
-        f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {lo:g}–{hi - m.dt_ms:g} ms, "
+        f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {c.trained_range_text}, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
         f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)}. Folder: `{ctx.run_dir}`."))
 
@@ -216,12 +216,11 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
 def summary(ctx: Context, m: dict) -> None:
     """What this model does, in a few sentences computed from its metrics."""
     cfg = ctx.cfg
-    inr, un, ex = m.get("precision_trained_range"), m.get("precision_untrained_trained_range"), m.get("precision_extrapolation")
-    lo, hi = cfg.trained_range_ms
+    inr, better, ex = m.get("precision_trained_range"), _metrics.improvement(m), m.get("precision_extrapolation")
     parts = []
     if inr is not None:
-        parts.append(f"Inside the trained range ({lo:g}–{hi - cfg.model.dt_ms:g} ms) the plateau's mean squared error "
-                     f"is {inr:.3g} a.u.²" + (f", {un / inr:.0f}× better than the same network untrained" if un else "")
+        parts.append(f"Inside the trained range ({cfg.trained_range_text}) the plateau's mean squared error "
+                     f"is {inr:.3g} a.u.²" + (f", {better:.0f}× better than the same network untrained" if better else "")
                      + ".")
     if ex is not None:
         parts.append(f"Outside it (extrapolation) the error is {ex:.3g} a.u.²; the original's precision, the mean "
@@ -229,16 +228,17 @@ def summary(ctx: Context, m: dict) -> None:
     held = m.get("plateau_held_trained_window")
     n_in = sum(cfg.in_trained_range(int(d)) for d in m.get("precision_by_duration", {}))
     if held is not None and n_in:
-        parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within 10 % of their target "
-                     f"through the trained window ({(cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000:g} s after the "
+        parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within {100 * HOLD_TOLERANCE:g} % of their target "
+                     f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
                      f"cost onset).")
     if m.get("converged") is not None:
         fall = f"{100 * m['loss_fall_last_20pct']:.0f} %"
         decays = cfg.train.lr_schedule != "constant"
-        parts.append(f"Training converged: the loss fell {fall} over the last 20 % of the steps"
+        last = f"{100 * training.CONVERGENCE_WINDOW:g} %"
+        parts.append(f"Training converged: the loss fell {fall} over the last {last} of the steps"
                      + (" (the learning rate decays to 0 there, so this says the loss settled, not that more steps "
                         "could not lower it)." if decays else ".") if m["converged"] else
-                     f"Training had not converged: the loss still fell {fall} over the last 20 % of the steps.")
+                     f"Training had not converged: the loss still fell {fall} over the last {last} of the steps.")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
         parts.append(f"The plateau is held by a {mech}: the state "
@@ -345,7 +345,6 @@ def describe_population(ctx: Context, P: Population) -> None:
     """Which run and which ensembles the population report shows."""
 
     c = ctx.cfg
-    lo, hi = c.trained_range_ms
     shared = pop.shares_G(P.both)
     text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
             "ensemble"
@@ -355,7 +354,7 @@ def describe_population(ctx: Context, P: Population) -> None:
                                                                     else ".") if shared else
                "Every seed has a G of its own.")
             + f" {c.model.hidden_size} units, τ = {c.model.tau_ms:g} ms, dt = {c.model.dt_ms:g} ms; trained pulses "
-              f"{lo:g}–{hi - c.model.dt_ms:g} ms; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
+              f"{c.trained_range_text}; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
     display(Markdown(text))
 
 

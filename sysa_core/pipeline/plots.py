@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .. import files  # noqa: E402
+from ..analysis.plateau import HOLD_TOLERANCE  # noqa: E402
 
 
 def _png(fig, dpi: int) -> bytes:
@@ -168,7 +169,7 @@ def generalisation(a: dict):
     axes[1].axhline(float(a["gen_trained_window_ms"]) / 1000.0, color="k", ls=":", lw=1, label="end of trained window")
     top = max(float(np.max(a["gen_hold_ms"])), float(a["gen_trained_window_ms"])) / 1000.0
     axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.08),
-                title=f"How long the plateau stays within 10 % of its target (followed {horizon / 1000:g} s)")
+                title=f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target (followed {horizon / 1000:g} s)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

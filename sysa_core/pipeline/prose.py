@@ -9,6 +9,7 @@ import pandas as pd
 from scipy.stats import t as _t
 
 from ..analysis import population, stats
+from ..analysis.plateau import HOLD_TOLERANCE
 
 
 def _fmt(v: float) -> str:
@@ -156,7 +157,7 @@ def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
         if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
             capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
     return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
-            f"network leaves its 10 % band {beyond(main)}{ctl} relative to the end of the trained window "
+            f"network leaves its {100 * HOLD_TOLERANCE:g} % band {beyond(main)}{ctl} relative to the end of the trained window "
             f"({window / 1000:g} s after the cost onset){capped}.")
 
 
