@@ -179,6 +179,33 @@ def moved_weights(model_cfg, seed: int, noise_seed: int, dI: float = 0.0, dw: fl
     return wts
 
 
+class Net1(torch.nn.Module):
+    """The original's network as a torch module (README, Definitions 1), the reference the tests
+    check the package's simulation, engine and training against: parameters G, I, w, h0 in the
+    original's order; only I and w require gradients."""
+
+    def __init__(self, cfg, weights: dict | None = None):
+        from sysa_core.model import DTYPES, init_weights
+
+        super().__init__()
+        self.cfg = cfg
+        dtype = DTYPES[cfg.model.dtype]
+        wts = weights if weights is not None else init_weights(cfg.model, cfg.seed)
+        self.G = torch.nn.Parameter(wts["G"].detach().clone().to(dtype), requires_grad=False)
+        self.I = torch.nn.Parameter(wts["I"].detach().clone().to(dtype))
+        self.w = torch.nn.Parameter(wts["w"].detach().clone().to(dtype))
+        self.h0 = torch.nn.Parameter(wts["h0"].detach().clone().to(dtype), requires_grad=False)
+
+    def forward(self, x_btd: torch.Tensor, h0: torch.Tensor | None = None,
+                return_h: bool = False, return_r: bool = False):
+        """The plain loop of README, Definitions 1, differentiable by autograd: `reference_forward` on this module's tensors."""
+        h0 = self.h0 if h0 is None else h0
+        from sysa_core.model import reference_forward
+
+        return reference_forward(self.G, self.I, self.w, h0, x_btd, self.cfg.alpha, self.cfg.model.g_G,
+                                 return_h=return_h, return_r=return_r)
+
+
 def population_table(n: int, cos_init: float, cos: float, mech: str = "transient", key: str = "k") -> pd.DataFrame:
     """A made-up population table of n seeds (the columns the answer reads)."""
     rng = np.random.default_rng(int(100 * cos) + n)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, assert_user_error, cli_env, run_cli
+from conftest import REPO, Net1, assert_user_error, cli_env, run_cli
 
 from sysa_core import cli, config, files, model, runtime, task, training
 from sysa_core.analysis import precision
@@ -117,7 +117,7 @@ def test_first_steps_match_autograd_and_adam(smoke_train, smoke_cfg):
     cfg = smoke_cfg
     hist = json.loads((smoke_train / "sys_A1_train.json").read_text())["history"]
     st = training._new_state(cfg, None)
-    net = model.Net1(cfg, model.init_weights(cfg.model, 1))
+    net = Net1(cfg, model.init_weights(cfg.model, 1))
     opt = torch.optim.Adam([net.I, net.w], lr=cfg.train.lr)
     for step in range(2):
         idx = training.batch_indices(st.batch_gen, cfg.train.n_trials, cfg.train.batch_size)
@@ -387,7 +387,7 @@ def test_the_monitor_loss_is_the_training_loss_of_the_first_trials(smoke_train, 
     assert h["monitor_step"] == [32, 36, 40]
     st = training._new_state(smoke_cfg, None)
     tr = st.trials.subset(torch.arange(min(training.MONITOR_TRIALS, len(st.trials))))
-    net = model.Net1(smoke_cfg, _ck(smoke_train)["state_dict"])
+    net = Net1(smoke_cfg, _ck(smoke_train)["state_dict"])
     with torch.no_grad():
         ref = float(task.training_loss(net(tr.x), tr.target))
     assert h["monitor_loss"][-1] == pytest.approx(ref, rel=1e-5)

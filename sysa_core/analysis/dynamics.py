@@ -99,13 +99,6 @@ class RateDynamics:
         f = self.velocity(h)
         return 0.5 * np.einsum("...i,...i->...", f, f)
 
-    def q_and_grad(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """q (B,) and its gradient J(h)' F(h) (B, N) for states h (B, N), analytically:
-        (J'F)_j = -F_j + g phi'(h_j) (F G)_j."""
-        h = np.asarray(h, dtype=np.float64)
-        f = -h + self.g * self.rows_GT(self.phi(h))
-        grad = -f + self.g * self.dphi(h) * self.rows_G(f)
-        return 0.5 * np.einsum("...i,...i->...", f, f), grad
 
 
 # -- trajectories ------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ class Hold:
     held_trained_window: dict
     steady_trained_window: dict
     drift_per_s: dict
-    trained_window_ms: float
 
 
 def hold(cfg, evaluation) -> Hold:
@@ -71,7 +70,7 @@ def hold(cfg, evaluation) -> Hold:
     drift = {int(d): slope_per_s(ev.t_ms[cost:nt], ev.y[i, cost:nt]) for i, d in enumerate(ev.durations_ms)}
     return Hold({int(d): float(v) for d, v in zip(ev.durations_ms, ms)},
                 {int(d): bool(v >= window) for d, v in zip(ev.durations_ms, ms)},
-                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift, float(window))
+                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift)
 
 
 @dataclass

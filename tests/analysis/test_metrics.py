@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import PUBLISHED, moved_weights
+from conftest import PUBLISHED, Net1, moved_weights
 
-from sysa_core import config, files, model
+from sysa_core import config, files
 from sysa_core.analysis import metrics
 from sysa_core.analysis.metrics import CORE_KEYS
 from sysa_core.pipeline import store
@@ -177,7 +177,7 @@ def _snapshot(d):
 
 def test_the_analysis_leaves_the_model_alone_and_is_reproducible(small):
     cfg, sd = small
-    net = model.Net1(cfg, sd)
+    net = Net1(cfg, sd)
     before = torch.get_num_threads()
     for weights in (sd, dict(net.named_parameters()), {k: v.double() for k, v in sd.items()}):
         snap = _snapshot(weights)
