@@ -145,6 +145,12 @@ class Config:
         return d
 
     @classmethod
+    def from_manifest(cls, manifest: dict, source: str = "configuration", default_profile: str = "paper") -> "Config":
+        """The configuration a run folder's manifest (files.RUN_MARKER: its "config" without the seed,
+        and its "profile") records; KeyError without a "config"."""
+        return cls.from_dict({**manifest["config"], "profile": manifest.get("profile", default_profile)}, source=source)
+
+    @classmethod
     def from_dict(cls, d: dict, source: str = "configuration") -> "Config":
         if not isinstance(d, dict):
             raise UserError(f"{source}: expected a JSON object with a configuration")

@@ -132,21 +132,29 @@ class Points:
     state has no time constants (J is singular along the flow there by construction, since
     grad q = J'F = 0), so none are reported for them.
 
-    h: (K, N) states; q: (K,) in (h / tau)^2 / 2; speed_per_s: (K,) |F| / tau, h per second;
-    fixed: (K,) bool; start_index: (K,) the starting state each came from; eigvals: (F, N)
+    h: (K, N) states; q: (K,) in (h / tau)^2 / 2; speed_per_s: (K,) |F| / tau, h per second, and
+    fixed: (K,) bool, both follow from q; start_index: (K,) the starting state each came from; eigvals: (F, N)
     complex eigenvalues of J (units 1/tau, real part descending) at the F fixed points, in the
     order of h[fixed]; tau_ms; q_fixed; zero_tol: |Re lambda| below it is a marginal mode.
     """
 
     h: np.ndarray
     q: np.ndarray
-    speed_per_s: np.ndarray
-    fixed: np.ndarray
     start_index: np.ndarray
     eigvals: np.ndarray
     tau_ms: float
     q_fixed: float
     zero_tol: float = 1e-9
+
+    @property
+    def speed_per_s(self) -> np.ndarray:
+        """|F| / tau at each point (q = |F|^2 / 2), h per second: (K,)."""
+        return np.sqrt(2.0 * self.q) / self.tau_ms * 1000.0
+
+    @property
+    def fixed(self) -> np.ndarray:
+        """Whether each point is a fixed point (q <= q_fixed): (K,) bool."""
+        return self.q <= self.q_fixed
 
     def __len__(self) -> int:
         return len(self.q)
@@ -187,8 +195,8 @@ class Points:
     @classmethod
     def from_arrays(cls, z, prefix: str = "points_") -> "Points":
         tau, q_fixed, zero_tol = (float(v) for v in z[f"{prefix}constants"])
-        return cls(z[f"{prefix}h"], z[f"{prefix}q"], z[f"{prefix}speed_per_s"], np.asarray(z[f"{prefix}fixed"], bool),
-                   z[f"{prefix}start_index"], z[f"{prefix}eigvals"], tau, q_fixed, zero_tol)
+        return cls(z[f"{prefix}h"], z[f"{prefix}q"], z[f"{prefix}start_index"], z[f"{prefix}eigvals"], tau, q_fixed,
+                   zero_tol)
 
     def mirrors(self, tol: float | None = None) -> np.ndarray:
         """For each point, the index of the point at -h (closer than tol, default 0.01 sqrt(N)), or
@@ -218,7 +226,6 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
     for p in parts:
         f = np.cumsum(p.fixed) - 1
         eig += [p.eigvals[f[k]] if p.fixed[k] else None for k in range(len(p))]
-    speed = np.concatenate([p.speed_per_s for p in parts])
     fixed = np.concatenate([p.fixed for p in parts])
     tol = 0.01 * np.sqrt(h.shape[1]) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
@@ -226,8 +233,7 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
     kf = [i for i in keep if fixed[i]]
     eigvals = np.array([eig[i] for i in kf]).reshape(len(kf), h.shape[1])
     p0 = parts[0]
-    return Points(h[keep], q[keep], speed[keep], fixed[keep], np.asarray(keep), eigvals, p0.tau_ms, p0.q_fixed,
-                  p0.zero_tol), found
+    return Points(h[keep], q[keep], np.asarray(keep), eigvals, p0.tau_ms, p0.q_fixed, p0.zero_tol), found
 
 
 def jacobian_spectrum(dyn: RateDynamics, h: np.ndarray) -> np.ndarray:
@@ -395,8 +401,8 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
     hk, qk = h[keep], q[keep]
     fixed = qk <= q_fixed
     eig = np.array([jacobian_spectrum(dyn, x) for x in hk[fixed]]).reshape(int(fixed.sum()), dyn.n)
-    return Points(h=hk, q=qk, speed_per_s=np.sqrt(2.0 * qk) / dyn.tau_ms * 1000.0, fixed=fixed, start_index=keep,
-                  eigvals=eig, tau_ms=float(dyn.tau_ms), q_fixed=float(q_fixed), zero_tol=float(zero_tol))
+    return Points(h=hk, q=qk, start_index=keep, eigvals=eig, tau_ms=float(dyn.tau_ms), q_fixed=float(q_fixed),
+                  zero_tol=float(zero_tol))
 
 
 # -- Lyapunov exponent --------------------------------------------------------------------------------

@@ -144,8 +144,7 @@ def _run_config(run_dir: Path, default: _config.Config) -> _config.Config:
     rec = files.read_json(marker)
     if not isinstance(rec, dict) or "config" not in rec:
         raise UserError(f"{marker}: not a sysa run's configuration (no 'config')")
-    return _config.Config.from_dict({**rec["config"], "profile": rec.get("profile", default.profile)},
-                                    source=str(marker))
+    return _config.Config.from_manifest(rec, source=str(marker), default_profile=default.profile)
 
 
 def model(ctx: Context, progress: bool = True) -> dict:

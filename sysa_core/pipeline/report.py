@@ -198,7 +198,7 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
         err = f" · failed: {html.escape(population['error'])}" if population.get("error") else ""
         pop = (f"<h2>Population</h2><p>{links}{err}</p>"
                f"{_img(run_dir / 'population.png', 'Population overview: in-range precision, I–w cosine and plateau against duration, both ensembles')}")
-    cfg = Config.from_dict({**run_info["config"], "profile": run_info.get("profile", "paper")})
+    cfg = Config.from_manifest(run_info)
     terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in legend(cfg).items())
     profile = html.escape(str(run_info.get("profile")))
     facts = [
