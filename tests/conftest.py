@@ -90,12 +90,12 @@ def popen_cli(*args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(cond, timeout: float = 120, what: str = "") -> None:
-    """Poll cond() every 20 ms until it holds; fail after timeout seconds."""
+def wait_for(cond, timeout: float = 120, what: str = "", every_s: float = 0.02) -> None:
+    """Wait until cond() holds (checked every every_s seconds); fail after timeout seconds."""
     end = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 def descendants(pid: int) -> set[int]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import Net1
+from conftest import Net1, moved_weights
 
 from sysa_core import config, model, task
 from sysa_core.analysis.precision import weight_correlation
@@ -133,15 +133,6 @@ def test_only_I_and_w_are_trainable_and_dtype_follows_config():
 
 # -- simulate ------------------------------------------------------------------------------
 
-def _perturbed(wts: dict, seed: int) -> dict:
-    """I and w moved off their coupled start and a non-zero h0, so every term of the update acts."""
-    g = torch.Generator().manual_seed(seed)
-    out = dict(wts)
-    out["I"] = wts["I"] + 0.3 * torch.randn(wts["I"].shape, generator=g)
-    out["w"] = wts["w"] + 0.3 * torch.randn(wts["w"].shape, generator=g)
-    return out
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("h0_zero", [True, False])
 def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
@@ -149,7 +140,7 @@ def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
     first input instead of simulating them) against Net1's autograd-friendly loop: the same rates
     and states to the bit, the same outputs up to the readout's summation order."""
     cfg = config.resolve("smoke", ["hidden_size=40", f"dtype={dtype}", f"h0_zero={h0_zero}"])
-    net = Net1(cfg, _perturbed(model.init_weights(cfg.model, 2), 2))
+    net = Net1(cfg, moved_weights(cfg.model, 2, 2, dI=0.3, dw=0.3))
     tr = task.fixed_trials(cfg, (30, 60), onset_ms=100, T_ms=400)
     with torch.no_grad():
         y_ref, h_ref, r_ref = net(tr.x.to(net.G.dtype), return_h=True, return_r=True)
@@ -166,7 +157,7 @@ def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
 
 def test_simulate_records_from_a_step_and_run_leaves_the_model_alone():
     cfg = config.resolve("smoke", ["hidden_size=30"])
-    sd = _perturbed(model.init_weights(cfg.model, 4), 4)
+    sd = moved_weights(cfg.model, 4, 4, dI=0.3, dw=0.3)
     before = {k: v.clone() for k, v in sd.items()}
     tr = task.fixed_trials(cfg, (30,), onset_ms=50, T_ms=300)
     y, r, h = model.run(cfg, sd, tr.x, return_r=True, return_h=True)

@@ -7,13 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, Net1, assert_user_error, cli_env, run_cli
+from conftest import REPO, Net1, assert_user_error, cli_env, run_cli, wait_for
 
 from sysa_core import cli, config, files, model, runtime, task, training
 from sysa_core.analysis import precision
@@ -177,11 +176,11 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, s
     cmd = [sys.executable, "-m", "sysa_core", *TRAIN_SMOKE, "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
     try:
-        deadline = time.monotonic() + 300
-        while not ck_path.exists():  # the first epoch's checkpoint: training is in a later epoch now
+        def first_checkpoint() -> bool:  # the first epoch's: training is in a later epoch now
             assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
+            return ck_path.exists()
+
+        wait_for(first_checkpoint, timeout=300, what="the first checkpoint", every_s=0.002)
         proc.send_signal(signal.SIGSTOP)  # frozen wherever it is, then killed there
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

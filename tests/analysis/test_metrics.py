@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import PUBLISHED, Net1, moved_weights
+from conftest import Net1, moved_weights
 
 from sysa_core import config, files
 from sysa_core.analysis import metrics
@@ -52,11 +52,9 @@ def seed1(reference_full) -> dict:
     return reference_full
 
 
-def test_the_original_keys_and_published_numbers(seed1):
+def test_the_original_keys(seed1):
+    """(The published numbers themselves: test_cli, through `sysa evaluate`.)"""
     assert set(CORE_KEYS) <= set(seed1)
-    precision, correlation = PUBLISHED[1]
-    assert seed1["precision"] == pytest.approx(precision, rel=1e-4)
-    assert seed1["weight_correlation"] == pytest.approx(correlation, abs=1e-5)
     assert set(seed1["precision_by_duration"]) == {"50", "150", "300"}
 
 
