@@ -38,8 +38,9 @@ def precision(m: dict, cfg):
                        ("precision_extrapolation", "mean outside (extrapolation)")):
         if m.get(key) is not None:
             u = m.get(key.replace("precision_", "precision_untrained_"))
+            ratio = improvement(m) if key == "precision_trained_range" else u / m[key] if u and m[key] > 0 else None
             rows.append({"duration (ms)": label, "in trained range": None, "precision loss (MSE, a.u.²)": m[key],
-                         "untrained (MSE, a.u.²)": u, "untrained / trained": u / m[key] if u and m[key] > 0 else None})
+                         "untrained (MSE, a.u.²)": u, "untrained / trained": ratio})
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
 
 

@@ -12,10 +12,9 @@ import pytest
 import torch
 from conftest import Net1, moved_weights
 
-from sysa_core import config, files
+from sysa_core import config
 from sysa_core.analysis import metrics
 from sysa_core.analysis.metrics import CORE_KEYS
-from sysa_core.pipeline import store
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
@@ -219,22 +218,3 @@ def test_the_arrays_are_what_the_metrics_were_computed_from(small):
     assert len(A["points_speed_per_s"]) == len(m["memory_points"])
     assert A["points_fixed"].sum() == m["memory_n_fixed_points"]
     assert A["mem_pcs"].shape == (cfg.model.hidden_size, 3)
-
-
-def test_the_cache_is_read_back_and_recomputed_only_when_something_changed(small, tmp_path):
-    cfg, sd = small
-    first, computed = store.load_or_analyse_model(cfg, sd, tmp_path, "aa" * 32, epoch=3)
-    assert computed and first.metrics["checkpoint_sha256"] == "aa" * 32 and first.metrics["epoch"] == 3
-    assert json.loads(files.metrics_path(tmp_path).read_text()) == first.metrics
-    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    again, computed = store.load_or_analyse_model(cfg, sd, tmp_path, "aa" * 32, epoch=3)
-    assert not computed and again.metrics == first.metrics
-    assert all(np.array_equal(again.arrays[k], first.arrays[k]) for k in first.arrays)
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes  # nothing rewritten
-    # another checkpoint, other analysis settings, or a damaged cache: computed again
-    assert store.load_or_analyse_model(cfg, sd, tmp_path, "bb" * 32)[1]
-    other = config.resolve("smoke", ["hidden_size=40", "durations_ms=30,60"], seed=2)
-    redone, computed = store.load_or_analyse_model(other, sd, tmp_path, "bb" * 32)
-    assert computed and set(redone.metrics["precision_by_duration"]) == {"30", "60"}
-    files.arrays_path(tmp_path).write_bytes(b"not an npz file")
-    assert store.load_or_analyse_model(other, sd, tmp_path, "bb" * 32)[1]
