@@ -147,3 +147,30 @@ def test_analysis_writes_no_files():
 def test_a_lower_layer_loads_nothing_of_a_higher_one(module, absent):
     code = f"import sys, {module}; assert {absent!r} not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _names(path: Path) -> set[str]:
+    """The names and attributes a module's code uses, and its string constants."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            out.add(node.value)
+    return out
+
+
+def test_the_cli_only_parses_arguments():
+    """The run folder's lifecycle (its lock, its manifest) is pipeline.folder's, not the CLI's."""
+    used = _names(PACKAGE / "cli.py")
+    assert not used & {"FolderLock", "RUN_MARKER", "manifest", "write_json", "check_owned", "prepare"}, used
+
+
+def test_the_improvement_over_untrained_is_computed_in_one_place():
+    """Only analysis.metrics (its `improvement`, and the analysis that stores the untrained
+    precision) reads the untrained in-range precision; every report calls metrics.improvement."""
+    readers = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if "precision_untrained_trained_range" in _names(p)}
+    assert readers == {"analysis/metrics.py"}
