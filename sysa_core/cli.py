@@ -160,6 +160,79 @@ def cmd_run(args) -> int:
                         threads=args.threads, device=str(dev))
 
 
+def cmd_study(args) -> int:
+    from . import files
+    from .pipeline import shipped
+
+    src = Path(args.shipped) if args.shipped else shipped.default_dir()
+    if args.action == "pack":
+        if not args.run:
+            raise UserError("study pack: name the paper run folder whose finished models to add")
+        added = shipped.pack(_out(args.run), src)
+        print(f"sysa study pack: {len(added)} model(s) added to {src}" + (f": {', '.join(added)}" if added else ""),
+              file=sys.stderr)
+    elif args.action == "unpack":
+        out = _out(args.out, Path("data/runs/paper-study"))
+        got = shipped.unpack(out, src)
+        print(f"sysa study unpack: {', '.join(f'{k} seeds {parse_text(v)}' for k, v in got.items())} in {out}; "
+              f"`sysa run --profile {shipped.study_config(src).profile} --out {out} --seeds {parse_text(got['main'])}` "
+              f"analyses them without training", file=sys.stderr)
+    elif args.action == "report":
+        from .pipeline import run as pipeline
+
+        out = _out(args.out, Path("data/runs/paper-study"))
+        got = shipped.unpack(out, src)
+        cfg = shipped.study_config(src)
+        status = pipeline.run(cfg, got["main"], out, overrides=files.read_json(src / shipped.STUDY).get("overrides", []),
+                              control=len(got) > 1, progress=not args.quiet, device="cpu")
+        diffs = shipped.compare_metrics(out, src)
+        bad = {k: v for k, v in diffs.items() if v}
+        for k, v in bad.items():
+            print(f"{k}: {len(v)} metric(s) differ from the shipped ones: {'; '.join(v[:3])}"
+                  + (" ..." if len(v) > 3 else ""))
+        print(f"sysa study report: {len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made within "
+              f"{shipped.METRICS_RTOL:g} relative; reports in {out / 'index.html'}", file=sys.stderr)
+        return 1 if bad or status else 0
+    elif args.action == "export":
+        seeds = parse_seeds(args.seeds) if args.seeds else shipped.shipped_seeds(src)["control" if args.control else "main"]
+        written = shipped.export(src, "control" if args.control else "main", seeds, _out(args.out, Path(".")))
+        print("\n".join(map(str, written)))
+    else:
+        problems = shipped.check_sums(src)
+        have = shipped.shipped_seeds(src)
+        for line in problems:
+            print(line)
+        print(f"sysa study check: {src}: main seeds {parse_text(have['main'])}, control seeds "
+              f"{parse_text(have['control'])}; " + (f"{len(problems)} problem(s)" if problems else "every sha256 holds"),
+              file=sys.stderr)
+        return 1 if problems else 0
+    return 0
+
+
+def parse_text(seeds: list[int]) -> str:
+    """Seeds as the shortest text parse_seeds reads back: [1, 2, 3, 5] -> '1-3,5'."""
+    parts, run = [], []
+    for s in sorted(seeds):
+        if run and s == run[-1] + 1:
+            run.append(s)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [s]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts) or "none"
+
+
+def cmd_reproduce(args) -> int:
+    from . import original
+    from .pipeline import reproduce
+
+    names = [n.strip() for n in args.files.split(",")] if args.files else list(original.source()["files"])
+    reproduce.run(names, args.base_url, Path(args.cache) if args.cache else None, progress=not args.quiet)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sysa", description="Train and analyse System A rate RNNs.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -218,6 +291,32 @@ def build_parser() -> argparse.ArgumentParser:
                                      "everything verifies)")
     c.add_argument("folder", metavar="FOLDER", help="the run folder (sysa run's or sysa train's --out)")
     c.set_defaults(func=cmd_check)
+    st = sub.add_parser("study", help="the shipped paper study (data/paper): pack a paper run into it, unpack it "
+                                      "into a run folder, export the original's files, check its sha256")
+    st.add_argument("action", choices=["pack", "unpack", "report", "export", "check"],
+                    help="pack RUN: add a paper run's finished models; unpack [--out DIR]: a run folder holding "
+                         "them (then `sysa run --profile paper --out DIR` analyses them without training); "
+                         "report [--out DIR]: unpack, analyse and re-make every report without training, and "
+                         "check the metrics against the shipped ones; "
+                         "export [--seeds S] [--control] [--out DIR]: sys_A<s>_state.pth and sys_A<s>.pth; "
+                         "check: every shipped file against SHA256SUMS")
+    st.add_argument("run", nargs="?", default=None, help="pack: the paper run folder")
+    st.add_argument("--shipped", default=None, help="the shipped study's folder (default data/paper)")
+    st.add_argument("--out", default=None, help="unpack, report: the run folder (default data/runs/paper-study); "
+                                                "export: where the files go (default the current folder)")
+    st.add_argument("--seeds", default=None, help="export: which seeds (default every shipped one)")
+    st.add_argument("--control", action="store_true", help="export: the control ensemble's models")
+    st.add_argument("--quiet", action="store_true", help="report: no progress bars")
+    st.set_defaults(func=cmd_study)
+    rp = sub.add_parser("reproduce", help="fetch the original's published checkpoints (pinned commit, sha256 "
+                                          "checked, cached) and print sysa's evaluation beside the published values")
+    rp.add_argument("--files", default=None, help="which files, e.g. sys_A1_state.pth,sys_A5.pth (default all four)")
+    rp.add_argument("--base-url", default=None, help="fetch from this URL (a mirror of the repository's paths) "
+                                                     "instead of the pinned commit's raw files")
+    rp.add_argument("--cache", default=None, help="where fetched files are kept (default $SYSA_CACHE or the "
+                                                  "user's cache folder)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -214,7 +214,8 @@ def mann_whitney(x, y, seed: int = 0) -> dict:
     """Two independent samples (missing values dropped): n_x, n_y, the Mann-Whitney U of x, its
     two-sided permutation p (every split of the pooled values while their number is at most
     N_RESAMPLES, else a seeded sample), exact, and prob_greater = U / (n_x n_y), the probability that
-    a value of x exceeds one of y (ties count half; 0.5: no difference)."""
+    a value of x exceeds one of y (ties count half; 0.5: no difference). Beyond N_RESAMPLES splits, p
+    is the exact Mann-Whitney p when no value repeats (the null distribution of U is known then)."""
     x = pd.to_numeric(pd.Series(list(x)), errors="coerce").dropna().to_numpy(dtype=np.float64)
     y = pd.to_numeric(pd.Series(list(y)), errors="coerce").dropna().to_numpy(dtype=np.float64)
     out = {"n_x": len(x), "n_y": len(y), "U": float("nan"), "p": float("nan"), "exact": None, "prob_greater": float("nan")}
@@ -226,6 +227,11 @@ def mann_whitney(x, y, seed: int = 0) -> dict:
 
     u = float(u_stat(x, y))
     splits = math.comb(len(x) + len(y), len(x))
+    if splits > N_RESAMPLES and len(np.unique(np.concatenate([x, y]))) == len(x) + len(y):
+        # too many splits to enumerate, but without ties U's null distribution is known exactly
+        p = float(_st.mannwhitneyu(x, y, alternative="two-sided", method="exact").pvalue)
+        out.update(U=u, p=p, exact=True, prob_greater=u / (len(x) * len(y)))
+        return out
     centre = len(x) * len(y) / 2.0
     res = _st.permutation_test((x, y), lambda a, b, axis=-1: np.abs(u_stat(a, b) - centre), vectorized=True,
                                permutation_type="independent", n_resamples=N_RESAMPLES, alternative="greater",

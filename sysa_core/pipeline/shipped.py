@@ -1,0 +1,404 @@
+"""The shipped paper study (`data/paper/`): the trained models of a paper run, kept compactly in the
+repository, and turned back into a run folder whose checkpoints are the training's own bytes.
+
+Layout of the shipped folder:
+
+    study.json                      the run's manifest: configuration, overrides, code version
+    network.npz                     G, once: every model of the study shares it
+    <ensemble>/seed_<s>/
+        checkpoint.json             the structure of the training's last checkpoint, G by reference
+        checkpoint.npz              its arrays (I, w, h0, Adam's moments, the batch generator, histories)
+        train.json                  the training's metadata (configuration, histories, time, machine, sha256)
+        metrics.json                every per-model number, once the run has analysed the model
+    SHA256SUMS                      the sha256 of every shipped file (`sha256sum -c` reads it)
+
+A checkpoint is rebuilt by walking the structure and saving it with torch.save, which writes the
+same bytes for the same tensors: `unpack` checks each rebuilt checkpoint against the sha256 its
+training recorded, so a shipped model is the trained one, bit for bit, or it is refused."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import files, plots
+from ..config import Config
+from ..errors import UserError
+from . import verify
+from .ensembles import Ensemble, ensembles
+from .preflight import check_output_dir, manifest
+
+NETWORK = "network.npz"
+STUDY = "study.json"
+SUMS = "SHA256SUMS"
+#: where a tensor equal to the study's G stands in a checkpoint's structure
+G_REF = "network:G"
+
+
+def default_dir() -> Path:
+    """The shipped study in a checkout: data/paper."""
+    return files.project_root() / "data" / "paper"
+
+
+def seed_folder(shipped: Path, label: str, seed: int) -> Path:
+    return Path(shipped) / label / f"seed_{seed}"
+
+
+# -- the structure of a checkpoint ------------------------------------------------------------
+
+def encode(obj, arrays: dict, G: torch.Tensor, path: str = "") -> dict:
+    """A JSON-able description of `obj` (dicts with int or str keys, lists, tuples, scalars,
+    tensors); tensors go into `arrays` under their path, a tensor equal to G by reference."""
+    if isinstance(obj, torch.Tensor):
+        if obj.shape == G.shape and obj.dtype == G.dtype and torch.equal(obj, G):
+            return {"tensor": G_REF}
+        arrays[path] = obj.detach().cpu().numpy()
+        return {"tensor": path}
+    if isinstance(obj, dict):
+        return {"dict": [[encode(k, arrays, G, f"{path}/{k}"), encode(v, arrays, G, f"{path}/{k}")]
+                         for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return {type(obj).__name__: [encode(v, arrays, G, f"{path}/{i}") for i, v in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return {"value": obj}
+    raise TypeError(f"cannot ship a {type(obj).__name__} at {path or '/'}")
+
+
+def decode(node: dict, arrays, G: torch.Tensor):
+    """The object `encode` described."""
+    (kind, val), = node.items()
+    if kind == "tensor":
+        return G if val == G_REF else torch.from_numpy(np.array(arrays[val]))
+    if kind == "dict":  # pickle shares an object met twice: the checkpoint's keys are literals, interned
+        return {_key(decode(k, arrays, G)): decode(v, arrays, G) for k, v in val}
+    if kind in ("list", "tuple"):
+        items = [decode(v, arrays, G) for v in val]
+        return items if kind == "list" else tuple(items)
+    if kind == "value":
+        return val
+    raise UserError(f"unknown node {kind!r} in a shipped checkpoint's structure")
+
+
+def _key(k):
+    return sys.intern(k) if isinstance(k, str) else k
+
+
+def _torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+# -- pack -----------------------------------------------------------------------------------------
+
+def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
+    """Copy every finished model of the paper run `run_dir` into the shipped folder; returns the
+    models added or replaced ("main seed 3"). A model counts as finished when its metadata says
+    complete and its checkpoint has the sha256 recorded then. Models already shipped with the same
+    checkpoint are left as they are."""
+    run_dir, shipped = Path(run_dir), Path(shipped or default_dir())
+    try:
+        man = files.read_json(run_dir / files.RUN_MARKER)
+        cfg = config_of(man, run_dir / files.RUN_MARKER)
+    except (UserError, KeyError, TypeError) as exc:
+        raise UserError(f"{run_dir}: not a sysa run folder ({exc})") from None
+    if (shipped / STUDY).is_file():
+        have = config_of(files.read_json(shipped / STUDY), shipped / STUDY)
+        if replace(have, seed=0).training_id() != replace(cfg, seed=0).training_id():
+            raise UserError(f"{run_dir}: trained with another configuration than the shipped study in {shipped}")
+    else:
+        shipped.mkdir(parents=True, exist_ok=True)
+        files.write_json(shipped / STUDY, {k: v for k, v in man.items() if k != "state"})
+    added = []
+    G = None
+    for ens in ensembles(cfg, run_dir, man.get("overrides", []), bool(man.get("control"))):
+        for s in man.get("seeds", []):
+            sdir = ens.seed_dir(s)
+            try:
+                meta = files.read_json(files.meta_path(sdir, s))
+            except UserError:
+                continue
+            ck_path = files.checkpoint_path(sdir, s)
+            if meta.get("status") != "complete" or not ck_path.is_file():
+                continue
+            sha = files.sha256(ck_path)
+            if sha != meta.get("checkpoint_sha256"):
+                raise UserError(f"{ck_path}: does not match the sha256 its training recorded; not shipped")
+            out = seed_folder(shipped, ens.label, s)
+            analysed = verify.check_seed(sdir, replace(ens.cfg, seed=s)).action == "none"
+            try:
+                same = files.read_json(out / "train.json").get("checkpoint_sha256") == sha
+            except UserError:
+                same = False
+            if same:
+                if analysed:
+                    files.write_json(out / "metrics.json", files.read_json(files.metrics_path(sdir)), if_changed=True)
+                continue
+            ck = files.load_checkpoint(ck_path)
+            if G is None:
+                G = _ship_network(shipped, ck["state_dict"]["G"])
+            elif not torch.equal(G, ck["state_dict"]["G"]):
+                raise UserError(f"{ck_path}: its G differs from the study's G ({shipped / NETWORK})")
+            obj = torch.load(ck_path, map_location="cpu", weights_only=True)
+            arrays: dict = {}
+            structure = encode(obj, arrays, G)
+            out.mkdir(parents=True, exist_ok=True)
+            files.write_bytes(out / "checkpoint.npz", _npz_bytes(arrays))
+            files.write_json(out / "checkpoint.json", structure)
+            files.write_json(out / "train.json", meta)
+            if analysed:
+                files.write_json(out / "metrics.json", files.read_json(files.metrics_path(sdir)))
+            else:
+                (out / "metrics.json").unlink(missing_ok=True)
+            added.append(f"{ens.label} seed {s}")
+    write_sums(shipped)
+    return added
+
+
+def config_of(man: dict, source: Path) -> Config:
+    """The configuration a run manifest (or the shipped study.json) records."""
+    return Config.from_dict({**man["config"], "profile": man.get("profile", "paper")}, source=str(source))
+
+
+def _ship_network(shipped: Path, G: torch.Tensor) -> torch.Tensor:
+    """The study's G: the shipped one (which `G` must equal), or `G`, shipped now."""
+    path = Path(shipped) / NETWORK
+    if path.is_file():
+        have = load_network(shipped)
+        if not torch.equal(have, G):
+            raise UserError(f"{path}: the shipped G differs from this run's G")
+        return have
+    shipped.mkdir(parents=True, exist_ok=True)
+    files.write_bytes(path, _npz_bytes({"G": G.numpy()}))
+    return G
+
+
+def load_network(shipped: Path) -> torch.Tensor:
+    path = Path(shipped) / NETWORK
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return torch.from_numpy(np.array(z["G"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the study's G ({exc.__class__.__name__})") from None
+
+
+# -- what is shipped, and its integrity --------------------------------------------------------------
+
+def shipped_seeds(shipped: Path | None = None) -> dict[str, list[int]]:
+    """{ensemble label: sorted seeds} of the models in the shipped folder."""
+    shipped = Path(shipped or default_dir())
+    out: dict[str, list[int]] = {}
+    for label in ("main", "control"):
+        d = shipped / label
+        seeds = sorted(int(p.name.split("_", 1)[1]) for p in d.glob("seed_*") if (p / "train.json").is_file()) \
+            if d.is_dir() else []
+        out[label] = seeds
+    return out
+
+
+def write_sums(shipped: Path) -> None:
+    """SHA256SUMS over every file of the shipped folder but itself (sorted, `sha256sum -c` format)."""
+    shipped = Path(shipped)
+    lines = [f"{files.sha256(p)}  {p.relative_to(shipped).as_posix()}"
+             for p in sorted(shipped.rglob("*")) if p.is_file() and p.name != SUMS]
+    files.write_text(shipped / SUMS, "\n".join(lines) + "\n")
+
+
+def check_sums(shipped: Path | None = None) -> list[str]:
+    """The problems of the shipped folder against its SHA256SUMS, one line each (empty: all hold)."""
+    shipped = Path(shipped or default_dir())
+    sums = shipped / SUMS
+    if not sums.is_file():
+        return [f"{sums}: missing"]
+    problems, listed = [], set()
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed.add(name)
+        p = shipped / name
+        if not p.is_file():
+            problems.append(f"{name}: listed in {SUMS} but missing")
+        elif files.sha256(p) != digest:
+            problems.append(f"{name}: its sha256 differs from {SUMS}")
+    for p in sorted(shipped.rglob("*")):
+        if p.is_file() and p.name != SUMS and p.relative_to(shipped).as_posix() not in listed:
+            problems.append(f"{p.relative_to(shipped).as_posix()}: not listed in {SUMS}")
+    return problems
+
+
+# -- unpack and export --------------------------------------------------------------------------
+
+def checkpoint_bytes(shipped: Path, label: str, seed: int, G: torch.Tensor | None = None) -> tuple[bytes, dict, dict]:
+    """The rebuilt checkpoint of a shipped model (the training's own bytes, checked against its
+    sha256), its loaded object and its training metadata."""
+    folder = seed_folder(shipped, label, seed)
+    if not (folder / "train.json").is_file():
+        have = shipped_seeds(shipped)[label] if label in ("main", "control") else []
+        raise UserError(f"{folder}: no shipped {label} seed {seed} (shipped: {_seed_text(have)})")
+    G = load_network(shipped) if G is None else G
+    meta = files.read_json(folder / "train.json")
+    structure = files.read_json(folder / "checkpoint.json")
+    try:
+        with np.load(folder / "checkpoint.npz", allow_pickle=False) as z:
+            obj = decode(structure, {k: z[k] for k in z.files}, G)
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{folder / 'checkpoint.npz'}: cannot read ({exc.__class__.__name__})") from None
+    data = _torch_bytes(obj)
+    if hashlib.sha256(data).hexdigest() != meta.get("checkpoint_sha256"):
+        raise UserError(f"{folder}: the rebuilt checkpoint does not match the sha256 its training recorded")
+    return data, obj, meta
+
+
+def _seed_text(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds)) if seeds else "none"
+
+
+def export(shipped: Path | None, label: str, seeds: list[int], out: Path) -> list[Path]:
+    """Write the original's two files (sys_A<s>_state.pth with sysa's resume data, and the bare
+    sys_A<s>.pth) of shipped models into `out`, with sysa's metadata beside them
+    (sys_A<s>_train.json); returns the paths written."""
+    shipped = Path(shipped or default_dir())
+    G = load_network(shipped)
+    jobs = [(s, *checkpoint_bytes(shipped, label, s, G)) for s in seeds]  # every model checked first
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s, data, obj, meta in jobs:
+        files.write_bytes(files.checkpoint_path(out, s), data)
+        files.save_torch(files.bare_path(out, s), obj["state_dict"])
+        files.write_json(files.meta_path(out, s), meta)  # its configuration, for `sysa evaluate` and the notebooks
+        written += [files.checkpoint_path(out, s), files.bare_path(out, s), files.meta_path(out, s)]
+    return written
+
+
+def study_config(shipped: Path | None = None) -> Config:
+    """The configuration the shipped study was trained with (its study.json)."""
+    shipped = Path(shipped or default_dir())
+    try:
+        return config_of(files.read_json(shipped / STUDY), shipped / STUDY)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{shipped / STUDY}: not a run manifest ({exc})") from None
+
+
+def unpack(out: Path, shipped: Path | None = None) -> dict[str, list[int]]:
+    """Make `out` a run folder holding every shipped model as its training left it (checkpoints,
+    metadata, plots), ready for `sysa run` to analyse without training. Models already in `out`
+    that verify are kept; a folder holding another training of a shipped model is refused.
+    Returns the seeds per ensemble."""
+    shipped = Path(shipped or default_dir())
+    cfg = study_config(shipped)
+    have = shipped_seeds(shipped)
+    if not have["main"]:
+        raise UserError(f"{shipped}: no shipped model (nothing under main/)")
+    problems = check_sums(shipped)
+    if problems:
+        raise UserError(f"{shipped}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    ens = ensembles(cfg, out, [], bool(have["control"]))
+    G = load_network(shipped)
+    seeds = have["main"]
+    for e in ens:
+        if have[e.label] != seeds:
+            raise UserError(f"{shipped}: the control seeds ({_seed_text(have[e.label])}) are not the main seeds "
+                            f"({_seed_text(seeds)})")
+    files.check_owned(out)
+    check_output_dir(out)
+    with files.FolderLock(out):
+        marker = Path(out) / files.RUN_MARKER
+        if not marker.exists():
+            files.write_json(marker, manifest(cfg, files.read_json(shipped / STUDY).get("overrides", []), seeds,
+                                              len(ens) > 1))
+        for e in ens:
+            for s in seeds:
+                _unpack_seed(shipped, e, s, G)
+    return {e.label: seeds for e in ens}
+
+
+def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
+    data, obj, meta = checkpoint_bytes(shipped, e.label, s, G)
+    if meta.get("training_id") != replace(e.cfg, seed=s).training_id():
+        raise UserError(f"{seed_folder(shipped, e.label, s)}: trained with another configuration than this "
+                        f"code's paper profile")
+    sdir = e.seed_dir(s)
+    ck, meta_file = files.checkpoint_path(sdir, s), files.meta_path(sdir, s)
+    sha = meta["checkpoint_sha256"]
+    here = [p for p in (ck, meta_file) if p.is_file()]
+    if here:
+        try:
+            same = files.sha256(ck) == sha and files.read_json(meta_file).get("checkpoint_sha256") == sha
+        except (OSError, UserError, AttributeError):
+            same = False
+        if not same:
+            raise UserError(f"{sdir}: holds another training of {e.label} seed {s}; unpack into another folder")
+        if all(p.is_file() for p in (files.bare_path(sdir, s), files.loss_plot_path(sdir, s),
+                                     files.grad_plot_path(sdir, s))):
+            return
+    sdir.mkdir(parents=True, exist_ok=True)
+    files.write_bytes(ck, data)
+    files.save_torch(files.bare_path(sdir, s), obj["state_dict"])
+    h = meta["history"]
+    plots.save(plots.loss_history(h["loss"], s, h["monitor_step"], h["monitor_loss"]), files.loss_plot_path(sdir, s))
+    plots.save(plots.grad_norm_history(h["grad_norm_I"], h["grad_norm_w"], s), files.grad_plot_path(sdir, s))
+    files.write_json(meta_file, meta)  # last: until it is there, the seed is not complete
+
+
+# -- the reports, re-made from the shipped models ---------------------------------------------------
+
+#: the relative tolerance within which a re-made metric must equal the shipped one
+METRICS_RTOL = 1e-6
+#: metrics that name where and how they were computed rather than measure the model
+PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "profile", "seed", "epoch")
+
+
+def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL, prefix: str = "") -> list[str]:
+    """The metrics that differ between a shipped metrics.json and a re-made one: numbers beyond
+    rtol relative (absolute below 1e-12), anything else when not equal; one line each."""
+    out = []
+    for k in sorted(set(shipped_m) | set(remade)):
+        name = f"{prefix}{k}"
+        if k not in remade or k not in shipped_m:
+            out.append(f"{name}: {'missing in the re-made' if k not in remade else 'not in the shipped'} metrics")
+            continue
+        a, b = shipped_m[k], remade[k]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += metric_differences(a, b, rtol, f"{name}.")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            out += metric_differences(dict(enumerate(a)), dict(enumerate(b)), rtol, f"{name}.")
+        elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            if not abs(a - b) <= max(rtol * max(abs(a), abs(b)), 1e-12):
+                out.append(f"{name}: shipped {a!r}, re-made {b!r} (relative {abs(a - b) / max(abs(a), abs(b)):.1e})")
+        elif a != b:
+            out.append(f"{name}: shipped {a!r}, re-made {b!r}")
+    return out
+
+
+def compare_metrics(run_dir: Path, shipped: Path | None = None) -> dict[str, list[str]]:
+    """{"main seed 3": differences} for every shipped model with shipped metrics, against the
+    metrics.json of the same model in run folder `run_dir`."""
+    shipped = Path(shipped or default_dir())
+    out = {}
+    for label, seeds in shipped_seeds(shipped).items():
+        for s in seeds:
+            ship = seed_folder(shipped, label, s) / "metrics.json"
+            if not ship.is_file():
+                continue
+            sdir = files.seed_dir(Path(run_dir) / ("" if label == "main" else label), s)
+            try:
+                remade = files.read_json(files.metrics_path(sdir))
+            except UserError as exc:
+                out[f"{label} seed {s}"] = [str(exc)]
+                continue
+            a = {k: v for k, v in files.read_json(ship).items() if k not in PROVENANCE_KEYS}
+            b = {k: v for k, v in remade.items() if k not in PROVENANCE_KEYS}
+            out[f"{label} seed {s}"] = metric_differences(a, b)
+    return out

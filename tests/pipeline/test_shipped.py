@@ -1,0 +1,146 @@
+"""The shipped study (sysa_core.pipeline.shipped, `sysa study`): a run's models packed compactly
+and rebuilt bit for bit, on the session's smoke run (both ensembles, analysed). The real shipped
+paper study in data/paper is checked in test_paper_study.py."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_user_error, run_cli
+
+from sysa_core import files
+from sysa_core.pipeline import shipped, verify
+
+SEEDS = (1, 2)
+LABELS = {"main": "", "control": "control/"}
+
+
+@pytest.fixture(scope="module")
+def packed(smoke_run, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("shipped") / "study"
+    proc = run_cli("study", "pack", smoke_run, "--shipped", dest)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 model(s) added" in proc.stderr
+    return dest
+
+
+def test_pack_keeps_every_model_with_one_G_its_metrics_and_sha256s(packed, smoke_run):
+    assert shipped.shipped_seeds(packed) == {"main": list(SEEDS), "control": list(SEEDS)}
+    assert shipped.check_sums(packed) == []
+    for label, prefix in LABELS.items():
+        for s in SEEDS:
+            got = sorted(p.name for p in shipped.seed_folder(packed, label, s).iterdir())
+            assert got == ["checkpoint.json", "checkpoint.npz", "metrics.json", "train.json"]
+            shipped_metrics = json.loads((shipped.seed_folder(packed, label, s) / "metrics.json").read_text())
+            assert shipped_metrics == json.loads(files.metrics_path(smoke_run / f"{prefix}seed_{s}").read_text())
+            with np.load(shipped.seed_folder(packed, label, s) / "checkpoint.npz") as z:
+                assert not any(z[k].size == 48 * 48 for k in z.files)  # G is stored once, in network.npz
+    assert shipped.load_network(packed).shape == (48, 48)
+    again = run_cli("study", "pack", smoke_run, "--shipped", packed)
+    assert again.returncode == 0 and "0 model(s) added" in again.stderr, again.stderr
+
+
+def test_unpack_rebuilds_the_trained_checkpoints_bit_for_bit(packed, smoke_run, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("study", "unpack", "--shipped", packed, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "sysa run --profile smoke" in proc.stderr
+    for prefix in LABELS.values():
+        for s in SEEDS:
+            for name in (f"sys_A{s}_state.pth", f"sys_A{s}.pth", f"sys_A{s}_train.json"):
+                assert (out / f"{prefix}seed_{s}" / name).read_bytes() == \
+                    (smoke_run / f"{prefix}seed_{s}" / name).read_bytes(), name
+    checks = verify.check_run(out)
+    for name, chk in checks.items():  # trained and verified: only the notebooks are left to run
+        if name != "population":
+            assert chk.action == "reanalyse", (name, chk.problems)
+            assert not any("train" in p and "did not" in p for p in chk.problems)
+
+
+def test_export_writes_the_originals_two_files(packed, smoke_run, tmp_path):
+    proc = run_cli("study", "export", "--shipped", packed, "--seeds", "2", "--control", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "sys_A2_state.pth").read_bytes() == (smoke_run / "control/seed_2/sys_A2_state.pth").read_bytes()
+    ck = files.load_checkpoint(tmp_path / "sys_A2.pth")
+    assert ck["epoch"] is None and set(ck["state_dict"]) == {"G", "I", "w", "h0"}
+    missing = run_cli("study", "export", "--shipped", packed, "--seeds", "7", "--out", tmp_path)
+    assert_user_error(missing.stderr, missing.returncode, "no shipped main seed 7", "shipped: 1, 2")
+
+
+def test_a_changed_shipped_file_is_named_and_refused(packed, tmp_path):
+    bad = tmp_path / "study"
+    shutil.copytree(packed, bad)
+    npz = shipped.seed_folder(bad, "main", 1) / "checkpoint.npz"
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["/state_dict/w"] = arrays["/state_dict/w"] * np.float32(1.0001)
+    np.savez_compressed(npz, **arrays)
+    chk = run_cli("study", "check", "--shipped", bad)
+    assert chk.returncode == 1 and "main/seed_1/checkpoint.npz: its sha256 differs" in chk.stdout
+    shipped.write_sums(bad)  # even with matching sums, the rebuilt checkpoint is not the trained one
+    proc = run_cli("study", "unpack", "--shipped", bad, "--out", tmp_path / "run")
+    assert_user_error(proc.stderr, proc.returncode, "main/seed_1", "does not match the sha256 its training recorded")
+
+
+def test_unpack_never_overwrites_another_training(packed, smoke_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run, out, ignore=shutil.ignore_patterns(".sysa.lock"))
+    ck = out / "seed_1" / "sys_A1_state.pth"
+    obj = torch.load(ck, weights_only=True)
+    obj["state_dict"]["w"] = obj["state_dict"]["w"] * 2
+    files.save_torch(ck, obj)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".sysa.lock"}
+    proc = run_cli("study", "unpack", "--shipped", packed, "--out", out)
+    assert_user_error(proc.stderr, proc.returncode, "seed_1", "holds another training of main seed 1")
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".sysa.lock"}
+
+
+def test_pack_refuses_a_run_of_another_configuration(packed, tmp_path, smoke_train):
+    dest = tmp_path / "study"
+    shutil.copytree(packed, dest)
+    run = smoke_train.parent
+    man = json.loads((run / files.RUN_MARKER).read_text())
+    man["config"]["train"]["epochs"] += 1
+    other = tmp_path / "other"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns(".sysa.lock"))
+    (other / files.RUN_MARKER).write_text(json.dumps(man))
+    proc = run_cli("study", "pack", other, "--shipped", dest)
+    assert_user_error(proc.stderr, proc.returncode, "trained with another configuration than the shipped study")
+    assert shipped.shipped_seeds(dest) == shipped.shipped_seeds(packed)
+
+
+def test_report_remakes_every_report_without_training_and_confirms_the_metrics(packed, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("study", "report", "--shipped", packed, "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 shipped models' metrics re-made within 1e-06 relative" in proc.stderr
+    assert "train seed" not in proc.stderr  # nothing was trained
+    for prefix in LABELS.values():
+        for s in SEEDS:
+            meta = json.loads((out / f"{prefix}seed_{s}" / f"sys_A{s}_train.json").read_text())
+            assert meta == json.loads((shipped.seed_folder(packed, prefix.strip("/") or "main", s)
+                                       / "train.json").read_text())
+            for name in ("train", "inspect", "pca"):
+                assert (out / f"{prefix}seed_{s}" / f"{name}.html").is_file()
+    assert (out / "index.html").is_file() and (out / "population.html").is_file()
+    assert verify.check_run(out)["main seed 1"].action == "none"
+    # a shipped number that the re-made analysis does not give is named
+    tampered = tmp_path / "study"
+    shutil.copytree(packed, tampered)
+    m_path = shipped.seed_folder(tampered, "control", 2) / "metrics.json"
+    m = json.loads(m_path.read_text())
+    m["precision"] *= 1 + 1e-5
+    m_path.write_text(json.dumps(m))
+    diffs = shipped.compare_metrics(out, tampered)
+    assert [d.split(":")[0] for d in diffs["control seed 2"]] == ["precision"]
+    assert not any(v for k, v in diffs.items() if k != "control seed 2")
+
+
+def test_metric_differences_respects_the_tolerance():
+    a = {"x": 1.0, "nested": {"y": [1.0, 2.0]}, "flag": True, "name": "a"}
+    assert shipped.metric_differences(a, {"x": 1.0 + 5e-7, "nested": {"y": [1.0, 2.0]}, "flag": True, "name": "a"}) == []
+    got = shipped.metric_differences(a, {"x": 1.0, "nested": {"y": [1.0, 2.00001]}, "flag": False, "extra": 1})
+    assert [g.split(":")[0] for g in got] == ["extra", "flag", "name", "nested.y.1"]
