@@ -210,9 +210,9 @@ class Net1(torch.nn.Module):
     def forward(self, x_btd: torch.Tensor, h0: torch.Tensor | None = None,
                 return_h: bool = False, return_r: bool = False):
         """The plain loop of README, Definitions 1, differentiable by autograd: `reference_forward` on this module's tensors."""
-        h0 = self.h0 if h0 is None else h0
         from sysa_core.model import reference_forward
 
+        h0 = self.h0 if h0 is None else h0
         return reference_forward(self.G, self.I, self.w, h0, x_btd, self.cfg.alpha, self.cfg.model.g_G,
                                  return_h=return_h, return_r=return_r)
 
