@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import moved_weights
+from conftest import Net1, moved_weights
 
 from sysa_core import config, engine, model, task
 from sysa_core.model import generator
@@ -32,7 +32,7 @@ def _batch(cfg, seed, n=8):
 
 def _reference(cfg, wts, trials):
     """Loss and gradients from Net1's plain loop (model.py) and autograd, independently of engine."""
-    net = model.Net1(cfg, wts)
+    net = Net1(cfg, wts)
     y = net(trials.x)
     loss = task.training_loss(y, trials.target)
     dI, dw = torch.autograd.grad(loss, (net.I, net.w))
