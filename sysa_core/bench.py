@@ -40,7 +40,7 @@ import torch
 from . import config, engine
 from .analysis import metrics
 from .config import Config
-from .engine import _row_schedule, adjoint_step, autograd_step, n_streams, row_groups, run_streams, seed_blocks
+from .engine import adjoint_step, autograd_step, n_streams, row_groups, row_schedule, run_streams, seed_blocks
 from .model import DTYPES, init_weights
 from .task import draw_trials
 
@@ -115,7 +115,7 @@ def active_work(args) -> dict:
         return {"rows": 0, "active_steps": 0, "t0": T, "T": T, "blocks": blocks, "schedule": [], "row_steps": 0,
                 "starts": starts, "seeds": seeds, "shared_G": shared}
     t0 = int(starts.min())
-    sched = _row_schedule(starts, blocks, t0, T)
+    sched = row_schedule(starts, blocks, t0, T)
     return {"rows": n_rows, "active_steps": T - t0, "t0": t0, "T": T, "blocks": blocks, "schedule": sched,
             "row_steps": sum(e - lo for step in sched for lo, e in step), "starts": starts, "seeds": seeds,
             "shared_G": shared}
@@ -130,7 +130,7 @@ def _products(G, work, sel, all_rows: bool):
     if all_rows:
         sched = [blocks] * work["active_steps"]
     else:
-        sched = _row_schedule(work["starts"][sel], blocks, work["t0"], work["T"])
+        sched = row_schedule(work["starts"][sel], blocks, work["t0"], work["T"])
     bG = {lo: (0 if work["shared_G"] else sid[lo]) for lo, _ in blocks}
     GT = {lo: Gs[b].T for lo, b in bG.items()}
     Gc = {lo: Gs[b].contiguous() for lo, b in bG.items()}
@@ -332,8 +332,8 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sysa_core.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one reference step and three fast steps: the whole "
-                   "benchmark within a minute on an otherwise idle 2-core machine")
+    p.add_argument("--quick", action="store_true", help="one reference step and three fast steps (the shortest "
+                   "benchmark)")
     p.add_argument("--profile", default="paper", help="configuration profile (default paper)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     p.add_argument("--batch", type=int, default=32, help="trials per step (default 32)")

@@ -9,8 +9,6 @@ import json
 import signal
 import sys
 import threading
-import time
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import UserError
@@ -81,7 +79,7 @@ def cmd_evaluate(args) -> int:
 
     jobs = []
     for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
-        cfg = config.for_checkpoint(p, args.profile, args.set, args.seed)
+        cfg = files.for_checkpoint(p, args.profile, args.set, args.seed)
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
     nets: dict = {}  # the network analysis once per G (and configuration) among the files given
@@ -102,34 +100,18 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import config, files, training
-    from .pipeline import preflight, verify
-    from .pipeline.ensembles import ensembles
+    from . import config
+    from .pipeline import train
     from .runtime import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
     seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
     dev = resolve_device(args.device)
     out = _out(args.out)
-    files.check_owned(out)  # before any work starts
-    ens = ensembles(cfg, out, args.set, False)
-    preflight.check_trained_with(out, ens, seeds, hint="use another --out (or delete those seeds' folders)")
-    preflight.check_resources(out, ens, seeds, args.batch_seeds)
-    preflight.check_output_dir(out)
-    with files.FolderLock(out):
-        folders = {s: files.seed_dir(out, s) for s in seeds}
-        for s, folder in folders.items():
-            if folder.exists():
-                verify.prepare(folder, replace(cfg, seed=s), f"seed {s}", "sysa train", trained_only=True)
-            preflight.check_output_dir(folder)
-        marker = out / files.RUN_MARKER
-        if not marker.exists():
-            files.write_json(marker, preflight.manifest(cfg, args.set, seeds, False, kind="train"))
-        t = time.perf_counter()
-        training.train_seeds(cfg, seeds, folders, batch_seeds=args.batch_seeds, progress=not args.quiet,
-                             device=str(dev))
+    seconds = train.train(cfg, seeds, out, overrides=args.set, batch_seeds=args.batch_seeds,
+                          progress=not args.quiet, device=str(dev))
     if not args.quiet:
-        print(f"sysa train: {len(seeds)} seed(s) on {dev} in {time.perf_counter() - t:.1f} s wall; "
+        print(f"sysa train: {len(seeds)} seed(s) on {dev} in {seconds:.1f} s wall; "
               f"checkpoints in {out}", file=sys.stderr)
     return 0
 

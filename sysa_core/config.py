@@ -11,10 +11,8 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
-from . import files
 from .errors import UserError
 
 
@@ -118,6 +116,24 @@ class Config:
         lo, hi = self.trained_range_ms
         return lo <= duration_ms < hi
 
+    @property
+    def trained_range_text(self) -> str:
+        """The trained range as the reports write it, its ends the shortest and longest durations
+        training draws: "550–650 ms"."""
+        lo, hi = self.trained_range_ms
+        return f"{lo:g}–{hi - self.model.dt_ms:g} ms"
+
+    @property
+    def in_range_indices(self) -> list[int]:
+        """The positions in analysis.durations_ms of the test durations inside the trained range."""
+        return [i for i, d in enumerate(self.analysis.durations_ms) if self.in_trained_range(d)]
+
+    @property
+    def trained_window_ms(self):
+        """The window over which the loss asks the plateau to hold: from the cost onset to the end
+        of the trial (Nt_ms - cost_onset_ms), in ms."""
+        return self.task.Nt_ms - self.task.cost_onset_ms
+
     # -- serialisation -----------------------------------------------------------------
     def with_dtype(self, dtype: str) -> "Config":
         """The same configuration simulated in another dtype ("float32", "float64")."""
@@ -127,6 +143,12 @@ class Config:
         d = asdict(self)
         d["analysis"]["durations_ms"] = list(self.analysis.durations_ms)
         return d
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, source: str = "configuration", default_profile: str = "paper") -> "Config":
+        """The configuration a run folder's manifest (files.RUN_MARKER: its "config" without the seed,
+        and its "profile") records; KeyError without a "config"."""
+        return cls.from_dict({**manifest["config"], "profile": manifest.get("profile", default_profile)}, source=source)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "configuration") -> "Config":
@@ -317,24 +339,6 @@ def resolve(profile_name: str = "quick", overrides=None, seed: int | None = None
     if seed is not None:
         cfg = replace(cfg, seed=_parse_int("seed", seed))
     return validate(cfg)
-
-
-def for_checkpoint(path, profile_name: str | None = None, overrides=None, seed: int | None = None) -> Config:
-    """The configuration a checkpoint was trained with: read from sysa's metadata beside it
-    (sys_A<seed>_train.json) when there is one and neither a profile nor overrides are given;
-    else the named profile (default `paper`, the original's parameters) with the overrides.
-    The seed comes from `seed`, else from the file name."""
-    path = Path(path)
-    seed = seed if seed is not None else files.seed_from_name(path)
-    if seed is None:
-        raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
-    meta = files.meta_path(path.parent, seed)
-    if meta.exists() and not overrides and not profile_name:
-        record = files.read_json(meta)
-        if not isinstance(record, dict) or "config" not in record:
-            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
-        return replace(Config.from_dict(record["config"], source=str(meta)), seed=seed)
-    return resolve(profile_name or "paper", overrides, seed=seed)
 
 
 # -- validation --------------------------------------------------------------------------

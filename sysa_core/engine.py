@@ -92,7 +92,7 @@ def clear_scratch() -> None:
     _scratch_buffers.clear()
 
 
-def _row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tuple[int, int]]]:
+def row_schedule(starts: torch.Tensor, blocks, t0: int, T: int) -> list[list[tuple[int, int]]]:
     """Per active step t0..T-1 (rows sorted by start within each block), the row ranges
     [lo, end) of each block whose rows have started (start <= t); empty ranges left out."""
     steps = torch.arange(t0, T)
@@ -219,7 +219,7 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
     # per step, the row ranges whose state can be non-zero: the products skip the others
     # (their h, r stay exactly 0 in the forward pass; in the backward pass their adjoint is
     # never used, as they have neither input nor rate at those steps)
-    sched = _row_schedule(starts, blocks, t0, T)
+    sched = row_schedule(starts, blocks, t0, T)
     ag = alpha * g
     beta = 1.0 - alpha
     tanh_into = _tanh_into(dev)

@@ -22,12 +22,13 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import __version__
+from . import __version__, config
 from .errors import UserError
 
 KEYS = ("G", "I", "w", "h0")
@@ -388,3 +389,21 @@ def code_version() -> dict:
             pass
     return {"sysa": __version__, "git_commit": commit, "git_dirty": dirty, "torch": torch.__version__,
             "python": platform.python_version()}
+
+
+def for_checkpoint(path, profile_name: str | None = None, overrides=None, seed: int | None = None) -> config.Config:
+    """The configuration a checkpoint was trained with: read from sysa's metadata beside it
+    (sys_A<seed>_train.json) when there is one and neither a profile nor overrides are given;
+    else the named profile (default `paper`, the original's parameters) with the overrides.
+    The seed comes from `seed`, else from the file name."""
+    path = Path(path)
+    seed = seed if seed is not None else seed_from_name(path)
+    if seed is None:
+        raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
+    meta = meta_path(path.parent, seed)
+    if meta.exists() and not overrides and not profile_name:
+        record = read_json(meta)
+        if not isinstance(record, dict) or "config" not in record:
+            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
+        return replace(config.Config.from_dict(record["config"], source=str(meta)), seed=seed)
+    return config.resolve(profile_name or "paper", overrides, seed=seed)

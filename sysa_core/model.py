@@ -1,5 +1,5 @@
-"""The network ("Net1", README, Definitions 1): initialisation, the Euler update, and the forward
-simulations built on it (the autograd-friendly reference module and the fast no-gradient loop
+"""The network (README, Definitions 1): initialisation, the Euler update, and the forward
+simulations built on it (the autograd-friendly reference loop and the fast no-gradient loop
 every analysis uses).
 
 Update, batch-major row vectors, for t = 0 .. T-1:
@@ -14,7 +14,6 @@ import hashlib
 from typing import Callable
 
 import torch
-from torch import nn
 
 from .config import Config, ModelConfig
 
@@ -146,28 +145,6 @@ def run(cfg: Config, sd: dict, x_btd: torch.Tensor, h0: torch.Tensor | None = No
     wt = {k: v.detach().to("cpu", dtype).clone() for k, v in sd.items()}
     h = wt["h0"] if h0 is None else h0.to(dtype)
     return simulate(wt["G"], wt["I"], wt["w"], h, x_btd.to(dtype), cfg.alpha, cfg.model.g_G, **kwargs)
-
-
-class Net1(nn.Module):
-    """Continuous-time rate RNN. Parameters G, I, w, h0 in the original's order; only I and
-    w require gradients (the original's Adam was built over all four, with state for I, w)."""
-
-    def __init__(self, cfg: Config, weights: dict[str, torch.Tensor] | None = None):
-        super().__init__()
-        self.cfg = cfg
-        dtype = DTYPES[cfg.model.dtype]
-        wts = weights if weights is not None else init_weights(cfg.model, cfg.seed)
-        self.G = nn.Parameter(wts["G"].detach().clone().to(dtype), requires_grad=False)
-        self.I = nn.Parameter(wts["I"].detach().clone().to(dtype))
-        self.w = nn.Parameter(wts["w"].detach().clone().to(dtype))
-        self.h0 = nn.Parameter(wts["h0"].detach().clone().to(dtype), requires_grad=False)
-
-    def forward(self, x_btd: torch.Tensor, h0: torch.Tensor | None = None,
-                return_h: bool = False, return_r: bool = False):
-        """The plain loop of README, Definitions 1, differentiable by autograd: `reference_forward` on this module's tensors."""
-        h0 = self.h0 if h0 is None else h0
-        return reference_forward(self.G, self.I, self.w, h0, x_btd, self.cfg.alpha, self.cfg.model.g_G,
-                                 return_h=return_h, return_r=return_r)
 
 
 def reference_forward(G, I, w, h0, x_btd, alpha: float, g: float, return_h: bool = False, return_r: bool = False):

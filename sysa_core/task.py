@@ -30,9 +30,6 @@ class Trials:
     def subset(self, idx) -> "Trials":
         return Trials(self.x[idx], self.target[idx], self.onset_step[idx], self.duration_ms[idx])
 
-    def to(self, dtype) -> "Trials":
-        return Trials(self.x.to(dtype), self.target.to(dtype), self.onset_step, self.duration_ms.to(dtype))
-
 
 def build_trials(cfg: Config, onset_step: torch.Tensor, duration_step: torch.Tensor,
                  T_steps: int, cost_onset_step: int | None = None) -> Trials:

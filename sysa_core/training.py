@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import files, plots, runtime
+from . import files, runtime
 from .config import Config
 from .engine import ENGINES, clear_scratch
 from .errors import TrainingDiverged, UserError
@@ -126,6 +127,16 @@ def _foreign(st: SeedState, path: Path, ck: dict) -> SeedState:
     return st
 
 
+#: draws a finished training's figures into its folder: figures(folder, seed, history), history
+#: as in the metadata (train_models' `figures`; the pipeline passes pipeline.plots.training_figures)
+Figures = Callable[[Path, int, dict], None]
+
+
+def _history(st: SeedState) -> dict:
+    return {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w,
+            "monitor_step": st.monitor_step, "monitor_loss": st.monitor_loss}
+
+
 def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
     return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
             "config": st.cfg.to_dict(), "training_id": st.cfg.training_id(), "code_version": code_version(),
@@ -134,8 +145,7 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
             # may split its rows differently with another thread count)
             # (and on a GPU they are not claimed bit-reproducible at all: its sums run in any order)
             "torch_threads": torch.get_num_threads(), "device": "+".join(st.devices) or None,
-            "history": {"loss": st.loss, "grad_norm_I": st.grad_I, "grad_norm_w": st.grad_w,
-                        "monitor_step": st.monitor_step, "monitor_loss": st.monitor_loss},
+            "history": _history(st),
             "convergence": convergence(st.monitor_step, st.monitor_loss, st.cfg.train.total_steps)}
 
 
@@ -160,27 +170,28 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
     files.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
 
 
-def _finish(st: SeedState) -> None:
-    """The files of a finished training: the bare state dict, the two plots, and the metadata saying
-    "complete" with the checkpoint's sha256 (written last: until then the training is not complete)."""
+def _finish(st: SeedState, figures: Figures | None) -> None:
+    """The files of a finished training: the bare state dict, the figures (when given), and the
+    metadata saying "complete" with the checkpoint's sha256 (written last: until then the training
+    is not complete)."""
     if st.folder is None or st.foreign:
         return
     files.save_torch(bare_path(st.folder, st.seed), st.weights)
-    plots.save(plots.loss_history(st.loss, st.seed, st.monitor_step, st.monitor_loss),
-               files.loss_plot_path(st.folder, st.seed))
-    plots.save(plots.grad_norm_history(st.grad_I, st.grad_w, st.seed), files.grad_plot_path(st.folder, st.seed))
+    if figures is not None:
+        figures(st.folder, st.seed, _history(st))
     files.write_json(meta_path(st.folder, st.seed),
                      {**_meta(st, "complete"), "checkpoint_sha256": files.sha256(checkpoint_path(st.folder, st.seed))})
 
 
-def _finished(st: SeedState) -> bool:
+def _finished(st: SeedState, figures: Figures | None) -> bool:
     """Whether a trained model's folder already holds every file _finish writes, saying "complete"."""
     try:
         meta = files.read_json(meta_path(st.folder, st.seed))
     except UserError:
         return False
-    return (isinstance(meta, dict) and meta.get("status") == "complete" and bare_path(st.folder, st.seed).is_file()
-            and files.loss_plot_path(st.folder, st.seed).is_file() and files.grad_plot_path(st.folder, st.seed).is_file())
+    drawn = figures is None or (files.loss_plot_path(st.folder, st.seed).is_file()
+                                and files.grad_plot_path(st.folder, st.seed).is_file())
+    return isinstance(meta, dict) and meta.get("status") == "complete" and bare_path(st.folder, st.seed).is_file() and drawn
 
 
 def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> None:
@@ -382,15 +393,16 @@ def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device
 
 
 def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool | None = None,
-                 progress: bool = True, device: str = "auto") -> list[dict]:
+                 progress: bool = True, device: str = "auto", figures: Figures | None = None) -> list[dict]:
     """Train each (configuration, folder) pair; the configuration's seed selects the model.
 
-    folder: where its checkpoints, metadata and plots go (None: keep in memory). A folder holding
+    folder: where its checkpoints, metadata and figures go (None: keep in memory). A folder holding
     a checkpoint of the same training configuration is resumed from its last epoch (or only loaded
     when complete). batch_seeds: how models are stepped together (`batches`; a batch gives the
     results of training its models one at a time up to float rounding, and the same bits for the
     same batch). device: where the training steps run (runtime.resolve_device: auto = a CUDA GPU
-    when there is one; the CPU is the tested path). Returns the state dicts {G, I, w, h0} in the
+    when there is one; the CPU is the tested path). figures: draws a finished model's figures into
+    its folder (`Figures`; this layer draws none itself). Returns the state dicts {G, I, w, h0} in the
     order given.
     """
     dev = resolve_device(device)
@@ -402,21 +414,22 @@ def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool 
     finally:
         clear_scratch()
     for st in states:
-        if st.folder is not None and (st in todo or not _finished(st)):
-            _finish(st)
+        if st.folder is not None and (st in todo or not _finished(st, figures)):
+            _finish(st, figures)
     return [st.weights for st in states]
 
 
 def train_seeds(cfg: Config, seeds: list[int], folders: dict | None = None, *, batch_seeds: bool | None = None,
-                progress: bool = True, device: str = "auto") -> dict[int, dict]:
+                progress: bool = True, device: str = "auto", figures: Figures | None = None) -> dict[int, dict]:
     """Train the models of `seeds` with configuration `cfg` (its own seed is ignored); folders:
     {seed: folder} (train_models). Returns {seed: state_dict}."""
     folders = folders or {}
     sds = train_models([(replace(cfg, seed=s), folders.get(s)) for s in seeds], batch_seeds=batch_seeds,
-                       progress=progress, device=device)
+                       progress=progress, device=device, figures=figures)
     return dict(zip(seeds, sds))
 
 
-def train(cfg: Config, folder: Path | None = None, progress: bool = True, device: str = "auto") -> dict:
+def train(cfg: Config, folder: Path | None = None, progress: bool = True, device: str = "auto",
+          figures: Figures | None = None) -> dict:
     """Train the single model `cfg.seed`; returns its state dict {G, I, w, h0}."""
-    return train_models([(cfg, folder)], progress=progress, device=device)[0]
+    return train_models([(cfg, folder)], progress=progress, device=device, figures=figures)[0]

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from filelock import FileLock
@@ -99,12 +101,12 @@ def popen_cli(*args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(cond, timeout: float = 120, what: str = "") -> None:
-    """Poll cond() every 20 ms until it holds; fail after timeout seconds."""
+def wait_for(cond, timeout: float = 120, what: str = "", every_s: float = 0.02) -> None:
+    """Wait until cond() holds (checked every every_s seconds); fail after timeout seconds."""
     end = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 def descendants(pid: int) -> set[int]:
@@ -186,6 +188,47 @@ def moved_weights(model_cfg, seed: int, noise_seed: int, dI: float = 0.0, dw: fl
         if scale:
             wts[name] = wts[name] + scale * torch.randn(wts[name].shape, generator=g)
     return wts
+
+
+class Net1(torch.nn.Module):
+    """The original's network as a torch module (README, Definitions 1), the reference the tests
+    check the package's simulation, engine and training against: parameters G, I, w, h0 in the
+    original's order; only I and w require gradients."""
+
+    def __init__(self, cfg, weights: dict | None = None):
+        from sysa_core.model import DTYPES, init_weights
+
+        super().__init__()
+        self.cfg = cfg
+        dtype = DTYPES[cfg.model.dtype]
+        wts = weights if weights is not None else init_weights(cfg.model, cfg.seed)
+        self.G = torch.nn.Parameter(wts["G"].detach().clone().to(dtype), requires_grad=False)
+        self.I = torch.nn.Parameter(wts["I"].detach().clone().to(dtype))
+        self.w = torch.nn.Parameter(wts["w"].detach().clone().to(dtype))
+        self.h0 = torch.nn.Parameter(wts["h0"].detach().clone().to(dtype), requires_grad=False)
+
+    def forward(self, x_btd: torch.Tensor, h0: torch.Tensor | None = None,
+                return_h: bool = False, return_r: bool = False):
+        """The plain loop of README, Definitions 1, differentiable by autograd: `reference_forward` on this module's tensors."""
+        from sysa_core.model import reference_forward
+
+        h0 = self.h0 if h0 is None else h0
+        return reference_forward(self.G, self.I, self.w, h0, x_btd, self.cfg.alpha, self.cfg.model.g_G,
+                                 return_h=return_h, return_r=return_r)
+
+
+def population_table(n: int, cos_init: float, cos: float, mech: str = "transient", key: str = "k") -> pd.DataFrame:
+    """A made-up population table of n seeds (the columns the answer reads)."""
+    rng = np.random.default_rng(int(100 * cos) + n)
+    return pd.DataFrame({
+        "seed": np.arange(1, n + 1), "precision": rng.uniform(0.01, 0.04, n),
+        "precision_trained_range": rng.uniform(1e-3, 3e-3, n),
+        "weight_correlation_init": np.full(n, cos_init), "weight_correlation": cos + 0.01 * rng.standard_normal(n),
+        "pr_input_l1": rng.uniform(300, 340, n), "memory_mechanism": [mech] * n,
+        "plateau_state_speed_per_s": rng.uniform(1, 2, n), "readout_pcs_needed": rng.integers(15, 25, n),
+        "network_dim_spontaneous": np.full(n, 3.9) if key == "k" else rng.uniform(3, 4, n),
+        "network_key": [key] * n if key == "k" else [f"k{i}" for i in range(n)],
+        "network_G": [key] * n if key == "k" else [f"G{i}" for i in range(n)]})
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from sysa_core import bench, config
+from sysa_core import bench, config, engine
 
 STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fast_steps_measured", "speedup",
              "roofline_ms", "roofline_ratio", "roofline_steps_measured", "roofline_all_rows_ms", "simulated_rows",
@@ -105,7 +105,7 @@ def test_roofline_with_streams_covers_the_same_products():
     cfg = config.resolve("smoke", ["perc=0.3"])
     args = bench.step_args(cfg, [1, 2], 16)
     work = bench.active_work(args)
-    per_group = [bench._row_schedule(work["starts"][sel], [(0, len(sel))], work["t0"], work["T"])
+    per_group = [engine.row_schedule(work["starts"][sel], [(0, len(sel))], work["t0"], work["T"])
                  for sel in bench.row_groups(work["blocks"], 2)]
     assert sum(e - lo for sched in per_group for step in sched for lo, e in step) == work["row_steps"]
     prev = torch.get_num_threads()

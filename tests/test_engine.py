@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import Net1, moved_weights
+
 from sysa_core import config, engine, model, task
 from sysa_core.model import generator
 
@@ -30,7 +32,7 @@ def _batch(cfg, seed, n=8):
 
 def _reference(cfg, wts, trials):
     """Loss and gradients from Net1's plain loop (model.py) and autograd, independently of engine."""
-    net = model.Net1(cfg, wts)
+    net = Net1(cfg, wts)
     y = net(trials.x)
     loss = task.training_loss(y, trials.target)
     dI, dw = torch.autograd.grad(loss, (net.I, net.w))
@@ -62,19 +64,10 @@ def _check(cfg, seeds, wts_list, batches, shared_G):
         assert _rel(ag.dI[k], dI) < tol and _rel(ag.dw[k], dw) < tol
 
 
-def _perturbed(wts, seed):
-    """Trained-like weights: I and w moved away from the coupled init so I is not sqrt(N) w."""
-    g = generator(seed + 77)
-    out = dict(wts)
-    out["I"] = wts["I"] + 0.5 * torch.randn(wts["I"].shape, generator=g)
-    out["w"] = wts["w"] + 0.1 * torch.randn(wts["w"].shape, generator=g)
-    return out
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_adjoint_matches_autograd_one_seed(dtype):
     cfg = _cfg(dtype)
-    wts = _perturbed(model.init_weights(cfg.model, 1), 1)
+    wts = moved_weights(cfg.model, 1, 1 + 77, dI=0.5, dw=0.1)
     _check(cfg, [1], [wts], [_batch(cfg, 1)], shared_G=True)
 
 
@@ -82,7 +75,7 @@ def test_adjoint_matches_autograd_one_seed(dtype):
 def test_adjoint_matches_autograd_seeds_stacked(dtype):
     cfg = _cfg(dtype)
     seeds = [1, 2, 3]
-    wts = [_perturbed(model.init_weights(cfg.model, s), s) for s in seeds]
+    wts = [moved_weights(cfg.model, s, s + 77, dI=0.5, dw=0.1) for s in seeds]
     _check(cfg, seeds, wts, [_batch(cfg, s) for s in seeds], shared_G=True)
 
 

@@ -1,9 +1,14 @@
-"""The package's architecture: no import cycle among its modules, counting the imports made inside
-functions (a function-level import does not break a cycle, it hides one)."""
+"""The package's architecture: its layers point one way (core <- analysis <- pipeline <- commands)
+and no import cycle joins its modules, counting the imports made inside functions (a
+function-level import does not break a cycle, it hides one)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sysa_core"
 
@@ -82,3 +87,90 @@ def test_no_import_cycles_in_the_package():
     assert len(graph) >= 20 and any(graph.values())  # the walk found the package and its imports
     assert "sysa_core.analysis.metrics" in graph["sysa_core.pipeline.notebook"]
     assert cycles(graph) == []
+
+
+#: the layers, lowest first: a module imports only modules of its own layer or lower ones
+CORE = {"errors", "runtime", "config", "files", "model", "task", "engine", "training", "original"}
+COMMANDS = {"cli", "bench", "__main__"}
+LAYERS = ("core", "analysis", "pipeline", "commands")
+
+
+def layer(module: str) -> str:
+    """The layer of a package module ("sysa_core.analysis.pca" -> "analysis")."""
+    name = module.removeprefix("sysa_core").lstrip(".")
+    if name in CORE:
+        return "core"
+    if name in COMMANDS:
+        return "commands"
+    top = name.split(".")[0]
+    if top in ("analysis", "pipeline"):
+        return top
+    if name == "":
+        return "core"  # the package's __init__ (its version)
+    raise AssertionError(f"{module}: in no layer; add it to one in test_layout.py")
+
+
+def upward(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(importer, imported) pairs where a module imports one of a higher layer."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    return sorted((m, t) for m, ts in graph.items() for t in ts if rank[layer(t)] > rank[layer(m)])
+
+
+def test_the_direction_check_finds_an_upward_import():
+    assert upward({"sysa_core.training": {"sysa_core.pipeline.plots"}, "sysa_core.pipeline.plots": set()}) == [
+        ("sysa_core.training", "sysa_core.pipeline.plots")]
+    assert upward({"sysa_core.analysis.metrics": {"sysa_core.training"}, "sysa_core.training": set()}) == []
+
+
+def test_layers_point_one_way():
+    graph = import_graph()
+    assert upward(graph) == []
+    assert graph["sysa_core.config"] == {"sysa_core.errors"}  # the configuration loads neither files nor torch
+
+
+def test_analysis_writes_no_files():
+    """The analysis computes; pipeline.store writes and reads its results. Of sysa_core.files the
+    analysis uses only the code version (part of its cache keys)."""
+    used = set()
+    for path in (PACKAGE / "analysis").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "files":
+                used.add((path.name, node.attr))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+                used.add((path.name, "open"))
+    assert {attr for _, attr in used} <= {"code_version"}, used
+
+
+@pytest.mark.parametrize("module, absent", [("sysa_core.analysis.metrics", "matplotlib"),
+                                            ("sysa_core.training", "matplotlib"),
+                                            ("sysa_core.config", "torch")])
+def test_a_lower_layer_loads_nothing_of_a_higher_one(module, absent):
+    code = f"import sys, {module}; assert {absent!r} not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _names(path: Path) -> set[str]:
+    """The names and attributes a module's code uses, and its string constants."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            out.add(node.value)
+    return out
+
+
+def test_the_cli_only_parses_arguments():
+    """The run folder's lifecycle (its lock, its manifest) is pipeline.folder's, not the CLI's."""
+    used = _names(PACKAGE / "cli.py")
+    assert not used & {"FolderLock", "RUN_MARKER", "manifest", "write_json", "check_owned", "prepare"}, used
+
+
+def test_the_improvement_over_untrained_is_computed_in_one_place():
+    """Only analysis.metrics (its `improvement`, and the analysis that stores the untrained
+    precision) reads the untrained in-range precision; every report calls metrics.improvement."""
+    readers = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if "precision_untrained_trained_range" in _names(p)}
+    assert readers == {"analysis/metrics.py"}

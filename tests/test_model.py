@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import Net1, moved_weights
+
 from sysa_core import config, model, task
 from sysa_core.analysis.precision import weight_correlation
 
@@ -111,7 +113,7 @@ def _numpy_forward(wt, x_btd, alpha, g):
 def test_forward_matches_numpy_reference(dt):
     cfg = config.resolve("smoke", ["hidden_size=20", "dtype=float64", "h0_zero=false", f"dt_ms={dt}",
                                    "tau_ms=50"])
-    net = model.Net1(cfg)
+    net = Net1(cfg)
     x = torch.randn(3, 40, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     y, h, r = net(x, return_h=True, return_r=True)
     y_ref, h_ref = _numpy_forward(net.state_dict(), x, dt / 50, 1.5)
@@ -122,7 +124,7 @@ def test_forward_matches_numpy_reference(dt):
 
 
 def test_only_I_and_w_are_trainable_and_dtype_follows_config():
-    net = model.Net1(config.resolve("smoke", ["dtype=float64"]))
+    net = Net1(config.resolve("smoke", ["dtype=float64"]))
     assert {n for n, p in net.named_parameters() if p.requires_grad} == {"I", "w"}
     assert [n for n, _ in net.named_parameters()] == ["G", "I", "w", "h0"]  # the original's order
     assert all(p.dtype == torch.float64 for p in net.parameters())
@@ -131,15 +133,6 @@ def test_only_I_and_w_are_trainable_and_dtype_follows_config():
 
 # -- simulate ------------------------------------------------------------------------------
 
-def _perturbed(wts: dict, seed: int) -> dict:
-    """I and w moved off their coupled start and a non-zero h0, so every term of the update acts."""
-    g = torch.Generator().manual_seed(seed)
-    out = dict(wts)
-    out["I"] = wts["I"] + 0.3 * torch.randn(wts["I"].shape, generator=g)
-    out["w"] = wts["w"] + 0.3 * torch.randn(wts["w"].shape, generator=g)
-    return out
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("h0_zero", [True, False])
 def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
@@ -147,7 +140,7 @@ def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
     first input instead of simulating them) against Net1's autograd-friendly loop: the same rates
     and states to the bit, the same outputs up to the readout's summation order."""
     cfg = config.resolve("smoke", ["hidden_size=40", f"dtype={dtype}", f"h0_zero={h0_zero}"])
-    net = model.Net1(cfg, _perturbed(model.init_weights(cfg.model, 2), 2))
+    net = Net1(cfg, moved_weights(cfg.model, 2, 2, dI=0.3, dw=0.3))
     tr = task.fixed_trials(cfg, (30, 60), onset_ms=100, T_ms=400)
     with torch.no_grad():
         y_ref, h_ref, r_ref = net(tr.x.to(net.G.dtype), return_h=True, return_r=True)
@@ -164,20 +157,10 @@ def test_simulate_gives_the_reference_loops_bits(dtype, h0_zero):
 
 def test_simulate_records_from_a_step_and_run_leaves_the_model_alone():
     cfg = config.resolve("smoke", ["hidden_size=30"])
-    sd = _perturbed(model.init_weights(cfg.model, 4), 4)
+    sd = moved_weights(cfg.model, 4, 4, dI=0.3, dw=0.3)
     before = {k: v.clone() for k, v in sd.items()}
     tr = task.fixed_trials(cfg, (30,), onset_ms=50, T_ms=300)
     y, r, h = model.run(cfg, sd, tr.x, return_r=True, return_h=True)
     y2, r2, h2 = model.run(cfg, sd, tr.x, return_r=True, return_h=True, record_from=120)
     assert torch.equal(y, y2) and torch.equal(r[:, 120:], r2) and torch.equal(h[:, 120:], h2)
     assert all(torch.equal(sd[k], before[k]) for k in sd)
-
-
-def test_signals_is_one_trial_of_the_simulation():
-    from sysa_core.analysis.precision import signals
-
-    cfg = config.resolve("smoke", ["hidden_size=30"])
-    sd = _perturbed(model.init_weights(cfg.model, 4), 4)
-    r, y = signals(cfg, sd, onset_ms=50, T_ms=300, duration_ms=30)
-    y_ref, r_ref = model.run(cfg, sd, task.fixed_trials(cfg, (30,), 50, 300).x, return_r=True)
-    assert r.shape == (300, 30) and np.array_equal(r, r_ref[0].numpy()) and np.array_equal(y, y_ref[0].numpy())

@@ -7,13 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, assert_user_error, cli_env, run_cli
+from conftest import REPO, Net1, assert_user_error, cli_env, run_cli, wait_for
 
 from sysa_core import cli, config, files, model, runtime, task, training
 from sysa_core.analysis import precision
@@ -117,7 +116,7 @@ def test_first_steps_match_autograd_and_adam(smoke_train, smoke_cfg):
     cfg = smoke_cfg
     hist = json.loads((smoke_train / "sys_A1_train.json").read_text())["history"]
     st = training._new_state(cfg, None)
-    net = model.Net1(cfg, model.init_weights(cfg.model, 1))
+    net = Net1(cfg, model.init_weights(cfg.model, 1))
     opt = torch.optim.Adam([net.I, net.w], lr=cfg.train.lr)
     for step in range(2):
         idx = training.batch_indices(st.batch_gen, cfg.train.n_trials, cfg.train.batch_size)
@@ -177,11 +176,11 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, s
     cmd = [sys.executable, "-m", "sysa_core", *TRAIN_SMOKE, "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
     try:
-        deadline = time.monotonic() + 300
-        while not ck_path.exists():  # the first epoch's checkpoint: training is in a later epoch now
+        def first_checkpoint() -> bool:  # the first epoch's: training is in a later epoch now
             assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
+            return ck_path.exists()
+
+        wait_for(first_checkpoint, timeout=300, what="the first checkpoint", every_s=0.002)
         proc.send_signal(signal.SIGSTOP)  # frozen wherever it is, then killed there
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -387,7 +386,7 @@ def test_the_monitor_loss_is_the_training_loss_of_the_first_trials(smoke_train, 
     assert h["monitor_step"] == [32, 36, 40]
     st = training._new_state(smoke_cfg, None)
     tr = st.trials.subset(torch.arange(min(training.MONITOR_TRIALS, len(st.trials))))
-    net = model.Net1(smoke_cfg, _ck(smoke_train)["state_dict"])
+    net = Net1(smoke_cfg, _ck(smoke_train)["state_dict"])
     with torch.no_grad():
         ref = float(task.training_loss(net(tr.x), tr.target))
     assert h["monitor_loss"][-1] == pytest.approx(ref, rel=1e-5)

@@ -6,5 +6,7 @@ dimensionality), `alignment` (how I and w lie in the PC spaces, against chance, 
 float32/float64 spread), `plateau` (drift, generalisation over durations, hold time),
 `dynamics` (fixed and slow points, Jacobian spectra, Lyapunov exponents), `metrics` (the one
 pass that computes every per-model number), `stats` and `population` (the seeds of a run).
-Every function is pure: nothing it is given is modified.
+Every function is pure: nothing it is given is modified, and it reads or writes no file and
+words no sentence (pipeline.store keeps the results, pipeline.prose says what they mean). The
+analysis imports only the core (configuration, model, task, training), never the pipeline.
 """

@@ -99,13 +99,6 @@ class RateDynamics:
         f = self.velocity(h)
         return 0.5 * np.einsum("...i,...i->...", f, f)
 
-    def q_and_grad(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """q (B,) and its gradient J(h)' F(h) (B, N) for states h (B, N), analytically:
-        (J'F)_j = -F_j + g phi'(h_j) (F G)_j."""
-        h = np.asarray(h, dtype=np.float64)
-        f = -h + self.g * self.rows_GT(self.phi(h))
-        grad = -f + self.g * self.dphi(h) * self.rows_G(f)
-        return 0.5 * np.einsum("...i,...i->...", f, f), grad
 
 
 # -- trajectories ------------------------------------------------------------------------------
@@ -139,21 +132,29 @@ class Points:
     state has no time constants (J is singular along the flow there by construction, since
     grad q = J'F = 0), so none are reported for them.
 
-    h: (K, N) states; q: (K,) in (h / tau)^2 / 2; speed_per_s: (K,) |F| / tau, h per second;
-    fixed: (K,) bool; start_index: (K,) the starting state each came from; eigvals: (F, N)
+    h: (K, N) states; q: (K,) in (h / tau)^2 / 2; speed_per_s: (K,) |F| / tau, h per second, and
+    fixed: (K,) bool, both follow from q; start_index: (K,) the starting state each came from; eigvals: (F, N)
     complex eigenvalues of J (units 1/tau, real part descending) at the F fixed points, in the
     order of h[fixed]; tau_ms; q_fixed; zero_tol: |Re lambda| below it is a marginal mode.
     """
 
     h: np.ndarray
     q: np.ndarray
-    speed_per_s: np.ndarray
-    fixed: np.ndarray
     start_index: np.ndarray
     eigvals: np.ndarray
     tau_ms: float
     q_fixed: float
     zero_tol: float = 1e-9
+
+    @property
+    def speed_per_s(self) -> np.ndarray:
+        """|F| / tau at each point (q = |F|^2 / 2), h per second: (K,)."""
+        return np.sqrt(2.0 * self.q) / self.tau_ms * 1000.0
+
+    @property
+    def fixed(self) -> np.ndarray:
+        """Whether each point is a fixed point (q <= q_fixed): (K,) bool."""
+        return self.q <= self.q_fixed
 
     def __len__(self) -> int:
         return len(self.q)
@@ -194,8 +195,8 @@ class Points:
     @classmethod
     def from_arrays(cls, z, prefix: str = "points_") -> "Points":
         tau, q_fixed, zero_tol = (float(v) for v in z[f"{prefix}constants"])
-        return cls(z[f"{prefix}h"], z[f"{prefix}q"], z[f"{prefix}speed_per_s"], np.asarray(z[f"{prefix}fixed"], bool),
-                   z[f"{prefix}start_index"], z[f"{prefix}eigvals"], tau, q_fixed, zero_tol)
+        return cls(z[f"{prefix}h"], z[f"{prefix}q"], z[f"{prefix}start_index"], z[f"{prefix}eigvals"], tau, q_fixed,
+                   zero_tol)
 
     def mirrors(self, tol: float | None = None) -> np.ndarray:
         """For each point, the index of the point at -h (closer than tol, default 0.01 sqrt(N)), or
@@ -225,7 +226,6 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
     for p in parts:
         f = np.cumsum(p.fixed) - 1
         eig += [p.eigvals[f[k]] if p.fixed[k] else None for k in range(len(p))]
-    speed = np.concatenate([p.speed_per_s for p in parts])
     fixed = np.concatenate([p.fixed for p in parts])
     tol = 0.01 * np.sqrt(h.shape[1]) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
@@ -233,8 +233,7 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
     kf = [i for i in keep if fixed[i]]
     eigvals = np.array([eig[i] for i in kf]).reshape(len(kf), h.shape[1])
     p0 = parts[0]
-    return Points(h[keep], q[keep], speed[keep], fixed[keep], np.asarray(keep), eigvals, p0.tau_ms, p0.q_fixed,
-                  p0.zero_tol), found
+    return Points(h[keep], q[keep], np.asarray(keep), eigvals, p0.tau_ms, p0.q_fixed, p0.zero_tol), found
 
 
 def jacobian_spectrum(dyn: RateDynamics, h: np.ndarray) -> np.ndarray:
@@ -402,8 +401,8 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
     hk, qk = h[keep], q[keep]
     fixed = qk <= q_fixed
     eig = np.array([jacobian_spectrum(dyn, x) for x in hk[fixed]]).reshape(int(fixed.sum()), dyn.n)
-    return Points(h=hk, q=qk, speed_per_s=np.sqrt(2.0 * qk) / dyn.tau_ms * 1000.0, fixed=fixed, start_index=keep,
-                  eigvals=eig, tau_ms=float(dyn.tau_ms), q_fixed=float(q_fixed), zero_tol=float(zero_tol))
+    return Points(h=hk, q=qk, start_index=keep, eigvals=eig, tau_ms=float(dyn.tau_ms), q_fixed=float(q_fixed),
+                  zero_tol=float(zero_tol))
 
 
 # -- Lyapunov exponent --------------------------------------------------------------------------------
@@ -511,21 +510,3 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     starts = window[:, idx].reshape(-1, dyn.n)
     pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
     return MemoryDynamics(pts, lyap, lyapunov_se(blocks), n_blocks, starts)
-
-
-def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None) -> str:
-    """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks:
-    within its 95 % interval (Student's t with blocks - 1 degrees of freedom) of zero, neither
-    separation nor convergence is resolved over the window; beyond, its sign."""
-    from scipy.stats import t as _t
-
-    if se_per_s is None or not blocks or not np.isfinite(se_per_s):
-        band, half = "", None
-    else:
-        half = float(_t.ppf(0.975, blocks - 1)) * se_per_s
-        band = f" (± {half:.2g} /s, a 95 % interval from {blocks} blocks of the window)"
-    if half is not None and abs(per_s) <= half:
-        return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
-    if per_s > 0:
-        return f"positive{band}: nearby trajectories separate"
-    return f"negative{band}: nearby trajectories converge"

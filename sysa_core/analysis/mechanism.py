@@ -41,7 +41,7 @@ LEARNED = 10.0
 
 def in_range_durations(cfg: Config) -> list[int]:
     """The test durations inside the trained range."""
-    return [int(d) for d in cfg.analysis.durations_ms if cfg.in_trained_range(d)]
+    return [int(cfg.analysis.durations_ms[i]) for i in cfg.in_range_indices]
 
 
 def _window(cfg: Config) -> slice:
@@ -73,7 +73,7 @@ def readout_pcs_needed(cfg: Config, rates_dtn: np.ndarray, w, tolerance: float =
     apart (at most one fewer than the durations); a readout fitted to cancel the motion of a moving
     state needs every PC of that motion."""
     w = np.asarray(w, dtype=np.float64).reshape(-1)
-    ds = [(i, d) for i, d in enumerate(cfg.analysis.durations_ms) if cfg.in_trained_range(d)]
+    ds = [(i, cfg.analysis.durations_ms[i]) for i in cfg.in_range_indices]
     r = np.concatenate([np.asarray(rates_dtn[i], dtype=np.float64)[_window(cfg)] for i, _ in ds])
     band = np.concatenate([np.full(len(r) // len(ds), tolerance * cfg.task.thresh * d) for _, d in ds])
     x = r - r.mean(axis=0)

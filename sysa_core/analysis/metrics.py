@@ -5,9 +5,7 @@ trained and of the untrained network, the memory trials in the configured dtype 
 the alignment nulls, the points and Lyapunov exponents, the noise runs and the duration sweep; what
 G alone determines comes from analysis.network (computed once per G and passed in). Its `metrics`
 are what `metrics.json` holds and `sysa evaluate --json` prints; its `arrays` are what the
-notebooks draw. `load_or_analyse` keeps both in a model's folder (metrics.json, analysis.npz) and
-recomputes them only when the checkpoint, the configuration or the code changed, so a second
-notebook reads what the first computed.
+notebooks draw (pipeline.store keeps both in a model's folder).
 
 Metric keys (v = input: I on the spontaneous PCs; v = output: w on the memory-period PCs;
 L = 90, 95, 99 % explained variance; units in the names or given here):
@@ -56,15 +54,10 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .. import files
 from ..config import Config
 from ..model import init_weights, run
 from ..runtime import limited
@@ -72,7 +65,6 @@ from ..task import fixed_trials
 from ..training import convergence
 from . import alignment, dynamics, mechanism, pca, plateau, precision
 from .network import NetworkAnalysis, analyse_network
-from .network import load_or_analyse as load_or_analyse_network
 
 #: which model, checkpoint and configuration the numbers are of (always present)
 IDENTITY_KEYS = ("seed", "profile", "checkpoint_sha256", "epoch", "training_id", "analysis_id")
@@ -116,6 +108,14 @@ def training_summary(cfg: Config, training: dict | None) -> dict:
     c = convergence([int(v) for v in training["monitor_step"]], [float(v) for v in training["monitor_loss"]],
                     cfg.train.total_steps)
     return {"final_loss": c["final_loss"], "loss_fall_last_20pct": c["loss_fall"], "converged": c["converged"]}
+
+
+def improvement(m: dict) -> float | None:
+    """How many times better the in-range precision is than the same network's untrained (the
+    "× better than untrained" of every report): precision_untrained_trained_range /
+    precision_trained_range, None where either is missing or zero. The one place it is computed."""
+    inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
+    return un / inr if inr and un else None
 
 
 def _by_duration(values: dict) -> dict:
@@ -216,23 +216,21 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     })
 
     ds = mechanism.in_range_durations(cfg)
-    idx = [list(a.durations_ms).index(d) for d in ds]
+    idx = cfg.in_range_indices
     speed = float(np.median(mechanism.state_speed_per_s(cfg, states[idx]))) if ds else None
     travel = mechanism.state_travel(cfg, speed) if speed is not None else None
     m.update({"plateau_state_speed_per_s": speed, "state_travel": travel})
     for sigma in mechanism.NOISE_SIGMAS:
         m[f"precision_noise_{sigma:g}"] = mechanism.noise_precision(cfg, sd, sigma) if ds else None
     m["readout_pcs_needed"] = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
-    inr = ev.precision_trained_range
-    improvement = untrained.precision_trained_range / inr if inr and untrained.precision_trained_range else None
-    m["memory_mechanism"] = mechanism.mechanism(improvement, travel)
+    m["memory_mechanism"] = mechanism.mechanism(improvement(m), travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
 
 
 def _in_range_lyapunov(cfg: Config, md) -> dict:
     """The mean of the memory trajectories' finite-time exponents over the in-range durations, and
     its standard error (the trials' errors combined as independent)."""
-    idx = [i for i, d in enumerate(cfg.analysis.durations_ms) if cfg.in_trained_range(d)]
+    idx = cfg.in_range_indices
     if not idx:
         return {"lyapunov_in_range_per_s": None, "lyapunov_in_range_se_per_s": None}
     se = np.asarray(md.lyapunov_se_per_s)[idx]
@@ -261,52 +259,3 @@ def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
         "gen_in_range": gen.in_training_range, "gen_hold_ms": gen.hold_ms, "gen_horizon_ms": np.array(gen.horizon_ms),
         "gen_trained_window_ms": np.array(gen.trained_window_ms),
     }
-
-
-# -- the cache in a model's folder ------------------------------------------------------------------
-
-def cache_key(cfg: Config, checkpoint_sha256: str) -> str:
-    """What the cached numbers depend on: the checkpoint's bytes, the whole configuration and the code."""
-    blob = json.dumps({"checkpoint": checkpoint_sha256, "config": cfg.to_dict(), "code": files.code_version()},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def load(folder: Path, key: str) -> ModelAnalysis | None:
-    """The analysis cached in `folder` under `key`, or None (absent, stale or unreadable)."""
-    mpath, apath = files.metrics_path(folder), files.arrays_path(folder)
-    if not (mpath.exists() and apath.exists()):
-        return None
-    try:
-        with np.load(apath, allow_pickle=False) as z:
-            if str(z["cache_key"]) != key:
-                return None
-            arrays = {k: z[k] for k in z.files if k != "cache_key"}
-        metrics = json.loads(mpath.read_text())
-    except (OSError, ValueError, KeyError):
-        return None
-    return ModelAnalysis(metrics, arrays)
-
-
-def save(result: ModelAnalysis, folder: Path, key: str) -> None:
-    """Write the arrays (analysis.npz, with the key) and then the metrics (metrics.json)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, cache_key=np.array(key), **result.arrays)
-    files.write_bytes(files.arrays_path(folder), buf.getvalue())
-    files.write_json(files.metrics_path(folder), result.metrics)
-
-
-def load_or_analyse(cfg: Config, sd: dict, folder: Path, checkpoint_sha256: str, epoch: int | None = None,
-                    training: dict | None = None, network_folder: Path | None = None) -> tuple[ModelAnalysis, bool]:
-    """The analysis of the model in `folder`: read from its cache when the checkpoint, configuration
-    and code are those it was computed from, else computed (analyse) and cached; the network's
-    analysis is read from (or cached in) network_folder (analysis.network.load_or_analyse; default
-    `folder`). Returns (analysis, computed: whether it was computed now)."""
-    key = cache_key(cfg, checkpoint_sha256)
-    got = load(folder, key)
-    if got is not None:
-        return got, False
-    net = load_or_analyse_network(cfg, sd["G"], network_folder or folder)
-    result = analyse(cfg, sd, checkpoint_sha256=checkpoint_sha256, epoch=epoch, training=training, network=net)
-    save(result, folder, key)
-    return result, True

@@ -10,10 +10,8 @@ under a key of G's bytes, g, tau, dt, the dtype, the spontaneous-run settings an
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -107,53 +105,3 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> Ne
         starts = np.vstack([np.zeros((1, dyn.n)), picks, -picks])
         points = dynamics.find_points(dyn, starts, max_points=8)
         return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, n_blocks, network_key(cfg, G), G_digest(G))
-
-
-# -- the cache in a run's folder ----------------------------------------------------------------------
-
-def _paths(folder: Path, key: str) -> tuple[Path, Path]:
-    return Path(folder) / f"network-{key}.json", Path(folder) / f"network-{key}.npz"
-
-
-def save(net: NetworkAnalysis, folder: Path) -> None:
-    """network-<key>.npz (the PCs, the points and their spectra) and network-<key>.json (metrics)."""
-    jpath, zpath = _paths(folder, net.key)
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf, key=np.array(net.key), G_digest=np.array(net.G_digest), lyapunov_per_s=np.array(net.lyapunov_per_s),
-        lyapunov_se_per_s=np.array(net.lyapunov_se_per_s), lyapunov_blocks=np.array(net.lyapunov_blocks),
-        spont_eigvals=net.spontaneous.eigvals, spont_eigvecs=net.spontaneous.eigvecs,
-        spont64_eigvals=net.spontaneous_f64.eigvals, spont64_eigvecs=net.spontaneous_f64.eigvecs,
-        **net.points.to_arrays())
-    files.write_bytes(zpath, buf.getvalue())
-    files.write_json(jpath, net.metrics())
-
-
-def load(folder: Path, key: str) -> NetworkAnalysis | None:
-    """The network analysis cached in `folder` under `key`, or None (absent or unreadable)."""
-    _, zpath = _paths(folder, key)
-    try:
-        with np.load(zpath, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
-            points = dynamics.Points.from_arrays(z)
-            sp = pca.PCA(z["spont_eigvals"], z["spont_eigvecs"])
-            sp64 = pca.PCA(z["spont64_eigvals"], z["spont64_eigvecs"])
-            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), float(z["lyapunov_se_per_s"]),
-                                   int(z["lyapunov_blocks"]), key, str(z["G_digest"]))
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def load_or_analyse(cfg: Config, G: torch.Tensor, folder: Path | None) -> NetworkAnalysis:
-    """The network analysis of G: from the cache in `folder` when there, else computed (and cached
-    there unless folder is None)."""
-    key = network_key(cfg, G)
-    if folder is not None:
-        got = load(folder, key)
-        if got is not None:
-            return got
-    net = analyse_network(cfg, G)
-    if folder is not None:
-        save(net, folder)
-    return net

@@ -54,7 +54,6 @@ class Hold:
     held_trained_window: dict
     steady_trained_window: dict
     drift_per_s: dict
-    trained_window_ms: float
 
 
 def hold(cfg, evaluation) -> Hold:
@@ -62,7 +61,7 @@ def hold(cfg, evaluation) -> Hold:
     the eval_extra_ms beyond the trained trial included) and its drift over the trained window."""
     ev = evaluation
     cost = cfg.steps(cfg.task.cost_onset_ms)
-    window = cfg.task.Nt_ms - cfg.task.cost_onset_ms
+    window = cfg.trained_window_ms
     target = np.array([cfg.task.thresh * d for d in ev.durations_ms])
     ms = hold_ms(ev.y[:, cost:], target, cfg.model.dt_ms)
     win = np.asarray(ev.y[:, cost:cfg.steps(cfg.task.Nt_ms)], dtype=np.float64)
@@ -71,7 +70,7 @@ def hold(cfg, evaluation) -> Hold:
     drift = {int(d): slope_per_s(ev.t_ms[cost:nt], ev.y[i, cost:nt]) for i, d in enumerate(ev.durations_ms)}
     return Hold({int(d): float(v) for d, v in zip(ev.durations_ms, ms)},
                 {int(d): bool(v >= window) for d, v in zip(ev.durations_ms, ms)},
-                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift, float(window))
+                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift)
 
 
 @dataclass
@@ -121,7 +120,7 @@ def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HO
     y = run(cfg, sd, tr.x).double().numpy()
     target = t.thresh * np.asarray(ds, dtype=np.float64)
     win = y[:, cost:nt]
-    window = t.Nt_ms - t.cost_onset_ms
+    window = cfg.trained_window_ms
     ms = hold_ms(y[:, cost:cost + cfg.steps(horizon_ms)], target, cfg.model.dt_ms)
     d_arr = np.asarray(ds, dtype=np.float64)
     return Generalisation(d_arr, target, win.mean(axis=1), np.sqrt(((win - target[:, None]) ** 2).mean(axis=1)),

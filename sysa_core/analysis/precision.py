@@ -68,13 +68,6 @@ def weight_correlation(I: torch.Tensor, w: torch.Tensor) -> float:
     return float(I @ w / (I.norm() * w.norm()))
 
 
-def signals(cfg: Config, sd: dict, onset_ms: int, T_ms: int, duration_ms: int):
-    """One trial (the original's `signals`): rates r (T, N) and output y (T), numpy."""
-    tr = fixed_trials(cfg, (duration_ms,), onset_ms, T_ms)
-    y, r = run(cfg, sd, tr.x, return_r=True)
-    return r[0].numpy(), y[0].numpy()
-
-
 def init_confound(cfg: Config, sd: dict) -> dict:
     """How the trained I and w relate to their initialisation (model.init_weights of cfg.seed
     under the configured scheme). With the seed-compatible initialisation I_init = sqrt(N) w_init,

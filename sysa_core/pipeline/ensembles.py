@@ -44,6 +44,5 @@ def ensembles(cfg: Config, out: Path, overrides, control: bool) -> list[Ensemble
 
 def ensembles_of(run_dir: Path, manifest: dict) -> list[Ensemble]:
     """The ensembles a run folder's manifest describes."""
-    cfg = Config.from_dict({**manifest["config"], "profile": manifest.get("profile", "paper")},
-                           source=str(Path(run_dir) / files.RUN_MARKER))
+    cfg = Config.from_manifest(manifest, source=str(Path(run_dir) / files.RUN_MARKER))
     return ensembles(cfg, run_dir, manifest.get("overrides", []), bool(manifest.get("control")))

@@ -8,7 +8,7 @@ import os
 import platform
 import signal
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import as_completed as pool_completed
 from pathlib import Path
 from urllib.parse import urlparse
@@ -47,12 +47,14 @@ def _die_with_parent() -> None:
 
 
 def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: int | None = None,
-             train: bool = True, lock: str | None = None):
+             lock: str | None = None, trained: dict | None = None):
     """Run seed_job for each (ensemble, seed); yield ((label, seed), record) as each finishes.
-    client: a Dask client (each task trains its seed); else a pool of `workers` local processes
-    (train: each job trains its seed first; False when the models are already trained). lock: the
-    run folder's lock this process holds (files.LOCK_ENV), under which the jobs write. A job that
-    raises (or whose worker is lost for good) yields a failed record; the others go on."""
+    client: a Dask client (each task trains its seed and runs its chain); else, when `trained` is
+    given, the models were trained in this process ({(label, seed): why its training failed}) and
+    their chains run here, in `workers` threads each with its own kernel; else a pool of `workers`
+    local processes, each job training its seed first. lock: the run folder's lock this process
+    holds (files.LOCK_ENV), under which the jobs write. A job that raises (or whose worker is lost
+    for good) yields a failed record; the others go on."""
     if client is not None:
         from distributed import as_completed
 
@@ -60,10 +62,15 @@ def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: 
                                  key=f"sysa-{ens.label}-{s}-{uuid.uuid4().hex[:8]}"): (ens, s)
                    for ens, s in todo}
         completed = as_completed(futures)
+    elif trained is not None:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="sysa-notebooks")
+        futures = {pool.submit(seed_job, ens, s, nbs, False, None, trained.get((ens.label, s))): (ens, s)
+                   for ens, s in todo}
+        completed = pool_completed(futures)
     else:
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent)
-        futures = {pool.submit(seed_job, ens, s, nbs, train, threads, where="pool", lock=lock): (ens, s)
+        futures = {pool.submit(seed_job, ens, s, nbs, True, threads, where="pool", lock=lock): (ens, s)
                    for ens, s in todo}
         completed = pool_completed(futures)
     try:

@@ -17,7 +17,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from .. import files, training
 from ..errors import UserError
-from . import report
+from . import plots, report
 from .ensembles import SEED_NOTEBOOKS, Ensemble
 
 
@@ -94,7 +94,7 @@ def close_runners() -> None:
 
 
 #: what a notebook's first cell imports, imported into a kernel while it waits for its first notebook
-WARM_IMPORTS = "import sysa_core.pipeline.notebook, sysa_core.plots, sysa_core.population_plots"
+WARM_IMPORTS = "import sysa_core.pipeline.notebook, sysa_core.pipeline.plots, sysa_core.pipeline.population_plots"
 
 
 def prewarm(n: int) -> None:
@@ -168,7 +168,7 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
     files.write_json(files.record_path(sdir), rec)
     if train_here:
         try:
-            training.train(scfg, sdir, progress=False)
+            training.train(scfg, sdir, progress=False, figures=plots.training_figures)
         except UserError as exc:
             pretrain_error = str(exc)
     for name in SEED_NOTEBOOKS:

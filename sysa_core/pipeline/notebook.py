@@ -11,12 +11,13 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from .. import config as _config
-from .. import files, plots, population_plots, training
-from ..analysis import dynamics, network, stats
+from .. import files, training
+from ..analysis import stats
 from ..analysis import metrics as _metrics
 from ..analysis import population as pop
+from ..analysis.plateau import HOLD_TOLERANCE
 from ..errors import UserError
-from . import tables
+from . import plots, population_plots, prose, store, tables
 
 _SEED = {"profile": str, "seed": int, "overrides": list, "run_dir": str}
 PARAMETERS = {
@@ -126,7 +127,7 @@ def setup(name: str, namespace: dict) -> Context:
     if p.get("checkpoint"):
         path = Path(p["checkpoint"])
         seed = files.seed_from_name(path)  # the file's own seed; the `seed` parameter when its name has none
-        cfg = _config.for_checkpoint(path, profile, p["overrides"], p["seed"] if seed is None else seed)
+        cfg = files.for_checkpoint(path, profile, p["overrides"], p["seed"] if seed is None else seed)
         files.load_checkpoint(path, hidden_size=cfg.model.hidden_size)  # a readable checkpoint, before any work
         run_dir = Path(p["run_dir"]) if p["run_dir"] else files.default_analysis_dir(path, files.sha256(path))
         return Context(name, cfg, run_dir, p, checkpoint=path)
@@ -143,8 +144,7 @@ def _run_config(run_dir: Path, default: _config.Config) -> _config.Config:
     rec = files.read_json(marker)
     if not isinstance(rec, dict) or "config" not in rec:
         raise UserError(f"{marker}: not a sysa run's configuration (no 'config')")
-    return _config.Config.from_dict({**rec["config"], "profile": rec.get("profile", default.profile)},
-                                    source=str(marker))
+    return _config.Config.from_manifest(rec, source=str(marker), default_profile=default.profile)
 
 
 def model(ctx: Context, progress: bool = True) -> dict:
@@ -154,7 +154,7 @@ def model(ctx: Context, progress: bool = True) -> dict:
         return files.load_checkpoint(ctx.checkpoint)["state_dict"]
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     with files.FolderLock(files.run_root(ctx.run_dir)):  # the run's writer (a `sysa run` holding it) or this one
-        return training.train(ctx.cfg, ctx.run_dir, progress=progress)
+        return training.train(ctx.cfg, ctx.run_dir, progress=progress, figures=plots.training_figures)
 
 
 def history(ctx: Context) -> dict | None:
@@ -170,14 +170,14 @@ def history(ctx: Context) -> dict | None:
 def analysis(ctx: Context) -> _metrics.ModelAnalysis:
     """Every per-model number and the arrays the figures need, for the checkpoint on disk: read from
     the cache in ctx.run_dir when it was computed from the same bytes, configuration and code,
-    else computed once and cached there (analysis.metrics.load_or_analyse)."""
+    else computed once and cached there (pipeline.store.load_or_analyse_model)."""
     path = ctx.checkpoint_file()
     ck = files.load_checkpoint(path, hidden_size=ctx.cfg.model.hidden_size)
     shared = ctx.run_dir if ctx.checkpoint is not None else files.shared_dir(ctx.run_dir)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     with files.FolderLock(files.run_root(ctx.run_dir)):
-        result, _ = _metrics.load_or_analyse(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
-                                             ck["extra"], network_folder=shared)
+        result, _ = store.load_or_analyse_model(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
+                                                 ck["extra"], network_folder=shared)
     return result
 
 
@@ -185,13 +185,12 @@ def describe(ctx: Context) -> None:
     """A short statement of what this notebook shows: the model, its configuration and folder."""
     c = ctx.cfg
     m, t = c.model, c.task
-    lo, hi = c.trained_range_ms
     init = ("I and w initialised independently (control)" if ctx.control
             else "the original's seed-compatible initialisation (I = √N·w at the start)")
     source = (f"checkpoint `{ctx.checkpoint}`" if ctx.checkpoint is not None else f"seed {ctx.seed}")
     display(Markdown(
         f"### {ctx.label}\n\n**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
-        f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {lo:g}–{hi - m.dt_ms:g} ms, "
+        f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {c.trained_range_text}, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
         f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)}. Folder: `{ctx.run_dir}`."))
 
@@ -216,12 +215,11 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
 def summary(ctx: Context, m: dict) -> None:
     """What this model does, in a few sentences computed from its metrics."""
     cfg = ctx.cfg
-    inr, un, ex = m.get("precision_trained_range"), m.get("precision_untrained_trained_range"), m.get("precision_extrapolation")
-    lo, hi = cfg.trained_range_ms
+    inr, better, ex = m.get("precision_trained_range"), _metrics.improvement(m), m.get("precision_extrapolation")
     parts = []
     if inr is not None:
-        parts.append(f"Inside the trained range ({lo:g}–{hi - cfg.model.dt_ms:g} ms) the plateau's mean squared error "
-                     f"is {inr:.3g} a.u.²" + (f", {un / inr:.0f}× better than the same network untrained" if un else "")
+        parts.append(f"Inside the trained range ({cfg.trained_range_text}) the plateau's mean squared error "
+                     f"is {inr:.3g} a.u.²" + (f", {better:.0f}× better than the same network untrained" if better else "")
                      + ".")
     if ex is not None:
         parts.append(f"Outside it (extrapolation) the error is {ex:.3g} a.u.²; the original's precision, the mean "
@@ -229,16 +227,17 @@ def summary(ctx: Context, m: dict) -> None:
     held = m.get("plateau_held_trained_window")
     n_in = sum(cfg.in_trained_range(int(d)) for d in m.get("precision_by_duration", {}))
     if held is not None and n_in:
-        parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within 10 % of their target "
-                     f"through the trained window ({(cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000:g} s after the "
+        parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within {100 * HOLD_TOLERANCE:g} % of their target "
+                     f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
                      f"cost onset).")
     if m.get("converged") is not None:
         fall = f"{100 * m['loss_fall_last_20pct']:.0f} %"
         decays = cfg.train.lr_schedule != "constant"
-        parts.append(f"Training converged: the loss fell {fall} over the last 20 % of the steps"
+        last = f"{100 * training.CONVERGENCE_WINDOW:g} %"
+        parts.append(f"Training converged: the loss fell {fall} over the last {last} of the steps"
                      + (" (the learning rate decays to 0 there, so this says the loss settled, not that more steps "
                         "could not lower it)." if decays else ".") if m["converged"] else
-                     f"Training had not converged: the loss still fell {fall} over the last 20 % of the steps.")
+                     f"Training had not converged: the loss still fell {fall} over the last {last} of the steps.")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
         parts.append(f"The plateau is held by a {mech}: the state "
@@ -250,7 +249,7 @@ def summary(ctx: Context, m: dict) -> None:
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
     inside = [d for d in by if cfg.in_trained_range(int(d))]
     if inside:
-        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, " + dynamics.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"))
+        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, " + prose.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"))
                          for d in inside)
         parts.append(f"The largest finite-time Lyapunov exponent along each in-range memory trajectory, over the memory "
                      f"window: {each}.")
@@ -285,7 +284,7 @@ class Population:
     main: "object"  # pandas DataFrame, one row per seed
     control: "object | None"
     both: "object"  # both ensembles, with an `ensemble` column
-    runs: dict  # {ensemble: (folder, seeds)}
+    runs: dict  # {ensemble: {seed: its analysis arrays}} (pipeline.store.runs)
     table: "object"  # the statistics (analysis.stats.against)
     power: dict
     labels: dict
@@ -300,19 +299,20 @@ class Population:
 def population(ctx: Context) -> Population:
     """Read the run's seeds (and its control ensemble) and compute the population statistics."""
 
-    main = pop.table(ctx.run_dir)
-    control = pop.table(ctx.params["control_dir"]) if ctx.params["control_dir"] is not None else None
-    runs = {"main": (ctx.run_dir, main["seed"].tolist())}
+    main = store.table(ctx.run_dir)
+    control = store.table(ctx.params["control_dir"]) if ctx.params["control_dir"] is not None else None
+    folders = {"main": (ctx.run_dir, main["seed"].tolist())}
     tables = {"main": main}
     if control is not None:
-        runs["control"] = (ctx.params["control_dir"], control["seed"].tolist())
+        folders["control"] = (ctx.params["control_dir"], control["seed"].tolist())
         tables["control"] = control
+    runs = store.runs(folders)
     both = pop.combine(tables)
     table, power = pop.statistics(main)
     pooled = (pop.statistics(both, pool_by="ensemble")[0] if ctx.params["pool_ensembles"] and control is not None
               else None)
     labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
-    return Population(main, control, both, runs, table, power, labels, pop.networks(ctx.run_dir, main),
+    return Population(main, control, both, runs, table, power, labels, store.networks(ctx.run_dir, main),
                       pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs),
                       pop.compare_ensembles(main, control), pooled)
 
@@ -325,10 +325,10 @@ def network_section(ctx: Context, m: dict) -> None:
         display(Markdown("This seed's G is analysed once for its whole run: see the population report "
                          f"(network `{m['network_key']}`)."))
         return
-    net = network.load(ctx.run_dir, m["network_key"])
+    net = store.load_network(ctx.run_dir, m["network_key"])
     display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. Largest finite-time Lyapunov "
                      f"exponent of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s, "
-                     + dynamics.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
+                     + prose.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
                                                 m.get("network_lyapunov_spontaneous_se_per_s"),
                                                 m.get("network_lyapunov_spontaneous_blocks"))
                      + f". {m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} moving points found."))
@@ -344,9 +344,8 @@ def describe_population(ctx: Context, P: Population) -> None:
     """Which run and which ensembles the population report shows."""
 
     c = ctx.cfg
-    lo, hi = c.trained_range_ms
     shared = pop.shares_G(P.both)
-    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {pop.count(len(P.main), 'seed')} of the seed-compatible "
+    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
             "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "
@@ -354,14 +353,14 @@ def describe_population(ctx: Context, P: Population) -> None:
                                                                     else ".") if shared else
                "Every seed has a G of its own.")
             + f" {c.model.hidden_size} units, τ = {c.model.tau_ms:g} ms, dt = {c.model.dt_ms:g} ms; trained pulses "
-              f"{lo:g}–{hi - c.model.dt_ms:g} ms; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
+              f"{c.trained_range_text}; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
     display(Markdown(text))
 
 
 def answer(P: Population) -> None:
     """The original question answered from this run, one point per line."""
 
-    lines = pop.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
+    lines = prose.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
     display(Markdown("\n".join(f"- {line}" for line in lines)))
 
 
@@ -382,7 +381,7 @@ def networks_section(P: Population) -> None:
     display(Markdown(f"{who} (network `{m['network_key']}`): spontaneous "
                      f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
                      f"the spontaneous activity {lyap:.3g} /s, "
-                     + dynamics.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
+                     + prose.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
                                                 int(m["network_lyapunov_spontaneous_blocks"])) + "."))
     for net in P.networks:
         pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
@@ -418,7 +417,7 @@ def statistics_section(P: Population) -> None:
     spread = [c for c in ("pr_input_l1_spread", "pr_input_l2_spread", "pr_output_l1_spread", "pr_output_l2_spread")
               if c in P.main]
     worst = float(P.main[spread].max().max()) if spread else None
-    ks = [f"{pop.span(P.main[f'{v}_topk90_k'])} for {name}" for v, name in (("input", "I"), ("output", "w"))
+    ks = [f"{prose.span(P.main[f'{v}_topk90_k'])} for {name}" for v, name in (("input", "I"), ("output", "w"))
           if f"{v}_topk90_k" in P.main]
     display(Markdown("Not tested: " + "; ".join(f"**{k}**: {v}" for k, v in pop.UNTESTED.items())
                      + (f". In this run the seeds' k (the PCs that carry 90 % of the variance) is "
@@ -437,7 +436,7 @@ def _too_few(P: Population, what: str) -> bool:
     """True (after saying so) when the main ensemble has too few seeds, or no measure that varies, for `what`."""
     n = len(P.main)
     if n < MIN_N_RHO:
-        display(Markdown(f"No {what}: the main ensemble has {pop.count(n, 'seed')}, and a rank correlation needs "
+        display(Markdown(f"No {what}: the main ensemble has {prose.count(n, 'seed')}, and a rank correlation needs "
                          f"at least {MIN_N_RHO} to mean anything."))
         return True
     if not pop.predictors(P.main):
@@ -469,7 +468,7 @@ def overlap_section(ctx: Context, P: Population) -> None:
     """The overlap of the seeds' memory subspaces (their N_PROJECTED leading memory PCs): read out
     per kind of pair, and the matrix."""
     k = _metrics.N_PROJECTED
-    display(Markdown(pop.overlap_summary(P.overlaps, k, ctx.cfg.model.hidden_size)))
+    display(Markdown(prose.overlap_summary(P.overlaps, k, ctx.cfg.model.hidden_size)))
     plots.show(population_plots.overlap_heatmap(P.overlaps, k, ctx.cfg.model.hidden_size))
 
 

@@ -31,7 +31,7 @@ def check_trained_with(out: Path, ens: list[Ensemble], seeds: list[int],
     if marker.is_file():
         try:
             old = files.read_json(marker)
-            old_cfg = Config.from_dict({**old["config"], "profile": old.get("profile", "paper")})
+            old_cfg = Config.from_manifest(old)
         except (UserError, KeyError, TypeError):
             raise UserError(f"{marker}: not a readable sysa manifest; {hint}") from None
         if replace(old_cfg, seed=0).training_id() != replace(ens[0].cfg, seed=0).training_id():

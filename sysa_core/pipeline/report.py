@@ -13,17 +13,19 @@ from nbconvert import HTMLExporter
 
 from .. import files
 from ..analysis.mechanism import LEARNED
+from ..analysis.metrics import improvement
+from ..analysis.plateau import HOLD_TOLERANCE
 from ..config import Config
+from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 def legend(cfg: Config) -> dict:
     """What the index's abbreviations, columns and verdicts mean, for the run's configuration."""
-    lo, hi = cfg.trained_range_ms
     inside = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d)]
     outside = [d for d in cfg.analysis.durations_ms if not cfg.in_trained_range(d)]
     ms = lambda ds: ", ".join(f"{d:g}" for d in ds) + " ms" if ds else "none"  # noqa: E731
-    window = (cfg.task.Nt_ms - cfg.task.cost_onset_ms) / 1000
+    window = cfg.trained_window_ms / 1000
     return {
         "G": f"the fixed random recurrent matrix (gain g = {cfg.model.g_G:g}); only I and w are trained",
         "N": f"the number of units ({cfg.model.hidden_size} here)",
@@ -38,14 +40,14 @@ def legend(cfg: Config) -> dict:
         "verdict": "works: the network does the task (it converged, holds its in-range plateaus through the "
                    f"trained window, and its in-range precision is at least {LEARNED:g}× better than before training); "
                    "check: one of these fails (named); failed: the seed's chain stopped (its error shown)",
-        "converged": "the loss of a fixed set of training trials fell by less than 10 % over the last 20 % of "
-                     "the training steps (least-squares line); under a learning rate that decays to 0 this says "
+        "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
+                     f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line); under a learning rate that decays to 0 this says "
                      "the loss settled, not that more steps could not lower it",
         "final loss": "that loss at the end of training (MSE on the evaluated steps)",
-        "holds": f"the share of the test pulses inside the trained range whose output stays within 10 % of its "
+        "holds": f"the share of the test pulses inside the trained range whose output stays within {100 * HOLD_TOLERANCE:g} % of its "
                  f"target from the cost onset to the end of the trained window ({window:g} s)",
         "in range": f"precision (plateau MSE, a.u.², lower is better) over the test durations inside the trained "
-                    f"range {lo:g}–{hi - cfg.model.dt_ms:g} ms ({ms(inside)})",
+                    f"range {cfg.trained_range_text} ({ms(inside)})",
         "extrapolation": f"the same over the test durations outside it ({ms(outside)})",
         "precision": "the original's precision: the mean over every test duration, extrapolation included",
         "untrained ×": "how many times better the in-range precision is than the same network's before training",
@@ -96,12 +98,11 @@ def verdict(rec: dict) -> str:
     problems = []
     if m.get("converged") is False:
         problems.append(f"not converged (the loss still fell {100 * m['loss_fall_last_20pct']:.0f} % over the last "
-                        f"20 % of training)")
+                        f"{100 * CONVERGENCE_WINDOW:g} % of training)")
     held = m.get("plateau_held_trained_window")
     if held is not None and held < 1:
         problems.append(f"holds only {100 * held:.0f} % of its in-range plateaus through the trained window")
-    inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
-    better = (un / inr) if inr and un else None
+    inr, better = m.get("precision_trained_range"), improvement(m)
     if better is not None and better < LEARNED:
         problems.append(f"in-range precision only {better:.1f}× better than untrained")
     mech = m.get("memory_mechanism")
@@ -146,8 +147,8 @@ def _row(rec: dict) -> str:
     status = rec.get("status", "?")
     v = verdict(rec)
     klass = "failed" if status != "complete" else ("check" if v.startswith("check") else "complete")
-    inr, un = m.get("precision_trained_range"), m.get("precision_untrained_trained_range")
-    better = f"{un / inr:.0f}×" if inr and un else "–"
+    ratio = improvement(m)
+    better = f"{ratio:.0f}×" if ratio is not None else "–"
     links = " ".join(f'<a href="{html.escape(st["html"])}">{st["name"]}</a>' for st in rec.get("steps", [])
                      if st.get("html"))
     cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in _COLUMNS)
@@ -197,7 +198,7 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
         err = f" · failed: {html.escape(population['error'])}" if population.get("error") else ""
         pop = (f"<h2>Population</h2><p>{links}{err}</p>"
                f"{_img(run_dir / 'population.png', 'Population overview: in-range precision, I–w cosine and plateau against duration, both ensembles')}")
-    cfg = Config.from_dict({**run_info["config"], "profile": run_info.get("profile", "paper")})
+    cfg = Config.from_manifest(run_info)
     terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in legend(cfg).items())
     profile = html.escape(str(run_info.get("profile")))
     facts = [

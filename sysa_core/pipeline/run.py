@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -24,15 +22,16 @@ import papermill
 from tqdm import tqdm
 
 from .. import files, runtime, training
-from ..analysis import network, population
+from ..analysis import network
 from ..config import Config
 from ..errors import UserError
 from ..model import init_weights
-from . import executors, report, verify
+from . import executors, plots, report, store, verify
 from .ensembles import SEED_NOTEBOOKS, Ensemble, ensembles
-from .jobs import execute, prewarm, seed_job, set_threads
+from .folder import RunFolder
+from .jobs import execute, prewarm, set_threads
 from .notebook import PARAMETERS
-from .preflight import check_output_dir, check_resources, check_trained_with, manifest
+from .preflight import manifest
 
 
 def check_notebooks() -> dict[str, Path]:
@@ -65,29 +64,12 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
     out = Path(out).resolve()
     nbs = check_notebooks()
     ens = ensembles(cfg, out, overrides, control)
-    files.check_owned(out)
-    if not force:
-        check_trained_with(out, ens, seeds)
-    check_resources(out, ens, seeds, batch_seeds)
-    check_output_dir(out)
+    folder = RunFolder(out, cfg, ens, seeds, overrides=overrides, control=control, force=force,
+                       batch_seeds=batch_seeds)
+    folder.check()
     client = executors.dask_client(scheduler, out) if scheduler else None
-    with files.FolderLock(out):
-        records: dict[tuple, dict] = {}
-        todo: list[tuple[Ensemble, int]] = []
-        for e in ens:
-            for s in seeds:
-                sdir = e.seed_dir(s)
-                if force and sdir.exists():
-                    shutil.rmtree(sdir)
-                who = f"{'' if e.label == 'main' else e.label + ' '}seed {s}"
-                chk = verify.prepare(sdir, replace(e.cfg, seed=s), who, "sysa run")
-                if chk.action == "none":
-                    records[(e.label, s)] = files.read_json(files.record_path(sdir))
-                    continue
-                todo.append((e, s))
-        states = {e.label: {str(s): "complete" if (e.label, s) in records else "pending" for s in seeds} for e in ens}
-        files.write_json(out / files.RUN_MARKER, manifest(cfg, overrides, seeds, control, states=states), if_changed=True)
-
+    with folder.open():
+        records, todo = folder.records, folder.todo
         clock = Clock()
         here = client is None and workers <= 1
         if here:
@@ -103,11 +85,12 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
         bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)
         if here:
             # here: training in this process with its own progress bar (models batched when asked),
-            # then the notebooks, which find the finished checkpoints
+            # then the notebooks, one lane per core, which find the finished checkpoints
             with clock("train_s"):
                 pre_err = _train_here(todo, batch_seeds, progress, device)
             with clock("notebooks_s"):
-                for (label, s), rec in _notebooks_here(todo, nbs, pre_err, bar):
+                for (label, s), rec in executors.run_jobs(todo, nbs, workers=_lanes(len(todo)), bar=bar,
+                                                          trained=pre_err):
                     records[(label, s)] = rec
         else:
             with clock("notebooks_s"):  # each job trains its seed and runs its notebooks
@@ -124,8 +107,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
         with clock("population_s"):
             pop = _population(nbs["population"], out, cfg, pops, control, bar)
         bar.close()
-        states = {e.label: {str(s): records[(e.label, s)].get("status", "failed") for s in seeds} for e in ens}
-        files.write_json(out / files.RUN_MARKER, manifest(cfg, overrides, seeds, control, states=states), if_changed=True)
+        folder.write_manifest({e.label: {str(s): records[(e.label, s)].get("status", "failed") for s in seeds}
+                               for e in ens})
         info = {**manifest(cfg, overrides, seeds, control), **runtime.machine(), "started": clock.started,
                 "ensembles_text": _ensembles_text(ens), "timings": clock.timings()}
         info.pop("state")
@@ -187,7 +170,7 @@ def _analyse_networks(todo: list[tuple[Ensemble, int]], out: Path) -> None:
         G = init_weights(cfg.model, s)["G"]
         key = network.network_key(cfg, G)
         if key not in done:
-            network.load_or_analyse(cfg, G, out)
+            store.load_or_analyse_network(cfg, G, out)
             done.add(key)
 
 
@@ -202,7 +185,7 @@ def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, prog
     for group in groups:
         try:
             training.train_models([models[i] for i in group], batch_seeds=batch_seeds, progress=progress,
-                                  device=device)
+                                  device=device, figures=plots.training_figures)
         except UserError as exc:
             if len(group) > 1:
                 groups.extend([i] for i in group)
@@ -216,33 +199,15 @@ def _lanes(n_seeds: int) -> int:
     return max(1, min(os.cpu_count() or 1, n_seeds))
 
 
-def _notebooks_here(todo: list[tuple[Ensemble, int]], nbs: dict, pre_err: dict, bar):
-    """The seeds' notebook chains (their models trained already), in as many lanes as there are
-    cores, each lane a thread with its own kernel; yields ((label, seed), record) as each finishes."""
-    lanes = _lanes(len(todo))
-    with ThreadPoolExecutor(lanes, thread_name_prefix="sysa-notebooks") as pool:
-        futures = {pool.submit(seed_job, ens, s, nbs, False, None, pre_err.get((ens.label, s))): (ens, s)
-                   for ens, s in todo}
-        for fut in as_completed(futures):
-            ens, s = futures[fut]
-            try:
-                rec = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a crash in the chain fails this seed only
-                rec = executors.failed_record(ens, s, exc)
-            bar.set_postfix_str(f"{ens.label} seed {s} done")
-            bar.update(1)
-            yield (ens.label, s), rec
-
-
 def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar) -> dict | None:
     """Execute the population notebook over the complete seeds, unless its inputs are unchanged."""
     bar.set_postfix_str("population")
     if not ok["main"]:
         bar.update(1)
         return None
-    digest = population.inputs_digest(out, ok["main"])
+    digest = store.inputs_digest(out, ok["main"])
     if control:
-        digest += population.inputs_digest(out / "control", ok["control"])
+        digest += store.inputs_digest(out / "control", ok["control"])
     rec_path = out / "population.json"
     if rec_path.exists():
         try:

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import files, plots
+from .. import files
 from ..config import Config
 from ..errors import UserError
-from . import verify
+from . import plots, verify
 from .ensembles import Ensemble, ensembles
 from .preflight import check_output_dir, manifest
 
@@ -169,7 +169,7 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
 
 def config_of(man: dict, source: Path) -> Config:
     """The configuration a run manifest (or the shipped study.json) records."""
-    return Config.from_dict({**man["config"], "profile": man.get("profile", "paper")}, source=str(source))
+    return Config.from_manifest(man, source=str(source))
 
 
 def _ship_network(shipped: Path, G: torch.Tensor) -> torch.Tensor:
@@ -346,9 +346,7 @@ def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
     sdir.mkdir(parents=True, exist_ok=True)
     files.write_bytes(ck, data)
     files.save_torch(files.bare_path(sdir, s), obj["state_dict"])
-    h = meta["history"]
-    plots.save(plots.loss_history(h["loss"], s, h["monitor_step"], h["monitor_loss"]), files.loss_plot_path(sdir, s))
-    plots.save(plots.grad_norm_history(h["grad_norm_I"], h["grad_norm_w"], s), files.grad_plot_path(sdir, s))
+    plots.training_figures(sdir, s, meta["history"])
     files.write_json(meta_file, meta)  # last: until it is there, the seed is not complete
 
 

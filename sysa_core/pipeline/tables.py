@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import alignment
+from ..analysis.metrics import improvement
 from ..analysis.pca import ratios_of_coefficients
 
 
@@ -37,8 +38,9 @@ def precision(m: dict, cfg):
                        ("precision_extrapolation", "mean outside (extrapolation)")):
         if m.get(key) is not None:
             u = m.get(key.replace("precision_", "precision_untrained_"))
+            ratio = improvement(m) if key == "precision_trained_range" else u / m[key] if u and m[key] > 0 else None
             rows.append({"duration (ms)": label, "in trained range": None, "precision loss (MSE, a.u.²)": m[key],
-                         "untrained (MSE, a.u.²)": u, "untrained / trained": u / m[key] if u and m[key] > 0 else None})
+                         "untrained (MSE, a.u.²)": u, "untrained / trained": ratio})
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
 
 
@@ -114,7 +116,7 @@ def hold(m: dict, cfg):
     """How long each test plateau stays within 10 % of its target after the cost onset, and its drift."""
     rows = [{"duration (ms)": int(d), "in trained range": cfg.in_trained_range(int(d)),
              "on target for (ms after cost onset)": m["plateau_hold_ms_by_duration"][d],
-             "through the trained window": m["plateau_hold_ms_by_duration"][d] >= cfg.task.Nt_ms - cfg.task.cost_onset_ms,
+             "through the trained window": m["plateau_hold_ms_by_duration"][d] >= cfg.trained_window_ms,
              "drift (a.u. per s)": m["plateau_drift_per_s_by_duration"][d]}
             for d in m["plateau_hold_ms_by_duration"]]
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
@@ -124,8 +126,7 @@ def mechanism(m: dict):
     """The measures that say how the plateau is held, and the verdict of the rule."""
     rows = {
         "mechanism (rule: analysis.mechanism)": m["memory_mechanism"],
-        "in-range precision, × better than untrained": (m["precision_untrained_trained_range"] / m["precision_trained_range"]
-                                                        if m.get("precision_trained_range") else None),
+        "in-range precision, × better than untrained": improvement(m),
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "path the state travels during the hold, in units of |h|": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],

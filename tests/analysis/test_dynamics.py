@@ -59,7 +59,7 @@ def test_jacobian_and_grad_q_match_finite_differences(nonlinearity):
     # J_ij = dF_i/dh_j = -delta_ij + g G_ij phi'(h_j): the row-vector convention checked explicitly
     d = dyn.dphi(h)
     assert dyn.jacobian(h)[2, 5] == pytest.approx(1.5 * dyn.G[2, 5] * d[5])
-    q, grad = dyn.q_and_grad(h[None])
+    q, grad = (v.numpy() for v in dynamics._q_and_grad_t(dyn, torch.from_numpy(h[None])))
     num_g = np.array([(dyn.q(h + eps * e) - dyn.q(h - eps * e)) / (2 * eps) for e in np.eye(15)])
     np.testing.assert_allclose(grad[0], num_g, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(grad[0], dyn.jacobian(h).T @ dyn.velocity(h), rtol=1e-12)
@@ -162,7 +162,7 @@ def test_a_ghost_is_a_slow_point_with_its_speed_and_no_time_constants():
     assert sp.eigvals.shape == (0, 2)  # no spectrum at a moving point
     assert sp.records() == [{"fixed": False, "speed_per_s": pytest.approx(f_min / TAU * 1000, rel=0.02),
                              "q": sp.q[0], "norm": pytest.approx(np.linalg.norm(sp.h[0]))}]
-    np.testing.assert_allclose(dyn.q_and_grad(sp.h)[1], 0.0, atol=1e-7)
+    np.testing.assert_allclose(dynamics._q_and_grad_t(dyn, torch.from_numpy(sp.h))[1].numpy(), 0.0, atol=1e-7)
 
 
 def test_newton_polish_never_increases_q():
@@ -242,9 +242,6 @@ def test_lyapunov_blocks_average_to_the_whole_window_and_give_a_standard_error()
     le, blocks = dynamics.lyapunov_max(chaos, h, ALPHA, DT, transient_steps=1000, blocks=5)
     se = dynamics.lyapunov_se(blocks)
     assert se[0] > 0 and np.isclose(se[0], blocks[0].std(ddof=1) / np.sqrt(5))
-    assert "positive" in dynamics.lyapunov_phrase(float(le[0]), float(se[0]), 5)
-    assert dynamics.lyapunov_phrase(0.5, 0.2, 5).startswith("not distinguishable from zero")  # t(4) = 2.78
-    assert dynamics.lyapunov_phrase(-1.0, 0.2, 5).startswith("negative")
     assert [dynamics.lyapunov_blocks(w, 100.0) for w in (250, 600, 2500, 5000)] == [3, 3, 5, 5]
 
 

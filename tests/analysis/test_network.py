@@ -1,17 +1,14 @@
-"""sysa_core.analysis.network: what G alone determines, analysed once and cached per G: the
-spontaneous PCs (against analysis.pca), the points of the odd flow (the origin, and points in
-+- pairs), the cache round trip, and the key that decides when it is recomputed."""
+"""sysa_core.analysis.network: what G alone determines, analysed once per G: the spontaneous PCs
+(against analysis.pca) and the points of the odd flow (the origin, and points in +- pairs). Its
+cache: tests/pipeline/test_store.py."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
 
-from sysa_core import config, model
-from sysa_core.analysis import network, pca, population
+from sysa_core import model
+from sysa_core.analysis import network, pca
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
 
@@ -38,30 +35,3 @@ def test_the_points_of_the_odd_flow(net):
     for i in range(1, len(p)):  # F(-h) = -F(h): every other point has its mirror image
         assert np.min(np.linalg.norm(p.h + p.h[i], axis=1)) < 1e-6 * max(1.0, np.linalg.norm(p.h[i]))
     assert np.isfinite(net.lyapunov_per_s)
-
-
-def test_the_cache_round_trip_and_its_key(small_cfg, net, tmp_path):
-    G = model.init_weights(small_cfg.model, 1)["G"]
-    network.save(net, tmp_path)
-    back = network.load(tmp_path, net.key)
-    assert back.metrics() == net.metrics()
-    np.testing.assert_array_equal(back.points.eigvals, net.points.eigvals)
-    np.testing.assert_array_equal(back.spontaneous.eigvecs, net.spontaneous.eigvecs)
-    assert network.load_or_analyse(small_cfg, G, tmp_path).metrics() == net.metrics()  # read, not recomputed
-    assert network.load(tmp_path, "0" * 16) is None
-    other = config.resolve("smoke", ["hidden_size=40", "spont_h0=0.2"])
-    assert network.network_key(other, G) != net.key
-    assert network.network_key(config.resolve("smoke", ["hidden_size=40", "lr=0.5"]), G) == net.key  # training
-    assert network.network_key(small_cfg, G + 1e-3 * torch.ones_like(G)) != net.key
-
-
-def test_one_G_analysed_under_two_code_versions_is_one_network(net, tmp_path):
-    """Seeds analysed by two versions of the code cache the same G under two keys: the population
-    report shows it once."""
-    older = replace(net, key="0123456789abcdef")
-    network.save(net, tmp_path)
-    network.save(older, tmp_path)
-    table = pd.DataFrame({"seed": [1, 2], "network_key": [older.key, net.key], "network_G": [net.G_digest] * 2})
-    assert population.shares_G(table)
-    (only,) = population.networks(tmp_path, table)
-    assert only.G_digest == net.G_digest

@@ -84,7 +84,6 @@ def test_hold_of_the_test_trials_against_their_targets(cfg):
     assert h.hold_ms == {30: float(T - cost), 60: 100.0, 100: 0.0}
     assert h.held_trained_window == {30: True, 60: False, 100: False}
     assert h.steady_trained_window == {30: True, 60: False, 100: True}  # steady, off target
-    assert h.trained_window_ms == 250.0
 
 
 def test_sweep_keeps_only_pulses_that_end_before_cost_onset(cfg):

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import Net1
+
 from sysa_core import config, model, task
 from sysa_core.analysis import precision
 
@@ -26,7 +28,7 @@ def test_precision_agrees_with_an_independent_computation(small_cfg, moved_sd):
     assert ev.y.shape == (3, nt + small_cfg.steps(small_cfg.analysis.eval_extra_ms))
     tr = task.fixed_trials(small_cfg, T_ms=small_cfg.task.Nt_ms)
     with torch.no_grad():
-        y = model.Net1(small_cfg, moved_sd)(tr.x)[:, :, 0].double().numpy()
+        y = Net1(small_cfg, moved_sd)(tr.x)[:, :, 0].double().numpy()
     per = _np_precision(y, tr.target[:, :, 0].double().numpy())
     got = np.array([ev.precision_by_duration[d] for d in small_cfg.analysis.durations_ms])
     np.testing.assert_allclose(got, per, rtol=1e-4)

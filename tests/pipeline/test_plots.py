@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sysa_core import config, files, plots
-from sysa_core.analysis import network
+from sysa_core import config, files
+from sysa_core.pipeline import plots, store
 
 
 def assert_units(fig):
@@ -38,7 +38,7 @@ def test_every_figure_of_a_model_has_units(seed1, smoke_run):
             plots.evaluation(A, "test", cfg.task.Nt_ms), plots.weights(sd, sd), plots.generalisation(A),
             plots.spectrum({"a": A["spont_eigvals"]}), plots.loadings(A["mem_coef_w"], "w"),
             plots.phase_trajectories(A, cfg.analysis.durations_ms, cfg.model.dt_ms),
-            plots.fixed_point_spectra(network.load(smoke_run, m["network_key"]).points)]
+            plots.fixed_point_spectra(store.load_network(smoke_run, m["network_key"]).points)]
     for fig in figs:
         assert_units(fig)
 

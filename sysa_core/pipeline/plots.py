@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import files  # noqa: E402
+from .. import files  # noqa: E402
+from ..analysis.plateau import HOLD_TOLERANCE  # noqa: E402
 
 
 def _png(fig, dpi: int) -> bytes:
@@ -71,6 +72,14 @@ def grad_norm_history(grad_I, grad_w, seed: int | None = None):
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
+
+
+def training_figures(folder: Path, seed: int, history: dict) -> None:
+    """A finished training's loss and gradient-norm plots, into its folder (training's `figures`;
+    history: the training metadata's "history")."""
+    save(loss_history(history["loss"], seed, history["monitor_step"], history["monitor_loss"]),
+         files.loss_plot_path(folder, seed))
+    save(grad_norm_history(history["grad_norm_I"], history["grad_norm_w"], seed), files.grad_plot_path(folder, seed))
 
 
 def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
@@ -160,7 +169,7 @@ def generalisation(a: dict):
     axes[1].axhline(float(a["gen_trained_window_ms"]) / 1000.0, color="k", ls=":", lw=1, label="end of trained window")
     top = max(float(np.max(a["gen_hold_ms"])), float(a["gen_trained_window_ms"])) / 1000.0
     axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.08),
-                title=f"How long the plateau stays within 10 % of its target (followed {horizon / 1000:g} s)")
+                title=f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target (followed {horizon / 1000:g} s)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

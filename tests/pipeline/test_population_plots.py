@@ -8,16 +8,17 @@ import pandas as pd
 import pytest
 from test_plots import assert_units
 
-from sysa_core import config, plots
-from sysa_core import population_plots as pp
+from sysa_core import config
 from sysa_core.analysis import population
+from sysa_core.pipeline import plots, store
+from sysa_core.pipeline import population_plots as pp
 
 
 @pytest.fixture(scope="module")
 def pop(smoke_run):
-    runs = {"main": (smoke_run, [1, 2]), "control": (smoke_run / "control", [1, 2])}
-    both = population.combine({"main": population.table(smoke_run),
-                               "control": population.table(smoke_run / "control")})
+    runs = store.runs({"main": (smoke_run, [1, 2]), "control": (smoke_run / "control", [1, 2])})
+    both = population.combine({"main": store.table(smoke_run),
+                               "control": store.table(smoke_run / "control")})
     t, _ = population.statistics(both[both.ensemble == "main"])
     return both, runs, t
 

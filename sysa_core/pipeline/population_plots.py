@@ -11,6 +11,7 @@ import pandas as pd
 import seaborn as sns
 from scipy import stats as _st
 
+from ..analysis.plateau import HOLD_TOLERANCE
 from .plots import plt
 
 ENSEMBLE_COLOURS = {"main": "C0", "control": "C1"}
@@ -192,7 +193,7 @@ def error_over_time(err: pd.DataFrame, trained_end_s: float):
         ax.fill_between(t, 100 * g.quantile(0.25), 100 * g.quantile(0.75), color=_colour(ens), alpha=0.2)
         ax.plot(t, 100 * g.median(), color=_colour(ens), lw=1.2, label=f"{ens}: median, IQR")
     ax.axvline(trained_end_s, color="k", ls=":", lw=1, label="end of trained window")
-    ax.axhline(10, color="0.5", ls="--", lw=1, label="10 % band")
+    ax.axhline(100 * HOLD_TOLERANCE, color="0.5", ls="--", lw=1, label=f"{100 * HOLD_TOLERANCE:g} % band")
     ax.set_yscale("log")
     ax.set(xlabel="time since the pulse's onset (s)", ylabel="|output − target| / target (%)",
            title="Error over time, pooled over seeds and in-range durations")

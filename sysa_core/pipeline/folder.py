@@ -1,0 +1,82 @@
+"""A run folder's lifecycle, the one sequence `sysa run` and `sysa train` both open their folder
+with: the folder is sysa's (files.check_owned), its models were trained with this configuration,
+memory and disk suffice and the folder can be written (pipeline.preflight), all before anything
+is written; then its lock (files.FolderLock), the repair of its seeds (pipeline.verify) and its
+manifest (files.RUN_MARKER)."""
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from .. import files
+from ..config import Config
+from . import verify
+from .ensembles import Ensemble
+from .preflight import check_output_dir, check_resources, check_trained_with, manifest
+
+#: what a refused folder's message suggests, by kind
+HINTS = {"run": "use --force to retrain them here, or another --out",
+         "train": "use another --out (or delete those seeds' folders)"}
+
+
+class RunFolder:
+    """The folder `out` of a run (kind "run": trained and analysed) or a training (kind "train":
+    checkpoints only) of the seeds of the ensembles `ens`.
+
+    check(): everything that decides whether the work may proceed, before anything is written.
+    open(): the lock held while the work runs; on entry each seed is repaired (what does not verify
+    is redone; force: every seed is redone) and the manifest written. `todo` then lists the
+    (ensemble, seed) pairs to compute, and `records` {(label, seed): record} the seeds of a run
+    found complete."""
+
+    def __init__(self, out: Path, cfg: Config, ens: list[Ensemble], seeds: list[int], *, kind: str = "run",
+                 overrides=(), control: bool = False, force: bool = False, batch_seeds: bool | None = None):
+        self.out, self.cfg, self.ens, self.seeds, self.kind = Path(out), cfg, ens, seeds, kind
+        self.overrides, self.control, self.force, self.batch_seeds = overrides, control, force, batch_seeds
+        self.todo: list[tuple[Ensemble, int]] = []
+        self.records: dict[tuple, dict] = {}
+
+    def check(self) -> None:
+        files.check_owned(self.out)
+        if not self.force:
+            check_trained_with(self.out, self.ens, self.seeds, hint=HINTS[self.kind])
+        check_resources(self.out, self.ens, self.seeds, self.batch_seeds)
+        check_output_dir(self.out)
+
+    @contextmanager
+    def open(self):
+        with files.FolderLock(self.out):
+            for e in self.ens:
+                for s in self.seeds:
+                    self._repair(e, s)
+            if self.kind == "run":
+                self.write_manifest({e.label: {str(s): "complete" if (e.label, s) in self.records else "pending"
+                                               for s in self.seeds} for e in self.ens})
+            elif not (self.out / files.RUN_MARKER).exists():  # a training never rewrites a run's manifest
+                files.write_json(self.out / files.RUN_MARKER,
+                                 manifest(self.cfg, self.overrides, self.seeds, False, kind="train"))
+            yield self
+
+    def _repair(self, e: Ensemble, s: int) -> None:
+        sdir = e.seed_dir(s)
+        if self.force and sdir.exists():
+            shutil.rmtree(sdir)
+        who = f"{'' if e.label == 'main' else e.label + ' '}seed {s}"
+        scfg = replace(e.cfg, seed=s)
+        if self.kind == "train":
+            if sdir.exists():
+                verify.prepare(sdir, scfg, who, "sysa train", trained_only=True)
+            check_output_dir(sdir)
+            self.todo.append((e, s))
+            return
+        if verify.prepare(sdir, scfg, who, "sysa run").action == "none":
+            self.records[(e.label, s)] = files.read_json(files.record_path(sdir))
+        else:
+            self.todo.append((e, s))
+
+    def write_manifest(self, states: dict) -> None:
+        """The manifest with each seed's state {label: {seed: state}} (written only when it changed)."""
+        files.write_json(self.out / files.RUN_MARKER,
+                         manifest(self.cfg, self.overrides, self.seeds, self.control, states=states), if_changed=True)

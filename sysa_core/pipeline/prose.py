@@ -1,0 +1,249 @@
+"""The report's sentences: what the numbers of a model or a population say, in plain words, each
+computed from the run's numbers (the analysis computes them; this module only words them)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as _t
+
+from ..analysis import population, stats
+from ..analysis.plateau import HOLD_TOLERANCE
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def span(values, fmt: str = ".0f", sep: str = "–") -> str:
+    """'3' when every value prints the same, '2–4' otherwise (fmt: a format spec; sep between the ends)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}{sep}{hi}"
+
+
+def count(n: int, noun: str) -> str:
+    """'1 seed', '4 seeds'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _control_mechanisms(control: pd.DataFrame | None) -> str:
+    if control is None or not len(control) or "memory_mechanism" not in control:
+        return ""
+    counts = control["memory_mechanism"].value_counts()
+    return "; control: " + ", ".join(f"{v} of {len(control)} {k}" for k, v in counts.items())
+
+
+def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame, power: dict,
+           labels: dict | None = None, ensembles: pd.DataFrame | None = None) -> list[str]:
+    """The original question answered in plain words from the run: is the I-w cosine learned or
+    inherited (it takes the control ensemble: `ensembles`, compare_ensembles), does any measure
+    predict in-range precision at this n after correction, what holds the memory, and how many
+    seeds a decisive answer needs. One sentence (or two) per point."""
+    labels = labels or {**population.PREDICTORS, **population.NETWORK_MEASURES}
+    out = []
+    cos, cos0 = main["weight_correlation"], main["weight_correlation_init"]
+    if control is not None and len(control) and ensembles is not None:
+        c, c0 = control["weight_correlation"], control["weight_correlation_init"]
+        moved = float((c - c0).median())
+        tests = ensembles.set_index("measure")
+        t = tests.loc["weight_correlation"]
+        n_a, n_b = int(t["n_a"]), int(t["n_b"])
+        testable = min(n_a, n_b) >= 2
+        head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of "
+                f"{count(len(main), 'seed')}, from {_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
+                f"and w start independent (median {_fmt(c0.median())} at initialisation; median change in training "
+                f"{moved:+.2f})")
+        head += (f"; in {int(round(t['prob_greater'] * n_a * n_b))} of the {n_a * n_b} main–control pairs the main "
+                 f"seed's cosine is the larger." if testable else ".")
+        if "input_drift_cosine" in main and "output_drift_cosine" in main:
+            head += (f" I barely moves in training (cos(I, I at initialisation): median "
+                     f"{main['input_drift_cosine'].median():.3g}), so the main ensemble's trained cosine is about "
+                     f"cos(w, w at initialisation) (median {main['output_drift_cosine'].median():.3g}): how far w moved.")
+        floor = min(1.0, len(tests) * 2.0 / math.comb(n_a + n_b, n_a))
+        if not testable:
+            out.append(f"{head} No test compares the ensembles at {n_a} and {n_b} seeds: each needs at least 2.")
+        elif t["significant"]:
+            why = ("training leaves an unaligned start unaligned, so the main ensemble's cosine is inherited from "
+                   "its initialisation, not learned" if abs(moved) < 0.1 else
+                   f"training moves an unaligned start by {moved:+.2f}: part of the cosine is learned")
+            out.append(f"{head} The ensembles differ (exact Mann–Whitney p = {t['p']:.2g}, {t['p_holm']:.2g} after "
+                       f"Holm across the {len(tests)} comparisons): {why}.")
+        elif floor >= stats.ALPHA:
+            out.append(f"{head} A test cannot establish the difference at {n_a} and {n_b} seeds: even complete "
+                       f"separation gives an adjusted p of {floor:.2g} under Holm across the {len(tests)} comparisons "
+                       f"(here p = {t['p']:.2g}, adjusted {t['p_holm']:.2g}); more seeds are needed.")
+        else:
+            out.append(f"{head} The difference is not established (exact Mann–Whitney p = {t['p']:.2g}, "
+                       f"{t['p_holm']:.2g} after Holm across the {len(tests)} comparisons).")
+        pr = tests.loc["precision_trained_range"]
+        works = (control["memory_mechanism"] != "no memory").sum() if "memory_mechanism" in control else None
+        tail = (f" The control networks hold the plateau too ({works} of {len(control)}) with an I–w cosine near 0: a "
+                f"large cosine is not needed to do the task." if works else "")
+        verdict = ("not tested" if not testable else
+                   ("the initialisation changes it" if pr["significant"] else "no difference is established")
+                   + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted {pr['p_holm']:.2g})")
+        out.append(f"In-range precision: median {pr['median_a']:.3g} a.u.² (main) and {pr['median_b']:.3g} a.u.² "
+                   f"(control); {verdict}.{tail}")
+    else:
+        out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
+                   f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
+                   f"the control ensemble (sysa run --control).")
+    out.append(summary_sentence(table, labels) + _largest_rho(table, labels))
+    counts = main["memory_mechanism"].value_counts()
+    parts = [f"{k}: {v}" for k, v in counts.items()]
+    speed = main["plateau_state_speed_per_s"].median()
+    pcs = main["readout_pcs_needed"].median()
+    if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
+        how = ("the state keeps moving while the output holds, the readout nearly blind to its motion"
+               if counts.index[0] == "transient" else "the state settles while the output holds")
+        who = "The main network holds" if len(main) == 1 else f"All {len(main)} main networks hold"
+        out.append(f"{who} the plateau by a {counts.index[0]} (the rule of "
+                   f"analysis.mechanism, which cannot tell a transient from a limit cycle): {how} (median relative "
+                   f"state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median)"
+                   + _control_mechanisms(control) + "." + _memory_span(main, control))
+    else:
+        out.append(f"The main networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
+                   f"speed {speed:.3g} /s)" + _control_mechanisms(control) + "." + _memory_span(main, control))
+    crit = power["critical_rho"]
+    det = power["detectable_rho"]
+    reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
+             f"detected with 80 % power" if crit is not None and det is not None
+             else f"no correlation can reach p < 0.05 at n = {power['n']}")
+    need = power["seeds_for_0.5_holm"]
+    lead = ("A decisive answer needs more seeds" if power["n"] < need else f"At n = {power['n']} the tests are powered "
+            f"for rho = 0.5")
+    holm = (f", {need} at the Bonferroni level α/{power['tests']} (Holm's correction at its strictest) across the "
+            f"{power['tests']} tests here" if power["tests"] > 1 else "")
+    one_G = (" Every network of this run shares one G, so the answer holds for this G; an answer for System A in "
+             "general takes seeds with a G each (--set model.G_per_seed=true)." if population.shares_G(main) and len(main) > 1
+             else "")
+    out.append(f"{lead}: {reach}; detecting rho = 0.5 with 80 % power needs about {power['seeds_for_0.5']} seeds for "
+               f"one test{holm}.{one_G}")
+    return out
+
+
+def _largest_rho(table: pd.DataFrame, labels: dict) -> str:
+    """When nothing is claimed: which measure(s) ranked most closely with precision, said to be
+    descriptive, with the sign read out (precision is an error: lower is better)."""
+    rho = pd.to_numeric(table["rho"], errors="coerce") if len(table) else pd.Series(dtype=float)
+    if not len(table) or table["significant"].any() or not rho.abs().max() > 0:
+        return ""
+    top = table[rho.abs() >= rho.abs().max() - 1e-12]
+    names = " and ".join(f"{labels.get(r.measure, r.measure).split(' (')[0]} (rho = {r.rho:+.2f}, p = {r.p:.2g}, "
+                         f"adjusted {r.p_holm:.2g})" for r in top.itertuples())
+    sign = ("larger values with more precise networks (a lower error)" if (top["rho"] < 0).all() else
+            "larger values with less precise networks (a higher error)" if (top["rho"] > 0).all() else
+            "opposite directions")
+    return f" The closest rank relationship is {names}: {sign}, which at this n is not evidence."
+
+
+def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
+    """How long past the trained window the networks keep the memory: in the duration sweep, when the
+    shortest-lived in-range plateau of each network leaves its 10 % band."""
+    keys = ("sweep_hold_ms_in_range_min", "sweep_trained_window_ms")
+    if not all(k in main for k in keys):
+        return ""
+
+    def beyond(df):
+        return span(pd.to_numeric(df[keys[0]]) - pd.to_numeric(df[keys[1]]), "+.0f", " to ") + " ms"
+
+    window = float(pd.to_numeric(main[keys[1]]).iloc[0])
+    both = [main] + ([control] if control is not None and len(control) and all(k in control for k in keys) else [])
+    ctl = f" (control: {beyond(control)})" if len(both) == 2 else ""
+    capped = ""
+    if "sweep_horizon_ms" in main:
+        horizon = float(pd.to_numeric(main["sweep_horizon_ms"]).iloc[0])
+        if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
+            capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
+    return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
+            f"network leaves its {100 * HOLD_TOLERANCE:g} % band {beyond(main)}{ctl} relative to the end of the trained window "
+            f"({window / 1000:g} s after the cost onset){capped}.")
+
+
+def overlap_summary(matrix: pd.DataFrame, k: int, n_units: int) -> str:
+    """The overlaps of subspace_overlaps read out per kind of pair (within each ensemble, between
+    them): median and range over the pairs of distinct seeds, against the chance level k / N."""
+    ens = [str(label).split(" ")[0] for label in matrix.index]
+    m = matrix.to_numpy(dtype=float)
+    groups: dict[str, list[float]] = {}
+    for i in range(len(ens)):
+        for j in range(i + 1, len(ens)):
+            a, b = sorted((ens[i], ens[j]), key=lambda e: (e != "main", e))
+            kind = f"{a}–{b}"
+            groups.setdefault(kind, []).append(m[i, j])
+    if not groups:
+        return "One network only: no pair of memory subspaces to compare."
+    order = sorted(groups, key=lambda g: (g.split("–")[0] != g.split("–")[1], g != "main–main", g))
+    parts = []
+    for kind in order:
+        v = np.asarray(groups[kind])
+        rng = f" ({v.min():.2g}–{v.max():.2g})" if f"{v.min():.2g}" != f"{v.max():.2g}" else ""
+        parts.append(f"{kind} {np.median(v):.2g}{rng}, {count(len(v), 'pair')}")
+    return (f"Overlap of the leading {k} memory PCs, median (range) over the pairs of distinct networks: "
+            + "; ".join(parts) + f". Chance for unrelated random subspaces: k/N = {k / n_units:.2g}. Descriptive: "
+            "no test.")
+
+
+# -- statistics and dynamics ---------------------------------------------------------------------
+
+def _fraction(p: float) -> str:
+    """2/24 as 1/12: a small exact p as a fraction."""
+    inv = 1.0 / p
+    return f"1/{round(inv)}" if abs(inv - round(inv)) < 1e-9 else f"{p:.3g}"
+
+
+def summary_sentence(table: pd.DataFrame, labels: dict | None = None) -> str:
+    """One plain-English sentence stating what a table from `against` (one target) supports: the
+    relationships whose Holm-adjusted p is below stats.ALPHA; or, when none is, that none can be detected
+    at this n (when even the smallest attainable p, adjusted, is not below stats.ALPHA), or the smallest
+    adjusted p (named only when one measure has it)."""
+    labels = labels or {}
+    if len(table) == 0:
+        return ("No measure could be compared with precision: a rank correlation needs at least 3 seeds with distinct "
+                "values.")
+    ns = sorted(set(table["n"]))
+    n = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
+    hits = table[table["significant"]]
+    m = len(table)
+    if len(hits) == 0:
+        if ns[-1] < 3:
+            return f"At {n}, no relationship with precision can be tested: a rank correlation needs at least 3 seeds."
+        if len(ns) == 1 and stats.exact(ns[0]) and min(1.0, m * stats.smallest_p(ns[0])) >= stats.ALPHA:
+            p0 = stats.smallest_p(ns[0])
+            return (f"At {n}, no relationship with precision can be detected: the smallest p any rho can reach is "
+                    f"{_fraction(p0)}" + (f", {min(1.0, m * p0):.2g} after Holm's correction across the {m} tests"
+                                          if m > 1 else "") + "; the table is descriptive.")
+        ok = table[table["p_holm"].notna()]
+        if not len(ok):
+            return f"At {n}, no measure could be compared with precision (constant or missing values)."
+        best = ok["p_holm"].min()
+        tied = ok[np.isclose(ok["p_holm"], best)]
+        if len(tied) == 1:
+            b = tied.iloc[0]
+            tail = (f" (the smallest adjusted p: {labels.get(b.measure, b.measure)}, rho = {b.rho:.2f}, p = {b.p:.3g}, "
+                    f"adjusted {b.p_holm:.3g})")
+        else:
+            tail = f" (the smallest adjusted p, {best:.3g}, is shared by {len(tied)} measures)"
+        return f"At {n}, no measure is related to precision after Holm's correction across the {m} tests{tail}."
+    parts = [f"{labels.get(r.measure, r.measure)} (rho = {r.rho:.2f}, adjusted p = {r.p_holm:.3g})"
+             for r in hits.itertuples()]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return (f"At {n}, after Holm's correction across the {m} tests, related to precision: {listed}; "
+            f"no other measure is.")
+
+
+def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None) -> str:
+    """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks:
+    within its 95 % interval (Student's t with blocks - 1 degrees of freedom) of zero, neither
+    separation nor convergence is resolved over the window; beyond, its sign."""
+    if se_per_s is None or not blocks or not np.isfinite(se_per_s):
+        band, half = "", None
+    else:
+        half = float(_t.ppf(0.975, blocks - 1)) * se_per_s
+        band = f" (± {half:.2g} /s, a 95 % interval from {blocks} blocks of the window)"
+    if half is not None and abs(per_s) <= half:
+        return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
+    if per_s > 0:
+        return f"positive{band}: nearby trajectories separate"
+    return f"negative{band}: nearby trajectories converge"

@@ -1,0 +1,26 @@
+"""sysa_core.pipeline.jobs: the parameters a seed's chain passes to each notebook are the ones the
+notebook declares, and the imports that warm a kernel are the package's."""
+from __future__ import annotations
+
+import importlib
+
+import papermill
+
+from sysa_core import config, files
+from sysa_core.pipeline import jobs
+from sysa_core.pipeline.ensembles import SEED_NOTEBOOKS, ensembles
+from sysa_core.pipeline.notebook import PARAMETERS
+
+
+def test_each_notebook_gets_exactly_the_parameters_it_declares(tmp_path):
+    for ens in ensembles(config.resolve("smoke"), tmp_path, ["lr=0.5"], True):
+        for name in SEED_NOTEBOOKS:
+            p = jobs.notebook_params(ens, 3, name)
+            declared = papermill.inspect_notebook(str(files.notebooks_dir() / f"{name}.ipynb"))
+            assert set(p) <= set(declared) and set(p) <= set(PARAMETERS[name]), name
+            assert p["seed"] == 3 and p["run_dir"] == str(ens.seed_dir(3)) and p["overrides"] == ens.overrides
+
+
+def test_the_warm_imports_name_modules_of_the_package():
+    for name in jobs.WARM_IMPORTS.removeprefix("import ").split(", "):
+        assert importlib.import_module(name).__name__ == name

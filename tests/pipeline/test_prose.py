@@ -1,0 +1,105 @@
+"""sysa_core.pipeline.prose: the report's sentences follow the data (the answer to the original
+question, the statistics' summary, the overlaps, the Lyapunov exponents) and claim only what holds."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import population_table as _ensemble
+
+from sysa_core.analysis import population, stats
+from sysa_core.pipeline import prose
+
+
+def _answer(main, control):
+    t, power = population.statistics(main)
+    return prose.answer(main, control, t, power, None, population.compare_ensembles(main, control))
+def test_the_answer_follows_the_data():
+    main = _ensemble(8, 1.0, 0.85)
+    inherited = _answer(main, _ensemble(8, 0.02, 0.03))
+    assert "inherited from its initialisation, not learned" in inherited[0] and "0.85" in inherited[0]
+    assert "exact Mann–Whitney p = 0.00016" in inherited[0]  # 2 / C(16, 8): every main seed above every control one
+    learned = _answer(main, _ensemble(8, 0.02, 0.6))
+    assert "part of the cosine is learned" in learned[0] and learned[0] != inherited[0]
+    small = _answer(_ensemble(3, 1.0, 0.85), _ensemble(3, 0.02, 0.03))
+    assert "cannot establish the difference at 3 and 3 seeds" in small[0] and "more seeds are needed" in small[0]
+    assert "In-range precision: median" in inherited[1]
+    assert "cannot be told without the control ensemble" in _answer(main, None)[0]
+    assert "All 8 main networks hold the plateau by a transient" in inherited[3] and "control: 8 of 8" in inherited[3]
+    mixed = main.copy()
+    mixed.loc[:3, "memory_mechanism"] = "attractor"
+    assert "differ in how they hold" in _answer(mixed, None)[2]
+    assert "no measure is related to precision" in inherited[2]
+    strong = main.copy()
+    strong["plateau_state_speed_per_s"] = 1 + 1e3 * strong["precision_trained_range"]  # rho = 1 at n = 8
+    said = _answer(strong, None)[1]
+    assert said.startswith("At n = 8, after Holm's correction") and "relative state speed" in said
+    assert "31 seeds for one test" in inherited[4]
+def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_one_G():
+    main = _ensemble(4, 1.0, 0.85)
+    main["weight_correlation"] = [0.9, 0.8, 0.7, 0.6]
+    main["precision_trained_range"] = [1e-4, 2e-4, 3e-4, 4e-4]  # rho = -1: the larger cosine, the smaller error
+    main["sweep_trained_window_ms"] = 600.0
+    main["sweep_horizon_ms"] = 3000.0
+    main["sweep_hold_ms_in_range_min"] = [620.0, 650.0, 700.0, 640.0]
+    lines = _answer(main, None)
+    rel = next(line for line in lines if "no relationship" in line or "cannot be detected" in line)
+    assert "The closest rank relationship is I–w cosine (rho = -1.00, p = 0.083" in rel
+    assert "larger values with more precise networks (a lower error), which at this n is not evidence" in rel
+    mech = next(line for line in lines if "hold the plateau" in line)
+    assert "leaves its 10 % band +20 to +100 ms relative to the end of the trained window (0.6 s" in mech
+    assert "sweep's end" not in mech
+    main["sweep_hold_ms_in_range_min"] = [3000.0, 650.0, 700.0, 640.0]
+    mech = next(line for line in _answer(main, None) if "hold the plateau" in line)
+    assert "+40 to +2400 ms" in mech and "still on target at the sweep's end (3 s) counts as leaving there" in mech
+    assert "answer holds for this G" in lines[-1] and "model.G_per_seed=true" in lines[-1]
+    own = main.assign(network_key=[f"k{i}" for i in range(4)], network_G=[f"G{i}" for i in range(4)])
+    assert "answer holds for this G" not in _answer(own, None)[-1]
+def test_the_overlaps_are_read_out_per_kind_of_pair():
+    labels = ["main 1", "main 2", "main 3", "control 1", "control 2"]
+    m = np.full((5, 5), 0.1)
+    m[:3, :3] = [[1, 0.2, 0.3], [0.2, 1, 0.4], [0.3, 0.4, 1]]
+    m[3, 4] = m[4, 3] = 0.05
+    np.fill_diagonal(m, 1.0)
+    said = prose.overlap_summary(pd.DataFrame(m, index=labels, columns=labels), 3, 200)
+    assert said.startswith("Overlap of the leading 3 memory PCs")
+    assert "main–main 0.3 (0.2–0.4), 3 pairs; control–control 0.05, 1 pair; main–control 0.1, 6 pairs" in said
+    assert "k/N = 0.015" in said
+
+def test_the_table_and_its_sentence_claim_only_what_survives_holm():
+    rng = np.random.default_rng(5)
+    n = 20
+    x = rng.standard_normal(n)
+    df = pd.DataFrame({"precision": x, "strong": x + 0.05 * rng.standard_normal(n), "noise": rng.standard_normal(n)})
+    t = stats.against(df, ["strong", "noise"])
+    assert list(t.columns) == ["measure", "target", "n", "rho", "p", "exact", "ci_low", "ci_high", "p_holm",
+                               "significant"]
+    assert t.set_index("measure").loc["strong", "significant"] and not t.set_index("measure").loc["noise", "significant"]
+    np.testing.assert_allclose(t["p_holm"], stats.holm(t["p"]))
+    sentence = prose.summary_sentence(t, {"strong": "the strong measure"})
+    assert "the strong measure" in sentence and "noise" not in sentence.split(";")[0]
+def test_the_sentence_claims_nothing_at_n_4_whatever_the_data():
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        x = rng.standard_normal(4)
+        df = pd.DataFrame({"precision": x, "a": x, "b": -x, "c": rng.standard_normal(4)})
+        t = stats.against(df, ["a", "b", "c"])
+        assert not t["significant"].any()
+        sentence = prose.summary_sentence(t)
+        assert sentence.startswith("At n = 4, no relationship with precision can be detected"), sentence
+        assert "1/12" in sentence and "descriptive" in sentence
+    perfect = stats.against(pd.DataFrame({"precision": [1, 2, 3, 4], "a": [1, 2, 3, 4]}), ["a"])
+    assert perfect.loc[0, "p"] == pytest.approx(1 / 12) and not perfect.loc[0, "significant"]
+    assert np.isnan(perfect.loc[0, "ci_low"])  # no interval at n = 4
+def test_a_tied_smallest_p_is_not_given_to_one_measure():
+    x = np.arange(8.0)
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"precision": x, "a": rng.permutation(8), "b": rng.permutation(8)})
+    df["c"] = df["a"]  # a and c tie
+    t = stats.against(df, ["a", "c"])
+    sentence = prose.summary_sentence(t, {"a": "AAA", "c": "CCC"})
+    assert "AAA" not in sentence and "CCC" not in sentence and "shared by 2 measures" in sentence
+def test_the_lyapunov_phrase_reads_the_sign_only_beyond_the_interval():
+    assert prose.lyapunov_phrase(0.5, 0.2, 5).startswith("not distinguishable from zero")  # t(4) = 2.78
+    assert prose.lyapunov_phrase(-1.0, 0.2, 5).startswith("negative")
+    assert prose.lyapunov_phrase(1.0, 0.2, 5).startswith("positive (± 0.56 /s")
