@@ -146,7 +146,7 @@ def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HO
     win = y[:, cost:nt]
     window = t.Nt_ms - t.cost_onset_ms
     # beyond the simulated steps every output had left its band: the hold is decided within them
-    ms = hold_ms(y[:, cost:cost + cfg.steps(horizon_ms)], target, cfg.model.dt_ms)
+    ms = hold_ms(y[:, cost:cost + cfg.steps(horizon_ms)], target, cfg.model.dt_ms, HOLD_TOLERANCE)
     d_arr = np.asarray(ds, dtype=np.float64)
     return Generalisation(d_arr, target, win.mean(axis=1), np.sqrt(((win - target[:, None]) ** 2).mean(axis=1)),
                           np.array([cfg.in_trained_range(d) for d in d_arr]), ms, ms >= window,
