@@ -178,9 +178,11 @@ def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False, streams: int
 GEMM_N = 2048
 
 
-def gemm_rate(n: int = GEMM_N, repeats: int = 3) -> float:
+def gemm_rate(n: int | None = None, repeats: int = 3) -> float:
     """The machine's single-precision matrix-product rate in FLOP/s: the fastest of `repeats`
-    (n x n)(n x n) float32 products on torch's current intra-op threads, after one warm-up."""
+    (n x n)(n x n) float32 products (n: default GEMM_N) on torch's current intra-op threads, after
+    one warm-up."""
+    n = GEMM_N if n is None else n
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen)
     b = torch.randn(n, n, generator=gen)
