@@ -15,13 +15,25 @@ Cases:
   thread pool, `roofline_thread_pool_ms`) and `roofline_ratio` = fast / roofline;
   `roofline_all_rows_ms` (all R simulated rows at every step from the earliest onset) and its
   ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
-  (analysis.metrics.analyse of one 500-unit model) and the gradient and loss errors of the fast
+  (analysis.metrics.analyse of one 500-unit model, given its network's analysis, which a run
+  computes once per G: `network_analysis_s`) and the gradient and loss errors of the fast
   engine against the reference on that batch, over all 7000 steps;
+  and the FLOP bound: `gemm_gflops` (the machine's single-precision matrix-product rate, measured
+  in this run: a large square float32 product on torch's current threads, `gemm_rate`), `flops`
+  (the fast engine's two products per row-step, 4 N^2 row_steps), `flop_bound_ms` = flops / rate,
+  `fast_vs_flop_bound` and `roofline_vs_flop_bound` (time / bound), `reference_flops` (all B rows
+  at all T steps, one product forward and one backward) and `reference_vs_flop_bound`;
 * `train_step_float64` (full run only) - the same check in float64;
-* `seeds_batched_k{k}` - k seeds (default 2, `--seeds-batched K`) stepped as one computation
+* `seeds_batched_k{k}` - k seeds (`--seeds-batched K`) stepped as one computation
   against one at a time: `batched_ms`, `separate_ms`, `batching_speedup`, `fast_ms_per_model`,
   and `speedup_per_model` = the `train_step` case's `reference_ms` / `fast_ms_per_model` (the
-  throughput of training k seeds batched, per model, against the single-seed reference).
+  throughput of training k seeds batched, per model, against the single-seed reference); and
+  `flops` (the k seeds' products), `flop_bound_ms`, `batched_vs_flop_bound` (the same ratio per
+  model) and `separate_vs_flop_bound`. The default k is the number of models `sysa train` steps
+  as one computation (training.MODELS_PER_BATCH).
+
+The GEMM rate is measured once per repeat, beside the case's own times, so the bound follows the
+machine's load as the times do.
 """
 from __future__ import annotations
 
@@ -38,11 +50,12 @@ from dataclasses import replace
 import torch
 
 from . import config, engine
-from .analysis import metrics
+from .analysis import metrics, network
 from .config import Config
 from .engine import adjoint_step, autograd_step, n_streams, row_groups, row_schedule, run_streams, seed_blocks
 from .model import DTYPES, init_weights
 from .task import draw_trials
+from .training import MODELS_PER_BATCH
 
 DATA_SEED = 0  # the benchmark batch: draw_trials with torch.Generator().manual_seed(DATA_SEED)
 
@@ -161,6 +174,46 @@ def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False, streams: int
     return time.perf_counter() - t
 
 
+#: side of the square float32 product that measures the machine's GEMM rate (2 n^3 FLOPs: 17 GFLOP)
+GEMM_N = 2048
+
+
+def gemm_rate(n: int | None = None, repeats: int = 3) -> float:
+    """The machine's single-precision matrix-product rate in FLOP/s: the fastest of `repeats`
+    (n x n)(n x n) float32 products (n: default GEMM_N) on torch's current intra-op threads, after
+    one warm-up."""
+    n = GEMM_N if n is None else n
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen)
+    b = torch.randn(n, n, generator=gen)
+    c = torch.empty(n, n)
+    torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best
+
+
+def step_flops(hidden_size: int, row_steps: int) -> int:
+    """FLOPs of an exact training step's products: per simulated row and step one (1 x N)(N x N)
+    product forward and one backward, 2 N^2 each."""
+    return 4 * hidden_size ** 2 * row_steps
+
+
+def _bound_fields(flops: int, rates: list[float], times_ms: dict) -> dict:
+    """gemm_gflops (median of the run's measurements), flops, flop_bound_ms and, per named time,
+    `<name>_vs_flop_bound` = time / bound."""
+    rate = statistics.median(rates)
+    bound_ms = flops / rate * 1e3
+    out = {"gemm_gflops": round(rate / 1e9, 1), "gemm_measured": len(rates), "flops": flops,
+           "flop_bound_ms": round(bound_ms, 1)}
+    for name, ms in times_ms.items():
+        out[f"{name}_vs_flop_bound"] = round(ms / bound_ms, 3) if bound_ms > 0 else None
+    return out
+
+
 def _timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -219,9 +272,10 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
          f"fast engine simulates {work['rows']} rows x {work['active_steps']} steps "
          f"({work['row_steps']} row-steps in its products) in {P} stream(s), {torch.get_num_threads()} threads")
     _, fast = _timed(adjoint_step, *args)  # warm-up; its result is the one checked
-    fast_s, ref_s, roofs = [], [], []
+    fast_s, ref_s, roofs, rates = [], [], [], []
     ref = None
     for i in range(max(repeats, reference_repeats)):
+        rates.append(gemm_rate())
         if i < reference_repeats:
             t, res = _timed(autograd_step, *args)
             ref_s.append(t)
@@ -245,14 +299,23 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
     if ref_s:
         out["speedup"] = round(ref_ms / fast_ms, 2)
     out.update(_roofline_fields(fast_ms, roofs, P))
+    N = cfg.model.hidden_size
+    out.update(_bound_fields(step_flops(N, work["row_steps"]), rates,
+                             {"fast": fast_ms, "roofline": out["roofline_ms"]}))
+    out["reference_flops"] = step_flops(N, batch * T)
+    if ref_s:
+        out["reference_vs_flop_bound"] = round(ref_ms / (out["reference_flops"] / statistics.median(rates) * 1e3), 3)
+    _log(f"  GEMM rate {out['gemm_gflops']} GFLOP/s: {out['flops'] / 1e9:.1f} GFLOP in the fast step's products, "
+         f"bound {out['flop_bound_ms']:.0f} ms, fast step {out['fast_vs_flop_bound']}x the bound")
     if memory:
         _log("  peak memory of one fast step in a fresh process")
         out["peak_rss_mb"] = round(probe_memory(cfg, batch), 1)
     if analysis_time:
         sd = init_weights(cfg.model, 1)
-        t, _ = _timed(metrics.analyse, cfg, sd)
-        out["analysis_s"] = round(t, 2)
-        _log(f"  analysis.metrics.analyse: {t:.1f} s")
+        t_net, net = _timed(network.analyse_network, cfg, sd["G"])
+        t, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net))
+        out.update(analysis_s=round(t, 2), network_analysis_s=round(t_net, 2))
+        _log(f"  analysis.metrics.analyse: {t:.1f} s per model; the network's analysis (once per G): {t_net:.1f} s")
     if ref is not None:
         out.update(grad_rel_err_I=_rel(fast.dI, ref.dI), grad_rel_err_w=_rel(fast.dw, ref.dw),
                    loss_rel_err=_rel(fast.loss, ref.loss), loss=float(ref.loss[0]))
@@ -276,10 +339,11 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     work = active_work(args)
     P = n_streams(work["rows"], torch.device("cpu"))
     _log(f"{name}: {k} seeds, {work['rows']} rows x {work['active_steps']} steps in {P} stream(s)")
-    b_s, s_s, roofs = [], [], []
+    b_s, s_s, roofs, rates = [], [], [], []
     batched = sep = None
     _timed(adjoint_step, *args)  # warm-up, as in train_step_case: training reuses the engine's scratch memory
     for i in range(repeats):
+        rates.append(gemm_rate())
         t, res = _timed(adjoint_step, *args)
         b_s.append(t)
         batched = batched or res
@@ -299,12 +363,16 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     if reference_ms is not None:
         out.update(reference_ms=reference_ms, speedup_per_model=round(reference_ms / (b_ms / k), 2))
     out.update(_roofline_fields(b_ms, roofs, P))
+    out.update(_bound_fields(step_flops(cfg.model.hidden_size, work["row_steps"]), rates,
+                             {"batched": b_ms, "separate": s_ms}))
+    _log(f"  GEMM rate {out['gemm_gflops']} GFLOP/s: batched {out['batched_vs_flop_bound']}x the FLOP bound, "
+         f"separately {out['separate_vs_flop_bound']}x")
     out.update(batched_vs_separate_rel_err_I=_rel(batched.dI, dI), batched_vs_separate_rel_err_w=_rel(batched.dw, dw),
                batched_vs_separate_rel_err_loss=_rel(batched.loss, loss), load_avg_1min=round(os.getloadavg()[0], 2))
     return out
 
 
-def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2) -> list[dict]:
+def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = MODELS_PER_BATCH) -> list[dict]:
     """All cases for configuration `cfg` (k: seeds in the batched cases); each result is passed
     to `emit` as soon as it is ready."""
     emit = emit or (lambda d: None)
@@ -316,7 +384,7 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2
         emit(d)
         return d
 
-    if quick:  # one reference step (the checked one), three fast steps: under a minute here (k = 2)
+    if quick:  # one reference step (the checked one), three fast steps, one batched step
         step = done(train_step_case(cfg, batch=batch, repeats=3, reference_repeats=1, all_rows_repeats=1,
                                     pool_repeats=1))
         done(seeds_batched_case(cfg, k, batch=batch, repeats=1, pool=False, reference_ms=step["reference_ms"]))
@@ -332,16 +400,17 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = 2
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sysa_core.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one reference step and three fast steps (the shortest "
-                   "benchmark)")
+    p.add_argument("--quick", action="store_true", help="one reference step, three fast steps and one batched "
+                   "step (the shortest benchmark)")
     p.add_argument("--profile", default="paper", help="configuration profile (default paper)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     p.add_argument("--batch", type=int, default=32, help="trials per step (default 32)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--streams", type=int, default=None, help="the engine's CPU row streams (engine.CPU_STREAMS; "
                    "default: as many as torch's threads)")
-    p.add_argument("--seeds-batched", type=int, default=2, metavar="K",
-                   help="seeds stepped as one computation in the batched cases (default 2; 20 is the paper ensemble)")
+    p.add_argument("--seeds-batched", type=int, default=MODELS_PER_BATCH, metavar="K",
+                   help=f"seeds stepped as one computation in the batched cases (default {MODELS_PER_BATCH}, "
+                        "as many as sysa train steps together)")
     p.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.threads:

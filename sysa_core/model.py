@@ -11,7 +11,7 @@ Update, batch-major row vectors, for t = 0 .. T-1:
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -82,15 +82,18 @@ def euler_step(h: torch.Tensor, r: torch.Tensor, G: torch.Tensor, xI: torch.Tens
 @torch.no_grad()
 def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor, x_btd: torch.Tensor,
              alpha: float, g: float, *, return_r: bool = False, return_h: bool = False, record_from: int = 0,
-             phi: Callable[[torch.Tensor], torch.Tensor] = torch.tanh, noise_std: float = 0.0,
-             noise: torch.Generator | None = None):
+             phi: Callable[[torch.Tensor], torch.Tensor] = torch.tanh, noise_std: float | Sequence[float] = 0.0,
+             noise: torch.Generator | Sequence[torch.Generator] | None = None):
     """The forward pass without gradients, in the dtype and on the device of G.
 
     G (N, N), I (N, 1), w (N, 1), h0 (N,) or (B, N), x_btd (B, T, 1). Returns y (B, T), followed
     by the rates r (B, T', N) and the states h (B, T', N) of steps record_from .. T-1 when asked
     for. phi: the rate function (tanh; another one only for constructed test systems).
     noise_std: independent Gaussian noise of this standard deviation added to every unit's state
-    after every step, drawn from the generator `noise` (for perturbation analyses; 0: none).
+    after every step, drawn from the generator `noise` (for perturbation analyses; 0: none); or a
+    sequence of standard deviations and one of as many generators, one of each per equal block of
+    the B rows (several noise levels in one simulation, each row getting the draws it would get
+    in a simulation of its block alone).
     """
     B, T, _ = x_btd.shape
     N = G.shape[0]
@@ -107,10 +110,17 @@ def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor
     y = torch.empty(T, B, dtype=dtype, device=dev)
     spare = torch.empty(2, B, N, dtype=dtype, device=dev)  # rates of steps not kept, in turn (the next step reads them)
     r = phi(h)
+    if isinstance(noise_std, (int, float)):
+        noise_std, noise = [noise_std], [noise]
+    if len(noise_std) != len(noise) or B % len(noise_std):
+        raise ValueError(f"{len(noise_std)} noise levels and {len(noise)} generators for {B} rows")
+    n_block = B // len(noise_std)
+    noisy = [(h[i * n_block:(i + 1) * n_block], float(sd), gen) for i, (sd, gen) in enumerate(zip(noise_std, noise))
+             if sd]
     # from h = 0 and without input the state stays exactly 0 (0 + alpha (-0 + g phi(0) G' + 0) with
     # phi(0) = 0): the steps before the first input are filled in, not simulated
     t_start = 0
-    if not noise_std and not bool(h.any()) and not bool(r.any()):
+    if not noisy and not bool(h.any()) and not bool(r.any()):
         t_start = next((t for t, a in enumerate(has_input) if a), T)
         y[:t_start] = 0.0
         for kept in (rates, states):
@@ -118,8 +128,8 @@ def simulate(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor
                 kept[:t_start - record_from] = 0.0
     for t in range(t_start, T):
         h = euler_step(h, r, G, x_t[:, t:t + 1] * I_row if has_input[t] else None, alpha, g, out=buf)
-        if noise_std:
-            h.add_(torch.randn(B, N, generator=noise, dtype=dtype).to(dev), alpha=noise_std)
+        for rows, sd, gen in noisy:  # rows: a view of h (euler_step updates h in place)
+            rows.add_(torch.randn(len(rows), N, generator=gen, dtype=dtype).to(dev), alpha=sd)
         j = t - record_from
         r = rates[j] if return_r and j >= 0 else spare[t % 2]
         if phi is torch.tanh:

@@ -54,6 +54,7 @@ class SeedState:
     adam: dict | None = None  # {'step', 'I': (m, v), 'w': (m, v)} from a checkpoint
     seconds: float = 0.0  # this model's share of the training time (a batch's time split evenly)
     together: int = 1  # the most models it was trained with in one computation (itself included)
+    trained_with: list = field(default_factory=list)  # per batch it trained in: its models' names (_name)
     devices: list = field(default_factory=list)  # where the training steps ran, in order of first use
     foreign: bool = False  # loaded from a finished checkpoint without sysa's metadata (the original's files)
     monitor_step: list = field(default_factory=list)  # steps after which the monitor loss was measured
@@ -94,7 +95,7 @@ def _resume(st: SeedState) -> SeedState:
     st.batch_gen.set_state(ex["batch_rng"])
     st.loss, st.grad_I, st.grad_w = (ex[k].tolist() for k in ("loss", "grad_I", "grad_w"))
     st.monitor_step, st.monitor_loss = (ex[k].tolist() for k in ("monitor_step", "monitor_loss"))
-    st.seconds = _seconds_so_far(st)
+    st.seconds, st.trained_with = _so_far(st)
     st.devices = [d for d in str(ex.get("devices", "")).split("+") if d]
     o = ck["optimizer"]["state"]
     st.adam = {"step": o[1]["step"], "I": (o[1]["exp_avg"], o[1]["exp_avg_sq"]),
@@ -102,14 +103,14 @@ def _resume(st: SeedState) -> SeedState:
     return st
 
 
-def _seconds_so_far(st: SeedState) -> float:
-    """The training time recorded in the metadata beside the checkpoint (kept out of the checkpoint
-    itself, so that the same training writes the same bytes)."""
+def _so_far(st: SeedState) -> tuple[float, list]:
+    """The training time and the batches recorded in the metadata beside the checkpoint (kept out
+    of the checkpoint itself, so that the same training writes the same bytes)."""
     try:
         meta = files.read_json(meta_path(st.folder, st.seed))
-        return float(meta.get("train_seconds") or 0.0)
+        return float(meta.get("train_seconds") or 0.0), list(meta.get("trained_with") or [])
     except (UserError, AttributeError, TypeError, ValueError):
-        return 0.0
+        return 0.0, []
 
 
 def _foreign(st: SeedState, path: Path, ck: dict) -> SeedState:
@@ -140,7 +141,7 @@ def _history(st: SeedState) -> dict:
 def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
     return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
             "config": st.cfg.to_dict(), "training_id": st.cfg.training_id(), "code_version": code_version(),
-            "train_seconds": st.seconds, "trained_together": st.together,
+            "train_seconds": st.seconds, "trained_together": st.together, "trained_with": st.trained_with,
             # float results are bit-reproducible for the same CPU and thread count (a BLAS product
             # may split its rows differently with another thread count)
             # (and on a GPU they are not claimed bit-reproducible at all: its sums run in any order)
@@ -206,9 +207,12 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
     I = torch.nn.Parameter(torch.stack([st.weights["I"] for st in group]))
     w = torch.nn.Parameter(torch.stack([st.weights["w"] for st in group]))
     h0 = torch.stack([st.weights["h0"] for st in group]).to(dev)
+    names = [_name(st) for st in group]
     for st in group:
         if str(dev) not in st.devices:
             st.devices.append(str(dev))
+        if not st.trained_with or st.trained_with[-1] != names:
+            st.trained_with.append(names)
     opt = torch.optim.Adam([I, w], lr=tc.lr)
     if group[0].adam is not None:  # resume: Adam's state is elementwise, so stacking is exact
         step = group[0].adam["step"]
@@ -302,10 +306,14 @@ def convergence(steps: list, losses: list, total_steps: int) -> dict:
     return {"final_loss": float(L[-1]), "loss_fall": fall, "converged": bool(fall < CONVERGENCE_FALL)}
 
 
+def _name(st: SeedState) -> str:
+    """A model's name within a batch: its seed ('1'; control models, independently initialised, 'c1')."""
+    return f"{'c' if st.cfg.model.init == 'independent' else ''}{st.seed}"
+
+
 def _label(group: list[SeedState]) -> str:
-    """'train seeds 1,2' (control models, independently initialised, as c1, c2)."""
-    names = [f"{'c' if st.cfg.model.init == 'independent' else ''}{st.seed}" for st in group]
-    return f"train seed{'s' if len(group) > 1 else ''} {','.join(names)}"
+    """'train seeds 1,2' (control models as c1, c2)."""
+    return f"train seed{'s' if len(group) > 1 else ''} {','.join(_name(st) for st in group)}"
 
 
 def _out_of_memory(group: list[SeedState], dev: torch.device) -> str:
@@ -336,10 +344,16 @@ def _batch_key(cfg: Config) -> str:
     return replace(cfg, seed=0, model=m).training_id()
 
 
-#: the most memory the rates of one batch of models may take (the engine keeps every simulated step's
-#: rates for the backward pass): models beyond it train in further batches. A fixed amount on the
-#: CPU, so the same command forms the same batches, and gives the same bits, on any machine.
-BATCH_BYTES = {"cpu": 2 * 2**30, "cuda": 32 * 2**30}
+#: how many models that can share a computation (_batch_key) are stepped as one by default: with
+#: 8 x 32 trials the per-step products have enough rows to run near the machine's matrix-product
+#: rate (`python -m sysa_core.bench` measures a batch of this size against its FLOP bound). A number
+#: of the command, not of the machine, so that the same command forms the same batches, and gives
+#: the same bits, on any machine that can hold them; each model's metadata names its batch.
+MODELS_PER_BATCH = 8
+#: the share of the memory available when training starts (runtime.available_memory) that one
+#: batch's training step may take; a machine that cannot hold MODELS_PER_BATCH models within it
+#: steps fewer at a time (never fewer than one)
+BATCH_MEMORY_SHARE = 0.5
 
 
 def rates_bytes(cfg: Config) -> int:
@@ -348,12 +362,27 @@ def rates_bytes(cfg: Config) -> int:
     return cfg.train.batch_size * cfg.steps(cfg.task.Nt_ms) * cfg.model.hidden_size * DTYPES[cfg.model.dtype].itemsize
 
 
+def model_bytes(cfg: Config) -> int:
+    """A bound on the memory one model adds to a batch: its training step's rates and its training
+    trials (inputs and targets)."""
+    trials = 2 * cfg.train.n_trials * cfg.steps(cfg.task.Nt_ms) * DTYPES[cfg.model.dtype].itemsize
+    return rates_bytes(cfg) + trials
+
+
 def memory_needed(cfg: Config, models_per_batch: int = 1) -> int:
     """A bound on the memory (bytes) a run needs at its peak: the training trials, a training step's
     rates for a batch of models, and the analyses' N x N float64 matrices."""
     n = cfg.model.hidden_size
-    trials = 2 * cfg.train.n_trials * cfg.steps(cfg.task.Nt_ms) * DTYPES[cfg.model.dtype].itemsize
-    return models_per_batch * (rates_bytes(cfg) + trials) + 16 * n * n * 8
+    return models_per_batch * model_bytes(cfg) + 16 * n * n * 8
+
+
+def models_per_batch(cfg: Config, memory: int | None = None) -> int:
+    """How many models of configuration `cfg` the default batching steps as one computation:
+    MODELS_PER_BATCH, or fewer when their memory (model_bytes each) would exceed
+    BATCH_MEMORY_SHARE of `memory` (bytes; default the memory available now), at least one."""
+    memory = runtime.available_memory() if memory is None else memory
+    fits = int(BATCH_MEMORY_SHARE * memory // max(1, model_bytes(cfg)))
+    return max(1, min(MODELS_PER_BATCH, fits))
 
 
 def check_memory(cfg: Config, models_per_batch: int = 1) -> None:
@@ -373,10 +402,14 @@ def disk_needed(cfg: Config, n_models: int, n_networks: int = 1) -> int:
     return n_models * per_model + n_networks * (2 * n * n * 8 + (1 << 20)) + (8 << 20)
 
 
-def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device) -> list[list[SeedState]]:
+def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device,
+            memory: int | None = None) -> list[list[SeedState]]:
     """The groups of models trained as one computation: models at the same epoch with compatible
-    settings (_batch_key), in the order given, split so that a group's rates fit BATCH_BYTES
-    (batch_seeds None, the default); all compatible models together (True); one at a time (False)."""
+    settings (_batch_key), in the order given, split into as few groups of at most
+    models_per_batch(cfg, memory) as they need, their sizes as equal as possible (batch_seeds
+    None, the default; 20 models of 8 per batch: 7, 7, 6); all compatible models together (True);
+    one at a time (False). memory: bytes the batches may use (default: the memory available on
+    this machine; on a GPU its total memory)."""
     if batch_seeds is False:
         return [[st] for st in states]
     by_key: dict[tuple, list[SeedState]] = {}
@@ -384,11 +417,17 @@ def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device
         by_key.setdefault((st.epoch, _batch_key(st.cfg)), []).append(st)
     if batch_seeds:
         return list(by_key.values())
-    budget = BATCH_BYTES["cuda" if dev.type == "cuda" else "cpu"]
+    if memory is None and dev.type == "cuda":
+        memory = torch.cuda.get_device_properties(dev).total_memory
     groups = []
     for group in by_key.values():
-        per_group = max(1, budget // rates_bytes(group[0].cfg))
-        groups += [group[i:i + per_group] for i in range(0, len(group), per_group)]
+        n_groups = math.ceil(len(group) / models_per_batch(group[0].cfg, memory))
+        size, extra = divmod(len(group), n_groups)
+        lo = 0
+        for i in range(n_groups):
+            hi = lo + size + (i < extra)
+            groups.append(group[lo:hi])
+            lo = hi
     return groups
 
 

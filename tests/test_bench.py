@@ -9,20 +9,31 @@ import json
 
 import pytest
 
-from sysa_core import bench, config, engine
+from sysa_core import bench, config, engine, training
 
 STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fast_steps_measured", "speedup",
              "roofline_ms", "roofline_ratio", "roofline_steps_measured", "roofline_all_rows_ms", "simulated_rows",
              "active_steps", "row_steps",
-             "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads"}
+             "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads",
+             "gemm_gflops", "flops", "flop_bound_ms", "fast_vs_flop_bound", "roofline_vs_flop_bound", "reference_flops",
+             "reference_vs_flop_bound"}
 BATCHED_KEYS = {"case", "k", "batched_ms", "separate_ms", "fast_ms_per_model", "batching_speedup", "roofline_ms",
                 "roofline_ratio", "batched_vs_separate_rel_err_I", "batched_vs_separate_rel_err_w",
-                "reference_ms", "speedup_per_model"}
+                "reference_ms", "speedup_per_model", "gemm_gflops", "flops", "flop_bound_ms", "batched_vs_flop_bound",
+                "separate_vs_flop_bound"}
 ARGS = ["--quick", "--profile", "smoke", "--set", "hidden_size=24", "--set", "perc=0.3", "--batch", "8"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def small_gemm():
+    """A small square product for the GEMM rate: the tiny cases' bound needs no 17 GFLOP measurement."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench, "GEMM_N", 256)
+        yield
+
+
 @pytest.fixture(scope="module")
-def quick_smoke_lines():
+def quick_smoke_lines(small_gemm):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert bench.main(ARGS) == 0
@@ -31,8 +42,9 @@ def quick_smoke_lines():
 
 def test_quick_prints_one_json_object_per_case(quick_smoke_lines):
     cases = {d["case"]: d for d in quick_smoke_lines}
-    assert list(cases) == ["train_step", "seeds_batched_k2"]
-    step, batched = cases["train_step"], cases["seeds_batched_k2"]
+    k = training.MODELS_PER_BATCH  # by default the batch training steps as one computation
+    assert list(cases) == ["train_step", f"seeds_batched_k{k}"]
+    step, batched = cases["train_step"], cases[f"seeds_batched_k{k}"]
     assert STEP_KEYS <= set(step), STEP_KEYS - set(step)
     assert BATCHED_KEYS <= set(batched), BATCHED_KEYS - set(batched)
     assert step["reference_steps_measured"] >= 1 and step["fast_steps_measured"] >= 1
@@ -45,6 +57,12 @@ def test_quick_prints_one_json_object_per_case(quick_smoke_lines):
     # the batched case's throughput is measured against the train_step case's reference of this run
     assert batched["reference_ms"] == step["reference_ms"]
     assert batched["speedup_per_model"] == pytest.approx(step["reference_ms"] / batched["fast_ms_per_model"], rel=0.05)
+    # the FLOP bound: the products' FLOPs at the GEMM rate measured in this run
+    for d, time_key, ratio_key in ((step, "fast_ms", "fast_vs_flop_bound"), (batched, "batched_ms", "batched_vs_flop_bound")):
+        assert d["gemm_gflops"] > 0 and d["flops"] == 4 * 24 ** 2 * d["row_steps"]
+        assert d["flop_bound_ms"] == pytest.approx(d["flops"] / (d["gemm_gflops"] * 1e9) * 1e3, rel=0.01, abs=0.1)
+        assert d[ratio_key] == pytest.approx(d[time_key] / d["flop_bound_ms"], rel=0.05)
+    assert step["reference_flops"] == 4 * 24 ** 2 * 8 * 600
 
 
 def test_fast_engine_matches_the_reference_in_the_benchmark(quick_smoke_lines):
@@ -88,7 +106,10 @@ def test_bad_arguments_are_a_one_line_error(capsys, args, needle):
     assert len(err) == 1 and needle in err[0]
 
 
-def test_seeds_batched_sets_k(capsys):
+def test_seeds_batched_sets_k(monkeypatch):
+    """--seeds-batched K reaches the batched case (the single-seed case, measured by the fixture's
+    run, is left out here)."""
+    monkeypatch.setattr(bench, "train_step_case", lambda cfg, **kw: {"case": "train_step", "reference_ms": 1.0})
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert bench.main(ARGS + ["--seeds-batched", "3"]) == 0

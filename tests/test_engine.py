@@ -153,3 +153,24 @@ def test_row_streams_with_seeds_of_one_trial(monkeypatch):
     many = engine.adjoint_step(*args)
     for name in ("loss", "dI", "dw"):
         assert _rel(getattr(many, name), getattr(one, name)) < 1e-6
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-9)])
+def test_adjoint_matches_autograd_a_default_batch_of_seeds(dtype, tol):
+    """As many seeds as training steps together by default (training.MODELS_PER_BATCH, at least 8)
+    stacked on the shared G: each seed's loss and gradients agree with its own autograd reference."""
+    from sysa_core.training import MODELS_PER_BATCH
+
+    cfg = config.resolve("smoke", ["hidden_size=32", f"dtype={dtype}", "perc=0.3"])
+    seeds = list(range(1, max(8, MODELS_PER_BATCH) + 1))
+    dt = model.DTYPES[dtype]
+    wts = [{k: v.to(dt) for k, v in _perturbed(model.init_weights(cfg.model, s), s).items()} for s in seeds]
+    batches = [_batch(cfg, s, n=6) for s in seeds]
+    args = (wts[0]["G"], torch.stack([w["I"] for w in wts]), torch.stack([w["w"] for w in wts]),
+            torch.stack([w["h0"] for w in wts]), batches, cfg.alpha, cfg.model.g_G)
+    res = engine.adjoint_step(*args)
+    for k, s in enumerate(seeds):
+        loss, dI, dw = _reference(cfg, wts[k], batches[k])
+        assert float(res.loss[k]) == pytest.approx(float(loss), rel=tol), f"seed {s} loss"
+        assert _rel(res.dI[k], dI) < tol, f"seed {s} dI: {_rel(res.dI[k], dI):.2e}"
+        assert _rel(res.dw[k], dw) < tol, f"seed {s} dw: {_rel(res.dw[k], dw):.2e}"

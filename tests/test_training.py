@@ -317,6 +317,32 @@ def test_main_and_control_models_batched_equal_separate_training():
     assert _rel(together[0]["w"], together[1]["w"]) > 0.1
 
 
+def test_a_seed_depends_on_its_batch_companions_only_by_rounding():
+    """Seed 1 trained in a default batch of MODELS_PER_BATCH seeds and alone: its batch companions
+    change only the float32 summation order of the shared products (a few 1e-7 relative after
+    16 Adam steps)."""
+    cfg = config.resolve("smoke", [f"epochs={EPOCHS}"])
+    seeds = list(range(1, training.MODELS_PER_BATCH + 1))
+    states = [training._new_state(replace(cfg, seed=s), None) for s in seeds]
+    assert [len(g) for g in training.batches(states, None, torch.device("cpu"))] == [len(seeds)]
+    together = training.train_seeds(cfg, seeds, progress=False)[1]
+    alone = training.train_seeds(cfg, [1], progress=False)[1]
+    for k in ("I", "w"):
+        err = _rel(together[k], alone[k])
+        assert err < 1e-5, f"{k}: in a batch of {len(seeds)} vs alone, rel err {err:.2e}"
+
+
+def test_the_metadata_names_each_models_batch(tmp_path):
+    cfg = config.resolve("smoke", ["epochs=1"])
+    folders = {s: tmp_path / f"seed_{s}" for s in (1, 2)}
+    ctl = config.resolve("smoke", ["epochs=1", "init=independent"], seed=1)
+    training.train_models([(replace(cfg, seed=1), folders[1]), (replace(cfg, seed=2), folders[2]),
+                           (ctl, tmp_path / "control")], progress=False)
+    for folder, s in ((folders[1], 1), (folders[2], 2), (tmp_path / "control", 1)):
+        meta = json.loads((folder / f"sys_A{s}_train.json").read_text())
+        assert meta["trained_with"] == [["1", "2", "c1"]] and meta["trained_together"] == 3
+
+
 # -- the original's checkpoints in a seed folder ----------------------------------------------
 
 def test_a_finished_checkpoint_without_sysa_metadata_is_loaded_not_retrained(tmp_path, reference_dir):
@@ -335,7 +361,7 @@ def test_a_finished_checkpoint_without_sysa_metadata_is_loaded_not_retrained(tmp
         training.train(config.resolve("paper", ["epochs=60"], seed=1), folder, progress=False)
 
 
-def test_batches_group_compatible_models_under_a_fixed_memory_bound(monkeypatch):
+def test_batches_group_compatible_models_by_count_within_memory(monkeypatch):
     cfg = config.resolve("smoke")
     ctl = config.resolve("smoke", ["init=independent"])
     other = config.resolve("smoke", ["lr=0.05"])
@@ -345,8 +371,19 @@ def test_batches_group_compatible_models_under_a_fixed_memory_bound(monkeypatch)
     # main and control share everything but the initialisation: one batch; another lr: its own
     assert key(training.batches(states, True, cpu)) == [key([states[:6]])[0], key([states[6:]])[0]]
     assert training.batches(states, False, cpu) == [[st] for st in states]
-    assert key(training.batches(states, None, cpu)) == key(training.batches(states, True, cpu))  # tiny models
-    monkeypatch.setitem(training.BATCH_BYTES, "cpu", 2 * training.rates_bytes(cfg))
+    assert key(training.batches(states, None, cpu)) == key(training.batches(states, True, cpu))  # under 8 each
+    # more models than MODELS_PER_BATCH: as few batches as they need, of equal sizes
+    many = [training._new_state(replace(cfg, seed=s), None) for s in range(1, 21)]
+    assert [len(g) for g in training.batches(many, None, cpu)] == [7, 7, 6]
+    assert [st.seed for g in training.batches(many, None, cpu) for st in g] == list(range(1, 21))
+    # the same batches whatever memory the machine has, as long as it holds them
+    big = int(training.MODELS_PER_BATCH * training.model_bytes(cfg) / training.BATCH_MEMORY_SHARE) + 1
+    assert key(training.batches(many, None, cpu, memory=big)) == key(training.batches(many, None, cpu, memory=100 * big))
+    # a machine that cannot hold them trains fewer at a time: memory for two models per batch
+    two = int(2.5 * training.model_bytes(cfg) / training.BATCH_MEMORY_SHARE)
+    assert [len(g) for g in training.batches(states, None, cpu, memory=two)] == [2, 2, 2, 2, 1]
+    assert [len(g) for g in training.batches(states, None, cpu, memory=1)] == [1] * 9
+    monkeypatch.setattr(training.runtime, "available_memory", lambda: two)  # the default: this machine's
     assert [len(g) for g in training.batches(states, None, cpu)] == [2, 2, 2, 2, 1]
     states[0].epoch = 3  # models at another epoch are not stepped with the others
     assert [len(g) for g in training.batches(states, True, cpu)] == [1, 5, 3]

@@ -436,12 +436,16 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
     GT = dyn._G.T
     d = dyn.dphi(h)  # (B, T, N)
     logs = torch.zeros(B, steps, dtype=torch.float64)
+    ud = torch.empty_like(u)
     for t in range(T - 1):
-        u = u + alpha * (dyn.g * ((u * d[:, t]) @ GT) - u)
+        # u <- (1 - alpha) u + alpha g (u * phi'(h_t)) G', one fused product per step
+        torch.mul(u, d[:, t], out=ud)
+        u = torch.addmm(u, ud, GT, beta=1.0 - alpha, alpha=alpha * dyn.g)
         nrm = u.norm(dim=1)
         if t >= transient_steps:
-            logs[:, t - transient_steps] = torch.log(nrm)
+            logs[:, t - transient_steps] = nrm
         u /= nrm[:, None]
+    logs.log_()
     per_s = 1000.0 / dt_ms
     lam = (logs.mean(dim=1) * per_s).numpy()
     if not blocks:

@@ -90,13 +90,22 @@ def readout_pcs_needed(cfg: Config, rates_dtn: np.ndarray, w, tolerance: float =
 def noise_precision(cfg: Config, sd: dict, sigma: float, draws: int = NOISE_DRAWS) -> float:
     """The plateau MSE of the in-range memory trials under state noise sigma (module docstring),
     mean over the durations and `draws` seeded draws."""
+    return noise_precisions(cfg, sd, (sigma,), draws)[sigma]
+
+
+def noise_precisions(cfg: Config, sd: dict, sigmas=NOISE_SIGMAS, draws: int = NOISE_DRAWS) -> dict:
+    """{sigma: noise_precision(cfg, sd, sigma, draws)} for each of `sigmas`, from one simulation:
+    each level's trials are a block of rows with the noise generator of that level."""
     a = cfg.analysis
     ds = in_range_durations(cfg)
-    tr = fixed_trials(cfg, [d for d in ds for _ in range(draws)], a.mem_onset_ms, a.mem_T_ms)
-    noise = generator(derive_seed(cfg.seed, f"noise:{sigma}"))
-    y = run(cfg, sd, tr.x, noise_std=sigma * math.sqrt(cfg.alpha), noise=noise).double().numpy()
+    one = [d for d in ds for _ in range(draws)]
+    tr = fixed_trials(cfg, one * len(sigmas), a.mem_onset_ms, a.mem_T_ms)
+    gens = [generator(derive_seed(cfg.seed, f"noise:{sigma}")) for sigma in sigmas]
+    stds = [sigma * math.sqrt(cfg.alpha) for sigma in sigmas]
+    y = run(cfg, sd, tr.x, noise_std=stds, noise=gens).double().numpy()
     target = np.repeat([cfg.task.thresh * d for d in ds], draws)
-    return float(((y[:, _window(cfg)] - target[:, None]) ** 2).mean())
+    err = ((y[:, _window(cfg)] - np.tile(target, len(sigmas))[:, None]) ** 2).reshape(len(sigmas), len(one), -1)
+    return {sigma: float(e.mean()) for sigma, e in zip(sigmas, err)}
 
 
 def mechanism(improvement: float | None, travel: float | None) -> str:

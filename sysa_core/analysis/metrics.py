@@ -220,8 +220,9 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     speed = float(np.median(mechanism.state_speed_per_s(cfg, states[idx]))) if ds else None
     travel = mechanism.state_travel(cfg, speed) if speed is not None else None
     m.update({"plateau_state_speed_per_s": speed, "state_travel": travel})
+    noisy = mechanism.noise_precisions(cfg, sd) if ds else {}
     for sigma in mechanism.NOISE_SIGMAS:
-        m[f"precision_noise_{sigma:g}"] = mechanism.noise_precision(cfg, sd, sigma) if ds else None
+        m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
     m["readout_pcs_needed"] = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
     m["memory_mechanism"] = mechanism.mechanism(improvement(m), travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))

@@ -21,6 +21,8 @@ SWEEP_MS = tuple(range(10, 401, 10))
 HOLD_HORIZON_MS = 10000
 #: the plateau holds while |y - target| <= this share of the target
 HOLD_TOLERANCE = 0.1
+#: steps the sweep simulates at a time beyond the trained window, until every plateau has left its band
+SWEEP_CHUNK_STEPS = 500
 
 
 def slope_per_s(t_ms: np.ndarray, y: np.ndarray) -> float:
@@ -107,9 +109,30 @@ def sweep_durations(cfg, durations_ms=None) -> tuple:
     return keep
 
 
+def _sweep_outputs(cfg, sd: dict, x: torch.Tensor, nt: int, cost: int, target: np.ndarray, tol: float) -> np.ndarray:
+    """y (D, T') of the sweep's trials x (D, T, 1): the first nt steps (the trained window), then
+    SWEEP_CHUNK_STEPS at a time, continued from the last state, until every output has left its
+    band (what follows no longer changes a hold) or the trials end. The continued simulation
+    gives the bits of one uninterrupted simulation (the same operations on the same state)."""
+    T = x.shape[1]
+    y, h = run(cfg, sd, x[:, :nt], return_h=True, record_from=nt - 1)
+    ys = [y]
+    t = nt
+    out = np.abs(y[:, cost:].double().numpy() - target[:, None]) > tol * np.abs(target[:, None])
+    left = out.any(axis=1)
+    while t < T and not left.all():
+        y, h = run(cfg, sd, x[:, t:t + SWEEP_CHUNK_STEPS], h0=h[:, -1], return_h=True,
+                   record_from=min(SWEEP_CHUNK_STEPS, T - t) - 1)
+        ys.append(y)
+        t += y.shape[1]
+        left |= (np.abs(y.double().numpy() - target[:, None]) > tol * np.abs(target[:, None])).any(axis=1)
+    return torch.cat(ys, dim=1).double().numpy()
+
+
 def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HORIZON_MS) -> Generalisation:
     """Plateau value, error and hold against pulse duration, from one batched simulation of
-    cost_onset + horizon_ms ms (default durations: sweep_durations(cfg))."""
+    cost_onset + horizon_ms ms (default durations: sweep_durations(cfg)), stopped once every
+    plateau has left its band."""
     ds = sweep_durations(cfg, durations_ms)
     t = cfg.task
     onset, cost = cfg.steps(cfg.analysis.eval_onset_ms), cfg.steps(t.cost_onset_ms)
@@ -117,11 +140,12 @@ def generalisation(cfg, sd: dict, durations_ms=None, horizon_ms: float = HOLD_HO
     T = max(cost + cfg.steps(horizon_ms), nt)
     dur = torch.tensor([cfg.steps(d) for d in ds])
     tr = build_trials(cfg, torch.full((len(ds),), onset), dur, T)
-    y = run(cfg, sd, tr.x).double().numpy()
     target = t.thresh * np.asarray(ds, dtype=np.float64)
+    y = _sweep_outputs(cfg, sd, tr.x, nt, cost, target, HOLD_TOLERANCE)
     win = y[:, cost:nt]
     window = cfg.trained_window_ms
-    ms = hold_ms(y[:, cost:cost + cfg.steps(horizon_ms)], target, cfg.model.dt_ms)
+    # beyond the simulated steps every output had left its band: the hold is decided within them
+    ms = hold_ms(y[:, cost:cost + cfg.steps(horizon_ms)], target, cfg.model.dt_ms, HOLD_TOLERANCE)
     d_arr = np.asarray(ds, dtype=np.float64)
     return Generalisation(d_arr, target, win.mean(axis=1), np.sqrt(((win - target[:, None]) ** 2).mean(axis=1)),
                           np.array([cfg.in_trained_range(d) for d in d_arr]), ms, ms >= window,

@@ -73,6 +73,10 @@ def test_noise_degrades_precision_and_is_seeded(cfg, line_attractor):
     p = [mechanism.noise_precision(cfg, line_attractor, s) for s in mechanism.NOISE_SIGMAS]
     assert p[0] < p[1] < p[2]
     assert mechanism.noise_precision(cfg, line_attractor, 0.03) == p[1]
+    # the levels in one simulation: each level's rows get the draws of its own simulation
+    together = mechanism.noise_precisions(cfg, line_attractor)
+    assert list(together) == list(mechanism.NOISE_SIGMAS)
+    assert list(together.values()) == pytest.approx(p, rel=1e-6)
 
 
 def test_state_speed_of_known_trajectories(cfg):

@@ -112,3 +112,34 @@ def test_an_output_off_its_target_leaves_the_band_at_once(cfg):
     g = plateau.generalisation(cfg, flat, durations_ms=(20, 50), horizon_ms=800)
     assert (g.hold_ms == 0).all() and not g.held_trained_window.any()
     np.testing.assert_allclose(g.plateau, 0.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_sweep_stops_once_every_plateau_has_left_its_band(monkeypatch, sd, dtype):
+    """The decaying units of `sd` leave a wide band (99.9 % of the target) a few hundred ms after the
+    trained window: the sweep continued in chunks of a few steps and stopped once every output has
+    left gives the bits of one simulation over the whole horizon."""
+    from sysa_core.model import run
+    from sysa_core.task import build_trials
+
+    c = config.resolve("smoke", [f"hidden_size={N}", "g_G=0", f"dtype={dtype}"])
+    net = sd
+    monkeypatch.setattr(plateau, "SWEEP_CHUNK_STEPS", 7)
+    monkeypatch.setattr(plateau, "HOLD_TOLERANCE", 0.999)
+    horizon = 3000
+    calls = []
+    real_run = plateau.run
+    monkeypatch.setattr(plateau, "run", lambda *a, **kw: calls.append(a[2].shape[1]) or real_run(*a, **kw))
+    g = plateau.generalisation(c, net, horizon_ms=horizon)
+    ds = plateau.sweep_durations(c)
+    cost, nt = c.steps(c.task.cost_onset_ms), c.steps(c.task.Nt_ms)
+    onset = c.steps(c.analysis.eval_onset_ms)
+    tr = build_trials(c, torch.full((len(ds),), onset), torch.tensor([c.steps(d) for d in ds]), cost + horizon)
+    y = run(c, net, tr.x).double().numpy()  # the whole horizon in one simulation
+    target = c.task.thresh * np.asarray(ds, dtype=np.float64)
+    assert len(calls) > 1 and sum(calls) < cost + horizon  # it continued in chunks, and stopped early
+    want = plateau.hold_ms(y[:, cost:], target, c.model.dt_ms, 0.999)
+    assert (want > nt - cost).all() and (want < horizon).all()  # held past the trained window, left before the end
+    np.testing.assert_array_equal(g.hold_ms, want)
+    np.testing.assert_array_equal(g.plateau, y[:, cost:nt].mean(1))
+    np.testing.assert_array_equal(g.rmse, np.sqrt(((y[:, cost:nt] - target[:, None]) ** 2).mean(1)))
