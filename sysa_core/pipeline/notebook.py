@@ -26,6 +26,7 @@ PARAMETERS = {
     "inspect": {**_SEED, "checkpoint": str},
     "pca": {**_SEED, "checkpoint": str},
     "population": {"profile": str, "run_dir": str, "control_dir": str, "pool_ensembles": bool},
+    "explore": {"checkpoint": str},
 }
 
 

@@ -20,7 +20,7 @@ from sysa_core import files
 from sysa_core.pipeline.notebook import PARAMETERS
 
 NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ("train", "inspect", "pca", "population")
+NAMES = ("train", "inspect", "pca", "population", "explore")
 
 
 @pytest.mark.parametrize("name", NAMES)
