@@ -118,7 +118,8 @@ class Probe:
         import matplotlib.pyplot as plt
 
         c = self.cfg
-        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, constrained_layout=True)
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+        fig.subplots_adjust(left=0.09, right=0.98, top=0.94, bottom=0.09, hspace=0.12)
         s = 1e-3
         scale = max(abs(tr.target_level), 1e-9) / c.task.sig
         ax1.fill_between(tr.t_ms * s, 0, tr.x * scale, color="0.85", label="input pulse (scaled)")
@@ -157,10 +158,11 @@ def explorer(checkpoint: str | Path | None = None, extra_ms: int | None = None):
     first = str(checkpoint) if checkpoint else (found[0] if found else "")
     path = W.Combobox(value=first, options=found, description="checkpoint", placeholder="path/to/sys_A1_state.pth",
                       layout=W.Layout(width="70%"), ensure_option=False)
+    wide = {"style": {"description_width": "initial"}, "continuous_update": False}
     duration = W.IntSlider(value=150, min=DURATION_RANGE_MS[0], max=DURATION_RANGE_MS[1], step=10,
-                           description="duration (ms)", continuous_update=False)
-    onset = W.IntSlider(description="onset (ms)", continuous_update=False)
-    noise = W.FloatSlider(value=0.0, min=0.0, max=0.5, step=0.01, description="state noise", continuous_update=False)
+                           description="duration (ms)", **wide)
+    onset = W.IntSlider(description="onset (ms)", **wide)
+    noise = W.FloatSlider(value=0.0, min=0.0, max=0.5, step=0.01, description="state noise", **wide)
     text = W.HTML()
     out = W.Output()
     state: dict = {}
