@@ -1,8 +1,10 @@
 """Helpers the notebooks call, so each notebook stays a parameters cell plus a few calls.
 
 `setup` checks the parameters papermill injected (unknown names, wrong types) and resolves the
-one `Config` and the folder the notebook works in; `model` trains or loads the network; `analysis`
-reads the per-model analysis from the folder's cache or computes it once (analysis.metrics)."""
+one `Config` and the folder the notebook works in: paths relative to the notebook's working folder,
+a checkpoint's own recorded configuration, and never another model's folder (`checkpoint_config`,
+`analysis_dir`); `model` trains the network (train notebook) or loads it; `analysis` reads the
+per-model analysis from the folder's cache or computes it once (analysis.metrics)."""
 from __future__ import annotations
 
 import os
