@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_LOG := $(VENV)/pip.log
 
-.PHONY: setup quick paper paper-report reproduce test bench browser readme-figure clean-venv
+.PHONY: setup quick paper paper-report reproduce test bench browser readme-figure explore-figure clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ readme-figure: quick
 	  a = dict(np.load("data/runs/quick/seed_1/analysis.npz")); \
 	  plots.save(plots.evaluation(a, "quick profile, seed 1: output for each test pulse", \
 	    config.resolve("quick").task.Nt_ms), "figures/quick_outputs.png")'
+
+# figures/explore.png: the explorer in a real JupyterLab on seed 1 of the quick run (its browser test's screenshot)
+explore-figure: quick browser
+	SYSA_EXPLORE_CHECKPOINT=$(CURDIR)/data/runs/quick/seed_1/sys_A1_state.pth \
+	SYSA_EXPLORE_SCREENSHOT=$(CURDIR)/figures/explore.png \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/test_explore.py -k jupyterlab
 
 bench: setup
 	$(PY) -m sysa_core.bench

@@ -157,7 +157,7 @@ def cmd_run(args) -> int:
     control = config.PROFILE_CONTROL[args.profile] if args.control is None else args.control
     return pipeline.run(cfg, seeds, out, overrides=args.set, force=args.force, batch_seeds=args.batch_seeds,
                         progress=not args.quiet, control=control, workers=args.workers, scheduler=args.scheduler,
-                        threads=args.threads, device=str(dev))
+                        threads=args.threads, device=str(dev), html_code=args.html_code)
 
 
 def cmd_study(args) -> int:
@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "else the CPU), cpu, cuda or cuda:N: where this process's training steps run (not with --workers "
                    "or --scheduler: those train on their own auto device)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--html-code", action="store_true",
+                   help="show the notebooks' code cells in the HTML reports it writes (default: prose and outputs "
+                        "only; the executed .ipynb beside each report holds the code)")
     r.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the control ensemble with independent initialisation in OUT/control "
                         "(default: on for quick and paper, off for smoke)")

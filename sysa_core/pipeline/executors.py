@@ -27,11 +27,12 @@ def failed_record(ens, seed: int, exc: BaseException) -> dict:
             "error": f"{type(exc).__name__}: {msg}"}
 
 
-def _dask_seed_job(ens, seed: int, nbs: dict, threads: int, lock: str | None) -> dict:
+def _dask_seed_job(ens, seed: int, nbs: dict, threads: int, lock: str | None, html_code: bool = False) -> dict:
     """seed_job on a Dask worker, which the record names."""
     from distributed import get_worker
 
-    return seed_job(ens, seed, nbs, True, threads, where=f"dask {get_worker().address}", lock=lock)
+    return seed_job(ens, seed, nbs, True, threads, where=f"dask {get_worker().address}", lock=lock,
+                    html_code=html_code)
 
 
 def _die_with_parent() -> None:
@@ -47,30 +48,32 @@ def _die_with_parent() -> None:
 
 
 def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: int | None = None,
-             lock: str | None = None, trained: dict | None = None):
+             lock: str | None = None, trained: dict | None = None, html_code: bool = False):
     """Run seed_job for each (ensemble, seed); yield ((label, seed), record) as each finishes.
     client: a Dask client (each task trains its seed and runs its chain); else, when `trained` is
     given, the models were trained in this process ({(label, seed): why its training failed}) and
     their chains run here, in `workers` threads each with its own kernel; else a pool of `workers`
     local processes, each job training its seed first. lock: the run folder's lock this process
-    holds (files.LOCK_ENV), under which the jobs write. A job that raises (or whose worker is lost
-    for good) yields a failed record; the others go on."""
+    holds (files.LOCK_ENV), under which the jobs write; html_code: the reports show the code cells.
+    A job that raises (or whose worker is lost for good) yields a failed record; the others go on."""
     if client is not None:
         from distributed import as_completed
 
-        futures = {client.submit(_dask_seed_job, ens, s, nbs, threads or 1, lock, pure=False, retries=1,
+        futures = {client.submit(_dask_seed_job, ens, s, nbs, threads or 1, lock, html_code, pure=False, retries=1,
                                  key=f"sysa-{ens.label}-{s}-{uuid.uuid4().hex[:8]}"): (ens, s)
                    for ens, s in todo}
         completed = as_completed(futures)
     elif trained is not None:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="sysa-notebooks")
-        futures = {pool.submit(seed_job, ens, s, nbs, False, None, trained.get((ens.label, s))): (ens, s)
+        futures = {pool.submit(seed_job, ens, s, nbs, False, None, trained.get((ens.label, s)),
+                               html_code=html_code): (ens, s)
                    for ens, s in todo}
         completed = pool_completed(futures)
     else:
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent)
-        futures = {pool.submit(seed_job, ens, s, nbs, True, threads, where="pool", lock=lock): (ens, s)
+        futures = {pool.submit(seed_job, ens, s, nbs, True, threads, where="pool", lock=lock, html_code=html_code):
+                   (ens, s)
                    for ens, s in todo}
         completed = pool_completed(futures)
     try:

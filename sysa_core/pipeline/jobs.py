@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import nbformat
 import papermill
 from jupyter_client import AsyncKernelManager, BlockingKernelClient
 from jupyter_core.utils import run_sync
@@ -49,8 +50,10 @@ class NotebookRunner:
                                     f"import os as _os; _os.chdir({str(cwd)!r}); del _os", timeout=60,
                                     output_hook=lambda msg: None)
 
-    def execute(self, src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None) -> tuple[float, str | None]:
-        """Run one notebook and render it to HTML (its page titled `title`); returns (seconds, error or None)."""
+    def execute(self, src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
+                code: bool = False) -> tuple[float, str | None]:
+        """Run one notebook and render it to HTML (its page titled `title`; the code cells shown when
+        `code`); returns (seconds, error or None)."""
         t = time.perf_counter()
         error = None
         try:
@@ -63,7 +66,8 @@ class NotebookRunner:
         except Exception as exc:  # kernel death, timeouts: the seed fails, the run goes on
             error = f"{dst.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if dst.exists():
-            report.notebook_to_html(dst, dst.with_suffix(".html"), title)
+            _portable(dst, src)
+            report.notebook_to_html(dst, dst.with_suffix(".html"), title, code=code)
         return time.perf_counter() - t, error
 
     def close(self) -> None:
@@ -77,6 +81,16 @@ class NotebookRunner:
             except Exception:  # noqa: BLE001 - already gone
                 pass
             self.km = None
+
+
+def _portable(dst: Path, src: Path) -> None:
+    """Name the executed notebook and its source in papermill's metadata by file name, not by the
+    absolute paths papermill records, so that the notebook names no folder of this machine."""
+    nb = nbformat.read(str(dst), as_version=4)
+    pm = nb.metadata.get("papermill", {})
+    if "input_path" in pm or "output_path" in pm:
+        pm["input_path"], pm["output_path"] = f"notebooks/{Path(src).name}", Path(dst).name
+        files.write_text(dst, nbformat.writes(nb))
 
 
 _lock = threading.Lock()
@@ -116,7 +130,8 @@ def prewarm(n: int) -> None:
         threading.Thread(target=start, name="sysa-prewarm", daemon=True).start()
 
 
-def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None) -> tuple[float, str | None]:
+def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
+            code: bool = False) -> tuple[float, str | None]:
     """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
     every kernel is busy (one per thread that runs notebooks at the same time)."""
     with _lock:
@@ -125,7 +140,7 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = N
             r = NotebookRunner()
             _runners.append(r)
     try:
-        return r.execute(src, dst, params, cwd, title)
+        return r.execute(src, dst, params, cwd, title, code)
     finally:
         with _lock:
             _idle.append(r)
@@ -140,21 +155,27 @@ def set_threads(n: int) -> None:
 
 
 def notebook_params(ens: Ensemble, seed: int, name: str) -> dict:
-    """The papermill parameters of a seed notebook in a run."""
-    p = {"profile": ens.cfg.profile, "seed": seed, "overrides": list(ens.overrides),
-         "run_dir": str(ens.seed_dir(seed))}
+    """The papermill parameters of a seed notebook in a run. Paths are relative to the seed's folder,
+    where the notebook runs, so that the executed notebook names no folder of this machine and
+    analyses the checkpoint beside it wherever the run folder is moved or copied."""
+    p = {"profile": ens.cfg.profile, "seed": seed, "overrides": list(ens.overrides), "run_dir": "."}
     if name != "train":
-        p["checkpoint"] = ""
+        # the analysis goes beside the checkpoint (run_dir empty): a user who changes only
+        # `checkpoint` analyses that model in its own folder, never into this one
+        p["run_dir"] = ""
+        p["checkpoint"] = files.checkpoint_path(Path("."), seed).name
     return p
 
 
 def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int | None = None,
-             pretrain_error: str | None = None, where: str = "here", lock: str | None = None) -> dict:
+             pretrain_error: str | None = None, where: str = "here", lock: str | None = None,
+             html_code: bool = False) -> dict:
     """One seed's chain: (training,) then train -> inspect -> pca notebooks; writes and returns the
     seed's record (its steps and their seconds, the training time, and the sha256 of the checkpoint
     it completed with). The record says "running" until the chain completes, so an interrupted
     chain is never taken for a complete one. Runs in this process, a pool worker or a Dask worker
-    (`where` says which); lock: the run folder's lock its holder holds for this job (files.LOCK_ENV)."""
+    (`where` says which); lock: the run folder's lock its holder holds for this job (files.LOCK_ENV);
+    html_code: the HTML reports show the code cells."""
     if threads:
         set_threads(threads)
     if lock:
@@ -173,7 +194,7 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
             pretrain_error = str(exc)
     for name in SEED_NOTEBOOKS:
         seconds, error = execute(nbs[name], sdir / f"{name}.ipynb", notebook_params(ens, seed, name), sdir,
-                                 report.page_title(name, seed, ens.cfg.profile, ens.label))
+                                 report.page_title(name, seed, ens.cfg.profile, ens.label), html_code)
         rec["steps"].append({"name": name, "seconds": seconds, "html": ens.rel(seed, f"{name}.html"),
                              "ipynb": ens.rel(seed, f"{name}.ipynb")})
         if error:

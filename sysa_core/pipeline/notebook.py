@@ -1,11 +1,15 @@
 """Helpers the notebooks call, so each notebook stays a parameters cell plus a few calls.
 
 `setup` checks the parameters papermill injected (unknown names, wrong types) and resolves the
-one `Config` and the folder the notebook works in; `model` trains or loads the network; `analysis`
-reads the per-model analysis from the folder's cache or computes it once (analysis.metrics)."""
+one `Config` and the folder the notebook works in: paths relative to the notebook's working folder,
+a checkpoint's own recorded configuration, and never another model's folder (`checkpoint_config`,
+`analysis_dir`); `model` trains the network (train notebook) or loads it; `analysis` reads the
+per-model analysis from the folder's cache or computes it once (analysis.metrics)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from IPython.display import Markdown, display
@@ -25,6 +29,7 @@ PARAMETERS = {
     "inspect": {**_SEED, "checkpoint": str},
     "pca": {**_SEED, "checkpoint": str},
     "population": {"profile": str, "run_dir": str, "control_dir": str, "pool_ensembles": bool},
+    "explore": {"checkpoint": str},
 }
 
 
@@ -49,7 +54,7 @@ def _user_errors_in_one_line() -> None:
 
 _user_errors_in_one_line()
 
-#: the profile of an empty `profile` parameter (a checkpoint without sysa's metadata: `paper`)
+#: the profile whose run folder holds a seed's model when neither `profile` nor `run_dir` names it
 DEFAULT_PROFILE = "quick"
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -58,9 +63,10 @@ _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 class Context:
     """What a notebook works on: the configuration, its folder, and the checkpoint file it reads.
 
-    run_dir: the seed's folder (per-seed notebooks; for a checkpoint given by path, the folder of
-    its analysis) or the run's folder (population); checkpoint: the file given by the `checkpoint`
-    parameter, else None (the seed folder's own checkpoint, trained there when needed)."""
+    run_dir: the folder the notebook writes into: the seed's folder (train), the folder of the
+    checkpoint's analysis (inspect, pca) or the run's folder (population); checkpoint: the file the
+    analysis reads (inspect, pca; None for train and population). Paths are absolute, resolved
+    against the notebook's working folder (its own folder in JupyterLab and under `sysa run`)."""
 
     name: str
     cfg: _config.Config
@@ -78,15 +84,33 @@ class Context:
         return self.cfg.model.init == "independent"
 
     @property
+    def in_run(self) -> bool:
+        """Whether run_dir is a seed folder of a `sysa run` or `sysa train` folder (its G is then
+        analysed once for the whole run)."""
+        return files.shared_dir(self.run_dir) != self.run_dir
+
+    @property
     def label(self) -> str:
-        """'seed 3 (quick)', 'control seed 3 (quick)' or the checkpoint's file name."""
-        if self.checkpoint is not None:
+        """'seed 3 (quick)', 'control seed 3 (quick)' in a run, else the checkpoint's file name."""
+        if self.checkpoint is not None and not self.in_run:
             return f"{self.checkpoint.name} ({self.cfg.profile})"
         return f"{'control ' if self.control else ''}seed {self.seed} ({self.cfg.profile})"
 
     def checkpoint_file(self) -> Path:
         """The checkpoint the analyses read: the one given, else the seed folder's."""
         return self.checkpoint or files.checkpoint_path(self.run_dir, self.seed)
+
+
+def shown(path: Path) -> str:
+    """A path as the notebook shows it: relative to its working folder, so that an executed
+    notebook names no folder of the machine it ran on."""
+    rel = os.path.relpath(os.path.abspath(path), Path.cwd())
+    return ". (this notebook's folder)" if rel == "." else rel
+
+
+def _path(text: str) -> Path:
+    """A path parameter, resolved against the notebook's working folder."""
+    return Path(os.path.abspath(os.path.expanduser(text)))
 
 
 def check_parameters(name: str, namespace: dict) -> dict:
@@ -114,26 +138,135 @@ def check_parameters(name: str, namespace: dict) -> dict:
 
 
 def setup(name: str, namespace: dict) -> Context:
-    """Validate the parameters of notebook `name` and resolve its configuration and folder."""
+    """Validate the parameters of notebook `name` and resolve its configuration and folder.
+
+    inspect and pca analyse one checkpoint and never train: the `checkpoint` file, else the seed
+    folder's. It is analysed with the configuration recorded beside it (sysa's training metadata),
+    else with `profile` (default paper, the original's); a `profile` or `overrides` that contradict
+    the recorded configuration are refused. The analysis is written beside the checkpoint when sysa
+    trained it there, else into `run_dir` or a folder of its own, never into another model's folder."""
     p = check_parameters(name, namespace)
     profile = p["profile"] or None
     if name == "population":
         cfg = _config.resolve(profile or DEFAULT_PROFILE)
-        run_dir = Path(p["run_dir"]) if p["run_dir"] else files.default_run_dir(cfg.profile)
-        p["control_dir"] = Path(p["control_dir"]) if p["control_dir"] else None
+        run_dir = _path(p["run_dir"]) if p["run_dir"] else files.default_run_dir(cfg.profile)
+        p["control_dir"] = _path(p["control_dir"]) if p["control_dir"] else None
         if p["pool_ensembles"] and p["control_dir"] is None:
             raise UserError("population.ipynb: pool_ensembles needs control_dir (the control ensemble's run folder)")
         return Context(name, _run_config(run_dir, cfg), run_dir, p)
-    if p.get("checkpoint"):
-        path = Path(p["checkpoint"])
+    if name == "train":
+        cfg = _config.resolve(profile or DEFAULT_PROFILE, p["overrides"], seed=p["seed"])
+        run_dir = _path(p["run_dir"]) if p["run_dir"] else files.seed_dir(files.default_run_dir(cfg.profile), cfg.seed)
+        return Context(name, cfg, run_dir, p)
+    if p["checkpoint"]:
+        path = _path(p["checkpoint"])
         seed = files.seed_from_name(path)  # the file's own seed; the `seed` parameter when its name has none
-        cfg = files.for_checkpoint(path, profile, p["overrides"], p["seed"] if seed is None else seed)
-        files.load_checkpoint(path, hidden_size=cfg.model.hidden_size)  # a readable checkpoint, before any work
-        run_dir = Path(p["run_dir"]) if p["run_dir"] else files.default_analysis_dir(path, files.sha256(path))
-        return Context(name, cfg, run_dir, p, checkpoint=path)
-    cfg = _config.resolve(profile or DEFAULT_PROFILE, p["overrides"], seed=p["seed"])
-    run_dir = Path(p["run_dir"]) if p["run_dir"] else files.seed_dir(files.default_run_dir(cfg.profile), cfg.seed)
-    return Context(name, cfg, run_dir, p)
+        seed = p["seed"] if seed is None else seed
+    else:
+        folder = (_path(p["run_dir"]) if p["run_dir"] else
+                  files.seed_dir(files.default_run_dir(profile or DEFAULT_PROFILE), p["seed"]))
+        path, seed = files.checkpoint_path(folder, p["seed"]), p["seed"]
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{name}.ipynb: no checkpoint {shown(path)}; this notebook analyses a trained model and "
+                        f"never trains: train it first with train.ipynb (the same profile and seed, run_dir its "
+                        f"folder)" + _train_command(path.parent, profile or DEFAULT_PROFILE, seed))
+    cfg = checkpoint_config(name, path, seed, p["profile"], p["overrides"])
+    files.load_checkpoint(path, hidden_size=cfg.model.hidden_size)  # a readable checkpoint, before any work
+    run_dir = analysis_dir(name, path, files.sha256(path), p["run_dir"])
+    return Context(name, cfg, run_dir, p, checkpoint=path)
+
+
+def _train_command(folder: Path, profile: str, seed: int) -> str:
+    """', or <the sysa train command that puts seed's checkpoint into folder>' when there is one."""
+    if folder.name != f"seed_{seed}":
+        return ""
+    return f" or, from this notebook's folder, `sysa train --profile {profile} --seeds {seed} --out {os.path.relpath(folder.parent)}`"
+
+
+def checkpoint_config(name: str, path: Path, seed: int, profile: str = "", overrides=()) -> _config.Config:
+    """The configuration the checkpoint `path` is analysed with: the one recorded beside it in sysa's
+    training metadata (with `overrides` that change only the analysis settings), else `profile`
+    (default paper, the original's) with `overrides`. UserError in one line when `profile` or an
+    override contradicts the recorded configuration, naming both."""
+    meta = files.meta_path(path.parent, seed)
+    if not meta.is_file():
+        return _config.resolve(profile or "paper", overrides, seed=seed)
+    rec = files.read_json(meta)
+    if not isinstance(rec, dict) or "config" not in rec:
+        raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
+    recorded = replace(_config.Config.from_dict(rec["config"], source=str(meta)), seed=seed)
+    where = f"the configuration recorded beside {path.name} ({meta.name})"
+    if profile and profile != recorded.profile:
+        raise UserError(f"{name}.ipynb: profile={profile!r} contradicts {where}, profile {recorded.profile!r}; "
+                        "leave profile empty: a checkpoint is analysed with the configuration it was trained with")
+    cfg = _config.validate(_config.apply_overrides(recorded, overrides))
+    for key, was, now in _differences(recorded, cfg):
+        raise UserError(f"{name}.ipynb: overrides set {key}={now!r}, which contradicts {where}, {key}={was!r}; "
+                        "only analysis.* settings can be changed for a trained checkpoint")
+    return cfg
+
+
+def _differences(a: _config.Config, b: _config.Config):
+    """(key, value in a, value in b) for every training setting (model, task, train, seed) that differs."""
+    if a.seed != b.seed:
+        yield "seed", a.seed, b.seed
+    da, db = a.to_dict(), b.to_dict()
+    for section in ("model", "task", "train"):
+        for k, v in da[section].items():
+            if db[section][k] != v:
+                yield f"{section}.{k}", v, db[section][k]
+
+
+def models_of(folder: Path) -> set[str]:
+    """The sha256 of every checkpoint whose results `folder` holds (empty: it holds none): the one sysa's
+    training metadata records there, else the one its metrics were computed from, else those of the
+    checkpoint files in it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return set()
+    metas = sorted(folder.glob("sys_A*_train.json"))
+    if metas:
+        out = set()
+        for m in metas:
+            try:
+                rec = files.read_json(m)
+            except UserError:
+                rec = {}
+            seed = re.match(r"sys_A(\d+)_train\.json$", m.name)
+            ck = files.checkpoint_path(folder, int(seed.group(1))) if seed else None
+            sha = rec.get("checkpoint_sha256") if isinstance(rec, dict) else None
+            # training not finished: the checkpoint it is writing
+            out.add(sha or (files.sha256(ck) if ck is not None and ck.is_file() else f"training:{m.name}"))
+        return out
+    metrics = files.metrics_path(folder)
+    if metrics.is_file():
+        try:
+            sha = files.read_json(metrics).get("checkpoint_sha256")
+        except (UserError, AttributeError):
+            sha = None
+        return {sha or "unreadable metrics.json"}
+    return {files.sha256(p) for p in folder.glob("sys_A*.pth") if p.is_file()}
+
+
+def analysis_dir(name: str, checkpoint: Path, digest: str, run_dir: str = "") -> Path:
+    """Where the analysis of `checkpoint` (its sha256 `digest`) is written: `run_dir` when given,
+    else beside the checkpoint when that folder is its model's (sysa trained it there), else a
+    folder of its own (files.default_analysis_dir). UserError in one line when `run_dir` holds the
+    results of another model: nothing of it is overwritten."""
+    if run_dir:
+        folder = _path(run_dir)
+        owners = models_of(folder)
+        if owners and digest not in owners:
+            other = sorted(owners)[0]
+            raise UserError(f"{name}.ipynb: run_dir {shown(folder)} holds the results of another model (checkpoint "
+                            f"sha256 {other[:12]}), not of {shown(checkpoint)} (sha256 {digest[:12]}); analysing it "
+                            f"there would overwrite them: leave run_dir empty (the analysis goes beside the "
+                            f"checkpoint) or name a new folder")
+        return folder
+    beside, seed = checkpoint.parent, files.seed_from_name(checkpoint)
+    if seed is not None and files.meta_path(beside, seed).is_file() and digest in models_of(beside):
+        return beside
+    return files.default_analysis_dir(checkpoint, digest)
 
 
 def _run_config(run_dir: Path, default: _config.Config) -> _config.Config:
@@ -148,10 +281,10 @@ def _run_config(run_dir: Path, default: _config.Config) -> _config.Config:
 
 
 def model(ctx: Context, progress: bool = True) -> dict:
-    """The network's state dict {G, I, w, h0}: the checkpoint given, else this seed's, loaded from
-    its folder or trained there first (an interrupted training resumes)."""
-    if ctx.checkpoint is not None:
-        return files.load_checkpoint(ctx.checkpoint)["state_dict"]
+    """The network's state dict {G, I, w, h0}. The train notebook trains it in its folder first (or
+    resumes an interrupted training, or loads a finished one); the others only load the checkpoint."""
+    if ctx.name != "train":
+        return files.load_checkpoint(ctx.checkpoint_file(), hidden_size=ctx.cfg.model.hidden_size)["state_dict"]
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     with files.FolderLock(files.run_root(ctx.run_dir)):  # the run's writer (a `sysa run` holding it) or this one
         return training.train(ctx.cfg, ctx.run_dir, progress=progress, figures=plots.training_figures)
@@ -173,11 +306,10 @@ def analysis(ctx: Context) -> _metrics.ModelAnalysis:
     else computed once and cached there (pipeline.store.load_or_analyse_model)."""
     path = ctx.checkpoint_file()
     ck = files.load_checkpoint(path, hidden_size=ctx.cfg.model.hidden_size)
-    shared = ctx.run_dir if ctx.checkpoint is not None else files.shared_dir(ctx.run_dir)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     with files.FolderLock(files.run_root(ctx.run_dir)):
         result, _ = store.load_or_analyse_model(ctx.cfg, ck["state_dict"], ctx.run_dir, files.sha256(path), ck["epoch"],
-                                                 ck["extra"], network_folder=shared)
+                                                 ck["extra"], network_folder=files.shared_dir(ctx.run_dir))
     return result
 
 
@@ -187,12 +319,12 @@ def describe(ctx: Context) -> None:
     m, t = c.model, c.task
     init = ("I and w initialised independently (control)" if ctx.control
             else "the original's seed-compatible initialisation (I = √N·w at the start)")
-    source = (f"checkpoint `{ctx.checkpoint}`" if ctx.checkpoint is not None else f"seed {ctx.seed}")
+    source = f"checkpoint `{shown(ctx.checkpoint_file())}`"
     display(Markdown(
         f"### {ctx.label}\n\n**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
         f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {c.trained_range_text}, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
-        f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)}. Folder: `{ctx.run_dir}`."))
+        f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)}. Results in `{shown(ctx.run_dir)}`."))
 
 
 def training_summary(ctx: Context, hist: dict | None) -> None:
@@ -321,7 +453,7 @@ def network_section(ctx: Context, m: dict) -> None:
     """The network G's own dynamics for a checkpoint analysed on its own; in a run, a pointer to the
     population report, where they are shown once per G."""
 
-    if ctx.checkpoint is None:
+    if ctx.in_run:
         display(Markdown("This seed's G is analysed once for its whole run: see the population report "
                          f"(network `{m['network_key']}`)."))
         return
@@ -345,7 +477,7 @@ def describe_population(ctx: Context, P: Population) -> None:
 
     c = ctx.cfg
     shared = pop.shares_G(P.both)
-    text = (f"**Run `{ctx.run_dir}`**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
+    text = (f"**Run `{shown(ctx.run_dir)}`**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
             "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "

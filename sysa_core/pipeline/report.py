@@ -59,10 +59,13 @@ def legend(cfg: Config) -> dict:
     }
 
 
-def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None) -> None:
-    """Render an executed notebook with sysa's template; `title` is the page's title."""
+def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None, code: bool = False) -> None:
+    """Render an executed notebook with sysa's template; `title` is the page's title. A report to
+    share shows the prose and the outputs only (no code cells, no In/Out prompts); `code` shows the
+    code cells too (without prompts). The executed notebook beside it holds the code either way."""
     nb = nbformat.read(str(ipynb), as_version=4)
-    exporter = HTMLExporter(template_name="sysa", extra_template_basedirs=[str(TEMPLATES)])
+    exporter = HTMLExporter(template_name="sysa", extra_template_basedirs=[str(TEMPLATES)], exclude_input=not code,
+                            exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or Path(ipynb).stem}})
     files.write_text(out_html, body)
 

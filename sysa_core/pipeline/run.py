@@ -50,7 +50,8 @@ def check_notebooks() -> dict[str, Path]:
 
 def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = False,
         batch_seeds: bool | None = None, progress: bool = True, control: bool = False,
-        workers: int = 1, scheduler: str | None = None, threads: int | None = None, device: str = "auto") -> int:
+        workers: int = 1, scheduler: str | None = None, threads: int | None = None, device: str = "auto",
+        html_code: bool = False) -> int:
     """Run the pipeline; returns the exit status (0 when every seed and the population succeeded).
 
     control: also run the control ensemble (independent initialisation) in OUT/control.
@@ -59,7 +60,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
     threads: torch threads per seed (default: all cores here, cores / workers in a pool, 1 per
     Dask task). Results are bit-identical for the same thread count and the same batches of
     models on the same kind of CPU. device: where training in this process runs
-    (runtime.resolve_device); pool and Dask jobs train in their notebooks with `auto`.
+    (runtime.resolve_device); pool and Dask jobs train in their notebooks with `auto`. html_code:
+    the HTML reports show the notebooks' code cells (by default they show only prose and outputs).
     """
     out = Path(out).resolve()
     nbs = check_notebooks()
@@ -90,12 +92,13 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                 pre_err = _train_here(todo, batch_seeds, progress, device)
             with clock("notebooks_s"):
                 for (label, s), rec in executors.run_jobs(todo, nbs, workers=_lanes(len(todo)), bar=bar,
-                                                          trained=pre_err):
+                                                          trained=pre_err, html_code=html_code):
                     records[(label, s)] = rec
         else:
             with clock("notebooks_s"):  # each job trains its seed and runs its notebooks
                 for (label, s), rec in executors.run_jobs(todo, nbs, workers=workers, client=client, bar=bar,
-                                                          threads=threads, lock=os.environ.get(files.LOCK_ENV)):
+                                                          threads=threads, lock=os.environ.get(files.LOCK_ENV),
+                                                          html_code=html_code):
                     records[(label, s)] = rec
 
         pops = {}
@@ -105,7 +108,7 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                 records[(e.label, s)]["metrics"] = files.read_json(files.metrics_path(e.seed_dir(s)))
             pops[e.label] = ok
         with clock("population_s"):
-            pop = _population(nbs["population"], out, cfg, pops, control, bar)
+            pop = _population(nbs["population"], out, cfg, pops, control, bar, html_code)
         bar.close()
         folder.write_manifest({e.label: {str(s): records[(e.label, s)].get("status", "failed") for s in seeds}
                                for e in ens})
@@ -199,7 +202,7 @@ def _lanes(n_seeds: int) -> int:
     return max(1, min(os.cpu_count() or 1, n_seeds))
 
 
-def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar) -> dict | None:
+def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar, html_code: bool = False) -> dict | None:
     """Execute the population notebook over the complete seeds, unless its inputs are unchanged."""
     bar.set_postfix_str("population")
     if not ok["main"]:
@@ -221,9 +224,9 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar)
                 return prev
             tqdm.write(f"sysa run: repairing the population report: {'; '.join(problems)}; running its notebook "
                        "again", file=sys.stderr)
-    params = {"profile": cfg.profile, "run_dir": str(out), "control_dir": str(out / "control") if control else ""}
+    params = {"profile": cfg.profile, "run_dir": ".", "control_dir": "control" if control else ""}  # relative to out
     title = report.page_title("population", None, cfg.profile) + (" · with control" if control else "")
-    seconds, error = execute(src, out / "population.ipynb", params, out, title)
+    seconds, error = execute(src, out / "population.ipynb", params, out, title, html_code)
     rec = {"digest": digest, "seeds": ok["main"], "seconds": seconds, "error": error,
            "links": {"population report": "population.html", "notebook": "population.ipynb",
                      "table (CSV)": "population.csv"}}

@@ -20,7 +20,7 @@ from sysa_core import files
 from sysa_core.pipeline.notebook import PARAMETERS
 
 NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ("train", "inspect", "pca", "population")
+NAMES = ("train", "inspect", "pca", "population", "explore")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -144,3 +144,124 @@ def test_the_ensembles_can_be_pooled_with_the_ensemble_as_a_covariate(smoke_run,
         papermill.execute_notebook(str(NB_DIR / "population.ipynb"), str(tmp_path / "no.ipynb"), progress_bar=False,
                                    parameters={**params, "control_dir": ""}, kernel_name="python3", cwd=str(tmp_path))
     assert info.value.ename == "UserError" and "pool_ensembles needs control_dir" in info.value.evalue
+
+
+# -- a run folder's notebooks are portable, analyse the checkpoint's own configuration and
+#    never write into another model's folder
+
+def _file_bytes(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != ".sysa.lock"}
+
+
+def _machine_paths(text: str, *folders: Path) -> list[str]:
+    """The absolute paths of this machine (the given folders, the repository, the Python environment) in `text`."""
+    needles = {str(f) for f in folders} | {str(NB_DIR.parent), sys.prefix, str(Path.home())}
+    return sorted(n for n in needles if n and n != "/" and n in text)
+
+
+def test_a_run_folders_notebooks_name_no_folder_of_this_machine(smoke_run):
+    for path in sorted(smoke_run.rglob("*.ipynb")) + sorted(smoke_run.rglob("*.html")):
+        assert not _machine_paths(path.read_text(), smoke_run), path
+    nb = nbformat.read(smoke_run / "seed_1" / "inspect.ipynb", as_version=4)
+    assert nb.metadata.papermill.parameters == {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": "",
+                                                "checkpoint": "sys_A1_state.pth"}
+    assert nb.metadata.papermill.output_path == "inspect.ipynb"
+
+
+def test_a_copied_run_folder_reanalyses_the_checkpoint_beside_it(smoke_run, tmp_path):
+    """The whole run folder copied elsewhere, its inspect and pca notebooks re-run there unchanged (papermill
+    with no new parameters, in the notebook's folder): they analyse the checkpoint beside them (their cached
+    analysis removed, so it is computed again) and get the same metrics."""
+    run = copy_run(smoke_run, tmp_path / "moved" / "run")
+    sdir = run / "seed_1"
+    for name in ("metrics.json", "analysis.npz"):
+        (sdir / name).unlink()
+    original = _file_bytes(smoke_run)
+    for name in ("inspect", "pca"):
+        papermill.execute_notebook(str(sdir / f"{name}.ipynb"), str(sdir / f"{name}.ipynb"), progress_bar=False,
+                                   kernel_name="python3", cwd=str(sdir))
+        cells = nbformat.read(sdir / f"{name}.ipynb", as_version=4).cells  # (papermill's metadata names its own
+        assert not _machine_paths(json.dumps(cells), run, smoke_run)       # input and output as it was given them)
+    assert json.loads((sdir / "metrics.json").read_text()) == json.loads((smoke_run / "seed_1" / "metrics.json").read_text())
+    assert _file_bytes(smoke_run) == original  # the original folder was not read into or written
+
+
+def test_the_checkpoints_own_configuration_wins(smoke_run, tmp_path, monkeypatch):
+    """Changing only `checkpoint` in seed 1's notebook analyses control seed 2 with its own recorded
+    configuration (independent initialisation), beside it; a profile or an override that contradicts the
+    recorded configuration is refused in one line naming both."""
+    from sysa_core.errors import UserError
+    from sysa_core.pipeline import notebook as nb
+
+    run = copy_run(smoke_run, tmp_path / "run")
+    monkeypatch.chdir(run / "seed_1")
+    base = {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": "", "checkpoint": "../control/seed_2/sys_A2_state.pth"}
+    ctx = nb.setup("inspect", base)
+    assert ctx.seed == 2 and ctx.control and ctx.cfg.model.init == "independent"
+    assert ctx.run_dir == run / "control" / "seed_2" and ctx.label == "control seed 2 (smoke)"
+    with pytest.raises(UserError) as info:
+        nb.setup("inspect", {**base, "profile": "quick"})
+    msg = str(info.value)
+    assert "\n" not in msg and "profile='quick'" in msg and "profile 'smoke'" in msg and "sys_A2_train.json" in msg
+    with pytest.raises(UserError) as info:
+        nb.setup("pca", {**base, "profile": "", "overrides": ["model.init=seed_compatible"]})
+    msg = str(info.value)
+    assert "model.init='seed_compatible'" in msg and "model.init='independent'" in msg
+    ok = nb.setup("pca", {**base, "profile": "", "overrides": ["analysis.spont_h0=0.2"]})  # analysis settings may change
+    assert ok.cfg.training_id() == ctx.cfg.training_id() and ok.cfg.analysis.spont_h0 == 0.2
+
+
+def test_analysis_never_trains_a_missing_checkpoint(tmp_path, monkeypatch):
+    from sysa_core.errors import UserError
+    from sysa_core.pipeline import notebook as nb
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("inspect", "pca"):
+        with pytest.raises(UserError) as info:
+            nb.setup(name, {"profile": "smoke", "seed": 4, "overrides": [], "run_dir": "run/seed_4", "checkpoint": ""})
+        msg = str(info.value)
+        assert "\n" not in msg and "no checkpoint run/seed_4/sys_A4_state.pth" in msg and "never trains" in msg
+        assert "sysa train --profile smoke --seeds 4 --out run" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_models_checkpoint_never_overwrites_a_seed_folder(smoke_run, tmp_path):
+    """Control seed 2's checkpoint analysed with main seed 1's folder as the target is refused before any
+    work; with the target left empty it is analysed beside itself. Seed 1's files stay byte-identical and
+    `sysa check` stays clean."""
+    from conftest import run_cli
+
+    run = copy_run(smoke_run, tmp_path / "run")
+    sdir = run / "seed_1"
+    before = _file_bytes(sdir)
+    params = {"checkpoint": "../control/seed_2/sys_A2_state.pth", "run_dir": "."}
+    with pytest.raises(PapermillExecutionError) as info:
+        papermill.execute_notebook(str(sdir / "inspect.ipynb"), str(tmp_path / "refused.ipynb"), parameters=params,
+                                   progress_bar=False, kernel_name="python3", cwd=str(sdir))
+    assert info.value.ename == "UserError" and "holds the results of another model" in info.value.evalue
+    papermill.execute_notebook(str(sdir / "inspect.ipynb"), str(tmp_path / "beside.ipynb"),
+                               parameters={**params, "run_dir": ""}, progress_bar=False, kernel_name="python3",
+                               cwd=str(sdir))
+    assert "control seed 2 (smoke)" in _cell_text(tmp_path / "beside.ipynb")
+    assert _file_bytes(sdir) == before
+    proc = run_cli("check", run)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_checkpoint_without_metadata_is_never_analysed_into_another_models_folder(smoke_run, tmp_path, monkeypatch):
+    import torch
+
+    from sysa_core import config, model
+    from sysa_core.errors import UserError
+    from sysa_core.pipeline import notebook as nb
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(model.init_weights(config.resolve("smoke").model, 3), tmp_path / "sys_A3.pth")
+    for target in (smoke_run / "seed_1", smoke_run / "control" / "seed_2"):
+        with pytest.raises(UserError, match="holds the results of another model"):
+            nb.setup("inspect", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": str(target),
+                                 "checkpoint": "sys_A3.pth"})
+    ctx = nb.setup("inspect", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": "mine",
+                               "checkpoint": "sys_A3.pth"})
+    assert ctx.run_dir == tmp_path / "mine"

@@ -76,3 +76,22 @@ def test_a_page_that_asks_the_network_is_caught(browser, tmp_path):
     page.write_text('<html><head><script src="https://cdn.example.org/x.js"></script></head><body></body></html>')
     _, _, urls = _open(browser, page)
     assert "https://cdn.example.org/x.js" in urls
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if p != "index.html"])
+def test_shared_reports_show_no_code_no_prompt_and_no_machine_path(smoke_run, name):
+    text = (smoke_run / name).read_text()
+    assert "In&nbsp;[" not in text and "In [" not in text and "Out[" not in text
+    cells = re.findall(r'<div class="jp-Cell jp-CodeCell[^"]*"', text)
+    assert cells and all("jp-mod-noInput" in c for c in cells)  # every code cell rendered without its input
+    assert "nb.setup" not in text and 'class="highlight' not in text
+    assert str(smoke_run) not in text and str(Path(__file__).resolve().parents[2]) not in text
+    assert "/tmp/" not in text and "/home/" not in text
+
+
+def test_the_code_is_shown_when_asked(smoke_run, tmp_path):
+    from sysa_core.pipeline import report
+
+    report.notebook_to_html(smoke_run / "seed_1" / "inspect.ipynb", tmp_path / "code.html", "inspect", code=True)
+    text = (tmp_path / "code.html").read_text()
+    assert 'class="highlight' in text and '<span class="n">setup</span>' in text and "In&nbsp;[" not in text
