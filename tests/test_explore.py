@@ -1,4 +1,4 @@
-"""sysa_core.explore: a checkpoint probed with single pulses, with the configuration recorded beside it,
+"""sysa_core.pipeline.explore: a checkpoint probed with single pulses, with the configuration recorded beside it,
 fast enough to follow a slider on the CPU."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sysa_core import config, explore, model
+from sysa_core import config, model
+from sysa_core.pipeline import explore
 
 
 @pytest.fixture(scope="module")

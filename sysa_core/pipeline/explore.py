@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import files, model, task
-from .config import Config
+from .. import files, model, task
+from ..config import Config
 
 #: the pulse durations the sliders span, and the reference pulses the directions are fitted on
 DURATION_RANGE_MS = (10, 400)
@@ -51,7 +51,7 @@ class Probe:
 
     def __init__(self, checkpoint: Path, extra_ms: int | None = None, profile: str = ""):
         """profile: the configuration of a checkpoint without sysa's metadata beside it (default paper)."""
-        from .pipeline.notebook import checkpoint_config
+        from .notebook import checkpoint_config
 
         self.path = Path(checkpoint)
         seed = files.seed_from_name(self.path)
