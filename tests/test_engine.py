@@ -164,7 +164,7 @@ def test_adjoint_matches_autograd_a_default_batch_of_seeds(dtype, tol):
     cfg = config.resolve("smoke", ["hidden_size=32", f"dtype={dtype}", "perc=0.3"])
     seeds = list(range(1, max(8, MODELS_PER_BATCH) + 1))
     dt = model.DTYPES[dtype]
-    wts = [{k: v.to(dt) for k, v in _perturbed(model.init_weights(cfg.model, s), s).items()} for s in seeds]
+    wts = [{k: v.to(dt) for k, v in moved_weights(cfg.model, s, s + 77, dI=0.5, dw=0.1).items()} for s in seeds]
     batches = [_batch(cfg, s, n=6) for s in seeds]
     args = (wts[0]["G"], torch.stack([w["I"] for w in wts]), torch.stack([w["w"] for w in wts]),
             torch.stack([w["h0"] for w in wts]), batches, cfg.alpha, cfg.model.g_G)

@@ -354,8 +354,8 @@ def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
 
 #: the relative tolerance within which a re-made metric must equal the shipped one
 METRICS_RTOL = 1e-6
-#: metrics that name where and how they were computed rather than measure the model
-PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "profile", "seed", "epoch")
+#: metrics that name what they were computed from and by which code, rather than measure the model
+PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "network_key", "profile", "seed", "epoch")
 
 
 def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL, prefix: str = "") -> list[str]:
