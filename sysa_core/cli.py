@@ -169,8 +169,10 @@ def cmd_study(args) -> int:
         if not args.run:
             raise UserError("study pack: name the paper run folder whose finished models to add")
         added = shipped.pack(_out(args.run), src)
-        print(f"sysa study pack: {len(added)} model(s) added to {src}" + (f": {', '.join(added)}" if added else ""),
-              file=sys.stderr)
+        analysed = sum((shipped.seed_folder(src, label, s) / "metrics.json").is_file()
+                       for label, seeds in shipped.shipped_seeds(src).items() for s in seeds)
+        print(f"sysa study pack: {len(added)} model(s) added to {src}" + (f": {', '.join(added)}" if added else "")
+              + f"; {analysed} shipped model(s) with their metrics", file=sys.stderr)
     elif args.action == "unpack":
         out = _out(args.out, Path("data/runs/paper-study"))
         got = shipped.unpack(out, src)
@@ -190,8 +192,9 @@ def cmd_study(args) -> int:
         for k, v in bad.items():
             print(f"{k}: {len(v)} metric(s) differ from the shipped ones: {'; '.join(v[:3])}"
                   + (" ..." if len(v) > 3 else ""))
-        print(f"sysa study report: {len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made within "
-              f"{shipped.METRICS_RTOL:g} relative; reports in {out / 'index.html'}", file=sys.stderr)
+        checked = (f"{len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made within "
+                   f"{shipped.METRICS_RTOL:g} relative" if diffs else "no shipped metrics to compare yet")
+        print(f"sysa study report: {checked}; reports in {out / 'index.html'}", file=sys.stderr)
         return 1 if bad or status else 0
     elif args.action == "export":
         seeds = parse_seeds(args.seeds) if args.seeds else shipped.shipped_seeds(src)["control" if args.control else "main"]
