@@ -320,3 +320,23 @@ def smoke_train(tmp_path_factory) -> Path:
 def smoke_train_again(tmp_path_factory) -> Path:
     """A second, independent run of the same command (reproducibility)."""
     return once(tmp_path_factory, "smoke_b", _train_smoke) / "seed_1"
+
+
+def headless_chrome(*extra_args: str, capabilities: dict | None = None):
+    """Debian's Chromium, headless, under its chromedriver (`make browser` installs both); a test
+    that needs it fails, never skips, when they are absent. extra_args: more Chromium switches."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(chromium).exists() and Path(driver).exists()):
+        pytest.fail("Debian's chromium and chromium-driver are required (make browser installs them)")
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra_args):
+        opts.add_argument(a)
+    opts.binary_location = chromium
+    for key, value in (capabilities or {}).items():
+        opts.set_capability(key, value)
+    return webdriver.Chrome(service=Service(driver), options=opts)

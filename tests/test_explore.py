@@ -58,11 +58,9 @@ import sys  # noqa: E402
 import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from conftest import wait_for  # noqa: E402
+from conftest import headless_chrome, wait_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 #: where the test leaves its screenshot of the explorer (the README's figures/explore.png: `make explore-figure`)
 SCREENSHOT_ENV = "SYSA_EXPLORE_SCREENSHOT"
 STATUS = re.compile(r"duration (\d+) ms, onset \d+ ms: plateau (-?[\d.]+)")
@@ -128,23 +126,13 @@ def lab(tmp_path, smoke_train):
 
 
 def test_the_explorer_runs_in_jupyterlab_and_follows_its_duration_slider(lab, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.fail("Debian's chromium and chromium-driver are required (make browser installs them)")
     url, token, root = lab
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--window-size=1280,1500"):
-        opts.add_argument(a)
-    opts.binary_location = CHROMIUM
-    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv = headless_chrome("--window-size=1280,1500")
     try:
         wait = WebDriverWait(drv, 180)
         drv.get(f"{url}/lab/tree/explore.ipynb?token={token}")

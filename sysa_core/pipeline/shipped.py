@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path

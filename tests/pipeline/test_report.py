@@ -6,31 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from conftest import headless_chrome
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PAGES = ("index.html", "population.html", "seed_1/train.html", "seed_1/inspect.html", "control/seed_2/pca.html")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.fail("Debian's chromium and chromium-driver are required (make browser installs them)")
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage"):
-        opts.add_argument(a)
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv = headless_chrome("--disable-quic", capabilities={"goog:loggingPrefs": {"performance": "ALL"}})
     drv.execute_cdp_cmd("Network.enable", {})
     drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*", "ftp://*"]})
     yield drv
