@@ -39,13 +39,6 @@ class Regime:
     lyapunov_halfwidth_per_s: float | None
     why: str
 
-    def phrase(self) -> str:
-        if self.kind == "limit cycle":
-            return f"a limit cycle of period {self.period_ms / 1000:.3g} s (returns within {self.return_error:.1%})"
-        if self.kind == "chaos":
-            return f"chaos (largest Lyapunov exponent {self.lyapunov_per_s:.2g} ± {self.lyapunov_halfwidth_per_s:.2g} /s)"
-        return self.kind if self.kind == "fixed point" else f"unresolved ({self.why})"
-
 
 def _first_return(h: np.ndarray, ref: int, min_lag: int, spread: float) -> tuple[int | None, float]:
     """The first local minimum of |h(ref + lag) - h(ref)| / spread below RETURN_TOL, for lag >= min_lag:

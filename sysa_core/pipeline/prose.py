@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as _t
 
-from ..analysis import population, stats
+from ..analysis import population, regime, stats
 from ..analysis.plateau import HOLD_TOLERANCE
 
 
@@ -247,3 +247,13 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None) ->
     if per_s > 0:
         return f"positive{band}: nearby trajectories separate"
     return f"negative{band}: nearby trajectories converge"
+
+
+def regime_phrase(r: regime.Regime) -> str:
+    """What a trajectory settles into, in a few words: 'a limit cycle of period 3.79 s (returns within
+    0.7 %)', 'chaos (largest Lyapunov exponent ...)', 'fixed point' or 'unresolved (why)'."""
+    if r.kind == "limit cycle":
+        return f"a limit cycle of period {r.period_ms / 1000:.3g} s (returns within {r.return_error:.1%})"
+    if r.kind == "chaos":
+        return f"chaos (largest Lyapunov exponent {r.lyapunov_per_s:.2g} ± {r.lyapunov_halfwidth_per_s:.2g} /s)"
+    return r.kind if r.kind == "fixed point" else f"unresolved ({r.why})"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sysa_core.analysis import dynamics, regime
+from sysa_core.pipeline import prose
 
 DT, TAU = 1.0, 100.0
 
@@ -37,7 +38,7 @@ def test_a_hopf_oscillator_is_a_limit_cycle_with_its_period(theta, single_thread
     assert r.kind == "limit cycle"
     assert r.period_ms == pytest.approx(period, rel=2e-3)
     assert r.return_error < regime.RETURN_TOL
-    assert "limit cycle of period" in r.phrase()
+    assert prose.regime_phrase(r).startswith(f"a limit cycle of period {r.period_ms / 1000:.3g} s")
 
 
 def test_a_strongly_coupled_random_network_is_chaos(single_threaded_torch):
