@@ -391,19 +391,41 @@ def code_version() -> dict:
             "python": platform.python_version()}
 
 
-def for_checkpoint(path, profile_name: str | None = None, overrides=None, seed: int | None = None) -> config.Config:
-    """The configuration a checkpoint was trained with: read from sysa's metadata beside it
-    (sys_A<seed>_train.json) when there is one and neither a profile nor overrides are given;
-    else the named profile (default `paper`, the original's parameters) with the overrides.
-    The seed comes from `seed`, else from the file name."""
+def for_checkpoint(path, profile_name: str | None = None, overrides=None, seed: int | None = None,
+                   who: str = "sysa evaluate") -> config.Config:
+    """The configuration a checkpoint is analysed with. With sysa's training metadata beside it
+    (sys_A<seed>_train.json), the recorded configuration, with `overrides` that may change only the
+    analysis settings; else the named profile (default `paper`, the original's parameters) with the
+    overrides. The seed comes from `seed`, else from the file name. UserError in one line, naming
+    `who` and both values, when the profile or an override contradicts the recorded configuration."""
     path = Path(path)
     seed = seed if seed is not None else seed_from_name(path)
     if seed is None:
         raise UserError(f"{path}: cannot tell the seed from the file name (expected sys_A<seed>...); pass --seed")
     meta = meta_path(path.parent, seed)
-    if meta.exists() and not overrides and not profile_name:
-        record = read_json(meta)
-        if not isinstance(record, dict) or "config" not in record:
-            raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
-        return replace(config.Config.from_dict(record["config"], source=str(meta)), seed=seed)
-    return config.resolve(profile_name or "paper", overrides, seed=seed)
+    if not meta.is_file():
+        return config.resolve(profile_name or "paper", overrides, seed=seed)
+    record = read_json(meta)
+    if not isinstance(record, dict) or "config" not in record:
+        raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
+    recorded = replace(config.Config.from_dict(record["config"], source=str(meta)), seed=seed)
+    where = f"the configuration recorded beside {path.name} ({meta.name})"
+    if profile_name and profile_name != recorded.profile:
+        raise UserError(f"{who}: profile={profile_name!r} contradicts {where}, profile {recorded.profile!r}; "
+                        "leave the profile out: a checkpoint is analysed with the configuration it was trained with")
+    cfg = config.validate(config.apply_overrides(recorded, overrides or ()))
+    for key, was, now in _training_differences(recorded, cfg):
+        raise UserError(f"{who}: overrides set {key}={now!r}, which contradicts {where}, {key}={was!r}; "
+                        "only analysis.* settings can be changed for a trained checkpoint")
+    return cfg
+
+
+def _training_differences(a: config.Config, b: config.Config):
+    """(key, value in a, value in b) for every training setting (model, task, train, seed) that differs."""
+    if a.seed != b.seed:
+        yield "seed", a.seed, b.seed
+    da, db = a.to_dict(), b.to_dict()
+    for section in ("model", "task", "train"):
+        for k, v in da[section].items():
+            if db[section][k] != v:
+                yield f"{section}.{k}", v, db[section][k]

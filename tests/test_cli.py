@@ -85,6 +85,18 @@ def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smo
         assert m[k] == pytest.approx(ref[k], rel=0.1), k
 
 
+def test_evaluate_refuses_a_profile_or_training_override_that_contradicts_the_checkpoint(smoke_train, capsys):
+    """The configuration recorded beside a checkpoint wins, in `sysa evaluate` as in the notebooks (one
+    function, files.for_checkpoint): a contradicting profile or training setting is one line naming both."""
+    p = str(smoke_train / "sys_A1_state.pth")
+    assert cli.main(["evaluate", p, "--profile", "quick", "--core-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "profile='quick'" in err and "profile 'smoke'" in err and "sys_A1_train.json" in err
+    assert cli.main(["evaluate", p, "--set", "hidden_size=40", "--core-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "sysa evaluate: overrides set model.hidden_size=40" in err
+
+
 def test_evaluate_text_output_and_explicit_seed(smoke_train, tmp_path, capsys):
     p = tmp_path / "model.pth"
     shutil.copyfile(smoke_train / "sys_A1.pth", p)

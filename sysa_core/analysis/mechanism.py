@@ -108,15 +108,15 @@ def noise_precisions(cfg: Config, sd: dict, sigmas=NOISE_SIGMAS, draws: int = NO
     return {sigma: float(e.mean()) for sigma, e in zip(sigmas, err)}
 
 
-def mechanism(improvement: float | None, travel: float | None) -> str:
+def mechanism(times_better: float | None, travel: float | None) -> str:
     """The rule: a network that does not hold the trained plateaus (its in-range precision is not at
-    least LEARNED times better than the same network's untrained: `improvement` below it) has "no
+    least LEARNED times better than the same network's untrained: `times_better` below it) has "no
     memory"; one that does holds them by an "attractor" when its state travels less than
     SETTLED_TRAVEL of its norm over the memory window, else by a "transient" (the state keeps
     moving while the output holds)."""
-    if improvement is None or travel is None:
+    if times_better is None or travel is None:
         return "undetermined"
-    if improvement < LEARNED:
+    if times_better < LEARNED:
         return "no memory"
     return "attractor" if travel < SETTLED_TRAVEL else "transient"
 

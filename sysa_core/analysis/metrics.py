@@ -16,7 +16,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 * precision (the original's: mean plateau MSE over the test durations), precision_by_duration,
   precision_trained_range and precision_extrapolation (the test durations inside / outside the
   trained range; None where there is none), precision_untrained, precision_untrained_by_duration,
-  precision_untrained_trained_range (the same network before training);
+  precision_untrained_trained_range (the same network before training), improvement_over_untrained
+  (how many times better the in-range precision is than untrained: `improvement`);
 * weight_correlation (cosine of I and w); the initialisation confound: weight_correlation_init,
   input_drift_cosine, output_drift_cosine, input_drift_norm, output_drift_norm;
 * PCA: pr_{v}_l1, pr_{v}_l2 (participation ratios over all N eigenvectors), dim_spontaneous (a
@@ -153,6 +154,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     m["precision_untrained"] = untrained.precision
     m["precision_untrained_by_duration"] = _by_duration(untrained.precision_by_duration)
     m["precision_untrained_trained_range"] = untrained.precision_trained_range
+    m["improvement_over_untrained"] = improvement(m)
     m.update(precision.init_confound(cfg, sd))
     for name, vec, p in (("input", I, net.spontaneous), ("output", w, mem)):
         for k, v in alignment.alignment(vec, p, seed=0).items():
@@ -224,7 +226,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     for sigma in mechanism.NOISE_SIGMAS:
         m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
     m["readout_pcs_needed"] = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
-    m["memory_mechanism"] = mechanism.mechanism(improvement(m), travel)
+    m["memory_mechanism"] = mechanism.mechanism(m["improvement_over_untrained"], travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
 
 

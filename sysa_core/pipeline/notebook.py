@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from IPython.display import Markdown, display
@@ -184,37 +184,9 @@ def _train_command(folder: Path, profile: str, seed: int) -> str:
 
 
 def checkpoint_config(name: str, path: Path, seed: int, profile: str = "", overrides=()) -> _config.Config:
-    """The configuration the checkpoint `path` is analysed with: the one recorded beside it in sysa's
-    training metadata (with `overrides` that change only the analysis settings), else `profile`
-    (default paper, the original's) with `overrides`. UserError in one line when `profile` or an
-    override contradicts the recorded configuration, naming both."""
-    meta = files.meta_path(path.parent, seed)
-    if not meta.is_file():
-        return _config.resolve(profile or "paper", overrides, seed=seed)
-    rec = files.read_json(meta)
-    if not isinstance(rec, dict) or "config" not in rec:
-        raise UserError(f"{meta}: not a training metadata file (no 'config'); move it away or name a profile")
-    recorded = replace(_config.Config.from_dict(rec["config"], source=str(meta)), seed=seed)
-    where = f"the configuration recorded beside {path.name} ({meta.name})"
-    if profile and profile != recorded.profile:
-        raise UserError(f"{name}.ipynb: profile={profile!r} contradicts {where}, profile {recorded.profile!r}; "
-                        "leave profile empty: a checkpoint is analysed with the configuration it was trained with")
-    cfg = _config.validate(_config.apply_overrides(recorded, overrides))
-    for key, was, now in _differences(recorded, cfg):
-        raise UserError(f"{name}.ipynb: overrides set {key}={now!r}, which contradicts {where}, {key}={was!r}; "
-                        "only analysis.* settings can be changed for a trained checkpoint")
-    return cfg
-
-
-def _differences(a: _config.Config, b: _config.Config):
-    """(key, value in a, value in b) for every training setting (model, task, train, seed) that differs."""
-    if a.seed != b.seed:
-        yield "seed", a.seed, b.seed
-    da, db = a.to_dict(), b.to_dict()
-    for section in ("model", "task", "train"):
-        for k, v in da[section].items():
-            if db[section][k] != v:
-                yield f"{section}.{k}", v, db[section][k]
+    """The configuration notebook `name` analyses the checkpoint `path` with (files.for_checkpoint:
+    the recorded one wins; only analysis settings can be overridden)."""
+    return files.for_checkpoint(path, profile or None, overrides, seed, who=f"{name}.ipynb")
 
 
 def models_of(folder: Path) -> set[str]:
@@ -347,7 +319,7 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
 def summary(ctx: Context, m: dict) -> None:
     """What this model does, in a few sentences computed from its metrics."""
     cfg = ctx.cfg
-    inr, better, ex = m.get("precision_trained_range"), _metrics.improvement(m), m.get("precision_extrapolation")
+    inr, better, ex = m.get("precision_trained_range"), m.get("improvement_over_untrained"), m.get("precision_extrapolation")
     parts = []
     if inr is not None:
         parts.append(f"Inside the trained range ({cfg.trained_range_text}) the plateau's mean squared error "

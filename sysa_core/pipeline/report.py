@@ -13,7 +13,6 @@ from nbconvert import HTMLExporter
 
 from .. import files
 from ..analysis.mechanism import LEARNED
-from ..analysis.metrics import improvement
 from ..analysis.plateau import HOLD_TOLERANCE
 from ..config import Config
 from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW
@@ -105,7 +104,7 @@ def verdict(rec: dict) -> str:
     held = m.get("plateau_held_trained_window")
     if held is not None and held < 1:
         problems.append(f"holds only {100 * held:.0f} % of its in-range plateaus through the trained window")
-    inr, better = m.get("precision_trained_range"), improvement(m)
+    inr, better = m.get("precision_trained_range"), m.get("improvement_over_untrained")
     if better is not None and better < LEARNED:
         problems.append(f"in-range precision only {better:.1f}× better than untrained")
     mech = m.get("memory_mechanism")
@@ -150,7 +149,7 @@ def _row(rec: dict) -> str:
     status = rec.get("status", "?")
     v = verdict(rec)
     klass = "failed" if status != "complete" else ("check" if v.startswith("check") else "complete")
-    ratio = improvement(m)
+    ratio = m.get("improvement_over_untrained")
     better = f"{ratio:.0f}×" if ratio is not None else "–"
     links = " ".join(f'<a href="{html.escape(st["html"])}">{st["name"]}</a>' for st in rec.get("steps", [])
                      if st.get("html"))

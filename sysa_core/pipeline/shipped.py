@@ -31,7 +31,7 @@ from ..config import Config
 from ..errors import UserError
 from . import plots, verify
 from .ensembles import Ensemble, ensembles
-from .preflight import check_output_dir, manifest
+from .folder import RunFolder
 
 NETWORK = "network.npz"
 STUDY = "study.json"
@@ -310,38 +310,48 @@ def unpack(out: Path, shipped: Path | None = None) -> dict[str, list[int]]:
         if have[e.label] != seeds:
             raise UserError(f"{shipped}: the control seeds ({_seed_text(have[e.label])}) are not the main seeds "
                             f"({_seed_text(seeds)})")
-    files.check_owned(out)
-    check_output_dir(out)
-    with files.FolderLock(out):
-        marker = Path(out) / files.RUN_MARKER
-        if not marker.exists():
-            files.write_json(marker, manifest(cfg, files.read_json(shipped / STUDY).get("overrides", []), seeds,
-                                              len(ens) > 1))
+    folder = RunFolder(out, cfg, ens, seeds, overrides=files.read_json(shipped / STUDY).get("overrides", []),
+                       control=len(ens) > 1)
+    folder.check()
+    for e in ens:  # before the folder's repair could remove anything
+        for s in seeds:
+            _refuse_another_training(shipped, e, s)
+    with folder.open():
         for e in ens:
             for s in seeds:
                 _unpack_seed(shipped, e, s, G)
     return {e.label: seeds for e in ens}
 
 
-def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
-    data, obj, meta = checkpoint_bytes(shipped, e.label, s, G)
+def _refuse_another_training(shipped: Path, e: Ensemble, s: int) -> None:
+    """UserError when e's seed-s folder holds a checkpoint or training metadata that is not the shipped
+    model's."""
+    meta = files.read_json(seed_folder(shipped, e.label, s) / "train.json")
     if meta.get("training_id") != replace(e.cfg, seed=s).training_id():
         raise UserError(f"{seed_folder(shipped, e.label, s)}: trained with another configuration than this "
                         f"code's paper profile")
     sdir = e.seed_dir(s)
     ck, meta_file = files.checkpoint_path(sdir, s), files.meta_path(sdir, s)
+    if not any(p.is_file() for p in (ck, meta_file)):
+        return
     sha = meta["checkpoint_sha256"]
-    here = [p for p in (ck, meta_file) if p.is_file()]
-    if here:
-        try:
-            same = files.sha256(ck) == sha and files.read_json(meta_file).get("checkpoint_sha256") == sha
-        except (OSError, UserError, AttributeError):
-            same = False
-        if not same:
-            raise UserError(f"{sdir}: holds another training of {e.label} seed {s}; unpack into another folder")
-        if all(p.is_file() for p in (files.bare_path(sdir, s), files.loss_plot_path(sdir, s),
-                                     files.grad_plot_path(sdir, s))):
-            return
+    try:
+        same = files.sha256(ck) == sha and files.read_json(meta_file).get("checkpoint_sha256") == sha
+    except (OSError, UserError, AttributeError):
+        same = False
+    if not same:
+        raise UserError(f"{sdir}: holds another training of {e.label} seed {s}; unpack into another folder")
+
+
+def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
+    """Write the shipped model's checkpoint, bare state dict, plots and metadata into its seed folder
+    (what is already there and verifies is kept)."""
+    sdir = e.seed_dir(s)
+    ck, meta_file = files.checkpoint_path(sdir, s), files.meta_path(sdir, s)
+    if all(p.is_file() for p in (ck, meta_file, files.bare_path(sdir, s), files.loss_plot_path(sdir, s),
+                                 files.grad_plot_path(sdir, s))):
+        return
+    data, obj, meta = checkpoint_bytes(shipped, e.label, s, G)
     sdir.mkdir(parents=True, exist_ok=True)
     files.write_bytes(ck, data)
     files.save_torch(files.bare_path(sdir, s), obj["state_dict"])

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import alignment
-from ..analysis.metrics import improvement
 from ..analysis.pca import ratios_of_coefficients
 
 
@@ -38,7 +37,7 @@ def precision(m: dict, cfg):
                        ("precision_extrapolation", "mean outside (extrapolation)")):
         if m.get(key) is not None:
             u = m.get(key.replace("precision_", "precision_untrained_"))
-            ratio = improvement(m) if key == "precision_trained_range" else u / m[key] if u and m[key] > 0 else None
+            ratio = m.get("improvement_over_untrained") if key == "precision_trained_range" else u / m[key] if u and m[key] > 0 else None
             rows.append({"duration (ms)": label, "in trained range": None, "precision loss (MSE, a.u.²)": m[key],
                          "untrained (MSE, a.u.²)": u, "untrained / trained": ratio})
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
@@ -126,7 +125,7 @@ def mechanism(m: dict):
     """The measures that say how the plateau is held, and the verdict of the rule."""
     rows = {
         "mechanism (rule: analysis.mechanism)": m["memory_mechanism"],
-        "in-range precision, × better than untrained": improvement(m),
+        "in-range precision, × better than untrained": m.get("improvement_over_untrained"),
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "path the state travels during the hold, in units of |h|": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],

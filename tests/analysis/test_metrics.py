@@ -40,7 +40,7 @@ PLATEAU_KEYS = {"plateau_held_trained_window", "plateau_steady_trained_window", 
 MECHANISM_KEYS = {"plateau_state_speed_per_s", "state_travel", "precision_noise_0.01", "precision_noise_0.03",
                   "precision_noise_0.1", "readout_pcs_needed", "memory_mechanism"}
 PRECISION_KEYS = {"precision_trained_range", "precision_extrapolation", "precision_untrained",
-                  "precision_untrained_by_duration", "precision_untrained_trained_range"}
+                  "precision_untrained_by_duration", "precision_untrained_trained_range", "improvement_over_untrained"}
 TRAINING_KEYS = {"final_loss", "loss_fall_last_20pct", "converged"}
 NEW_KEYS = (ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | NETWORK_KEYS | PLATEAU_KEYS | MECHANISM_KEYS
             | PRECISION_KEYS | TRAINING_KEYS)
