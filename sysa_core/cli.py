@@ -105,7 +105,7 @@ def cmd_train(args) -> int:
     from .runtime import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
-    seeds = parse_seeds(args.seeds) if args.seeds else [cfg.seed]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
     dev = resolve_device(args.device)
     out = _out(args.out)
     seconds = train.train(cfg, seeds, out, overrides=args.set, batch_seeds=args.batch_seeds,
@@ -140,7 +140,7 @@ def cmd_run(args) -> int:
     from .runtime import resolve_device
 
     cfg = config.resolve(args.profile, args.set)
-    seeds = parse_seeds(args.seeds) if args.seeds else config.PROFILE_SEEDS[args.profile]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else config.PROFILE_SEEDS[args.profile]
     dev = resolve_device(args.device)
     out = _out(args.out, files.default_run_dir(args.profile))
     if args.workers < 1:
@@ -197,7 +197,7 @@ def cmd_study(args) -> int:
         print(f"sysa study report: {checked}; reports in {out / 'index.html'}", file=sys.stderr)
         return 1 if bad or status else 0
     elif args.action == "export":
-        seeds = parse_seeds(args.seeds) if args.seeds else shipped.shipped_seeds(src)["control" if args.control else "main"]
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else shipped.shipped_seeds(src)["control" if args.control else "main"]
         written = shipped.export(src, "control" if args.control else "main", seeds, _out(args.out, Path(".")))
         print("\n".join(map(str, written)))
     else:

@@ -293,6 +293,36 @@ def read_json(path) -> Any:
         raise UserError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a file sysa wrote (JSON nested too deeply to read)") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a JSON file") from None
+
+
+def read_manifest(path) -> dict:
+    """A run folder's manifest (RUN_MARKER), checked for the shape sysa writes: an object with a
+    kind ("run" or "train"), a "config" object, "seeds" a list of seed integers and "state" an
+    object. UserError in one line naming the file and the first thing that is wrong."""
+    path = Path(path)
+    man = read_json(path)
+    if not isinstance(man, dict):
+        raise UserError(f"{path}: not a sysa manifest (expected a JSON object)")
+    checks = (("kind", lambda v: v in ("run", "train"), '"run" or "train"'),
+              ("config", lambda v: isinstance(v, dict), "an object with the configuration"),
+              ("seeds", lambda v: isinstance(v, list) and all(type(s) is int and 0 <= s < 2**31 for s in v),
+               "a list of seeds (integers in [0, 2^31))"),
+              ("state", lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+               "an object of each ensemble's seed states"),
+              ("control", lambda v: isinstance(v, bool), "true or false"),
+              ("overrides", lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v), "a list of texts"))
+    for key, ok, what in checks:
+        if key not in man and key in ("state", "control", "overrides"):
+            continue  # older manifests: an empty state, no control, no overrides
+        if key not in man:
+            raise UserError(f"{path}: not a sysa manifest (no {key!r})")
+        if not ok(man[key]):
+            raise UserError(f"{path}: {key!r} must be {what}, not {json.dumps(man[key])[:60]}")
+    return man
 
 
 def load_checkpoint(path, hidden_size: int | None = None) -> dict:
@@ -356,7 +386,35 @@ def load_checkpoint(path, hidden_size: int | None = None) -> dict:
             raise UserError(f"{path}: {k} holds non-finite values")
     if epoch is not None and not isinstance(epoch, int):
         raise UserError(f"{path}: 'epoch' is not an integer")
-    return {"state_dict": sd, "epoch": epoch, "optimizer": opt, "extra": extra if isinstance(extra, dict) else {}}
+    extra = extra if isinstance(extra, dict) else {}
+    if "training_id" in extra:
+        _check_resume_data(path, extra, opt, epoch, n)
+    return {"state_dict": sd, "epoch": epoch, "optimizer": opt, "extra": extra}
+
+
+#: sysa's resume data in a checkpoint ("sysa"): each entry and the tensor dtype it has
+RESUME_DATA = {"batch_rng": torch.uint8, "loss": torch.float64, "grad_I": torch.float64, "grad_w": torch.float64,
+               "monitor_step": torch.int64, "monitor_loss": torch.float64}
+
+
+def _check_resume_data(path: Path, extra: dict, opt, epoch, n: int) -> None:
+    """UserError naming what is missing when a checkpoint that carries sysa's training id lacks the
+    rest of what resuming its training reads (the batch generator, the histories, Adam's moments)."""
+    if not isinstance(extra["training_id"], str) or epoch is None:
+        raise UserError(f"{path}: sysa's resume data is damaged (training_id or epoch)")
+    for key, dtype in RESUME_DATA.items():
+        v = extra.get(key)
+        if not isinstance(v, torch.Tensor) or v.dtype != dtype or v.dim() != 1:
+            raise UserError(f"{path}: sysa's resume data is incomplete ({key!r} is missing or damaged)")
+    try:
+        state = opt["state"]
+        for group in (1, 2):
+            g = state[group]
+            if not all(isinstance(g[k], torch.Tensor) and tuple(g[k].shape) == (n, 1)
+                       for k in ("exp_avg", "exp_avg_sq")) or not isinstance(g["step"], torch.Tensor):
+                raise TypeError
+    except (TypeError, KeyError, IndexError):
+        raise UserError(f"{path}: sysa's resume data is incomplete (the optimizer's state)") from None
 
 
 def sha256(path) -> str:

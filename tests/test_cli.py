@@ -201,6 +201,8 @@ INVALID = {
     "reversed seed range": (_train("--seeds", "5-1"), ["--seeds"]),
     "seed range beyond 2^31": (_train("--seeds", "1-99999999999"), ["--seeds"]),
     "seeds not numbers": (_train("--seeds", "a,b"), ["--seeds"]),
+    "empty seeds": (_train("--seeds", ""), ["--seeds", "cannot read ''"]),
+    "blank seeds": (_train("--seeds", " "), ["--seeds", "cannot read ' '"]),
     "unknown option": (_train("--bogus"), ["unrecognized arguments: --bogus"]),
     "unknown device": (_train("--device", "tpu"), ["--device", "'tpu'"]),
     "batched seeds with workers": (lambda tmp: ["run", "--profile", "smoke", "--quiet", "--workers", "2", "--batch-seeds",

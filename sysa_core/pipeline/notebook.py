@@ -246,9 +246,7 @@ def _run_config(run_dir: Path, default: _config.Config) -> _config.Config:
     marker = Path(run_dir) / files.RUN_MARKER
     if not marker.is_file():
         return default
-    rec = files.read_json(marker)
-    if not isinstance(rec, dict) or "config" not in rec:
-        raise UserError(f"{marker}: not a sysa run's configuration (no 'config')")
+    rec = files.read_manifest(marker)
     return _config.Config.from_manifest(rec, source=str(marker), default_profile=default.profile)
 
 

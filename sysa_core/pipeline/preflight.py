@@ -30,10 +30,9 @@ def check_trained_with(out: Path, ens: list[Ensemble], seeds: list[int],
     marker = out / files.RUN_MARKER
     if marker.is_file():
         try:
-            old = files.read_json(marker)
-            old_cfg = Config.from_manifest(old)
-        except (UserError, KeyError, TypeError):
-            raise UserError(f"{marker}: not a readable sysa manifest; {hint}") from None
+            old_cfg = Config.from_manifest(files.read_manifest(marker), source=str(marker))
+        except UserError as exc:
+            raise UserError(f"{exc}; {hint}") from None
         if replace(old_cfg, seed=0).training_id() != replace(ens[0].cfg, seed=0).training_id():
             raise UserError(f"{out}: its models were trained with another training configuration; {hint}")
     for e in ens:

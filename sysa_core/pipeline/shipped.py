@@ -109,12 +109,12 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
     checkpoint are left as they are."""
     run_dir, shipped = Path(run_dir), Path(shipped or default_dir())
     try:
-        man = files.read_json(run_dir / files.RUN_MARKER)
-        cfg = config_of(man, run_dir / files.RUN_MARKER)
-    except (UserError, KeyError, TypeError) as exc:
+        man = files.read_manifest(run_dir / files.RUN_MARKER)
+    except UserError as exc:
         raise UserError(f"{run_dir}: not a sysa run folder ({exc})") from None
+    cfg = config_of(man, run_dir / files.RUN_MARKER)
     if (shipped / STUDY).is_file():
-        have = config_of(files.read_json(shipped / STUDY), shipped / STUDY)
+        have = config_of(files.read_manifest(shipped / STUDY), shipped / STUDY)
         if replace(have, seed=0).training_id() != replace(cfg, seed=0).training_id():
             raise UserError(f"{run_dir}: trained with another configuration than the shipped study in {shipped}")
     else:
@@ -284,10 +284,7 @@ def export(shipped: Path | None, label: str, seeds: list[int], out: Path) -> lis
 def study_config(shipped: Path | None = None) -> Config:
     """The configuration the shipped study was trained with (its study.json)."""
     shipped = Path(shipped or default_dir())
-    try:
-        return config_of(files.read_json(shipped / STUDY), shipped / STUDY)
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"{shipped / STUDY}: not a run manifest ({exc})") from None
+    return config_of(files.read_manifest(shipped / STUDY), shipped / STUDY)
 
 
 def unpack(out: Path, shipped: Path | None = None) -> dict[str, list[int]]:

@@ -44,7 +44,7 @@ def load_model(folder: Path, key: str) -> ModelAnalysis | None:
                 return None
             arrays = {k: z[k] for k in z.files if k != "cache_key"}
         metrics = json.loads(mpath.read_text())
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, RecursionError):
         return None
     return ModelAnalysis(metrics, arrays)
 

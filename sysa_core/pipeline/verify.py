@@ -45,7 +45,7 @@ def notebook_problem(path: Path) -> str | None:
         return f"{path.name} is missing"
     try:
         code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return f"{path.name} is not a readable notebook"
     if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])):
         return f"{path.name} ended with an error"
@@ -162,9 +162,7 @@ def check_run(run_dir: Path) -> dict:
     marker = run_dir / files.RUN_MARKER
     if not marker.is_file():
         raise UserError(f"{run_dir}: not a sysa run folder (no {files.RUN_MARKER})")
-    manifest = files.read_json(marker)
-    if not isinstance(manifest, dict) or manifest.get("kind") not in ("run", "train"):
-        raise UserError(f"{marker}: not a sysa manifest")
+    manifest = files.read_manifest(marker)
     trained_only = manifest["kind"] == "train"
     out = {}
     for ens in ensembles_of(run_dir, manifest):

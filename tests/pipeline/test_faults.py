@@ -300,6 +300,12 @@ def test_a_seed_range_beyond_the_maximum_is_one_line_at_once(tmp_path, capsys, s
     assert not (tmp_path / "run").exists()
 
 
+def test_an_empty_seed_list_is_refused_not_read_as_the_default(tmp_path, capsys):
+    rc = cli.main(["run", "--profile", "smoke", "--seeds", "", "--out", str(tmp_path / "run")])
+    assert_user_error(capsys.readouterr().err, rc, "--seeds", "cannot read ''")
+    assert not (tmp_path / "run").exists()
+
+
 def test_sigterm_ends_a_run_with_a_message_and_frees_the_folder(tmp_path):
     out = tmp_path / "run"
     proc = popen_cli("run", *SMOKE, "--seeds", "1", "--out", out)
@@ -330,3 +336,67 @@ def test_a_symlink_loop_is_named_as_one(tmp_path, capsys):
     loop.symlink_to(loop)
     rc = cli.main(["evaluate", str(loop)])
     assert_user_error(capsys.readouterr().err, rc, str(loop), "points to itself")
+
+
+def _deep_json(path: Path) -> None:
+    path.write_text("[" * 200_000 + "]" * 200_000)
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("manifest without config", ["sysa-run.json", "no 'config'"]),
+    ("manifest seeds not a list", ["sysa-run.json", "'seeds' must be a list of seeds"]),
+    ("manifest nested too deeply", ["sysa-run.json", "nested too deeply"]),
+])
+def test_a_malformed_manifest_is_one_line_from_check_and_run(smoke_run, tmp_path, case, needles):
+    run = copy_run(smoke_run, tmp_path / "run")
+    marker = run / files.RUN_MARKER
+    man = json.loads(marker.read_text())
+    if case == "manifest without config":
+        man.pop("config")
+        marker.write_text(json.dumps(man))
+    elif case == "manifest seeds not a list":
+        man["seeds"] = 5
+        marker.write_text(json.dumps(man))
+    else:
+        _deep_json(marker)
+    before = _bytes(run)
+    proc = _check(run)
+    assert_user_error(proc.stderr, proc.returncode, *needles)
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--out", run)
+    assert_user_error(proc.stderr, proc.returncode, *needles)
+    assert _bytes(run) == before
+
+
+def test_training_metadata_nested_too_deeply_is_one_line_for_evaluate_and_a_notebook(smoke_train, tmp_path):
+    folder = tmp_path / "seed_1"
+    shutil.copytree(smoke_train, folder, ignore=shutil.ignore_patterns(".sysa.lock"))
+    _deep_json(files.meta_path(folder, 1))
+    proc = run_cli("evaluate", files.checkpoint_path(folder, 1), "--core-only")
+    assert_user_error(proc.stderr, proc.returncode, "sys_A1_train.json", "nested too deeply")
+    from sysa_core.errors import UserError
+    from sysa_core.pipeline import notebook as nb
+    with pytest.raises(UserError, match="nested too deeply"):
+        nb.setup("inspect", {"profile": "", "seed": 1, "overrides": [], "run_dir": "",
+                             "checkpoint": str(files.checkpoint_path(folder, 1))})
+
+
+@pytest.mark.parametrize("damage", ["batch_rng", "monitor_loss", "optimizer"])
+def test_a_checkpoint_without_its_resume_data_is_retrained_not_a_keyerror(smoke_run, tmp_path, damage):
+    """A checkpoint that carries the run's training id but not the rest of its resume data: `sysa
+    check` names what is missing and says a re-run retrains it; the re-run does, to the same bits."""
+    import torch
+
+    run = copy_run(smoke_run, tmp_path / "run")
+    ck = files.checkpoint_path(run / "seed_1", 1)
+    obj = torch.load(ck, weights_only=True)
+    if damage == "optimizer":
+        obj["optimizer"]["state"][2].pop("exp_avg_sq")
+    else:
+        obj["sysa"].pop(damage)
+    torch.save(obj, ck)
+    proc = _check(run)
+    assert proc.returncode == 1 and "resume data is incomplete" in proc.stdout and "retrain" in proc.stdout
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--out", run)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "repairing seed 1" in proc.stderr
+    assert files.sha256(ck) == files.sha256(files.checkpoint_path(smoke_run / "seed_1", 1))

@@ -41,5 +41,5 @@ def test_a_folder_trained_with_another_configuration_is_refused(tmp_path):
     with pytest.raises(UserError, match="another training configuration; use --force"):
         preflight.check_trained_with(tmp_path, ensembles(other, tmp_path, [], False), [1])
     (tmp_path / files.RUN_MARKER).write_text("[1]")
-    with pytest.raises(UserError, match="not a readable sysa manifest"):
+    with pytest.raises(UserError, match="not a sysa manifest .expected a JSON object.; use --force"):
         preflight.check_trained_with(tmp_path, ensembles(cfg, tmp_path, [], False), [1])
