@@ -138,6 +138,30 @@ def check_owned(out: Path, option: str = "--out") -> None:
                         f"choose a new or empty folder")
 
 
+def check_not_link(path: Path, what: str) -> None:
+    """Refuse a folder sysa would write into that is a symbolic link: sysa writes only into its own
+    folders, never through a link into another. UserError naming the link and its target."""
+    path = Path(path)
+    if path.is_symlink():
+        raise UserError(f"{what} {path}: a symbolic link (to {os.readlink(path)}); sysa writes only into its "
+                        f"own folders, not through links: replace it with a folder, or move it away")
+
+
+def check_model_folder(folder: Path, what: str) -> None:
+    """Refuse a folder a model's files would be written into that is a symbolic link, or that holds
+    files and none of sysa's for a model (training metadata, checkpoints, metrics, a pipeline record,
+    or a run's manifest). UserError naming the folder; nothing of it is touched."""
+    folder = Path(folder)
+    check_not_link(folder, what)
+    if not folder.is_dir():
+        return
+    names = [p.name for p in folder.iterdir() if p.name != LOCK_NAME]
+    ours = any(re.fullmatch(r"sys_A\d+(_state|_train)?\.(pth|json)", n) for n in names) or any(
+        n in (RUN_MARKER, metrics_path(folder).name, record_path(folder).name) for n in names)
+    if names and not ours:
+        raise UserError(f"{what} {folder}: the folder holds files and none of sysa's; choose a new or empty folder")
+
+
 def _lock_held_elsewhere(lock: Path) -> bool:
     """Whether a sysa process other than this one and its parents holds `lock` (the file is only
     opened for reading: a folder that is not sysa's stays untouched)."""

@@ -157,6 +157,7 @@ def setup(name: str, namespace: dict) -> Context:
     if name == "train":
         cfg = _config.resolve(profile or DEFAULT_PROFILE, p["overrides"], seed=p["seed"])
         run_dir = _path(p["run_dir"]) if p["run_dir"] else files.seed_dir(files.default_run_dir(cfg.profile), cfg.seed)
+        files.check_model_folder(run_dir, f"{name}.ipynb: run_dir")
         return Context(name, cfg, run_dir, p)
     if p["checkpoint"]:
         path = _path(p["checkpoint"])
@@ -227,6 +228,7 @@ def analysis_dir(name: str, checkpoint: Path, digest: str, run_dir: str = "") ->
     results of another model: nothing of it is overwritten."""
     if run_dir:
         folder = _path(run_dir)
+        files.check_model_folder(folder, f"{name}.ipynb: run_dir")
         owners = models_of(folder)
         if owners and digest not in owners:
             other = sorted(owners)[0]

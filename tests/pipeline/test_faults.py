@@ -400,3 +400,37 @@ def test_a_checkpoint_without_its_resume_data_is_retrained_not_a_keyerror(smoke_
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "repairing seed 1" in proc.stderr
     assert files.sha256(ck) == files.sha256(files.checkpoint_path(smoke_run / "seed_1", 1))
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_seed_folder_that_is_a_symbolic_link_is_refused_and_its_target_untouched(smoke_run, tmp_path, force):
+    run = copy_run(smoke_run, tmp_path / "run")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not sysa's")
+    shutil.rmtree(run / "seed_2")
+    (run / "seed_2").symlink_to(foreign)
+    before, theirs = _bytes(run / "seed_1"), _bytes(foreign)
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--out", run, *(["--force"] if force else []))
+    assert_user_error(proc.stderr, proc.returncode, "seed_2", "a symbolic link", "not through links")
+    assert _bytes(foreign) == theirs and _bytes(run / "seed_1") == before
+
+
+def test_a_notebook_never_writes_into_a_folder_that_is_not_sysas(tmp_path):
+    """train.ipynb (and an analysis notebook) given a non-empty folder of someone else's files as
+    run_dir refuses in one line, before anything is written into it."""
+    from sysa_core.errors import UserError
+    from sysa_core.pipeline import notebook as nb
+
+    foreign = tmp_path / "F"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("\\\\documentclass{article}")
+    before = _bytes(foreign)
+    with pytest.raises(UserError, match="holds files and none of sysa's") as info:
+        nb.setup("train", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": str(foreign)})
+    assert "\n" not in str(info.value) and "train.ipynb: run_dir" in str(info.value)
+    link = tmp_path / "L"
+    link.symlink_to(foreign)
+    with pytest.raises(UserError, match="a symbolic link"):
+        nb.setup("train", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": str(link)})
+    assert _bytes(foreign) == before
