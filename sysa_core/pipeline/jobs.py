@@ -18,7 +18,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from .. import files, training
 from ..errors import UserError
-from . import plots, report
+from . import plots, report, verify
 from .ensembles import SEED_NOTEBOOKS, Ensemble
 
 
@@ -202,6 +202,7 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
             break
     else:
         rec["status"] = "complete"
+        rec["outputs"] = verify.seed_outputs(sdir, seed)
     try:
         meta = files.read_json(files.meta_path(sdir, seed))
         rec["train_seconds"] = float(meta["train_seconds"])

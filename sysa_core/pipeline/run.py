@@ -218,18 +218,20 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar,
         except UserError:
             prev = {}
         if prev.get("digest") == digest and not prev.get("error"):
-            problems = verify.population_problems(out)
-            if not problems:
+            chk = verify.check_population(out)
+            if chk.action == "none":
                 bar.update(1)
                 return prev
-            tqdm.write(f"sysa run: repairing the population report: {'; '.join(problems)}; running its notebook "
+            tqdm.write(f"sysa run: repairing the population report: {'; '.join(chk.problems)}; running its notebook "
                        "again", file=sys.stderr)
+            verify.set_aside_files(chk.differing)
     params = {"profile": cfg.profile, "run_dir": ".", "control_dir": "control" if control else ""}  # relative to out
     title = report.page_title("population", None, cfg.profile) + (" · with control" if control else "")
     seconds, error = execute(src, out / "population.ipynb", params, out, title, html_code)
     rec = {"digest": digest, "seeds": ok["main"], "seconds": seconds, "error": error,
            "links": {"population report": "population.html", "notebook": "population.ipynb",
-                     "table (CSV)": "population.csv"}}
+                     "table (CSV)": "population.csv"},
+           "outputs": verify.outputs(out, verify.POPULATION_FILES)}
     files.write_json(rec_path, rec)
     bar.update(1)
     return rec

@@ -2,8 +2,10 @@
 says so for this training configuration and the checkpoint loads safely, is at the last epoch and
 has the sha256 training recorded when it finished, with the bare state dict and the plots beside
 it. A `sysa run` seed is complete when, besides, its chain's record says so for these analysis
-settings, the metrics and arrays were computed from that checkpoint, and every notebook ran to its
-last cell. `check_seed` says what is wrong and what a re-run must redo; `check_run` does it for a
+settings, the metrics and arrays were computed from that checkpoint, every notebook ran to its
+last cell, and every file the chain wrote (metrics, arrays, notebooks, reports, the bare state dict,
+the plots) still has the sha256 its record took when it was written; so does the population report.
+A file that differs is set aside (*.bad-<time>) and written again by the repair. `check_seed` says what is wrong and what a re-run must redo; `check_run` does it for a
 whole run folder (`sysa check`)."""
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class SeedCheck:
 
     action: str = "none"
     problems: list = field(default_factory=list)
+    differing: list = field(default_factory=list)  # outputs whose bytes are not those recorded (set aside on repair)
 
     def need(self, action: str, problem: str) -> None:
         self.problems.append(problem)
@@ -52,6 +55,44 @@ def notebook_problem(path: Path) -> str | None:
     if not code or any(c.get("execution_count") is None for c in code):
         return f"{path.name} did not run to its last cell"
     return None
+
+
+def outputs(folder: Path, names=None, skip=()) -> dict[str, str]:
+    """{file name: sha256} of the files of `folder` a run wrote (`names`, else every regular file
+    except `skip`, the folders' records and lock, and temporary or set-aside files), as recorded
+    when they were written and verified by `sysa check`."""
+    folder = Path(folder)
+    if names is None:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+        names = [n for n in names if n not in set(skip) | {files.record_path(folder).name, files.LOCK_NAME}
+                 and not n.endswith(".tmp") and ".bad-" not in n]
+    return {n: files.sha256(folder / n) for n in names if (folder / n).is_file()}
+
+
+def check_outputs(folder: Path, recorded, chk: SeedCheck, action_of) -> None:
+    """Compare the files of `folder` with their sha256 recorded when the run wrote them
+    (`outputs`); each missing or differing file is a problem whose action is action_of(name)."""
+    if not isinstance(recorded, dict):
+        return
+    for name, sha in recorded.items():
+        p = Path(folder) / str(name)
+        if not p.is_file():
+            chk.need(action_of(name), f"{name} is missing")
+        elif files.sha256(p) != sha:
+            chk.need(action_of(name), f"{name} differs from what the run wrote")
+            chk.differing.append(p)
+
+
+def seed_outputs(sdir: Path, seed: int) -> dict[str, str]:
+    """The outputs of a seed's chain (outputs): every file of its folder but the checkpoint and its
+    training metadata, which training verifies itself."""
+    return outputs(sdir, skip=(files.checkpoint_path(sdir, seed).name, files.meta_path(sdir, seed).name))
+
+
+def _training_file(seed: int):
+    names = {files.bare_path(Path("."), seed).name, files.loss_plot_path(Path("."), seed).name,
+             files.grad_plot_path(Path("."), seed).name}
+    return lambda name: "finish" if name in names else "reanalyse"
 
 
 def check_training(sdir: Path, cfg: Config, chk: SeedCheck) -> str | None:
@@ -109,6 +150,8 @@ def check_seed(sdir: Path, cfg: Config, trained_only: bool = False) -> SeedCheck
         chk.need("reanalyse", "its notebooks did not complete" + (f" (pipeline.json says {status!r})" if status else ""))
     elif rec.get("analysis_id") != cfg.analysis_id():
         chk.need("reanalyse", "it was analysed with other analysis settings")
+    else:
+        check_outputs(sdir, rec.get("outputs"), chk, _training_file(cfg.seed))
     try:
         m = files.read_json(files.metrics_path(sdir))
         if not isinstance(m, dict) or m.get("checkpoint_sha256") != sha or m.get("analysis_id") != cfg.analysis_id():
@@ -142,7 +185,17 @@ def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = F
         print(f"{prog}: repairing {who}: {'; '.join(chk.problems)}; {REPAIRS[chk.action]}", file=sys.stderr)
     if chk.action == "retrain":
         set_aside(sdir, cfg.seed)
+    set_aside_files(chk.differing)
     return chk
+
+
+def set_aside_files(paths) -> None:
+    """Keep files whose bytes are not those the run wrote as *.bad-<time>, so that the repair writes
+    them afresh (a cached analysis is not read back from an edited metrics.json): nothing is deleted."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for p in paths:
+        if Path(p).is_file():
+            Path(p).rename(Path(p).with_name(f"{Path(p).name}.bad-{stamp}"))
 
 
 def set_aside(sdir: Path, seed: int) -> None:
@@ -169,19 +222,36 @@ def check_run(run_dir: Path) -> dict:
         for s in manifest.get("seeds", []):
             out[f"{ens.label} seed {s}"] = check_seed(ens.seed_dir(s), replace(ens.cfg, seed=s), trained_only)
     if not trained_only:
-        pop = SeedCheck()
-        for why in population_problems(run_dir):
-            pop.need("reanalyse", why)
+        pop = check_population(run_dir)
         if not (run_dir / "index.html").is_file():
             pop.need("reanalyse", "index.html is missing")
         out["population"] = pop
     return out
 
 
-def population_problems(run_dir: Path) -> list[str]:
+#: the files of a run folder's population report, recorded (outputs) in its population.json
+POPULATION_FILES = ("population.ipynb", "population.html", "population.csv")
+
+
+def check_population(run_dir: Path) -> SeedCheck:
     """What is wrong with a run folder's population report: its notebook not executed to the end,
-    its HTML or CSV missing (empty when it verifies)."""
+    its HTML or CSV missing or not the bytes recorded in population.json when they were written
+    (action "none" when it verifies)."""
+    chk = SeedCheck()
     why = notebook_problem(run_dir / "population.ipynb")
-    out = [why] if why else []
-    return out + [f"{name} is missing" for name in ("population.html", "population.csv")
-                  if not (run_dir / name).is_file()]
+    if why:
+        chk.need("reanalyse", why)
+    for name in POPULATION_FILES[1:]:
+        if not (run_dir / name).is_file():
+            chk.need("reanalyse", f"{name} is missing")
+    try:
+        rec = files.read_json(run_dir / "population.json")
+    except UserError:
+        rec = None
+    found = SeedCheck()
+    check_outputs(run_dir, rec.get("outputs") if isinstance(rec, dict) else None, found, lambda name: "reanalyse")
+    for p in found.problems:
+        if p not in chk.problems:
+            chk.need("reanalyse", p)
+    chk.differing = found.differing
+    return chk

@@ -434,3 +434,39 @@ def test_a_notebook_never_writes_into_a_folder_that_is_not_sysas(tmp_path):
     with pytest.raises(UserError, match="a symbolic link"):
         nb.setup("train", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": str(link)})
     assert _bytes(foreign) == before
+
+
+@pytest.mark.parametrize("edit", ["metrics value", "bare swapped", "bare random", "plot", "population csv"])
+def test_sysa_check_verifies_every_output_against_its_recorded_sha256_and_a_rerun_repairs_it(smoke_run, tmp_path, edit):
+    run = copy_run(smoke_run, tmp_path / "run")
+    s1 = run / "seed_1"
+    if edit == "metrics value":
+        target = files.metrics_path(s1)
+        m = json.loads(target.read_text())
+        m["precision"] = 123.456
+        target.write_text(json.dumps(m, indent=2) + "\n")
+    elif edit == "bare swapped":
+        target = files.bare_path(s1, 1)
+        shutil.copyfile(files.bare_path(run / "seed_2", 2), target)
+    elif edit == "bare random":
+        target = files.bare_path(s1, 1)
+        target.write_bytes(os.urandom(target.stat().st_size))
+    elif edit == "plot":
+        target = files.loss_plot_path(s1, 1)
+        target.write_bytes(files.grad_plot_path(s1, 1).read_bytes())
+    else:
+        target = run / "population.csv"
+        target.write_text(target.read_text().replace(",", ";", 3))
+    original = (smoke_run / target.relative_to(run)).read_bytes()
+    proc = _check(run)
+    assert proc.returncode == 1, proc.stdout
+    assert f"{target.name} differs from what the run wrote" in proc.stdout
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
+    assert proc.returncode == 0, proc.stderr
+    assert "repairing" in proc.stderr and f"{target.name} differs" in proc.stderr
+    assert target.read_bytes() == original
+    assert list(target.parent.glob(f"{target.name}.bad-*")), "the edited file was set aside, not deleted"
+    proc = _check(run)
+    assert proc.returncode == 0, proc.stdout
+    if edit == "metrics value":
+        assert "123.456" not in (run / "population.csv").read_text() + (run / "index.html").read_text()
