@@ -306,9 +306,14 @@ def convergence(steps: list, losses: list, total_steps: int) -> dict:
     return {"final_loss": float(L[-1]), "loss_fall": fall, "converged": bool(fall < CONVERGENCE_FALL)}
 
 
+def model_name(cfg: Config) -> str:
+    """A model's name within a batch (the metadata's trained_with): its seed ('1'; control models,
+    independently initialised, 'c1')."""
+    return f"{'c' if cfg.model.init == 'independent' else ''}{cfg.seed}"
+
+
 def _name(st: SeedState) -> str:
-    """A model's name within a batch: its seed ('1'; control models, independently initialised, 'c1')."""
-    return f"{'c' if st.cfg.model.init == 'independent' else ''}{st.seed}"
+    return model_name(st.cfg)
 
 
 def _label(group: list[SeedState]) -> str:
@@ -431,8 +436,37 @@ def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device
     return groups
 
 
+def companion_config(cfg: Config, name: str) -> Config:
+    """The configuration of the model called `name` (_name: '3', or 'c3' for an independently
+    initialised one) in a batch with the model of `cfg`: the same settings, that seed and scheme."""
+    init = "independent" if name.startswith("c") else "seed_compatible"
+    m = replace(cfg.model, init=init, G_per_seed=cfg.model.G_per_seed if init == cfg.model.init else False)
+    return replace(cfg, seed=int(name.lstrip("c")), model=m)
+
+
+def _replay_groups(todo: list[SeedState], replay: dict[int, list[str]], states: list[SeedState]) -> list[list[SeedState]]:
+    """The batches that train models from the start again in the batch their first training ran in
+    (replay {index in states: the names of that batch, in order}), so that they get the same bits:
+    members being trained here take their places; the others are trained beside them in memory only."""
+    groups, taken = [], set()
+    for i, names in replay.items():
+        st = states[i]
+        if id(st) in taken or st.epoch != 0 or not any(o is st for o in todo) or _name(st) not in names:
+            continue
+        group = []
+        for name in names:
+            member = next((o for o in todo if _name(o) == name and o.epoch == 0 and id(o) not in taken
+                           and _batch_key(o.cfg) == _batch_key(st.cfg)), None)
+            group.append(member or _new_state(companion_config(st.cfg, name), None))
+        if all(_batch_key(m.cfg) == _batch_key(st.cfg) for m in group):
+            taken.update(id(m) for m in group)
+            groups.append(group)
+    return groups
+
+
 def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool | None = None,
-                 progress: bool = True, device: str = "auto", figures: Figures | None = None) -> list[dict]:
+                 progress: bool = True, device: str = "auto", figures: Figures | None = None,
+                 replay: dict[int, list[str]] | None = None) -> list[dict]:
     """Train each (configuration, folder) pair; the configuration's seed selects the model.
 
     folder: where its checkpoints, metadata and figures go (None: keep in memory). A folder holding
@@ -441,14 +475,19 @@ def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool 
     results of training its models one at a time up to float rounding, and the same bits for the
     same batch). device: where the training steps run (runtime.resolve_device: auto = a CUDA GPU
     when there is one; the CPU is the tested path). figures: draws a finished model's figures into
-    its folder (`Figures`; this layer draws none itself). Returns the state dicts {G, I, w, h0} in the
-    order given.
+    its folder (`Figures`; this layer draws none itself). replay: {index in models: the names of
+    the batch (_name, in order) its first training ran in}, for a model trained again from the
+    start: it is trained in that batch again (its other members beside it in memory), so that it
+    gets the bits of its first training. Returns the state dicts {G, I, w, h0} in the order given.
     """
     dev = resolve_device(device)
     states = [_resume(_new_state(cfg, folder)) for cfg, folder in models]
     todo = [st for st in states if st.epoch < st.cfg.train.epochs]
+    replayed = _replay_groups(todo, replay or {}, states)
+    in_replay = {id(m) for g in replayed for m in g}
+    rest = [st for st in todo if id(st) not in in_replay]
     try:
-        for group in batches(todo, batch_seeds, dev):
+        for group in replayed + batches(rest, batch_seeds, dev):
             _train_group(group, progress, dev)
     finally:
         clear_scratch()

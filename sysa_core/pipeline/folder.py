@@ -28,8 +28,9 @@ class RunFolder:
     check(): everything that decides whether the work may proceed, before anything is written.
     open(): the lock held while the work runs; on entry each seed is repaired (what does not verify
     is redone; force: every seed is redone) and the manifest written. `todo` then lists the
-    (ensemble, seed) pairs to compute, and `records` {(label, seed): record} the seeds of a run
-    found complete."""
+    (ensemble, seed) pairs to compute, `records` {(label, seed): record} the seeds of a run
+    found complete, and `replay` {(label, seed): batch names} the seeds retrained in the batch
+    their first training ran in (training.train_models' replay)."""
 
     def __init__(self, out: Path, cfg: Config, ens: list[Ensemble], seeds: list[int], *, kind: str = "run",
                  overrides=(), control: bool = False, force: bool = False, batch_seeds: bool | None = None):
@@ -37,6 +38,7 @@ class RunFolder:
         self.overrides, self.control, self.force, self.batch_seeds = overrides, control, force, batch_seeds
         self.todo: list[tuple[Ensemble, int]] = []
         self.records: dict[tuple, dict] = {}
+        self.replay: dict[tuple, list[str]] = {}  # {(label, seed): the batch its first training ran in}
 
     def check(self) -> None:
         files.check_owned(self.out)
@@ -71,14 +73,24 @@ class RunFolder:
         scfg = replace(e.cfg, seed=s)
         if self.kind == "train":
             if sdir.exists():
-                verify.prepare(sdir, scfg, who, "sysa train", trained_only=True)
+                self._note_replay(e, s, verify.prepare(sdir, scfg, who, "sysa train", trained_only=True))
             check_output_dir(sdir)
             self.todo.append((e, s))
             return
-        if verify.prepare(sdir, scfg, who, "sysa run").action == "none":
+        chk = verify.prepare(sdir, scfg, who, "sysa run")
+        if chk.action == "none":
             self.records[(e.label, s)] = files.read_json(files.record_path(sdir))
         else:
+            self._note_replay(e, s, chk)
             self.todo.append((e, s))
+
+    def _note_replay(self, e: Ensemble, s: int, chk) -> None:
+        if chk.replay and self.batch_seeds is not False:
+            self.replay[(e.label, s)] = chk.replay
+
+    def replay_of(self, todo: list[tuple[Ensemble, int]]) -> dict[int, list[str]]:
+        """training.train_models' replay for the models `todo`, in that order."""
+        return {i: self.replay[(e.label, s)] for i, (e, s) in enumerate(todo) if (e.label, s) in self.replay}
 
     def write_manifest(self, states: dict) -> None:
         """The manifest with each seed's state {label: {seed: state}} (written only when it changed)."""

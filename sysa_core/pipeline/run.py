@@ -89,7 +89,7 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
             # here: training in this process with its own progress bar (models batched when asked),
             # then the notebooks, one lane per core, which find the finished checkpoints
             with clock("train_s"):
-                pre_err = _train_here(todo, batch_seeds, progress, device)
+                pre_err = _train_here(todo, batch_seeds, progress, device, folder.replay_of(todo))
             with clock("notebooks_s"):
                 for (label, s), rec in executors.run_jobs(todo, nbs, workers=_lanes(len(todo)), bar=bar,
                                                           trained=pre_err, html_code=html_code):
@@ -177,10 +177,12 @@ def _analyse_networks(todo: list[tuple[Ensemble, int]], out: Path) -> None:
             done.add(key)
 
 
-def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, progress: bool, device: str) -> dict:
+def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, progress: bool, device: str,
+                replay: dict[int, list[str]] | None = None) -> dict:
     """Train (or resume, or load) the models of `todo` in this process, as one computation when
-    batch_seeds; a failure is isolated by training the models of the failed batch one at a time.
-    Returns {(ensemble label, seed): error message} for the models that could not be trained."""
+    batch_seeds (a model retrained from the start in the batch of its first training: replay, as in
+    training.train_models); a failure is isolated by training the models of the failed batch one at
+    a time. Returns {(ensemble label, seed): error message} for the models that could not be trained."""
     errors: dict[tuple, str] = {}
     models = [(replace(ens.cfg, seed=s), ens.seed_dir(s)) for ens, s in todo]
     keys = [(ens.label, s) for ens, s in todo]
@@ -188,7 +190,8 @@ def _train_here(todo: list[tuple[Ensemble, int]], batch_seeds: bool | None, prog
     for group in groups:
         try:
             training.train_models([models[i] for i in group], batch_seeds=batch_seeds, progress=progress,
-                                  device=device, figures=plots.training_figures)
+                                  device=device, figures=plots.training_figures,
+                                  replay={k: replay[i] for k, i in enumerate(group) if i in (replay or {})})
         except UserError as exc:
             if len(group) > 1:
                 groups.extend([i] for i in group)

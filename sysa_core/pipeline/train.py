@@ -3,6 +3,7 @@ training figures in OUT/seed_<s>), opened like a run's (pipeline.folder), withou
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .. import training
@@ -20,6 +21,7 @@ def train(cfg: Config, seeds: list[int], out: Path, overrides=(), batch_seeds: b
     folder.check()
     with folder.open():
         t = time.perf_counter()
-        training.train_seeds(cfg, seeds, {s: e.seed_dir(s) for e, s in folder.todo}, batch_seeds=batch_seeds,
-                             progress=progress, device=device, figures=plots.training_figures)
+        training.train_models([(replace(e.cfg, seed=s), e.seed_dir(s)) for e, s in folder.todo],
+                              batch_seeds=batch_seeds, progress=progress, device=device,
+                              figures=plots.training_figures, replay=folder.replay_of(folder.todo))
         return time.perf_counter() - t

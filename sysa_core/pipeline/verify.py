@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import files
+from .. import files, training
 from ..config import Config
 from ..errors import UserError
 from .ensembles import SEED_NOTEBOOKS, ensembles_of
@@ -35,6 +35,7 @@ class SeedCheck:
     action: str = "none"
     problems: list = field(default_factory=list)
     differing: list = field(default_factory=list)  # outputs whose bytes are not those recorded (set aside on repair)
+    replay: list | None = None  # retrain: the batch (model names, in order) its first training ran in
 
     def need(self, action: str, problem: str) -> None:
         self.problems.append(problem)
@@ -176,13 +177,24 @@ REPAIRS = {"finish": "finishing its training files", "reanalyse": "running its n
            "retrain": "training it again", "run": "running its chain again"}
 
 
+def _retrain_text(replay: list[str] | None, seed_name: str) -> str:
+    others = [n for n in (replay or []) if n != seed_name]
+    if not others:
+        return REPAIRS["retrain"]
+    return (f"training it again in the batch it first trained in (with {','.join(others)}, recomputed in memory), "
+            f"for the same bits")
+
+
 def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = False) -> SeedCheck:
     """check_seed, then make ready what a re-run repairs: say what is repaired and why (on stderr,
     when the folder held an earlier attempt), and set a checkpoint that does not verify aside."""
     chk = check_seed(sdir, cfg, trained_only)
     tried = files.record_path(sdir).exists() or files.meta_path(sdir, cfg.seed).exists()
+    if chk.action == "retrain":
+        chk.replay = first_batch(sdir, cfg.seed)
     if chk.action != "none" and (tried or chk.action == "retrain"):
-        print(f"{prog}: repairing {who}: {'; '.join(chk.problems)}; {REPAIRS[chk.action]}", file=sys.stderr)
+        what = (_retrain_text(chk.replay, training.model_name(cfg)) if chk.action == "retrain" else REPAIRS[chk.action])
+        print(f"{prog}: repairing {who}: {'; '.join(chk.problems)}; {what}", file=sys.stderr)
     if chk.action == "retrain":
         set_aside(sdir, cfg.seed)
     set_aside_files(chk.differing)
@@ -196,6 +208,20 @@ def set_aside_files(paths) -> None:
     for p in paths:
         if Path(p).is_file():
             Path(p).rename(Path(p).with_name(f"{Path(p).name}.bad-{stamp}"))
+
+
+def first_batch(sdir: Path, seed: int) -> list[str] | None:
+    """The batch (model names, in order) the seed's training ran in, when its metadata records that
+    it ran in one batch throughout; None when it does not say, or says it was resumed in another."""
+    try:
+        rec = files.read_json(files.meta_path(sdir, seed))
+        batches = rec.get("trained_with")
+    except (UserError, AttributeError):
+        return None
+    if (isinstance(batches, list) and len(batches) == 1 and isinstance(batches[0], list)
+            and all(isinstance(n, str) for n in batches[0])):
+        return list(batches[0])
+    return None
 
 
 def set_aside(sdir: Path, seed: int) -> None:

@@ -470,3 +470,25 @@ def test_sysa_check_verifies_every_output_against_its_recorded_sha256_and_a_reru
     assert proc.returncode == 0, proc.stdout
     if edit == "metrics value":
         assert "123.456" not in (run / "population.csv").read_text() + (run / "index.html").read_text()
+
+
+def test_a_corrupt_checkpoint_in_a_batched_run_is_repaired_to_the_same_sha256(tmp_path):
+    """Under the default batching the seeds of a run train as one computation, whose float32 sums
+    depend on the batch: the repaired seed is trained again in that batch (its companion recomputed
+    in memory, its own files untouched), so it gets its first training's bytes."""
+    args = ["--profile", "smoke", "--seeds", "1-2", "--threads", "1", "--quiet"]
+    ref = tmp_path / "ref"
+    proc = run_cli("run", *args, "--out", ref)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(files.meta_path(ref / "seed_2", 2).read_text())["trained_with"] == [["1", "2"]]
+    run = copy_run(ref, tmp_path / "run")
+    ck = files.checkpoint_path(run / "seed_2", 2)
+    ck.write_bytes(ck.read_bytes()[:5000])
+    seed_1 = _bytes(run / "seed_1")
+    proc = run_cli("run", *args, "--out", run)
+    assert proc.returncode == 0, proc.stderr
+    assert "repairing seed 2" in proc.stderr and "in the batch it first trained in (with 1" in proc.stderr
+    for path in (files.checkpoint_path, files.bare_path):
+        assert files.sha256(path(run / "seed_2", 2)) == files.sha256(path(ref / "seed_2", 2))
+    assert _bytes(run / "seed_1") == seed_1
+    assert _metrics(run, 2) == _metrics(ref, 2)
