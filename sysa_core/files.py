@@ -277,6 +277,16 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Remove what an atomic write killed midway left in `folder` (its .<name>.<random>.tmp files);
+    call it only while holding the folder's lock, when no write of sysa's can be in flight there.
+    Returns what was removed."""
+    gone = [p for p in Path(folder).glob(".*.tmp") if p.is_file() and not p.is_symlink()]
+    for p in gone:
+        p.unlink()
+    return gone
+
+
 def write_bytes(path, data: bytes) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(data))
 

@@ -7,6 +7,8 @@ batch noise of the per-step losses (see `convergence`)."""
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -150,11 +152,12 @@ def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
             "convergence": convergence(st.monitor_step, st.monitor_loss, st.cfg.train.total_steps)}
 
 
-def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> None:
+def _epoch_checkpoint(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> dict | None:
+    """Take the model's weights after its epoch; its checkpoint object (None when kept in memory)."""
     sd = {"G": st.weights["G"], "I": I[row].detach().clone(), "w": w[row].detach().clone(), "h0": st.weights["h0"]}
     st.weights = sd
     if st.folder is None:
-        return
+        return None
     optim = {"state": {1: {"step": opt_state["step"].clone(), "exp_avg": opt_state["I"][0][row].clone(),
                            "exp_avg_sq": opt_state["I"][1][row].clone()},
                        2: {"step": opt_state["step"].clone(), "exp_avg": opt_state["w"][0][row].clone(),
@@ -166,9 +169,71 @@ def _save_epoch(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict
              "grad_w": torch.tensor(st.grad_w, dtype=torch.float64), "devices": "+".join(st.devices),
              "monitor_step": torch.tensor(st.monitor_step, dtype=torch.int64),
              "monitor_loss": torch.tensor(st.monitor_loss, dtype=torch.float64)}
-    files.save_torch(checkpoint_path(st.folder, st.seed),
-                     {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra})
-    files.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
+    return {"epoch": st.epoch - 1, "state_dict": sd, "optimizer": optim, "sysa": extra}
+
+
+#: a batch's epoch checkpoints are committed in two phases: each model's new checkpoint is first
+#: written beside its current one under this suffix (with the epoch and the batch's names), then
+#: each is moved into place. A kill between the phases is settled on resume (_settle_commits).
+NEXT = ".next"
+
+
+def _next_path(st: SeedState, names: list[str]) -> Path:
+    return checkpoint_path(st.folder, st.seed).with_name(
+        f"{checkpoint_path(st.folder, st.seed).name}{NEXT}-e{st.epoch - 1}-{','.join(names)}")
+
+
+def _save_group_epoch(group: list[SeedState], I: torch.Tensor, w: torch.Tensor, opt_state: dict) -> None:
+    """Write the checkpoints of a batch's epoch so that a kill never leaves its models at different
+    epochs for good: all new checkpoints first (NEXT), then each moved into place, then the metadata."""
+    names = [_name(st) for st in group]
+    objs = [(st, _epoch_checkpoint(st, I, w, opt_state, row)) for row, st in enumerate(group)]
+    saved = [(st, obj) for st, obj in objs if obj is not None]
+    if len(saved) == 1:
+        st, obj = saved[0]
+        files.save_torch(checkpoint_path(st.folder, st.seed), obj)
+    else:
+        for st, obj in saved:
+            files.save_torch(_next_path(st, names), obj)
+        for st, _ in saved:
+            os.replace(_next_path(st, names), checkpoint_path(st.folder, st.seed))
+    for st, _ in saved:
+        files.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
+
+
+def _settle_commits(models: list[tuple[Config, Path | None]]) -> None:
+    """Finish or undo a batch's epoch commit that a kill interrupted (_save_group_epoch): when a
+    member of the batch already holds the new epoch, every member still holding its NEXT file takes
+    it (the commit had begun); otherwise the NEXT files are removed and the epoch is trained again,
+    by the whole batch, to the same bits. Members are found among `models` by name, in the same run."""
+    disk = [(cfg, Path(folder)) for cfg, folder in models if folder is not None]
+    nexts = {i: sorted(f.glob(f"{checkpoint_path(f, cfg.seed).name}{NEXT}-e*-*")) for i, (cfg, f) in enumerate(disk)}
+    for i, paths in nexts.items():
+        cfg, folder = disk[i]
+        for p in paths:
+            m = re.fullmatch(rf".*{re.escape(NEXT)}-e(\d+)-([c0-9,]+)", p.name)
+            epoch, names = (int(m.group(1)), m.group(2).split(",")) if m else (None, [])
+            members = [next((j for j, (c, f) in enumerate(disk) if model_name(c) == n and _run_of(f) == _run_of(folder)),
+                            None) for n in names]
+            begun = m is not None and None not in members and any(
+                not nexts[j] and _checkpoint_epoch(*disk[j]) == epoch for j in members)
+            if begun:
+                os.replace(p, checkpoint_path(folder, cfg.seed))
+            else:
+                p.unlink()
+
+
+def _run_of(folder: Path) -> Path:
+    """The run folder a seed folder belongs to (its control ensemble's seeds included)."""
+    parent = Path(folder).resolve().parent
+    return parent.parent if parent.name == "control" else parent
+
+
+def _checkpoint_epoch(cfg: Config, folder: Path) -> int | None:
+    try:
+        return files.load_checkpoint(checkpoint_path(folder, cfg.seed))["epoch"]
+    except UserError:
+        return None
 
 
 def _finish(st: SeedState, figures: Figures | None) -> None:
@@ -262,11 +327,11 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
             s_I, s_w = opt.state[I], opt.state[w]
             opt_state = {"step": s_I["step"], "I": (s_I["exp_avg"], s_I["exp_avg_sq"]),
                          "w": (s_w["exp_avg"], s_w["exp_avg_sq"])}
-            for row, st in enumerate(group):
+            for st in group:
                 st.epoch = epoch + 1
                 st.seconds += elapsed / len(group)
                 st.together = max(st.together, len(group))
-                _save_epoch(st, I, w, opt_state, row)
+            _save_group_epoch(group, I, w, opt_state)
     finally:
         bar.close()
 
@@ -481,6 +546,7 @@ def train_models(models: list[tuple[Config, Path | None]], *, batch_seeds: bool 
     gets the bits of its first training. Returns the state dicts {G, I, w, h0} in the order given.
     """
     dev = resolve_device(device)
+    _settle_commits(models)
     states = [_resume(_new_state(cfg, folder)) for cfg, folder in models]
     todo = [st for st in states if st.epoch < st.cfg.train.epochs]
     replayed = _replay_groups(todo, replay or {}, states)

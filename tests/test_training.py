@@ -452,3 +452,55 @@ def test_an_interrupted_cosine_schedule_resumes_to_the_same_bits(tmp_path, monke
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
     ck = files.load_checkpoint(tmp_path / "sys_A1_state.pth")
     assert ck["optimizer"]["param_groups"][0]["lr"] == training.learning_rate(cfg.train, 6 * 4 - 1)
+
+
+class _Killed(BaseException):
+    """Stands for the process being killed at that instant (nothing after it runs)."""
+
+
+def _batched_pair(cfg, run: Path) -> list:
+    return [(replace(cfg, seed=s), files.seed_dir(run, s)) for s in (1, 2)]
+
+
+@pytest.mark.parametrize("phase", ["before the first checkpoint is moved into place",
+                                   "between the two checkpoints of one epoch",
+                                   "while writing the second new checkpoint"])
+def test_a_batch_killed_between_its_checkpoints_resumes_to_the_same_bits(smoke_cfg, tmp_path, monkeypatch, phase):
+    """Two models trained as one computation write each epoch's checkpoints in two phases; a kill
+    anywhere in between leaves them resumable as one batch again, at one epoch, to the bits of the
+    uninterrupted training (without it, one model is an epoch ahead and they train apart)."""
+    cfg = replace(smoke_cfg, train=replace(smoke_cfg.train, epochs=4))
+    ref = tmp_path / "ref"
+    training.train_models(_batched_pair(cfg, ref), batch_seeds=True, progress=False)
+    run = tmp_path / "run"
+    calls = {"replace": 0, "save": 0}
+    real_replace, real_save = training.os.replace, files.save_torch
+
+    def replace_then_die(src, dst):
+        if str(dst).endswith("_state.pth") and "-e2-" in str(src):  # a NEXT file moved into place
+            calls["replace"] += 1
+            if calls["replace"] == (1 if phase.startswith("before") else 2):
+                raise _Killed
+        real_replace(src, dst)
+
+    def save_then_die(path, obj):
+        if training.NEXT in str(path) and "-e2-" in str(path) and phase.startswith("while"):
+            calls["save"] += 1
+            if calls["save"] == 2:
+                raise _Killed
+        real_save(path, obj)
+
+    monkeypatch.setattr(training.os, "replace", replace_then_die)
+    monkeypatch.setattr(files, "save_torch", save_then_die)
+    with pytest.raises(_Killed):
+        training.train_models(_batched_pair(cfg, run), batch_seeds=True, progress=False)
+    monkeypatch.undo()
+    epochs = [files.load_checkpoint(files.checkpoint_path(files.seed_dir(run, s), s))["epoch"] for s in (1, 2)]
+    if phase.startswith("between"):
+        assert epochs == [2, 1], sorted(p.name for p in run.rglob("*"))  # the state the kill left
+    training.train_models(_batched_pair(cfg, run), batch_seeds=True, progress=False)
+    for s in (1, 2):
+        a, b = (files.checkpoint_path(files.seed_dir(d, s), s) for d in (ref, run))
+        assert files.sha256(a) == files.sha256(b), f"seed {s}"
+        assert not list(files.seed_dir(run, s).glob(f"*{training.NEXT}-*"))
+    assert json.loads(files.meta_path(files.seed_dir(run, 2), 2).read_text())["trained_with"] == [["1", "2"]]

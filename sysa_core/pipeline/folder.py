@@ -54,6 +54,8 @@ class RunFolder:
     @contextmanager
     def open(self):
         with files.FolderLock(self.out):
+            for d in [self.out] + [e.folder for e in self.ens] + [e.seed_dir(s) for e in self.ens for s in self.seeds]:
+                files.remove_temporaries(d)  # what a write killed midway left (the lock says none is in flight)
             for e in self.ens:
                 for s in self.seeds:
                     self._repair(e, s)

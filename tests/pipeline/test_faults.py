@@ -492,3 +492,13 @@ def test_a_corrupt_checkpoint_in_a_batched_run_is_repaired_to_the_same_sha256(tm
         assert files.sha256(path(run / "seed_2", 2)) == files.sha256(path(ref / "seed_2", 2))
     assert _bytes(run / "seed_1") == seed_1
     assert _metrics(run, 2) == _metrics(ref, 2)
+
+
+def test_what_a_write_killed_midway_left_is_removed_on_the_next_run(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    left = [run / "seed_2" / ".sys_A2_state.pth.k3j2_x.tmp", run / ".sysa-run.json.a1b2.tmp"]
+    for p in left:
+        p.write_bytes(b"half a checkpoint")
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(p.exists() for p in left)
