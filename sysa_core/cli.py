@@ -29,8 +29,9 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{sub}: {message}" if sub else message)
 
 
-class Terminated(Exception):
-    """SIGTERM, handled like an interrupt."""
+class Terminated(BaseException):
+    """SIGTERM, handled like an interrupt (a BaseException, as KeyboardInterrupt is: no handler of
+    errors catches it, so the work ends where the signal found it)."""
 
 
 def _terminate(signum, frame):

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import UserError
+from . import jobs
 from .jobs import seed_job
 
 DASK_HINT = "pip install 'dask[distributed]' (or: pip install -e '.[dask]')"
@@ -87,6 +88,11 @@ def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: 
                 bar.set_postfix_str(f"{ens.label} seed {s} done")
                 bar.update(1)
             yield (ens.label, s), rec
+    except BaseException:  # a signal or Ctrl-C: no queued chain starts, running notebooks end now
+        jobs.stop()
+        if client is not None:
+            client.cancel(list(futures))
+        raise
     finally:
         if client is None:
             pool.shutdown(cancel_futures=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import platform
+import signal
 import threading
 import time
 from dataclasses import replace
@@ -22,6 +23,10 @@ from . import plots, report, verify
 from .ensembles import SEED_NOTEBOOKS, Ensemble
 
 
+#: how long a kernel may take to start and answer
+KERNEL_START_S = 60
+
+
 class NotebookRunner:
     """Executes notebooks with papermill in one kernel that lives from notebook to notebook, so the
     kernel start and the imports are paid once: before each notebook the kernel's namespace is reset
@@ -33,6 +38,8 @@ class NotebookRunner:
         self.kc = None
 
     def _kernel(self):
+        if STOP.is_set():
+            raise RuntimeError(STOPPED)
         if self.km is not None and run_sync(self.km.is_alive)():
             return self.km
         self.close()
@@ -42,8 +49,14 @@ class NotebookRunner:
         self.kc = BlockingKernelClient()
         self.kc.load_connection_info(self.km.get_connection_info())
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
-        return self.km
+        deadline = time.monotonic() + KERNEL_START_S
+        while True:  # in short waits, so that a kernel killed by `stop` is not waited for
+            try:
+                self.kc.wait_for_ready(timeout=1)
+                return self.km
+            except RuntimeError:
+                if STOP.is_set() or time.monotonic() > deadline:
+                    raise
 
     def _reset(self, cwd: Path) -> None:
         self.kc.execute_interactive(f"get_ipython().run_line_magic('reset', '-f')\n"
@@ -96,6 +109,25 @@ def _portable(dst: Path, src: Path) -> None:
 _lock = threading.Lock()
 _idle: list[NotebookRunner] = []  # runners whose kernel waits for the next notebook
 _runners: list[NotebookRunner] = []  # every runner this process started
+#: set when this process is told to stop (SIGTERM, Ctrl-C): no notebook starts after it
+STOP = threading.Event()
+STOPPED = "stopped: the run was interrupted"
+
+
+def stop() -> None:
+    """Stop this process's notebook work: no notebook starts any more, and every kernel is killed,
+    so the threads running notebooks in them return at once (their kernel died). The kernels are
+    killed by process id, not through their managers, which the threads are using."""
+    STOP.set()
+    with _lock:
+        runners = list(_runners)
+    for r in runners:
+        pid = getattr(getattr(r.km, "provisioner", None), "pid", None)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 @atexit.register
@@ -133,7 +165,10 @@ def prewarm(n: int) -> None:
 def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
             code: bool = False) -> tuple[float, str | None]:
     """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
-    every kernel is busy (one per thread that runs notebooks at the same time)."""
+    every kernel is busy (one per thread that runs notebooks at the same time). After `stop`, none
+    runs: (0, STOPPED)."""
+    if STOP.is_set():
+        return 0.0, STOPPED
     with _lock:
         r = _idle.pop() if _idle else None
         if r is None:
@@ -187,12 +222,15 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
            "analysis_id": scfg.analysis_id(), "status": "running", "steps": [], "error": None,
            "host": platform.node(), "where": where, "train_seconds": None, "checkpoint_sha256": None}
     files.write_json(files.record_path(sdir), rec)
-    if train_here:
+    if train_here and not STOP.is_set():
         try:
             training.train(scfg, sdir, progress=False, figures=plots.training_figures)
         except UserError as exc:
             pretrain_error = str(exc)
     for name in SEED_NOTEBOOKS:
+        if STOP.is_set():
+            rec["status"], rec["error"] = "failed", STOPPED
+            break
         seconds, error = execute(nbs[name], sdir / f"{name}.ipynb", notebook_params(ens, seed, name), sdir,
                                  report.page_title(name, seed, ens.cfg.profile, ens.label), html_code)
         rec["steps"].append({"name": name, "seconds": seconds, "html": ens.rel(seed, f"{name}.html"),

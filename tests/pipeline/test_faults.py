@@ -320,6 +320,35 @@ def test_sigterm_ends_a_run_with_a_message_and_frees_the_folder(tmp_path):
     assert not locked(out)
 
 
+def test_sigterm_during_the_population_report_ends_the_run_at_once_with_143(smoke_run, tmp_path):
+    """The signal is not taken for a failing notebook: no "report failed", no index written after it."""
+    run = copy_run(smoke_run, tmp_path / "run")
+    for name in ("population.ipynb", "population.html", "population.json", "index.html"):
+        (run / name).unlink()
+    proc = popen_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
+    wait_for(lambda: (run / "population.ipynb").exists(), what="the population notebook to start")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "sysa: terminated (SIGTERM)" and "failed" not in err
+    assert not (run / "index.html").exists()
+    wait_for(lambda: not locked(run), timeout=15, what="the lock to be freed")
+
+
+def test_sigterm_starts_no_queued_chain(tmp_path):
+    """Four seeds, two notebook lanes: a SIGTERM as the first notebooks start ends the run without
+    starting the notebooks of the seeds still queued."""
+    out = tmp_path / "run"
+    proc = popen_cli("run", *SMOKE, "--seeds", "1-4", "--out", out)
+    wait_for(lambda: any((out / f"seed_{s}" / "train.ipynb").exists() for s in (1, 2)), timeout=300,
+             what="the first notebooks to start")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not any((out / f"seed_{s}" / "train.ipynb").exists() for s in (3, 4)), err
+    assert not (out / "index.html").exists()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["run", "--out", ""], "--out"),
     (["run", "--scheduler", "tcp://127.0.0.1:99999"], "the port 1-65535"),
