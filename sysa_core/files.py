@@ -131,11 +131,16 @@ def check_owned(out: Path, option: str = "--out") -> None:
     """Refuse a folder another sysa process is writing (its lock held), and an existing, non-empty
     folder that is not sysa's (no RUN_MARKER): nothing of it is touched. UserError naming the folder."""
     out = Path(out)
-    if _lock_held_elsewhere(out / LOCK_NAME):
-        raise UserError(f"{out}: another sysa process is writing to this folder")
+    check_not_busy(out)
     if out.is_dir() and any(out.iterdir()) and not (out / RUN_MARKER).is_file() and not _only_seed_folders(out):
         raise UserError(f"{option} {out}: the folder holds files and is not a sysa run (no {RUN_MARKER}); "
                         f"choose a new or empty folder")
+
+
+def check_not_busy(folder: Path) -> None:
+    """Refuse a folder whose lock another sysa process holds. UserError naming the folder."""
+    if _lock_held_elsewhere(Path(folder) / LOCK_NAME):
+        raise UserError(f"{folder}: another sysa process is writing to this folder")
 
 
 def check_not_link(path: Path, what: str) -> None:
@@ -192,7 +197,8 @@ def _only_seed_folders(out: Path) -> bool:
 
 class FolderLock:
     """The exclusive lock of a run folder (flock on its LOCK_NAME, released when the process ends,
-    even on a kill). A process started by the holder (LOCK_ENV names the lock) writes under it."""
+    even on a kill). A process started by the holder (LOCK_ENV names the lock) writes under it.
+    It covers the folders inside: it is refused while another process holds a folder around it."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -206,6 +212,9 @@ class FolderLock:
     def __enter__(self):
         if self._inherited():
             return self
+        for folder in self.folder.resolve().parents:  # a run's lock covers the folders inside it
+            if _lock_held_elsewhere(folder / LOCK_NAME):
+                raise UserError(f"{self.folder}: another sysa process is writing to {folder}, which holds this folder")
         self.fh = open(self.path, "a+")
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

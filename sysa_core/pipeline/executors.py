@@ -99,8 +99,8 @@ def run_jobs(todo, nbs: dict, workers: int = 1, client=None, bar=None, threads: 
 
 
 def _probe(path: str, token: str) -> str:
-    """Runs on each worker: can it see the run folder and the token written by the client?"""
-    p = Path(path) / ".sysa-probe"
+    """Runs on each worker: can it read the probe file `path` the client wrote, holding `token`?"""
+    p = Path(path)
     try:
         ok = p.read_text() == token
     except OSError:
@@ -137,10 +137,10 @@ def dask_client(address: str, out: Path):
             client.close()
             raise UserError(f"--scheduler {address}: the cluster has no workers") from None
     token = uuid.uuid4().hex
-    probe = Path(out) / ".sysa-probe"
+    probe = Path(out) / f".sysa-probe-{token}"  # its own name: runs probing at once never share one
     probe.write_text(token)
     try:
-        answers = client.run(_probe, str(out), token)
+        answers = client.run(_probe, str(probe), token)
     finally:
         probe.unlink(missing_ok=True)
     bad = {w: a for w, a in answers.items() if a != "ok"}

@@ -44,6 +44,8 @@ class RunFolder:
         files.check_owned(self.out)
         for e in self.ens:  # the folders written into are the run's own, never links elsewhere
             files.check_not_link(e.folder, "--out")
+            if e.folder != self.out:
+                files.check_not_busy(e.folder)  # no other process writes into the control folder either
             for s in self.seeds:
                 files.check_not_link(e.seed_dir(s), "--out")
         if not self.force:

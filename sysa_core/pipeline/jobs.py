@@ -8,6 +8,7 @@ import platform
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,8 +60,13 @@ class NotebookRunner:
                     raise
 
     def _reset(self, cwd: Path) -> None:
+        """A clean namespace, the working folder `cwd`, and this process's lock (files.LOCK_ENV) as the
+        kernel's: a kernel kept from an earlier job never writes under that job's lock."""
+        lock = os.environ.get(files.LOCK_ENV)
+        env = (f"_os.environ[{files.LOCK_ENV!r}] = {lock!r}" if lock
+               else f"_os.environ.pop({files.LOCK_ENV!r}, None)")
         self.kc.execute_interactive(f"get_ipython().run_line_magic('reset', '-f')\n"
-                                    f"import os as _os; _os.chdir({str(cwd)!r}); del _os", timeout=60,
+                                    f"import os as _os; _os.chdir({str(cwd)!r}); {env}; del _os", timeout=60,
                                     output_hook=lambda msg: None)
 
     def execute(self, src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
@@ -213,8 +219,29 @@ def seed_job(ens: Ensemble, seed: int, nbs: dict, train_here: bool, threads: int
     html_code: the HTML reports show the code cells."""
     if threads:
         set_threads(threads)
+    with _under_lock(lock):
+        return _chain(ens, seed, nbs, train_here, pretrain_error, where, html_code)
+
+
+@contextmanager
+def _under_lock(lock: str | None):
+    """files.LOCK_ENV names `lock` while the job runs, and what it named before afterwards: a worker
+    that runs jobs of several runs never carries one run's lock into the next."""
+    before = os.environ.get(files.LOCK_ENV)
     if lock:
         os.environ[files.LOCK_ENV] = lock
+    try:
+        yield
+    finally:
+        if lock:
+            if before is None:
+                os.environ.pop(files.LOCK_ENV, None)
+            else:
+                os.environ[files.LOCK_ENV] = before
+
+
+def _chain(ens: Ensemble, seed: int, nbs: dict, train_here: bool, pretrain_error: str | None, where: str,
+           html_code: bool) -> dict:
     scfg = replace(ens.cfg, seed=seed)
     sdir = ens.seed_dir(seed)
     sdir.mkdir(parents=True, exist_ok=True)

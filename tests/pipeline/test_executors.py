@@ -128,6 +128,24 @@ def test_dask_run_survives_a_killed_worker_and_matches_the_local_run(cluster, sm
     assert survivor.split()[1] != victim["address"], survivor  # finished by the worker that was not killed
 
 
+def test_scheduler_runs_at_once_into_one_folder_and_one_after_another_on_the_same_workers(cluster, tmp_path):
+    """Two `--scheduler` runs started together into one folder: one runs, the other is refused as busy
+    (not as unreachable: each probes the workers with a file of its own). A later run into another
+    folder on the same workers completes: their kernels carry no earlier run's lock."""
+    base = ["run", "--profile", "smoke", "--seeds", "1", "--quiet", "--scheduler", cluster.address]
+    first = tmp_path / "first"
+    a, b = (popen_cli(*base, "--out", first) for _ in range(2))
+    (_, err_a), (_, err_b) = a.communicate(timeout=900), b.communicate(timeout=900)
+    codes = sorted([a.returncode, b.returncode])
+    assert codes == [0, 2], (err_a, err_b)
+    refused = err_a if a.returncode == 2 else err_b
+    assert "another sysa process is writing" in refused and "not reachable" not in refused, refused
+    assert not list(first.glob(".sysa-probe*"))
+    second = sysa(*base, "--out", str(tmp_path / "second"))
+    assert second.returncode == 0, second.stderr
+    assert metrics(tmp_path / "second") == metrics(first)
+
+
 def test_output_folder_the_workers_cannot_see_is_refused_before_any_work(tmp_path):
     if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode:
         pytest.skip("needs root and unshare to give a worker its own view of the filesystem")

@@ -187,6 +187,28 @@ def test_sysa_train_is_refused_while_sysa_run_holds_the_folder(tmp_path, capsys)
         proc.communicate()
 
 
+def test_the_control_folder_is_under_the_runs_lock(tmp_path):
+    """While `sysa run --control` holds its folder, a `sysa train` into its control folder is refused
+    in one line and writes nothing; the run then completes its control seed."""
+    out = tmp_path / "run"
+    proc = popen_cli("run", *SMOKE, "--seeds", "1", "--control", "--out", out)
+    wait_for(lambda: locked(out), what="the run to take its lock")
+    other = run_cli("train", "--profile", "smoke", "--seeds", "1", "--set", "model.init=independent",
+                    "--out", out / "control", "--quiet")
+    assert_user_error(other.stderr, other.returncode, "another sysa process is writing to", str(out))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert not (out / "control" / files.RUN_MARKER).exists()
+    assert verify.check_seed(out / "control" / "seed_1", _control_cfg()).action == "none"
+
+
+def _control_cfg():
+    from dataclasses import replace
+
+    from sysa_core import config
+    return replace(config.resolve("smoke", ["model.init=independent"]), seed=1)
+
+
 def test_a_folder_whose_lock_is_held_is_reported_as_busy_even_before_its_manifest_exists(tmp_path, capsys):
     """The moment a run has taken its lock and is writing its first manifest (a temporary file beside
     the lock, no sysa-run.json yet), a second command hears that the folder is busy, not that it is
