@@ -75,12 +75,13 @@ def _out(text: str | None, default: Path | None = None) -> Path:
 
 
 def cmd_evaluate(args) -> int:
-    from . import config, files
+    from . import config, files, training
     from .analysis import metrics, network
 
     jobs = []
     for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
         cfg = files.for_checkpoint(p, args.profile, args.set, args.seed)
+        training.check_memory(cfg)
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
     nets: dict = {}  # the network analysis once per G (and configuration) among the files given
@@ -331,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    if main_thread:  # past a file-size limit a write fails (EFBIG, one line below) instead of killing
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -343,11 +346,16 @@ def main(argv=None) -> int:
     except Terminated:
         print("sysa: terminated (SIGTERM)", file=sys.stderr)
         return 143
+    except MemoryError:
+        print("sysa: error: this machine ran out of memory; finished seeds are kept; use a smaller "
+              "configuration (--set) or a machine with more memory", file=sys.stderr)
+        return 2
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             where = f" while writing {exc.filename}" if exc.filename else ""
-            print(f"sysa: error: the disk is full{where}; finished seeds are kept, free some space and run the "
-                  f"command again to continue", file=sys.stderr)
+            what = "a file grew past this process's file-size limit" if exc.errno == errno.EFBIG else "the disk is full"
+            print(f"sysa: error: {what}{where}; finished seeds are kept, free some space (or raise the limit) "
+                  f"and run the command again to continue", file=sys.stderr)
             return 2
         raise
     finally:

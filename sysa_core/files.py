@@ -287,10 +287,11 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def remove_temporaries(folder: Path) -> list[Path]:
-    """Remove what an atomic write killed midway left in `folder` (its .<name>.<random>.tmp files);
+    """Remove what a write killed midway left in `folder` (hidden .<name>...tmp... files: an atomic
+    write's .<name>.<random>.tmp, a running notebook's .<name>.tmp.ipynb);
     call it only while holding the folder's lock, when no write of sysa's can be in flight there.
     Returns what was removed."""
-    gone = [p for p in Path(folder).glob(".*.tmp") if p.is_file() and not p.is_symlink()]
+    gone = [p for p in Path(folder).glob(".*.tmp*") if p.is_file() and not p.is_symlink()]
     for p in gone:
         p.unlink()
     return gone

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -73,13 +75,38 @@ def machine() -> dict:
 
 
 def available_memory() -> int:
-    """Bytes of memory the machine can give a new allocation now (MemAvailable; all memory where
-    that is not known)."""
+    """Bytes of memory a new allocation can get now: the machine's MemAvailable (all memory where
+    that is not known), less where this process's address-space limit (ulimit -v) or its cgroup's
+    memory limit leaves less."""
+    avail = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    avail = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if avail is None:
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit != resource.RLIM_INFINITY:
+        avail = min(avail, max(0, limit - _status_kb("VmSize") * 1024))
+    try:
+        cg_max = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cg_max != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            avail = min(avail, max(0, int(cg_max) - used))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _status_kb(key: str) -> int:
+    """A field of /proc/self/status in kB (0 where it cannot be read)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -47,7 +47,6 @@ class SeedState:
     cfg: Config
     folder: Path | None
     weights: dict
-    trials: object
     batch_gen: torch.Generator
     epoch: int = 0  # epochs completed
     loss: list = field(default_factory=list)
@@ -61,6 +60,18 @@ class SeedState:
     foreign: bool = False  # loaded from a finished checkpoint without sysa's metadata (the original's files)
     monitor_step: list = field(default_factory=list)  # steps after which the monitor loss was measured
     monitor_loss: list = field(default_factory=list)  # the training loss of the monitor set there
+    _trials: object = None  # drawn when its batch trains, released after (release_trials)
+
+    @property
+    def trials(self):
+        """The model's training trials, drawn from its own seed's stream when first needed: only the
+        models of the batch in training hold theirs, as training.memory_needed counts."""
+        if self._trials is None:
+            self._trials = draw_trials(self.cfg, self.cfg.train.n_trials, generator(derive_seed(self.seed, "trials")))
+        return self._trials
+
+    def release_trials(self) -> None:
+        self._trials = None
 
 
 def batch_indices(gen: torch.Generator, n_trials: int, batch_size: int) -> torch.Tensor:
@@ -73,8 +84,7 @@ def _new_state(cfg: Config, folder: Path | None) -> SeedState:
     seed = cfg.seed
     dtype = DTYPES[cfg.model.dtype]
     weights = {k: v.to(dtype) for k, v in init_weights(cfg.model, seed).items()}
-    trials = draw_trials(cfg, cfg.train.n_trials, generator(derive_seed(seed, "trials")))
-    return SeedState(seed, cfg, folder, weights, trials, generator(derive_seed(seed, "batches")))
+    return SeedState(seed, cfg, folder, weights, generator(derive_seed(seed, "batches")))
 
 
 def _resume(st: SeedState) -> SeedState:
@@ -334,6 +344,8 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
             _save_group_epoch(group, I, w, opt_state)
     finally:
         bar.close()
+        for st in group:
+            st.release_trials()
 
 
 def learning_rate(tc, step: int) -> float:
@@ -439,11 +451,20 @@ def model_bytes(cfg: Config) -> int:
     return rates_bytes(cfg) + trials
 
 
+def analysis_bytes(cfg: Config) -> int:
+    """A bound on the memory one model's analysis needs at its peak: its longest simulation's rates
+    and states (the spontaneous run, the memory trials or the evaluation trials, float64), twice
+    over for the copies the analysis makes, or its N x N float64 matrices."""
+    a, n = cfg.analysis, cfg.model.hidden_size
+    runs = (cfg.steps(a.spont_T_ms), len(a.durations_ms) * cfg.steps(a.mem_T_ms),
+            len(a.durations_ms) * cfg.steps(cfg.task.Nt_ms + a.eval_extra_ms))
+    return max(2 * 2 * max(runs) * n * 8, 16 * n * n * 8)
+
+
 def memory_needed(cfg: Config, models_per_batch: int = 1) -> int:
-    """A bound on the memory (bytes) a run needs at its peak: the training trials, a training step's
-    rates for a batch of models, and the analyses' N x N float64 matrices."""
-    n = cfg.model.hidden_size
-    return models_per_batch * model_bytes(cfg) + 16 * n * n * 8
+    """A bound on the memory (bytes) a run needs at its peak: a batch's training trials and its
+    training step's rates, or a model's analysis, whichever is larger."""
+    return max(models_per_batch * model_bytes(cfg), analysis_bytes(cfg))
 
 
 def models_per_batch(cfg: Config, memory: int | None = None) -> int:
@@ -456,12 +477,26 @@ def models_per_batch(cfg: Config, memory: int | None = None) -> int:
 
 
 def check_memory(cfg: Config, models_per_batch: int = 1) -> None:
-    """Refuse, before any work, a configuration whose models cannot fit in this machine's memory."""
+    """Refuse, before any work, a configuration whose models cannot fit in this machine's memory,
+    naming the settings of the part (training or analysis) that needs the most."""
     need, avail = memory_needed(cfg, models_per_batch), runtime.available_memory()
-    if need > avail:
-        raise UserError(f"model.hidden_size={cfg.model.hidden_size}, task.Nt_ms={cfg.task.Nt_ms}: a model needs about "
-                        f"{need / 1e9:.1f} GB of memory (the training trials, a training step's rates and the "
-                        f"analyses' N x N matrices); {avail / 1e9:.1f} GB are available")
+    if need <= avail:
+        return
+    if analysis_bytes(cfg) >= models_per_batch * model_bytes(cfg):
+        a = cfg.analysis
+        what = (f"model.hidden_size={cfg.model.hidden_size}, analysis.spont_T_ms={a.spont_T_ms}, "
+                f"analysis.mem_T_ms={a.mem_T_ms}, analysis.eval_extra_ms={a.eval_extra_ms}: a model's analysis")
+    else:
+        what = (f"model.hidden_size={cfg.model.hidden_size}, task.Nt_ms={cfg.task.Nt_ms}, "
+                f"train.n_trials={cfg.train.n_trials}: training "
+                + (f"{models_per_batch} models at once" if models_per_batch > 1 else "a model"))
+    raise UserError(f"{what} needs about {_gb(need)} of memory; {_gb(avail)} are available")
+
+
+def _gb(nbytes: float) -> str:
+    """A memory size for a message: '3.4 GB', and '> 1,000,000 GB' rather than a 40-digit number."""
+    gb = nbytes / 1e9
+    return f"{gb:.1f} GB" if gb < 1e6 else "> 1,000,000 GB"
 
 
 def disk_needed(cfg: Config, n_models: int, n_networks: int = 1) -> int:

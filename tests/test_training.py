@@ -504,3 +504,28 @@ def test_a_batch_killed_between_its_checkpoints_resumes_to_the_same_bits(smoke_c
         assert files.sha256(a) == files.sha256(b), f"seed {s}"
         assert not list(files.seed_dir(run, s).glob(f"*{training.NEXT}-*"))
     assert json.loads(files.meta_path(files.seed_dir(run, 2), 2).read_text())["trained_with"] == [["1", "2"]]
+
+
+def test_only_the_batch_in_training_holds_its_trials(smoke_cfg, monkeypatch):
+    """The training trials are drawn when a model's batch trains and released after it, so that
+    training.memory_needed (one batch's trials) bounds what is held."""
+    held, most = [0], [0]
+    real = training.draw_trials
+
+    def counting(*args, **kwargs):
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+        return real(*args, **kwargs)
+
+    real_release = training.SeedState.release_trials
+
+    def release(self):
+        if self._trials is not None:
+            held[0] -= 1
+        real_release(self)
+
+    monkeypatch.setattr(training, "draw_trials", counting)
+    monkeypatch.setattr(training.SeedState, "release_trials", release)
+    cfg = replace(smoke_cfg, train=replace(smoke_cfg.train, epochs=1))
+    training.train_seeds(cfg, [1, 2, 3], batch_seeds=False, progress=False)
+    assert most[0] == 1 and held[0] == 0

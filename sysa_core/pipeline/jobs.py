@@ -24,6 +24,12 @@ from . import plots, report, verify
 from .ensembles import SEED_NOTEBOOKS, Ensemble
 
 
+def running_path(dst: Path) -> Path:
+    """Where papermill writes a notebook while it runs (moved to `dst` when it ends, so `dst` is never
+    a notebook cut short by a kill or a full disk; files.remove_temporaries removes one left behind)."""
+    return Path(dst).with_name(f".{Path(dst).stem}.tmp{Path(dst).suffix}")
+
+
 #: how long a kernel may take to start and answer
 KERNEL_START_S = 60
 
@@ -46,7 +52,8 @@ class NotebookRunner:
         self.close()
         self.km = AsyncKernelManager(kernel_name="python3")
         # the kernel's start-up notice about loopback TCP is noise here
-        run_sync(self.km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        run_sync(self.km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=ERROR",
+                                                        "--HistoryManager.enabled=False"])
         self.kc = BlockingKernelClient()
         self.kc.load_connection_info(self.km.get_connection_info())
         self.kc.start_channels()
@@ -75,15 +82,24 @@ class NotebookRunner:
         `code`); returns (seconds, error or None)."""
         t = time.perf_counter()
         error = None
+        running = running_path(dst)
         try:
             km = self._kernel()
             self._reset(cwd)
-            papermill.execute_notebook(str(src), str(dst), parameters=params, progress_bar=False, cwd=str(cwd),
+            papermill.execute_notebook(str(src), str(running), parameters=params, progress_bar=False, cwd=str(cwd),
                                        kernel_name="python3", km=km)
         except PapermillExecutionError as exc:
             error = f"{dst.name}: {exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
         except Exception as exc:  # kernel death, timeouts: the seed fails, the run goes on
             error = f"{dst.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if running.exists():  # the executed notebook (a failed one too, to read) replaces the last one whole
+            try:
+                nbformat.read(str(running), as_version=4)
+                os.replace(running, dst)
+            except Exception as exc:  # noqa: BLE001 - a notebook cut short (a full disk, a file-size limit)
+                running.unlink()
+                error = error or f"{dst.name}: the executed notebook could not be written whole ({type(exc).__name__})"
+                return time.perf_counter() - t, error
         if dst.exists():
             _portable(dst, src)
             report.notebook_to_html(dst, dst.with_suffix(".html"), title, code=code)

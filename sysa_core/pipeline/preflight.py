@@ -53,7 +53,7 @@ def check_resources(out: Path, ens: list[Ensemble], seeds: list[int], batch_seed
     folder's disk."""
     cfg = ens[0].cfg
     n_models = len(ens) * len(seeds)
-    per_batch = n_models if batch_seeds else 1
+    per_batch = n_models if batch_seeds else 1 if batch_seeds is False else min(n_models, training.models_per_batch(cfg))
     training.check_memory(cfg, per_batch)
     networks = n_models if cfg.model.G_per_seed else 1
     files.check_free_disk(out, training.disk_needed(cfg, n_models, networks), f"{n_models} models")

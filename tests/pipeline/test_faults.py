@@ -33,6 +33,7 @@ from conftest import (
 
 from sysa_core import cli, files
 from sysa_core.pipeline import verify
+from sysa_core.pipeline.jobs import running_path
 
 SMOKE = ["--profile", "smoke", "--threads", "1", "--no-batch-seeds", "--quiet"]
 
@@ -348,7 +349,7 @@ def test_sigterm_during_the_population_report_ends_the_run_at_once_with_143(smok
     for name in ("population.ipynb", "population.html", "population.json", "index.html"):
         (run / name).unlink()
     proc = popen_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
-    wait_for(lambda: (run / "population.ipynb").exists(), what="the population notebook to start")
+    wait_for(lambda: running_path(run / "population.ipynb").exists(), what="the population notebook to start")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -362,12 +363,13 @@ def test_sigterm_starts_no_queued_chain(tmp_path):
     starting the notebooks of the seeds still queued."""
     out = tmp_path / "run"
     proc = popen_cli("run", *SMOKE, "--seeds", "1-4", "--out", out)
-    wait_for(lambda: any((out / f"seed_{s}" / "train.ipynb").exists() for s in (1, 2)), timeout=300,
+    wait_for(lambda: any(running_path(out / f"seed_{s}" / "train.ipynb").exists() for s in (1, 2)), timeout=300,
              what="the first notebooks to start")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert not any((out / f"seed_{s}" / "train.ipynb").exists() for s in (3, 4)), err
+    assert not any(running_path(out / f"seed_{s}" / "train.ipynb").exists() or (out / f"seed_{s}" / "train.ipynb").exists()
+                   for s in (3, 4)), err
     assert not (out / "index.html").exists()
 
 
@@ -553,3 +555,52 @@ def test_what_a_write_killed_midway_left_is_removed_on_the_next_run(smoke_run, t
     proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
     assert proc.returncode == 0, proc.stderr
     assert not any(p.exists() for p in left)
+
+
+def _limited(limit_as: int | None = None, limit_fsize: int | None = None):
+    import resource
+
+    def apply():
+        if limit_as:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
+        if limit_fsize:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_fsize, limit_fsize))
+    return apply
+
+
+def _cli_limited(*args, **limits) -> subprocess.CompletedProcess:
+    from conftest import cli_env
+    return subprocess.run([sys.executable, "-m", "sysa_core", *map(str, args)], capture_output=True, text=True,
+                          env=cli_env(), timeout=600, preexec_fn=_limited(**limits))
+
+
+@pytest.mark.parametrize("overrides, needles", [
+    (["analysis.spont_T_ms=100000000"], ["analysis.spont_T_ms=100000000", "a model's analysis needs about"]),
+    (["hidden_size=6000"], ["model.hidden_size=6000", "a model's analysis needs about"]),
+    (["train.n_trials=700000"], ["train.n_trials=700000", "training"]),
+])
+def test_memory_beyond_the_address_space_limit_is_one_line_before_any_work(tmp_path, overrides, needles):
+    """Under a 3 GB address-space limit (ulimit -v): the analysis and the whole batch are counted."""
+    out = tmp_path / "run"
+    sets = [a for o in overrides for a in ("--set", o)]
+    proc = _cli_limited("run", "--profile", "smoke", "--seeds", "1-2", "--out", out, *sets, "--quiet", limit_as=3 << 30)
+    line = assert_user_error(proc.stderr, proc.returncode, *needles, "GB are available")
+    assert len(line) < 300
+    assert not out.exists()
+
+
+def test_evaluate_checks_the_analysis_memory_too(smoke_train, capsys):
+    rc = cli.main(["evaluate", str(files.checkpoint_path(smoke_train, 1)), "--set", "analysis.spont_T_ms=100000000"])
+    assert_user_error(capsys.readouterr().err, rc, "analysis.spont_T_ms=100000000", "GB of memory")
+
+
+def test_a_file_size_limit_is_one_line_and_leaves_the_finished_report_whole(smoke_run, tmp_path):
+    """ulimit -f: the population notebook that no longer fits fails in its own temporary file; the
+    report of the last run stays whole, nothing is cut short."""
+    run = copy_run(smoke_run, tmp_path / "run")
+    (run / "population.json").unlink()
+    before = {n: (run / n).read_bytes() for n in ("population.ipynb", "population.csv")}
+    proc = _cli_limited("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run, limit_fsize=200 << 10)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert {n: (run / n).read_bytes() for n in before} == before
+    assert not list(run.glob(".*.tmp"))
