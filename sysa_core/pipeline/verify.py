@@ -78,7 +78,8 @@ def check_outputs(folder: Path, recorded, chk: SeedCheck, action_of) -> None:
     for name, sha in recorded.items():
         p = Path(folder) / str(name)
         if not p.is_file():
-            chk.need(action_of(name), f"{name} is missing")
+            if not any(problem.startswith(f"{name} ") for problem in chk.problems):  # said once
+                chk.need(action_of(name), f"{name} is missing")
         elif files.sha256(p) != sha:
             chk.need(action_of(name), f"{name} differs from what the run wrote")
             chk.differing.append(p)
@@ -151,8 +152,6 @@ def check_seed(sdir: Path, cfg: Config, trained_only: bool = False) -> SeedCheck
         chk.need("reanalyse", "its notebooks did not complete" + (f" (pipeline.json says {status!r})" if status else ""))
     elif rec.get("analysis_id") != cfg.analysis_id():
         chk.need("reanalyse", "it was analysed with other analysis settings")
-    else:
-        check_outputs(sdir, rec.get("outputs"), chk, _training_file(cfg.seed))
     try:
         m = files.read_json(files.metrics_path(sdir))
         if not isinstance(m, dict) or m.get("checkpoint_sha256") != sha or m.get("analysis_id") != cfg.analysis_id():
@@ -170,6 +169,8 @@ def check_seed(sdir: Path, cfg: Config, trained_only: bool = False) -> SeedCheck
             chk.need("reanalyse", why)
         elif not (sdir / f"{name}.html").is_file():
             chk.need("reanalyse", f"{name}.html is missing")
+    if isinstance(rec, dict) and rec.get("status") == "complete" and rec.get("analysis_id") == cfg.analysis_id():
+        check_outputs(sdir, rec.get("outputs"), chk, _training_file(cfg.seed))
     return chk
 
 

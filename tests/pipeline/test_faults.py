@@ -366,7 +366,11 @@ def test_sigterm_starts_no_queued_chain(tmp_path):
     wait_for(lambda: any(running_path(out / f"seed_{s}" / "train.ipynb").exists() for s in (1, 2)), timeout=300,
              what="the first notebooks to start")
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"still running 180 s after SIGTERM: {proc.communicate()[1][-3000:]}") from None
     assert proc.returncode == 143, err
     assert not any(running_path(out / f"seed_{s}" / "train.ipynb").exists() or (out / f"seed_{s}" / "train.ipynb").exists()
                    for s in (3, 4)), err
