@@ -490,7 +490,8 @@ def check_memory(cfg: Config, models_per_batch: int = 1) -> None:
         what = (f"model.hidden_size={cfg.model.hidden_size}, task.Nt_ms={cfg.task.Nt_ms}, "
                 f"train.n_trials={cfg.train.n_trials}: training "
                 + (f"{models_per_batch} models at once" if models_per_batch > 1 else "a model"))
-    raise UserError(f"{what} needs about {_gb(need)} of memory; {_gb(avail)} are available")
+    hint = "; train them one at a time (--no-batch-seeds)" if "models at once" in what else ""
+    raise UserError(f"{what} needs about {_gb(need)} of memory; {_gb(avail)} are available{hint}")
 
 
 def _gb(nbytes: float) -> str:

@@ -252,9 +252,9 @@ def test_sysa_device_in_the_environment_is_checked_before_any_work(tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
-def test_a_step_that_does_not_fit_in_memory_is_one_line(tmp_path):
-    """Two seeds batched whose rates (12.8 GB) exceed a 3 GB address-space limit: one line that
-    names the seeds and says what to do, status 2, no traceback."""
+def test_a_batch_that_does_not_fit_in_memory_is_one_line(tmp_path):
+    """Two seeds batched whose rates and trials (12.9 GB) exceed a 3 GB address-space limit: refused before any
+    work, in one line that names the settings and says what to do, status 2, no traceback."""
     import resource
 
     limit = 3 << 30
@@ -262,5 +262,5 @@ def test_a_step_that_does_not_fit_in_memory_is_one_line(tmp_path):
                                                                       "--seeds", "1-2", "--batch-seeds")(tmp_path)],
                           capture_output=True, text=True, env=cli_env(), timeout=300,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
-    assert_user_error(proc.stderr, proc.returncode, "seeds 1,2", "does not fit in the memory of cpu", "12.8 GB",
-                      "--no-batch-seeds")
+    assert_user_error(proc.stderr, proc.returncode, "model.hidden_size=2000, task.Nt_ms=50000",
+                      "training 2 models at once needs about 12.9 GB", "--no-batch-seeds")

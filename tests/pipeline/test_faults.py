@@ -437,26 +437,33 @@ def test_training_metadata_nested_too_deeply_is_one_line_for_evaluate_and_a_note
                              "checkpoint": str(files.checkpoint_path(folder, 1))})
 
 
-@pytest.mark.parametrize("damage", ["batch_rng", "monitor_loss", "optimizer"])
-def test_a_checkpoint_without_its_resume_data_is_retrained_not_a_keyerror(smoke_run, tmp_path, damage):
-    """A checkpoint that carries the run's training id but not the rest of its resume data: `sysa
-    check` names what is missing and says a re-run retrains it; the re-run does, to the same bits."""
+def test_a_checkpoint_without_its_resume_data_is_retrained_not_a_keyerror(smoke_run, tmp_path):
+    """Checkpoints that carry the run's training id but not the rest of their resume data (the batch
+    generator, a history, Adam's moments): `sysa check` names what is missing and says a re-run
+    retrains them; the re-run does, to the same bits."""
     import torch
 
     run = copy_run(smoke_run, tmp_path / "run")
-    ck = files.checkpoint_path(run / "seed_1", 1)
-    obj = torch.load(ck, weights_only=True)
-    if damage == "optimizer":
-        obj["optimizer"]["state"][2].pop("exp_avg_sq")
-    else:
-        obj["sysa"].pop(damage)
-    torch.save(obj, ck)
+    damaged = {}
+    for folder, s, damage in ((run / "seed_1", 1, "batch_rng"), (run / "seed_2", 2, "monitor_loss"),
+                              (run / "control" / "seed_1", 1, "optimizer")):
+        ck = files.checkpoint_path(folder, s)
+        obj = torch.load(ck, weights_only=True)
+        if damage == "optimizer":
+            obj["optimizer"]["state"][2].pop("exp_avg_sq")
+        else:
+            obj["sysa"].pop(damage)
+        torch.save(obj, ck)
+        damaged[ck] = damage
     proc = _check(run)
-    assert proc.returncode == 1 and "resume data is incomplete" in proc.stdout and "retrain" in proc.stdout
-    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--out", run)
+    assert proc.returncode == 1
+    assert proc.stdout.count("resume data is incomplete") == 3 and "(the optimizer's state)" in proc.stdout
+    assert "'batch_rng' is missing" in proc.stdout and "'monitor_loss' is missing" in proc.stdout
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr and "repairing seed 1" in proc.stderr
-    assert files.sha256(ck) == files.sha256(files.checkpoint_path(smoke_run / "seed_1", 1))
+    assert "Traceback" not in proc.stderr and proc.stderr.count("resume data is incomplete") == 3
+    for ck in damaged:
+        assert files.sha256(ck) == files.sha256(smoke_run / ck.relative_to(run))
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -493,40 +500,37 @@ def test_a_notebook_never_writes_into_a_folder_that_is_not_sysas(tmp_path):
     assert _bytes(foreign) == before
 
 
-@pytest.mark.parametrize("edit", ["metrics value", "bare swapped", "bare random", "plot", "population csv"])
-def test_sysa_check_verifies_every_output_against_its_recorded_sha256_and_a_rerun_repairs_it(smoke_run, tmp_path, edit):
+def test_sysa_check_verifies_every_output_against_its_recorded_sha256_and_a_rerun_repairs_it(smoke_run, tmp_path):
+    """An edited metrics value, a bare state dict swapped with another seed's, one of random bytes,
+    a plot and an edited population.csv: each named by `sysa check`; one re-run sets each aside and
+    writes it again, to the bytes the run first wrote."""
     run = copy_run(smoke_run, tmp_path / "run")
-    s1 = run / "seed_1"
-    if edit == "metrics value":
-        target = files.metrics_path(s1)
-        m = json.loads(target.read_text())
-        m["precision"] = 123.456
-        target.write_text(json.dumps(m, indent=2) + "\n")
-    elif edit == "bare swapped":
-        target = files.bare_path(s1, 1)
-        shutil.copyfile(files.bare_path(run / "seed_2", 2), target)
-    elif edit == "bare random":
-        target = files.bare_path(s1, 1)
-        target.write_bytes(os.urandom(target.stat().st_size))
-    elif edit == "plot":
-        target = files.loss_plot_path(s1, 1)
-        target.write_bytes(files.grad_plot_path(s1, 1).read_bytes())
-    else:
-        target = run / "population.csv"
-        target.write_text(target.read_text().replace(",", ";", 3))
-    original = (smoke_run / target.relative_to(run)).read_bytes()
+    m_path = files.metrics_path(run / "seed_1")
+    m = json.loads(m_path.read_text())
+    m["precision"] = 123.456
+    m_path.write_text(json.dumps(m, indent=2) + "\n")
+    swapped = files.bare_path(run / "seed_2", 2)
+    shutil.copyfile(files.bare_path(run / "seed_1", 1), swapped)
+    noise = files.bare_path(run / "control" / "seed_1", 1)
+    noise.write_bytes(os.urandom(noise.stat().st_size))
+    plot = files.loss_plot_path(run / "control" / "seed_2", 2)
+    plot.write_bytes(files.grad_plot_path(run / "control" / "seed_2", 2).read_bytes())
+    csv = run / "population.csv"
+    csv.write_text(csv.read_text().replace(",", ";", 3))
+    edited = [m_path, swapped, noise, plot, csv]
+    original = {p: (smoke_run / p.relative_to(run)).read_bytes() for p in edited}
     proc = _check(run)
     assert proc.returncode == 1, proc.stdout
-    assert f"{target.name} differs from what the run wrote" in proc.stdout
+    for p in edited:
+        assert f"{p.name} differs from what the run wrote" in proc.stdout, p
     proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
     assert proc.returncode == 0, proc.stderr
-    assert "repairing" in proc.stderr and f"{target.name} differs" in proc.stderr
-    assert target.read_bytes() == original
-    assert list(target.parent.glob(f"{target.name}.bad-*")), "the edited file was set aside, not deleted"
-    proc = _check(run)
-    assert proc.returncode == 0, proc.stdout
-    if edit == "metrics value":
-        assert "123.456" not in (run / "population.csv").read_text() + (run / "index.html").read_text()
+    for p in edited:
+        assert f"{p.name} differs" in proc.stderr, p
+        assert p.read_bytes() == original[p], p
+        assert list(p.parent.glob(f"{p.name}.bad-*")), f"{p} was set aside, not deleted"
+    assert _check(run).returncode == 0
+    assert "123.456" not in (run / "population.csv").read_text() + (run / "index.html").read_text()
 
 
 def test_a_corrupt_checkpoint_in_a_batched_run_is_repaired_to_the_same_sha256(tmp_path):
