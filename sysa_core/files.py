@@ -144,12 +144,14 @@ def check_not_busy(folder: Path) -> None:
 
 
 def check_not_link(path: Path, what: str) -> None:
-    """Refuse a folder sysa would write into that is a symbolic link: sysa writes only into its own
-    folders, never through a link into another. UserError naming the link and its target."""
+    """Refuse a folder sysa would write into that is a symbolic link (sysa writes only into its own
+    folders, never through a link into another) or a file. UserError naming it."""
     path = Path(path)
     if path.is_symlink():
         raise UserError(f"{what} {path}: a symbolic link (to {os.readlink(path)}); sysa writes only into its "
                         f"own folders, not through links: replace it with a folder, or move it away")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path}: a file stands where this folder goes; move it away")
 
 
 def check_model_folder(folder: Path, what: str) -> None:

@@ -76,7 +76,10 @@ def check_outputs(folder: Path, recorded, chk: SeedCheck, action_of) -> None:
     if not isinstance(recorded, dict):
         return
     for name, sha in recorded.items():
-        p = Path(folder) / str(name)
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            chk.need("reanalyse", f"its record names {str(name)[:60]!r}, not a file of its folder")
+            continue  # a record never makes sysa read or move a file outside the folder
+        p = Path(folder) / name
         if not p.is_file():
             if not any(problem.startswith(f"{name} ") for problem in chk.problems):  # said once
                 chk.need(action_of(name), f"{name} is missing")

@@ -612,3 +612,12 @@ def test_a_file_size_limit_is_one_line_and_leaves_the_finished_report_whole(smok
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert {n: (run / n).read_bytes() for n in before} == before
     assert not list(run.glob(".*.tmp"))
+
+
+def test_a_file_where_a_seed_folder_goes_is_one_line(smoke_run, tmp_path):
+    run = copy_run(smoke_run, tmp_path / "run")
+    shutil.rmtree(run / "seed_1")
+    (run / "seed_1").write_text("not a folder")
+    proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--out", run)
+    assert_user_error(proc.stderr, proc.returncode, "seed_1", "a file stands where this folder goes")
+    assert (run / "seed_1").read_text() == "not a folder"

@@ -27,3 +27,18 @@ def test_a_complete_run_verifies_and_each_damage_names_its_repair(smoke_run, tmp
     assert chk.action == "retrain" and not files.checkpoint_path(sdir, 1).exists()  # set aside, not deleted
     assert list(sdir.glob("sys_A1_state.pth.bad-*"))
     assert verify.check_seed(tmp_path / "nothing", cfg).action == "run"
+
+
+def test_a_record_never_makes_check_or_repair_touch_a_file_outside_the_folder(tmp_path):
+    from sysa_core.pipeline import verify
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's")
+    folder = tmp_path / "run" / "seed_1"
+    folder.mkdir(parents=True)
+    chk = verify.SeedCheck()
+    verify.check_outputs(folder, {"../../victim.txt": "0" * 64, "/etc/hostname": "0" * 64}, chk, lambda n: "reanalyse")
+    assert chk.action == "reanalyse" and not chk.differing
+    assert all("not a file of its folder" in p for p in chk.problems)
+    verify.set_aside_files(chk.differing)
+    assert victim.read_text() == "someone else's"
