@@ -143,7 +143,7 @@ def check_not_busy(folder: Path) -> None:
         raise UserError(f"{folder}: another sysa process is writing to this folder")
 
 
-def check_not_link(path: Path, what: str) -> None:
+def check_own_folder(path: Path, what: str) -> None:
     """Refuse a folder sysa would write into that is a symbolic link (sysa writes only into its own
     folders, never through a link into another) or a file. UserError naming it."""
     path = Path(path)
@@ -159,7 +159,7 @@ def check_model_folder(folder: Path, what: str) -> None:
     files and none of sysa's for a model (training metadata, checkpoints, metrics, a pipeline record,
     or a run's manifest). UserError naming the folder; nothing of it is touched."""
     folder = Path(folder)
-    check_not_link(folder, what)
+    check_own_folder(folder, what)
     if not folder.is_dir():
         return
     names = [p.name for p in folder.iterdir() if p.name != LOCK_NAME]
@@ -288,12 +288,19 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of sysa's temporaries (remove_temporaries)."""
+    return name.startswith(".") and ".tmp" in name
+
+
 def remove_temporaries(folder: Path) -> list[Path]:
     """Remove what a write killed midway left in `folder` (hidden .<name>...tmp... files: an atomic
     write's .<name>.<random>.tmp, a running notebook's .<name>.tmp.ipynb);
     call it only while holding the folder's lock, when no write of sysa's can be in flight there.
     Returns what was removed."""
-    gone = [p for p in Path(folder).glob(".*.tmp*") if p.is_file() and not p.is_symlink()]
+    if not Path(folder).is_dir():
+        return []
+    gone = [p for p in Path(folder).iterdir() if is_temporary(p.name) and p.is_file() and not p.is_symlink()]
     for p in gone:
         p.unlink()
     return gone

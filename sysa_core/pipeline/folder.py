@@ -43,11 +43,11 @@ class RunFolder:
     def check(self) -> None:
         files.check_owned(self.out)
         for e in self.ens:  # the folders written into are the run's own, never links elsewhere
-            files.check_not_link(e.folder, "--out")
+            files.check_own_folder(e.folder, "--out")
             if e.folder != self.out:
                 files.check_not_busy(e.folder)  # no other process writes into the control folder either
             for s in self.seeds:
-                files.check_not_link(e.seed_dir(s), "--out")
+                files.check_own_folder(e.seed_dir(s), "--out")
         if not self.force:
             check_trained_with(self.out, self.ens, self.seeds, hint=HINTS[self.kind])
         check_resources(self.out, self.ens, self.seeds, self.batch_seeds)

@@ -66,7 +66,7 @@ def outputs(folder: Path, names=None, skip=()) -> dict[str, str]:
     if names is None:
         names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
         names = [n for n in names if n not in set(skip) | {files.record_path(folder).name, files.LOCK_NAME}
-                 and not n.endswith(".tmp") and ".bad-" not in n]
+                 and not files.is_temporary(n) and ".bad-" not in n]
     return {n: files.sha256(folder / n) for n in names if (folder / n).is_file()}
 
 
@@ -231,10 +231,7 @@ def first_batch(sdir: Path, seed: int) -> list[str] | None:
 def set_aside(sdir: Path, seed: int) -> None:
     """Keep a checkpoint that does not verify (and the files made from it) as *.bad-<time>, out of
     training's way: nothing is deleted."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for p in (files.checkpoint_path(sdir, seed), files.bare_path(sdir, seed), files.meta_path(sdir, seed)):
-        if p.exists():
-            p.rename(p.with_name(f"{p.name}.bad-{stamp}"))
+    set_aside_files([files.checkpoint_path(sdir, seed), files.bare_path(sdir, seed), files.meta_path(sdir, seed)])
 
 
 def check_run(run_dir: Path) -> dict:
@@ -278,10 +275,5 @@ def check_population(run_dir: Path) -> SeedCheck:
         rec = files.read_json(run_dir / "population.json")
     except UserError:
         rec = None
-    found = SeedCheck()
-    check_outputs(run_dir, rec.get("outputs") if isinstance(rec, dict) else None, found, lambda name: "reanalyse")
-    for p in found.problems:
-        if p not in chk.problems:
-            chk.need("reanalyse", p)
-    chk.differing = found.differing
+    check_outputs(run_dir, rec.get("outputs") if isinstance(rec, dict) else None, chk, lambda name: "reanalyse")
     return chk
