@@ -80,6 +80,10 @@ class AnalysisConfig:
     mem_onset_ms: int = 10  # pulse onset for the memory-period PCA
     mem_T_ms: int = 4010  # length of the memory-period runs
     mem_start_ms: int = 1510  # covariance window [mem_start, mem_T)
+    lyap_transient_ms: int = 20000  # the spontaneous exponent's tangent vectors align over this, not counted
+    lyap_window_ms: int = 20000  # then the exponent (and the regime) is measured over this
+    lyap_vectors: int = 4  # random starting tangent vectors (their spread enters the interval)
+    census_starts: int = 512  # starting states of G's fixed-point census
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,8 @@ def _smoke() -> Config:
         train=TrainConfig(n_trials=64, batch_size=16, epochs=10, lr=2e-2),
         analysis=AnalysisConfig(durations_ms=(30, 60, 100), eval_onset_ms=150, eval_extra_ms=400,
                                 spont_T_ms=800, spont_start_ms=400, mem_onset_ms=10,
-                                mem_T_ms=460, mem_start_ms=210),
+                                mem_T_ms=460, mem_start_ms=210, lyap_transient_ms=1000, lyap_window_ms=1000,
+                                census_starts=32),
         profile="smoke",
     )
 
@@ -431,5 +436,11 @@ def validate(cfg: Config) -> Config:
            f"analysis.mem_start_ms: the memory window must start after the longest pulse ends "
            f"({a.mem_onset_ms + max(a.durations_ms)} ms), got {a.mem_start_ms}")
     _check(a.mem_start_ms < a.mem_T_ms, f"analysis.mem_T_ms: must exceed mem_start_ms={a.mem_start_ms}, got {a.mem_T_ms}")
+    _check(a.lyap_transient_ms >= 0, f"analysis.lyap_transient_ms: must be non-negative, got {a.lyap_transient_ms}")
+    _check(a.lyap_window_ms >= 10 * m.dt_ms,
+           f"analysis.lyap_window_ms: needs at least 10 steps of dt={m.dt_ms:g} ms, got {a.lyap_window_ms}")
+    _check(a.lyap_vectors >= 2, f"analysis.lyap_vectors: needs at least 2 starting vectors (their spread is part of "
+                                f"the interval), got {a.lyap_vectors}")
+    _check(a.census_starts >= 8, f"analysis.census_starts: needs at least 8 starting states, got {a.census_starts}")
     _check(cfg.profile in PROFILES, f"profile: unknown profile {cfg.profile!r}")
     return cfg

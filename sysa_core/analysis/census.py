@@ -26,6 +26,9 @@ Q_CANDIDATE = 1e-6
 Q_FLOOR = 1e-28
 #: the share of the starts of each kind (spontaneous, driven, scaled, random)
 START_KINDS = ("spontaneous", "driven", "scaled", "random")
+#: the per-point arrays of a Census, in its order
+ARRAYS = ("h", "norm", "n_unstable", "leading", "slowest_decay_ms", "fastest_growth_ms", "residual", "orbit",
+          "found", "found_first_half", "eigvals")
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Census:
     orbit: np.ndarray
     found: np.ndarray
     found_first_half: np.ndarray
+    eigvals: np.ndarray
     n_starts: int
     tau_ms: float
 
@@ -73,6 +77,25 @@ class Census:
         d = np.linalg.norm(np.asarray(states, dtype=np.float64)[:, None, :] - self.h[None], axis=2)
         i = np.argmin(d, axis=1)
         return i, d[np.arange(len(i)), i]
+
+    def points(self) -> dynamics.Points:
+        """The census as dynamics.Points (every one a fixed point), for what draws and unites points."""
+        q = 0.5 * self.residual ** 2
+        return dynamics.Points(self.h, q, np.arange(len(self)), self.eigvals, self.tau_ms, q_fixed=0.5 * F_TOL ** 2)
+
+    def to_arrays(self, prefix: str = "census_") -> dict:
+        """The census as named arrays (for an npz file); from_arrays reads them back."""
+        return {f"{prefix}{k}": getattr(self, k) for k in ARRAYS} | {
+            f"{prefix}constants": np.array([self.n_starts, self.tau_ms])}
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str = "census_") -> "Census":
+        n_starts, tau = z[f"{prefix}constants"]
+        return cls(**{k: z[f"{prefix}{k}"] for k in ARRAYS}, n_starts=int(n_starts), tau_ms=float(tau))
+
+    def pair_rows(self) -> list[int]:
+        """The index of one point of each mirror pair (the origin alone), in order of norm."""
+        return [k for k in range(len(self)) if self.orbit[k] == k]
 
     def records(self) -> list[dict]:
         """One JSON-ready record per point."""
@@ -113,14 +136,15 @@ def take(dyn: dynamics.RateDynamics, starts: np.ndarray, max_iter: int = 1500, n
     spectra = {}
     for k in range(len(pts)):  # J(-h) = J(h): one spectrum per pair
         if orbit[k] not in spectra:
-            spectra[orbit[k]] = np.real(dynamics.jacobian_spectrum(dyn, pts[k]))
-    re = [spectra[o] for o in orbit]
+            spectra[orbit[k]] = dynamics.jacobian_spectrum(dyn, pts[k])
+    eigvals = np.array([spectra[o] for o in orbit]).reshape(len(pts), N)
+    re = list(np.real(eigvals))
     n_unstable = np.array([int((r > zero_tol).sum()) for r in re])
     leading = np.array([float(r.max()) for r in re])
     slow = np.array([dyn.tau_ms / -r[r < -zero_tol].max() if (r < -zero_tol).any() else np.nan for r in re])
     fast = np.array([dyn.tau_ms / r[r > zero_tol].max() if (r > zero_tol).any() else np.nan for r in re])
     return Census(pts, np.linalg.norm(pts, axis=1), n_unstable, leading, slow, fast,
-                  np.linalg.norm(dyn.velocity(pts), axis=1), orbit, found, found1, M, float(dyn.tau_ms))
+                  np.linalg.norm(dyn.velocity(pts), axis=1), orbit, found, found1, eigvals, M, float(dyn.tau_ms))
 
 
 def _distinct(h: np.ndarray, dyn: dynamics.RateDynamics, tol: float) -> np.ndarray:

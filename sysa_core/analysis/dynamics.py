@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import t as student_t
 
 from ..model import simulate
 from ..task import fixed_trials
@@ -455,6 +456,78 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
     return lam, by_block
 
 
+@dataclass
+class Lyapunov:
+    """The largest Lyapunov exponent of an autonomous run, from several tangent vectors.
+
+    per_vector: (K,) the exponent (1/s) each starting vector gives over the window; blocks: (K, B)
+    each vector's exponent over B consecutive blocks of the window; per_s: their mean; se_per_s:
+    the standard error of the mean over the blocks (lyapunov_se of the vectors' mean per block);
+    spread_per_s: the largest distance of a vector's value from the mean (how much the starting
+    vector still matters after the transient); halfwidth_per_s: the interval's half-width, the
+    t quantile (B - 1 degrees of freedom, 95 %) times se_per_s plus spread_per_s; transient_ms and
+    window_ms: the discarded alignment time and the window measured."""
+
+    per_vector: np.ndarray
+    blocks: np.ndarray
+    transient_ms: float
+    window_ms: float
+
+    @property
+    def per_s(self) -> float:
+        return float(np.mean(self.per_vector))
+
+    @property
+    def se_per_s(self) -> float:
+        return float(lyapunov_se(self.blocks.mean(axis=0))[0])
+
+    @property
+    def spread_per_s(self) -> float:
+        return float(np.max(np.abs(self.per_vector - self.per_s)))
+
+    @property
+    def halfwidth_per_s(self) -> float:
+        return float(student_t.ppf(0.975, self.blocks.shape[1] - 1)) * self.se_per_s + self.spread_per_s
+
+
+def lyapunov_autonomous(dyn: RateDynamics, h0: np.ndarray, alpha: float, dt_ms: float, transient_steps: int,
+                        window_steps: int, n_vectors: int = 4, blocks: int = 5, seed: int = 0,
+                        keep_states: bool = False):
+    """The largest Lyapunov exponent of the autonomous Euler map h <- h + alpha F(h) from h0 (N,),
+    from n_vectors random tangent vectors (seeded) propagated beside the state: they align over
+    transient_steps steps, which are not counted, and the exponent is measured over the next
+    window_steps steps (cut into `blocks` blocks). The state and the vectors advance in one product
+    per step. Returns a Lyapunov; with keep_states also the window's states (window_steps, N)."""
+    N = dyn.n
+    h = torch.as_tensor(np.asarray(h0, dtype=np.float64)).reshape(1, N).clone()
+    u = torch.from_numpy(np.random.default_rng(seed).standard_normal((n_vectors, N)))
+    u /= u.norm(dim=1, keepdim=True)
+    GT = dyn._G.T
+    logs = torch.zeros(n_vectors, window_steps, dtype=torch.float64)
+    states = torch.empty(window_steps, N, dtype=torch.float64) if keep_states else None
+    rows = torch.empty(n_vectors + 1, N, dtype=torch.float64)
+    for t in range(transient_steps + window_steps):
+        r = torch.tanh(h) if dyn.nonlinearity == "tanh" else h.clone()
+        d = 1.0 - r * r if dyn.nonlinearity == "tanh" else torch.ones_like(h)
+        torch.mul(u, d, out=rows[:n_vectors])
+        rows[n_vectors] = r[0]
+        out = rows @ GT  # tangent rows and the state's drive in one product
+        u = (1.0 - alpha) * u + (alpha * dyn.g) * out[:n_vectors]
+        h = (1.0 - alpha) * h + (alpha * dyn.g) * out[n_vectors:]
+        nrm = u.norm(dim=1)
+        if t >= transient_steps:
+            logs[:, t - transient_steps] = nrm
+            if keep_states:
+                states[t - transient_steps] = h[0]
+        u /= nrm[:, None]
+    logs.log_()
+    per_s = 1000.0 / dt_ms
+    edges = np.linspace(0, window_steps, blocks + 1).round().astype(int)
+    by_block = np.stack([logs[:, a:b].mean(dim=1).numpy() * per_s for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    res = Lyapunov((logs.mean(dim=1) * per_s).numpy(), by_block, transient_steps * dt_ms, window_steps * dt_ms)
+    return (res, states.numpy()) if keep_states else res
+
+
 def lyapunov_se(by_block: np.ndarray) -> np.ndarray:
     """The standard error of finite-time exponents from their blocks (B, K): std over the blocks
     (ddof 1) / sqrt(K), the blocks taken as independent (lyapunov_blocks makes them 2 tau long
@@ -485,23 +558,27 @@ class MemoryDynamics:
     spaced over the memory window (properties of G's flow, found where this model's state goes);
     lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window [mem_start_ms,
     mem_T_ms), the tangent vectors aligned from the trial's start; lyapunov_se_per_s: (D,) their
-    standard errors (lyapunov_se) from lyapunov_blocks blocks; starts: (S, N) the starting states."""
+    standard errors (lyapunov_se) from lyapunov_blocks blocks; lyapunov_start_spread_per_s: (D,)
+    how far a second starting vector's value lies from the first's (the window is too short for
+    the estimate to forget its start where this exceeds the interval); starts: (S, N) the
+    starting states."""
 
     points: Points
     lyapunov_per_s: np.ndarray
     lyapunov_se_per_s: np.ndarray
     lyapunov_blocks: int
+    lyapunov_start_spread_per_s: np.ndarray
     starts: np.ndarray
 
 
-def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 4,
-                    max_iter: int = 1000, n_newton: int = 8, q_fixed: float = 1e-10,
-                    max_points: int | None = 8, seed: int = 0) -> MemoryDynamics:
+def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 16,
+                    max_iter: int = 1000, n_newton: int = 20, q_fixed: float = 1e-18,
+                    max_points: int | None = None, seed: int = 0) -> MemoryDynamics:
     """Points (find_points) from n_starts_per_trial states per memory-PCA trial, evenly spaced over
     the memory window [mem_start_ms, mem_T_ms), and the largest finite-time Lyapunov exponent of
-    each trial over that window (the tangent vectors align from the trial's start, through the
-    pulse, to the window), of the model (cfg, sd). states: memory_states(cfg, sd) when already
-    simulated. max_points caps the eigen-decompositions (N^3 each)."""
+    each trial over that window from two starting tangent vectors (they align from the trial's
+    start, through the pulse, to the window), of the model (cfg, sd). states: memory_states(cfg,
+    sd) when already simulated. max_points caps the eigen-decompositions (N^3 each)."""
     a = cfg.analysis
     mem_start = cfg.steps(a.mem_start_ms)
     h = memory_states(cfg, sd) if states is None else states  # (D, T, N) from the trial's start
@@ -509,8 +586,23 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
     lyap, blocks = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start, seed=seed,
                                 blocks=n_blocks)
+    other = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start, seed=seed + 1)
     window = h[:, mem_start:]
     idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
     starts = window[:, idx].reshape(-1, dyn.n)
     pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
-    return MemoryDynamics(pts, lyap, lyapunov_se(blocks), n_blocks, starts)
+    return MemoryDynamics(pts, lyap, lyapunov_se(blocks), n_blocks, np.abs(other - lyap), starts)
+
+
+def nearest_fixed_points(points: Points, states: np.ndarray) -> dict:
+    """For each state (M, N), the nearest of the fixed points: index (into points.h[points.fixed]),
+    distance, relative_distance (over |state|), the point's norm and its unstable dimension (modes
+    with Re lambda > zero_tol)."""
+    fixed = points.h[points.fixed]
+    states = np.atleast_2d(np.asarray(states, dtype=np.float64))
+    d = np.linalg.norm(states[:, None, :] - fixed[None], axis=2)
+    i = np.argmin(d, axis=1)
+    dist = d[np.arange(len(i)), i]
+    unstable = (np.real(points.eigvals) > points.zero_tol).sum(axis=1)
+    return {"index": i, "distance": dist, "relative_distance": dist / np.maximum(np.linalg.norm(states, axis=1), 1e-300),
+            "norm": np.linalg.norm(fixed[i], axis=1), "n_unstable": unstable[i]}

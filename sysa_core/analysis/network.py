@@ -1,11 +1,11 @@
 """What the recurrent network G determines on its own, analysed once per G.
 
 With no bias and no output feedback the autonomous dynamics tau dh/dt = -h + g tanh(h) G' do not
-depend on I or w: their fixed and slow points, the modes around the fixed points, the spontaneous
-activity and its PCs, and the largest Lyapunov exponent along the spontaneous activity are
-properties of G. Seeds of the seed-compatible initialisation all share the G drawn from seed 1,
+depend on I or w: their fixed points (a census, analysis.census), the modes around them, the
+spontaneous activity, its PCs and its regime (analysis.regime), and its largest Lyapunov exponent
+are properties of G. Seeds of the seed-compatible initialisation all share the G drawn from seed 1,
 so a run analyses it once and shows it once; `load_or_analyse` caches it in the run's folder
-under a key of G's bytes, g, tau, dt, the dtype, the spontaneous-run settings and the code.
+under a key of G's bytes, g, tau, dt, the dtype, the analysis settings and the code.
 """
 from __future__ import annotations
 
@@ -20,42 +20,58 @@ from .. import files
 from ..config import Config
 from ..model import run
 from ..runtime import limited
-from . import dynamics, pca
-
-#: spontaneous-run states used as starting points of the fixed-point search (and their negatives:
-#: the flow is odd, F(-h) = -F(h), so its points come in pairs, besides the origin)
-N_STARTS = 6
+from . import census, dynamics, pca, regime
 
 
 @dataclass
 class NetworkAnalysis:
     """spontaneous / spontaneous_f64: the PCs of the spontaneous activity simulated in the configured
-    dtype and in float64; points: the fixed and slow points of the autonomous flow; lyapunov_per_s:
-    the largest finite-time Lyapunov exponent along the spontaneous activity's window (1/s), its
-    standard error and the blocks it comes from; key: the cache key (it changes with the code too);
-    G_digest: G's identity (G_digest), which tells whether two networks share G."""
+    dtype and in float64; census: the fixed points of the autonomous flow (analysis.census);
+    lyapunov: the largest Lyapunov exponent of the spontaneous activity from several tangent
+    vectors aligned over a discarded transient (dynamics.Lyapunov); regime: what the spontaneous
+    activity settles into over the exponent's window (analysis.regime); key: the cache key (it
+    changes with the code too); G_digest: G's identity, which tells whether two networks share G."""
 
     spontaneous: pca.PCA
     spontaneous_f64: pca.PCA
-    points: dynamics.Points
-    lyapunov_per_s: float
-    lyapunov_se_per_s: float
-    lyapunov_blocks: int
+    census: census.Census
+    lyapunov: dynamics.Lyapunov
+    regime: regime.Regime
     key: str
     G_digest: str
 
+    @property
+    def points(self) -> dynamics.Points:
+        """The census's fixed points as dynamics.Points."""
+        return self.census.points()
+
     def metrics(self) -> dict:
-        """network_key, network_G, network_dim_spontaneous, network_lyapunov_spontaneous_per_s,
-        network_n_fixed_points, network_n_slow_points, network_points (one record per point,
-        dynamics.Points.records)."""
+        """network_key, network_G, network_dim_spontaneous; the spontaneous exponent:
+        network_lyapunov_spontaneous_per_s, its 95 % interval's half-width (_halfwidth_per_s: the
+        blocks' t interval plus the spread over starting vectors), _se_per_s, _spread_per_s,
+        _blocks, _vectors, _transient_ms, _window_ms; network_regime and network_regime_period_ms;
+        the census: network_n_fixed_points, network_n_fixed_pairs (mirror pairs and the origin,
+        each once), network_n_stable_fixed_points, network_census_starts,
+        network_census_found_once, network_census_new_in_second_half; network_points (one record
+        per point, census.Census.records)."""
+        ly, c = self.lyapunov, self.census
+        comp = c.completeness()
         return {"network_key": self.key, "network_G": self.G_digest,
                 "network_dim_spontaneous": self.spontaneous.dimensionality,
-                "network_lyapunov_spontaneous_per_s": self.lyapunov_per_s,
-                "network_lyapunov_spontaneous_se_per_s": self.lyapunov_se_per_s,
-                "network_lyapunov_spontaneous_blocks": self.lyapunov_blocks,
-                "network_n_fixed_points": int(self.points.fixed.sum()),
-                "network_n_slow_points": int((~self.points.fixed).sum()),
-                "network_points": self.points.records()}
+                "network_lyapunov_spontaneous_per_s": ly.per_s,
+                "network_lyapunov_spontaneous_halfwidth_per_s": ly.halfwidth_per_s,
+                "network_lyapunov_spontaneous_se_per_s": ly.se_per_s,
+                "network_lyapunov_spontaneous_spread_per_s": ly.spread_per_s,
+                "network_lyapunov_spontaneous_blocks": int(ly.blocks.shape[1]),
+                "network_lyapunov_spontaneous_vectors": int(len(ly.per_vector)),
+                "network_lyapunov_spontaneous_transient_ms": ly.transient_ms,
+                "network_lyapunov_spontaneous_window_ms": ly.window_ms,
+                "network_regime": self.regime.kind, "network_regime_period_ms": self.regime.period_ms,
+                "network_n_fixed_points": comp["n_points"], "network_n_fixed_pairs": comp["n_pairs"],
+                "network_n_stable_fixed_points": int((c.n_unstable == 0).sum()),
+                "network_census_starts": comp["n_starts"], "network_census_found_once": comp["found_once"],
+                "network_census_new_in_second_half": comp["new_in_second_half"],
+                "network_points": c.records()}
 
 
 def _silent(G: torch.Tensor) -> dict:
@@ -70,19 +86,23 @@ def G_digest(G: torch.Tensor) -> str:
 
 
 def network_key(cfg: Config, G: torch.Tensor) -> str:
-    """What the network analysis depends on: G's bytes, g, tau, dt, the dtype, the spontaneous-run
-    settings, and the code."""
+    """What the network analysis depends on: G's bytes, g, tau, dt, the dtype, the spontaneous-run,
+    Lyapunov and census settings, and the code."""
     g = hashlib.sha256(G.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
     a, m = cfg.analysis, cfg.model
     blob = {"G": g, "g": m.g_G, "tau_ms": m.tau_ms, "dt_ms": m.dt_ms, "dtype": m.dtype, "spont_h0": a.spont_h0,
-            "spont_T_ms": a.spont_T_ms, "spont_start_ms": a.spont_start_ms, "code": files.code_version()}
+            "spont_T_ms": a.spont_T_ms, "spont_start_ms": a.spont_start_ms, "lyap_transient_ms": a.lyap_transient_ms,
+            "lyap_window_ms": a.lyap_window_ms, "lyap_vectors": a.lyap_vectors, "census_starts": a.census_starts,
+            "code": files.code_version()}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> NetworkAnalysis:
-    """The spontaneous PCs (configured dtype and float64), the fixed and slow points of the flow
-    (from the origin and from states of the spontaneous run and their negatives), and the largest
-    Lyapunov exponent of the spontaneous activity."""
+    """The spontaneous PCs (configured dtype and float64); the largest Lyapunov exponent of the
+    spontaneous activity (lyap_vectors tangent vectors aligned over lyap_transient_ms, measured
+    over lyap_window_ms) and the regime of that window; the census of the flow's fixed points from
+    census_starts starting states (census.starts: the spontaneous window, trials driven by random
+    input vectors, scaled copies, random states)."""
     with limited(threads):
         a = cfg.analysis
         sd = _silent(G.detach().cpu())
@@ -94,14 +114,12 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> Ne
         _, r64, h64 = run(c64, sd, x, h0=h0, return_r=True, return_h=True)
         sp64 = sp if cfg.model.dtype == "float64" else pca.pca_of(pca.covariance(r64[0, start:].numpy(), ddof=1))
         dyn = dynamics.RateDynamics.from_model(cfg, sd)
-        h = h64.numpy()
-        # finite-time, over the window; the tangent vector aligns from the run's start
-        n_blocks = dynamics.lyapunov_blocks(a.spont_T_ms - a.spont_start_ms, cfg.model.tau_ms)
-        lam, blocks = dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=start,
-                                            blocks=n_blocks)
-        lyap, lyap_se = float(lam[0]), float(dynamics.lyapunov_se(blocks)[0])
-        window = h[0, start:]
-        picks = window[np.linspace(0, len(window) - 1, N_STARTS).round().astype(int)]
-        starts = np.vstack([np.zeros((1, dyn.n)), picks, -picks])
-        points = dynamics.find_points(dyn, starts, max_points=8)
-        return NetworkAnalysis(sp, sp64, points, lyap, lyap_se, n_blocks, network_key(cfg, G), G_digest(G))
+        window = cfg.steps(a.lyap_window_ms)
+        ly, states = dynamics.lyapunov_autonomous(
+            dyn, h0.double().numpy(), cfg.alpha, cfg.model.dt_ms, cfg.steps(a.lyap_transient_ms), window,
+            n_vectors=a.lyap_vectors, blocks=dynamics.lyapunov_blocks(a.lyap_window_ms, cfg.model.tau_ms),
+            keep_states=True)
+        reg = regime.classify(states, cfg.model.dt_ms, cfg.model.tau_ms, ly.per_s, ly.halfwidth_per_s)
+        starts = census.starts(dyn, h64[0, start:].numpy(), cfg.alpha, cfg.model.dt_ms, budget=a.census_starts)
+        points = census.take(dyn, starts)
+        return NetworkAnalysis(sp, sp64, points, ly, reg, network_key(cfg, G), G_digest(G))

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .. import files
-from ..analysis import dynamics, pca
+from ..analysis import census, dynamics, pca, regime
 from ..analysis.metrics import IDENTITY_KEYS, ModelAnalysis, analyse
 from ..analysis.network import NetworkAnalysis, analyse_network, network_key
 from ..analysis.population import COLUMNS
@@ -80,15 +80,20 @@ def _paths(folder: Path, key: str) -> tuple[Path, Path]:
 
 
 def save_network(net: NetworkAnalysis, folder: Path) -> None:
-    """network-<key>.npz (the PCs, the points and their spectra) and network-<key>.json (metrics)."""
+    """network-<key>.npz (the PCs, the census, the Lyapunov exponent and the regime) and
+    network-<key>.json (metrics)."""
     jpath, zpath = _paths(folder, net.key)
+    ly, rg = net.lyapunov, net.regime
     buf = io.BytesIO()
     np.savez_compressed(
-        buf, key=np.array(net.key), G_digest=np.array(net.G_digest), lyapunov_per_s=np.array(net.lyapunov_per_s),
-        lyapunov_se_per_s=np.array(net.lyapunov_se_per_s), lyapunov_blocks=np.array(net.lyapunov_blocks),
+        buf, key=np.array(net.key), G_digest=np.array(net.G_digest),
+        lyap_per_vector=ly.per_vector, lyap_blocks=ly.blocks, lyap_ms=np.array([ly.transient_ms, ly.window_ms]),
+        regime_text=np.array([rg.kind, rg.why]),
+        regime_numbers=np.array([np.nan if v is None else v for v in (rg.period_ms, rg.return_error, rg.lyapunov_per_s,
+                                                                       rg.lyapunov_halfwidth_per_s)], dtype=float),
         spont_eigvals=net.spontaneous.eigvals, spont_eigvecs=net.spontaneous.eigvecs,
         spont64_eigvals=net.spontaneous_f64.eigvals, spont64_eigvecs=net.spontaneous_f64.eigvecs,
-        **net.points.to_arrays())
+        **net.census.to_arrays())
     files.write_bytes(zpath, buf.getvalue())
     files.write_json(jpath, net.metrics())
 
@@ -100,11 +105,14 @@ def load_network(folder: Path, key: str) -> NetworkAnalysis | None:
         with np.load(zpath, allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
-            points = dynamics.Points.from_arrays(z)
+            pts = census.Census.from_arrays(z)
             sp = pca.PCA(z["spont_eigvals"], z["spont_eigvecs"])
             sp64 = pca.PCA(z["spont64_eigvals"], z["spont64_eigvecs"])
-            return NetworkAnalysis(sp, sp64, points, float(z["lyapunov_per_s"]), float(z["lyapunov_se_per_s"]),
-                                   int(z["lyapunov_blocks"]), key, str(z["G_digest"]))
+            ly = dynamics.Lyapunov(z["lyap_per_vector"], z["lyap_blocks"], *map(float, z["lyap_ms"]))
+            kind, why = map(str, z["regime_text"])
+            num = [None if not np.isfinite(v) else float(v) for v in z["regime_numbers"]]
+            rg = regime.Regime(kind, num[0], float("nan") if num[1] is None else num[1], num[2], num[3], why)
+            return NetworkAnalysis(sp, sp64, pts, ly, rg, key, str(z["G_digest"]))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -121,6 +129,25 @@ def load_or_analyse_network(cfg: Config, G: torch.Tensor, folder: Path | None) -
     if folder is not None:
         save_network(net, folder)
     return net
+
+
+# -- the population's answer -------------------------------------------------------------------
+
+ANSWER = "answer.json"
+
+
+def write_answer(run_dir: Path, n_main: int, n_control: int, lines: list[str]) -> None:
+    """The population's answer (prose.answer's lines) and the ensembles' sizes, for the run's index."""
+    files.write_json(Path(run_dir) / ANSWER, {"n_main": n_main, "n_control": n_control, "lines": list(lines)})
+
+
+def read_answer(run_dir: Path) -> dict | None:
+    """The answer write_answer left in run_dir, or None (absent or unreadable)."""
+    try:
+        got = files.read_json(Path(run_dir) / ANSWER)
+    except (UserError, OSError):
+        return None
+    return got if isinstance(got, dict) and isinstance(got.get("lines"), list) else None
 
 
 # -- the population's inputs -----------------------------------------------------------------------

@@ -78,3 +78,24 @@ def test_a_linear_system_has_only_the_origin(single_threaded_torch):
     G = rng.standard_normal((20, 20)) / np.sqrt(20) * 0.5
     c = census.take(dynamics.RateDynamics(G, 1.0, 100.0, "linear"), rng.standard_normal((16, 20)))
     assert len(c) == 1 and c.norm[0] == 0 and c.n_unstable[0] == 0
+
+
+def test_the_census_of_the_originals_seed_1_G(reference_full):
+    """`sysa evaluate` on the original's seed 1 reports G's census: at least 20 fixed points, among
+    them the mirror pair at |h| = 15.77 and a point near |h| = 19 with a single unstable mode (an
+    independent float64 search found both), with its completeness estimate."""
+    m = reference_full
+    pts = m["network_points"]
+    assert m["network_n_fixed_points"] == len(pts) >= 20
+    assert m["network_n_fixed_pairs"] == len({p["pair"] for p in pts})
+    pairs = {}
+    for p in pts:
+        pairs.setdefault(p["pair"], []).append(p["norm"])
+    assert any(len(n) == 2 and abs(n[0] - 15.77) < 0.005 for n in pairs.values())  # h and -h, |h| = 15.77
+    assert any(abs(p["norm"] - 19.0) < 0.1 and p["n_unstable"] == 1 for p in pts)
+    assert all(p["residual"] < census.F_TOL for p in pts)
+    assert m["network_census_starts"] == 512
+    assert 0 <= m["network_census_found_once"] <= m["network_n_fixed_pairs"]
+    assert 0 <= m["network_census_new_in_second_half"] <= m["network_n_fixed_pairs"]
+    # the memory trajectories reach G's flow too: their fixed points are united with the census
+    assert m["fixed_points_with_memory"] >= m["network_n_fixed_points"]

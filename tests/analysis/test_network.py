@@ -34,4 +34,36 @@ def test_the_points_of_the_odd_flow(net):
     assert p.fixed.sum() + (~p.fixed).sum() == len(p)
     for i in range(1, len(p)):  # F(-h) = -F(h): every other point has its mirror image
         assert np.min(np.linalg.norm(p.h + p.h[i], axis=1)) < 1e-6 * max(1.0, np.linalg.norm(p.h[i]))
-    assert np.isfinite(net.lyapunov_per_s)
+    assert np.isfinite(net.lyapunov.per_s)
+
+
+def test_the_spontaneous_exponent_of_seed_1_does_not_depend_on_the_starting_vector(reference_dir, reference_full):
+    """Ten other starting tangent vectors, aligned over the same transient, each give a value
+    inside the interval `sysa evaluate` states for the original's seed-1 G."""
+    from sysa_core import files
+    from sysa_core.analysis import dynamics
+
+    m = reference_full
+    path = reference_dir / "sys_A1_state.pth"
+    cfg = files.for_checkpoint(path)
+    dyn = dynamics.RateDynamics.from_model(cfg, files.load_checkpoint(path)["state_dict"])
+    a = cfg.analysis
+    other = dynamics.lyapunov_autonomous(dyn, np.full(dyn.n, a.spont_h0), cfg.alpha, cfg.model.dt_ms,
+                                         cfg.steps(a.lyap_transient_ms), cfg.steps(a.lyap_window_ms),
+                                         n_vectors=10, seed=1)
+    lam, half = m["network_lyapunov_spontaneous_per_s"], m["network_lyapunov_spontaneous_halfwidth_per_s"]
+    assert np.all(np.abs(other.per_vector - lam) < half), (other.per_vector, lam, half)
+    assert other.per_vector.max() - other.per_vector.min() < half
+    assert m["network_regime"] == "chaos" and lam - half > 0
+
+
+def test_the_quick_G_is_a_limit_cycle():
+    """The quick profile's G (seed 1): its spontaneous activity returns to its state, a limit cycle,
+    with an exponent whose interval holds zero."""
+    from sysa_core import config
+
+    cfg = config.resolve("quick", ["analysis.census_starts=8"], seed=1)  # the regime does not depend on the census
+    net = network.analyse_network(cfg, model.init_weights(cfg.model, 1)["G"])
+    assert net.regime.kind == "limit cycle"
+    assert net.regime.period_ms == pytest.approx(3790, abs=40)
+    assert abs(net.lyapunov.per_s) <= net.lyapunov.halfwidth_per_s
