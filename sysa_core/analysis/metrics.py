@@ -16,7 +16,9 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 * precision (the original's: mean plateau MSE over the test durations), precision_by_duration,
   precision_trained_range and precision_extrapolation (the test durations inside / outside the
   trained range; None where there is none), precision_untrained, precision_untrained_by_duration,
-  precision_untrained_trained_range (the same network before training), improvement_over_untrained
+  precision_untrained_trained_range (the same network before training), relative_error_by_duration
+  (the root of each plateau MSE over its target level) and relative_error_trained_range (their root
+  mean square over the in-range durations), improvement_over_untrained
   (how many times better the in-range precision is than untrained: `improvement`);
 * weight_correlation (cosine of I and w); the initialisation confound: weight_correlation_init,
   input_drift_cosine, output_drift_cosine, input_drift_norm, output_drift_norm;
@@ -28,17 +30,24 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 * float32 vs float64 simulation: pr_{v}_l1_f64, pr_{v}_l1_spread, pr_{v}_l2_f64, pr_{v}_l2_spread
   (spread = |x32 - x64| / |x64|), {v}_topk{L}_fraction_f64, {v}_topk{L}_fraction_spread,
   {v}_var_alignment_f64, {v}_var_alignment_spread;
-* the network G (analysis.network): network_key (the analysis's cache key), network_G (G's digest),
-  network_dim_spontaneous,
-  network_lyapunov_spontaneous_per_s (its standard error _se_per_s, from _blocks blocks),
-  network_n_fixed_points, network_n_slow_points,
-  network_points;
+* the network G (analysis.network, NetworkAnalysis.metrics): network_key (the analysis's cache
+  key), network_G (G's digest), network_dim_spontaneous, the spontaneous exponent
+  network_lyapunov_spontaneous_* (its value, interval half-width, standard error, spread over
+  starting vectors, blocks, vectors, transient and window), network_regime,
+  network_regime_period_ms, the census network_n_fixed_points, network_n_fixed_pairs,
+  network_n_stable_fixed_points, network_census_starts, network_census_found_once,
+  network_census_new_in_second_half, network_points;
 * the memory period: memory_points (the fixed and slow points near the memory trajectories, each
   with its speed), memory_n_fixed_points, memory_n_slow_points, memory_min_point_speed_per_s,
   lyapunov_per_s_by_duration and lyapunov_se_per_s_by_duration (the largest finite-time Lyapunov
   exponent along each memory trajectory over the memory window, 1/s, and its standard error from
-  lyapunov_blocks blocks), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s (their mean over
-  the in-range durations);
+  lyapunov_blocks blocks), lyapunov_start_spread_per_s_by_duration (how far a second starting
+  vector's value lies: the window is short), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s
+  (their mean over the in-range durations); fixed_points_with_memory (G's census united with the
+  fixed points near the memory trajectories), fixed_points_new_from_memory,
+  memory_state_norm_by_duration, memory_nearest_point_norm_by_duration,
+  memory_nearest_point_unstable_by_duration, memory_nearest_point_relative_distance_by_duration
+  (the fixed point nearest the mid-window memory state);
 * the plateau (analysis.plateau): plateau_held_trained_window (the share of the in-range test
   durations whose output stays within 10 % of its target from the cost onset to the end of the
   trained window), plateau_steady_trained_window (the share whose output stays within 10 % of the
@@ -141,6 +150,8 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "precision_by_duration": _by_duration(ev.precision_by_duration),
         "precision_trained_range": ev.precision_trained_range,
         "precision_extrapolation": ev.precision_extrapolation,
+        "relative_error_by_duration": _by_duration(ev.relative_error_by_duration),
+        "relative_error_trained_range": ev.relative_error_trained_range,
         "weight_correlation": precision.weight_correlation(sd["I"], sd["w"]),
         "pr_input_l1": pr_in["l1"], "pr_input_l2": pr_in["l2"],
         "pr_output_l1": pr_out["l1"], "pr_output_l2": pr_out["l2"],
@@ -191,7 +202,10 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "lyapunov_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_per_s)))),
         "lyapunov_se_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_se_per_s)))),
         "lyapunov_blocks": md.lyapunov_blocks,
+        "lyapunov_start_spread_per_s_by_duration": _by_duration(dict(zip(a.durations_ms,
+                                                                          map(float, md.lyapunov_start_spread_per_s)))),
         **_in_range_lyapunov(cfg, md),
+        **_plateau_and_fixed_points(cfg, net, md, states),
     })
 
     hold = plateau.hold(cfg, ev)
@@ -241,6 +255,42 @@ def _in_range_lyapunov(cfg: Config, md) -> dict:
             "lyapunov_in_range_se_per_s": float(np.sqrt(np.sum(se ** 2)) / len(idx))}
 
 
+def _plateau_and_fixed_points(cfg: Config, net: NetworkAnalysis, md, states: np.ndarray) -> dict:
+    """Where the memory states lie in G's flow: G's fixed points (its census united with those found
+    near this model's memory trajectories: fixed_points_with_memory, and how many of them the
+    census lacked: fixed_points_new_from_memory), and for each test duration the fixed point nearest
+    the state at the middle of the memory window: its norm, unstable dimension, and its distance
+    from the state relative to the state's norm."""
+    united, _ = dynamics.union_points([p for p in (net.points, md.points) if int(p.fixed.sum())])
+    fixed = dynamics.Points(united.h[united.fixed], united.q[united.fixed], united.start_index[united.fixed],
+                            united.eigvals, united.tau_ms, united.q_fixed, united.zero_tol)
+    a = cfg.analysis
+    s0, s1 = cfg.steps(a.mem_start_ms), cfg.steps(a.mem_T_ms)
+    mid = states[:, (s0 + s1) // 2]
+    near = dynamics.nearest_fixed_points(fixed, mid)
+    d = a.durations_ms
+    return {"fixed_points_with_memory": len(fixed), "fixed_points_new_from_memory": len(fixed) - len(net.census),
+            "memory_state_norm_by_duration": _by_duration(dict(zip(d, map(float, np.linalg.norm(mid, axis=1))))),
+            "memory_nearest_point_norm_by_duration": _by_duration(dict(zip(d, map(float, near["norm"])))),
+            "memory_nearest_point_unstable_by_duration": _by_duration(dict(zip(d, map(int, near["n_unstable"])))),
+            "memory_nearest_point_relative_distance_by_duration": _by_duration(
+                dict(zip(d, map(float, near["relative_distance"]))))}
+
+
+def _coding_projections(cfg: Config, traj: np.ndarray, w: np.ndarray) -> dict:
+    """The memory trials' rates (D, T, N) projected on the readout direction w / |w| (traj_readout:
+    the output over |w|) and on the direction that codes duration (traj_duration: the unit vector
+    along which the memory window's mean rate changes with the pulse's duration, the least-squares
+    slope of the mean rates on the duration), both (D, T), in rate units."""
+    a = cfg.analysis
+    r = np.asarray(traj, dtype=np.float64)
+    mean_rate = r[:, cfg.steps(a.mem_start_ms):].mean(axis=1)  # (D, N)
+    d = np.asarray(a.durations_ms, dtype=np.float64)
+    slope = (d - d.mean()) @ (mean_rate - mean_rate.mean(axis=0))
+    u = slope / max(float(np.linalg.norm(slope)), 1e-300)
+    return {"traj_readout": r @ (w / np.linalg.norm(w)), "traj_duration": r @ u}
+
+
 def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
     """What the notebooks and the population report draw: the test trials (eval_*), the PCs'
     eigenvalues and the loadings of I and w on them (spont_*, mem_*), the leading memory PCs
@@ -254,7 +304,7 @@ def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
         "eval_y": ev.y, "eval_target": ev.target,
         "spont_eigvals": net.spontaneous.eigvals, "spont_coef_I": net.spontaneous.eigvecs.T @ I,
         "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w, "mem_pcs": E,
-        "traj_pcs": (traj - mean) @ E, "traj_phase_steps": np.array(
+        "traj_pcs": (traj - mean) @ E, **_coding_projections(cfg, traj, w), "traj_phase_steps": np.array(
             [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),
         "points_pcs": (np.tanh(pts.h) - mean) @ E if len(pts) else np.zeros((0, N_PROJECTED)),
         **pts.to_arrays(),

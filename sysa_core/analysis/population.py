@@ -25,7 +25,6 @@ PREDICTORS = {
     "input_var_alignment": "variance alignment of I, spont. (0–1)",
     "output_var_alignment": "variance alignment of w, memory (0–1)",
     "dim_memory": "memory dimensionality (PCs)",
-    "lyapunov_in_range_per_s": "memory finite-time Lyapunov exp., in-range mean (1/s)",
     "plateau_state_speed_per_s": "relative state speed |dh/dt|/|h| in hold (1/s)",
     "readout_pcs_needed": "PCs the readout needs (PCs)",
 }
@@ -38,6 +37,10 @@ UNTESTED = {
                    "variance and needs no cut-off",
     "the share of |I|² and |w|² in the top-k PCs": "k is set per seed by its explained variance, so in general "
                                                   "seeds are compared over different numbers of PCs",
+    "the memory-period finite-time Lyapunov exponent": "the memory window is seconds long, shorter than the "
+                   "tens of seconds a tangent vector needs to forget its start in this flow: two starting vectors give "
+                   "values apart by lyapunov_start_spread_per_s_by_duration (metrics.json), so the value is not a "
+                   "property of the network to rank seeds by",
     "cos(w, w at initialisation)": "it repeats the I–w cosine in the seed-compatible ensemble, "
                            "where I starts as √N·w",
 }
@@ -110,7 +113,7 @@ def points_of_G(net: NetworkAnalysis, both: pd.DataFrame, runs: dict) -> tuple:
     text = []
     for fs in found:
         where = [labels[kept[i]] for i in fs]
-        bits = ["G's own search (the origin and the spontaneous activity)"] if ("G", None) in where else []
+        bits = ["G's census"] if ("G", None) in where else []
         for ens in runs:
             ss = [str(s) for e, s in where if e == ens]
             if ss:

@@ -47,6 +47,23 @@ class Evaluation:
         return float(np.mean(v)) if v else None
 
 
+    @property
+    def relative_error_by_duration(self) -> dict:
+        """{duration_ms: the root of the plateau MSE over the plateau's target}: the typical error as a
+        share of the level the network should hold (the target on the scored plateau)."""
+        out = {}
+        for i, (d, p) in enumerate(self.precision_by_duration.items()):
+            level = float(np.max(self.target[i]))
+            out[d] = float(np.sqrt(p) / level) if level > 0 else None
+        return out
+
+    @property
+    def relative_error_trained_range(self) -> float | None:
+        """The root mean square of the relative errors over the test durations inside the trained range."""
+        v = [r for d, r in self.relative_error_by_duration.items() if self.in_range[d] and r is not None]
+        return float(np.sqrt(np.mean(np.square(v)))) if v else None
+
+
 def evaluate(cfg: Config, sd: dict) -> Evaluation:
     """Outputs for the test durations over Nt + eval_extra_ms, and the precision computed on
     the first Nt ms of the same simulation (identical to a run of length Nt)."""

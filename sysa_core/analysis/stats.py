@@ -166,8 +166,10 @@ def partial_spearman(x, y, groups, seed: int = 0) -> tuple[float, float, int]:
     ry_perm = np.empty((len(perms), n))
     ry_perm[:, base] = ry[perms]
     null = _rho_of_ranks(np.broadcast_to(rx, ry_perm.shape), ry_perm)
-    p = float(min(1.0, np.mean(np.abs(null) >= abs(rho) - 1e-12)))
-    return rho, p, n
+    hits = int(np.sum(np.abs(null) >= abs(rho) - 1e-12))
+    # every pairing: the share of them; a sample: (hits + 1) / (B + 1), the observed pairing counted, never 0
+    p = hits / len(perms) if count <= N_RESAMPLES else (hits + 1) / (len(perms) + 1)
+    return rho, float(min(1.0, p)), n
 
 
 def against(df: pd.DataFrame, measures, targets=("precision",), seed: int = 0, pool_by: str | None = None) -> pd.DataFrame:

@@ -29,17 +29,29 @@ CONFOUND_KEYS = {"weight_correlation_init", "input_drift_cosine", "output_drift_
                  "output_drift_norm"}
 DYNAMICS_KEYS = {"memory_points", "memory_n_fixed_points", "memory_n_slow_points", "memory_min_point_speed_per_s",
                  "lyapunov_per_s_by_duration", "lyapunov_se_per_s_by_duration", "lyapunov_blocks",
-                 "lyapunov_in_range_per_s", "lyapunov_in_range_se_per_s"}
+                 "lyapunov_in_range_per_s", "lyapunov_in_range_se_per_s", "lyapunov_start_spread_per_s_by_duration",
+                 "fixed_points_with_memory", "fixed_points_new_from_memory", "memory_state_norm_by_duration",
+                 "memory_nearest_point_norm_by_duration", "memory_nearest_point_unstable_by_duration",
+                 "memory_nearest_point_relative_distance_by_duration"}
 NETWORK_KEYS = {"network_key", "network_G", "network_dim_spontaneous", "network_lyapunov_spontaneous_per_s",
-                "network_lyapunov_spontaneous_se_per_s", "network_lyapunov_spontaneous_blocks",
-                "network_n_fixed_points", "network_n_slow_points", "network_points"}
+                "network_lyapunov_spontaneous_halfwidth_per_s", "network_lyapunov_spontaneous_se_per_s",
+                "network_lyapunov_spontaneous_spread_per_s", "network_lyapunov_spontaneous_blocks",
+                "network_lyapunov_spontaneous_vectors", "network_lyapunov_spontaneous_transient_ms",
+                "network_lyapunov_spontaneous_window_ms", "network_regime", "network_regime_period_ms",
+                "network_n_fixed_points", "network_n_fixed_pairs", "network_n_stable_fixed_points",
+                "network_census_starts", "network_census_found_once", "network_census_new_in_second_half",
+                "network_points"}
+#: integer counts among them
+COUNT_KEYS = {"network_lyapunov_spontaneous_vectors", "network_census_starts", "network_census_found_once",
+              "network_census_new_in_second_half", "fixed_points_with_memory", "fixed_points_new_from_memory"}
 PLATEAU_KEYS = {"plateau_held_trained_window", "plateau_steady_trained_window", "plateau_hold_ms_by_duration",
                 "plateau_drift_per_s", "plateau_drift_per_s_by_duration", "generalisation_rmse_trained_range",
                 "generalisation_rmse_outside_range", "sweep_hold_ms_min", "sweep_hold_ms_median",
                 "sweep_held_trained_window", "sweep_hold_ms_in_range_min", "sweep_horizon_ms", "sweep_trained_window_ms"}
 MECHANISM_KEYS = {"plateau_state_speed_per_s", "state_travel", "precision_noise_0.01", "precision_noise_0.03",
                   "precision_noise_0.1", "readout_pcs_needed", "memory_mechanism"}
-PRECISION_KEYS = {"precision_trained_range", "precision_extrapolation", "precision_untrained",
+PRECISION_KEYS = {"relative_error_by_duration", "relative_error_trained_range", "precision_trained_range",
+                  "precision_extrapolation", "precision_untrained",
                   "precision_untrained_by_duration", "precision_untrained_trained_range", "improvement_over_untrained"}
 TRAINING_KEYS = {"final_loss", "loss_fall_last_20pct", "converged"}
 NEW_KEYS = (ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | NETWORK_KEYS | PLATEAU_KEYS | MECHANISM_KEYS
@@ -71,15 +83,17 @@ def test_every_key_is_present_and_json_typed(seed1):
     json.dumps(seed1, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
     for k in NEW_KEYS:
         v = seed1[k]
-        if k.endswith("_by_duration"):
+        if k.endswith("_unstable_by_duration"):
+            assert set(v) == {"50", "150", "300"} and all(isinstance(x, int) for x in v.values()), k
+        elif k.endswith("_by_duration"):
             assert set(v) == {"50", "150", "300"} and all(isinstance(x, float) for x in v.values()), k
         elif k in ("memory_points", "network_points"):
             assert isinstance(v, list) and all(isinstance(p, dict) for p in v), k
-        elif k in ("memory_mechanism", "network_key", "network_G"):
+        elif k in ("memory_mechanism", "network_key", "network_G", "network_regime"):
             assert isinstance(v, str), k
         elif k in TRAINING_KEYS:
             assert v is None, k  # the original's checkpoints carry no sysa training record
-        elif k.endswith(("_k", "_blocks")) or "_n_" in k or k == "readout_pcs_needed":
+        elif k.endswith(("_k", "_blocks")) or "_n_" in k or k == "readout_pcs_needed" or k in COUNT_KEYS:
             assert isinstance(v, int) and not isinstance(v, bool), k
         else:
             assert v is None or isinstance(v, float), k
@@ -125,7 +139,7 @@ def test_dynamics_plateau_and_mechanism_of_seed_1(seed1):
     moving = [p["speed_per_s"] for p in pts if not p["fixed"]]
     assert seed1["memory_min_point_speed_per_s"] == (min(moving) if moving else None)
     origin = seed1["network_points"][0]
-    assert origin["fixed"] and origin["norm"] == 0.0 and origin["n_growth_modes"] > 0
+    assert origin["norm"] == 0.0 and origin["n_unstable"] > 0
     assert seed1["network_dim_spontaneous"] == seed1["dim_spontaneous"]
     lyap, se = seed1["lyapunov_per_s_by_duration"], seed1["lyapunov_se_per_s_by_duration"]
     assert seed1["lyapunov_in_range_per_s"] == pytest.approx((lyap["50"] + lyap["150"]) / 2)
@@ -218,3 +232,19 @@ def test_the_arrays_are_what_the_metrics_were_computed_from(small):
     assert len(A["points_speed_per_s"]) == len(m["memory_points"])
     assert A["points_fixed"].sum() == m["memory_n_fixed_points"]
     assert A["mem_pcs"].shape == (cfg.model.hidden_size, 3)
+
+
+def test_the_relative_error_of_seed_1(seed1, reference_dir):
+    """The relative error is the root of each plateau MSE over the level the plateau should hold
+    (the task's target for that duration, from the task's own trials)."""
+    from sysa_core import files
+    from sysa_core.task import fixed_trials
+
+    cfg = files.for_checkpoint(reference_dir / "sys_A1_state.pth")
+    a = cfg.analysis
+    levels = fixed_trials(cfg, a.durations_ms, a.eval_onset_ms, cfg.task.Nt_ms).target.amax(dim=(1, 2))
+    rel = seed1["relative_error_by_duration"]
+    for d, level in zip(a.durations_ms, levels.tolist()):
+        assert rel[str(d)] == pytest.approx(np.sqrt(seed1["precision_by_duration"][str(d)]) / level, rel=1e-12)
+    assert seed1["relative_error_trained_range"] == pytest.approx(np.sqrt((rel["50"] ** 2 + rel["150"] ** 2) / 2))
+    assert rel["150"] < 0.05 < rel["300"]  # a few % in range, far off when extrapolating

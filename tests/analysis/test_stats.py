@@ -131,6 +131,16 @@ def test_partial_spearman_removes_the_ensemble_offset():
     assert rho2 == pytest.approx(1.0) and p2 <= 2 / (120 * 120) + 1e-12
 
 
+def test_a_sampled_partial_spearman_p_is_never_zero():
+    """Beyond N_RESAMPLES orderings the p comes from a sample of them: a perfect relationship that no
+    sampled ordering matches still gets p = 1 / (B + 1), the smallest valid one, not 0."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(20)
+    g = ["a"] * 10 + ["b"] * 10  # (10!)^2 orderings: sampled
+    rho, p, n = stats.partial_spearman(x, 2 * x, g)
+    assert rho == pytest.approx(1.0) and p == pytest.approx(1 / (stats.N_RESAMPLES + 1))
+
+
 
 
 
