@@ -207,7 +207,7 @@ def _bound_fields(flops: int, rates: list[float], times_ms: dict) -> dict:
     `<name>_vs_flop_bound` = time / bound."""
     rate = statistics.median(rates)
     bound_ms = flops / rate * 1e3
-    out = {"gemm_gflops": round(rate / 1e9, 1), "gemm_measured": len(rates), "flops": flops,
+    out = {"gemm_gflops": float(f"{rate / 1e9:.4g}"), "gemm_measured": len(rates), "flops": flops,
            "flop_bound_ms": round(bound_ms, 3)}
     for name, ms in times_ms.items():
         out[f"{name}_vs_flop_bound"] = round(ms / bound_ms, 3) if bound_ms > 0 else None

@@ -140,9 +140,9 @@ def _foreign(st: SeedState, path: Path, ck: dict) -> SeedState:
     return st
 
 
-#: draws a finished training's figures into its folder: figures(folder, seed, history), history
+#: draws a finished training's figures into its folder: figures(folder, seed, history, cfg), history
 #: as in the metadata (train_models' `figures`; the pipeline passes pipeline.plots.training_figures)
-Figures = Callable[[Path, int, dict], None]
+Figures = Callable[[Path, int, dict, Config], None]
 
 
 def _history(st: SeedState) -> dict:
@@ -254,7 +254,7 @@ def _finish(st: SeedState, figures: Figures | None) -> None:
         return
     files.save_torch(bare_path(st.folder, st.seed), st.weights)
     if figures is not None:
-        figures(st.folder, st.seed, _history(st))
+        figures(st.folder, st.seed, _history(st), st.cfg)
     files.write_json(meta_path(st.folder, st.seed),
                      {**_meta(st, "complete"), "checkpoint_sha256": files.sha256(checkpoint_path(st.folder, st.seed))})
 

@@ -312,8 +312,11 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
     took = (f"{secs:.1f} s of training steps" if k == 1 else
             f"{secs:.1f} s of training steps (its share: {k} models trained together as one computation, "
             f"about {secs * k:.0f} s of steps in all)")
-    display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {took}; "
-                     f"mean loss over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
+    monitor = hist["history"].get("monitor_loss") or []
+    final = (f"final loss {monitor[-1]:.4g} (the loss of a fixed set of training trials at the end, the index's "
+             f"\"final loss\"); " if monitor else "")
+    display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {took}; {final}"
+                     f"mean loss of the training batches over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
 
 
 def summary(ctx: Context, m: dict) -> None:
@@ -398,6 +401,7 @@ class Population:
     overlaps: "object"
     ensembles: "object | None"  # main against control (analysis.stats.compare_groups), or None
     pooled: "object | None" = None  # both ensembles tested together, the ensemble a covariate, or None
+    run_dir: Path = Path(".")
 
 
 def population(ctx: Context) -> Population:
@@ -418,7 +422,20 @@ def population(ctx: Context) -> Population:
     labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
     return Population(main, control, both, runs, table, power, labels, store.networks(ctx.run_dir, main),
                       pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs),
-                      pop.compare_ensembles(main, control), pooled)
+                      pop.compare_ensembles(main, control), pooled, Path(ctx.run_dir))
+
+
+def memory_points_section(m: dict) -> None:
+    """Where the memory states lie in G's flow: the fixed point nearest the mid-window state of each
+    test duration, then every point found near the memory trajectories."""
+    norm, near = m["memory_state_norm_by_duration"], m["memory_nearest_point_norm_by_duration"]
+    unstable, dist = m["memory_nearest_point_unstable_by_duration"], m["memory_nearest_point_relative_distance_by_duration"]
+    each = "; ".join(f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with "
+                     f"{prose.count(unstable[d], 'unstable mode')}, {dist[d]:.0%} of |h| away" for d in norm)
+    display(Markdown(f"At the middle of the memory window, the state and the fixed point of G nearest it (of the "
+                     f"{m['fixed_points_with_memory']} known: G's census and those found near these trajectories): "
+                     f"{each}. A state tens of percent of its norm away from every fixed point is not held at one."))
+    display(tables.points(m["memory_points"]))
 
 
 def network_section(ctx: Context, m: dict) -> None:
@@ -430,18 +447,12 @@ def network_section(ctx: Context, m: dict) -> None:
                          f"(network `{m['network_key']}`)."))
         return
     net = store.load_network(ctx.run_dir, m["network_key"])
-    display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. Largest finite-time Lyapunov "
-                     f"exponent of the spontaneous activity {m['network_lyapunov_spontaneous_per_s']:.3g} /s, "
-                     + prose.lyapunov_phrase(m["network_lyapunov_spontaneous_per_s"],
-                                                m.get("network_lyapunov_spontaneous_se_per_s"),
-                                                m.get("network_lyapunov_spontaneous_blocks"))
-                     + f". {m['network_n_fixed_points']} fixed and {m['network_n_slow_points']} moving points found."))
-    if net is not None:
-        display(tables.points(net.points.records(), mirror=net.points.mirrors()))
-        if len(net.points.eigvals):
-            plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points"))
-    else:
-        display(tables.points(m["network_points"]))
+    display(Markdown(f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs. The spontaneous activity is "
+                     + prose.spontaneous_phrase(m) + ". " + prose.census_phrase(m) + "."))
+    display(tables.census(m["network_points"]))
+    if net is not None and len(net.census):
+        plots.show(plots.fixed_point_spectra(net.points, "Modes around G's fixed points (one of each mirror pair)",
+                                             net.points.mirrors()))
 
 
 def describe_population(ctx: Context, P: Population) -> None:
@@ -466,6 +477,7 @@ def answer(P: Population) -> None:
 
     lines = prose.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
     display(Markdown("\n".join(f"- {line}" for line in lines)))
+    store.write_answer(P.run_dir, len(P.main), len(P.control) if P.control is not None else 0, lines)
 
 
 def networks_section(P: Population) -> None:
@@ -477,29 +489,23 @@ def networks_section(P: Population) -> None:
         display(tables.network_measures(P.main))
         return
     m = P.main.iloc[0]
-    lyap = float(m["network_lyapunov_spontaneous_per_s"])
     n_ctl = len(P.control) if P.control is not None and pop.shares_G(P.both) else 0
     who = ("**G**" if len(P.main) + n_ctl == 1 else
            f"**G, shared by all {len(P.main) + n_ctl} networks ({len(P.main)} main, {n_ctl} control)**" if n_ctl else
            f"**G, shared by all {len(P.main)} seeds**")
-    display(Markdown(f"{who} (network `{m['network_key']}`): spontaneous "
-                     f"dimensionality {m['network_dim_spontaneous']:.3g} PCs; largest finite-time Lyapunov exponent of "
-                     f"the spontaneous activity {lyap:.3g} /s, "
-                     + prose.lyapunov_phrase(lyap, m.get("network_lyapunov_spontaneous_se_per_s"),
-                                                int(m["network_lyapunov_spontaneous_blocks"])) + "."))
+    display(Markdown(f"{who} (network `{m['network_key']}`): one observation of the architecture, not one per seed. "
+                     f"Spontaneous dimensionality {m['network_dim_spontaneous']:.3g} PCs; the spontaneous activity is "
+                     + prose.spontaneous_phrase(m) + ". " + prose.census_phrase(m) + "."))
     for net in P.networks:
         pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
         n_fixed = int(pts.fixed.sum())
-        n_own = int(net.points.fixed.sum())
-        display(Markdown(f"{n_fixed} fixed points of G's flow and {len(pts) - n_fixed} moving points (local minima of "
-                         f"the speed, found from states of the trajectories and not necessarily on them; several may "
-                         f"belong to one slow region), united from G's own search ({n_own} fixed, from the origin and "
-                         f"from states of the spontaneous activity and their mirrors; the `network_n_*` columns of "
-                         f"population.csv count these) and from every seed's memory trajectories (the memory period "
-                         f"has no input: the state follows G's flow). The flow is odd, F(−h) = −F(h), so every fixed "
-                         f"point h has a mirror −h with the same modes; a moving point's mirror is listed only when a "
-                         f"search reached it."))
-        display(tables.points(pts.records(), found, mirror))
+        display(Markdown(f"United with the points found near every seed's memory trajectories (the memory period has "
+                         f"no input: the state follows G's flow): {n_fixed} fixed points and {len(pts) - n_fixed} "
+                         f"moving points (local minima of the speed, not necessarily on a trajectory; several may "
+                         f"belong to one slow region). The flow is odd, F(−h) = −F(h), so every fixed point h has a "
+                         f"mirror −h with the same modes; a moving point's mirror is listed only when a search "
+                         f"reached it."))
+        display(tables.collapsed(tables.points(pts.records(), found, mirror), "Every point, with where it was found"))
         if n_fixed:
             plots.show(plots.fixed_point_spectra(pts, "Modes around G's fixed points (one of each mirror pair)",
                                                  mirror))
@@ -534,6 +540,8 @@ def statistics_section(P: Population) -> None:
 
 #: Spearman's rho needs at least this many seeds to say anything (at n = 2 it is always +-1)
 MIN_N_RHO = 3
+#: the fewest seeds a matrix of correlations between the measures is drawn for
+MIN_N_HEATMAP = 8
 
 
 def _too_few(P: Population, what: str) -> bool:
@@ -560,6 +568,11 @@ def predictor_figure(P: Population) -> None:
 def correlation_figure(P: Population) -> None:
     """Spearman's rho between every pair of per-seed measures and the two precisions (descriptive)."""
     if _too_few(P, "correlations between the measures"):
+        return
+    if len(P.main) < MIN_N_HEATMAP:
+        display(Markdown(f"No correlation matrix at n = {len(P.main)}: below {MIN_N_HEATMAP} seeds rank correlations "
+                         "between measures take few distinct values and many reach ±1 by chance. Each measure is set "
+                         "against precision above."))
         return
     cols = ["precision", "precision_trained_range", *pop.predictors(P.main)]
     names = {"precision": "precision", "precision_trained_range": "in-range precision", **P.labels}

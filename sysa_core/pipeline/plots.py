@@ -49,7 +49,7 @@ def show(fig, alt: str | None = None, dpi: int = 90) -> None:
     display(Image(data=data, format="png", metadata={"alt": text}))
 
 
-def loss_history(loss, seed: int | None = None, monitor_step=None, monitor_loss=None):
+def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=None):
     """The per-step training loss, and the monitor set's loss at the end of the last epochs."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.semilogy(np.arange(1, len(loss) + 1), loss, lw=1, label="batch loss (per step)")
@@ -57,29 +57,35 @@ def loss_history(loss, seed: int | None = None, monitor_step=None, monitor_loss=
         ax.semilogy(monitor_step, monitor_loss, "o-", ms=3, color="C3", label="monitor set (convergence)")
         ax.legend(fontsize=8)
     ax.set(xlabel="training step (Adam updates)", ylabel="training loss (MSE, a.u.²)",
-           title=f"Loss history{'' if seed is None else f', seed {seed}'}")
+           title=f"Loss history{'' if who is None else f', {who}'}")
     ax.grid(alpha=0.3)
     return fig
 
 
-def grad_norm_history(grad_I, grad_w, seed: int | None = None):
+def grad_norm_history(grad_I, grad_w, who: str | None = None):
     fig, ax = plt.subplots(figsize=(6, 3.2))
     steps = np.arange(1, len(grad_I) + 1)
     ax.semilogy(steps, grad_I, lw=1, label="|dL/dI|")
     ax.semilogy(steps, grad_w, lw=1, label="|dL/dw|")
     ax.set(xlabel="training step (Adam updates)", ylabel="gradient norm (a.u.² per unit weight)",
-           title=f"Gradient norms{'' if seed is None else f', seed {seed}'}")
+           title=f"Gradient norms{'' if who is None else f', {who}'}")
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
 
 
-def training_figures(folder: Path, seed: int, history: dict) -> None:
+def model_label(cfg, seed: int) -> str:
+    """'seed 2', or 'control seed 2' for a model whose I and w were drawn independently."""
+    return f"{'control ' if cfg.model.init == 'independent' else ''}seed {seed}"
+
+
+def training_figures(folder: Path, seed: int, history: dict, cfg) -> None:
     """A finished training's loss and gradient-norm plots, into its folder (training's `figures`;
-    history: the training metadata's "history")."""
-    save(loss_history(history["loss"], seed, history["monitor_step"], history["monitor_loss"]),
+    history: the training metadata's "history"; cfg: the model's configuration, which names it)."""
+    who = model_label(cfg, seed)
+    save(loss_history(history["loss"], who, history["monitor_step"], history["monitor_loss"]),
          files.loss_plot_path(folder, seed))
-    save(grad_norm_history(history["grad_norm_I"], history["grad_norm_w"], seed), files.grad_plot_path(folder, seed))
+    save(grad_norm_history(history["grad_norm_I"], history["grad_norm_w"], who), files.grad_plot_path(folder, seed))
 
 
 def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
@@ -168,8 +174,11 @@ def generalisation(a: dict):
     axes[1].plot(d, np.asarray(a["gen_hold_ms"]) / 1000.0, "o-", ms=3)
     axes[1].axhline(float(a["gen_trained_window_ms"]) / 1000.0, color="k", ls=":", lw=1, label="end of trained window")
     top = max(float(np.max(a["gen_hold_ms"])), float(a["gen_trained_window_ms"])) / 1000.0
+    longest = float(np.max(a["gen_hold_ms"])) / 1000.0
     axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.08),
-                title=f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target (followed {horizon / 1000:g} s)")
+                title=f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target")
+    axes[1].text(0.02, 0.02, f"followed for {horizon / 1000:g} s after the cost onset; the longest stays {longest:.3g} s",
+                 transform=axes[1].transAxes, fontsize=7, color="0.35")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -213,6 +222,33 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     fig.suptitle("Memory-trial trajectories in memory-PC space (thick: input, dashed: intrinsic, thin: memory)",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
+    return fig
+
+
+def coding_projections(a: dict, durations_ms, dt_ms: float):
+    """The memory trials projected on the readout direction and on the direction that codes duration
+    (arrays traj_readout, traj_duration) over time, and against each other, the memory window marked."""
+    r, u = np.asarray(a["traj_readout"]), np.asarray(a["traj_duration"])
+    onset, mem = (int(v) for v in a["traj_phase_steps"])
+    t = np.arange(r.shape[1]) * dt_ms / 1000.0
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for i, dur in enumerate(durations_ms):
+        kw = dict(color=f"C{i}", lw=1.2)
+        axes[0].plot(t, r[i], label=f"{dur} ms", **kw)
+        axes[1].plot(t, u[i], **kw)
+        axes[2].plot(u[i, mem:], r[i, mem:], **kw)
+        axes[2].plot(u[i, mem], r[i, mem], "o", color=f"C{i}", ms=4)
+    for ax in axes[:2]:
+        ax.axvspan(mem * dt_ms / 1000.0, t[-1], color="0.93", zorder=0)
+        ax.set_xlabel("time from the trial's start (s)")
+        ax.grid(alpha=0.3)
+    axes[0].set(ylabel="rate · w/|w| (rate units)", title="On the readout direction (the output / |w|)")
+    axes[1].set(ylabel="rate · u (rate units)", title="On the direction that codes duration (u)")
+    axes[2].set(xlabel="rate · u (rate units)", ylabel="rate · w/|w| (rate units)",
+                title="Memory window: duration code against readout (dot: its start)")
+    axes[2].grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title="pulse", title_fontsize=8)
+    fig.tight_layout()
     return fig
 
 

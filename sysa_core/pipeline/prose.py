@@ -90,20 +90,25 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
                    f"the control ensemble (sysa run --control).")
     out.append(summary_sentence(table, labels) + _largest_rho(table, labels))
+    readout = readout_alignment(main, control)
+    if readout:
+        out.append(readout)
     counts = main["memory_mechanism"].value_counts()
     parts = [f"{k}: {v}" for k, v in counts.items()]
     speed = main["plateau_state_speed_per_s"].median()
     pcs = main["readout_pcs_needed"].median()
+    structure = _structure_of_G(main, control)
     if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
         how = ("the state keeps moving while the output holds, the readout nearly blind to its motion"
                if counts.index[0] == "transient" else "the state settles while the output holds")
         who = "The main network holds" if len(main) == 1 else f"All {len(main)} main networks hold"
-        out.append(f"{who} the plateau by a {counts.index[0]} (the rule of "
-                   f"analysis.mechanism, which cannot tell a transient from a limit cycle): {how} (median relative "
+        out.append(structure + f"{who} the plateau by a {counts.index[0]} (the rule of "
+                   f"analysis.mechanism, which cannot tell a transient from a limit cycle; evidence: how far the state "
+                   f"travels over the memory window): {how} (median relative "
                    f"state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median)"
                    + _control_mechanisms(control) + "." + _memory_span(main, control))
     else:
-        out.append(f"The main networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
+        out.append(structure + f"The main networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
                    f"speed {speed:.3g} /s)" + _control_mechanisms(control) + "." + _memory_span(main, control))
     crit = power["critical_rho"]
     det = power["detectable_rho"]
@@ -123,19 +128,62 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     return out
 
 
+def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
+    """How much of |w|^2 lies in the memory PCs that carry 90 % of the memory variance, against
+    random vectors of the same norm, over every network of the run (an empty string without the
+    measures)."""
+    keys = ("output_topk90_fraction", "output_topk90_null_mean", "output_topk90_null_pct", "output_topk90_k")
+    if not all(k in main for k in keys):
+        return ""
+    df = main if control is None or not len(control) else pd.concat([main, control], ignore_index=True)
+    frac, null = pd.to_numeric(df[keys[0]]), pd.to_numeric(df[keys[1]])
+    pct, k = pd.to_numeric(df[keys[2]]), pd.to_numeric(df[keys[3]])
+    ratio = frac / null
+    below = int((pct <= 5).sum())
+    who = f"every one of the {len(df)} networks" if below == len(df) else f"{below} of the {len(df)} networks"
+    lead = "The readout avoids the memory activity's main directions: " if below == len(df) else ""
+    return (f"{lead}w puts {span(frac, '.2g', ' to ')} of |w|² in the "
+            f"{span(k, '.0f', ' to ')} memory PCs that carry 90 % of the memory variance, {span(ratio, '.2g', ' to ')} "
+            f"times what a random vector of the same norm puts there, at the {span(pct, '.1f', ' to ')} percentile of "
+            f"1000 random vectors; {who} lie at or below the 5th percentile.")
+
+
 def _largest_rho(table: pd.DataFrame, labels: dict) -> str:
     """When nothing is claimed: which measure(s) ranked most closely with precision, said to be
     descriptive, with the sign read out (precision is an error: lower is better)."""
     rho = pd.to_numeric(table["rho"], errors="coerce") if len(table) else pd.Series(dtype=float)
     if not len(table) or table["significant"].any() or not rho.abs().max() > 0:
         return ""
-    top = table[rho.abs() >= rho.abs().max() - 1e-12]
+    printed = rho.abs().round(2)
+    top = table[printed >= printed.max()]  # ties at the printed precision are ties
     names = " and ".join(f"{labels.get(r.measure, r.measure).split(' (')[0]} (rho = {r.rho:+.2f}, p = {r.p:.2g}, "
                          f"adjusted {r.p_holm:.2g})" for r in top.itertuples())
     sign = ("larger values with more precise networks (a lower error)" if (top["rho"] < 0).all() else
             "larger values with less precise networks (a higher error)" if (top["rho"] > 0).all() else
             "opposite directions")
-    return f" The closest rank relationship is {names}: {sign}, which at this n is not evidence."
+    tied = f", tied at two decimals," if len(top) > 1 else ""
+    return f" The closest rank relationship is {names}{tied}: {sign}, which at this n is not evidence."
+
+
+def _structure_of_G(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
+    """What G allows, said once when every network shares it (the memory period has no input and
+    no feedback, so its flow is G's alone, whatever I and w are): its census and its spontaneous
+    regime, one observation of the architecture, not one per seed ('' when G differs by seed or
+    the census is missing)."""
+    need = ("network_n_fixed_points", "network_n_stable_fixed_points", "network_regime")
+    df = main if control is None or not len(control) else pd.concat([main, control], ignore_index=True)
+    if not all(k in df for k in need) or not population.shares_G(df):
+        return ""
+    m = df.iloc[0]
+    stable = int(m["network_n_stable_fixed_points"])
+    found = (f"none of the {int(m['network_n_fixed_points'])} fixed points its census found is stable" if stable == 0
+             else f"{stable} of the {int(m['network_n_fixed_points'])} fixed points its census found are stable")
+    regime = {"chaos": "its spontaneous activity is chaotic", "limit cycle": "its spontaneous activity is a limit cycle",
+              "fixed point": "its spontaneous activity comes to rest"}.get(str(m["network_regime"]),
+                                                                           "its spontaneous regime is unresolved")
+    n = len(df)
+    return (f"Every network here{'' if n == 1 else f' ({n})'} shares one G, and in the memory period the state follows "
+            f"G's flow alone; {found}, and {regime} (one observation of this G, not one per seed). ")
 
 
 def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
@@ -257,3 +305,35 @@ def regime_phrase(r: regime.Regime) -> str:
     if r.kind == "chaos":
         return f"chaos (largest Lyapunov exponent {r.lyapunov_per_s:.2g} ± {r.lyapunov_halfwidth_per_s:.2g} /s)"
     return r.kind if r.kind == "fixed point" else f"unresolved ({r.why})"
+
+
+def spontaneous_phrase(m: dict) -> str:
+    """What G's spontaneous activity settles into, with its largest Lyapunov exponent and how that
+    was measured, from a network's metrics (analysis.network.NetworkAnalysis.metrics)."""
+    lam, half = m["network_lyapunov_spontaneous_per_s"], m["network_lyapunov_spontaneous_halfwidth_per_s"]
+    how = (f"95 % interval from {m['network_lyapunov_spontaneous_blocks']} blocks of a "
+           f"{m['network_lyapunov_spontaneous_window_ms'] / 1000:g} s window after a "
+           f"{m['network_lyapunov_spontaneous_transient_ms'] / 1000:g} s transient, widened by the spread over "
+           f"{m['network_lyapunov_spontaneous_vectors']} starting tangent vectors, "
+           f"{m['network_lyapunov_spontaneous_spread_per_s']:.1g} /s")
+    exp = f"largest Lyapunov exponent {lam:.2g} ± {half:.2g} /s ({how})"
+    kind = m["network_regime"]
+    if kind == "limit cycle":
+        return f"a limit cycle of period {m['network_regime_period_ms'] / 1000:.3g} s; {exp}"
+    if kind == "chaos":
+        return f"chaotic: {exp}"
+    if kind == "fixed point":
+        return f"at rest at a fixed point; {exp}"
+    return f"not classified over the window (no return, and no exponent above 0 with its interval); {exp}"
+
+
+def census_phrase(m: dict) -> str:
+    """The fixed-point census of G in one sentence: how many points, pairs, stable ones, from how
+    many starts, and how complete it looks."""
+    n, pairs, stable = m["network_n_fixed_points"], m["network_n_fixed_pairs"], m["network_n_stable_fixed_points"]
+    once, new = m["network_census_found_once"], m["network_census_new_in_second_half"]
+    stab = "none of them stable" if stable == 0 else f"{stable} of them stable"
+    more = ("more surely remain" if once or new else "no sign of more")
+    return (f"{count(n, 'fixed point')} of G's flow ({pairs - 1} mirror pairs ±h and the origin; {stab}), "
+            f"found from {m['network_census_starts']} starting states; {once} of the {pairs} (pairs and origin) were reached from one start "
+            f"only and {new} only by the second half of the starts: {more}")

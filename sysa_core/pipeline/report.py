@@ -12,6 +12,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .. import files
+from . import store
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
 from ..config import Config
@@ -38,7 +39,11 @@ def legend(cfg: Config) -> dict:
         "control": "the same seeds with I and w drawn independently (the same G)",
         "verdict": "works: the network does the task (it converged, holds its in-range plateaus through the "
                    f"trained window, and its in-range precision is at least {LEARNED:g}× better than before training); "
-                   "check: one of these fails (named); failed: the seed's chain stopped (its error shown)",
+                   "check: one of these fails (not converged, plateaus not held, barely learned); failed: the seed's "
+                   "chain stopped (its error shown)",
+        "beyond the window": "in the duration sweep, how long the shortest-lived in-range plateau stays within "
+                             f"{100 * HOLD_TOLERANCE:g} % of its target after the trained window ends (negative: it "
+                             "leaves before the window ends)",
         "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
                      f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line); under a learning rate that decays to 0 this says "
                      "the loss settled, not that more steps could not lower it",
@@ -47,6 +52,8 @@ def legend(cfg: Config) -> dict:
                  f"target from the cost onset to the end of the trained window ({window:g} s)",
         "in range": f"precision (plateau MSE, a.u.², lower is better) over the test durations inside the trained "
                     f"range {cfg.trained_range_text} ({ms(inside)})",
+        "in range, relative": "the typical in-range error as a share of the level to hold: the root of each "
+                              "plateau MSE over its target, root-mean-squared over the in-range durations",
         "extrapolation": f"the same over the test durations outside it ({ms(outside)})",
         "precision": "the original's precision: the mean over every test duration, extrapolation included",
         "untrained ×": "how many times better the in-range precision is than the same network's before training",
@@ -93,38 +100,48 @@ def _img(path: Path, alt: str) -> str:
 
 
 def verdict(rec: dict) -> str:
-    """One line on a seed: whether its network does the task, and what to check when it does not."""
+    """One short phrase on a seed: "works", "check: <what fails>" or "failed: <error>" (the numbers
+    behind it are the index's columns)."""
     if rec.get("status") != "complete":
         return f"failed: {rec.get('error') or rec.get('status')}"
     m = rec.get("metrics") or {}
     problems = []
     if m.get("converged") is False:
-        problems.append(f"not converged (the loss still fell {100 * m['loss_fall_last_20pct']:.0f} % over the last "
-                        f"{100 * CONVERGENCE_WINDOW:g} % of training)")
+        problems.append("not converged")
     held = m.get("plateau_held_trained_window")
     if held is not None and held < 1:
-        problems.append(f"holds only {100 * held:.0f} % of its in-range plateaus through the trained window")
-    inr, better = m.get("precision_trained_range"), m.get("improvement_over_untrained")
+        problems.append("plateaus not held")
+    better = m.get("improvement_over_untrained")
     if better is not None and better < LEARNED:
-        problems.append(f"in-range precision only {better:.1f}× better than untrained")
-    mech = m.get("memory_mechanism")
-    tail = f"; {mech}" if mech and mech != "undetermined" else ""
-    if problems:
-        return "check: " + "; ".join(problems) + tail
-    shortest, window = m.get("sweep_hold_ms_in_range_min"), m.get("sweep_trained_window_ms")
-    horizon = m.get("sweep_horizon_ms")
+        problems.append("barely learned")
+    return "check: " + ", ".join(problems) if problems else "works"
+
+
+def beyond_window(m: dict) -> str:
+    """How long the shortest-lived in-range plateau of the duration sweep stays within its band after
+    the trained window ends ("+0.3 s", "−0.2 s" when it leaves before, "to the end (10 s)")."""
+    shortest, window, horizon = (m.get(k) for k in ("sweep_hold_ms_in_range_min", "sweep_trained_window_ms",
+                                                    "sweep_horizon_ms"))
     if shortest is None or window is None:
-        hold = ""
-    elif horizon is not None and shortest >= horizon:
-        hold = f"; in the duration sweep every in-range plateau stays on target to the sweep's end ({horizon / 1000:g} s)"
-    elif shortest >= window:
-        hold = (f"; in the duration sweep the first in-range plateau leaves its target {(shortest - window) / 1000:.2g} s "
-                f"after the trained window ends")
-    else:
-        hold = (f"; in the duration sweep an in-range plateau leaves its target {(window - shortest) / 1000:.2g} s "
-                f"before the trained window ends")
-    return (f"works: in-range precision {_fmt(inr)}" + (f", {better:.0f}× better than untrained" if better else "")
-            + ", holds through the trained window" + hold + tail)
+        return "–"
+    if horizon is not None and shortest >= horizon:
+        return f"to the sweep's end ({horizon / 1000:g} s)"
+    return f"{(shortest - window) / 1000:+.2g} s".replace("-", "−")
+
+
+def answer_box(answer: dict | None, population: dict | None) -> str:
+    """The index's opening box: the study's questions answered at this run's n (the population
+    report's answer), or why there is none yet."""
+    if not answer:
+        why = ("the population report failed: " + population["error"] if population and population.get("error")
+               else "no population report yet")
+        return f'<section class="answer"><h2>The answer</h2><p>None: {html.escape(why)}.</p></section>'
+    n = f"{answer['n_main']} main" + (f" and {answer['n_control']} control" if answer.get("n_control") else "")
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in answer["lines"])
+    return (f'<section class="answer"><h2>The answer, from this run ({n} networks)</h2><ul>{items}</ul>'
+            '<p><small>Does precision depend on how I and w align with the principal components, or on the I–w '
+            'correlation? Each point is computed from this run and claims no more than its n supports; the '
+            '<a href="population.html">population report</a> holds the evidence.</small></p></section>')
 
 
 STYLE = """
@@ -134,13 +151,18 @@ table{border-collapse:collapse;font-size:13px;margin:.5em 0}th,td{border:1px sol
 th{background:#f4f5f7}td.l,th.l{text-align:left}tr.failed{background:#fde2e2}tr.check{background:#fff6dd}
 dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:13px}dt{font-weight:600}dd{margin:0}
 .wide{overflow-x:auto}.facts{font-size:14px}.facts td{border:none;padding:1px 10px 1px 0;text-align:left}
+.answer{background:#eef4fb;border:1px solid #b9d0ea;border-radius:6px;padding:.2em 1.2em .6em;margin:.8em 0}
+.answer li{margin:.3em 0}
 """
 
 _COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_held_trained_window", "holds"),
-            ("precision_trained_range", "in range"), ("precision_extrapolation", "extrapolation"),
+            ("precision_trained_range", "in range"), ("relative_error_trained_range", "in range, relative"),
+            ("precision_extrapolation", "extrapolation"),
             ("precision", "precision"), ("weight_correlation", "I–w cos"), ("memory_mechanism", "mechanism")]
+#: computed columns after _COLUMNS: (heading, function of the metrics)
+_DERIVED = [("beyond the window", beyond_window)]
 #: the units under each column's name
-_UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "extrapolation": "MSE, a.u.²",
+_UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "in range, relative": "RMS / target", "extrapolation": "MSE, a.u.²",
           "precision": "MSE, a.u.²"}
 
 
@@ -154,6 +176,7 @@ def _row(rec: dict) -> str:
     links = " ".join(f'<a href="{html.escape(st["html"])}">{st["name"]}</a>' for st in rec.get("steps", [])
                      if st.get("html"))
     cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in _COLUMNS)
+    cells += "".join(f"<td>{html.escape(f(m)) if m else '–'}</td>" for _, f in _DERIVED)
     train = rec.get("train_seconds")
     return (f'<tr class="{klass}"><td class="l">{html.escape(rec.get("ensemble", "main"))}</td><td>{rec["seed"]}</td>'
             f'<td class="l">{html.escape(v)}</td>{cells}<td>{better}</td>'
@@ -186,6 +209,7 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
                                                  r["seed"]))
     head = "".join(f"<th>{lab}" + (f'<br><small>{_UNITS[lab]}</small>' if lab in _UNITS else "") + "</th>"
                    for _, lab in _COLUMNS)
+    head += "".join(f"<th>{lab}</th>" for lab, _ in _DERIVED)
     rows = "".join(_row(r) for r in order)
     main = [r for r in seed_records if r.get("ensemble", "main") == "main"]
     ctl = [r for r in seed_records if r.get("ensemble") == "control"]
@@ -222,6 +246,7 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
     doc = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>index · {profile}</title><style>{STYLE}</style></head><body><main>
 <h1>System A · profile <code>{profile}</code></h1>
+{answer_box(store.read_answer(run_dir) if population else None, population)}
 <table class="facts">{facts_html}</table>
 <h2>Seeds</h2>
 <div class="wide"><table><tr><th>ensemble</th><th>seed</th><th class="l">verdict</th>{head}<th>untrained ×</th>

@@ -352,7 +352,7 @@ def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
     sdir.mkdir(parents=True, exist_ok=True)
     files.write_bytes(ck, data)
     files.save_torch(files.bare_path(sdir, s), obj["state_dict"])
-    plots.training_figures(sdir, s, meta["history"])
+    plots.training_figures(sdir, s, meta["history"], e.cfg)
     files.write_json(meta_file, meta)  # last: until it is there, the seed is not complete
 
 

@@ -2,8 +2,11 @@
 the column names and a sensible number of digits (pandas Stylers that render as plain HTML)."""
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pandas as pd
+from IPython.display import HTML
 
 from ..analysis import alignment
 from ..analysis.pca import ratios_of_coefficients
@@ -22,11 +25,18 @@ def _style(df: pd.DataFrame, digits: int = 4):
     return df.style.format(fmt)
 
 
+def collapsed(styler, summary: str) -> HTML:
+    """A table folded under a one-line summary (an HTML <details>), for tables a reader opens on demand."""
+    return HTML(f"<details><summary>{escape(summary)}</summary>{styler.to_html()}</details>")
+
+
 def precision(m: dict, cfg):
     """Precision loss per test duration, trained and untrained, with the trained range marked."""
     by, un = m["precision_by_duration"], m.get("precision_untrained_by_duration", {})
+    rel = m.get("relative_error_by_duration") or {}
     rows = [{"duration (ms)": int(d), "in trained range": cfg.in_trained_range(int(d)),
-             "precision loss (MSE, a.u.²)": v, "untrained (MSE, a.u.²)": un.get(d),
+             "precision loss (MSE, a.u.²)": v, "relative error (RMS / target)": rel.get(d),
+             "untrained (MSE, a.u.²)": un.get(d),
              "untrained / trained": (un[d] / v) if d in un and v > 0 else None}
             for d, v in by.items()]
     rows.append({"duration (ms)": "mean (the original's precision)", "in trained range": None,
@@ -39,6 +49,8 @@ def precision(m: dict, cfg):
             u = m.get(key.replace("precision_", "precision_untrained_"))
             ratio = m.get("improvement_over_untrained") if key == "precision_trained_range" else u / m[key] if u and m[key] > 0 else None
             rows.append({"duration (ms)": label, "in trained range": None, "precision loss (MSE, a.u.²)": m[key],
+                         "relative error (RMS / target)": m.get("relative_error_trained_range")
+                         if key == "precision_trained_range" else None,
                          "untrained (MSE, a.u.²)": u, "untrained / trained": ratio})
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
 
@@ -109,6 +121,22 @@ def points(records: list[dict], found_from: list[str] | None = None, mirror=None
         if found_from is not None:
             rows[-1]["found from"] = found_from[i - 1]
     return _style(pd.DataFrame(rows).set_index("point"), digits=3)
+
+
+def census(records: list[dict]):
+    """G's fixed points (analysis.census.Census.records), one row per mirror pair (the origin alone):
+    |h|, unstable modes, the slowest decay and the fastest growth, and how many starts reached it."""
+    rows, seen = [], set()
+    for r in records:
+        if r["pair"] in seen:
+            continue
+        seen.add(r["pair"])
+        rows.append({"|h| (h units)": r["norm"], "points": "the origin" if r["norm"] == 0 else "±h (a mirror pair)",
+                     "unstable modes": r["n_unstable"], "slowest decay (ms)": r["slowest_decay_ms"],
+                     "fastest growth (ms)": r["fastest_growth_ms"], "starts that reached it": r["found"]})
+    df = pd.DataFrame(rows)
+    df.index = pd.RangeIndex(1, len(df) + 1, name="pair")
+    return _style(df, digits=3)
 
 
 def hold(m: dict, cfg):
@@ -208,7 +236,7 @@ def mechanisms(both: pd.DataFrame):
     cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
             "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)",
             "readout_pcs_needed": "PCs the readout needs",
-            "lyapunov_in_range_per_s": "finite-time Lyapunov exp., in-range mean (1/s)",
+            "lyapunov_in_range_per_s": "finite-time Lyapunov exp., in-range mean (1/s; not converged)",
             "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE)",
             "precision_noise_0.03": "noise σ 0.03 (MSE)", "precision_noise_0.1": "noise σ 0.1 (MSE)"}
     df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
@@ -221,5 +249,5 @@ def network_measures(df: pd.DataFrame):
     """The network measures per seed (seeds with a G each)."""
     cols = {"seed": "seed", "network_dim_spontaneous": "spontaneous dimensionality (PCs)",
             "network_lyapunov_spontaneous_per_s": "spontaneous finite-time Lyapunov exp. (1/s)",
-            "network_n_fixed_points": "fixed points", "network_n_slow_points": "slow points"}
+            "network_regime": "spontaneous regime", "network_n_fixed_points": "fixed points (census)"}
     return _style(df[[c for c in cols if c in df]].rename(columns=cols).set_index("seed"), digits=3)

@@ -257,7 +257,7 @@ def check_run(run_dir: Path) -> dict:
 
 
 #: the files of a run folder's population report, recorded (outputs) in its population.json
-POPULATION_FILES = ("population.ipynb", "population.html", "population.csv")
+POPULATION_FILES = ("population.ipynb", "population.html", "population.csv", "answer.json")
 
 
 def check_population(run_dir: Path) -> SeedCheck:
