@@ -53,7 +53,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of "
                 f"{count(len(main), 'seed')}, from {_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
                 f"and w start independent (median {_fmt(c0.median())} at initialisation; median change in training "
-                f"{moved:+.2f})")
+                f"{'below 0.005 in size' if abs(moved) < 0.005 else format(moved, '+.2f')})")
         head += (f"; in {int(round(t['prob_greater'] * n_a * n_b))} of the {n_a * n_b} main–control pairs the main "
                  f"seed's cosine is the larger." if testable else ".")
         if "input_drift_cosine" in main and "output_drift_cosine" in main:
@@ -140,12 +140,13 @@ def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     pct, k = pd.to_numeric(df[keys[2]]), pd.to_numeric(df[keys[3]])
     ratio = frac / null
     below = int((pct <= 5).sum())
-    who = f"every one of the {len(df)} networks" if below == len(df) else f"{below} of the {len(df)} networks"
+    who = (f"all {len(df)} networks lie" if below == len(df) else
+           f"{below} of the {len(df)} networks {'lies' if below == 1 else 'lie'}")
     lead = "The readout avoids the memory activity's main directions: " if below == len(df) else ""
     return (f"{lead}w puts {span(frac, '.2g', ' to ')} of |w|² in the "
             f"{span(k, '.0f', ' to ')} memory PCs that carry 90 % of the memory variance, {span(ratio, '.2g', ' to ')} "
             f"times what a random vector of the same norm puts there, at the {span(pct, '.1f', ' to ')} percentile of "
-            f"1000 random vectors; {who} lie at or below the 5th percentile.")
+            f"1000 random vectors; {who} at or below the 5th percentile.")
 
 
 def _largest_rho(table: pd.DataFrame, labels: dict) -> str:

@@ -103,3 +103,26 @@ def test_the_lyapunov_phrase_reads_the_sign_only_beyond_the_interval():
     assert prose.lyapunov_phrase(0.5, 0.2, 5).startswith("not distinguishable from zero")  # t(4) = 2.78
     assert prose.lyapunov_phrase(-1.0, 0.2, 5).startswith("negative")
     assert prose.lyapunov_phrase(1.0, 0.2, 5).startswith("positive (± 0.56 /s")
+
+
+def test_the_readout_alignment_is_said_against_chance_with_its_counts():
+    main = _ensemble(4, 1.0, 0.85).assign(output_topk90_fraction=[1e-4, 2e-4, 5e-4, 1e-3],
+                                           output_topk90_null_mean=[0.01] * 4, output_topk90_null_pct=[0.0, 0.3, 1.2, 9.0],
+                                           output_topk90_k=[4, 5, 5, 6])
+    text = prose.readout_alignment(main, None)
+    assert "3 of the 4 networks lie at or below the 5th percentile" in text
+    assert not text.startswith("The readout avoids")  # not every network: no general claim
+    assert "0.01 to 0.1 times" in text and "4 to 6 memory PCs" in text
+    every = main.assign(output_topk90_null_pct=[0.0, 0.3, 1.2, 4.0])
+    assert prose.readout_alignment(every, None).startswith("The readout avoids")
+    assert "all 4 networks lie" in prose.readout_alignment(every, None)
+    assert prose.readout_alignment(_ensemble(4, 1.0, 0.85), None) == ""  # without the measures, nothing
+
+
+def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed():
+    census = dict(network_n_fixed_points=27, network_n_stable_fixed_points=0, network_regime="chaos")
+    shared = _ensemble(4, 1.0, 0.85).assign(**census)
+    text = prose._structure_of_G(shared, _ensemble(4, 0.0, 0.0).assign(**census))
+    assert "Every network here (8) shares one G" in text and "none of the 27 fixed points" in text
+    assert "chaotic" in text and "one observation of this G, not one per seed" in text
+    assert prose._structure_of_G(_ensemble(4, 1.0, 0.85, key="per-seed").assign(**census), None) == ""
