@@ -45,6 +45,7 @@ class TaskConfig:
     sig: float = 2.0  # input amplitude during the pulse
     cost_onset_ms: int = 4500  # the plateau target is evaluated from here on
     thresh: float = 0.007  # plateau target = thresh * duration_ms
+    pulse_includes_end: bool = True  # the original's rule: a D ms pulse lasts D + dt (both ends); False: exactly D
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,19 @@ class Config:
     def steps(self, ms: float) -> int:
         """Convert a time in ms to simulation steps (validated to be a multiple of dt)."""
         return int(round(ms / self.model.dt_ms))
+
+    def pulse_steps(self, duration_ms: float) -> int:
+        """How many input steps a pulse labelled duration_ms lasts: D / dt, plus one under the
+        original's rule (task.pulse_includes_end: both ends included)."""
+        return self.steps(duration_ms) + (1 if self.task.pulse_includes_end else 0)
+
+    @property
+    def pulse_rule_text(self) -> str:
+        """One line on how long a labelled pulse lasts, for every report that labels durations."""
+        if self.task.pulse_includes_end:
+            return (f"a pulse labelled D ms lasts D + {self.model.dt_ms:g} ms (the original's rule, both ends included, "
+                    "kept so that the published numbers are reproduced)")
+        return "a pulse labelled D ms lasts exactly D ms"
 
     @property
     def trained_range_ms(self) -> tuple[float, float]:
@@ -215,7 +229,7 @@ def _smoke() -> Config:
     return Config(
         model=ModelConfig(hidden_size=48),
         task=TaskConfig(Nt_ms=600, O_on_ms=150, SO_on_ms=50, O_off_ms=60, SO_off_ms=40,
-                        cost_onset_ms=350, thresh=0.01),
+                        cost_onset_ms=350, thresh=0.01, pulse_includes_end=False),
         train=TrainConfig(n_trials=64, batch_size=16, epochs=10, lr=2e-2),
         analysis=AnalysisConfig(durations_ms=(30, 60, 100), eval_onset_ms=150, eval_extra_ms=400,
                                 spont_T_ms=800, spont_start_ms=400, mem_onset_ms=10,
@@ -233,7 +247,7 @@ def _quick() -> Config:
     # paper's is.
     return Config(
         model=ModelConfig(hidden_size=200, dt_ms=10.0),
-        task=TaskConfig(Nt_ms=1300, O_on_ms=300, SO_on_ms=100, cost_onset_ms=700),
+        task=TaskConfig(Nt_ms=1300, O_on_ms=300, SO_on_ms=100, cost_onset_ms=700, pulse_includes_end=False),
         train=TrainConfig(n_trials=256, batch_size=32, epochs=90, lr=0.03, lr_schedule="cosine"),
         analysis=AnalysisConfig(eval_onset_ms=300, eval_extra_ms=2500, mem_start_ms=410, mem_T_ms=1010),
         profile="quick",
@@ -421,8 +435,9 @@ def validate(cfg: Config) -> Config:
     longest = t.O_off_ms + t.SO_off_ms - (m.dt_ms if t.SO_off_ms else 0)
     _check(first_onset >= 0, f"task.O_on_ms: the earliest onset {first_onset} ms falls before the trial starts")
     _check(shortest >= 0, f"task.O_off_ms: the shortest pulse {shortest} ms is negative")
-    _check(last_onset + longest < t.cost_onset_ms,
-           f"task.cost_onset_ms: a pulse can end at {last_onset + longest} ms, at or after cost_onset_ms={t.cost_onset_ms}")
+    last_input = last_onset + longest - (0 if t.pulse_includes_end else m.dt_ms)  # the last step with input
+    _check(last_input < t.cost_onset_ms,
+           f"task.cost_onset_ms: a pulse can last until {last_input} ms, at or after cost_onset_ms={t.cost_onset_ms}")
     _check(t.cost_onset_ms < t.Nt_ms, f"task.cost_onset_ms: must lie inside the trial (Nt_ms={t.Nt_ms}), got {t.cost_onset_ms}")
     _check(all(d > 0 for d in a.durations_ms), f"analysis.durations_ms: durations must be positive, got {a.durations_ms}")
     _check(a.eval_onset_ms >= 0, f"analysis.eval_onset_ms: must be non-negative, got {a.eval_onset_ms}")

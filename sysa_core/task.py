@@ -35,8 +35,9 @@ def build_trials(cfg: Config, onset_step: torch.Tensor, duration_step: torch.Ten
                  T_steps: int, cost_onset_step: int | None = None) -> Trials:
     """Trials from explicit onsets and durations in steps (onset < 0 marks a catch trial).
 
-    Input = sig for onset <= t <= onset + D (both ends included); target = 0 before onset,
-    the marker -1 for onset <= t < cost_onset, thresh * D_ms from cost_onset on.
+    Input = sig for onset <= t < onset + D, or t <= onset + D under the original's rule
+    (task.pulse_includes_end: both ends included, D + 1 steps); target = 0 before onset, the marker
+    -1 for onset <= t < cost_onset, thresh * D_ms from cost_onset on (D_ms the labelled duration).
     """
     t = cfg.task
     if cost_onset_step is None:
@@ -46,7 +47,8 @@ def build_trials(cfg: Config, onset_step: torch.Tensor, duration_step: torch.Ten
     catch = onset_step < 0
     steps = torch.arange(T_steps).unsqueeze(0)
     on = onset_step.unsqueeze(1)
-    pulse = (steps >= on) & (steps <= on + duration_step.unsqueeze(1)) & ~catch.unsqueeze(1)
+    end = on + duration_step.unsqueeze(1) + (1 if t.pulse_includes_end else 0)
+    pulse = (steps >= on) & (steps < end) & ~catch.unsqueeze(1)
     x = torch.where(pulse, t.sig, 0.0)
     duration_ms = torch.where(catch, 0.0, duration_step.double() * cfg.model.dt_ms)
     level = (t.thresh * duration_ms).unsqueeze(1)

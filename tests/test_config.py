@@ -87,11 +87,17 @@ def test_trained_range():
 
 
 def test_pulse_must_end_before_cost_onset_boundary():
-    """Smoke: last onset 199 ms, longest pulse 99 ms -> the pulse's last input step is 298."""
-    config.resolve("smoke", ["cost_onset_ms=299"])  # ends at 298 < 299: fine
+    """Smoke: last onset 199 ms, longest pulse 99 ms -> the pulse's last input step is 298 under the
+    original's rule (both ends), 297 for a pulse of exactly its duration."""
+    original = ["task.pulse_includes_end=true"]
+    config.resolve("smoke", ["cost_onset_ms=299", *original])  # ends at 298 < 299: fine
     with pytest.raises(UserError, match="cost_onset_ms") as exc:
-        config.resolve("smoke", ["cost_onset_ms=298"])
+        config.resolve("smoke", ["cost_onset_ms=298", *original])
     assert "298" in str(exc.value)
+    config.resolve("smoke", ["cost_onset_ms=298"])  # exactly D: the last input is at 297
+    with pytest.raises(UserError, match="cost_onset_ms") as exc:
+        config.resolve("smoke", ["cost_onset_ms=297"])
+    assert "297" in str(exc.value)
 
 
 @pytest.mark.parametrize("d, needle", [

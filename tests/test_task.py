@@ -84,9 +84,9 @@ def test_onset_and_duration_ranges_exclude_the_high_end(paper_draw):
 
 
 def test_input_window_is_inclusive_and_targets_pinned():
-    """Explicit trial: onset 10, D 5 -> input at steps 10..15 (6 steps), marker on [10, cost),
-    target thresh * D from cost onset; before onset 0 (evaluated)."""
-    cfg = config.resolve("smoke")
+    """Explicit trial under the original's rule: onset 10, D 5 -> input at steps 10..15 (6 steps),
+    marker on [10, cost), target thresh * D from cost onset; before onset 0 (evaluated)."""
+    cfg = config.resolve("smoke", ["task.pulse_includes_end=true"])
     tr = task.build_trials(cfg, torch.tensor([10, -1]), torch.tensor([5, 5]), T_steps=40, cost_onset_step=30)
     x, tgt = tr.x[0, :, 0], tr.target[0, :, 0]
     assert torch.nonzero(x).flatten().tolist() == list(range(10, 16))
@@ -98,7 +98,7 @@ def test_input_window_is_inclusive_and_targets_pinned():
 
 def test_dt_converts_ms_to_steps():
     """dt = 2 ms: ranges in ms are the same, the window is D/dt + 1 steps, the target uses ms."""
-    cfg = config.resolve("smoke", ["dt_ms=2"])
+    cfg = config.resolve("smoke", ["dt_ms=2", "task.pulse_includes_end=true"])  # the original's rule
     on, d, catch = _draw_many(cfg, 3000, seed=5)
     on_ms = on[~catch] * 2
     assert on_ms.min() == 100 and on_ms.max() == 198  # O_on 150 +- 50, step 2 ms, high end excluded
@@ -107,17 +107,23 @@ def test_dt_converts_ms_to_steps():
     for i in np.flatnonzero(~tr.catch.numpy()):
         n_in = int((tr.x[i, :, 0] != 0).sum())
         assert n_in == int(tr.duration_ms[i]) // 2 + 1
+        assert cfg.pulse_steps(int(tr.duration_ms[i])) == n_in
         assert float(tr.target[i, -1, 0]) == pytest.approx(cfg.task.thresh * float(tr.duration_ms[i]), rel=1e-6)
 
 
 def test_no_input_at_or_after_cost_onset_on_the_boundary():
-    cfg = config.resolve("smoke", ["cost_onset_ms=299"])  # the latest pulse ends at step 298
+    cfg = config.resolve("smoke", ["cost_onset_ms=299", "task.pulse_includes_end=true"])  # the latest pulse ends at step 298
     tr = task.draw_trials(cfg, 4000, generator(9))
     assert (tr.x[:, 299:] == 0).all()
     assert 290 <= int(torch.nonzero(tr.x[:, :, 0])[:, 1].max()) <= 298
     # the extreme pulse itself: onset 199 ms, 99 ms long -> last input step 298
     ext = task.build_trials(cfg, torch.tensor([199]), torch.tensor([99]), T_steps=600)
     assert int(torch.nonzero(ext.x[0, :, 0]).max()) == 298
+    # a pulse of exactly D: the same pulse's last input step is 297, so cost onset may be 298
+    exact = config.resolve("smoke", ["cost_onset_ms=298"])
+    assert not exact.task.pulse_includes_end
+    assert int(torch.nonzero(task.build_trials(exact, torch.tensor([199]), torch.tensor([99]), T_steps=600).x[0, :, 0]).max()) == 297
+    assert (task.draw_trials(exact, 4000, generator(9)).x[:, 298:] == 0).all()
 
 
 def test_fixed_trials():
@@ -196,3 +202,20 @@ def test_pre_onset_steps_count_in_the_training_denominator():
     plateau = 600 - 350
     expected = [0.01 * plateau / (100 + plateau), 0.01 * plateau / (200 + plateau)]
     np.testing.assert_allclose(per.numpy(), expected, rtol=1e-5)
+
+
+def test_a_pulse_lasts_its_label_or_the_originals_d_plus_dt():
+    """At dt 10 ms (quick) a 50 ms pulse is 5 input steps; the paper profile keeps the original's
+    rule, both ends included: 50 ms is 51 steps of 1 ms, and says so."""
+    quick = config.resolve("quick")
+    assert not quick.task.pulse_includes_end
+    x = task.fixed_trials(quick, (50, 150), 300, 1300).x[:, :, 0]
+    assert (x > 0).sum(dim=1).tolist() == [5, 15] == [quick.pulse_steps(50), quick.pulse_steps(150)]
+    assert "exactly D ms" in quick.pulse_rule_text
+    paper = config.resolve("paper")
+    assert paper.task.pulse_includes_end
+    x = task.fixed_trials(paper, (50, 150), 3000, 7000).x[:, :, 0]
+    assert (x > 0).sum(dim=1).tolist() == [51, 151] == [paper.pulse_steps(50), paper.pulse_steps(150)]
+    assert "D + 1 ms" in paper.pulse_rule_text
+    exact = config.resolve("paper", ["task.pulse_includes_end=false"])
+    assert (task.fixed_trials(exact, (50,), 3000, 7000).x[:, :, 0] > 0).sum().item() == 50

@@ -304,7 +304,9 @@ def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
         "eval_y": ev.y, "eval_target": ev.target,
         "spont_eigvals": net.spontaneous.eigvals, "spont_coef_I": net.spontaneous.eigvecs.T @ I,
         "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w, "mem_pcs": E,
-        "traj_pcs": (traj - mean) @ E, **_coding_projections(cfg, traj, w), "traj_phase_steps": np.array(
+        "traj_pcs": (traj - mean) @ E, **_coding_projections(cfg, traj, w),
+        "traj_pulse_steps": np.array([cfg.pulse_steps(d) for d in cfg.analysis.durations_ms]),
+        "traj_phase_steps": np.array(
             [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),
         "points_pcs": (np.tanh(pts.h) - mean) @ E if len(pts) else np.zeros((0, N_PROJECTED)),
         **pts.to_arrays(),

@@ -296,7 +296,8 @@ def describe(ctx: Context) -> None:
         f"### {ctx.label}\n\n**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
         f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {c.trained_range_text}, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
-        f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)}. Results in `{shown(ctx.run_dir)}`."))
+        f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)} ({c.pulse_rule_text}). Results in "
+        f"`{shown(ctx.run_dir)}`."))
 
 
 def training_summary(ctx: Context, hist: dict | None) -> None:
@@ -468,7 +469,8 @@ def describe_population(ctx: Context, P: Population) -> None:
                                                                     else ".") if shared else
                "Every seed has a G of its own.")
             + f" {c.model.hidden_size} units, τ = {c.model.tau_ms:g} ms, dt = {c.model.dt_ms:g} ms; trained pulses "
-              f"{c.trained_range_text}; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)}.")
+              f"{c.trained_range_text}; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)} "
+              f"({c.pulse_rule_text}).")
     display(Markdown(text))
 
 

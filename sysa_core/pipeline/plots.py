@@ -198,7 +198,7 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     order = sorted(range(len(durations_ms)), key=lambda i: -durations_ms[i])  # longest first: short on top
     for i in order:
         z, dur = z_all[i], durations_ms[i]
-        end = onset + int(round(dur / dt_ms)) + 1
+        end = onset + int(a["traj_pulse_steps"][i])
         color = f"C{i}"
         for phase, (lo, hi) in (("input", (onset, end)), ("intrinsic", (end, mem)), ("memory", (mem, len(z)))):
             seg = z[lo:hi]

@@ -31,6 +31,7 @@ def legend(cfg: Config) -> dict:
         "N": f"the number of units ({cfg.model.hidden_size} here)",
         "τ": f"the units' time constant ({cfg.model.tau_ms:g} ms here)",
         "I, w": "the trained input weights and readout",
+        "D": f"a pulse's labelled duration: {cfg.pulse_rule_text}",
         "PC": "principal component of the firing rates",
         "a.u.": "arbitrary units: the output's scale is set by the task's target (threshold × pulse duration)",
         "MSE": "mean squared error of the output against its target",
