@@ -33,14 +33,14 @@ UNTESTED = {
     "the participation ratios of I and w (l1, l2)": "they run over all N eigenvectors, most of them in a near-null space whose "
                    "directions rounding decides: simulated in float32 and float64 the same model's ratios differ "
                    "(see the largest difference below) and can swap the seeds' order, so a rank test on them would "
-                   "test rounding; the variance alignment v'Cv / (λ_max |v|²) (tested) weighs each PC by its "
-                   "variance and needs no cut-off",
+                   "test rounding; the variance alignment v'Cv / (λ_max |v|²), which is tested instead, weighs each "
+                   "PC by its variance and needs no cut-off",
     "the share of |I|² and |w|² in the top-k PCs": "k is set per seed by its explained variance, so in general "
                                                   "seeds are compared over different numbers of PCs",
     "the memory-period finite-time Lyapunov exponent": "the memory window is seconds long, shorter than the "
                    "tens of seconds a tangent vector needs to forget its start in this flow: two starting vectors give "
-                   "values apart by lyapunov_start_spread_per_s_by_duration (metrics.json), so the value is not a "
-                   "property of the network to rank seeds by",
+                   "different values (each seed's metrics.json gives how far apart), so the value is not a property "
+                   "of the network to rank seeds by",
     "cos(w, w at initialisation)": "it repeats the I–w cosine in the seed-compatible ensemble, "
                            "where I starts as √N·w",
 }

@@ -435,7 +435,8 @@ def memory_points_section(m: dict) -> None:
                      f"{prose.count(unstable[d], 'unstable mode')}, {dist[d]:.0%} of |h| away" for d in norm)
     display(Markdown(f"At the middle of the memory window, the state and the fixed point of G nearest it (of the "
                      f"{m['fixed_points_with_memory']} known: G's census and those found near these trajectories): "
-                     f"{each}. A state tens of percent of its norm away from every fixed point is not held at one."))
+                     f"{each}. A state tens of percent of its norm away from every fixed point known to this analysis is not "
+                     f"held at one of them."))
     display(tables.points(m["memory_points"]))
 
 

@@ -239,15 +239,20 @@ def coding_projections(a: dict, durations_ms, dt_ms: float):
         axes[2].plot(u[i, mem:], r[i, mem:], **kw)
         axes[2].plot(u[i, mem], r[i, mem], "o", color=f"C{i}", ms=4)
     for ax in axes[:2]:
-        ax.axvspan(mem * dt_ms / 1000.0, t[-1], color="0.93", zorder=0)
+        ax.axvspan(mem * dt_ms / 1000.0, t[-1], color="0.93", zorder=0, label="memory window")
+        ax.axvline(onset * dt_ms / 1000.0, color="k", ls=":", lw=1, label="pulse onset")
         ax.set_xlabel("time from the trial's start (s)")
         ax.grid(alpha=0.3)
-    axes[0].set(ylabel="rate · w/|w| (rate units)", title="On the readout direction (the output / |w|)")
-    axes[1].set(ylabel="rate · u (rate units)", title="On the direction that codes duration (u)")
-    axes[2].set(xlabel="rate · u (rate units)", ylabel="rate · w/|w| (rate units)",
-                title="Memory window: duration code against readout (dot: its start)")
+    axes[0].set(ylabel="rate · w/|w| (rate units)")
+    axes[0].set_title("On the readout direction (the output / |w|)", fontsize=10)
+    axes[1].set(ylabel="rate · u (rate units)")
+    axes[1].set_title("On the direction u that codes duration", fontsize=10)
+    axes[2].set(xlabel="rate · u (rate units)", ylabel="rate · w/|w| (rate units)")
+    axes[2].set_title("Memory window: readout (y) against u (x); dot: its start", fontsize=10)
     axes[2].grid(alpha=0.3)
-    axes[0].legend(fontsize=8, title="pulse", title_fontsize=8)
+    axes[0].legend(fontsize=7, title="pulse", title_fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[2].legend(handles[:len(durations_ms)], labels[:len(durations_ms)], fontsize=7, title="pulse", title_fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -256,20 +261,34 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
     """The Jacobian's eigenvalues at each fixed point (analysis.dynamics.Points), in 1/s: growing
     modes (Re > 0) right of the dotted line, decaying ones left of it. mirror (Points.mirrors): draw
     one point of each mirror pair (their spectra are the same), labelled ±."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     to_s = 1000.0 / points.tau_ms
     fixed = np.flatnonzero(points.fixed)
+    drawn = []  # (row in eigvals, index, mirror index)
     for f, k in enumerate(fixed):
         j = -1 if mirror is None else int(mirror[k])
         if j >= 0 and j < k and j != k:
             continue  # its mirror is drawn
-        label = f"point {k + 1}" + (f" and {j + 1} (±)" if j >= 0 and j != k else "")
+        drawn.append((f, k, j))
+    by_norm = len(drawn) > 8  # too many for a legend: colour by |h| instead
+    norms = np.linalg.norm(points.h, axis=1)
+    cmap = plt.get_cmap("viridis")
+    top = max(float(norms.max()), 1e-12) if len(norms) else 1.0
+    for f, k, j in drawn:
         lam = points.eigvals[f]
-        ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, label=label)
+        if by_norm:
+            ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, color=cmap(norms[k] / top))
+        else:
+            label = f"point {k + 1}" + (f" and {j + 1} (±)" if j >= 0 and j != k else "")
+            ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, label=label)
     ax.axvline(0, color="k", ls=":", lw=1)
-    ax.set(xlabel="Re λ (1/s): growth > 0 > decay", ylabel="Im λ (rad/s)", title=title)
+    ax.set(xlabel="Re λ (1/s): growth > 0 > decay", ylabel="Im λ (rad/s)")
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if len(fixed):
+    if by_norm:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
+        fig.colorbar(sm, ax=ax, label="|h| of the point (h units)")
+    elif drawn:
         ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig

@@ -234,8 +234,9 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     _stripplot(data=both, x="ensemble", y="precision_trained_range", hue="ensemble", palette=ENSEMBLE_COLOURS,
                ax=axes[0], size=6, legend=False)
-    axes[0].set(yscale="log", xlabel="", ylabel="in-range precision (MSE, a.u.²)",
+    axes[0].set(yscale="log", xlabel="", ylabel="in-range MSE (a.u.², lower is better)",
                 title="Precision inside the trained range")
+    _decade_ticks(axes[0])
     long = pd.concat([both.assign(stage="initialisation", cos=both["weight_correlation_init"]),
                       both.assign(stage="trained", cos=both["weight_correlation"])])
     _stripplot(data=long, x="stage", y="cos", hue="ensemble", palette=ENSEMBLE_COLOURS, dodge=True, ax=axes[1],
@@ -249,3 +250,18 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _decade_ticks(ax) -> None:
+    """Labels at 1, 2 and 5 of each decade on a log axis (written 2e-03), so that every point lies
+    between labelled ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi > lo:  # widen to the labelled ticks around the data
+        ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+                 for m in (1.0, 2.0, 5.0)]
+        ax.set_ylim(max(t for t in ticks if t <= lo) * 0.9, min(t for t in ticks if t >= hi) * 1.1)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy.stats import t as _t
 
 from ..analysis import population, regime, stats
+from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
 
 
@@ -27,6 +28,40 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def problems(m) -> list[str]:
+    """What keeps a network from doing the task, from its metrics (a dict or a table row): "not
+    converged" (the loss still fell at the end), "plateaus not held" (an in-range plateau leaves its
+    band within the trained window), "barely learned" (in-range precision less than LEARNED times
+    better than untrained); empty when it does the task."""
+    out = []
+    if m.get("converged") is False or m.get("converged") == 0:
+        out.append("not converged")
+    held = m.get("plateau_held_trained_window")
+    if held is not None and held == held and held < 1:
+        out.append("plateaus not held")
+    better = m.get("improvement_over_untrained")
+    if better is not None and better == better and better < LEARNED:
+        out.append("barely learned")
+    return out
+
+
+def _works(df: pd.DataFrame) -> int:
+    return sum(not problems(r) for r in df.to_dict("records"))
+
+
+def _doing_the_task(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
+    """How many networks do the task by the index's criteria, and what the others lack."""
+    parts = []
+    for name, df in (("main", main), ("control", control)):
+        if df is None or not len(df):
+            continue
+        lacks = pd.Series([p for r in df.to_dict("records") for p in problems(r)]).value_counts()
+        why = "; ".join(f"{v} of {len(df)} {k}" for k, v in lacks.items())
+        parts.append(f"{_works(df)} of {len(df)} {name} networks" + (f" ({why})" if why else ""))
+    return ("Doing the task (converged, every in-range plateau held through the trained window, in-range precision "
+            f"at least {LEARNED:g}× better than untrained): " + " and ".join(parts) + ".")
+
+
 def _control_mechanisms(control: pd.DataFrame | None) -> str:
     if control is None or not len(control) or "memory_mechanism" not in control:
         return ""
@@ -41,7 +76,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     predict in-range precision at this n after correction, what holds the memory, and how many
     seeds a decisive answer needs. One sentence (or two) per point."""
     labels = labels or {**population.PREDICTORS, **population.NETWORK_MEASURES}
-    out = []
+    out = [_doing_the_task(main, control)]
     cos, cos0 = main["weight_correlation"], main["weight_correlation_init"]
     if control is not None and len(control) and ensembles is not None:
         c, c0 = control["weight_correlation"], control["weight_correlation_init"]
@@ -77,9 +112,14 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
             out.append(f"{head} The difference is not established (exact Mann–Whitney p = {t['p']:.2g}, "
                        f"{t['p_holm']:.2g} after Holm across the {len(tests)} comparisons).")
         pr = tests.loc["precision_trained_range"]
-        works = (control["memory_mechanism"] != "no memory").sum() if "memory_mechanism" in control else None
-        tail = (f" The control networks hold the plateau too ({works} of {len(control)}) with an I–w cosine near 0: a "
-                f"large cosine is not needed to do the task." if works else "")
+        learned = (int((pd.to_numeric(control["improvement_over_untrained"]) >= LEARNED).sum())
+                   if "improvement_over_untrained" in control else 0)
+        done = _works(control)
+        tail = (f" {done} of {len(control)} control networks do the task with an I–w cosine near 0: a large cosine is "
+                f"not needed for it." if done else
+                f" {learned} of {len(control)} control networks are at least {LEARNED:g}× more precise in range than "
+                f"before training with an I–w cosine near 0 (none does the task by the criteria above): such a gain "
+                f"does not need a large cosine." if learned else "")
         verdict = ("not tested" if not testable else
                    ("the initialisation changes it" if pr["significant"] else "no difference is established")
                    + f" (exact Mann–Whitney p = {pr['p']:.2g}, adjusted {pr['p_holm']:.2g})")
@@ -99,17 +139,16 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     pcs = main["readout_pcs_needed"].median()
     structure = _structure_of_G(main, control)
     if len(counts) == 1 and counts.index[0] in ("transient", "attractor"):
-        how = ("the state keeps moving while the output holds, the readout nearly blind to its motion"
-               if counts.index[0] == "transient" else "the state settles while the output holds")
-        who = "The main network holds" if len(main) == 1 else f"All {len(main)} main networks hold"
-        out.append(structure + f"{who} the plateau by a {counts.index[0]} (the rule of "
-                   f"analysis.mechanism, which cannot tell a transient from a limit cycle; evidence: how far the state "
-                   f"travels over the memory window): {how} (median relative "
-                   f"state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, median)"
-                   + _control_mechanisms(control) + "." + _memory_span(main, control))
+        how = ("the state keeps moving through the memory window, the readout nearly blind to its motion"
+               if counts.index[0] == "transient" else "the state settles in the memory window")
+        who = "The main network's" if len(main) == 1 else f"All {len(main)} main networks'"
+        out.append(structure + f"{who} memory is a {counts.index[0]} by the mechanism rule (it cannot tell a transient "
+                   f"from a limit cycle; its evidence: how far the state travels over the memory window): {how} "
+                   f"(median relative state speed {speed:.3g} /s; the readout needs {pcs:g} PCs of the memory activity, "
+                   f"median)" + _control_mechanisms(control) + "." + _memory_span(main, control))
     else:
-        out.append(structure + f"The main networks differ in how they hold the plateau ({', '.join(parts)}; median relative state "
-                   f"speed {speed:.3g} /s)" + _control_mechanisms(control) + "." + _memory_span(main, control))
+        out.append(structure + f"The main networks' memory differs by the mechanism rule ({', '.join(parts)}; median "
+                   f"relative state speed {speed:.3g} /s)" + _control_mechanisms(control) + "." + _memory_span(main, control))
     crit = power["critical_rho"]
     det = power["detectable_rho"]
     reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
@@ -145,8 +184,8 @@ def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     lead = "The readout avoids the memory activity's main directions: " if below == len(df) else ""
     return (f"{lead}w puts {span(frac, '.2g', ' to ')} of |w|² in the "
             f"{span(k, '.0f', ' to ')} memory PCs that carry 90 % of the memory variance, {span(ratio, '.2g', ' to ')} "
-            f"times what a random vector of the same norm puts there, at the {span(pct, '.1f', ' to ')} percentile of "
-            f"1000 random vectors; {who} at or below the 5th percentile.")
+            f"times what a random vector of the same norm puts there, against "
+            f"1000 random vectors (percentiles {span(pct, '.1f', ' to ')}); {who} at or below the 5th percentile.")
 
 
 def _largest_rho(table: pd.DataFrame, labels: dict) -> str:
@@ -177,14 +216,16 @@ def _structure_of_G(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
         return ""
     m = df.iloc[0]
     stable = int(m["network_n_stable_fixed_points"])
-    found = (f"none of the {int(m['network_n_fixed_points'])} fixed points its census found is stable" if stable == 0
-             else f"{stable} of the {int(m['network_n_fixed_points'])} fixed points its census found are stable")
+    n_pts, starts = int(m["network_n_fixed_points"]), int(m.get("network_census_starts") or 0)
+    of = f"the {n_pts} fixed points of its census ({starts} starts)"
+    found = f"none of {of} is stable" if stable == 0 else f"{stable} of {of} {'is' if stable == 1 else 'are'} stable"
     regime = {"chaos": "its spontaneous activity is chaotic", "limit cycle": "its spontaneous activity is a limit cycle",
               "fixed point": "its spontaneous activity comes to rest"}.get(str(m["network_regime"]),
                                                                            "its spontaneous regime is unresolved")
     n = len(df)
-    return (f"Every network here{'' if n == 1 else f' ({n})'} shares one G, and in the memory period the state follows "
-            f"G's flow alone; {found}, and {regime} (one observation of this G, not one per seed). ")
+    who = "The network here has its G" if n == 1 else f"All {n} networks here share one G"
+    return (f"{who}, and in the memory period the state follows G's flow alone; {found}, and {regime} (one "
+            f"observation of this G, not one per seed). ")
 
 
 def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
@@ -194,20 +235,20 @@ def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     if not all(k in main for k in keys):
         return ""
 
-    def beyond(df):
-        return span(pd.to_numeric(df[keys[0]]) - pd.to_numeric(df[keys[1]]), "+.0f", " to ") + " ms"
+    def held(df):
+        return span(pd.to_numeric(df[keys[0]]) / 1000.0, ".2g", " to ") + " s"
 
     window = float(pd.to_numeric(main[keys[1]]).iloc[0])
     both = [main] + ([control] if control is not None and len(control) and all(k in control for k in keys) else [])
-    ctl = f" (control: {beyond(control)})" if len(both) == 2 else ""
+    ctl = f" (control: {held(control)})" if len(both) == 2 else ""
     capped = ""
     if "sweep_horizon_ms" in main:
         horizon = float(pd.to_numeric(main["sweep_horizon_ms"]).iloc[0])
         if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
             capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
     return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
-            f"network leaves its {100 * HOLD_TOLERANCE:g} % band {beyond(main)}{ctl} relative to the end of the trained window "
-            f"({window / 1000:g} s after the cost onset){capped}.")
+            f"network stays within its {100 * HOLD_TOLERANCE:g} % band for {held(main)}{ctl} after the cost onset, "
+            f"against a trained window of {window / 1000:g} s{capped}.")
 
 
 def overlap_summary(matrix: pd.DataFrame, k: int, n_units: int) -> str:

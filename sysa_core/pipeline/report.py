@@ -12,7 +12,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .. import files
-from . import store
+from . import prose, store
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
 from ..config import Config
@@ -46,8 +46,9 @@ def legend(cfg: Config) -> dict:
                              f"{100 * HOLD_TOLERANCE:g} % of its target after the trained window ends (negative: it "
                              "leaves before the window ends)",
         "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
-                     f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line); under a learning rate that decays to 0 this says "
-                     "the loss settled, not that more steps could not lower it",
+                     f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line)"
+                     + ("; under a learning rate that decays to 0 this says the loss settled, not that more steps could "
+                        "not lower it" if cfg.train.lr_schedule != "constant" else ""),
         "final loss": "that loss at the end of training (MSE on the evaluated steps)",
         "holds": f"the share of the test pulses inside the trained range whose output stays within {100 * HOLD_TOLERANCE:g} % of its "
                  f"target from the cost onset to the end of the trained window ({window:g} s)",
@@ -105,17 +106,8 @@ def verdict(rec: dict) -> str:
     behind it are the index's columns)."""
     if rec.get("status") != "complete":
         return f"failed: {rec.get('error') or rec.get('status')}"
-    m = rec.get("metrics") or {}
-    problems = []
-    if m.get("converged") is False:
-        problems.append("not converged")
-    held = m.get("plateau_held_trained_window")
-    if held is not None and held < 1:
-        problems.append("plateaus not held")
-    better = m.get("improvement_over_untrained")
-    if better is not None and better < LEARNED:
-        problems.append("barely learned")
-    return "check: " + ", ".join(problems) if problems else "works"
+    found = prose.problems(rec.get("metrics") or {})
+    return "check: " + ", ".join(found) if found else "works"
 
 
 def beyond_window(m: dict) -> str:
@@ -139,10 +131,12 @@ def answer_box(answer: dict | None, population: dict | None) -> str:
         return f'<section class="answer"><h2>The answer</h2><p>None: {html.escape(why)}.</p></section>'
     n = f"{answer['n_main']} main" + (f" and {answer['n_control']} control" if answer.get("n_control") else "")
     items = "".join(f"<li>{html.escape(line)}</li>" for line in answer["lines"])
-    return (f'<section class="answer"><h2>The answer, from this run ({n} networks)</h2><ul>{items}</ul>'
-            '<p><small>Does precision depend on how I and w align with the principal components, or on the I–w '
-            'correlation? Each point is computed from this run and claims no more than its n supports; the '
-            '<a href="population.html">population report</a> holds the evidence.</small></p></section>')
+    return (f'<section class="answer"><h2>The answer, from this run ({n} networks)</h2>'
+            '<p><b>The study\'s questions:</b> do the networks do the task; is the I–w correlation learned or '
+            'inherited from the initialisation; does precision depend on how I and w align with the principal '
+            'components of the activity, or on the I–w correlation; and how is the memory held? Each point below is '
+            'computed from this run and claims no more than its n supports; the '
+            f'<a href="population.html">population report</a> holds the evidence.</p><ul>{items}</ul></section>')
 
 
 STYLE = """

@@ -16,23 +16,23 @@ def _answer(main, control):
     return prose.answer(main, control, t, power, None, population.compare_ensembles(main, control))
 def test_the_answer_follows_the_data():
     main = _ensemble(8, 1.0, 0.85)
-    inherited = _answer(main, _ensemble(8, 0.02, 0.03))
+    inherited = _answer(main, _ensemble(8, 0.02, 0.03))[1:]  # after the line on who does the task
     assert "inherited from its initialisation, not learned" in inherited[0] and "0.85" in inherited[0]
     assert "exact Mann–Whitney p = 0.00016" in inherited[0]  # 2 / C(16, 8): every main seed above every control one
-    learned = _answer(main, _ensemble(8, 0.02, 0.6))
+    learned = _answer(main, _ensemble(8, 0.02, 0.6))[1:]
     assert "part of the cosine is learned" in learned[0] and learned[0] != inherited[0]
-    small = _answer(_ensemble(3, 1.0, 0.85), _ensemble(3, 0.02, 0.03))
+    small = _answer(_ensemble(3, 1.0, 0.85), _ensemble(3, 0.02, 0.03))[1:]
     assert "cannot establish the difference at 3 and 3 seeds" in small[0] and "more seeds are needed" in small[0]
     assert "In-range precision: median" in inherited[1]
-    assert "cannot be told without the control ensemble" in _answer(main, None)[0]
-    assert "All 8 main networks hold the plateau by a transient" in inherited[3] and "control: 8 of 8" in inherited[3]
+    assert "cannot be told without the control ensemble" in _answer(main, None)[1]
+    assert "All 8 main networks' memory is a transient" in inherited[3] and "control: 8 of 8" in inherited[3]
     mixed = main.copy()
     mixed.loc[:3, "memory_mechanism"] = "attractor"
-    assert "differ in how they hold" in _answer(mixed, None)[2]
+    assert "memory differs by the mechanism rule" in _answer(mixed, None)[3]
     assert "no measure is related to precision" in inherited[2]
     strong = main.copy()
     strong["plateau_state_speed_per_s"] = 1 + 1e3 * strong["precision_trained_range"]  # rho = 1 at n = 8
-    said = _answer(strong, None)[1]
+    said = _answer(strong, None)[2]
     assert said.startswith("At n = 8, after Holm's correction") and "relative state speed" in said
     assert "31 seeds for one test" in inherited[4]
 def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_one_G():
@@ -46,12 +46,12 @@ def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_o
     rel = next(line for line in lines if "no relationship" in line or "cannot be detected" in line)
     assert "The closest rank relationship is I–w cosine (rho = -1.00, p = 0.083" in rel
     assert "larger values with more precise networks (a lower error), which at this n is not evidence" in rel
-    mech = next(line for line in lines if "hold the plateau" in line)
-    assert "leaves its 10 % band +20 to +100 ms relative to the end of the trained window (0.6 s" in mech
+    mech = next(line for line in lines if "mechanism rule" in line)
+    assert "stays within its 10 % band for 0.62 to 0.7 s after the cost onset, against a trained window of 0.6 s" in mech
     assert "sweep's end" not in mech
     main["sweep_hold_ms_in_range_min"] = [3000.0, 650.0, 700.0, 640.0]
-    mech = next(line for line in _answer(main, None) if "hold the plateau" in line)
-    assert "+40 to +2400 ms" in mech and "still on target at the sweep's end (3 s) counts as leaving there" in mech
+    mech = next(line for line in _answer(main, None) if "mechanism rule" in line)
+    assert "0.64 to 3 s" in mech and "still on target at the sweep's end (3 s) counts as leaving there" in mech
     assert "answer holds for this G" in lines[-1] and "model.G_per_seed=true" in lines[-1]
     own = main.assign(network_key=[f"k{i}" for i in range(4)], network_G=[f"G{i}" for i in range(4)])
     assert "answer holds for this G" not in _answer(own, None)[-1]
@@ -123,6 +123,25 @@ def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed
     census = dict(network_n_fixed_points=27, network_n_stable_fixed_points=0, network_regime="chaos")
     shared = _ensemble(4, 1.0, 0.85).assign(**census)
     text = prose._structure_of_G(shared, _ensemble(4, 0.0, 0.0).assign(**census))
-    assert "Every network here (8) shares one G" in text and "none of the 27 fixed points" in text
+    assert "All 8 networks here share one G" in text and "none of the 27 fixed points" in text
     assert "chaotic" in text and "one observation of this G, not one per seed" in text
     assert prose._structure_of_G(_ensemble(4, 1.0, 0.85, key="per-seed").assign(**census), None) == ""
+
+
+def test_the_answer_first_says_how_many_networks_do_the_task_and_claims_no_hold_when_none_does():
+    main = _ensemble(4, 1.0, 0.85).assign(converged=[False] * 4, plateau_held_trained_window=[0.5] * 4,
+                                           improvement_over_untrained=[300.0] * 4)
+    control = _ensemble(4, 0.0, 0.0).assign(converged=[False, False, True, True],
+                                             plateau_held_trained_window=[0.5, 1.0, 1.0, 1.0],
+                                             improvement_over_untrained=[200.0, 5.0, 300.0, 300.0])
+    lines = _answer(main, control)
+    assert lines[0].startswith("Doing the task (converged, every in-range plateau held through the trained window, "
+                               "in-range precision at least 10× better than untrained): 0 of 4 main networks")
+    assert "4 of 4 not converged; 4 of 4 plateaus not held" in lines[0]
+    assert "2 of 4 control networks (2 of 4 not converged; 1 of 4 plateaus not held; 1 of 4 barely learned)" in lines[0]
+    assert "2 of 4 control networks do the task with an I–w cosine near 0" in lines[2]
+    assert not any("hold the plateau" in line for line in lines)
+    none = control.assign(converged=[False] * 4)
+    said = _answer(main, none)[2]
+    assert "3 of 4 control networks are at least 10× more precise in range than before training" in said
+    assert "none does the task" in said
