@@ -208,6 +208,9 @@ class Config:
         d = self.to_dict()
         for k in ("profile", "analysis"):
             d.pop(k)
+        for (section, key), value in UNHASHED_AT.items():  # a later setting at the value all earlier ones had
+            if d[section].get(key) == value:
+                d[section].pop(key)
         return _digest(d)
 
     def analysis_id(self) -> str:
@@ -219,6 +222,10 @@ class Config:
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
+
+#: training settings added after checkpoints existed, at the value every earlier training had: left
+#: out of training_id at that value, so that those checkpoints keep their identity
+UNHASHED_AT = {("task", "pulse_includes_end"): True}
 
 _SECTIONS = {"model": ModelConfig, "task": TaskConfig, "train": TrainConfig, "analysis": AnalysisConfig}
 

@@ -118,3 +118,19 @@ def test_from_dict_rejects_bad_values(d, needle):
         config.Config.from_dict(d)
     msg = str(exc.value)
     assert needle in msg and "\n" not in msg
+
+
+def test_checkpoints_trained_before_the_pulse_rule_existed_keep_their_identity():
+    """The shipped study's models were trained before task.pulse_includes_end existed, under the rule
+    it now defaults to: their recorded training_id is the one the paper profile gives today, and the
+    other rule gives another."""
+    import json
+    from pathlib import Path
+
+    meta = Path(__file__).resolve().parents[1] / "data" / "paper" / "main" / "seed_1" / "train.json"
+    if not meta.is_file():
+        pytest.skip("no shipped model")
+    recorded = json.loads(meta.read_text())
+    assert "pulse_includes_end" not in recorded["config"]["task"]
+    assert config.resolve("paper", seed=1).training_id() == recorded["training_id"]
+    assert config.resolve("paper", ["task.pulse_includes_end=false"], seed=1).training_id() != recorded["training_id"]
