@@ -19,7 +19,8 @@ def _expected(cfg, onset_step, dur_step, T, cost_step):
     steps = np.arange(T)[None, :]
     on = onset_step[:, None]
     catch = onset_step < 0
-    x = np.where((steps >= on) & (steps <= on + dur_step[:, None]), t.sig, 0.0)
+    end = on + dur_step[:, None] + (1 if t.pulse_includes_end else 0)  # the original's rule: both ends
+    x = np.where((steps >= on) & (steps < end), t.sig, 0.0)
     level = t.thresh * dur_step * cfg.model.dt_ms
     target = np.where(steps < on, 0.0, np.where(steps < cost_step, -1.0, level[:, None]))
     x[catch] = 0.0

@@ -35,8 +35,9 @@ def _closed_form(cfg, durations, T):
     h = np.zeros(len(durations))
     y = np.empty((len(durations), T))
     dur = np.array([cfg.steps(d) for d in durations])
+    last = onset + dur - (0 if cfg.task.pulse_includes_end else 1)  # the original's rule includes the end step
     for t in range(T):
-        x = np.where((t >= onset) & (t <= onset + dur), cfg.task.sig, 0.0)
+        x = np.where((t >= onset) & (t <= last), cfg.task.sig, 0.0)
         h = h + cfg.alpha * (-h + x * A)
         y[:, t] = np.tanh(h)
     return y
