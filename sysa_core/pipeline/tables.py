@@ -170,8 +170,8 @@ def seeds(both: pd.DataFrame):
     """One row per network of the population: convergence, hold, the precisions, the cosine, the
     mechanism."""
     cols = {"ensemble": "ensemble", "seed": "seed", "converged": "converged",
-            "plateau_held_trained_window": "holds (share)", "precision_trained_range": "in range (MSE)",
-            "precision_extrapolation": "extrapolation (MSE)", "precision": "precision (MSE)",
+            "plateau_held_trained_window": "holds (share)", "precision_trained_range": "in range (MSE, a.u.²)",
+            "precision_extrapolation": "extrapolation (MSE, a.u.²)", "precision": "precision (MSE, a.u.²)",
             "weight_correlation_init": "I–w cos at init", "weight_correlation": "I–w cos",
             "memory_mechanism": "mechanism"}
     df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
@@ -237,8 +237,8 @@ def mechanisms(both: pd.DataFrame):
             "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)",
             "readout_pcs_needed": "PCs the readout needs",
             "lyapunov_in_range_per_s": "finite-time Lyapunov exp., in-range mean (1/s; not converged)",
-            "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE)",
-            "precision_noise_0.03": "noise σ 0.03 (MSE)", "precision_noise_0.1": "noise σ 0.1 (MSE)"}
+            "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE, a.u.²)",
+            "precision_noise_0.03": "noise σ 0.03 (MSE, a.u.²)", "precision_noise_0.1": "noise σ 0.1 (MSE, a.u.²)"}
     df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
     return _style(df, digits=3).set_caption(
         "State noise: independent Gaussian noise of s.d. σ·√(dt/τ) added to every unit's h at every step (σ in "
