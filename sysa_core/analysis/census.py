@@ -72,12 +72,6 @@ class Census:
                 "new_in_second_half": sum(1 for f, f1 in first.values() if f > 0 and f1 == 0),
                 "n_starts": int(self.n_starts)}
 
-    def nearest(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each state (M, N): the index of the nearest fixed point and its distance."""
-        d = np.linalg.norm(np.asarray(states, dtype=np.float64)[:, None, :] - self.h[None], axis=2)
-        i = np.argmin(d, axis=1)
-        return i, d[np.arange(len(i)), i]
-
     def points(self) -> dynamics.Points:
         """The census as dynamics.Points (every one a fixed point), for what draws and unites points."""
         q = 0.5 * self.residual ** 2
@@ -92,10 +86,6 @@ class Census:
     def from_arrays(cls, z, prefix: str = "census_") -> "Census":
         n_starts, tau = z[f"{prefix}constants"]
         return cls(**{k: z[f"{prefix}{k}"] for k in ARRAYS}, n_starts=int(n_starts), tau_ms=float(tau))
-
-    def pair_rows(self) -> list[int]:
-        """The index of one point of each mirror pair (the origin alone), in order of norm."""
-        return [k for k in range(len(self)) if self.orbit[k] == k]
 
     def records(self) -> list[dict]:
         """One JSON-ready record per point."""

@@ -447,11 +447,18 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
             logs[:, t - transient_steps] = nrm
         u /= nrm[:, None]
     logs.log_()
+    lam, by_block = _exponents(logs, dt_ms, blocks)
+    return (lam, by_block) if blocks else lam
+
+
+def _exponents(logs: torch.Tensor, dt_ms: float, blocks: int):
+    """From the log growth per step (B, steps): the exponent per row over all steps and over each
+    of `blocks` equal consecutive blocks, in 1/s: (B,), (B, blocks) (None without blocks)."""
     per_s = 1000.0 / dt_ms
     lam = (logs.mean(dim=1) * per_s).numpy()
     if not blocks:
-        return lam
-    edges = np.linspace(0, steps, blocks + 1).round().astype(int)
+        return lam, None
+    edges = np.linspace(0, logs.shape[1], blocks + 1).round().astype(int)
     by_block = np.stack([logs[:, a:b].mean(dim=1).numpy() * per_s for a, b in zip(edges[:-1], edges[1:])], axis=1)
     return lam, by_block
 
@@ -521,10 +528,8 @@ def lyapunov_autonomous(dyn: RateDynamics, h0: np.ndarray, alpha: float, dt_ms: 
                 states[t - transient_steps] = h[0]
         u /= nrm[:, None]
     logs.log_()
-    per_s = 1000.0 / dt_ms
-    edges = np.linspace(0, window_steps, blocks + 1).round().astype(int)
-    by_block = np.stack([logs[:, a:b].mean(dim=1).numpy() * per_s for a, b in zip(edges[:-1], edges[1:])], axis=1)
-    res = Lyapunov((logs.mean(dim=1) * per_s).numpy(), by_block, transient_steps * dt_ms, window_steps * dt_ms)
+    lam, by_block = _exponents(logs, dt_ms, blocks)
+    res = Lyapunov(lam, by_block, transient_steps * dt_ms, window_steps * dt_ms)
     return (res, states.numpy()) if keep_states else res
 
 

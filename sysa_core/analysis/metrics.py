@@ -262,14 +262,13 @@ def _plateau_and_fixed_points(cfg: Config, net: NetworkAnalysis, md, states: np.
     the state at the middle of the memory window: its norm, unstable dimension, and its distance
     from the state relative to the state's norm."""
     united, _ = dynamics.union_points([p for p in (net.points, md.points) if int(p.fixed.sum())])
-    fixed = dynamics.Points(united.h[united.fixed], united.q[united.fixed], united.start_index[united.fixed],
-                            united.eigvals, united.tau_ms, united.q_fixed, united.zero_tol)
     a = cfg.analysis
     s0, s1 = cfg.steps(a.mem_start_ms), cfg.steps(a.mem_T_ms)
     mid = states[:, (s0 + s1) // 2]
-    near = dynamics.nearest_fixed_points(fixed, mid)
+    near = dynamics.nearest_fixed_points(united, mid)
+    n_fixed = int(united.fixed.sum())
     d = a.durations_ms
-    return {"fixed_points_with_memory": len(fixed), "fixed_points_new_from_memory": len(fixed) - len(net.census),
+    return {"fixed_points_with_memory": n_fixed, "fixed_points_new_from_memory": n_fixed - len(net.census),
             "memory_state_norm_by_duration": _by_duration(dict(zip(d, map(float, np.linalg.norm(mid, axis=1))))),
             "memory_nearest_point_norm_by_duration": _by_duration(dict(zip(d, map(float, near["norm"])))),
             "memory_nearest_point_unstable_by_duration": _by_duration(dict(zip(d, map(int, near["n_unstable"])))),
