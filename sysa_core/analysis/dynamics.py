@@ -334,8 +334,10 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
     K, N = x.shape
     eye = torch.eye(N, dtype=torch.float64)
     q, _ = _q_and_grad_t(dyn, x)
+    # a point whose step lowered q by no halving would get the same step again: it is left as it is
+    stuck = torch.zeros(K, dtype=torch.bool)
     for _ in range(n_iter):
-        active = (q > q_floor).nonzero()[:, 0]
+        active = ((q > q_floor) & ~stuck).nonzero()[:, 0]
         if len(active) == 0:
             break
         xa = x[active]
@@ -359,8 +361,7 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
             if bool(improved.all()):
                 break
             step = torch.where(improved, step, step * 0.5)
-        if not bool(improved.any()):
-            break
+        stuck[active[~improved]] = True
     return x.numpy()
 
 
@@ -415,7 +416,7 @@ def lyapunov_blocks(window_ms: float, tau_ms: float) -> int:
 
 
 def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: float, transient_steps: int = 0,
-                 seed: int = 0, blocks: int = 0):
+                 seed: int = 0, blocks: int = 0, vectors: int = 1):
     """The largest finite-time Lyapunov exponent (1/s) along each trajectory h (B, T, N) of the
     Euler map h <- h + alpha (F(h) + input), by tangent-vector propagation through its tangent map
     u <- u + alpha (-u + g (u * phi'(h_t)) G') with renormalisation every step.
@@ -425,22 +426,29 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
     over the remaining T - 1 - transient_steps steps, divided by dt (ms) and times 1000.
     Positive: nearby trajectories separate (chaos); negative: they converge. Returns (B,); with
     blocks > 0 also the exponent over each of that many equal consecutive blocks of the window,
-    (B, blocks), whose spread gives the estimate's standard error (lyapunov_se).
+    (B, blocks), whose spread gives the estimate's standard error (lyapunov_se). With vectors = V > 1,
+    V independent tangent vectors per trajectory (vector j drawn from seed + j, so vector 0 is the
+    one a single-vector call uses) are propagated together, in one product per step, and each
+    result gets a leading axis of V: (V, B) and (V, B, blocks).
     """
     h = torch.as_tensor(np.asarray(h_traj, dtype=np.float64))
     B, T, N = h.shape
     steps = T - 1 - transient_steps
     if steps < max(1, blocks):
         raise ValueError(f"trajectory of {T} states is too short for {transient_steps} transient steps")
-    u = torch.from_numpy(np.random.default_rng(seed).standard_normal((B, N)))
+    V = int(vectors)
+    if V < 1:
+        raise ValueError(f"vectors must be at least 1, got {vectors}")
+    # rows v * B + b: vector v of trajectory b
+    u = torch.from_numpy(np.concatenate([np.random.default_rng(seed + v).standard_normal((B, N)) for v in range(V)]))
     u /= u.norm(dim=1, keepdim=True)
     GT = dyn._G.T
     d = dyn.dphi(h)  # (B, T, N)
-    logs = torch.zeros(B, steps, dtype=torch.float64)
+    logs = torch.zeros(V * B, steps, dtype=torch.float64)
     ud = torch.empty_like(u)
     for t in range(T - 1):
         # u <- (1 - alpha) u + alpha g (u * phi'(h_t)) G', one fused product per step
-        torch.mul(u, d[:, t], out=ud)
+        torch.mul(u.view(V, B, N), d[:, t], out=ud.view(V, B, N))
         u = torch.addmm(u, ud, GT, beta=1.0 - alpha, alpha=alpha * dyn.g)
         nrm = u.norm(dim=1)
         if t >= transient_steps:
@@ -448,6 +456,9 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
         u /= nrm[:, None]
     logs.log_()
     lam, by_block = _exponents(logs, dt_ms, blocks)
+    if V > 1:
+        lam = lam.reshape(V, B)
+        by_block = None if by_block is None else by_block.reshape(V, B, -1)
     return (lam, by_block) if blocks else lam
 
 
@@ -589,9 +600,8 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     h = memory_states(cfg, sd) if states is None else states  # (D, T, N) from the trial's start
     dyn = RateDynamics.from_model(cfg, sd)
     n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
-    lyap, blocks = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start, seed=seed,
-                                blocks=n_blocks)
-    other = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start, seed=seed + 1)
+    (lyap, other), (blocks, _) = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start,
+                                              seed=seed, blocks=n_blocks, vectors=2)
     window = h[:, mem_start:]
     idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
     starts = window[:, idx].reshape(-1, dyn.n)

@@ -224,6 +224,26 @@ def test_lyapunov_sign_of_random_tanh_networks(g):
         np.testing.assert_allclose(le, expected, atol=0.2)  # slow alignment: eigenvalues crowd the edge
 
 
+def test_several_tangent_vectors_propagated_together_equal_separate_calls():
+    """vectors=V propagates V tangent vectors per trajectory in one product per step; vector j is
+    the one a single-vector call with seed + j propagates, so each row equals that call (to the
+    rounding of a product with more rows)."""
+    n = 100
+    G = np.random.default_rng(3).normal(size=(n, n)) / np.sqrt(n)
+    chaos = RateDynamics(G, 2.5, TAU, "tanh")
+    h = dynamics.simulate_states(chaos, np.zeros(n), np.random.default_rng(4).normal(size=(3, n)),
+                                 np.zeros((3, 4000)), ALPHA, record_from=1000)
+    both, blocks = dynamics.lyapunov_max(chaos, h, ALPHA, DT, transient_steps=500, seed=7, blocks=4, vectors=2)
+    assert both.shape == (2, 3) and blocks.shape == (2, 3, 4)
+    for j in range(2):
+        one, one_blocks = dynamics.lyapunov_max(chaos, h, ALPHA, DT, transient_steps=500, seed=7 + j, blocks=4)
+        np.testing.assert_allclose(both[j], one, rtol=1e-10)
+        np.testing.assert_allclose(blocks[j], one_blocks, rtol=1e-10)
+    assert not np.allclose(both[0], both[1], rtol=1e-6)  # two vectors, two finite-time values
+    with pytest.raises(ValueError, match="vectors"):
+        dynamics.lyapunov_max(chaos, h, ALPHA, DT, vectors=0)
+
+
 def test_lyapunov_blocks_average_to_the_whole_window_and_give_a_standard_error():
     """The blocks' exponents (equal lengths) average to the whole window's; for a linear network the
     growth per step is constant, so every block has the same exponent and the standard error is
