@@ -152,6 +152,37 @@ class Config:
         of the trial (Nt_ms - cost_onset_ms), in ms."""
         return self.task.Nt_ms - self.task.cost_onset_ms
 
+    def miniature_text(self) -> str | None:
+        """For a configuration that is not the paper's: one line saying so, how it differs from the
+        paper's networks and task, and where numbers comparable with the original's are (the
+        shipped paper study). None for the paper's own settings (its control ensemble's
+        initialisation included: the control is part of the study)."""
+        paper = Config()
+        mine = [
+            ("units", lambda c: c.model.hidden_size, "{:g}"),
+            ("dt", lambda c: c.model.dt_ms, "{:g} ms"),
+            ("trials of", lambda c: c.task.Nt_ms / 1000, "{:g} s"),
+            ("a scored plateau of", lambda c: c.trained_window_ms / 1000, "{:g} s"),
+            ("pulse onsets in", lambda c: ((c.task.O_on_ms - c.task.SO_on_ms) / 1000,
+                                           (c.task.O_on_ms + c.task.SO_on_ms) / 1000), "[{:g}, {:g}) s"),
+            ("training trials", lambda c: c.train.n_trials, "{:g}"),
+            ("epochs", lambda c: c.train.epochs, "{:g}"),
+            ("learning rate", lambda c: (c.train.lr, c.train.lr_schedule), "{:g} ({})"),
+            ("G", lambda c: "one per seed" if c.model.G_per_seed else "one for every seed", "{}"),
+            ("dtype", lambda c: c.model.dtype, "{}"),
+        ]
+
+        def fmt(form, v):
+            return form.format(*v) if isinstance(v, tuple) else form.format(v)
+
+        diffs = [f"{name} {fmt(form, get(self))} (the paper's: {fmt(form, get(paper))})"
+                 for name, get, form in mine if get(self) != get(paper)]
+        if not diffs:
+            return None
+        label = f"the {self.profile} miniature" if self.profile in ("quick", "smoke") else "not the paper's configuration"
+        return (f"This is {label}, not the study: " + "; ".join(diffs) + ". Its numbers are not comparable with "
+                "the original's; the shipped paper study (data/paper, `make paper-report`) holds those.")
+
     # -- serialisation -----------------------------------------------------------------
     def with_dtype(self, dtype: str) -> "Config":
         """The same configuration simulated in another dtype ("float32", "float64")."""

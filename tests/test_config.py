@@ -134,3 +134,19 @@ def test_checkpoints_trained_before_the_pulse_rule_existed_keep_their_identity()
     assert "pulse_includes_end" not in recorded["config"]["task"]
     assert config.resolve("paper", seed=1).training_id() == recorded["training_id"]
     assert config.resolve("paper", ["task.pulse_includes_end=false"], seed=1).training_id() != recorded["training_id"]
+
+
+def test_a_run_that_is_not_the_papers_says_so_and_how_it_differs():
+    """The quick miniature names every way it differs from the paper's networks and task, with the
+    paper's value beside each; the paper's configuration (its control ensemble included) has no such line."""
+    quick = config.resolve("quick")
+    text = quick.miniature_text()
+    assert text.startswith("This is the quick miniature, not the study:")
+    assert f"units {quick.model.hidden_size} (the paper's: 500)" in text
+    assert "dt 10 ms (the paper's: 1 ms)" in text
+    assert f"a scored plateau of {quick.trained_window_ms / 1000:g} s (the paper's: 2.5 s)" in text
+    assert "data/paper" in text
+    assert config.resolve("paper").miniature_text() is None
+    assert config.resolve("paper", ["model.init=independent"]).miniature_text() is None
+    other = config.resolve("paper", ["train.epochs=10"]).miniature_text()
+    assert other.startswith("This is not the paper's configuration") and "epochs 10 (the paper's: 50)" in other

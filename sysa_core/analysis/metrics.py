@@ -53,7 +53,10 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   trained window), plateau_steady_trained_window (the share whose output stays within 10 % of the
   target around its own mean there: it holds a value, on target or not), plateau_hold_ms_by_duration,
   plateau_drift_per_s (mean |slope| over the trained window, output units per s) and
-  plateau_drift_per_s_by_duration; over the 10-400 ms sweep: generalisation_rmse_trained_range,
+  plateau_drift_per_s_by_duration, plateau_sign_kept_ms_by_duration (ms from the cost onset until
+  the output first takes the sign opposite to its target's, capped at plateau_run_ms, the test run's
+  span after the cost onset: Nt + eval_extra_ms - cost onset) and plateau_sign_kept_ms_in_range_min
+  (its minimum over the in-range durations); over the 10-400 ms sweep: generalisation_rmse_trained_range,
   generalisation_rmse_outside_range, sweep_hold_ms_min, sweep_hold_ms_median,
   sweep_hold_ms_in_range_min (ms from the cost onset, capped at sweep_horizon_ms; the trained
   window is sweep_trained_window_ms),
@@ -217,6 +220,9 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "plateau_hold_ms_by_duration": _by_duration(hold.hold_ms),
         "plateau_drift_per_s": float(np.mean(np.abs(list(hold.drift_per_s.values())))),
         "plateau_drift_per_s_by_duration": _by_duration(hold.drift_per_s),
+        "plateau_sign_kept_ms_by_duration": _by_duration(hold.sign_kept_ms),
+        "plateau_sign_kept_ms_in_range_min": min((hold.sign_kept_ms[d] for d in in_range), default=None),
+        "plateau_run_ms": hold.run_ms,
     })
     gen = plateau.generalisation(cfg, sd)
     inr, outr = gen.rmse[gen.in_training_range], gen.rmse[~gen.in_training_range]

@@ -33,6 +33,15 @@ def slope_per_s(t_ms: np.ndarray, y: np.ndarray) -> float:
     return float((tc @ (y - y.mean())) / (tc @ tc) * 1000.0)
 
 
+def sign_kept_ms(y_after: np.ndarray, target: np.ndarray, dt_ms: float) -> np.ndarray:
+    """For outputs y (D, T) from the cost onset on and their plateau targets (D,): the time (ms)
+    until y first has the sign opposite to its target's (y = 0 keeps it), or the whole span T * dt
+    when it never does."""
+    flipped = np.asarray(y_after, dtype=np.float64) * np.sign(np.asarray(target, dtype=np.float64))[:, None] < 0
+    first = np.where(flipped.any(axis=1), flipped.argmax(axis=1), flipped.shape[1])
+    return first * float(dt_ms)
+
+
 def hold_ms(y_after: np.ndarray, target: np.ndarray, dt_ms: float, tolerance: float = HOLD_TOLERANCE) -> np.ndarray:
     """For outputs y (D, T) from the cost onset on and their plateau targets (D,): the time (ms)
     until |y - target| first exceeds tolerance * target, or the whole span T * dt when it never does."""
@@ -50,12 +59,16 @@ class Hold:
     steady_trained_window {duration: over the trained window the output stayed within
     HOLD_TOLERANCE * target of its own mean there: it holds a value, on target or not};
     drift_per_s {duration: least-squares slope of the output over the trained window's plateau (cost
-    onset to Nt), output units per s}."""
+    onset to Nt), output units per s}; sign_kept_ms {duration: ms from the cost onset until the
+    output first takes the sign opposite to its target's, capped at the end of the run}; run_ms:
+    the run's span after the cost onset (both caps)."""
 
     hold_ms: dict
     held_trained_window: dict
     steady_trained_window: dict
     drift_per_s: dict
+    sign_kept_ms: dict
+    run_ms: float
 
 
 def hold(cfg, evaluation) -> Hold:
@@ -70,9 +83,12 @@ def hold(cfg, evaluation) -> Hold:
     steady = np.abs(win - win.mean(axis=1, keepdims=True)).max(axis=1) <= HOLD_TOLERANCE * target
     nt = cfg.steps(cfg.task.Nt_ms)
     drift = {int(d): slope_per_s(ev.t_ms[cost:nt], ev.y[i, cost:nt]) for i, d in enumerate(ev.durations_ms)}
+    sign = sign_kept_ms(ev.y[:, cost:], target, cfg.model.dt_ms)
     return Hold({int(d): float(v) for d, v in zip(ev.durations_ms, ms)},
                 {int(d): bool(v >= window) for d, v in zip(ev.durations_ms, ms)},
-                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift)
+                {int(d): bool(v) for d, v in zip(ev.durations_ms, steady)}, drift,
+                {int(d): float(v) for d, v in zip(ev.durations_ms, sign)},
+                float((ev.y.shape[1] - cost) * cfg.model.dt_ms))
 
 
 @dataclass

@@ -298,6 +298,14 @@ def describe(ctx: Context) -> None:
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
         f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)} ({c.pulse_rule_text}). Results in "
         f"`{shown(ctx.run_dir)}`."))
+    _miniature(c)
+
+
+def _miniature(c: _config.Config) -> None:
+    """The line that says this is not the paper's configuration and how it differs (nothing for the paper's)."""
+    text = c.miniature_text()
+    if text:
+        display(Markdown(f"**{text}**"))
 
 
 def training_summary(ctx: Context, hist: dict | None) -> None:
@@ -473,6 +481,7 @@ def describe_population(ctx: Context, P: Population) -> None:
               f"{c.trained_range_text}; test durations {', '.join(f'{d} ms' for d in c.analysis.durations_ms)} "
               f"({c.pulse_rule_text}).")
     display(Markdown(text))
+    _miniature(c)
 
 
 def answer(P: Population) -> None:
@@ -601,3 +610,23 @@ def ensembles_section(P: Population) -> None:
     display(tables.ensemble_tests(P.ensembles, pop.ENSEMBLE_MEASURES))
     plots.show(population_plots.ensemble_comparison(P.both, pop.ENSEMBLE_MEASURES, P.ensembles,
                                                     log=("precision_trained_range",)))
+
+
+def beside_original_section(ctx: Context, P: Population) -> None:
+    """The main seeds beside the original's published table, for a run of the paper's configuration
+    (the table holds paper-scale networks): what must match, the exact tests, every seed."""
+    from .. import original
+    from ..analysis import published
+
+    if ctx.cfg.miniature_text():
+        display(Markdown("The original's table holds networks of the paper's configuration; this run's differ "
+                         "(above), so they are not compared with it. The shipped paper study (`make paper-report`) is."))
+        return
+    pub = original.published_table()
+    dist = published.distributions(pub, P.main)
+    display(Markdown(prose.beside_original(dist, published.init_cosines(P.main), original.source(),
+                                           tables.PUBLISHED_LABELS)))
+    display(tables.beside_original(dist))
+    plots.show(population_plots.beside_original(pub, P.main, published.MEASURES, tables.PUBLISHED_LABELS))
+    sbs = published.side_by_side(pub, P.main)
+    display(tables.collapsed(tables.published_rows(sbs), f"Seed by seed ({len(sbs)} seeds in both)"))

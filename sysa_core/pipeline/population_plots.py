@@ -265,3 +265,25 @@ def _decade_ticks(ax) -> None:
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def beside_original(published: dict, main: pd.DataFrame, measures: dict, labels: dict):
+    """Each published measure against sysa's, every seed a point, one panel per measure (precision on
+    a log scale), medians as bars. measures: {published column: (sysa metric, tested)} (analysis.published.MEASURES)."""
+    n = len(measures)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.4), squeeze=False)
+    for ax, (col, (metric, tested)) in zip(axes[0], measures.items()):
+        df = pd.concat([pd.DataFrame({"source": "original", "value": [r[col] for r in published.values()]}),
+                        pd.DataFrame({"source": "sysa", "value": pd.to_numeric(main[metric], errors="coerce")})])
+        _stripplot(data=df, x="source", y="value", ax=ax, size=5, jitter=0.12, hue="source",
+                   palette={"original": "0.45", "sysa": "C0"}, legend=False)
+        for xi, src in enumerate(("original", "sysa")):
+            ax.plot([xi - 0.25, xi + 0.25], [df.loc[df.source == src, "value"].median()] * 2, color="k", lw=1.5, zorder=1)
+        if col == "precision":
+            ax.set_yscale("log")
+        ax.set(xlabel="", ylabel=labels.get(col, col) + ("" if col == "precision" else " (no unit)"))
+        ax.set_title("tested" if tested else "ranges only: not the same formula", fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("sysa's main seeds beside the original's published table (bars: medians)", fontsize=10)
+    fig.tight_layout()
+    return fig

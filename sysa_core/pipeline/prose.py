@@ -248,7 +248,26 @@ def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
             capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
     return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
             f"network stays within its {100 * HOLD_TOLERANCE:g} % band for {held(main)}{ctl} after the cost onset, "
-            f"against a trained window of {window / 1000:g} s{capped}.")
+            f"against a trained window of {window / 1000:g} s{capped}.{_sign_kept(main, control)}")
+
+
+def _sign_kept(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
+    """How many networks' in-range test outputs keep their target's sign to the end of the test run."""
+    keys = ("plateau_sign_kept_ms_in_range_min", "plateau_run_ms")
+
+    def kept(df):
+        if df is None or not len(df) or not all(k in df for k in keys):
+            return None
+        first, run = pd.to_numeric(df[keys[0]]), pd.to_numeric(df[keys[1]])
+        return int((first >= run).sum()), len(df), float(run.iloc[0])
+
+    k = kept(main)
+    if k is None:
+        return ""
+    c = kept(control)
+    ctl = f" (control: {c[0]} of {c[1]})" if c else ""
+    return (f" Their in-range test outputs keep the target's sign to the end of the test run "
+            f"({k[2] / 1000:g} s after the cost onset) in {k[0]} of {k[1]} main networks{ctl}.")
 
 
 def overlap_summary(matrix: pd.DataFrame, k: int, n_units: int) -> str:
@@ -379,3 +398,39 @@ def census_phrase(m: dict) -> str:
     return (f"{count(n, 'fixed point')} of G's flow ({pairs - 1} mirror pairs ±h and the origin; {stab}), "
             f"found from {m['network_census_starts']} starting states; {once} of the {pairs} (pairs and origin) were reached from one start "
             f"only and {new} only by the second half of the starts: {more}")
+
+
+#: how far an initial I-w cosine may lie from 1 and still be the original's draw (rounding of float32 weights)
+INIT_COSINE_TOL = 1e-6
+
+
+def beside_original(dist: pd.DataFrame, init_cosines: pd.Series, source: dict, labels: dict) -> str:
+    """What matches between this run's main seeds and the original's published table, and what can
+    only match in distribution, with the numbers (analysis.published.distributions, init_cosines)."""
+    table = source.get("table", {})
+    src = (f"the original's published table ({source.get('repository', '?')}, commit "
+           f"{str(source.get('commit', '?'))[:12]}, `{table.get('path', '?')}`)")
+    dev = (init_cosines - 1.0).abs()
+    n_init = int(dev.notna().sum())
+    off = int((dev > INIT_COSINE_TOL).sum())
+    init = (f"The initial weights are the original's draw, so the I–w cosine at initialisation must be 1: it is, "
+            f"within {dev.max():.1e}, for all {n_init} seeds." if n_init and not off else
+            f"The initial weights should be the original's draw, with an I–w cosine of 1 at initialisation, but "
+            f"{off} of {n_init} seeds lie more than {INIT_COSINE_TOL:g} from 1." if n_init else
+            "The initial I–w cosine is not in this run's metrics.")
+    parts = [f"This run's {count(int(dist.n_sysa.max()), 'main seed')} beside {src}. {init} The original drew its "
+             "training trials unseeded, so a trained seed can match its published row only in distribution: the "
+             "two are compared as samples."]
+    for r in dist.itertuples():
+        name = labels.get(r.measure, r.measure)
+        name = name[:1].upper() + name[1:]
+        ranges = (f"sysa {r.sysa_median:.3g} (median; range {r.sysa_min:.3g}–{r.sysa_max:.3g}), the original "
+                  f"{r.published_median:.3g} ({r.published_min:.3g}–{r.published_max:.3g})")
+        if not r.tested:
+            parts.append(f"{name}: {ranges}; not tested ({r.why_untested}).")
+            continue
+        verdict = ("the two differ" if r.p_holm < 0.05 else
+                   "no difference is detected at these n, which does not show that there is none")
+        parts.append(f"{name}: {ranges}; Mann-Whitney p = {r.p:.2g}{' (exact)' if r.exact else ''}, Holm "
+                     f"p = {r.p_holm:.2g}: {verdict}.")
+    return " ".join(parts)

@@ -45,6 +45,8 @@ def legend(cfg: Config) -> dict:
         "beyond the window": "in the duration sweep, how long the shortest-lived in-range plateau stays within "
                              f"{100 * HOLD_TOLERANCE:g} % of its target after the trained window ends (negative: it "
                              "leaves before the window ends)",
+        "sign after": "whether the in-range test outputs keep their target's sign after the trained window, to the "
+                      f"end of the test run ({cfg.analysis.eval_extra_ms / 1000:g} s more), or when the first one flips",
         "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
                      f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line)"
                      + ("; under a learning rate that decays to 0 this says the loss settled, not that more steps could "
@@ -122,6 +124,27 @@ def beyond_window(m: dict) -> str:
     return f"{(shortest - window) / 1000:+.2g} s".replace("-", "−")
 
 
+def sign_after_window(m: dict) -> str:
+    """Whether the in-range test outputs keep their target's sign after the trained window, to the
+    end of the test run: "kept to +3 s", or the earliest flip after the window's end ("flips at
+    +0.4 s"; "flips in the window" when before it)."""
+    first, window, run = (m.get(k) for k in ("plateau_sign_kept_ms_in_range_min", "sweep_trained_window_ms",
+                                             "plateau_run_ms"))
+    if first is None or window is None or run is None:
+        return "–"
+    if first >= run:
+        return f"kept to +{(run - window) / 1000:.2g} s"
+    if first < window:
+        return "flips in the window"
+    return f"flips at +{(first - window) / 1000:.2g} s"
+
+
+def _miniature(cfg: Config) -> str:
+    """The line that says a run is not the paper's configuration, and how it differs ('' for the paper's)."""
+    text = cfg.miniature_text()
+    return f'<p class="miniature"><b>{html.escape(text)}</b></p>' if text else ""
+
+
 def answer_box(answer: dict | None, population: dict | None) -> str:
     """The index's opening box: the study's questions answered at this run's n (the population
     report's answer), or why there is none yet."""
@@ -148,6 +171,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:1
 .wide{overflow-x:auto}.facts{font-size:14px}.facts td{border:none;padding:1px 10px 1px 0;text-align:left}
 .answer{background:#eef4fb;border:1px solid #b9d0ea;border-radius:6px;padding:.2em 1.2em .6em;margin:.8em 0}
 .answer li{margin:.3em 0}
+.miniature{background:#fff6dd;border:1px solid #e8d28a;border-radius:6px;padding:.5em 1em}
 """
 
 _COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_held_trained_window", "holds"),
@@ -155,7 +179,7 @@ _COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_
             ("precision_extrapolation", "extrapolation"),
             ("precision", "precision"), ("weight_correlation", "I–w cos"), ("memory_mechanism", "mechanism")]
 #: computed columns after _COLUMNS: (heading, function of the metrics)
-_DERIVED = [("beyond the window", beyond_window)]
+_DERIVED = [("beyond the window", beyond_window), ("sign after", sign_after_window)]
 #: the units under each column's name
 _UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "in range, relative": "RMS / target", "extrapolation": "MSE, a.u.²",
           "precision": "MSE, a.u.²"}
@@ -241,6 +265,7 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
     doc = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>index · {profile}</title><style>{STYLE}</style></head><body><main>
 <h1>System A · profile <code>{profile}</code></h1>
+{_miniature(cfg)}
 {answer_box(store.read_answer(run_dir) if population else None, population)}
 <table class="facts">{facts_html}</table>
 <h2>Seeds</h2>

@@ -140,10 +140,21 @@ def census(records: list[dict]):
 
 
 def hold(m: dict, cfg):
-    """How long each test plateau stays within 10 % of its target after the cost onset, and its drift."""
+    """How long each test plateau stays within 10 % of its target after the cost onset, whether it
+    keeps its target's sign to the end of the test run, and its drift."""
+    sign = m.get("plateau_sign_kept_ms_by_duration") or {}
+    run = m.get("plateau_run_ms")
+
+    def kept(d):
+        v = sign.get(d)
+        if v is None or run is None:
+            return "–"
+        return "to the run's end" if v >= run else f"flips {v:g} ms after cost onset"
+
     rows = [{"duration (ms)": int(d), "in trained range": cfg.in_trained_range(int(d)),
              "on target for (ms after cost onset)": m["plateau_hold_ms_by_duration"][d],
              "through the trained window": m["plateau_hold_ms_by_duration"][d] >= cfg.trained_window_ms,
+             "sign of the target kept": kept(d),
              "drift (a.u. per s)": m["plateau_drift_per_s_by_duration"][d]}
             for d in m["plateau_hold_ms_by_duration"]]
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
@@ -251,3 +262,35 @@ def network_measures(df: pd.DataFrame):
             "network_lyapunov_spontaneous_per_s": "spontaneous finite-time Lyapunov exp. (1/s)",
             "network_regime": "spontaneous regime", "network_n_fixed_points": "fixed points (census)"}
     return _style(df[[c for c in cols if c in df]].rename(columns=cols).set_index("seed"), digits=3)
+
+
+#: the published table's measures as the reports name them, with their units
+PUBLISHED_LABELS = {"precision": "precision (MSE, a.u.²)", "weight_correlation": "I–w cosine",
+                    "I_participation_ratio": "participation ratio of I", "w_participation_ratio": "participation ratio of w"}
+
+
+def beside_original(dist: pd.DataFrame):
+    """Each published measure beside this run's (analysis.published.distributions): n, median and
+    range of each sample, and the exact two-sample test where the two are the same quantity."""
+    def spread(prefix, r):
+        return f"{getattr(r, prefix + '_median'):.3g} [{getattr(r, prefix + '_min'):.3g}, {getattr(r, prefix + '_max'):.3g}]"
+
+    rows = [{"measure": PUBLISHED_LABELS.get(r.measure, r.measure), "n (sysa, original)": f"{r.n_sysa}, {r.n_published}",
+             "sysa: median [range]": spread("sysa", r), "original: median [range]": spread("published", r),
+             "P(sysa seed's value > original's)": r.prob_greater if r.tested else None,
+             "p": r.p if r.tested else None, "p (Holm)": r.p_holm if r.tested else None,
+             "not tested because": r.why_untested or "–"} for r in dist.itertuples()]
+    exact = bool(dist.loc[dist.tested.astype(bool), "exact"].all()) if dist.tested.any() else True
+    return _style(pd.DataFrame(rows).set_index("measure"), digits=3).set_caption(
+        "sysa's main seeds against the original's published table (Mann-Whitney, two-sided; p from "
+        f"{'every split of the seeds (exact)' if exact else 'the exact null distribution of U or 50,000 seeded permutations'}, "
+        f"Holm's adjustment across the {int(dist.tested.sum())} tested measures)")
+
+
+def published_rows(sbs: pd.DataFrame):
+    """Seed by seed: each published value beside sysa's (analysis.published.side_by_side)."""
+    cols = {}
+    for m, label in PUBLISHED_LABELS.items():
+        cols[f"{m}_published"] = f"{label}: original"
+        cols[f"{m}_sysa"] = f"{label}: sysa"
+    return _style(sbs.set_index("seed").rename(columns=cols), digits=4)

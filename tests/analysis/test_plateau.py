@@ -85,6 +85,17 @@ def test_hold_of_the_test_trials_against_their_targets(cfg):
     assert h.hold_ms == {30: float(T - cost), 60: 100.0, 100: 0.0}
     assert h.held_trained_window == {30: True, 60: False, 100: False}
     assert h.steady_trained_window == {30: True, 60: False, 100: True}  # steady, off target
+    # none of them changes sign: the sign is kept to the end of the run
+    assert h.run_ms == (T - cost) * cfg.model.dt_ms
+    assert h.sign_kept_ms == {30: h.run_ms, 60: h.run_ms, 100: h.run_ms}
+
+
+def test_the_time_an_output_keeps_its_targets_sign():
+    """Hand-built outputs (dt 10 ms): crossing 0 at step 7, touching 0 without crossing, never
+    crossing, and a negative target whose output turns positive at step 2."""
+    y = np.array([[1.0] * 7 + [-0.5] * 3, [1.0] * 4 + [0.0] * 2 + [1.0] * 4, [0.2] * 10, [-1.0] * 2 + [0.1] * 8])
+    target = np.array([1.0, 1.0, 1.0, -1.0])
+    np.testing.assert_array_equal(plateau.sign_kept_ms(y, target, 10.0), [70.0, 100.0, 100.0, 20.0])
 
 
 def test_sweep_keeps_only_pulses_that_end_before_cost_onset(cfg):

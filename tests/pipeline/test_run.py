@@ -288,3 +288,17 @@ def test_index_links_every_report_and_shows_untrained_precision(smoke_run):
             for name in NOTEBOOKS:
                 assert f'href="{prefix}seed_{s}/{name}.html"' in html
     assert 'href="population.html"' in html and "untrained" in html
+
+
+def test_the_index_says_how_long_after_the_window_plateaus_hold_and_keep_their_sign():
+    """The index's derived columns from hand-made metrics: a 2 s trained window, a 10 s sweep, a
+    test run 3 s beyond the window."""
+    m = {"sweep_hold_ms_in_range_min": 2300.0, "sweep_trained_window_ms": 2000.0, "sweep_horizon_ms": 10000.0,
+         "plateau_sign_kept_ms_in_range_min": 5000.0, "plateau_run_ms": 5000.0}
+    assert report.beyond_window(m) == "+0.3 s"
+    assert report.sign_after_window(m) == "kept to +3 s"
+    assert report.beyond_window({**m, "sweep_hold_ms_in_range_min": 1800.0}) == "−0.2 s"
+    assert report.beyond_window({**m, "sweep_hold_ms_in_range_min": 10000.0}) == "to the sweep's end (10 s)"
+    assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 2400.0}) == "flips at +0.4 s"
+    assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 1500.0}) == "flips in the window"
+    assert report.sign_after_window({}) == report.beyond_window({}) == "–"
