@@ -33,7 +33,7 @@ reproduce: setup
 
 # figures/quick_outputs.png: the output of seed 1 of the quick run for the test pulses
 readme-figure: quick
-	$(PY) -c 'import numpy as np; from sysa_core import config, plots; \
+	$(PY) -c 'import numpy as np; from sysa_core import config; from sysa_core.pipeline import plots; \
 	  a = dict(np.load("data/runs/quick/seed_1/analysis.npz")); \
 	  plots.save(plots.evaluation(a, "quick profile, seed 1: output for each test pulse", \
 	    config.resolve("quick").task.Nt_ms), "figures/quick_outputs.png")'
