@@ -133,10 +133,10 @@ def sign_after_window(m: dict) -> str:
     if first is None or window is None or run is None:
         return "–"
     if first >= run:
-        return f"kept to +{(run - window) / 1000:.2g} s"
+        return f"kept to +{(run - window) / 1000:.3g} s"
     if first < window:
         return "flips in the window"
-    return f"flips at +{(first - window) / 1000:.2g} s"
+    return f"flips at +{(first - window) / 1000:.3g} s"
 
 
 def _miniature(cfg: Config) -> str:
