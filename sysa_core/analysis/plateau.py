@@ -33,21 +33,25 @@ def slope_per_s(t_ms: np.ndarray, y: np.ndarray) -> float:
     return float((tc @ (y - y.mean())) / (tc @ tc) * 1000.0)
 
 
+def _first_ms(event: np.ndarray, dt_ms: float) -> np.ndarray:
+    """For a boolean array (D, T) of steps: the time (ms) of each row's first True step, or the
+    whole span T * dt when it has none."""
+    return np.where(event.any(axis=1), event.argmax(axis=1), event.shape[1]) * float(dt_ms)
+
+
 def sign_kept_ms(y_after: np.ndarray, target: np.ndarray, dt_ms: float) -> np.ndarray:
     """For outputs y (D, T) from the cost onset on and their plateau targets (D,): the time (ms)
     until y first has the sign opposite to its target's (y = 0 keeps it), or the whole span T * dt
     when it never does."""
-    flipped = np.asarray(y_after, dtype=np.float64) * np.sign(np.asarray(target, dtype=np.float64))[:, None] < 0
-    first = np.where(flipped.any(axis=1), flipped.argmax(axis=1), flipped.shape[1])
-    return first * float(dt_ms)
+    sign = np.sign(np.asarray(target, dtype=np.float64))[:, None]
+    return _first_ms(np.asarray(y_after, dtype=np.float64) * sign < 0, dt_ms)
 
 
 def hold_ms(y_after: np.ndarray, target: np.ndarray, dt_ms: float, tolerance: float = HOLD_TOLERANCE) -> np.ndarray:
     """For outputs y (D, T) from the cost onset on and their plateau targets (D,): the time (ms)
     until |y - target| first exceeds tolerance * target, or the whole span T * dt when it never does."""
     out = np.abs(np.asarray(y_after, dtype=np.float64) - target[:, None]) > tolerance * np.abs(target[:, None])
-    first = np.where(out.any(axis=1), out.argmax(axis=1), out.shape[1])
-    return first * float(dt_ms)
+    return _first_ms(out, dt_ms)
 
 
 @dataclass

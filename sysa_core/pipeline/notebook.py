@@ -15,9 +15,10 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from .. import config as _config
-from .. import files, training
+from .. import files, original, training
 from ..analysis import stats
 from ..analysis import metrics as _metrics
+from ..analysis import published
 from ..analysis import population as pop
 from ..analysis.plateau import HOLD_TOLERANCE
 from ..errors import UserError
@@ -615,9 +616,6 @@ def ensembles_section(P: Population) -> None:
 def beside_original_section(ctx: Context, P: Population) -> None:
     """The main seeds beside the original's published table, for a run of the paper's configuration
     (the table holds paper-scale networks): what must match, the exact tests, every seed."""
-    from .. import original
-    from ..analysis import published
-
     if ctx.cfg.miniature_text():
         display(Markdown("The original's table holds networks of the paper's configuration; this run's differ "
                          "(above), so they are not compared with it. The shipped paper study (`make paper-report`) is."))
