@@ -108,6 +108,9 @@ RUN_MARKER = "sysa-run.json"
 LOCK_NAME = ".sysa.lock"
 #: set by a process that holds a folder's lock, for the processes it starts (kernels, workers)
 LOCK_ENV = "SYSA_LOCKED"
+#: the start of the name of the file a run writes into its folder, before taking its lock, to check
+#: that a Dask cluster's workers see the folder (each run its own name; removed once read)
+PROBE_PREFIX = ".sysa-probe-"
 
 
 def shared_dir(folder: Path) -> Path:
@@ -132,7 +135,8 @@ def check_owned(out: Path, option: str = "--out") -> None:
     folder that is not sysa's (no RUN_MARKER): nothing of it is touched. UserError naming the folder."""
     out = Path(out)
     check_not_busy(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / RUN_MARKER).is_file() and not _only_seed_folders(out):
+    if out.is_dir() and any(not _bookkeeping(p.name) for p in out.iterdir()) and not (out / RUN_MARKER).is_file() \
+            and not _only_seed_folders(out):
         raise UserError(f"{option} {out}: the folder holds files and is not a sysa run (no {RUN_MARKER}); "
                         f"choose a new or empty folder")
 
@@ -186,11 +190,17 @@ def _lock_held_elsewhere(lock: Path) -> bool:
     return False
 
 
+def _bookkeeping(name: str) -> bool:
+    """Whether a file is sysa's own bookkeeping of who writes a folder (its lock, a run's probe for
+    its workers), which a run that has not yet written its manifest may already have left there."""
+    return name == LOCK_NAME or name.startswith(PROBE_PREFIX)
+
+
 def _only_seed_folders(out: Path) -> bool:
     """Whether a folder holds nothing but sysa seed folders (seed_<s> with their training metadata)."""
     for p in out.iterdir():
         m = re.fullmatch(r"seed_(\d+)", p.name)
-        if p.name == LOCK_NAME:
+        if _bookkeeping(p.name):
             continue
         if not (m and p.is_dir() and meta_path(p, int(m.group(1))).is_file()):
             return False

@@ -227,3 +227,17 @@ def test_loader_refuses_missing_files_and_folders(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         files.read_json(tmp_path / "x.json")
+
+
+def test_a_folder_holding_only_another_runs_lock_and_probe_is_not_someone_elses(tmp_path):
+    """A run that is starting has written its lock and its workers' probe but no manifest yet: a second
+    run into the same folder is not told that the folder is someone else's (it is told it is busy
+    when it asks for the lock). A probe beside a file of another's still counts as someone else's."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / files.LOCK_NAME).touch()
+    (out / f"{files.PROBE_PREFIX}0123abcd").write_text("0123abcd")
+    files.check_owned(out)
+    (out / "notes.txt").write_text("mine\n")
+    with pytest.raises(UserError, match="not a sysa run"):
+        files.check_owned(out)

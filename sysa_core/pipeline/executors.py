@@ -13,6 +13,7 @@ from concurrent.futures import as_completed as pool_completed
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .. import files
 from ..errors import UserError
 from . import jobs
 from .jobs import seed_job
@@ -137,7 +138,7 @@ def dask_client(address: str, out: Path):
             client.close()
             raise UserError(f"--scheduler {address}: the cluster has no workers") from None
     token = uuid.uuid4().hex
-    probe = Path(out) / f".sysa-probe-{token}"  # its own name: runs probing at once never share one
+    probe = Path(out) / f"{files.PROBE_PREFIX}{token}"  # its own name: runs probing at once never share one
     probe.write_text(token)
     try:
         answers = client.run(_probe, str(probe), token)
