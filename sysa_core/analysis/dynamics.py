@@ -125,7 +125,9 @@ def simulate_states(dyn: RateDynamics, I: np.ndarray, h0: np.ndarray, x_bt: np.n
 @dataclass
 class Points:
     """Distinct local minima of q = |F|^2 / 2 reached from the starting states (minima closer
-    than merge_tol are one point), sorted by q (ascending). K points, N units.
+    than merge_tol are one point), listed fixed points first, by norm, then slow points, by q
+    (listing_order: the fixed points' q lie at the rounding floor, whose order means nothing).
+    K points, N units.
 
     A point with q <= q_fixed is a fixed point: the flow stops there (to that tolerance), and the
     Jacobian's spectrum there gives the time constants of the modes around it. The others are slow
@@ -213,9 +215,17 @@ class Points:
         return out
 
 
+def listing_order(h: np.ndarray, q: np.ndarray, q_fixed: float) -> np.ndarray:
+    """The order points (K, N) with q (K,) are listed in: the fixed points (q <= q_fixed) first, by
+    norm, then the slow points, by q."""
+    fixed = q <= q_fixed
+    norm = np.linalg.norm(h, axis=1)
+    return np.lexsort((np.where(fixed, norm, q), ~fixed))
+
+
 def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[Points, list[list[int]]]:
     """The distinct points among several searches of one flow (points closer than merge_tol, default
-    0.01 sqrt(N), are one: the one with the lowest q is kept), sorted by q; and for each, the
+    0.01 sqrt(N), are one: the one with the lowest q is kept), in listing_order; and for each, the
     indices of the parts that found it."""
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -230,6 +240,7 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
     fixed = np.concatenate([p.fixed for p in parts])
     tol = 0.01 * np.sqrt(h.shape[1]) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
+    keep = keep[listing_order(h[keep], q[keep], parts[0].q_fixed)]
     found = [sorted({int(part[j]) for j in range(len(h)) if np.linalg.norm(h[j] - h[i]) <= tol}) for i in keep]
     kf = [i for i in keep if fixed[i]]
     eigvals = np.array([eig[i] for i in kf]).reshape(len(kf), h.shape[1])
@@ -321,6 +332,26 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
     return x.numpy(), f.numpy(), it
 
 
+def normal_equations(dyn: RateDynamics, h: torch.Tensor, GtG: torch.Tensor | None = None):
+    """J'J (k, N, N) and J'F (k, N) at the states h (k, N) (torch, float64), without forming J:
+    with J = g G D - 1, D = diag(phi'(h)),
+
+        J'J = g^2 D (G'G) D - g (D G' + G D) + 1,    J'F = g phi'(h) * (F G) - F,
+
+    which costs O(N^2) per state given G'G (GtG, computed here when not given) instead of the
+    N^3 of the product J'J."""
+    G, g = dyn._G, dyn.g
+    if GtG is None:
+        GtG = G.T @ G
+    d = dyn.dphi(h)
+    f = g * (dyn.phi(h) @ G.T) - h
+    JtJ = (g * g) * d[:, :, None] * GtG[None] * d[:, None, :]
+    JtJ -= g * d[:, :, None] * G.T[None]
+    JtJ -= g * G[None] * d[:, None, :]
+    JtJ.diagonal(dim1=1, dim2=2).add_(1.0)
+    return JtJ, g * d * (f @ G) - f
+
+
 def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: float = 1e-24,
                   damping: float = 1e-10) -> np.ndarray:
     """Refine states h (K, N) towards zeros of F by damped Gauss-Newton (Levenberg-Marquardt)
@@ -329,10 +360,12 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
     (quadratic convergence, where L-BFGS is slow); the damping keeps the step out of
     directions J maps to 0 (along a line attractor, or the drift direction of a slow point with
     q > 0, where J is singular), so a point is not pushed along its slow manifold.
-    Costs one N x N product and solve per point and step. Returns the refined states."""
+    Costs one solve per point and step (normal_equations: J'J from G'G, formed once per call).
+    Returns the refined states."""
     x = torch.tensor(np.atleast_2d(np.asarray(h, dtype=np.float64)))
     K, N = x.shape
     eye = torch.eye(N, dtype=torch.float64)
+    GtG = dyn._G.T @ dyn._G
     q, _ = _q_and_grad_t(dyn, x)
     # a point whose step lowered q by no halving would get the same step again: it is left as it is
     stuck = torch.zeros(K, dtype=torch.bool)
@@ -341,11 +374,9 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
         if len(active) == 0:
             break
         xa = x[active]
-        f = dyn.g * (dyn.phi(xa) @ dyn._G.T) - xa
-        J = dyn.g * dyn._G[None] * dyn.dphi(xa)[:, None, :] - eye  # (k, N, N)
-        JtJ = J.transpose(1, 2) @ J
+        JtJ, rhs = normal_equations(dyn, xa, GtG)
         mu = damping * JtJ.diagonal(dim1=1, dim2=2).sum(-1) / N
-        rhs = (J.transpose(1, 2) @ f.unsqueeze(-1))
+        rhs = rhs.unsqueeze(-1)
         try:
             delta = -torch.linalg.solve(JtJ + mu[:, None, None] * eye, rhs).squeeze(-1)
         except RuntimeError:  # singular even with damping: keep the minimiser's answer
@@ -400,6 +431,7 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
         keep = keep[_merge(h[keep], q[keep], tol)]
     if max_points is not None:
         keep = keep[:max_points]
+    keep = keep[listing_order(h[keep], q[keep], q_fixed)]
     hk, qk = h[keep], q[keep]
     fixed = qk <= q_fixed
     eig = np.array([jacobian_spectrum(dyn, x) for x in hk[fixed]]).reshape(int(fixed.sum()), dyn.n)

@@ -66,6 +66,19 @@ def test_jacobian_and_grad_q_match_finite_differences(nonlinearity):
     assert q[0] == pytest.approx(0.5 * np.sum(dyn.velocity(h) ** 2))
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "linear"])
+def test_normal_equations_equal_the_explicit_jacobians_products(nonlinearity):
+    """J'J and J'F formed from G'G (no N^3 product per state) equal the products of the explicit J."""
+    g = np.random.default_rng(2)
+    dyn = RateDynamics(g.normal(size=(40, 40)) / np.sqrt(40), 1.5, TAU, nonlinearity)
+    h = g.normal(size=(3, 40)) * 2
+    JtJ, JtF = (v.numpy() for v in dynamics.normal_equations(dyn, torch.from_numpy(h)))
+    for k in range(3):
+        J = dyn.jacobian(h[k])
+        np.testing.assert_allclose(JtJ[k], J.T @ J, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(JtF[k], J.T @ dyn.velocity(h[k]), rtol=1e-12, atol=1e-13)
+
+
 def test_the_vector_field_keeps_a_private_read_only_copy_of_G():
     G = np.eye(3)
     dyn = RateDynamics(G, 1.0, TAU)
