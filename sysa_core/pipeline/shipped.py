@@ -10,6 +10,9 @@ Layout of the shipped folder:
         checkpoint.npz              its arrays (I, w, h0, Adam's moments, the batch generator, histories)
         train.json                  the training's metadata (configuration, histories, time, machine, sha256)
         metrics.json                every per-model number, once the run has analysed the model
+    report/                         the last analysed run's index and population reports (self-contained
+                                    HTML), its population table (CSV), answer and overview figure;
+                                    the per-seed reports the index links to are re-made by `sysa study report`
     SHA256SUMS                      the sha256 of every shipped file (`sha256sum -c` reads it)
 
 A checkpoint is rebuilt by walking the structure and saving it with torch.save, which writes the
@@ -34,6 +37,9 @@ from .ensembles import Ensemble, ensembles
 from .folder import RunFolder
 
 NETWORK = "network.npz"
+#: the folder of the shipped run-level reports, and the files of a run that go there
+REPORT = "report"
+REPORT_FILES = ("index.html", "population.html", "population.csv", "answer.json", "population.png")
 STUDY = "study.json"
 SUMS = "SHA256SUMS"
 #: where a tensor equal to the study's G stands in a checkpoint's structure
@@ -106,7 +112,8 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
     """Copy every finished model of the paper run `run_dir` into the shipped folder; returns the
     models added or replaced ("main seed 3"). A model counts as finished when its metadata says
     complete and its checkpoint has the sha256 recorded then. Models already shipped with the same
-    checkpoint are left as they are."""
+    checkpoint are left as they are. When the run's population report verifies, its run-level
+    reports replace the shipped ones (REPORT)."""
     run_dir, shipped = Path(run_dir), Path(shipped or default_dir())
     try:
         man = files.read_manifest(run_dir / files.RUN_MARKER)
@@ -162,8 +169,23 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
             else:
                 (out / "metrics.json").unlink(missing_ok=True)
             added.append(f"{ens.label} seed {s}")
+    _ship_reports(run_dir, shipped)
     write_sums(shipped)
     return added
+
+
+def _ship_reports(run_dir: Path, shipped: Path) -> bool:
+    """Copy the run's index, population report, table, answer and overview figure into the shipped
+    REPORT folder when its population report verifies (a training folder has none: the shipped
+    reports stay). Whether they were copied."""
+    if not (run_dir / "population.json").is_file() or verify.check_population(run_dir).action != "none" \
+            or not all((run_dir / name).is_file() for name in REPORT_FILES):
+        return False
+    dest = shipped / REPORT
+    dest.mkdir(exist_ok=True)
+    for name in REPORT_FILES:
+        files.write_bytes(dest / name, (run_dir / name).read_bytes())
+    return True
 
 
 def config_of(man: dict, source: Path) -> Config:

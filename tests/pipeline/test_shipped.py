@@ -39,6 +39,8 @@ def test_pack_keeps_every_model_with_one_G_its_metrics_and_sha256s(packed, smoke
             with np.load(shipped.seed_folder(packed, label, s) / "checkpoint.npz") as z:
                 assert not any(z[k].size == 48 * 48 for k in z.files)  # G is stored once, in network.npz
     assert shipped.load_network(packed).shape == (48, 48)
+    for name in shipped.REPORT_FILES:  # the run-level reports travel with the models
+        assert (packed / shipped.REPORT / name).read_bytes() == (smoke_run / name).read_bytes(), name
     again = run_cli("study", "pack", smoke_run, "--shipped", packed)
     assert again.returncode == 0 and "0 model(s) added" in again.stderr, again.stderr
 
