@@ -193,7 +193,10 @@ def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = F
     """check_seed, then make ready what a re-run repairs: say what is repaired and why (on stderr,
     when the folder held an earlier attempt), and set a checkpoint that does not verify aside."""
     chk = check_seed(sdir, cfg, trained_only)
-    tried = files.record_path(sdir).exists() or files.meta_path(sdir, cfg.seed).exists()
+    # an earlier attempt: its notebooks started (pipeline.json), or its training did, unless the
+    # training verifies and the notebooks never ran (a trained model to analyse is nothing to repair)
+    tried = files.record_path(sdir).exists() or (
+        chk.action != "reanalyse" and files.meta_path(sdir, cfg.seed).exists())
     if chk.action == "retrain":
         chk.replay = first_batch(sdir, cfg.seed)
     if chk.action != "none" and (tried or chk.action == "retrain"):

@@ -120,6 +120,7 @@ def test_report_remakes_every_report_without_training_and_confirms_the_metrics(p
     assert proc.returncode == 0, proc.stderr
     assert "4 of 4 shipped models' metrics re-made within 1e-06 relative" in proc.stderr
     assert "train seed" not in proc.stderr  # nothing was trained
+    assert "repairing" not in proc.stderr  # trained models analysed for the first time: nothing to repair
     for prefix in LABELS.values():
         for s in SEEDS:
             meta = json.loads((out / f"{prefix}seed_{s}" / f"sys_A{s}_train.json").read_text())
