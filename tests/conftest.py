@@ -33,7 +33,7 @@ def _start_group(item) -> int:
     fixtures = set(getattr(item, "fixturenames", ()))
     if "smoke_run" in fixtures:
         return 0
-    if "pipeline" in item.path.parts or fixtures & {"reference_full", "smoke_train", "smoke_train_again"}:
+    if "pipeline" in item.path.parts or fixtures & {"reference_full", "paper_evaluations", "smoke_train", "smoke_train_again"}:
         return 1
     return 2
 
@@ -48,19 +48,27 @@ def pytest_collection_modifyitems(items):
 REFERENCE_FILES = ("sys_A1_state.pth", "sys_A2_state.pth")
 
 
+def _reference_location() -> tuple[Path | None, Path]:
+    """(the folder holding the original's published checkpoints of seeds 1 and 2, or None; the
+    cache `make reproduce` fetches them into)."""
+    from sysa_core.pipeline import reproduce
+
+    cache = reproduce.default_cache()
+    for folder in (REFERENCE, cache):
+        if all((folder / n).is_file() for n in REFERENCE_FILES):
+            return folder, cache
+    return None, cache
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The original's published checkpoints of seeds 1 and 2: ../shared/reference, else the ones
     `make reproduce` fetched (sha256 checked) into its cache."""
-    if all((REFERENCE / n).is_file() for n in REFERENCE_FILES):
-        return REFERENCE
-    from sysa_core.pipeline import reproduce
-
-    cache = reproduce.default_cache()
-    if all((cache / n).is_file() for n in REFERENCE_FILES):
-        return cache
-    pytest.skip(f"the original's published checkpoints are not here: ../shared/reference is absent and "
-                f"`make reproduce` has not fetched them into {cache}")
+    folder, cache = _reference_location()
+    if folder is None:
+        pytest.skip(f"the original's published checkpoints are not here: ../shared/reference is absent and "
+                    f"`make reproduce` has not fetched them into {cache}")
+    return folder
 
 
 #: torch threads of the CLI subprocesses, fixed when the session starts (a test that changes
@@ -268,17 +276,55 @@ def once(tmp_path_factory, name: str, produce) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def reference_full(reference_dir, tmp_path_factory) -> dict:
-    """`sysa evaluate ../shared/reference/sys_A1_state.pth --json`: every metric of the original's
-    seed 1 under the paper profile, from a real process."""
-    def produce(folder):
-        proc = run_cli("evaluate", reference_dir / "sys_A1_state.pth", "--json")
-        assert proc.returncode == 0, proc.stderr
-        (folder / "metrics.json").write_text(proc.stdout)
+def first_analysed_shipped() -> tuple[str, int] | None:
+    """(ensemble, seed) of the first model of the shipped study (data/paper) with shipped metrics."""
+    from sysa_core.pipeline import shipped
 
-    (out,) = parse_json_lines((once(tmp_path_factory, "reference_full", produce) / "metrics.json").read_text())
-    return out
+    src = shipped.default_dir()
+    if not src.is_dir():
+        return None
+    for label, seeds in shipped.shipped_seeds(src).items():
+        for s in seeds:
+            if (shipped.seed_folder(src, label, s) / "metrics.json").is_file():
+                return label, s
+    return None
+
+
+@pytest.fixture(scope="session")
+def paper_evaluations(tmp_path_factory) -> dict:
+    """`sysa evaluate --json` of the original's seed 1 (`reference`, when its checkpoint is here) and
+    of the first shipped model with shipped metrics (`shipped`: its ensemble, seed and metrics), in
+    one real process: they share the paper's G, whose analysis it computes once. None for one absent."""
+    from sysa_core import files
+    from sysa_core.pipeline import shipped
+
+    def produce(folder):
+        names, paths = [], []
+        ref, _ = _reference_location()
+        if ref is not None:
+            names.append("reference")
+            paths.append(ref / "sys_A1_state.pth")
+        first = first_analysed_shipped()
+        if first is not None:
+            shipped.export(shipped.default_dir(), first[0], [first[1]], folder)
+            names.append("shipped")
+            paths.append(files.checkpoint_path(folder, first[1]))
+        got = {}
+        if paths:
+            proc = run_cli("evaluate", *paths, "--json")
+            assert proc.returncode == 0, proc.stderr
+            got = dict(zip(names, parse_json_lines(proc.stdout)))
+        (folder / "metrics.json").write_text(json.dumps(
+            {"reference": got.get("reference"), "shipped": got.get("shipped") and [*first, got["shipped"]]}))
+
+    return json.loads((once(tmp_path_factory, "paper_evaluations", produce) / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def reference_full(reference_dir, paper_evaluations) -> dict:
+    """`sysa evaluate ../shared/reference/sys_A1_state.pth --json`: every metric of the original's
+    seed 1 under the paper profile, from a real process (paper_evaluations)."""
+    return paper_evaluations["reference"]
 
 
 #: the session's smoke run: two seeds and their control ensemble, one torch thread, trained one at a

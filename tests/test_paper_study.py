@@ -7,9 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import parse_json_lines, run_cli
 
-from sysa_core import config, files
+from sysa_core import config
 from sysa_core.model import init_weights
 from sysa_core.pipeline import shipped
 
@@ -50,16 +49,10 @@ def test_main_seeds_start_from_the_originals_draw():
         assert meta["config"]["model"]["init"] == "seed_compatible"
 
 
-def test_a_shipped_seed_is_reanalysed_to_its_shipped_metrics(tmp_path):
-    analysed = [(lab, s) for lab in ("main", "control") for s in HAVE[lab]
-                if (shipped.seed_folder(SHIPPED, lab, s) / "metrics.json").is_file()]
-    if not analysed:
+def test_a_shipped_seed_is_reanalysed_to_its_shipped_metrics(paper_evaluations):
+    if paper_evaluations["shipped"] is None:
         pytest.skip("no shipped model has shipped metrics yet")
-    label, s = analysed[0]
-    shipped.export(SHIPPED, label, [s], tmp_path)
-    proc = run_cli("evaluate", files.checkpoint_path(tmp_path, s), "--json")
-    assert proc.returncode == 0, proc.stderr
-    (remade,) = parse_json_lines(proc.stdout)
+    label, s, remade = paper_evaluations["shipped"]  # `sysa evaluate` of its exported checkpoint
     ship = json.loads((shipped.seed_folder(SHIPPED, label, s) / "metrics.json").read_text())
     drop = set(shipped.PROVENANCE_KEYS)
     assert shipped.metric_differences({k: v for k, v in ship.items() if k not in drop},

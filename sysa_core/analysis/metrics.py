@@ -38,7 +38,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   network_n_stable_fixed_points, network_census_starts, network_census_found_once,
   network_census_new_in_second_half, network_points;
 * the memory period: memory_points (the fixed and slow points near the memory trajectories, each
-  with its speed), memory_n_fixed_points, memory_n_slow_points, memory_min_point_speed_per_s,
+  with its speed), memory_n_fixed_points, memory_n_stable_fixed_points (those without a growing
+  mode, as in G's census), memory_n_slow_points, memory_min_point_speed_per_s,
   lyapunov_per_s_by_duration and lyapunov_se_per_s_by_duration (the largest finite-time Lyapunov
   exponent along each memory trajectory over the memory window, 1/s, and its standard error from
   lyapunov_blocks blocks), lyapunov_start_spread_per_s_by_duration (how far a second starting
@@ -200,6 +201,7 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     moving = pts.speed_per_s[~pts.fixed]
     m.update({
         "memory_points": pts.records(), "memory_n_fixed_points": int(pts.fixed.sum()),
+        "memory_n_stable_fixed_points": int((np.real(pts.eigvals) <= pts.zero_tol).all(axis=1).sum()),
         "memory_n_slow_points": int((~pts.fixed).sum()),
         "memory_min_point_speed_per_s": float(moving.min()) if moving.size else None,
         "lyapunov_per_s_by_duration": _by_duration(dict(zip(a.durations_ms, map(float, md.lyapunov_per_s)))),

@@ -95,6 +95,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
         stat = (f"main: rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
                 if len(row) and np.isfinite(row.rho.iloc[0]) else "")
         ax.set_xscale("log")
+        _decade_ticks(ax, "x")
         ax.set(xlabel="in-range precision (MSE, a.u.²)")
         ax.set_ylabel(textwrap.fill(labels[col], 28), fontsize=9)
         _integer_ticks(ax, df[col])
@@ -252,19 +253,21 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame):
     return fig
 
 
-def _decade_ticks(ax) -> None:
-    """Labels at 1, 2 and 5 of each decade on a log axis (written 2e-03), so that every point lies
-    between labelled ticks."""
+def _decade_ticks(ax, axis: str = "y") -> None:
+    """Labels at 1, 2 and 5 of each decade on a log axis ("x" or "y"; written 2e-03) and none at
+    the minor ticks, so that every point lies between labelled ticks that do not overlap."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    lo, hi = ax.get_ylim()
+    get_lim, set_lim = (ax.get_ylim, ax.set_ylim) if axis == "y" else (ax.get_xlim, ax.set_xlim)
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = get_lim()
     if lo > 0 and hi > lo:  # widen to the labelled ticks around the data
         ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
                  for m in (1.0, 2.0, 5.0)]
-        ax.set_ylim(max(t for t in ticks if t <= lo) * 0.9, min(t for t in ticks if t >= hi) * 1.1)
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+        set_lim(max(t for t in ticks if t <= lo) * 0.9, min(t for t in ticks if t >= hi) * 1.1)
+    which.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    which.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    which.set_minor_formatter(NullFormatter())
 
 
 def beside_original(published: dict, main: pd.DataFrame, measures: dict, labels: dict):

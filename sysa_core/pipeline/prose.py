@@ -80,15 +80,15 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     cos, cos0 = main["weight_correlation"], main["weight_correlation_init"]
     if control is not None and len(control) and ensembles is not None:
         c, c0 = control["weight_correlation"], control["weight_correlation_init"]
-        moved = float((c - c0).median())
+        moved = float((c - c0).abs().median())
         tests = ensembles.set_index("measure")
         t = tests.loc["weight_correlation"]
         n_a, n_b = int(t["n_a"]), int(t["n_b"])
         testable = min(n_a, n_b) >= 2
         head = (f"The I–w cosine ends at {_fmt(cos.median())} in the main ensemble (median of "
                 f"{count(len(main), 'seed')}, from {_fmt(cos0.median())} at initialisation) and at {_fmt(c.median())} in the control ensemble, where I "
-                f"and w start independent (median {_fmt(c0.median())} at initialisation; median change in training "
-                f"{'below 0.005 in size' if abs(moved) < 0.005 else format(moved, '+.2f')})")
+                f"and w start independent (median {_fmt(c0.median())} at initialisation; median size of its change "
+                f"in training {moved:.2g})")
         head += (f"; in {int(round(t['prob_greater'] * n_a * n_b))} of the {n_a * n_b} main–control pairs the main "
                  f"seed's cosine is the larger." if testable else ".")
         if "input_drift_cosine" in main and "output_drift_cosine" in main:
@@ -219,6 +219,13 @@ def _structure_of_G(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     n_pts, starts = int(m["network_n_fixed_points"]), int(m.get("network_census_starts") or 0)
     of = f"the {n_pts} fixed points of its census ({starts} starts)"
     found = f"none of {of} is stable" if stable == 0 else f"{stable} of {of} {'is' if stable == 1 else 'are'} stable"
+    if "memory_n_stable_fixed_points" in df and "memory_n_fixed_points" in df:
+        near = pd.to_numeric(df["memory_n_fixed_points"]).dropna()
+        stable_near = int(pd.to_numeric(df["memory_n_stable_fixed_points"]).dropna().sum())
+        if len(near):
+            found += (f"; of the fixed points found near each network's memory trajectories "
+                      f"({span(near, '.0f', ' to ')} per network), "
+                      + ("none is stable" if stable_near == 0 else f"{stable_near} in all are stable"))
     regime = {"chaos": "its spontaneous activity is chaotic", "limit cycle": "its spontaneous activity is a limit cycle",
               "fixed point": "its spontaneous activity comes to rest"}.get(str(m["network_regime"]),
                                                                            "its spontaneous regime is unresolved")
@@ -235,20 +242,25 @@ def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     if not all(k in main for k in keys):
         return ""
 
-    def held(df):
-        return span(pd.to_numeric(df[keys[0]]) / 1000.0, ".2g", " to ") + " s"
+    def held(df, key=keys[0]):
+        return span(pd.to_numeric(df[key]) / 1000.0, ".2g", " to ") + " s"
 
     window = float(pd.to_numeric(main[keys[1]]).iloc[0])
     both = [main] + ([control] if control is not None and len(control) and all(k in control for k in keys) else [])
     ctl = f" (control: {held(control)})" if len(both) == 2 else ""
+    median = ""
+    if all("sweep_hold_ms_median" in df for df in both):
+        ctl_med = f" (control: {held(control, 'sweep_hold_ms_median')})" if len(both) == 2 else ""
+        median = f", and the median over all the sweep's pulses for {held(main, 'sweep_hold_ms_median')}{ctl_med}"
     capped = ""
     if "sweep_horizon_ms" in main:
         horizon = float(pd.to_numeric(main["sweep_horizon_ms"]).iloc[0])
         if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
             capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
-    return (f" How long the memory lasts: in the duration sweep the shortest-lived in-range plateau of each main "
-            f"network stays within its {100 * HOLD_TOLERANCE:g} % band for {held(main)}{ctl} after the cost onset, "
-            f"against a trained window of {window / 1000:g} s{capped}.{_sign_kept(main, control)}")
+    return (f" How long the memory lasts, in the duration sweep, from the cost onset, within a "
+            f"{100 * HOLD_TOLERANCE:g} % band of the target (0 s: never within it): the shortest-lived in-range "
+            f"plateau of each main network holds for {held(main)}{ctl}{median}, against a trained window of "
+            f"{window / 1000:g} s{capped}.{_sign_kept(main, control)}")
 
 
 def _sign_kept(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
@@ -332,9 +344,12 @@ def summary_sentence(table: pd.DataFrame, labels: dict | None = None) -> str:
             b = tied.iloc[0]
             tail = (f" (the smallest adjusted p: {labels.get(b.measure, b.measure)}, rho = {b.rho:.2f}, p = {b.p:.3g}, "
                     f"adjusted {b.p_holm:.3g})")
+        elif len(tied) == len(ok):
+            tail = f" (every adjusted p is {best:.3g})"
         else:
             tail = f" (the smallest adjusted p, {best:.3g}, is shared by {len(tied)} measures)"
-        return f"At {n}, no measure is related to precision after Holm's correction across the {m} tests{tail}."
+        return (f"At {n}, no relation of any measure to precision is detected after Holm's correction across the "
+                f"{m} tests{tail}; this is not evidence that there is none.")
     parts = [f"{labels.get(r.measure, r.measure)} (rho = {r.rho:.2f}, adjusted p = {r.p_holm:.3g})"
              for r in hits.itertuples()]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
@@ -413,14 +428,16 @@ def beside_original(dist: pd.DataFrame, init_cosines: pd.Series, source: dict, l
     dev = (init_cosines - 1.0).abs()
     n_init = int(dev.notna().sum())
     off = int((dev > INIT_COSINE_TOL).sum())
-    init = (f"The initial weights are the original's draw, so the I–w cosine at initialisation must be 1: it is, "
-            f"within {dev.max():.1e}, for all {n_init} seeds." if n_init and not off else
+    init = (f"The initial weights are the original's draw, in which I and w come from one random stream "
+            f"(I = √N·w), so the I–w cosine starts at 1 by construction: it does, within {dev.max():.1e}, for all "
+            f"{n_init} seeds." if n_init and not off else
             f"The initial weights should be the original's draw, with an I–w cosine of 1 at initialisation, but "
             f"{off} of {n_init} seeds lie more than {INIT_COSINE_TOL:g} from 1." if n_init else
             "The initial I–w cosine is not in this run's metrics.")
     parts = [f"This run's {count(int(dist.n_sysa.max()), 'main seed')} beside {src}. {init} The original drew its "
-             "training trials unseeded, so a trained seed can match its published row only in distribution: the "
-             "two are compared as samples."]
+             "training trials unseeded, so a trained seed cannot reproduce its published row exactly: the two are "
+             "compared as samples, and seed by seed, since the shared initial draw can make a seed's value follow "
+             "its published one."]
     for r in dist.itertuples():
         name = labels.get(r.measure, r.measure)
         name = name[:1].upper() + name[1:]
@@ -432,5 +449,18 @@ def beside_original(dist: pd.DataFrame, init_cosines: pd.Series, source: dict, l
         verdict = ("the two differ" if r.p_holm < 0.05 else
                    "no difference is detected at these n, which does not show that there is none")
         parts.append(f"{name}: {ranges}; Mann-Whitney p = {r.p:.2g}{' (exact)' if r.exact else ''}, Holm "
-                     f"p = {r.p_holm:.2g}: {verdict}.")
+                     f"p = {r.p_holm:.2g}: {verdict}.{_seed_by_seed(r)}")
     return " ".join(parts)
+
+
+def _seed_by_seed(r) -> str:
+    """The seed-by-seed comparison of one measure beside the original (a row of
+    analysis.published.distributions): Spearman's rho over the seeds in both, and what it says."""
+    if not np.isfinite(r.rho_paired):
+        return f" Seed by seed ({count(int(r.n_paired), 'seed')} in both): no rank correlation can be computed."
+    how = "exact" if r.exact_paired else "50,000 seeded permutations"
+    said = ("sysa's seeds follow their published rows" if r.p_paired_holm < 0.05 and r.rho_paired > 0 else
+            "sysa's seeds run against their published rows" if r.p_paired_holm < 0.05 else
+            "no seed-by-seed relation is detected")
+    return (f" Seed by seed ({count(int(r.n_paired), 'seed')} in both): Spearman rho = {r.rho_paired:.2f}, "
+            f"p = {r.p_paired:.2g} ({how}), Holm p = {r.p_paired_holm:.2g}: {said}.")

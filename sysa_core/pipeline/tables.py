@@ -279,12 +279,19 @@ def beside_original(dist: pd.DataFrame):
              "sysa: median [range]": spread("sysa", r), "original: median [range]": spread("published", r),
              "P(sysa seed's value > original's)": r.prob_greater if r.tested else None,
              "p": r.p if r.tested else None, "p (Holm)": r.p_holm if r.tested else None,
+             "seed by seed: Spearman rho": r.rho_paired if r.tested else None,
+             "seed by seed: p (Holm)": r.p_paired_holm if r.tested else None,
              "not tested because": r.why_untested or "–"} for r in dist.itertuples()]
-    exact = bool(dist.loc[dist.tested.astype(bool), "exact"].all()) if dist.tested.any() else True
+    tested = dist.tested.astype(bool)
+    exact = bool(dist.loc[tested, "exact"].all()) if tested.any() else True
+    n_pair = int(dist.n_paired.max()) if len(dist) else 0
+    exact_pair = bool(dist.loc[tested, "exact_paired"].fillna(False).all()) if tested.any() else True
     return _style(pd.DataFrame(rows).set_index("measure"), digits=3).set_caption(
         "sysa's main seeds against the original's published table (Mann-Whitney, two-sided; p from "
-        f"{'every split of the seeds (exact)' if exact else 'the exact null distribution of U or 50,000 seeded permutations'}, "
-        f"Holm's adjustment across the {int(dist.tested.sum())} tested measures)")
+        f"{'every split of the seeds (exact)' if exact else 'the exact null distribution of U or 50,000 seeded permutations'}"
+        f"; seed by seed: Spearman's rho over the {n_pair} seeds in both, two-sided permutation p "
+        f"({'exact' if exact_pair else '50,000 seeded permutations'}); Holm's adjustment across the "
+        f"{int(tested.sum())} tested measures, per test)")
 
 
 def published_rows(sbs: pd.DataFrame):

@@ -32,6 +32,20 @@ def test_the_same_values_are_not_told_apart_and_the_initial_draw_is_confirmed():
     assert "Participation ratio of I: " in text and "not tested" in text
     assert original.source()["commit"][:12] in text
     assert set(dist.loc[dist.tested, "measure"]) == {"precision", "weight_correlation"}
+    assert text.count("Seed by seed (6 seeds in both): Spearman rho = 1.00") == 2  # every value its published one
+    assert text.count("sysa's seeds follow their published rows") == 2
+
+
+def test_seeds_in_the_opposite_order_of_their_published_rows_are_named():
+    main = _main(range(1, 7))
+    p_same = published.distributions(PUB, main).set_index("measure").loc["weight_correlation", "p"]
+    order = np.argsort(np.argsort([PUB[s]["weight_correlation"] for s in range(1, 7)]))
+    main["weight_correlation"] = np.sort(main["weight_correlation"].to_numpy())[::-1][order]
+    dist, text = _text(main)
+    r = dist.set_index("measure").loc["weight_correlation"]
+    assert r.rho_paired == pytest.approx(-1.0) and r.exact_paired and r.p_paired == pytest.approx(2 / 720)
+    assert r.p == pytest.approx(p_same, rel=0.05)  # the same values as a sample (ties: a permutation p)
+    assert "run against their published rows" in text
 
 
 def test_a_shifted_sample_is_told_apart_and_a_wrong_initial_draw_is_named():
@@ -48,7 +62,7 @@ def test_the_table_and_the_figure_render():
     main = _main(range(1, 7))
     dist = published.distributions(PUB, main)
     html = tables.beside_original(dist).to_html()
-    assert "I–w cosine" in html and "6, 20" in html
+    assert "I–w cosine" in html and "6, 20" in html and "seed by seed: Spearman rho" in html
     fig = population_plots.beside_original(PUB, main, published.MEASURES, tables.PUBLISHED_LABELS)
     axes = fig.axes
     assert len(axes) == 4 and axes[0].get_yscale() == "log"

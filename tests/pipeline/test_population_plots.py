@@ -51,3 +51,22 @@ def test_fitted_lines_stay_within_the_data_and_the_possible_values_and_need_8_se
     fig = pp.predictor_panels(df.head(4), t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
     assert not fig.axes[0].get_lines()  # no line through 4 points
     plots.plt.close(fig)
+
+
+def test_the_precision_axis_labels_do_not_overlap_within_a_decade():
+    """Precisions spread over less than a decade (1.2e-3 to 6e-3): the log axis labels 1, 2, 5 of the
+    decade and leaves the minor ticks unlabelled, so no two labels overlap."""
+    x = np.array([1.2e-3, 1.4e-3, 2e-3, 2.8e-3, 3.3e-3, 4e-3, 5.2e-3, 6e-3])
+    df = pd.DataFrame({"seed": range(1, 9), "precision_trained_range": x, "weight_correlation": np.linspace(0.8, 0.9, 8),
+                       "ensemble": ["main"] * 8})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "rho": [1.0],
+                      "p": [2 / 40320], "p_holm": [2 / 40320]})
+    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [lab.get_window_extent(renderer) for lab in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)
+             if lab.get_visible() and lab.get_text() and ax.get_xlim()[0] <= lab.get_position()[0] <= ax.get_xlim()[1]]
+    assert len(boxes) >= 2  # the data lie between labelled ticks
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plots.plt.close(fig)

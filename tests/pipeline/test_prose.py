@@ -29,7 +29,7 @@ def test_the_answer_follows_the_data():
     mixed = main.copy()
     mixed.loc[:3, "memory_mechanism"] = "attractor"
     assert "memory differs by the mechanism rule" in _answer(mixed, None)[3]
-    assert "no measure is related to precision" in inherited[2]
+    assert "no relation of any measure to precision is detected" in inherited[2]
     strong = main.copy()
     strong["plateau_state_speed_per_s"] = 1 + 1e3 * strong["precision_trained_range"]  # rho = 1 at n = 8
     said = _answer(strong, None)[2]
@@ -47,8 +47,12 @@ def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_o
     assert "The closest rank relationship is I–w cosine (rho = -1.00, p = 0.083" in rel
     assert "larger values with more precise networks (a lower error), which at this n is not evidence" in rel
     mech = next(line for line in lines if "mechanism rule" in line)
-    assert "stays within its 10 % band for 0.62 to 0.7 s after the cost onset, against a trained window of 0.6 s" in mech
-    assert "sweep's end" not in mech
+    assert ("from the cost onset, within a 10 % band of the target (0 s: never within it): the shortest-lived "
+            "in-range plateau of each main network holds for 0.62 to 0.7 s, against a trained window of 0.6 s") in mech
+    assert "sweep's end" not in mech and "median over all" not in mech
+    main["sweep_hold_ms_median"] = [900.0, 1200.0, 800.0, 1000.0]
+    mech = next(line for line in _answer(main, None) if "mechanism rule" in line)
+    assert "0.62 to 0.7 s, and the median over all the sweep's pulses for 0.8 to 1.2 s, against" in mech
     main["sweep_hold_ms_in_range_min"] = [3000.0, 650.0, 700.0, 640.0]
     mech = next(line for line in _answer(main, None) if "mechanism rule" in line)
     assert "0.64 to 3 s" in mech and "still on target at the sweep's end (3 s) counts as leaving there" in mech
@@ -98,7 +102,7 @@ def test_a_tied_smallest_p_is_not_given_to_one_measure():
     df["c"] = df["a"]  # a and c tie
     t = stats.against(df, ["a", "c"])
     sentence = prose.summary_sentence(t, {"a": "AAA", "c": "CCC"})
-    assert "AAA" not in sentence and "CCC" not in sentence and "shared by 2 measures" in sentence
+    assert "AAA" not in sentence and "CCC" not in sentence and "every adjusted p is" in sentence
 def test_the_lyapunov_phrase_reads_the_sign_only_beyond_the_interval():
     assert prose.lyapunov_phrase(0.5, 0.2, 5).startswith("not distinguishable from zero")  # t(4) = 2.78
     assert prose.lyapunov_phrase(-1.0, 0.2, 5).startswith("negative")
@@ -126,6 +130,11 @@ def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed
     assert "All 8 networks here share one G" in text and "none of the 27 fixed points" in text
     assert "chaotic" in text and "one observation of this G, not one per seed" in text
     assert prose._structure_of_G(_ensemble(4, 1.0, 0.85, key="per-seed").assign(**census), None) == ""
+    near = dict(memory_n_fixed_points=[2, 6, 3, 4], memory_n_stable_fixed_points=[0, 1, 0, 0])
+    text = prose._structure_of_G(shared.assign(**near), None)
+    assert "fixed points found near each network's memory trajectories (2 to 6 per network), 1 in all are stable" in text
+    text = prose._structure_of_G(shared.assign(**near).assign(memory_n_stable_fixed_points=0), None)
+    assert "(2 to 6 per network), none is stable" in text
 
 
 def test_the_answer_first_says_how_many_networks_do_the_task_and_claims_no_hold_when_none_does():
