@@ -22,7 +22,7 @@ from ..analysis import published
 from ..analysis import population as pop
 from ..analysis.plateau import HOLD_TOLERANCE
 from ..errors import UserError
-from . import plots, population_plots, prose, store, tables
+from . import plots, population_plots, prose, report, store, tables
 
 _SEED = {"profile": str, "seed": int, "overrides": list, "run_dir": str}
 PARAMETERS = {
@@ -628,3 +628,8 @@ def beside_original_section(ctx: Context, P: Population) -> None:
     plots.show(population_plots.beside_original(pub, P.main, published.MEASURES, tables.PUBLISHED_LABELS))
     sbs = published.side_by_side(pub, P.main)
     display(tables.collapsed(tables.published_rows(sbs), f"Seed by seed ({len(sbs)} seeds in both)"))
+
+
+def terms(ctx: Context) -> None:
+    """What the report's terms and abbreviations mean, for the run's configuration (report.legend)."""
+    display(Markdown("\n".join(f"- **{k}**: {v}" for k, v in report.legend(ctx.cfg).items())))

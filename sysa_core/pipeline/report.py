@@ -14,7 +14,7 @@ from nbconvert import HTMLExporter
 from .. import files
 from . import prose, store
 from ..analysis.mechanism import LEARNED
-from ..analysis.plateau import HOLD_TOLERANCE
+from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
 from ..config import Config
 from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW
 
@@ -66,7 +66,25 @@ def legend(cfg: Config) -> dict:
                      "while the output holds: the readout is nearly blind to its motion; the rule cannot tell this from a "
                      "limit cycle), or no memory",
         "train": "training time of the model; models trained together as one computation split its time evenly",
+        "cost onset": f"the time from which the output is scored against its target ({cfg.task.cost_onset_ms / 1000:g} s "
+                      "into a trial)",
+        "trained window": f"from the cost onset to the end of a training trial ({window:g} s)",
+        "duration sweep": f"one test trial per pulse duration of {_sweep_text(cfg)}: the plateau against duration, and "
+                          f"how long each stays within {100 * HOLD_TOLERANCE:g} % of its target",
+        "census": f"the search for G's fixed points from {cfg.analysis.census_starts} starting states, once per G",
+        "fixed point, slow point": "a state where the autonomous flow stops (to the search's tolerance), or where it is "
+                                   "slowest nearby without stopping",
+        "h units": "the units of the state h (a unit's rate is tanh(h))",
+        "spont.": "spontaneous: the network's activity without input",
+        "Holm": "Holm's step-down adjustment of p-values for the number of tests made together",
     }
+
+
+def _sweep_text(cfg: Config) -> str:
+    """'10–400 ms (every 10 ms)': the duration sweep's pulses."""
+    ds = sweep_durations(cfg)
+    step = min((b - a for a, b in zip(ds, ds[1:])), default=0)
+    return f"{ds[0]:g}–{ds[-1]:g} ms" + (f" (every {step:g} ms)" if step else "")
 
 
 def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None, code: bool = False) -> None:

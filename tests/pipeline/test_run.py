@@ -194,6 +194,9 @@ def test_the_population_report_shows_G_once_and_no_G_only_predictor(smoke_run):
         assert f'alt="{alt}' in html, alt
     answer = _cell_output(smoke_run / "population.ipynb", "nb.answer")
     assert "I–w cosine ends at" in answer and "control ensemble" in answer and "seeds" in answer
+    terms = _cell_output(smoke_run / "population.ipynb", "nb.terms")  # the report defines its terms itself
+    for term in ("cost onset", "trained window", "duration sweep", "census", "h units", "in range"):
+        assert f"**{term}**" in terms, term
 
 
 def test_reports_are_titled_small_and_say_control(smoke_run):
