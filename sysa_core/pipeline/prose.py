@@ -129,7 +129,8 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         out.append(f"The I–w cosine ends at {_fmt(cos.median())} (median over {len(main)} seeds) from "
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
                    f"the control ensemble (sysa run --control).")
-    out.append(summary_sentence(table, labels) + _largest_rho(table, labels))
+    largest = _largest_rho(table, labels)  # names the closest relationship: the summary need not repeat it
+    out.append(summary_sentence(table, labels, name_smallest=not largest) + largest)
     readout = readout_alignment(main, control)
     if readout:
         out.append(readout)
@@ -314,11 +315,11 @@ def _fraction(p: float) -> str:
     return f"1/{round(inv)}" if abs(inv - round(inv)) < 1e-9 else f"{p:.3g}"
 
 
-def summary_sentence(table: pd.DataFrame, labels: dict | None = None) -> str:
+def summary_sentence(table: pd.DataFrame, labels: dict | None = None, name_smallest: bool = True) -> str:
     """One plain-English sentence stating what a table from `against` (one target) supports: the
     relationships whose Holm-adjusted p is below stats.ALPHA; or, when none is, that none can be detected
     at this n (when even the smallest attainable p, adjusted, is not below stats.ALPHA), or the smallest
-    adjusted p (named only when one measure has it)."""
+    adjusted p (named only when one measure has it, and name_smallest: the caller may name it itself)."""
     labels = labels or {}
     if len(table) == 0:
         return ("No measure could be compared with precision: a rank correlation needs at least 3 seeds with distinct "
@@ -340,7 +341,9 @@ def summary_sentence(table: pd.DataFrame, labels: dict | None = None) -> str:
             return f"At {n}, no measure could be compared with precision (constant or missing values)."
         best = ok["p_holm"].min()
         tied = ok[np.isclose(ok["p_holm"], best)]
-        if len(tied) == 1:
+        if len(tied) == 1 and not name_smallest:
+            tail = ""
+        elif len(tied) == 1:
             b = tied.iloc[0]
             tail = (f" (the smallest adjusted p: {labels.get(b.measure, b.measure)}, rho = {b.rho:.2f}, p = {b.p:.3g}, "
                     f"adjusted {b.p_holm:.3g})")

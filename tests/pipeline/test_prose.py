@@ -154,3 +154,18 @@ def test_the_answer_first_says_how_many_networks_do_the_task_and_claims_no_hold_
     said = _answer(main, none)[2]
     assert "3 of 4 control networks are at least 10× more precise in range than before training" in said
     assert "none does the task" in said
+
+
+def test_the_answer_names_the_closest_measure_once():
+    """Below significance, the closest relationship gets its own sentence: the summary before it does
+    not name the same measure again."""
+    rng = np.random.default_rng(3)
+    x = np.arange(12.0)
+    df = pd.DataFrame({"precision": x, "a": x + rng.normal(0, 6, 12), "b": rng.permutation(12)})
+    t = stats.against(df, ["a", "b"])
+    assert not t["significant"].any()
+    labels = {"a": "AAA", "b": "BBB"}
+    line = prose.summary_sentence(t, labels, name_smallest=False) + prose._largest_rho(t, labels)
+    closest = "AAA" if abs(t.set_index("measure").loc["a", "rho"]) > abs(t.set_index("measure").loc["b", "rho"]) else "BBB"
+    assert line.count(closest) == 1 and "The closest rank relationship is " + closest in line
+    assert "(the smallest adjusted p: " in prose.summary_sentence(t, labels)  # named when asked to
