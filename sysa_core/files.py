@@ -137,6 +137,7 @@ def check_owned(out: Path, option: str = "--out") -> None:
     check_not_busy(out)
     if out.is_dir() and any(not _bookkeeping(p.name) for p in out.iterdir()) and not (out / RUN_MARKER).is_file() \
             and not _only_seed_folders(out):
+        check_not_busy(out)  # a run that took the lock since is writing its first files, not someone else's
         raise UserError(f"{option} {out}: the folder holds files and is not a sysa run (no {RUN_MARKER}); "
                         f"choose a new or empty folder")
 
