@@ -449,7 +449,7 @@ def beside_original(dist: pd.DataFrame, init_cosines: pd.Series, source: dict, l
         if not r.tested:
             parts.append(f"{name}: {ranges}; not tested ({r.why_untested}).")
             continue
-        verdict = ("the two differ" if r.p_holm < 0.05 else
+        verdict = ("the two differ" if r.p_holm < stats.ALPHA else
                    "no difference is detected at these n, which does not show that there is none")
         parts.append(f"{name}: {ranges}; Mann-Whitney p = {r.p:.2g}{' (exact)' if r.exact else ''}, Holm "
                      f"p = {r.p_holm:.2g}: {verdict}.{_seed_by_seed(r)}")
@@ -461,9 +461,9 @@ def _seed_by_seed(r) -> str:
     analysis.published.distributions): Spearman's rho over the seeds in both, and what it says."""
     if not np.isfinite(r.rho_paired):
         return f" Seed by seed ({count(int(r.n_paired), 'seed')} in both): no rank correlation can be computed."
-    how = "exact" if r.exact_paired else "50,000 seeded permutations"
-    said = ("sysa's seeds follow their published rows" if r.p_paired_holm < 0.05 and r.rho_paired > 0 else
-            "sysa's seeds run against their published rows" if r.p_paired_holm < 0.05 else
+    how = "exact" if r.exact_paired else f"{stats.N_RESAMPLES:,} seeded permutations"
+    said = ("sysa's seeds follow their published rows" if r.p_paired_holm < stats.ALPHA and r.rho_paired > 0 else
+            "sysa's seeds run against their published rows" if r.p_paired_holm < stats.ALPHA else
             "no seed-by-seed relation is detected")
     return (f" Seed by seed ({count(int(r.n_paired), 'seed')} in both): Spearman rho = {r.rho_paired:.2f}, "
             f"p = {r.p_paired:.2g} ({how}), Holm p = {r.p_paired_holm:.2g}: {said}.")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML
 
-from ..analysis import alignment
+from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
 
 
@@ -290,7 +290,7 @@ def beside_original(dist: pd.DataFrame):
         "sysa's main seeds against the original's published table (Mann-Whitney, two-sided; p from "
         f"{'every split of the seeds (exact)' if exact else 'the exact null distribution of U or 50,000 seeded permutations'}"
         f"; seed by seed: Spearman's rho over the {n_pair} seeds in both, two-sided permutation p "
-        f"({'exact' if exact_pair else '50,000 seeded permutations'}); Holm's adjustment across the "
+        f"({'exact' if exact_pair else f'{stats.N_RESAMPLES:,} seeded permutations'}); Holm's adjustment across the "
         f"{int(tested.sum())} tested measures, per test)")
 
 
