@@ -55,6 +55,7 @@ from .config import Config
 from .engine import adjoint_step, autograd_step, n_streams, row_groups, row_schedule, run_streams, seed_blocks
 from .model import DTYPES, init_weights
 from .task import draw_trials
+from .runtime import resolve_device
 from .training import MODELS_PER_BATCH
 
 DATA_SEED = 0  # the benchmark batch: draw_trials with torch.Generator().manual_seed(DATA_SEED)
@@ -178,20 +179,33 @@ def roofline_s(G: torch.Tensor, work: dict, all_rows: bool = False, streams: int
 GEMM_N = 2048
 
 
-def gemm_rate(n: int | None = None, repeats: int = 3) -> float:
+#: the same on an accelerator, whose rate a small product does not reach (2 n^3 FLOPs: 1.1 TFLOP)
+GEMM_N_DEVICE = 8192
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def gemm_rate(n: int | None = None, repeats: int = 3, device: str | torch.device = "cpu") -> float:
     """The machine's single-precision matrix-product rate in FLOP/s: the fastest of `repeats`
-    (n x n)(n x n) float32 products (n: default GEMM_N) on torch's current intra-op threads, after
-    one warm-up."""
-    n = GEMM_N if n is None else n
+    (n x n)(n x n) float32 products (n: default GEMM_N on the CPU, GEMM_N_DEVICE elsewhere) on
+    torch's current intra-op threads or on `device`, after one warm-up. On CUDA the product is
+    torch's default float32 one (full precision, no TF32), the one the engine uses."""
+    dev = torch.device(device)
+    n = (GEMM_N if dev.type == "cpu" else GEMM_N_DEVICE) if n is None else n
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen)
-    b = torch.randn(n, n, generator=gen)
-    c = torch.empty(n, n)
+    a = torch.randn(n, n, generator=gen).to(dev)
+    b = torch.randn(n, n, generator=gen).to(dev)
+    c = torch.empty(n, n, device=dev)
     torch.mm(a, b, out=c)
     best = float("inf")
     for _ in range(repeats):
+        _sync(dev)
         t = time.perf_counter()
         torch.mm(a, b, out=c)
+        _sync(dev)
         best = min(best, time.perf_counter() - t)
     return 2.0 * n ** 3 / best
 
@@ -372,6 +386,71 @@ def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int
     return out
 
 
+def _on(args, dev: torch.device):
+    """Engine arguments with G, I, w and h0 on `dev` (the trials stay where training keeps them)."""
+    G, I, w, h0, trials, al, g = args
+    return G.to(dev), I.to(dev), w.to(dev), h0.to(dev), trials, al, g
+
+
+def _timed_on(dev: torch.device, fn, *args):
+    _sync(dev)
+    t = time.perf_counter()
+    out = fn(*args)
+    _sync(dev)
+    return time.perf_counter() - t, out
+
+
+def device_case(cfg: Config, dev: torch.device, ks: list[int], *, batch: int = 32, repeats: int = 3) -> list[dict]:
+    """The engine on an accelerator. One seed's step on `dev` against the autograd reference on
+    `dev` and against the fast engine on this machine's CPU (one step each, after a warm-up);
+    then, per k in `ks`, k seeds sharing G as one step on `dev` (median of `repeats`): its time
+    per model against the FLOP bound of the device's float32 GEMM rate (measured in this run) and
+    against the single-seed reference, and seed 1's gradient in the batch against seed 1 alone."""
+    one = step_args(cfg, [1], batch)
+    work = active_work(one)
+    T = one[4][0].x.shape[1]
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(dev)
+    _log(f"device {dev} ({name}): {batch} trials x {T} steps, {cfg.model.hidden_size} units, {cfg.model.dtype}")
+    _timed_on(dev, adjoint_step, *_on(one, dev))  # warm-up
+    t_fast, fast = _timed_on(dev, adjoint_step, *_on(one, dev))
+    t_ref, ref = _timed_on(dev, autograd_step, *_on(one, dev))
+    t_cpu, cpu = _timed(adjoint_step, *one)
+    _log(f"  one seed: fast {t_fast * 1e3:.0f} ms, autograd {t_ref * 1e3:.0f} ms on {dev}; fast {t_cpu * 1e3:.0f} ms "
+         f"on the CPU ({torch.get_num_threads()} threads)")
+    rates = [gemm_rate(device=dev) for _ in range(2)]
+    base = {"profile": cfg.profile, "dtype": cfg.model.dtype, "hidden_size": cfg.model.hidden_size, "batch": batch,
+            "steps": T, "device": str(dev), "device_name": name, "torch": torch.__version__,
+            "reference_ms": round(t_ref * 1e3, 1), "cpu_fast_ms": round(t_cpu * 1e3, 1),
+            "cpu_threads": torch.get_num_threads()}
+    out = [dict(base, case="device_step", k=1, fast_ms=round(t_fast * 1e3, 1), speedup=round(t_ref / t_fast, 2),
+                cpu_vs_device=round(t_cpu / t_fast, 2), grad_rel_err_I=_rel(fast.dI, ref.dI),
+                grad_rel_err_w=_rel(fast.dw, ref.dw), loss_rel_err=_rel(fast.loss, ref.loss),
+                cpu_vs_device_rel_err_I=_rel(fast.dI, cpu.dI), cpu_vs_device_rel_err_w=_rel(fast.dw, cpu.dw),
+                **_bound_fields(step_flops(cfg.model.hidden_size, work["row_steps"]), rates, {"fast": t_fast * 1e3}))]
+    for k in ks:
+        args = _on(step_args(cfg, list(range(1, k + 1)), batch), dev)
+        kwork = active_work(args)
+        _timed_on(dev, adjoint_step, *args)  # warm-up
+        times, res = [], None
+        for _ in range(repeats):
+            t, r = _timed_on(dev, adjoint_step, *args)
+            times.append(t)
+            res = res or r
+        ms = statistics.median(times) * 1e3
+        d = dict(base, case=f"device_seeds_batched_k{k}", k=k, batched_ms=round(ms, 1),
+                 fast_ms_per_model=round(ms / k, 2), speedup_per_model=round(t_ref * 1e3 / (ms / k), 1),
+                 cpu_vs_device_per_model=round(t_cpu * 1e3 / (ms / k), 1), repeats=repeats,
+                 seed1_batched_vs_alone_rel_err_I=_rel(res.dI[:1], fast.dI),
+                 seed1_batched_vs_alone_rel_err_w=_rel(res.dw[:1], fast.dw),
+                 **_bound_fields(step_flops(cfg.model.hidden_size, kwork["row_steps"]), rates, {"batched": ms}))
+        _log(f"  k={k}: {ms:.0f} ms, {ms / k:.1f} ms per model, {d['batched_vs_flop_bound']}x the FLOP bound "
+             f"({d['gemm_gflops']} GFLOP/s)")
+        out.append(d)
+        del args, res
+        engine.clear_scratch()
+    return out
+
+
 def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = MODELS_PER_BATCH) -> list[dict]:
     """All cases for configuration `cfg` (k: seeds in the batched cases); each result is passed
     to `emit` as soon as it is ready."""
@@ -398,6 +477,16 @@ def run(cfg: Config, quick: bool = False, batch: int = 32, emit=None, k: int = M
     return results
 
 
+def _seed_counts(text: str) -> list[int]:
+    try:
+        ks = [int(v) for v in text.split(",")]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise config.UserError(f"--device-seeds: expected positive integers separated by commas, got {text!r}")
+    return ks
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sysa_core.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one reference step, three fast steps and one batched "
@@ -411,6 +500,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds-batched", type=int, default=MODELS_PER_BATCH, metavar="K",
                    help=f"seeds stepped as one computation in the batched cases (default {MODELS_PER_BATCH}, "
                         "as many as sysa train steps together)")
+    p.add_argument("--device", default=None, help="cuda or cuda:N: instead of the CPU cases, the engine on that "
+                   "accelerator (one seed against autograd there and the fast engine on the CPU; then the "
+                   "--device-seeds counts batched)")
+    p.add_argument("--device-seeds", default="1,8,40", metavar="K,K,...",
+                   help="seed counts stepped as one computation with --device (default 1,8,40)")
     p.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.threads:
@@ -426,6 +520,8 @@ def main(argv=None) -> int:
         if a.seeds_batched < 2:
             raise config.UserError(f"--seeds-batched: must be at least 2, got {a.seeds_batched}")
         cfg = config.resolve(a.profile, a.set)
+        dev = None if a.device is None else resolve_device(a.device)
+        ks = _seed_counts(a.device_seeds)
     except config.UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -434,6 +530,11 @@ def main(argv=None) -> int:
         _log(f"warning: load average {load:.1f} on {ncpu} CPUs; other processes will skew the times (an "
              f"intra-op thread pool suffers most: it waits for a descheduled thread at every product)")
     t = time.perf_counter()
+    if dev is not None:
+        for d in device_case(cfg, dev, ks, batch=a.batch):
+            print(json.dumps(d), flush=True)
+        _log(f"total {time.perf_counter() - t:.1f} s")
+        return 0
     run(cfg, quick=a.quick, batch=a.batch, emit=lambda d: print(json.dumps(d), flush=True), k=a.seeds_batched)
     _log(f"total {time.perf_counter() - t:.1f} s")
     return 0

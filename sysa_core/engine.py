@@ -316,6 +316,16 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
 
 
 @torch.no_grad()
+def _add_rows(dst: torch.Tensor, index: torch.Tensor, src: torch.Tensor) -> None:
+    """dst[index[i]] += src[i] for every row i, the same bits on every call. On the CPU index_add_
+    adds the rows in order; CUDA's adds them with atomics, in an order that changes from run to
+    run, so there the rows are summed by a product with their one-hot seed matrix instead."""
+    if dst.device.type == "cpu":
+        dst.index_add_(0, index, src)
+    else:
+        dst.addmm_(torch.nn.functional.one_hot(index, dst.shape[0]).to(src.dtype).T, src)
+
+
 def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
                  trials: list[Trials], alpha: float, g: float) -> StepResult:
     """Loss and exact gradient for k models at once.
@@ -381,7 +391,7 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
     dw = torch.zeros(k, N, dtype=dtype, device=dev)
     for sel, (row_loss, dI_rows, dw_g) in zip(groups, results):
         loss.index_add_(0, sidx_cpu[sel], row_loss.double().cpu())
-        dI.index_add_(0, sidx[sel.to(dev)], dI_rows)
+        _add_rows(dI, sidx[sel.to(dev)], dI_rows)
         dw += dw_g
     return StepResult(loss.to(dtype), dI.unsqueeze(-1), dw.unsqueeze(-1))
 

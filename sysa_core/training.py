@@ -432,6 +432,10 @@ def _batch_key(cfg: Config) -> str:
 #: of the command, not of the machine, so that the same command forms the same batches, and gives
 #: the same bits, on any machine that can hold them; each model's metadata names its batch.
 MODELS_PER_BATCH = 8
+#: the same on a GPU, where a step's time is set by its thousands of small kernels more than by
+#: its FLOPs, so that more models per step cost little more than one: the paper's ensemble,
+#: main and control (40 models), as one computation
+MODELS_PER_BATCH_GPU = 40
 #: the share of the memory available when training starts (runtime.available_memory) that one
 #: batch's training step may take; a machine that cannot hold MODELS_PER_BATCH models within it
 #: steps fewer at a time (never fewer than one)
@@ -467,13 +471,14 @@ def memory_needed(cfg: Config, models_per_batch: int = 1) -> int:
     return max(models_per_batch * model_bytes(cfg), analysis_bytes(cfg))
 
 
-def models_per_batch(cfg: Config, memory: int | None = None) -> int:
-    """How many models of configuration `cfg` the default batching steps as one computation:
-    MODELS_PER_BATCH, or fewer when their memory (model_bytes each) would exceed
-    BATCH_MEMORY_SHARE of `memory` (bytes; default the memory available now), at least one."""
+def models_per_batch(cfg: Config, memory: int | None = None, dev: torch.device = torch.device("cpu")) -> int:
+    """How many models of configuration `cfg` the default batching steps as one computation on
+    `dev`: MODELS_PER_BATCH on the CPU, MODELS_PER_BATCH_GPU elsewhere, or fewer when their memory
+    (model_bytes each) would exceed BATCH_MEMORY_SHARE of `memory` (bytes; default the memory
+    available now), at least one."""
     memory = runtime.available_memory() if memory is None else memory
     fits = int(BATCH_MEMORY_SHARE * memory // max(1, model_bytes(cfg)))
-    return max(1, min(MODELS_PER_BATCH, fits))
+    return max(1, min(MODELS_PER_BATCH if dev.type == "cpu" else MODELS_PER_BATCH_GPU, fits))
 
 
 def check_memory(cfg: Config, models_per_batch: int = 1) -> None:
@@ -512,7 +517,7 @@ def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device
             memory: int | None = None) -> list[list[SeedState]]:
     """The groups of models trained as one computation: models at the same epoch with compatible
     settings (_batch_key), in the order given, split into as few groups of at most
-    models_per_batch(cfg, memory) as they need, their sizes as equal as possible (batch_seeds
+    models_per_batch(cfg, memory, dev) as they need, their sizes as equal as possible (batch_seeds
     None, the default; 20 models of 8 per batch: 7, 7, 6); all compatible models together (True);
     one at a time (False). memory: bytes the batches may use (default: the memory available on
     this machine; on a GPU its total memory)."""
@@ -527,7 +532,7 @@ def batches(states: list[SeedState], batch_seeds: bool | None, dev: torch.device
         memory = torch.cuda.get_device_properties(dev).total_memory
     groups = []
     for group in by_key.values():
-        n_groups = math.ceil(len(group) / models_per_batch(group[0].cfg, memory))
+        n_groups = math.ceil(len(group) / models_per_batch(group[0].cfg, memory, dev))
         size, extra = divmod(len(group), n_groups)
         lo = 0
         for i in range(n_groups):

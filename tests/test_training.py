@@ -385,6 +385,13 @@ def test_batches_group_compatible_models_by_count_within_memory(monkeypatch):
     assert [len(g) for g in training.batches(states, None, cpu, memory=1)] == [1] * 9
     monkeypatch.setattr(training.runtime, "available_memory", lambda: two)  # the default: this machine's
     assert [len(g) for g in training.batches(states, None, cpu)] == [2, 2, 2, 2, 1]
+    # on a GPU the paper ensemble, main and control, is one batch where its memory holds it
+    gpu, paper = torch.device("cuda"), config.resolve("paper")
+    ens = [training._new_state(replace(c, seed=s), None) for c in (paper, config.resolve("paper", ["init=independent"])) for s in range(1, 21)]
+    per_gpu = int(training.MODELS_PER_BATCH_GPU * training.model_bytes(paper) / training.BATCH_MEMORY_SHARE) + 1
+    assert [len(g) for g in training.batches(ens, None, gpu, memory=per_gpu)] == [40]
+    assert [len(g) for g in training.batches(ens, None, gpu, memory=per_gpu // 2)] == [20, 20]
+    assert [len(g) for g in training.batches(ens, None, cpu, memory=per_gpu)] == [8] * 5
     states[0].epoch = 3  # models at another epoch are not stepped with the others
     assert [len(g) for g in training.batches(states, True, cpu)] == [1, 5, 3]
 
