@@ -32,6 +32,12 @@ Cases:
   model) and `separate_vs_flop_bound`. The default k is the number of models `sysa train` steps
   as one computation (training.MODELS_PER_BATCH).
 
+With `--device cuda` the cases above are replaced by the engine on that GPU (`device_case`):
+`device_step` (one seed: `fast_ms` against the autograd reference on the GPU, `reference_ms`,
+and against the fast engine on this machine's CPU, `cpu_fast_ms`, with their gradient errors),
+then `device_seeds_batched_k{k}` for each k of `--device-seeds` (time per model, its ratio to the
+FLOP bound of the GPU's float32 GEMM rate, and seed 1's gradient in the batch against seed 1 alone).
+
 The GEMM rate is measured once per repeat, beside the case's own times, so the bound follows the
 machine's load as the times do.
 """
