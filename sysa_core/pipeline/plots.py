@@ -257,11 +257,17 @@ def coding_projections(a: dict, durations_ms, dt_ms: float):
     return fig
 
 
+#: modes of each fixed point shown in the right panel of fixed_point_spectra (those growing fastest)
+LEADING_MODES = 12
+
+
 def fixed_point_spectra(points, title: str = "Modes around the fixed points", mirror=None):
-    """The Jacobian's eigenvalues at each fixed point (analysis.dynamics.Points), in 1/s: growing
-    modes (Re > 0) right of the dotted line, decaying ones left of it. mirror (Points.mirrors): draw
-    one point of each mirror pair (their spectra are the same), labelled ±."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    """The Jacobian's eigenvalues at each fixed point (analysis.dynamics.Points), in 1/s. Left: all
+    of them in the complex plane, growing modes (Re > 0) right of the dotted line, decaying ones
+    left of it. Right: per fixed point, ordered by |h|, the real parts of its LEADING_MODES fastest
+    growing modes, with the number of its growing modes above it (0: the point is stable).
+    mirror (Points.mirrors): draw one point of each mirror pair (their spectra are the same)."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.25, 1]})
     to_s = 1000.0 / points.tau_ms
     fixed = np.flatnonzero(points.fixed)
     drawn = []  # (row in eigvals, index, mirror index)
@@ -270,25 +276,33 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
         if j >= 0 and j < k and j != k:
             continue  # its mirror is drawn
         drawn.append((f, k, j))
-    by_norm = len(drawn) > 8  # too many for a legend: colour by |h| instead
     norms = np.linalg.norm(points.h, axis=1)
+    drawn.sort(key=lambda d: norms[d[1]])
     cmap = plt.get_cmap("viridis")
     top = max(float(norms.max()), 1e-12) if len(norms) else 1.0
-    for f, k, j in drawn:
-        lam = points.eigvals[f]
-        if by_norm:
-            ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, color=cmap(norms[k] / top))
-        else:
-            label = f"point {k + 1}" + (f" and {j + 1} (±)" if j >= 0 and j != k else "")
-            ax.plot(lam.real * to_s, lam.imag * to_s, "o", ms=2.5, alpha=0.6, label=label)
+    for x, (f, k, j) in enumerate(drawn):
+        lam = points.eigvals[f] * to_s
+        colour = cmap(norms[k] / top)
+        ax.plot(lam.real, lam.imag, "o", ms=1.5, alpha=0.35, color=colour, rasterized=True)
+        lead = np.sort(lam.real)[::-1][:LEADING_MODES]
+        ax2.plot(np.full(len(lead), x), lead, "_", ms=9, mew=1.5, color=colour)
+        n_grow = int((lam.real > 0).sum())
+        ax2.annotate(str(n_grow), (x, lead[0]), textcoords="offset points", xytext=(0, 4), ha="center",
+                     fontsize=7, color="C3" if n_grow else "k")
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
     ax.axvline(0, color="k", ls=":", lw=1)
     ax.set(xlabel="Re λ (1/s): growth > 0 > decay", ylabel="Im λ (rad/s)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    if by_norm:
+    ax.set_title(title, fontsize=9)
+    ax2.axhline(0, color="k", ls=":", lw=1)
+    ax2.set_xticks(range(len(drawn)), [str(k + 1) + ("±" if j >= 0 and j != k else "") for _, k, j in drawn],
+                   fontsize=7, rotation=90 if len(drawn) > 12 else 0)
+    ax2.set(xlabel="fixed point (number in the table; ordered by |h|)", ylabel="Re λ (1/s)")
+    ax2.set_title(f"Each point's {LEADING_MODES} fastest-growing modes\n(above: its number of growing modes)",
+                  fontsize=9)
+    ax2.margins(y=0.12)
+    if drawn:
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
-        fig.colorbar(sm, ax=ax, label="|h| of the point (h units)")
-    elif drawn:
-        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.colorbar(sm, ax=ax2, label="|h| of the point (h units)")
     fig.tight_layout()
     return fig
