@@ -485,10 +485,10 @@ def describe_population(ctx: Context, P: Population) -> None:
     _miniature(c)
 
 
-def answer(P: Population) -> None:
-    """The original question answered from this run, one point per line."""
+def answer(P: Population, cfg) -> None:
+    """The original question answered from this run (configuration `cfg`), one point per line."""
 
-    lines = prose.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles)
+    lines = prose.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles, cfg)
     display(Markdown("\n".join(f"- {line}" for line in lines)))
     store.write_answer(P.run_dir, len(P.main), len(P.control) if P.control is not None else 0, lines)
 

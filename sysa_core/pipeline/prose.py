@@ -49,8 +49,10 @@ def _works(df: pd.DataFrame) -> int:
     return sum(not problems(r) for r in df.to_dict("records"))
 
 
-def _doing_the_task(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
-    """How many networks do the task by the index's criteria, and what the others lack."""
+def _doing_the_task(main: pd.DataFrame, control: pd.DataFrame | None, cfg=None) -> str:
+    """How many networks do the task by the index's criteria, and what the others lack; with the
+    run's configuration `cfg`, how many hold each in-range test pulse's plateau through the trained
+    window."""
     parts = []
     for name, df in (("main", main), ("control", control)):
         if df is None or not len(df):
@@ -59,7 +61,27 @@ def _doing_the_task(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
         why = "; ".join(f"{v} of {len(df)} {k}" for k, v in lacks.items())
         parts.append(f"{_works(df)} of {len(df)} {name} networks" + (f" ({why})" if why else ""))
     return ("Doing the task (converged, every in-range plateau held through the trained window, in-range precision "
-            f"at least {LEARNED:g}× better than untrained): " + " and ".join(parts) + ".")
+            f"at least {LEARNED:g}× better than untrained): " + " and ".join(parts) + "." + _held_by_duration(main, control, cfg))
+
+
+def _held_by_duration(main: pd.DataFrame, control: pd.DataFrame | None, cfg) -> str:
+    """' Held through the trained window, by in-range test pulse: 50 ms by a of n main (control b of
+    m), ...' from the plateau_hold_<d>ms columns; '' without a configuration or those columns."""
+    if cfg is None:
+        return ""
+    window = cfg.trained_window_ms
+    parts = []
+    for d in cfg.analysis.durations_ms:
+        col = f"plateau_hold_{int(d)}ms"
+        if not cfg.in_trained_range(d) or col not in main:
+            continue
+        text = f"{int(d)} ms by {int((main[col] >= window).sum())} of {len(main)} main"
+        if control is not None and len(control) and col in control:
+            text += f" (control {int((control[col] >= window).sum())} of {len(control)})"
+        parts.append(text)
+    if not parts:
+        return ""
+    return f" Held through the trained window ({window / 1000:g} s), by in-range test pulse: " + "; ".join(parts) + "."
 
 
 def _control_mechanisms(control: pd.DataFrame | None) -> str:
@@ -70,13 +92,14 @@ def _control_mechanisms(control: pd.DataFrame | None) -> str:
 
 
 def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame, power: dict,
-           labels: dict | None = None, ensembles: pd.DataFrame | None = None) -> list[str]:
+           labels: dict | None = None, ensembles: pd.DataFrame | None = None, cfg=None) -> list[str]:
     """The original question answered in plain words from the run: is the I-w cosine learned or
     inherited (it takes the control ensemble: `ensembles`, compare_ensembles), does any measure
     predict in-range precision at this n after correction, what holds the memory, and how many
-    seeds a decisive answer needs. One sentence (or two) per point."""
+    seeds a decisive answer needs. One sentence (or two) per point. cfg: the run's configuration
+    (for the holds by test pulse)."""
     labels = labels or {**population.PREDICTORS, **population.NETWORK_MEASURES}
-    out = [_doing_the_task(main, control)]
+    out = [_doing_the_task(main, control, cfg)]
     cos, cos0 = main["weight_correlation"], main["weight_correlation_init"]
     if control is not None and len(control) and ensembles is not None:
         c, c0 = control["weight_correlation"], control["weight_correlation_init"]

@@ -158,7 +158,7 @@ def metrics_files(run_dir: Path) -> list[Path]:
 
 def table(run_dir: Path, seeds=None) -> pd.DataFrame:
     """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`): the
-    scalar metrics, precision_<d>ms per test duration, and the network key."""
+    scalar metrics, precision_<d>ms and plateau_hold_<d>ms per test duration, and the network key."""
     rows = []
     for f in metrics_files(run_dir):
         rec = files.record_path(f.parent)  # in a pipeline run, only seeds whose chain completed
@@ -170,6 +170,8 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
         row = {k: m.get(k) for k in COLUMNS}
         for d, v in (m.get("precision_by_duration") or {}).items():
             row[f"precision_{d}ms"] = v
+        for d, v in (m.get("plateau_hold_ms_by_duration") or {}).items():
+            row[f"plateau_hold_{d}ms"] = v
         row["network_key"] = m.get("network_key")
         row["network_G"] = m.get("network_G")
         # every other scalar metric (alignment, confound, dynamics, ...) after the main columns

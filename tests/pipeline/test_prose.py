@@ -169,3 +169,22 @@ def test_the_answer_names_the_closest_measure_once():
     closest = "AAA" if abs(t.set_index("measure").loc["a", "rho"]) > abs(t.set_index("measure").loc["b", "rho"]) else "BBB"
     assert line.count(closest) == 1 and "The closest rank relationship is " + closest in line
     assert "(the smallest adjusted p: " in prose.summary_sentence(t, labels)  # named when asked to
+
+
+def test_the_answer_counts_the_holds_of_each_in_range_test_pulse():
+    """With the run's configuration, the first line counts per in-range test pulse the networks whose
+    plateau stays on target for the whole trained window (a pulse outside the range is not counted)."""
+    from sysa_core import config
+
+    cfg = config.resolve("paper")
+    window = cfg.trained_window_ms
+    assert [cfg.in_trained_range(d) for d in (50, 150, 300)] == [True, True, False]
+    main = _ensemble(4, 1.0, 0.85).assign(plateau_hold_50ms=[0.0, 120.0, window - 1, window],
+                                           plateau_hold_150ms=[window] * 4, plateau_hold_300ms=[window] * 4)
+    control = _ensemble(3, 0.0, 0.0).assign(plateau_hold_50ms=[0.0] * 3, plateau_hold_150ms=[window, 0.0, 9e3],
+                                             plateau_hold_300ms=[0.0] * 3)
+    t, power = population.statistics(main)
+    line = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control), cfg)[0]
+    assert line.endswith("Held through the trained window (2.5 s), by in-range test pulse: 50 ms by 1 of 4 main "
+                         "(control 0 of 3); 150 ms by 4 of 4 main (control 2 of 3).")
+    assert "Held through" not in _answer(main, control)[0]  # no configuration, no counts
