@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -184,8 +185,24 @@ def _ship_reports(run_dir: Path, shipped: Path) -> bool:
     dest = shipped / REPORT
     dest.mkdir(exist_ok=True)
     for name in REPORT_FILES:
-        files.write_bytes(dest / name, (run_dir / name).read_bytes())
+        data = (run_dir / name).read_bytes()
+        if name == "index.html":
+            data = unlinked_seed_reports(data.decode()).encode()
+        files.write_bytes(dest / name, data)
     return True
+
+
+#: a link of the index to a per-seed report (seed_<s>/<notebook>.html, control/seed_<s>/...)
+_SEED_LINK = re.compile(r'<a href="((?:control/)?seed_\d+/[\w-]+\.html)">([^<]*)</a>')
+NOT_SHIPPED = ("The per-seed reports are not shipped, so their names in the table are not links: "
+               "<code>make paper-report</code> re-makes them, with this index, in <code>data/runs/paper-study</code>.")
+
+
+def unlinked_seed_reports(html: str) -> str:
+    """The index as it is shipped without the per-seed reports: each link to one becomes its plain
+    name (its title says why), and a line under the heading says where to get them."""
+    out = _SEED_LINK.sub(r'<span title="not shipped: make paper-report re-makes \1">\2</span>', html)
+    return out.replace("</h1>", f"</h1>\n<p class=\"note\">{NOT_SHIPPED}</p>", 1)
 
 
 def config_of(man: dict, source: Path) -> Config:

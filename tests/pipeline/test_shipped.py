@@ -4,6 +4,7 @@ paper study in data/paper is checked in test_paper_study.py."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -40,7 +41,15 @@ def test_pack_keeps_every_model_with_one_G_its_metrics_and_sha256s(packed, smoke
                 assert not any(z[k].size == 48 * 48 for k in z.files)  # G is stored once, in network.npz
     assert shipped.load_network(packed).shape == (48, 48)
     for name in shipped.REPORT_FILES:  # the run-level reports travel with the models
-        assert (packed / shipped.REPORT / name).read_bytes() == (smoke_run / name).read_bytes(), name
+        if name != "index.html":
+            assert (packed / shipped.REPORT / name).read_bytes() == (smoke_run / name).read_bytes(), name
+    # the index without the per-seed reports: no link to one, and a line that says how to get them
+    index, original = (packed / shipped.REPORT / "index.html").read_text(), (smoke_run / "index.html").read_text()
+    assert index == shipped.unlinked_seed_reports(original)
+    assert 'href="seed_1/train.html"' in original and 'href="control/seed_1/pca.html"' in original
+    assert not re.search(r'href="(control/)?seed_', index)
+    assert index.count("not shipped: make paper-report re-makes") == len(re.findall(r'href="(?:control/)?seed_', original))
+    assert shipped.NOT_SHIPPED in index and 'href="population.html"' in index
     again = run_cli("study", "pack", smoke_run, "--shipped", packed)
     assert again.returncode == 0 and "0 model(s) added" in again.stderr, again.stderr
 
