@@ -234,9 +234,14 @@ def _bound_fields(flops: int, rates: list[float], times_ms: dict) -> dict:
     return out
 
 
-def _timed(fn, *args):
+def _timed(fn, *args, dev: torch.device | None = None):
+    """Seconds of fn(*args) and its result; on an accelerator `dev`, its queued work included."""
+    if dev is not None:
+        _sync(dev)
     t = time.perf_counter()
     out = fn(*args)
+    if dev is not None:
+        _sync(dev)
     return time.perf_counter() - t, out
 
 
@@ -398,14 +403,6 @@ def _on(args, dev: torch.device):
     return G.to(dev), I.to(dev), w.to(dev), h0.to(dev), trials, al, g
 
 
-def _timed_on(dev: torch.device, fn, *args):
-    _sync(dev)
-    t = time.perf_counter()
-    out = fn(*args)
-    _sync(dev)
-    return time.perf_counter() - t, out
-
-
 def device_case(cfg: Config, dev: torch.device, ks: list[int], *, batch: int = 32, repeats: int = 3) -> list[dict]:
     """The engine on an accelerator. One seed's step on `dev` against the autograd reference on
     `dev` and against the fast engine on this machine's CPU (one step each, after a warm-up);
@@ -417,9 +414,9 @@ def device_case(cfg: Config, dev: torch.device, ks: list[int], *, batch: int = 3
     T = one[4][0].x.shape[1]
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(dev)
     _log(f"device {dev} ({name}): {batch} trials x {T} steps, {cfg.model.hidden_size} units, {cfg.model.dtype}")
-    _timed_on(dev, adjoint_step, *_on(one, dev))  # warm-up
-    t_fast, fast = _timed_on(dev, adjoint_step, *_on(one, dev))
-    t_ref, ref = _timed_on(dev, autograd_step, *_on(one, dev))
+    _timed(adjoint_step, *_on(one, dev), dev=dev)  # warm-up
+    t_fast, fast = _timed(adjoint_step, *_on(one, dev), dev=dev)
+    t_ref, ref = _timed(autograd_step, *_on(one, dev), dev=dev)
     t_cpu, cpu = _timed(adjoint_step, *one)
     _log(f"  one seed: fast {t_fast * 1e3:.0f} ms, autograd {t_ref * 1e3:.0f} ms on {dev}; fast {t_cpu * 1e3:.0f} ms "
          f"on the CPU ({torch.get_num_threads()} threads)")
@@ -436,10 +433,10 @@ def device_case(cfg: Config, dev: torch.device, ks: list[int], *, batch: int = 3
     for k in ks:
         args = _on(step_args(cfg, list(range(1, k + 1)), batch), dev)
         kwork = active_work(args)
-        _timed_on(dev, adjoint_step, *args)  # warm-up
+        _timed(adjoint_step, *args, dev=dev)  # warm-up
         times, res = [], None
         for _ in range(repeats):
-            t, r = _timed_on(dev, adjoint_step, *args)
+            t, r = _timed(adjoint_step, *args, dev=dev)
             times.append(t)
             res = res or r
         ms = statistics.median(times) * 1e3
