@@ -8,6 +8,7 @@ import platform
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -92,6 +93,9 @@ class NotebookRunner:
             error = f"{dst.name}: {exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
         except Exception as exc:  # kernel death, timeouts: the seed fails, the run goes on
             error = f"{dst.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if STOP.is_set():  # cut short by `stop`: the last whole notebook and report stay
+            running.unlink(missing_ok=True)
+            return time.perf_counter() - t, STOPPED
         if running.exists():  # the executed notebook (a failed one too, to read) replaces the last one whole
             try:
                 nbformat.read(str(running), as_version=4)
@@ -188,7 +192,24 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = N
             code: bool = False) -> tuple[float, str | None]:
     """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
     every kernel is busy (one per thread that runs notebooks at the same time). After `stop`, none
-    runs: (0, STOPPED)."""
+    runs: (0, STOPPED).
+
+    Called from the main thread, the notebook runs in a worker thread while the main thread waits,
+    so that a signal's exception (SIGTERM, Ctrl-C) is raised in that wait, never inside the kernel
+    client's event loop or sockets (left half-used there, they can block the interpreter's exit).
+    The kernels are then killed (`stop`), the worker returns, and the exception goes on."""
+    if threading.current_thread() is not threading.main_thread():
+        return _execute(src, dst, params, cwd, title, code)
+    with ThreadPoolExecutor(1, thread_name_prefix="sysa-notebook") as pool:
+        job = pool.submit(_execute, src, dst, params, cwd, title, code)
+        try:
+            return job.result()
+        except BaseException:
+            stop()
+            raise
+
+
+def _execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None, code: bool) -> tuple[float, str | None]:
     if STOP.is_set():
         return 0.0, STOPPED
     with _lock:

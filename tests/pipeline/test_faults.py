@@ -344,10 +344,12 @@ def test_sigterm_ends_a_run_with_a_message_and_frees_the_folder(tmp_path):
 
 
 def test_sigterm_during_the_population_report_ends_the_run_at_once_with_143(smoke_run, tmp_path):
-    """The signal is not taken for a failing notebook: no "report failed", no index written after it."""
+    """The signal is not taken for a failing notebook: no "report failed", no index written after it,
+    and the last whole population notebook and report stay as they were."""
     run = copy_run(smoke_run, tmp_path / "run")
-    for name in ("population.ipynb", "population.html", "population.json", "index.html"):
+    for name in ("population.json", "index.html"):
         (run / name).unlink()
+    before = {name: (run / name).read_bytes() for name in ("population.ipynb", "population.html")}
     proc = popen_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
     wait_for(lambda: running_path(run / "population.ipynb").exists(), what="the population notebook to start")
     proc.send_signal(signal.SIGTERM)
@@ -355,6 +357,8 @@ def test_sigterm_during_the_population_report_ends_the_run_at_once_with_143(smok
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "sysa: terminated (SIGTERM)" and "failed" not in err
     assert not (run / "index.html").exists()
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert not running_path(run / "population.ipynb").exists()
     wait_for(lambda: not locked(run), timeout=15, what="the lock to be freed")
 
 
