@@ -266,21 +266,28 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
     """Minimise q from each starting state (B, N) independently, all at once: a batched L-BFGS
     (two-loop recursion per row, `history` pairs) with a per-row backtracking (Armijo) line
     search. A row stops when |dq/dh| <= grad_tol, q <= q_floor, an iteration lowers its q by
-    no more than rel_tol * q (rounding floor), or its line search fails.
+    no more than rel_tol * q (rounding floor), or its line search fails; a stopped row is not
+    computed any more (each iteration works on the rows still running, and every number of a
+    row is computed from that row alone).
     Returns (h (B, N), q (B,), iterations used)."""
-    x = torch.tensor(np.atleast_2d(np.asarray(h_start, dtype=np.float64)))
-    B = x.shape[0]
-    f, g = _q_and_grad_t(dyn, x)
+    x_all = torch.tensor(np.atleast_2d(np.asarray(h_start, dtype=np.float64)))
+    f_all, g_all = _q_and_grad_t(dyn, x_all)
+    live = torch.arange(x_all.shape[0])  # the rows still running, as indices into x_all
+    x, f, g = x_all.clone(), f_all.clone(), g_all.clone()  # their states, q and gradients
     S: list[torch.Tensor] = []
     Y: list[torch.Tensor] = []
     R: list[torch.Tensor] = []  # rho per row, 0 where the pair is not used (no positive curvature)
-    active = torch.ones(B, dtype=torch.bool)
     it = 0
     for it in range(1, max_iter + 1):
-        active &= (g.norm(dim=1) > grad_tol) & (f > q_floor)
-        if not bool(active.any()):
+        running = (g.norm(dim=1) > grad_tol) & (f > q_floor)
+        if not bool(running.all()):
+            x_all[live], f_all[live], g_all[live] = x, f, g
+            live, x, f, g = live[running], x[running], f[running], g[running]
+            S, Y, R = [v[running] for v in S], [v[running] for v in Y], [v[running] for v in R]
+        if not len(live):
             it -= 1
             break
+        B = len(live)
         # two-loop recursion, row-wise
         qv = g.clone()
         alphas = []
@@ -305,7 +312,7 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
             slope = torch.where(bad, -(g * g).sum(dim=1), slope)
         # per-row backtracking line search (Armijo, c = 1e-4)
         step = torch.ones(B, dtype=torch.float64)
-        pending = active.clone()
+        pending = torch.ones(B, dtype=torch.bool)
         x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
         for _ in range(30):  # only the rows still searching are evaluated
             rows = pending.nonzero()[:, 0]
@@ -318,18 +325,23 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
             if not bool(pending.any()):
                 break
             step = torch.where(pending, step * 0.5, step)
-        active &= ~pending  # a row whose line search failed has converged as far as it can
-        active &= (f - f_new) > rel_tol * f
+        # a row whose line search failed has converged as far as it can; so has one at the rounding floor
+        going = ~pending & ((f - f_new) > rel_tol * f)
         s_new, y_new = x_new - x, g_new - g
         sy = (s_new * y_new).sum(dim=1)
-        use = active & (sy > 1e-300)
+        use = going & (sy > 1e-300)
         S.append(s_new)
         Y.append(y_new)
         R.append(torch.where(use, 1.0 / torch.where(use, sy, torch.ones_like(sy)), torch.zeros_like(sy)))
         if len(S) > history:
             S.pop(0), Y.pop(0), R.pop(0)
         x, f, g = x_new, f_new, g_new
-    return x.numpy(), f.numpy(), it
+        if not bool(going.all()):  # stopped rows keep this iteration's step
+            x_all[live], f_all[live], g_all[live] = x, f, g
+            live, x, f, g = live[going], x[going], f[going], g[going]
+            S, Y, R = [v[going] for v in S], [v[going] for v in Y], [v[going] for v in R]
+    x_all[live], f_all[live], g_all[live] = x, f, g
+    return x_all.numpy(), f_all.numpy(), it
 
 
 def normal_equations(dyn: RateDynamics, h: torch.Tensor, GtG: torch.Tensor | None = None):
@@ -622,23 +634,44 @@ class MemoryDynamics:
 def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_per_trial: int = 16,
                     max_iter: int = 1000, n_newton: int = 20, q_fixed: float = 1e-18,
                     max_points: int | None = None, seed: int = 0) -> MemoryDynamics:
-    """Points (find_points) from n_starts_per_trial states per memory-PCA trial, evenly spaced over
+    """Points (memory_points) from n_starts_per_trial states per memory-PCA trial, evenly spaced over
     the memory window [mem_start_ms, mem_T_ms), and the largest finite-time Lyapunov exponent of
-    each trial over that window from two starting tangent vectors (they align from the trial's
-    start, through the pulse, to the window), of the model (cfg, sd). states: memory_states(cfg,
-    sd) when already simulated. max_points caps the eigen-decompositions (N^3 each)."""
-    a = cfg.analysis
-    mem_start = cfg.steps(a.mem_start_ms)
+    each trial over that window from two starting tangent vectors (memory_lyapunov), of the model
+    (cfg, sd). states: memory_states(cfg, sd) when already simulated. max_points caps the
+    eigen-decompositions (N^3 each)."""
     h = memory_states(cfg, sd) if states is None else states  # (D, T, N) from the trial's start
+    lyap = memory_lyapunov(cfg, sd, h, seed=seed)
+    pts, starts = memory_points(cfg, sd, h, n_starts_per_trial, max_iter, n_newton, q_fixed, max_points)
+    return MemoryDynamics(pts, *lyap, starts)
+
+
+def memory_lyapunov(cfg, sd: dict, states: np.ndarray,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """The largest finite-time Lyapunov exponent of each memory trial (states (D, T, N) from the
+    trial's start) over the memory window, from two starting tangent vectors that align from the
+    trial's start, through the pulse, to the window: (exponents (D,) 1/s, their standard errors,
+    the number of blocks, how far the second vector's value lies from the first's)."""
+    a = cfg.analysis
     dyn = RateDynamics.from_model(cfg, sd)
     n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
-    (lyap, other), (blocks, _) = lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=mem_start,
-                                              seed=seed, blocks=n_blocks, vectors=2)
-    window = h[:, mem_start:]
+    (lyap, other), (blocks, _) = lyapunov_max(dyn, states, cfg.alpha, cfg.model.dt_ms,
+                                              transient_steps=cfg.steps(a.mem_start_ms), seed=seed, blocks=n_blocks,
+                                              vectors=2)
+    return lyap, lyapunov_se(blocks), n_blocks, np.abs(other - lyap)
+
+
+def memory_points(cfg, sd: dict, states: np.ndarray, n_starts_per_trial: int = 16, max_iter: int = 1000,
+                  n_newton: int = 20, q_fixed: float = 1e-18,
+                  max_points: int | None = None) -> tuple[Points, np.ndarray]:
+    """Points (find_points) from n_starts_per_trial states per memory trial (states (D, T, N) from
+    the trial's start), evenly spaced over the memory window [mem_start_ms, mem_T_ms): (the points,
+    the starting states (S, N))."""
+    dyn = RateDynamics.from_model(cfg, sd)
+    window = states[:, cfg.steps(cfg.analysis.mem_start_ms):]
     idx = np.unique(np.linspace(0, window.shape[1] - 1, n_starts_per_trial).round().astype(int))
     starts = window[:, idx].reshape(-1, dyn.n)
     pts = find_points(dyn, starts, max_iter=max_iter, n_newton=n_newton, q_fixed=q_fixed, max_points=max_points)
-    return MemoryDynamics(pts, lyap, lyapunov_se(blocks), n_blocks, np.abs(other - lyap), starts)
+    return pts, starts
 
 
 def nearest_fixed_points(points: Points, states: np.ndarray) -> dict:
