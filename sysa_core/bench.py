@@ -16,7 +16,8 @@ Cases:
   `roofline_all_rows_ms` (all R simulated rows at every step from the earliest onset) and its
   ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
   (analysis.metrics.analyse of one 500-unit model, given its network's analysis, which a run
-  computes once per G: `network_analysis_s`) and the gradient and loss errors of the fast
+  computes once per G: `network_analysis_s`; `analysis_one_thread_s` the same with the point
+  search in the same thread as the rest, `analysis_speedup` their ratio) and the gradient and loss errors of the fast
   engine against the reference on that batch, over all 7000 steps;
   and the FLOP bound: `gemm_gflops` (the machine's single-precision matrix-product rate, measured
   in this run: a large square float32 product on torch's current threads, `gemm_rate`), `flops`
@@ -339,8 +340,11 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         sd = init_weights(cfg.model, 1)
         t_net, net = _timed(network.analyse_network, cfg, sd["G"])
         t, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net))
-        out.update(analysis_s=round(t, 2), network_analysis_s=round(t_net, 2))
-        _log(f"  analysis.metrics.analyse: {t:.1f} s per model; the network's analysis (once per G): {t_net:.1f} s")
+        t_alone, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net, beside=False))
+        out.update(analysis_s=round(t, 2), analysis_one_thread_s=round(t_alone, 2),
+                   analysis_speedup=round(t_alone / t, 2), network_analysis_s=round(t_net, 2))
+        _log(f"  analysis.metrics.analyse: {t:.1f} s per model ({t_alone:.1f} s with nothing beside the rest, "
+             f"{t_alone / t:.2f}x); the network's analysis (once per G): {t_net:.1f} s")
     if ref is not None:
         out.update(grad_rel_err_I=_rel(fast.dI, ref.dI), grad_rel_err_w=_rel(fast.dw, ref.dw),
                    loss_rel_err=_rel(fast.loss, ref.loss), loss=float(ref.loss[0]))

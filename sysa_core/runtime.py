@@ -38,6 +38,14 @@ def limited(n: int | None = 1):
         torch.set_num_threads(torch_before)
 
 
+def cap_this_thread(n: int) -> None:
+    """Cap the calling thread as `limited(n)` caps the thread that enters it, for the rest of its
+    life: a pool's worker thread starts from the process's default thread count (OpenMP's count is
+    per thread), not from the caps of the thread that started it."""
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """The device training steps run on: `auto` (the environment variable SYSA_DEVICE when set,
     else CUDA when torch sees a GPU, else the CPU), `cpu`, `cuda` or `cuda:N`. UserError when the

@@ -14,7 +14,8 @@ from sysa_core import bench, config, engine, training
 STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fast_steps_measured", "speedup",
              "roofline_ms", "roofline_ratio", "roofline_steps_measured", "roofline_all_rows_ms", "simulated_rows",
              "active_steps", "row_steps",
-             "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads",
+             "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "analysis_one_thread_s", "analysis_speedup",
+             "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads",
              "gemm_gflops", "flops", "flop_bound_ms", "fast_vs_flop_bound", "roofline_vs_flop_bound", "reference_flops",
              "reference_vs_flop_bound"}
 BATCHED_KEYS = {"case", "k", "batched_ms", "separate_ms", "fast_ms_per_model", "batching_speedup", "roofline_ms",

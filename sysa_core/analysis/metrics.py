@@ -68,13 +68,15 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..config import Config
 from ..model import init_weights, run
-from ..runtime import limited
+from ..runtime import cap_this_thread, limited
 from ..task import fixed_trials
 from ..training import convergence
 from . import alignment, dynamics, mechanism, pca, plateau, precision
@@ -100,7 +102,7 @@ class ModelAnalysis:
 
 def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256: str | None = None,
             epoch: int | None = None, training: dict | None = None, network: NetworkAnalysis | None = None,
-            threads: int | None = 1) -> ModelAnalysis:
+            threads: int | None = 1, beside: bool = True) -> ModelAnalysis:
     """Every per-model number of the model (cfg, sd) and the arrays its figures need.
 
     core_only: only the identity and the numbers of README, Definitions 5 (IDENTITY_KEYS, CORE_KEYS), no
@@ -108,10 +110,13 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     the checkpoint (files.load_checkpoint's "extra": the monitor losses give the convergence keys;
     None for checkpoints without one). network: the analysis of sd["G"] (analysis.network), computed
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
-    independent of the machine's core count).
+    independent of the machine's core count). beside: the float64 simulation of the memory trials
+    and the point search on its states (about half of the work) run in a second thread beside the
+    rest, under the same cap (False: in this thread, first). Each computation is the one a single
+    thread does, so the numbers are the same bits either way.
     """
     with limited(threads):
-        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network)
+        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside)
 
 
 def training_summary(cfg: Config, training: dict | None) -> dict:
@@ -136,8 +141,43 @@ def _by_duration(values: dict) -> dict:
     return {str(int(k)): v for k, v in values.items()}
 
 
-def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) -> ModelAnalysis:
+def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside) -> ModelAnalysis:
     sd = {k: v.detach().cpu() for k, v in sd.items()}
+    if core_only:
+        return _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, None)
+    pool = (ThreadPoolExecutor(1, thread_name_prefix="sysa-points", initializer=cap_this_thread,
+                               initargs=(torch.get_num_threads(),)) if beside else _InThisThread())
+    with pool:
+        sim64 = pool.submit(_memory_trials64, cfg, sd)
+        points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
+        m, parts = _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, training)
+        return _analyse_rest(cfg, sd, m, *parts, sim64, points)
+
+
+class _InThisThread(Executor):
+    """An executor that runs each job when it is submitted, in the submitting thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        job = Future()
+        try:
+            job.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - raised where the result is asked for, as a pool does
+            job.set_exception(exc)
+        return job
+
+
+def _memory_trials64(cfg: Config, sd: dict) -> tuple[np.ndarray, np.ndarray]:
+    """float64: one simulation of the memory trials gives the PCA for the spread and the states for
+    the dynamics and the mechanism: (rates, states), each (D, T, N)."""
+    a = cfg.analysis
+    trials = fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms)
+    _, rates64, states = run(cfg.with_dtype("float64"), sd, trials.x, return_r=True, return_h=True)
+    return rates64.numpy(), states.numpy()
+
+
+def _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, training):
+    """The numbers of the original's table (core_only: only those, as a ModelAnalysis), else (the
+    metrics so far, the parts the rest of the analysis needs)."""
     ev = precision.evaluate(cfg, sd)
     # the original's numbers need only G's spontaneous PCs, not the rest of its analysis
     net = network if network is not None or core_only else analyse_network(cfg, sd["G"], threads=None)
@@ -163,8 +203,13 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
     }
     if core_only:
         return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
-
     m.update(training_summary(cfg, training))
+    return m, (ev, net, traj, mem, I, w)
+
+
+def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj: np.ndarray, mem: pca.PCA,
+                  I: np.ndarray, w: np.ndarray, sim64, points) -> ModelAnalysis:
+    a = cfg.analysis
     untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
     m["precision_untrained"] = untrained.precision
     m["precision_untrained_by_duration"] = _by_duration(untrained.precision_by_duration)
@@ -175,14 +220,15 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         for k, v in alignment.alignment(vec, p, seed=0).items():
             m[f"{name}_{k}"] = v
 
-    # float64: one simulation of the memory trials gives the PCA for the spread and the states
-    # for the dynamics and the mechanism
-    cfg64 = cfg.with_dtype("float64")
-    a = cfg.analysis
-    _, rates64, states = run(cfg64, sd, fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms).x,
-                             return_r=True, return_h=True)
-    states = states.numpy()
-    mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg64, sd, rates64.numpy())
+    hold = plateau.hold(cfg, ev)
+    gen = plateau.generalisation(cfg, sd)
+    ds = mechanism.in_range_durations(cfg)
+    noisy = mechanism.noise_precisions(cfg, sd) if ds else {}
+    readout_pcs = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
+    rates64, states = sim64.result()
+    mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg.with_dtype("float64"), sd, rates64)
+    lyapunov = dynamics.memory_lyapunov(cfg, sd, states)
+    md = dynamics.MemoryDynamics(points.result()[0], *lyapunov, points.result()[1])
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
                                     I, w)
     for name in ("input", "output"):
@@ -196,7 +242,6 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
                 m[f"{name}_{k}_spread"] = v["spread"]
 
     m.update(net.metrics())
-    md = dynamics.memory_dynamics(cfg, sd, states=states)
     pts = md.points
     moving = pts.speed_per_s[~pts.fixed]
     m.update({
@@ -213,7 +258,6 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         **_plateau_and_fixed_points(cfg, net, md, states),
     })
 
-    hold = plateau.hold(cfg, ev)
     in_range = [d for d in hold.held_trained_window if cfg.in_trained_range(d)]
     held = float(np.mean([hold.held_trained_window[d] for d in in_range])) if in_range else None
     steady = float(np.mean([hold.steady_trained_window[d] for d in in_range])) if in_range else None
@@ -226,7 +270,6 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "plateau_sign_kept_ms_in_range_min": min((hold.sign_kept_ms[d] for d in in_range), default=None),
         "plateau_run_ms": hold.run_ms,
     })
-    gen = plateau.generalisation(cfg, sd)
     inr, outr = gen.rmse[gen.in_training_range], gen.rmse[~gen.in_training_range]
     m.update({
         "generalisation_rmse_trained_range": float(inr.mean()) if inr.size else None,
@@ -239,15 +282,13 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network) ->
         "sweep_held_trained_window": float(gen.held_trained_window.mean()),
     })
 
-    ds = mechanism.in_range_durations(cfg)
     idx = cfg.in_range_indices
     speed = float(np.median(mechanism.state_speed_per_s(cfg, states[idx]))) if ds else None
     travel = mechanism.state_travel(cfg, speed) if speed is not None else None
     m.update({"plateau_state_speed_per_s": speed, "state_travel": travel})
-    noisy = mechanism.noise_precisions(cfg, sd) if ds else {}
     for sigma in mechanism.NOISE_SIGMAS:
         m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
-    m["readout_pcs_needed"] = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
+    m["readout_pcs_needed"] = readout_pcs
     m["memory_mechanism"] = mechanism.mechanism(m["improvement_over_untrained"], travel)
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
 

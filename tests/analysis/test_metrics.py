@@ -6,6 +6,7 @@ the first computed."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch
 from conftest import Net1, moved_weights
 
 from sysa_core import config
-from sysa_core.analysis import metrics
+from sysa_core.analysis import dynamics, metrics
 from sysa_core.analysis.metrics import CORE_KEYS
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
@@ -202,6 +203,26 @@ def test_the_analysis_leaves_the_model_alone_and_is_reproducible(small):
     a, b = metrics.analyse(cfg, sd), metrics.analyse(cfg, sd)
     assert a.metrics == b.metrics
     assert set(a.arrays) == set(b.arrays) and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def test_the_work_done_beside_the_rest_gives_the_bits_of_one_thread(small, monkeypatch):
+    """The point search runs in a second thread under the same one-thread cap; every number and
+    array is the same bits as when everything runs in this thread, one thing after another."""
+    cfg, sd = small
+    seen = []
+    search = dynamics.memory_points
+
+    def spy(*args, **kwargs):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(dynamics, "memory_points", spy)
+    beside, alone = metrics.analyse(cfg, sd), metrics.analyse(cfg, sd, beside=False)
+    assert seen[0][0].startswith("sysa-points") and seen[1][0] == threading.current_thread().name
+    assert seen[0][1] == seen[1][1] == 1
+    assert beside.metrics == alone.metrics
+    assert set(beside.arrays) == set(alone.arrays)
+    assert all(np.array_equal(beside.arrays[k], alone.arrays[k]) for k in beside.arrays)
 
 
 def test_every_number_in_range_and_the_core_keys_are_the_same_numbers(small):
