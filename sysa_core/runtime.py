@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,6 +45,29 @@ def cap_this_thread(n: int) -> None:
     per thread), not from the caps of the thread that started it."""
     torch.set_num_threads(n)
     threadpool_limits(limits=n)
+
+
+class _InThisThread(Executor):
+    """An executor that runs each job when it is submitted, in the submitting thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        job = Future()
+        try:
+            job.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - raised where the result is asked for, as a pool's job is
+            job.set_exception(exc)
+        return job
+
+
+def beside(on: bool = True) -> Executor:
+    """An executor for work that runs beside this thread's: one worker thread capped as this thread
+    is (cap_this_thread), or with on=False one that runs each job in this thread when it is
+    submitted. A job is the computation one thread would do either way, so its numbers are the
+    same bits."""
+    if not on:
+        return _InThisThread()
+    return ThreadPoolExecutor(1, thread_name_prefix="sysa-beside", initializer=cap_this_thread,
+                              initargs=(torch.get_num_threads(),))
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -68,15 +68,14 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..config import Config
 from ..model import init_weights, run
-from ..runtime import cap_this_thread, limited
+from .. import runtime
+from ..runtime import limited
 from ..task import fixed_trials
 from ..training import convergence
 from . import alignment, dynamics, mechanism, pca, plateau, precision
@@ -145,25 +144,11 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, be
     sd = {k: v.detach().cpu() for k, v in sd.items()}
     if core_only:
         return _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, None)
-    pool = (ThreadPoolExecutor(1, thread_name_prefix="sysa-points", initializer=cap_this_thread,
-                               initargs=(torch.get_num_threads(),)) if beside else _InThisThread())
-    with pool:
+    with runtime.beside(beside) as pool:
         sim64 = pool.submit(_memory_trials64, cfg, sd)
         points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
         m, parts = _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, training)
         return _analyse_rest(cfg, sd, m, *parts, sim64, points)
-
-
-class _InThisThread(Executor):
-    """An executor that runs each job when it is submitted, in the submitting thread."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        job = Future()
-        try:
-            job.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - raised where the result is asked for, as a pool does
-            job.set_exception(exc)
-        return job
 
 
 def _memory_trials64(cfg: Config, sd: dict) -> tuple[np.ndarray, np.ndarray]:

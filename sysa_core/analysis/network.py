@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import files
+from .. import files, runtime
 from ..config import Config
 from ..model import run
 from ..runtime import limited
@@ -97,29 +97,36 @@ def network_key(cfg: Config, G: torch.Tensor) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1) -> NetworkAnalysis:
+def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1, beside: bool = True) -> NetworkAnalysis:
     """The spontaneous PCs (configured dtype and float64); the largest Lyapunov exponent of the
     spontaneous activity (lyap_vectors tangent vectors aligned over lyap_transient_ms, measured
     over lyap_window_ms) and the regime of that window; the census of the flow's fixed points from
     census_starts starting states (census.starts: the spontaneous window, trials driven by random
-    input vectors, scaled copies, random states)."""
-    with limited(threads):
+    input vectors, scaled copies, random states). beside: the exponent and the regime are computed
+    in a second thread beside the rest (runtime.beside; the same bits either way)."""
+    with limited(threads), runtime.beside(beside) as pool:
         a = cfg.analysis
         sd = _silent(G.detach().cpu())
+        dyn = dynamics.RateDynamics.from_model(cfg, sd)
+        h0 = torch.full((G.shape[0],), a.spont_h0)
+        spontaneous = pool.submit(_spontaneous_dynamics, cfg, dyn, h0)
         sp = pca.spontaneous_pca(cfg, sd)
         c64 = cfg.with_dtype("float64")
         start = cfg.steps(a.spont_start_ms)
         x = torch.zeros(1, cfg.steps(a.spont_T_ms), 1)
-        h0 = torch.full((G.shape[0],), a.spont_h0)
         _, r64, h64 = run(c64, sd, x, h0=h0, return_r=True, return_h=True)
         sp64 = sp if cfg.model.dtype == "float64" else pca.pca_of(pca.covariance(r64[0, start:].numpy(), ddof=1))
-        dyn = dynamics.RateDynamics.from_model(cfg, sd)
-        window = cfg.steps(a.lyap_window_ms)
-        ly, states = dynamics.lyapunov_autonomous(
-            dyn, h0.double().numpy(), cfg.alpha, cfg.model.dt_ms, cfg.steps(a.lyap_transient_ms), window,
-            n_vectors=a.lyap_vectors, blocks=dynamics.lyapunov_blocks(a.lyap_window_ms, cfg.model.tau_ms),
-            keep_states=True)
-        reg = regime.classify(states, cfg.model.dt_ms, cfg.model.tau_ms, ly.per_s, ly.halfwidth_per_s)
         starts = census.starts(dyn, h64[0, start:].numpy(), cfg.alpha, cfg.model.dt_ms, budget=a.census_starts)
         points = census.take(dyn, starts)
+        ly, reg = spontaneous.result()
         return NetworkAnalysis(sp, sp64, points, ly, reg, network_key(cfg, G), G_digest(G))
+
+
+def _spontaneous_dynamics(cfg: Config, dyn: dynamics.RateDynamics, h0: torch.Tensor):
+    """The largest Lyapunov exponent of the spontaneous activity from h0 and the regime of its window."""
+    a = cfg.analysis
+    ly, states = dynamics.lyapunov_autonomous(
+        dyn, h0.double().numpy(), cfg.alpha, cfg.model.dt_ms, cfg.steps(a.lyap_transient_ms),
+        cfg.steps(a.lyap_window_ms), n_vectors=a.lyap_vectors,
+        blocks=dynamics.lyapunov_blocks(a.lyap_window_ms, cfg.model.tau_ms), keep_states=True)
+    return ly, regime.classify(states, cfg.model.dt_ms, cfg.model.tau_ms, ly.per_s, ly.halfwidth_per_s)

@@ -28,6 +28,16 @@ def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(small_cfg, net):
     assert m["network_G"] == network.G_digest(moved_sd["G"]) == net.G_digest
 
 
+def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small_cfg, net):
+    """analyse_network computes the Lyapunov exponent and the regime in a second thread beside the
+    census (beside=True, the default `net`); in one thread every array and number is the same."""
+    alone = network.analyse_network(small_cfg, model.init_weights(small_cfg.model, 1)["G"], beside=False)
+    assert net.metrics() == alone.metrics()
+    np.testing.assert_array_equal(net.lyapunov.per_vector, alone.lyapunov.per_vector)
+    np.testing.assert_array_equal(net.lyapunov.blocks, alone.lyapunov.blocks)
+    np.testing.assert_array_equal(net.census.h, alone.census.h)
+
+
 def test_the_points_of_the_odd_flow(net):
     p = net.points
     assert p.fixed[0] and np.linalg.norm(p.h[0]) == 0.0  # the origin, always a fixed point
