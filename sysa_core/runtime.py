@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
 import resource
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,9 +42,9 @@ def limited(n: int | None = 1):
 
 
 def cap_this_thread(n: int) -> None:
-    """Cap the calling thread as `limited(n)` caps the thread that enters it, for the rest of its
-    life: a pool's worker thread starts from the process's default thread count (OpenMP's count is
-    per thread), not from the caps of the thread that started it."""
+    """Cap the calling thread at n threads as `limited(n)` caps the thread that enters it, for the
+    rest of its life. A new thread's caps otherwise depend on how each library hands them to new
+    threads (OpenMP's count is per thread)."""
     torch.set_num_threads(n)
     threadpool_limits(limits=n)
 
@@ -59,15 +61,59 @@ class _InThisThread(Executor):
         return job
 
 
-def beside(on: bool = True) -> Executor:
-    """An executor for work that runs beside this thread's: one worker thread capped as this thread
-    is (cap_this_thread), or with on=False one that runs each job in this thread when it is
+class _Beside(Executor):
+    """Runs the submitted jobs in order in one daemon thread, capped at `threads` when given."""
+
+    def __init__(self, threads: int | None):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: list[Future] = []
+        self._worker = threading.Thread(target=self._work, args=(threads,), name="sysa-beside", daemon=True)
+        self._worker.start()
+
+    def _work(self, threads: int | None) -> None:
+        if threads is not None:
+            cap_this_thread(threads)
+        while (item := self._queue.get()) is not None:
+            job, fn, args, kwargs = item
+            if job.set_running_or_notify_cancel():
+                try:
+                    job.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - every job ends with a result or an exception
+                    job.set_exception(exc)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        job = Future()
+        self._jobs.append(job)
+        self._queue.put((job, fn, args, kwargs))
+        return job
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            for job in self._jobs:
+                job.cancel()  # only a job not started yet is cancelled
+        self._queue.put(None)
+        if wait:
+            self._worker.join()
+
+
+@contextmanager
+def beside(on: bool = True, threads: int | None = None):
+    """An executor for work beside this thread's: its jobs run in order in one daemon thread (capped
+    at `threads` when given: cap_this_thread), or with on=False each in this thread when it is
     submitted. A job is the computation one thread would do either way, so its numbers are the
-    same bits."""
+    same bits. Leaving the block waits for the jobs; leaving it by an exception (an error, Ctrl-C,
+    SIGTERM) does not: the jobs not started are cancelled and the running one is abandoned, which
+    a daemon thread does not let hold up the interpreter's exit."""
     if not on:
-        return _InThisThread()
-    return ThreadPoolExecutor(1, thread_name_prefix="sysa-beside", initializer=cap_this_thread,
-                              initargs=(torch.get_num_threads(),))
+        yield _InThisThread()
+        return
+    pool = _Beside(threads)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -1,6 +1,9 @@
 """sysa_core.runtime: the training device and the thread limits."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import torch
 
@@ -32,3 +35,33 @@ def test_limited_caps_and_restores_the_threads():
     assert torch.get_num_threads() == before
     with runtime.limited(None):
         assert torch.get_num_threads() == before
+
+
+def test_beside_runs_the_jobs_in_order_in_another_thread_and_waits_for_them():
+    order = []
+    with runtime.beside() as pool:
+        first = pool.submit(lambda: order.append(threading.current_thread().name) or 1)
+        second = pool.submit(lambda: first.result() + 1)
+    assert first.done() and second.result() == 2 and order == ["sysa-beside"]
+    with runtime.beside(on=False) as pool:
+        assert pool.submit(threading.current_thread).result() is threading.current_thread()
+    with runtime.beside() as pool:
+        failing = pool.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result()
+
+
+def test_beside_leaves_its_job_behind_when_the_block_ends_by_an_exception():
+    """A signal's exception (or an error) in the block does not wait for the job beside it: the
+    job still running is abandoned (a daemon thread) and the queued ones are cancelled."""
+    release = threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        with runtime.beside() as pool:
+            running = pool.submit(release.wait, 60)
+            queued = pool.submit(lambda: "started")
+            while not running.running():
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+    assert running.running() and queued.cancelled()
+    release.set()
+    assert running.result(timeout=30) is True

@@ -336,7 +336,7 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
         if len(S) > history:
             S.pop(0), Y.pop(0), R.pop(0)
         x, f, g = x_new, f_new, g_new
-        if not bool(going.all()):  # stopped rows keep this iteration's step
+        if not bool(going.all()):  # stopped rows keep where this iteration left them
             x_all[live], f_all[live], g_all[live] = x, f, g
             live, x, f, g = live[going], x[going], f[going], g[going]
             S, Y, R = [v[going] for v in S], [v[going] for v in Y], [v[going] for v in R]

@@ -115,7 +115,7 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     thread does, so the numbers are the same bits either way.
     """
     with limited(threads):
-        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside)
+        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside, threads)
 
 
 def training_summary(cfg: Config, training: dict | None) -> dict:
@@ -140,11 +140,12 @@ def _by_duration(values: dict) -> dict:
     return {str(int(k)): v for k, v in values.items()}
 
 
-def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside) -> ModelAnalysis:
+def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside,
+             threads) -> ModelAnalysis:
     sd = {k: v.detach().cpu() for k, v in sd.items()}
     if core_only:
         return _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, None)
-    with runtime.beside(beside) as pool:
+    with runtime.beside(beside, threads) as pool:
         sim64 = pool.submit(_memory_trials64, cfg, sd)
         points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
         m, parts = _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, training)

@@ -104,7 +104,7 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1, besid
     census_starts starting states (census.starts: the spontaneous window, trials driven by random
     input vectors, scaled copies, random states). beside: the exponent and the regime are computed
     in a second thread beside the rest (runtime.beside; the same bits either way)."""
-    with limited(threads), runtime.beside(beside) as pool:
+    with limited(threads), runtime.beside(beside, threads) as pool:
         a = cfg.analysis
         sd = _silent(G.detach().cpu())
         dyn = dynamics.RateDynamics.from_model(cfg, sd)

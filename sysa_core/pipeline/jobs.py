@@ -87,6 +87,8 @@ class NotebookRunner:
         try:
             km = self._kernel()
             self._reset(cwd)
+            if STOP.is_set():  # stopped while this kernel started, before `stop` could kill it
+                raise RuntimeError(STOPPED)
             papermill.execute_notebook(str(src), str(running), parameters=params, progress_bar=False, cwd=str(cwd),
                                        kernel_name="python3", km=km)
         except PapermillExecutionError as exc:
@@ -201,10 +203,11 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = N
     if threading.current_thread() is not threading.main_thread():
         return _execute(src, dst, params, cwd, title, code)
     with ThreadPoolExecutor(1, thread_name_prefix="sysa-notebook") as pool:
-        job = pool.submit(_execute, src, dst, params, cwd, title, code)
         try:
-            return job.result()
-        except BaseException:
+            return pool.submit(_execute, src, dst, params, cwd, title, code).result()
+        except Exception:  # the notebook's own failure: the run goes on
+            raise
+        except BaseException:  # a signal in the wait: the kernels go before the pool waits for its worker
             stop()
             raise
 
