@@ -339,7 +339,7 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
     if analysis_time:
         sd = init_weights(cfg.model, 1)
         t_net, net = _timed(network.analyse_network, cfg, sd["G"])
-        t, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net))
+        t, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net, beside=True))
         t_alone, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net, beside=False))
         out.update(analysis_s=round(t, 2), analysis_one_thread_s=round(t_alone, 2),
                    analysis_speedup=round(t_alone / t, 2), network_analysis_s=round(t_net, 2))

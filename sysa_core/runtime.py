@@ -96,14 +96,29 @@ class _Beside(Executor):
             self._worker.join()
 
 
+def cores_for_this_process() -> int:
+    """The cores this process may use: those it may run on (its CPU affinity), at most
+    OMP_NUM_THREADS when that is set (as `sysa run` sets it for each notebook lane's kernel)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(cores, int(env))) if env.isdigit() and int(env) > 0 else cores
+
+
 @contextmanager
-def beside(on: bool = True, threads: int | None = None):
+def beside(on: bool | None = None, threads: int | None = None):
     """An executor for work beside this thread's: its jobs run in order in one daemon thread (capped
     at `threads` when given: cap_this_thread), or with on=False each in this thread when it is
-    submitted. A job is the computation one thread would do either way, so its numbers are the
-    same bits. Leaving the block waits for the jobs; leaving it by an exception (an error, Ctrl-C,
-    SIGTERM) does not: the jobs not started are cancelled and the running one is abandoned, which
-    a daemon thread does not let hold up the interpreter's exit."""
+    submitted; on=None: in a thread of its own when this process may use two cores or more
+    (cores_for_this_process), since two threads on one core only slow each other. A job is the
+    computation one thread would do either way, so its numbers are the same bits. Leaving the block
+    waits for the jobs; leaving it by an exception (an error, Ctrl-C, SIGTERM) does not: the jobs
+    not started are cancelled and the running one is abandoned, which a daemon thread does not let
+    hold up the interpreter's exit."""
+    if on is None:
+        on = cores_for_this_process() >= 2
     if not on:
         yield _InThisThread()
         return

@@ -1,6 +1,7 @@
 """sysa_core.runtime: the training device and the thread limits."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -39,13 +40,13 @@ def test_limited_caps_and_restores_the_threads():
 
 def test_beside_runs_the_jobs_in_order_in_another_thread_and_waits_for_them():
     order = []
-    with runtime.beside() as pool:
+    with runtime.beside(True) as pool:
         first = pool.submit(lambda: order.append(threading.current_thread().name) or 1)
         second = pool.submit(lambda: first.result() + 1)
     assert first.done() and second.result() == 2 and order == ["sysa-beside"]
     with runtime.beside(on=False) as pool:
         assert pool.submit(threading.current_thread).result() is threading.current_thread()
-    with runtime.beside() as pool:
+    with runtime.beside(True) as pool:
         failing = pool.submit(lambda: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         failing.result()
@@ -56,7 +57,7 @@ def test_beside_leaves_its_job_behind_when_the_block_ends_by_an_exception():
     job still running is abandoned (a daemon thread) and the queued ones are cancelled."""
     release = threading.Event()
     with pytest.raises(KeyboardInterrupt):
-        with runtime.beside() as pool:
+        with runtime.beside(True) as pool:
             running = pool.submit(release.wait, 60)
             queued = pool.submit(lambda: "started")
             while not running.running():
@@ -65,3 +66,17 @@ def test_beside_leaves_its_job_behind_when_the_block_ends_by_an_exception():
     assert running.running() and queued.cancelled()
     release.set()
     assert running.result(timeout=30) is True
+
+
+def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch):
+    """`sysa run` gives each notebook lane's kernel OMP_NUM_THREADS = its share of the cores: with
+    one core the work stays in this thread (two threads on one core only slow each other)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert runtime.cores_for_this_process() == 1
+    with runtime.beside() as pool:
+        assert pool.submit(threading.current_thread).result() is threading.current_thread()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert runtime.cores_for_this_process() == len(os.sched_getaffinity(0))
+    if runtime.cores_for_this_process() >= 2:
+        with runtime.beside() as pool:
+            assert pool.submit(threading.current_thread).result() is not threading.current_thread()

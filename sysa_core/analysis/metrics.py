@@ -101,7 +101,7 @@ class ModelAnalysis:
 
 def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256: str | None = None,
             epoch: int | None = None, training: dict | None = None, network: NetworkAnalysis | None = None,
-            threads: int | None = 1, beside: bool = True) -> ModelAnalysis:
+            threads: int | None = 1, beside: bool | None = None) -> ModelAnalysis:
     """Every per-model number of the model (cfg, sd) and the arrays its figures need.
 
     core_only: only the identity and the numbers of README, Definitions 5 (IDENTITY_KEYS, CORE_KEYS), no
@@ -111,8 +111,9 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
     independent of the machine's core count). beside: the float64 simulation of the memory trials
     and the point search on its states (about half of the work) run in a second thread beside the
-    rest, under the same cap (False: in this thread, first). Each computation is the one a single
-    thread does, so the numbers are the same bits either way.
+    rest, under the same cap (False: in this thread, first; None: beside when this process may use
+    two cores, runtime.beside). Each computation is the one a single thread does, so the numbers
+    are the same bits either way.
     """
     with limited(threads):
         return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside, threads)

@@ -97,13 +97,15 @@ def network_key(cfg: Config, G: torch.Tensor) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1, beside: bool = True) -> NetworkAnalysis:
+def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1,
+                    beside: bool | None = None) -> NetworkAnalysis:
     """The spontaneous PCs (configured dtype and float64); the largest Lyapunov exponent of the
     spontaneous activity (lyap_vectors tangent vectors aligned over lyap_transient_ms, measured
     over lyap_window_ms) and the regime of that window; the census of the flow's fixed points from
     census_starts starting states (census.starts: the spontaneous window, trials driven by random
     input vectors, scaled copies, random states). beside: the exponent and the regime are computed
-    in a second thread beside the rest (runtime.beside; the same bits either way)."""
+    in a second thread beside the rest (None: when this process may use two cores; runtime.beside;
+    the same bits either way)."""
     with limited(threads), runtime.beside(beside, threads) as pool:
         a = cfg.analysis
         sd = _silent(G.detach().cpu())

@@ -217,7 +217,7 @@ def test_the_work_done_beside_the_rest_gives_the_bits_of_one_thread(small, monke
         return search(*args, **kwargs)
 
     monkeypatch.setattr(dynamics, "memory_points", spy)
-    beside, alone = metrics.analyse(cfg, sd), metrics.analyse(cfg, sd, beside=False)
+    beside, alone = metrics.analyse(cfg, sd, beside=True), metrics.analyse(cfg, sd, beside=False)
     assert seen[0][0].startswith("sysa-beside") and seen[1][0] == threading.current_thread().name
     assert seen[0][1] == seen[1][1] == 1
     assert beside.metrics == alone.metrics

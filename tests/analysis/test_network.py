@@ -28,10 +28,11 @@ def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(small_cfg, net):
     assert m["network_G"] == network.G_digest(moved_sd["G"]) == net.G_digest
 
 
-def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small_cfg, net):
+def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small_cfg):
     """analyse_network computes the Lyapunov exponent and the regime in a second thread beside the
-    census (beside=True, the default `net`); in one thread every array and number is the same."""
-    alone = network.analyse_network(small_cfg, model.init_weights(small_cfg.model, 1)["G"], beside=False)
+    census (beside=True); in one thread every array and number is the same."""
+    G = model.init_weights(small_cfg.model, 1)["G"]
+    net, alone = network.analyse_network(small_cfg, G, beside=True), network.analyse_network(small_cfg, G, beside=False)
     assert net.metrics() == alone.metrics()
     np.testing.assert_array_equal(net.lyapunov.per_vector, alone.lyapunov.per_vector)
     np.testing.assert_array_equal(net.lyapunov.blocks, alone.lyapunov.blocks)
