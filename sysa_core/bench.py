@@ -17,8 +17,8 @@ Cases:
   ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
   (analysis.metrics.analyse of one 500-unit model, given its network's analysis, which a run
   computes once per G: `network_analysis_s`; `analysis_one_thread_s` the same with the point
-  search in the same thread as the rest, `analysis_speedup` their ratio) and the gradient and loss errors of the fast
-  engine against the reference on that batch, over all 7000 steps;
+  search in the same thread as the rest, `analysis_speedup` their ratio) and the gradient and
+  loss errors of the fast engine against the reference on that batch, over all 7000 steps;
   and the FLOP bound: `gemm_gflops` (the machine's single-precision matrix-product rate, measured
   in this run: a large square float32 product on torch's current threads, `gemm_rate`), `flops`
   (the fast engine's two products per row-step, 4 N^2 row_steps), `flop_bound_ms` = flops / rate,

@@ -104,7 +104,7 @@ def cores_for_this_process() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return max(1, min(cores, int(env))) if env.isdigit() and int(env) > 0 else cores
+    return min(cores, int(env)) if env.isdigit() and int(env) > 0 else cores
 
 
 @contextmanager

@@ -72,10 +72,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import runtime
 from ..config import Config
 from ..model import init_weights, run
-from .. import runtime
-from ..runtime import limited
 from ..task import fixed_trials
 from ..training import convergence
 from . import alignment, dynamics, mechanism, pca, plateau, precision
@@ -115,7 +114,7 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     two cores, runtime.beside). Each computation is the one a single thread does, so the numbers
     are the same bits either way.
     """
-    with limited(threads):
+    with runtime.limited(threads):
         return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside, threads)
 
 
@@ -145,11 +144,13 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, be
              threads) -> ModelAnalysis:
     sd = {k: v.detach().cpu() for k, v in sd.items()}
     if core_only:
-        return _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, None)
+        m, _ = _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only)
+        return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
     with runtime.beside(beside, threads) as pool:
         sim64 = pool.submit(_memory_trials64, cfg, sd)
         points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
-        m, parts = _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, training)
+        m, parts = _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only)
+        m.update(training_summary(cfg, training))
         return _analyse_rest(cfg, sd, m, *parts, sim64, points)
 
 
@@ -162,9 +163,10 @@ def _memory_trials64(cfg: Config, sd: dict) -> tuple[np.ndarray, np.ndarray]:
     return rates64.numpy(), states.numpy()
 
 
-def _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, training):
-    """The numbers of the original's table (core_only: only those, as a ModelAnalysis), else (the
-    metrics so far, the parts the rest of the analysis needs)."""
+def _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only):
+    """The identity and the numbers of the original's table, and the parts the rest of the analysis
+    needs: (metrics, (evaluation, network analysis, memory trajectories, memory PCA, I, w)); with
+    core_only the network analysis is not computed when not given (None)."""
     ev = precision.evaluate(cfg, sd)
     # the original's numbers need only G's spontaneous PCs, not the rest of its analysis
     net = network if network is not None or core_only else analyse_network(cfg, sd["G"], threads=None)
@@ -188,9 +190,6 @@ def _analyse_core(cfg, sd, core_only, checkpoint_sha256, epoch, network, trainin
         "pr_output_l1": pr_out["l1"], "pr_output_l2": pr_out["l2"],
         "dim_spontaneous": spont.dimensionality, "dim_memory": mem.dimensionality,
     }
-    if core_only:
-        return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
-    m.update(training_summary(cfg, training))
     return m, (ev, net, traj, mem, I, w)
 
 
@@ -215,7 +214,8 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
     rates64, states = sim64.result()
     mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg.with_dtype("float64"), sd, rates64)
     lyapunov = dynamics.memory_lyapunov(cfg, sd, states)
-    md = dynamics.MemoryDynamics(points.result()[0], *lyapunov, points.result()[1])
+    found, starts = points.result()
+    md = dynamics.MemoryDynamics(found, *lyapunov, starts)
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
                                     I, w)
     for name in ("input", "output"):

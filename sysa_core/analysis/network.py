@@ -19,7 +19,6 @@ import torch
 from .. import files, runtime
 from ..config import Config
 from ..model import run
-from ..runtime import limited
 from . import census, dynamics, pca, regime
 
 
@@ -106,7 +105,7 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1,
     input vectors, scaled copies, random states). beside: the exponent and the regime are computed
     in a second thread beside the rest (None: when this process may use two cores; runtime.beside;
     the same bits either way)."""
-    with limited(threads), runtime.beside(beside, threads) as pool:
+    with runtime.limited(threads), runtime.beside(beside, threads) as pool:
         a = cfg.analysis
         sd = _silent(G.detach().cpu())
         dyn = dynamics.RateDynamics.from_model(cfg, sd)

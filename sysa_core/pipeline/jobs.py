@@ -212,7 +212,8 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = N
             raise
 
 
-def _execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None, code: bool) -> tuple[float, str | None]:
+def _execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None,
+             code: bool) -> tuple[float, str | None]:
     if STOP.is_set():
         return 0.0, STOPPED
     with _lock:

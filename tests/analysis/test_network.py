@@ -32,7 +32,8 @@ def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small
     """analyse_network computes the Lyapunov exponent and the regime in a second thread beside the
     census (beside=True); in one thread every array and number is the same."""
     G = model.init_weights(small_cfg.model, 1)["G"]
-    net, alone = network.analyse_network(small_cfg, G, beside=True), network.analyse_network(small_cfg, G, beside=False)
+    net = network.analyse_network(small_cfg, G, beside=True)
+    alone = network.analyse_network(small_cfg, G, beside=False)
     assert net.metrics() == alone.metrics()
     np.testing.assert_array_equal(net.lyapunov.per_vector, alone.lyapunov.per_vector)
     np.testing.assert_array_equal(net.lyapunov.blocks, alone.lyapunov.blocks)
