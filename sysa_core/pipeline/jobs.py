@@ -8,7 +8,7 @@ import platform
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +33,8 @@ def running_path(dst: Path) -> Path:
 
 #: how long a kernel may take to start and answer
 KERNEL_START_S = 60
+#: how often the main thread, waiting for a notebook, wakes to handle a signal
+SIGNAL_POLL_S = 0.1
 
 
 class NotebookRunner:
@@ -204,7 +206,12 @@ def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = N
         return _execute(src, dst, params, cwd, title, code)
     with ThreadPoolExecutor(1, thread_name_prefix="sysa-notebook") as pool:
         try:
-            return pool.submit(_execute, src, dst, params, cwd, title, code).result()
+            job = pool.submit(_execute, src, dst, params, cwd, title, code)
+            # in short waits: a signal the operating system delivers to another thread is handled
+            # only when the main thread wakes, so a wait without a timeout defers it to the notebook's end
+            while not wait([job], timeout=SIGNAL_POLL_S).done:
+                pass
+            return job.result()
         except Exception:  # the notebook's own failure: the run goes on
             raise
         except BaseException:  # a signal in the wait: the kernels go before the pool waits for its worker
