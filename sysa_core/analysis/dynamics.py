@@ -357,11 +357,17 @@ def normal_equations(dyn: RateDynamics, h: torch.Tensor, GtG: torch.Tensor | Non
         GtG = G.T @ G
     d = dyn.dphi(h)
     f = g * (dyn.phi(h) @ G.T) - h
-    JtJ = (g * g) * d[:, :, None] * GtG[None] * d[:, None, :]
-    JtJ -= g * d[:, :, None] * G.T[None]
-    JtJ -= g * G[None] * d[:, None, :]
+    gd, gG = g * d, g * G
+    # one (k, N, N) array, with the rounding of the expression (g^2 d) G'G d - (g d) G' - (g G) d + 1
+    # evaluated left to right; each subtracted product goes through one cached (N, N) scratch
+    JtJ = GtG[None] * ((g * g) * d)[:, :, None]
+    JtJ.mul_(d[:, None, :])
+    scratch = torch.empty_like(G)
+    for i in range(len(h)):
+        JtJ[i].sub_(torch.mul(gd[i, :, None], G.T, out=scratch))
+        JtJ[i].sub_(torch.mul(gG, d[i, None, :], out=scratch))
     JtJ.diagonal(dim1=1, dim2=2).add_(1.0)
-    return JtJ, g * d * (f @ G) - f
+    return JtJ, gd * (f @ G) - f
 
 
 def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: float = 1e-24,
@@ -376,7 +382,6 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
     Returns the refined states."""
     x = torch.tensor(np.atleast_2d(np.asarray(h, dtype=np.float64)))
     K, N = x.shape
-    eye = torch.eye(N, dtype=torch.float64)
     GtG = dyn._G.T @ dyn._G
     q, _ = _q_and_grad_t(dyn, x)
     # a point whose step lowered q by no halving would get the same step again: it is left as it is
@@ -388,10 +393,8 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
         xa = x[active]
         JtJ, rhs = normal_equations(dyn, xa, GtG)
         mu = damping * JtJ.diagonal(dim1=1, dim2=2).sum(-1) / N
-        rhs = rhs.unsqueeze(-1)
-        try:
-            delta = -torch.linalg.solve(JtJ + mu[:, None, None] * eye, rhs).squeeze(-1)
-        except RuntimeError:  # singular even with damping: keep the minimiser's answer
+        delta = _solve_damped(JtJ, mu, rhs)
+        if delta is None:  # singular even with damping: keep the minimiser's answer
             break
         step = torch.ones(len(active), dtype=torch.float64)
         improved = torch.zeros(len(active), dtype=torch.bool)
@@ -406,6 +409,16 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
             step = torch.where(improved, step, step * 0.5)
         stuck[active[~improved]] = True
     return x.numpy()
+
+
+def _solve_damped(JtJ: torch.Tensor, mu: torch.Tensor, rhs: torch.Tensor):
+    """-(J'J + mu)^-1 J'F for each state (k, N), J'J overwritten with J'J + mu; None where that is
+    singular."""
+    JtJ.diagonal(dim1=1, dim2=2).add_(mu[:, None])
+    try:
+        return -torch.linalg.solve(JtJ, rhs.unsqueeze(-1)).squeeze(-1)
+    except RuntimeError:
+        return None
 
 
 def _merge(h: np.ndarray, q: np.ndarray, tol: float) -> np.ndarray:
