@@ -65,12 +65,13 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
-def _out(text: str | None, default: Path | None = None) -> Path:
-    """The --out folder: the default when not given; an empty text is a mistake, not the current folder."""
+def _out(text: str | None, default: Path | None = None, option: str = "--out") -> Path:
+    """The folder of `option`: the default when not given; an empty text is a mistake, not the
+    current folder."""
     if text is None:
         return default
     if not str(text).strip():
-        raise UserError("--out: empty folder name")
+        raise UserError(f"{option}: empty folder name")
     return Path(text)
 
 
@@ -78,18 +79,25 @@ def cmd_evaluate(args) -> int:
     from . import config, files, training
     from .analysis import metrics, network
 
+    cache = None if args.network_dir is None else _out(args.network_dir, option="--network-dir")
     jobs = []
     for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
         cfg = files.for_checkpoint(p, args.profile, args.set, args.seed)
         training.check_memory(cfg)
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
+    if cache is not None and not args.core_only:
+        from .pipeline import preflight, store
+
+        preflight.check_output_dir(cache, "--network-dir")
     nets: dict = {}  # the network analysis once per G (and configuration) among the files given
     for p, cfg, ck in jobs:
         net = None
         if not args.core_only:
-            key = network.network_key(cfg, ck["state_dict"]["G"])
-            net = nets[key] = nets.get(key) or network.analyse_network(cfg, ck["state_dict"]["G"])
+            G = ck["state_dict"]["G"]
+            key = network.network_key(cfg, G)
+            net = nets[key] = nets.get(key) or (network.analyse_network(cfg, G) if cache is None
+                                                else store.load_or_analyse_network(cfg, G, cache))
         m = metrics.analyse(cfg, ck["state_dict"], core_only=args.core_only, checkpoint_sha256=files.sha256(p),
                             epoch=ck["epoch"], training=ck["extra"], network=net).metrics
         if args.json:
@@ -253,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--profile", default=None, help="configuration profile when no metadata lies beside the file "
                    "(default paper)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
+    e.add_argument("--network-dir", default=None, metavar="DIR",
+                   help="keep the analysis of each network G (its fixed-point census: about a minute at paper "
+                        "scale) in DIR, as network-<key>.json/.npz, and read it from there when DIR holds that of "
+                        "the same G, configuration and code (a run folder holds its own)")
     e.set_defaults(func=cmd_evaluate)
 
     t = sub.add_parser("train", help="train models (checkpoints, metadata and plots in OUT/seed_<s>)")

@@ -162,13 +162,14 @@ def check_own_folder(path: Path, what: str) -> None:
 def check_model_folder(folder: Path, what: str) -> None:
     """Refuse a folder a model's files would be written into that is a symbolic link, or that holds
     files and none of sysa's for a model (training metadata, checkpoints, metrics, a pipeline record,
-    or a run's manifest). UserError naming the folder; nothing of it is touched."""
+    a network's analysis, or a run's manifest). UserError naming the folder; nothing of it is touched."""
     folder = Path(folder)
     check_own_folder(folder, what)
     if not folder.is_dir():
         return
     names = [p.name for p in folder.iterdir() if p.name != LOCK_NAME]
-    ours = any(re.fullmatch(r"sys_A\d+(_state|_train)?\.(pth|json)", n) for n in names) or any(
+    ours = any(re.fullmatch(r"sys_A\d+(_state|_train)?\.(pth|json)|network-[0-9a-f]{16}\.(json|npz)", n)
+               for n in names) or any(
         n in (RUN_MARKER, metrics_path(folder).name, record_path(folder).name) for n in names)
     if names and not ours:
         raise UserError(f"{what} {folder}: the folder holds files and none of sysa's; choose a new or empty folder")

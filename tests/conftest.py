@@ -294,7 +294,8 @@ def first_analysed_shipped() -> tuple[str, int] | None:
 def paper_evaluations(tmp_path_factory) -> dict:
     """`sysa evaluate --json` of the original's seed 1 (`reference`, when its checkpoint is here) and
     of the first shipped model with shipped metrics (`shipped`: its ensemble, seed and metrics), in
-    one real process: they share the paper's G, whose analysis it computes once. None for one absent."""
+    one real process: they share the paper's G, whose analysis it computes once and keeps in
+    paper_network_dir. None for one absent."""
     from sysa_core import files
     from sysa_core.pipeline import shipped
 
@@ -311,13 +312,20 @@ def paper_evaluations(tmp_path_factory) -> dict:
             paths.append(files.checkpoint_path(folder, first[1]))
         got = {}
         if paths:
-            proc = run_cli("evaluate", *paths, "--json")
+            proc = run_cli("evaluate", *paths, "--json", "--network-dir", folder / "network")
             assert proc.returncode == 0, proc.stderr
             got = dict(zip(names, parse_json_lines(proc.stdout)))
         (folder / "metrics.json").write_text(json.dumps(
             {"reference": got.get("reference"), "shipped": got.get("shipped") and [*first, got["shipped"]]}))
 
     return json.loads((once(tmp_path_factory, "paper_evaluations", produce) / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def paper_network_dir(tmp_path_factory, paper_evaluations) -> Path:
+    """The folder where paper_evaluations' `sysa evaluate --network-dir` keeps the analysis of the
+    paper's G (network-<key>.json/.npz)."""
+    return once(tmp_path_factory, "paper_evaluations", lambda folder: None) / "network"
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,29 @@ def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smo
         assert m[k] == pytest.approx(ref[k], rel=0.1), k
 
 
+def test_evaluate_keeps_the_network_analysis_in_network_dir_and_reads_it_back(smoke_train, tmp_path, capsys):
+    """--network-dir DIR: the first evaluation writes G's analysis there, a second reads it instead of
+    recomputing (the files are left as they are) and prints the same numbers; a file where the
+    folder goes is one line naming the option, with nothing written."""
+    ck, cache = str(smoke_train / "sys_A1_state.pth"), tmp_path / "networks"
+    assert cli.main(["evaluate", ck, "--json", "--network-dir", str(cache)]) == 0
+    (first,) = parse_json_lines(capsys.readouterr().out)
+    written = sorted(cache.iterdir())
+    assert [p.name for p in written] == [f"network-{first['network_key']}.json", f"network-{first['network_key']}.npz"]
+    stamp = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in written}
+    assert cli.main(["evaluate", ck, "--json", "--network-dir", str(cache)]) == 0
+    (second,) = parse_json_lines(capsys.readouterr().out)
+    assert second == first
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.iterdir()} == stamp
+
+    blocked = tmp_path / "a_file"
+    blocked.write_text("x")
+    rc = cli.main(["evaluate", ck, "--network-dir", str(blocked / "sub")])
+    assert_user_error(capsys.readouterr().err, rc, "--network-dir", str(blocked / "sub"), "cannot create")
+    assert cli.main(["evaluate", ck, "--network-dir", ""]) == 2
+    assert "--network-dir: empty folder name" in capsys.readouterr().err
+
+
 def test_evaluate_refuses_a_profile_or_training_override_that_contradicts_the_checkpoint(smoke_train, capsys):
     """The configuration recorded beside a checkpoint wins, in `sysa evaluate` as in the notebooks (one
     function, files.for_checkpoint): a contradicting profile or training setting is one line naming both."""

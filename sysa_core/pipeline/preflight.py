@@ -13,14 +13,15 @@ from ..errors import UserError
 from .ensembles import Ensemble
 
 
-def check_output_dir(out: Path) -> None:
-    """Create the output folder (and its parents) and check it is writable."""
+def check_output_dir(out: Path, option: str = "--out") -> None:
+    """Create the output folder (and its parents) and check it is writable; `option` names it in
+    the error."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+        raise UserError(f"{option} {out}: cannot create the folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: the folder is not writable")
+        raise UserError(f"{option} {out}: the folder is not writable")
 
 
 def check_trained_with(out: Path, ens: list[Ensemble], seeds: list[int],

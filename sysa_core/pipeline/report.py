@@ -8,9 +8,6 @@ import html
 import json
 from pathlib import Path
 
-import nbformat
-from nbconvert import HTMLExporter
-
 from .. import files
 from . import prose, store
 from ..analysis.mechanism import LEARNED
@@ -91,6 +88,10 @@ def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None, code
     """Render an executed notebook with sysa's template; `title` is the page's title. A report to
     share shows the prose and the outputs only (no code cells, no In/Out prompts); `code` shows the
     code cells too (without prompts). The executed notebook beside it holds the code either way."""
+    # imported here: the notebooks' kernels import this module and never render (2-3 s to import)
+    import nbformat
+    from nbconvert import HTMLExporter
+
     nb = nbformat.read(str(ipynb), as_version=4)
     exporter = HTMLExporter(template_name="sysa", extra_template_basedirs=[str(TEMPLATES)], exclude_input=not code,
                             exclude_input_prompt=True, exclude_output_prompt=True)

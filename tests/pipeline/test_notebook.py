@@ -70,12 +70,20 @@ def _cell_text(nb_path: Path) -> str:
     return "\n".join(out)
 
 
-def test_the_original_checkpoint_in_the_inspect_and_pca_notebooks(reference_dir, reference_full, tmp_path):
+def test_the_original_checkpoint_in_the_inspect_and_pca_notebooks(reference_dir, reference_full, paper_network_dir,
+                                                                   tmp_path):
     """`papermill notebooks/inspect.ipynb out.ipynb -p checkpoint ../shared/reference/sys_A1_state.pth`
     (no sysa metadata: the paper profile) and the same for pca run without error, write their
-    analysis to a folder of their own, and show the precision `sysa evaluate` gives for the file."""
+    analysis to a folder of their own, and show the precision `sysa evaluate` gives for the file.
+    The folder starts with the analysis of G that `sysa evaluate --network-dir` kept (G is analysed
+    once per session), and the notebooks read it from there."""
     ck = reference_dir / "sys_A1_state.pth"
     out = tmp_path / "analysis"
+    out.mkdir()
+    key = reference_full["network_key"]
+    for suffix in (".json", ".npz"):
+        shutil.copyfile(paper_network_dir / f"network-{key}{suffix}", out / f"network-{key}{suffix}")
+    kept = {p.name: p.stat().st_ino for p in out.iterdir()}
     for name in ("inspect", "pca"):
         papermill.execute_notebook(str(NB_DIR / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
                                    parameters={"checkpoint": str(ck), "run_dir": str(out)},
@@ -87,6 +95,7 @@ def test_the_original_checkpoint_in_the_inspect_and_pca_notebooks(reference_dir,
     assert f"{reference_full['precision']:.4g}" in shown
     assert "sys_A1_state.pth" in _cell_text(tmp_path / "pca.ipynb")
     assert not list(reference_dir.glob("*.json")) and not list(reference_dir.glob("*.npz"))  # nothing written there
+    assert {name: (out / name).stat().st_ino for name in kept} == kept  # read, not computed and rewritten
 
 
 def test_default_folder_for_a_checkpoint_is_its_own(tmp_path):
