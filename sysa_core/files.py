@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+import zipfile
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -316,6 +318,11 @@ def remove_temporaries(folder: Path) -> list[Path]:
     for p in gone:
         p.unlink()
     return gone
+
+
+#: what numpy.load raises for an .npz that is missing, truncated or corrupt (its zip structure, a
+#: member's compressed data or its header), or lacks an array asked for
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def write_bytes(path, data: bytes) -> None:

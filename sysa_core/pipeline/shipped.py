@@ -228,7 +228,7 @@ def load_network(shipped: Path) -> torch.Tensor:
     try:
         with np.load(path, allow_pickle=False) as z:
             return torch.from_numpy(np.array(z["G"]))
-    except (OSError, KeyError, ValueError) as exc:
+    except files.NPZ_ERRORS as exc:
         raise UserError(f"{path}: cannot read the study's G ({exc.__class__.__name__})") from None
 
 
@@ -290,7 +290,7 @@ def checkpoint_bytes(shipped: Path, label: str, seed: int, G: torch.Tensor | Non
     try:
         with np.load(folder / "checkpoint.npz", allow_pickle=False) as z:
             obj = decode(structure, {k: z[k] for k in z.files}, G)
-    except (OSError, KeyError, ValueError) as exc:
+    except files.NPZ_ERRORS as exc:
         raise UserError(f"{folder / 'checkpoint.npz'}: cannot read ({exc.__class__.__name__})") from None
     data = _torch_bytes(obj)
     if hashlib.sha256(data).hexdigest() != meta.get("checkpoint_sha256"):

@@ -44,7 +44,7 @@ def load_model(folder: Path, key: str) -> ModelAnalysis | None:
                 return None
             arrays = {k: z[k] for k in z.files if k != "cache_key"}
         metrics = json.loads(mpath.read_text())
-    except (OSError, ValueError, KeyError, RecursionError):
+    except (*files.NPZ_ERRORS, RecursionError):
         return None
     return ModelAnalysis(metrics, arrays)
 
@@ -113,7 +113,7 @@ def load_network(folder: Path, key: str) -> NetworkAnalysis | None:
             num = [None if not np.isfinite(v) else float(v) for v in z["regime_numbers"]]
             rg = regime.Regime(kind, num[0], float("nan") if num[1] is None else num[1], num[2], num[3], why)
             return NetworkAnalysis(sp, sp64, pts, ly, rg, key, str(z["G_digest"]))
-    except (OSError, ValueError, KeyError):
+    except files.NPZ_ERRORS:
         return None
 
 

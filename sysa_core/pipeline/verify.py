@@ -164,7 +164,7 @@ def check_seed(sdir: Path, cfg: Config, trained_only: bool = False) -> SeedCheck
     try:
         with np.load(files.arrays_path(sdir), allow_pickle=False) as z:
             z["cache_key"]
-    except (OSError, ValueError, KeyError, EOFError):
+    except files.NPZ_ERRORS:
         chk.need("reanalyse", "analysis.npz is missing or unreadable")
     for name in SEED_NOTEBOOKS:
         why = notebook_problem(sdir / f"{name}.ipynb")

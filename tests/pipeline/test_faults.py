@@ -506,8 +506,8 @@ def test_a_notebook_never_writes_into_a_folder_that_is_not_sysas(tmp_path):
 
 def test_sysa_check_verifies_every_output_against_its_recorded_sha256_and_a_rerun_repairs_it(smoke_run, tmp_path):
     """An edited metrics value, a bare state dict swapped with another seed's, one of random bytes,
-    a plot and an edited population.csv: each named by `sysa check`; one re-run sets each aside and
-    writes it again, to the bytes the run first wrote."""
+    a plot, an analysis.npz cut short and an edited population.csv: each named by `sysa check`; one
+    re-run sets each aside and writes it again, to the bytes the run first wrote."""
     run = copy_run(smoke_run, tmp_path / "run")
     m_path = files.metrics_path(run / "seed_1")
     m = json.loads(m_path.read_text())
@@ -519,14 +519,17 @@ def test_sysa_check_verifies_every_output_against_its_recorded_sha256_and_a_reru
     noise.write_bytes(os.urandom(noise.stat().st_size))
     plot = files.loss_plot_path(run / "control" / "seed_2", 2)
     plot.write_bytes(files.grad_plot_path(run / "control" / "seed_2", 2).read_bytes())
+    arrays = files.arrays_path(run / "seed_2")
+    arrays.write_bytes(arrays.read_bytes()[:2000])
     csv = run / "population.csv"
     csv.write_text(csv.read_text().replace(",", ";", 3))
-    edited = [m_path, swapped, noise, plot, csv]
+    edited = [m_path, swapped, noise, plot, arrays, csv]
     original = {p: (smoke_run / p.relative_to(run)).read_bytes() for p in edited}
     proc = _check(run)
     assert proc.returncode == 1, proc.stdout
     for p in edited:
         assert f"{p.name} differs from what the run wrote" in proc.stdout, p
+    assert "analysis.npz is missing or unreadable" in proc.stdout
     proc = run_cli("run", *SMOKE, "--seeds", "1-2", "--control", "--out", run)
     assert proc.returncode == 0, proc.stderr
     for p in edited:

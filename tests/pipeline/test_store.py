@@ -47,6 +47,37 @@ def test_the_cache_is_read_back_and_recomputed_only_when_something_changed(small
     files.arrays_path(tmp_path).write_bytes(b"not an npz file")
     assert store.load_or_analyse_model(other, sd, tmp_path, "bb" * 32)[1]
 
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _garbled(data: bytes) -> bytes:  # the middle of the compressed arrays overwritten
+    mid = len(data) // 2
+    return data[:mid] + bytes(256) + data[mid + 256:]
+
+
+@pytest.mark.parametrize("damage", [_truncated, _garbled])
+def test_a_damaged_cache_is_computed_again_not_a_traceback(small, small_cfg, net, tmp_path, damage):
+    """An analysis.npz or network-<key>.npz cut short (a full disk, a copy interrupted) or with
+    damaged bytes is an absent cache: computed again and rewritten."""
+    cfg, sd = small
+    first, _ = store.load_or_analyse_model(cfg, sd, tmp_path, "aa" * 32)
+    path = files.arrays_path(tmp_path)
+    path.write_bytes(damage(path.read_bytes()))
+    assert store.load_model(tmp_path, store.cache_key(cfg, "aa" * 32)) is None
+    again, computed = store.load_or_analyse_model(cfg, sd, tmp_path, "aa" * 32)
+    assert computed and again.metrics == first.metrics
+
+    store.save_network(net, tmp_path)
+    zpath = tmp_path / f"network-{net.key}.npz"
+    zpath.write_bytes(damage(zpath.read_bytes()))
+    assert store.load_network(tmp_path, net.key) is None
+    G = model.init_weights(small_cfg.model, 1)["G"]
+    assert store.load_or_analyse_network(small_cfg, G, tmp_path).metrics() == net.metrics()
+    assert store.load_network(tmp_path, net.key) is not None  # written again
+
+
 def test_the_cache_round_trip_and_its_key(small_cfg, net, tmp_path):
     G = model.init_weights(small_cfg.model, 1)["G"]
     store.save_network(net, tmp_path)
@@ -60,6 +91,8 @@ def test_the_cache_round_trip_and_its_key(small_cfg, net, tmp_path):
     assert network.network_key(other, G) != net.key
     assert network.network_key(config.resolve("smoke", ["hidden_size=40", "lr=0.5"]), G) == net.key  # training
     assert network.network_key(small_cfg, G + 1e-3 * torch.ones_like(G)) != net.key
+
+
 def test_one_G_analysed_under_two_code_versions_is_one_network(net, tmp_path):
     """Seeds analysed by two versions of the code cache the same G under two keys: the population
     report shows it once."""
