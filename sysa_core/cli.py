@@ -87,7 +87,7 @@ def cmd_evaluate(args) -> int:
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
     if cache is not None and not args.core_only:
-        from .pipeline import preflight, store
+        from .pipeline import preflight
 
         preflight.check_output_dir(cache, "--network-dir")
     nets: dict = {}  # the network analysis once per G (and configuration) among the files given
@@ -96,8 +96,7 @@ def cmd_evaluate(args) -> int:
         if not args.core_only:
             G = ck["state_dict"]["G"]
             key = network.network_key(cfg, G)
-            net = nets[key] = nets.get(key) or (network.analyse_network(cfg, G) if cache is None
-                                                else store.load_or_analyse_network(cfg, G, cache))
+            net = nets[key] = nets.get(key) or _network_analysis(cfg, G, key, cache)
         m = metrics.analyse(cfg, ck["state_dict"], core_only=args.core_only, checkpoint_sha256=files.sha256(p),
                             epoch=ck["epoch"], training=ck["extra"], network=net).metrics
         if args.json:
@@ -107,6 +106,26 @@ def cmd_evaluate(args) -> int:
             for k, v in m.items():
                 print(f"  {k:32s} {json.dumps(v) if isinstance(v, dict) else v}")
     return 0
+
+
+def _network_analysis(cfg, G, key: str, cache: Path | None):
+    """G's analysis: read from the folder `cache` when it holds it, else computed (and kept there;
+    a folder that cannot take it is one warning line, and the metrics are printed all the same)."""
+    from .analysis import network
+
+    if cache is None:
+        return network.analyse_network(cfg, G)
+    from .pipeline import store
+
+    net = store.load_network(cache, key)
+    if net is None:
+        net = network.analyse_network(cfg, G)
+        try:
+            store.save_network(net, cache)
+        except OSError as exc:
+            print(f"sysa: warning: --network-dir {cache}: G's analysis was not kept ({exc.strerror or exc})",
+                  file=sys.stderr)
+    return net
 
 
 def cmd_train(args) -> int:

@@ -26,6 +26,7 @@ from conftest import (
     copy_run,
     descendants,
     locked,
+    parse_json_lines,
     popen_cli,
     run_cli,
     wait_for,
@@ -619,6 +620,20 @@ def test_a_file_size_limit_is_one_line_and_leaves_the_finished_report_whole(smok
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert {n: (run / n).read_bytes() for n in before} == before
     assert not list(run.glob(".*.tmp"))
+
+
+def test_a_network_dir_that_cannot_take_the_analysis_is_a_warning_and_the_metrics_are_printed(smoke_train, tmp_path):
+    """`sysa evaluate --network-dir` under ulimit -f smaller than G's analysis: one warning line, the
+    metrics printed all the same, nothing cut short left in the folder."""
+    cache = tmp_path / "networks"
+    proc = _cli_limited("evaluate", smoke_train / "sys_A1_state.pth", "--json", "--network-dir", cache,
+                        limit_fsize=20 << 10)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"sysa: warning: --network-dir {cache}: G's analysis was not kept")
+    (m,) = parse_json_lines(proc.stdout)
+    assert m["precision"] > 0 and m["network_key"]
+    assert list(cache.iterdir()) == []
 
 
 def test_a_file_where_a_seed_folder_goes_is_one_line(smoke_run, tmp_path):
