@@ -76,27 +76,34 @@ def _out(text: str | None, default: Path | None = None, option: str = "--out") -
 
 
 def cmd_evaluate(args) -> int:
-    from . import config, files, training
+    from . import files, training
     from .analysis import metrics, network
+    from .pipeline import preflight, store
 
     cache = None if args.network_dir is None else _out(args.network_dir, option="--network-dir")
+    if cache is not None and args.core_only:
+        raise UserError("--network-dir: --core-only computes no analysis of G to keep; drop one of the two")
     jobs = []
     for p in (Path(p) for p in args.checkpoints):  # check every file before any work starts
         cfg = files.for_checkpoint(p, args.profile, args.set, args.seed)
         training.check_memory(cfg)
         ck = files.load_checkpoint(p, hidden_size=cfg.model.hidden_size)
         jobs.append((p, cfg, ck))
-    if cache is not None and not args.core_only:
-        from .pipeline import preflight
-
+    if cache is not None:
+        files.check_model_folder(cache, "--network-dir")  # not a symbolic link, nor a folder of other files
         preflight.check_output_dir(cache, "--network-dir")
+
+    def warn(exc: OSError) -> None:
+        print(f"sysa: warning: --network-dir {cache}: G's analysis was not kept ({exc.strerror or exc})",
+              file=sys.stderr)
+
     nets: dict = {}  # the network analysis once per G (and configuration) among the files given
     for p, cfg, ck in jobs:
         net = None
         if not args.core_only:
             G = ck["state_dict"]["G"]
             key = network.network_key(cfg, G)
-            net = nets[key] = nets.get(key) or _network_analysis(cfg, G, key, cache)
+            net = nets[key] = nets.get(key) or store.load_or_analyse_network(cfg, G, cache, on_write_error=warn)
         m = metrics.analyse(cfg, ck["state_dict"], core_only=args.core_only, checkpoint_sha256=files.sha256(p),
                             epoch=ck["epoch"], training=ck["extra"], network=net).metrics
         if args.json:
@@ -106,26 +113,6 @@ def cmd_evaluate(args) -> int:
             for k, v in m.items():
                 print(f"  {k:32s} {json.dumps(v) if isinstance(v, dict) else v}")
     return 0
-
-
-def _network_analysis(cfg, G, key: str, cache: Path | None):
-    """G's analysis: read from the folder `cache` when it holds it, else computed (and kept there;
-    a folder that cannot take it is one warning line, and the metrics are printed all the same)."""
-    from .analysis import network
-
-    if cache is None:
-        return network.analyse_network(cfg, G)
-    from .pipeline import store
-
-    net = store.load_network(cache, key)
-    if net is None:
-        net = network.analyse_network(cfg, G)
-        try:
-            store.save_network(net, cache)
-        except OSError as exc:
-            print(f"sysa: warning: --network-dir {cache}: G's analysis was not kept ({exc.strerror or exc})",
-                  file=sys.stderr)
-    return net
 
 
 def cmd_train(args) -> int:
@@ -283,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--network-dir", default=None, metavar="DIR",
                    help="keep the analysis of each network G (its fixed-point census: about a minute at paper "
                         "scale) in DIR, as network-<key>.json/.npz, and read it from there when DIR holds that of "
-                        "the same G, configuration and code (a run folder holds its own)")
+                        "the same G, configuration and code (a run's folder may be given: it holds its networks' "
+                        "analyses)")
     e.set_defaults(func=cmd_evaluate)
 
     t = sub.add_parser("train", help="train models (checkpoints, metadata and plots in OUT/seed_<s>)")

@@ -170,10 +170,10 @@ def check_model_folder(folder: Path, what: str) -> None:
     if not folder.is_dir():
         return
     names = [p.name for p in folder.iterdir() if p.name != LOCK_NAME]
-    ours = any(re.fullmatch(r"sys_A\d+(_state|_train)?\.(pth|json)|network-[0-9a-f]{16}\.(json|npz)", n)
-               for n in names) or any(
-        n in (RUN_MARKER, metrics_path(folder).name, record_path(folder).name) for n in names)
-    if names and not ours:
+    model_files = any(re.fullmatch(r"sys_A\d+(_state|_train)?\.(pth|json)", n) for n in names)
+    network_files = any(re.fullmatch(r"network-[0-9a-f]{16}\.(json|npz)", n) for n in names)
+    run_files = any(n in (RUN_MARKER, metrics_path(folder).name, record_path(folder).name) for n in names)
+    if names and not (model_files or network_files or run_files):
         raise UserError(f"{what} {folder}: the folder holds files and none of sysa's; choose a new or empty folder")
 
 

@@ -258,13 +258,18 @@ def smoke_cfg():
     return config.resolve("smoke", seed=1)
 
 
-def once(tmp_path_factory, name: str, produce) -> Path:
-    """A folder made by `produce(folder)` once per test session, shared by the pytest-xdist workers
-    (the first to get here makes it while the others wait on a file lock)."""
+def once_dir(tmp_path_factory, name: str) -> Path:
+    """Where `once` keeps the folder of `name` (shared by the pytest-xdist workers)."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent
-    folder = root / "once" / name
+    return root / "once" / name
+
+
+def once(tmp_path_factory, name: str, produce) -> Path:
+    """A folder made by `produce(folder)` once per test session, shared by the pytest-xdist workers
+    (the first to get here makes it while the others wait on a file lock)."""
+    folder = once_dir(tmp_path_factory, name)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         done = folder / ".done"
@@ -325,7 +330,7 @@ def paper_evaluations(tmp_path_factory) -> dict:
 def paper_network_dir(tmp_path_factory, paper_evaluations) -> Path:
     """The folder where paper_evaluations' `sysa evaluate --network-dir` keeps the analysis of the
     paper's G (network-<key>.json/.npz)."""
-    return once(tmp_path_factory, "paper_evaluations", lambda folder: None) / "network"
+    return once_dir(tmp_path_factory, "paper_evaluations") / "network"
 
 
 @pytest.fixture(scope="session")

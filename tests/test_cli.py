@@ -87,8 +87,9 @@ def test_evaluate_uses_the_metadata_beside_a_trained_checkpoint(smoke_train, smo
 
 def test_evaluate_keeps_the_network_analysis_in_network_dir_and_reads_it_back(smoke_train, tmp_path, capsys):
     """--network-dir DIR: the first evaluation writes G's analysis there, a second reads it instead of
-    recomputing (the files are left as they are) and prints the same numbers; a file where the
-    folder goes is one line naming the option, with nothing written."""
+    recomputing (the files are left as they are) and prints the same numbers. A file where the
+    folder goes, an empty name, --core-only (nothing to keep), a folder of other files and a
+    symbolic link are each one line naming the option, with nothing written."""
     ck, cache = str(smoke_train / "sys_A1_state.pth"), tmp_path / "networks"
     assert cli.main(["evaluate", ck, "--json", "--network-dir", str(cache)]) == 0
     (first,) = parse_json_lines(capsys.readouterr().out)
@@ -104,8 +105,21 @@ def test_evaluate_keeps_the_network_analysis_in_network_dir_and_reads_it_back(sm
     blocked.write_text("x")
     rc = cli.main(["evaluate", ck, "--network-dir", str(blocked / "sub")])
     assert_user_error(capsys.readouterr().err, rc, "--network-dir", str(blocked / "sub"), "cannot create")
+    assert blocked.read_text() == "x"
     assert cli.main(["evaluate", ck, "--network-dir", ""]) == 2
     assert "--network-dir: empty folder name" in capsys.readouterr().err
+    rc = cli.main(["evaluate", ck, "--core-only", "--network-dir", str(tmp_path / "never")])
+    assert_user_error(capsys.readouterr().err, rc, "--network-dir", "--core-only")
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    link = tmp_path / "link"
+    link.symlink_to(cache)
+    for folder, needle in ((foreign, "none of sysa's"), (link, "symbolic link")):
+        rc = cli.main(["evaluate", ck, "--network-dir", str(folder)])
+        assert_user_error(capsys.readouterr().err, rc, "--network-dir", str(folder), needle)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and not (tmp_path / "never").exists()
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.iterdir()} == stamp
 
 
 def test_evaluate_refuses_a_profile_or_training_override_that_contradicts_the_checkpoint(smoke_train, capsys):

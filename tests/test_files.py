@@ -112,6 +112,23 @@ def test_write_json_round_trip_with_tensors_and_paths(tmp_path):
     assert files.read_json(tmp_path / "x.json") == {"t": [1.0, 2.0], "p": "a/b", "s": 3}
 
 
+@pytest.mark.parametrize("names, ours", [
+    (["network-0123456789abcdef.json", "network-0123456789abcdef.npz"], True),  # a kept analysis of G
+    (["sys_A3_state.pth"], True),
+    (["network-xyz.json"], False),
+    (["network-0123456789abcdef.json.bak"], False),
+    (["thesis.tex"], False),
+])
+def test_a_folder_is_sysas_when_it_holds_a_models_or_a_networks_files(tmp_path, names, ours):
+    for n in names:
+        (tmp_path / n).write_text("{}")
+    if ours:
+        files.check_model_folder(tmp_path, "run_dir")
+    else:
+        with pytest.raises(UserError, match="none of sysa's"):
+            files.check_model_folder(tmp_path, "run_dir")
+
+
 def test_seed_from_name():
     assert files.seed_from_name("x/sys_A12_state.pth") == 12 and files.seed_from_name("sys_A3.pth") == 3
     assert files.seed_from_name("model.pth") is None and files.seed_from_name("sys_A3_train.json") is None

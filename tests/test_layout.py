@@ -143,7 +143,9 @@ def test_analysis_writes_no_files():
 
 @pytest.mark.parametrize("module, absent", [("sysa_core.analysis.metrics", "matplotlib"),
                                             ("sysa_core.training", "matplotlib"),
-                                            ("sysa_core.config", "torch")])
+                                            ("sysa_core.config", "torch"),
+                                            # the notebooks' kernels: rendering HTML is the parent's work
+                                            ("sysa_core.pipeline.notebook", "nbconvert")])
 def test_a_lower_layer_loads_nothing_of_a_higher_one(module, absent):
     code = f"import sys, {module}; assert {absent!r} not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -359,7 +359,7 @@ def normal_equations(dyn: RateDynamics, h: torch.Tensor, GtG: torch.Tensor | Non
     f = g * (dyn.phi(h) @ G.T) - h
     gd, gG = g * d, g * G
     # one (k, N, N) array, with the rounding of the expression (g^2 d) G'G d - (g d) G' - (g G) d + 1
-    # evaluated left to right; each subtracted product goes through one cached (N, N) scratch
+    # evaluated left to right; each subtracted product goes through one reused (N, N) scratch
     JtJ = GtG[None] * ((g * g) * d)[:, :, None]
     JtJ.mul_(d[:, None, :])
     scratch = torch.empty_like(G)
@@ -412,8 +412,8 @@ def newton_polish(dyn: RateDynamics, h: np.ndarray, n_iter: int = 8, q_floor: fl
 
 
 def _solve_damped(JtJ: torch.Tensor, mu: torch.Tensor, rhs: torch.Tensor):
-    """-(J'J + mu)^-1 J'F for each state (k, N), J'J overwritten with J'J + mu; None where that is
-    singular."""
+    """-(J'J + mu)^-1 J'F for each state (k, N), J'J overwritten with J'J + mu; None when any of the
+    k systems is singular."""
     JtJ.diagonal(dim1=1, dim2=2).add_(mu[:, None])
     try:
         return -torch.linalg.solve(JtJ, rhs.unsqueeze(-1)).squeeze(-1)

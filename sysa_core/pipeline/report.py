@@ -88,7 +88,7 @@ def notebook_to_html(ipynb: Path, out_html: Path, title: str | None = None, code
     """Render an executed notebook with sysa's template; `title` is the page's title. A report to
     share shows the prose and the outputs only (no code cells, no In/Out prompts); `code` shows the
     code cells too (without prompts). The executed notebook beside it holds the code either way."""
-    # imported here: the notebooks' kernels import this module and never render (2-3 s to import)
+    # imported here: the notebooks' kernels import this module and never render (seconds to import)
     import nbformat
     from nbconvert import HTMLExporter
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -117,9 +117,11 @@ def load_network(folder: Path, key: str) -> NetworkAnalysis | None:
         return None
 
 
-def load_or_analyse_network(cfg: Config, G: torch.Tensor, folder: Path | None) -> NetworkAnalysis:
+def load_or_analyse_network(cfg: Config, G: torch.Tensor, folder: Path | None,
+                            on_write_error: Callable[[OSError], None] | None = None) -> NetworkAnalysis:
     """The network analysis of G: from the cache in `folder` when there, else computed (and cached
-    there unless folder is None)."""
+    there unless folder is None). on_write_error: called with the error when the cache cannot be
+    written (the analysis is returned all the same); None: the error is raised."""
     key = network_key(cfg, G)
     if folder is not None:
         got = load_network(folder, key)
@@ -127,7 +129,12 @@ def load_or_analyse_network(cfg: Config, G: torch.Tensor, folder: Path | None) -
             return got
     net = analyse_network(cfg, G)
     if folder is not None:
-        save_network(net, folder)
+        try:
+            save_network(net, folder)
+        except OSError as exc:
+            if on_write_error is None:
+                raise
+            on_write_error(exc)
     return net
 
 
@@ -214,12 +221,23 @@ class SeedArrays(Mapping):
 
     def __init__(self, folder: Path):
         self.path = files.arrays_path(folder)
-        with np.load(self.path, allow_pickle=False) as z:
+        with self._open() as z:
             self.names = list(z.files)
 
+    def _open(self):
+        try:
+            return np.load(self.path, allow_pickle=False)
+        except files.NPZ_ERRORS as exc:
+            raise UserError(f"{self.path}: cannot read the seed's arrays ({exc.__class__.__name__}); "
+                            f"`sysa check` names what a re-run repairs") from None
+
     def __getitem__(self, name: str) -> np.ndarray:
-        with np.load(self.path, allow_pickle=False) as z:
-            return z[name]
+        try:
+            with self._open() as z:
+                return z[name]
+        except files.NPZ_ERRORS as exc:
+            raise UserError(f"{self.path}: cannot read {name!r} ({exc.__class__.__name__}); "
+                            f"`sysa check` names what a re-run repairs") from None
 
     def __iter__(self):
         return iter(self.names)

@@ -79,6 +79,25 @@ def test_normal_equations_equal_the_explicit_jacobians_products(nonlinearity):
         np.testing.assert_allclose(JtF[k], J.T @ dyn.velocity(h[k]), rtol=1e-12, atol=1e-13)
 
 
+def test_normal_equations_have_the_bits_of_the_expression_they_are_formed_from():
+    """J'J is formed in place, product by product: the same bits as the expression
+    (g^2 d) G'G d - (g d) G' - (g G) d + 1 evaluated as one, left to right (so Newton's refinement,
+    and every point it finishes, is what that expression gives)."""
+    rng = np.random.default_rng(3)
+    dyn = RateDynamics(rng.normal(size=(60, 60)) / np.sqrt(60), 1.5, TAU)
+    h = torch.from_numpy(rng.normal(size=(4, 60)) * 2)
+    G, g = dyn._G, dyn.g
+    d = dyn.dphi(h)
+    f = g * (dyn.phi(h) @ G.T) - h
+    expected = (g * g) * d[:, :, None] * (G.T @ G)[None] * d[:, None, :]
+    expected -= g * d[:, :, None] * G.T[None]
+    expected -= g * G[None] * d[:, None, :]
+    expected.diagonal(dim1=1, dim2=2).add_(1.0)
+    JtJ, JtF = dynamics.normal_equations(dyn, h)
+    assert torch.equal(JtJ, expected)
+    assert torch.equal(JtF, g * d * (f @ G) - f)
+
+
 def test_the_vector_field_keeps_a_private_read_only_copy_of_G():
     G = np.eye(3)
     dyn = RateDynamics(G, 1.0, TAU)

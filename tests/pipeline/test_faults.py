@@ -623,8 +623,9 @@ def test_a_file_size_limit_is_one_line_and_leaves_the_finished_report_whole(smok
 
 
 def test_a_network_dir_that_cannot_take_the_analysis_is_a_warning_and_the_metrics_are_printed(smoke_train, tmp_path):
-    """`sysa evaluate --network-dir` under ulimit -f smaller than G's analysis: one warning line, the
-    metrics printed all the same, nothing cut short left in the folder."""
+    """`sysa evaluate --network-dir` under ulimit -f smaller than G's analysis (the smoke G's .npz is
+    about 40 KiB; were it smaller, no warning would come and this would fail): one warning line,
+    the metrics printed all the same, nothing cut short left in the folder."""
     cache = tmp_path / "networks"
     proc = _cli_limited("evaluate", smoke_train / "sys_A1_state.pth", "--json", "--network-dir", cache,
                         limit_fsize=20 << 10)

@@ -78,6 +78,23 @@ def test_a_damaged_cache_is_computed_again_not_a_traceback(small, small_cfg, net
     assert store.load_network(tmp_path, net.key) is not None  # written again
 
 
+def test_a_seeds_damaged_arrays_are_one_line_naming_the_file(small, tmp_path):
+    """The population reads each seed's analysis.npz (SeedArrays): one cut short is a UserError
+    naming it, not a zip traceback."""
+    from sysa_core.errors import UserError
+
+    cfg, sd = small
+    store.load_or_analyse_model(cfg, sd, tmp_path, "aa" * 32)
+    arrays = store.SeedArrays(tmp_path)
+    path = files.arrays_path(tmp_path)
+    path.write_bytes(_truncated(path.read_bytes()))
+    with pytest.raises(UserError, match="analysis.npz: cannot read") as info:
+        arrays["eval_y"]
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    with pytest.raises(UserError, match="analysis.npz: cannot read"):
+        store.SeedArrays(tmp_path)
+
+
 def test_the_cache_round_trip_and_its_key(small_cfg, net, tmp_path):
     G = model.init_weights(small_cfg.model, 1)["G"]
     store.save_network(net, tmp_path)
