@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a configuration value")
     t.add_argument("--batch-seeds", action=argparse.BooleanOptionalAction, default=None,
                    help="--batch-seeds: train all seeds as one computation; --no-batch-seeds: one at a time "
-                        "(default: together, up to 8 models per batch (40 on a GPU), 40 on a GPU; fewer where half the available memory cannot hold them)")
+                        "(default: together, up to 8 models per batch (40 on a GPU); fewer where half the available memory cannot hold them)")
     t.add_argument("--device", default="auto", help="auto (SYSA_DEVICE when set, else a CUDA GPU when there is one, "
                    "else the CPU), cpu, cuda or cuda:N: where the training steps run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
