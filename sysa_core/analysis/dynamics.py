@@ -277,13 +277,19 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
     S: list[torch.Tensor] = []
     Y: list[torch.Tensor] = []
     R: list[torch.Tensor] = []  # rho per row, 0 where the pair is not used (no positive curvature)
+
+    def keep_running(mask: torch.Tensor) -> None:
+        """The rows outside `mask` stop: their state, q and gradient stay in the *_all arrays."""
+        nonlocal live, x, f, g, S, Y, R
+        x_all[live], f_all[live], g_all[live] = x, f, g
+        live, x, f, g = live[mask], x[mask], f[mask], g[mask]
+        S, Y, R = [v[mask] for v in S], [v[mask] for v in Y], [v[mask] for v in R]
+
     it = 0
     for it in range(1, max_iter + 1):
         running = (g.norm(dim=1) > grad_tol) & (f > q_floor)
         if not bool(running.all()):
-            x_all[live], f_all[live], g_all[live] = x, f, g
-            live, x, f, g = live[running], x[running], f[running], g[running]
-            S, Y, R = [v[running] for v in S], [v[running] for v in Y], [v[running] for v in R]
+            keep_running(running)
         if not len(live):
             it -= 1
             break
@@ -337,9 +343,7 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
             S.pop(0), Y.pop(0), R.pop(0)
         x, f, g = x_new, f_new, g_new
         if not bool(going.all()):  # stopped rows keep where this iteration left them
-            x_all[live], f_all[live], g_all[live] = x, f, g
-            live, x, f, g = live[going], x[going], f[going], g[going]
-            S, Y, R = [v[going] for v in S], [v[going] for v in Y], [v[going] for v in R]
+            keep_running(going)
     x_all[live], f_all[live], g_all[live] = x, f, g
     return x_all.numpy(), f_all.numpy(), it
 

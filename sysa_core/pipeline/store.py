@@ -221,23 +221,19 @@ class SeedArrays(Mapping):
 
     def __init__(self, folder: Path):
         self.path = files.arrays_path(folder)
-        with self._open() as z:
-            self.names = list(z.files)
+        self.names = self._read("the seed's arrays", lambda z: list(z.files))
 
-    def _open(self):
+    def _read(self, what: str, take):
+        """take(the open npz), or a one-line UserError naming the file when it cannot be read."""
         try:
-            return np.load(self.path, allow_pickle=False)
+            with np.load(self.path, allow_pickle=False) as z:
+                return take(z)
         except files.NPZ_ERRORS as exc:
-            raise UserError(f"{self.path}: cannot read the seed's arrays ({exc.__class__.__name__}); "
+            raise UserError(f"{self.path}: cannot read {what} ({exc.__class__.__name__}); "
                             f"`sysa check` names what a re-run repairs") from None
 
     def __getitem__(self, name: str) -> np.ndarray:
-        try:
-            with self._open() as z:
-                return z[name]
-        except files.NPZ_ERRORS as exc:
-            raise UserError(f"{self.path}: cannot read {name!r} ({exc.__class__.__name__}); "
-                            f"`sysa check` names what a re-run repairs") from None
+        return self._read(repr(name), lambda z: z[name])
 
     def __iter__(self):
         return iter(self.names)
