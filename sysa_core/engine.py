@@ -240,25 +240,25 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
     h_np = _np(h)
     h_pref: dict[tuple[int, int], torch.Tensor] = {}
     r = torch.tanh(h)
-    onehot = torch.nn.functional.one_hot(sidx, k).to(dtype)  # (R, k)
-    Wt = w[:, :, 0].T  # (N, k)
+    onehot_t = torch.nn.functional.one_hot(sidx, k).to(dtype).T.contiguous()[:, None, :]  # (k, 1, R)
     tgt_a = tgt[:, t0:, 0].T.contiguous()  # (Ta, R)
     mask_a = mask[:, t0:, 0].T.contiguous()
     e = torch.empty(Ta, R, dtype=dtype, device=dev)  # dL/dy
     row_loss = torch.zeros(R, dtype=dtype, device=dev)
-    dw = torch.zeros(N, k, dtype=dtype, device=dev)
+    dw = torch.zeros(k, N, dtype=dtype, device=dev)
     one = torch.ones((), dtype=dtype, device=dev)
 
     def close_chunk(c0: int, c1: int) -> None:
         c = rates[c0:c1]
-        flat = c.view(-1, N)
-        y = ((flat @ Wt).view(c1 - c0, R, k) * onehot).sum(-1)  # (n, R)
+        y = (c * w_rows).sum(-1)  # (n, R): each row's rates times its own seed's w
         diff = y - tgt_a[c0:c1]
         err = diff * mask_a[c0:c1]
         row_loss.add_((err * diff).sum(0))
         ec = e[c0:c1]
         torch.mul(err, coef, out=ec).mul_(2.0)
-        dw.addmm_(flat.T, (ec[:, :, None] * onehot).view(-1, k))
+        # dL/dw of seed s = sum over its rows and steps of e r: one (k x nR)(nR x N) product, the
+        # long dimension inside (as (N x nR)(nR x k) the same sums run several times slower)
+        dw.addmm_((onehot_t * ec).reshape(k, -1), c.view(-1, N))
         torch.addcmul(one, c, c, value=-1.0, out=c)  # 1 - r^2
 
     c0 = 0
@@ -279,7 +279,6 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
             c0 = i
     close_chunk(c0, Ta)
     row_loss.mul_(coef)
-    dw = dw.T  # (k, N)
 
     # --- backward through time: a = dL/dh_t --------------------------------------------
     # a_t = (1 - alpha) a_{t+1} + (1 - r_t^2) * (e_t w' + alpha g a_{t+1} G) (each row its own
