@@ -194,10 +194,11 @@ class _Rows:
     g: float
 
 
-def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
+def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor, backward: bool = True):
     """Forward and backward pass of the rows `sel` (CPU indices into `rows`, sorted by first input
     within each block). Returns their loss terms (len(sel),), dL/dI per row (len(sel), N) and
-    dL/dw (k, N)."""
+    dL/dw (k, N); without `backward`, the loss terms alone, from a forward pass that keeps only
+    two steps' rates (its readout formed at every step)."""
     Gs, I, w, h0, t0, alpha, g = rows.Gs, rows.I, rows.w, rows.h0, rows.t0, rows.alpha, rows.g
     k = I.shape[0]
     dtype, dev = I.dtype, I.device
@@ -232,9 +233,15 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
     # loss terms, dL/dy (e) and dL/dw = sum r' e are formed, and the rates are overwritten by
     # 1 - r^2, all that the backward pass needs of them.
     chunk = min(Ta, 64)
-    rates = _scratch(Ta * R * N, dtype, dev).view(Ta, R, N)  # r, then 1 - r^2 (every entry written)
-    r_views = rates.unbind(0)
-    r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
+    if backward:
+        rates = _scratch(Ta * R * N, dtype, dev).view(Ta, R, N)  # r, then 1 - r^2 (every entry written)
+        r_views = rates.unbind(0)
+        r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
+    else:  # the rates of this step and of the previous one, in turn
+        pair = torch.empty(2, R, N, dtype=dtype, device=dev)
+        r_views = [pair[i % 2] for i in range(Ta)]
+        r_np = [v.numpy() for v in r_views] if dev.type == "cpu" else [None] * Ta
+        y = torch.empty(Ta, R, dtype=dtype, device=dev)
     GT = {lo: Gs[b].T for lo, b in bG.items()}
     h = h0[sidx].clone()
     h_np = _np(h)
@@ -273,10 +280,15 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor):
             h.addcmul_(xc, I_rows, value=alpha)
         r = r_views[i]
         tanh_into(h, r, h_np, r_np[i])  # rows not started: tanh(0) = 0
-        if i + 1 - c0 == chunk:
+        if not backward:
+            torch.sum(r * w_rows, -1, out=y[i])
+        elif i + 1 - c0 == chunk:
             if i > c0:  # r (step i) is needed by the next product: keep the chunk's last step as r
                 close_chunk(c0, i)
             c0 = i
+    if not backward:
+        diff = y - tgt_a
+        return (diff * mask_a * diff).sum(0) * coef
     close_chunk(c0, Ta)
     row_loss.mul_(coef)
 
@@ -325,15 +337,12 @@ def _add_rows(dst: torch.Tensor, index: torch.Tensor, src: torch.Tensor) -> None
         dst.addmm_(torch.nn.functional.one_hot(index, dst.shape[0]).to(src.dtype).T, src)
 
 
-def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
-                 trials: list[Trials], alpha: float, g: float) -> StepResult:
-    """Loss and exact gradient for k models at once.
-
-    G: (N, N) shared or (k, N, N); I, w: (k, N, 1); h0: (k, N); trials: k batches of B trials.
-    Each model's loss is the mean over its trials (README, Definitions 3).
-    """
-    k, N = I.shape[0], I.shape[1]
-    dtype, dev = I.dtype, I.device
+def _prepare(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor, trials: list[Trials],
+             alpha: float, g: float) -> tuple[torch.Tensor, _Rows | None, torch.Tensor | None, list]:
+    """The rows a step simulates: (the loss of what is not simulated, per model (k,) in float64;
+    the rows (None when nothing is simulated); each row's model (CPU); the row indices of each
+    row stream)."""
+    k, dev = I.shape[0], I.device
     shared_G = G.dim() == 2
     zero_h0 = [bool((h0[s] == 0).all()) for s in range(k)]
 
@@ -364,7 +373,7 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
         bounds.append((n_rows, n_rows + n))
         n_rows += n
     if n_rows == 0:  # nothing to simulate
-        return StepResult(loss.to(dtype), torch.zeros_like(I), torch.zeros_like(w))
+        return loss, None, None, []
     blocks = [(0, n_rows)] if shared_G else bounds
     starts = torch.cat(rows_start)
     # rows sorted by first step within each block, so the rows that have started form a prefix
@@ -384,7 +393,22 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
 
     Gs = G.unsqueeze(0) if shared_G else G  # (1 or k, N, N)
     groups = [sel for sel in row_groups(blocks, n_streams(n_rows, dev)) if len(sel)]
-    rows = _Rows(Gs, I, w, h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g)
+    return loss, _Rows(Gs, I, w, h0, x, tgt, mask, coef, sidx, starts, t0, alpha, g), sidx_cpu, groups
+
+
+def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
+                 trials: list[Trials], alpha: float, g: float) -> StepResult:
+    """Loss and exact gradient for k models at once.
+
+    G: (N, N) shared or (k, N, N); I, w: (k, N, 1); h0: (k, N); trials: k batches of B trials.
+    Each model's loss is the mean over its trials (README, Definitions 3).
+    """
+    k, N = I.shape[0], I.shape[1]
+    dtype, dev = I.dtype, I.device
+    loss, rows, sidx_cpu, groups = _prepare(G, I, w, h0, trials, alpha, g)
+    if rows is None:
+        return StepResult(loss.to(dtype), torch.zeros_like(I), torch.zeros_like(w))
+    sidx = rows.seed
     results = run_streams([lambda sel=sel: _rows_fwd_bwd(rows, sel) for sel in groups])
     dI = torch.zeros(k, N, dtype=dtype, device=dev)
     dw = torch.zeros(k, N, dtype=dtype, device=dev)
@@ -393,6 +417,19 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
         _add_rows(dI, sidx[sel.to(dev)], dI_rows)
         dw += dw_g
     return StepResult(loss.to(dtype), dI.unsqueeze(-1), dw.unsqueeze(-1))
+
+
+@torch.no_grad()
+def forward_loss(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
+                 trials: list[Trials], alpha: float, g: float) -> torch.Tensor:
+    """The loss of k models (k,) on their trials, as adjoint_step computes it (the same rows, row
+    streams and skipped work), without the backward pass and without keeping the rates."""
+    loss, rows, sidx_cpu, groups = _prepare(G, I, w, h0, trials, alpha, g)
+    if rows is not None:
+        results = run_streams([lambda sel=sel: _rows_fwd_bwd(rows, sel, backward=False) for sel in groups])
+        for sel, row_loss in zip(groups, results):
+            loss.index_add_(0, sidx_cpu[sel], row_loss.double().cpu())
+    return loss.to(I.dtype)
 
 
 def autograd_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,

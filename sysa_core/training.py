@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from . import files, runtime
 from .config import Config
-from .engine import ENGINES, clear_scratch
+from .engine import ENGINES, clear_scratch, forward_loss
 from .errors import TrainingDiverged, UserError
 from .files import bare_path, checkpoint_path, code_version, meta_path
-from .model import DTYPES, derive_seed, generator, init_weights, simulate
+from .model import DTYPES, derive_seed, generator, init_weights
 from .runtime import resolve_device
-from .task import draw_trials, training_loss
+from .task import draw_trials
 
 #: training trials whose loss is measured at the end of the epochs of the last 20 % of the steps
 MONITOR_TRIALS = 128
@@ -330,9 +330,10 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(st.loss[-1] for st in group) / len(group):.4g}")
             if in_monitor_window(tc, epoch):
-                for row, st in enumerate(group):
+                losses = monitor_losses(group, G, I.detach().to(dev), w.detach().to(dev), h0)
+                for st, loss in zip(group, losses):
                     st.monitor_step.append((epoch + 1) * steps_per_epoch)
-                    st.monitor_loss.append(monitor_loss(st, G if G.dim() == 2 else G[row], I[row], w[row], h0[row]))
+                    st.monitor_loss.append(loss)
             elapsed = time.perf_counter() - t_epoch
             s_I, s_w = opt.state[I], opt.state[w]
             opt_state = {"step": s_I["step"], "I": (s_I["exp_avg"], s_I["exp_avg_sq"]),
@@ -362,12 +363,12 @@ def in_monitor_window(tc, epoch: int) -> bool:
     return epoch + 1 >= (1.0 - CONVERGENCE_WINDOW) * tc.epochs
 
 
-@torch.no_grad()
-def monitor_loss(st: SeedState, G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor) -> float:
-    """The training loss (README, Definitions 3) of the model's first MONITOR_TRIALS training trials."""
-    tr = st.trials.subset(torch.arange(min(MONITOR_TRIALS, len(st.trials))))
-    y = simulate(G, I.detach().to(G.device), w.detach().to(G.device), h0, tr.x, st.cfg.alpha, st.cfg.model.g_G)
-    return float(training_loss(y[:, :, None].cpu(), tr.target.to(y.dtype)))
+def monitor_losses(group: list[SeedState], G: torch.Tensor, I: torch.Tensor, w: torch.Tensor,
+                   h0: torch.Tensor) -> list[float]:
+    """The training loss (README, Definitions 3) of each model's first MONITOR_TRIALS training
+    trials, the models of a batch in one forward pass of the engine (engine.forward_loss)."""
+    trials = [st.trials.subset(torch.arange(min(MONITOR_TRIALS, len(st.trials)))) for st in group]
+    return forward_loss(G, I, w, h0, trials, group[0].cfg.alpha, group[0].cfg.model.g_G).tolist()
 
 
 def convergence(steps: list, losses: list, total_steps: int) -> dict:

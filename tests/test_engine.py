@@ -51,12 +51,15 @@ def _check(cfg, seeds, wts_list, batches, shared_G):
     h0 = torch.stack([w["h0"].to(dtype) for w in wts_list])
     res = engine.adjoint_step(G, I, w, h0, batches, cfg.alpha, cfg.model.g_G)
     ag = engine.autograd_step(G, I, w, h0, batches, cfg.alpha, cfg.model.g_G)
+    fwd = engine.forward_loss(G, I, w, h0, batches, cfg.alpha, cfg.model.g_G)
     tol = TOL[cfg.model.dtype]
+    assert fwd.shape == (len(seeds),) and fwd.dtype == dtype
     assert res.loss.shape == (len(seeds),) and res.dI.shape == I.shape and res.dw.shape == w.shape
     assert res.loss.dtype == dtype
     for k, s in enumerate(seeds):
         loss, dI, dw = _reference(cfg, wts_list[k], batches[k])
         assert float(res.loss[k]) == pytest.approx(float(loss), rel=tol), f"seed {s} loss"
+        assert float(fwd[k]) == pytest.approx(float(loss), rel=tol), f"seed {s} forward_loss"
         assert _rel(res.dI[k], dI) < tol, f"seed {s} dI: {_rel(res.dI[k], dI)}"
         assert _rel(res.dw[k], dw) < tol, f"seed {s} dw: {_rel(res.dw[k], dw)}"
         # the engine's own autograd reference agrees too
@@ -106,6 +109,8 @@ def test_all_catch_batch_has_zero_gradient():
     res = engine.adjoint_step(wts["G"].double(), wts["I"].double()[None], wts["w"].double()[None],
                               wts["h0"].double()[None], [tr], cfg.alpha, cfg.model.g_G)
     assert float(loss) == 0.0 and float(res.loss[0]) == 0.0
+    assert float(engine.forward_loss(wts["G"].double(), wts["I"].double()[None], wts["w"].double()[None],
+                                     wts["h0"].double()[None], [tr], cfg.alpha, cfg.model.g_G)[0]) == 0.0
     assert not res.dI.any() and not res.dw.any() and not dI.any() and not dw.any()
 
 
@@ -129,6 +134,7 @@ def test_row_streams_equal_one_stream(monkeypatch, dtype, tol, per_seed_G):
     monkeypatch.setattr(engine, "MIN_ROWS_PER_STREAM", 1)
     monkeypatch.setattr(engine, "CPU_STREAMS", 1)
     one = engine.adjoint_step(*args)
+    fwd_one = engine.forward_loss(*args)
     threads = torch.get_num_threads()
     for P in (2, 3):
         monkeypatch.setattr(engine, "CPU_STREAMS", P)
@@ -137,6 +143,8 @@ def test_row_streams_equal_one_stream(monkeypatch, dtype, tol, per_seed_G):
         for name in ("loss", "dI", "dw"):
             err = _rel(getattr(many, name), getattr(one, name))
             assert err < tol, f"{P} streams, {name}: {err:.2e}"
+        assert _rel(engine.forward_loss(*args), fwd_one) < tol
+        assert torch.get_num_threads() == threads
 
 
 def test_row_streams_with_seeds_of_one_trial(monkeypatch):
