@@ -231,29 +231,30 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor, backward: bool = True):
     # Per-step views are made before the loop where possible: indexing a tensor costs microseconds.
     # Every `chunk` steps, while the chunk's rates are still in cache, the readout y = r w, the
     # loss terms, dL/dy (e) and dL/dw = sum r' e are formed, and the rates are overwritten by
-    # 1 - r^2, all that the backward pass needs of them.
+    # 1 - r^2, all that the backward pass needs of them. Without the backward pass one rates
+    # buffer serves every step (a step's product reads it before its tanh overwrites it) and the
+    # readout is formed at every step.
     chunk = min(Ta, 64)
-    if backward:
-        rates = _scratch(Ta * R * N, dtype, dev).view(Ta, R, N)  # r, then 1 - r^2 (every entry written)
-        r_views = rates.unbind(0)
-        r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
-    else:  # the rates of this step and of the previous one, in turn
-        pair = torch.empty(2, R, N, dtype=dtype, device=dev)
-        r_views = [pair[i % 2] for i in range(Ta)]
-        r_np = [v.numpy() for v in r_views] if dev.type == "cpu" else [None] * Ta
-        y = torch.empty(Ta, R, dtype=dtype, device=dev)
     GT = {lo: Gs[b].T for lo, b in bG.items()}
     h = h0[sidx].clone()
     h_np = _np(h)
     h_pref: dict[tuple[int, int], torch.Tensor] = {}
     r = torch.tanh(h)
-    onehot_t = torch.nn.functional.one_hot(sidx, k).to(dtype).T.contiguous()[:, None, :]  # (k, 1, R)
     tgt_a = tgt[:, t0:, 0].T.contiguous()  # (Ta, R)
     mask_a = mask[:, t0:, 0].T.contiguous()
-    e = torch.empty(Ta, R, dtype=dtype, device=dev)  # dL/dy
-    row_loss = torch.zeros(R, dtype=dtype, device=dev)
-    dw = torch.zeros(k, N, dtype=dtype, device=dev)
-    one = torch.ones((), dtype=dtype, device=dev)
+    if not backward:
+        rates = torch.empty(R, N, dtype=dtype, device=dev)
+        r_views, r_np = [rates] * Ta, [_np(rates)] * Ta
+        y = torch.empty(Ta, R, dtype=dtype, device=dev)
+    else:
+        rates = _scratch(Ta * R * N, dtype, dev).view(Ta, R, N)  # r, then 1 - r^2 (every entry written)
+        r_views = rates.unbind(0)
+        r_np = _np(rates) if dev.type == "cpu" else [None] * Ta
+        onehot_t = torch.nn.functional.one_hot(sidx, k).to(dtype).T.contiguous()[:, None, :]  # (k, 1, R)
+        e = torch.empty(Ta, R, dtype=dtype, device=dev)  # dL/dy
+        row_loss = torch.zeros(R, dtype=dtype, device=dev)
+        dw = torch.zeros(k, N, dtype=dtype, device=dev)
+        one = torch.ones((), dtype=dtype, device=dev)
 
     def close_chunk(c0: int, c1: int) -> None:
         c = rates[c0:c1]
@@ -287,8 +288,8 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor, backward: bool = True):
                 close_chunk(c0, i)
             c0 = i
     if not backward:
-        diff = y - tgt_a
-        return (diff * mask_a * diff).sum(0) * coef
+        diff = y.sub_(tgt_a)
+        return diff.mul(mask_a).mul_(diff).sum(0).mul_(coef)
     close_chunk(c0, Ta)
     row_loss.mul_(coef)
 

@@ -101,6 +101,25 @@ def test_adjoint_matches_autograd_independent_init_G_per_seed(dtype):
     _check(cfg, [4, 5], wts, [_batch(cfg, 4), _batch(cfg, 5)], shared_G=False)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shared_G", [True, False], ids=["shared_G", "G_per_seed"])
+def test_the_loss_of_what_is_not_simulated_is_added_in_closed_form(dtype, shared_G):
+    """Targets that are not 0 where the engine does not simulate (the steps before the batch's first
+    input, catch trials): the loss, forward_loss's included, is still the reference's."""
+    cfg = _cfg(dtype, *([] if shared_G else ["init=independent", "G_per_seed=true"]))
+    seeds = [1, 2, 3]
+    wts = [moved_weights(cfg.model, s, s + 77, dI=0.5, dw=0.1) for s in seeds]
+    batches = []
+    for s in seeds:
+        tr = _batch(cfg, s)
+        assert int(tr.onset_step[~tr.catch].min()) > 10
+        target = tr.target.clone()
+        target[:, :10] = 0.3
+        target[tr.catch] = 0.2
+        batches.append(task.Trials(tr.x, target, tr.onset_step, tr.duration_ms))
+    _check(cfg, seeds, wts, batches, shared_G=shared_G)
+
+
 def test_all_catch_batch_has_zero_gradient():
     cfg = _cfg("float64")
     wts = model.init_weights(cfg.model, 1)
