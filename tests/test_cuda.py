@@ -50,14 +50,16 @@ def test_adjoint_on_cuda_matches_float64_autograd_on_the_cpu(dtype, per_seed_G):
     wts = [{k: v.to(dt) for k, v in moved_weights(cfg.model, s, s + 77, dI=0.5, dw=0.1).items()} for s in seeds]
     batches = [task.draw_trials(cfg, 8, generator(1000 + s)) for s in seeds]
     G = torch.stack([w["G"] for w in wts]) if per_seed_G else wts[0]["G"]
-    res = engine.adjoint_step(G.to(CUDA), torch.stack([w["I"] for w in wts]).to(CUDA),
-                              torch.stack([w["w"] for w in wts]).to(CUDA), torch.stack([w["h0"] for w in wts]).to(CUDA),
-                              batches, cfg.alpha, cfg.model.g_G)
+    args = (G.to(CUDA), torch.stack([w["I"] for w in wts]).to(CUDA), torch.stack([w["w"] for w in wts]).to(CUDA),
+            torch.stack([w["h0"] for w in wts]).to(CUDA), batches, cfg.alpha, cfg.model.g_G)
+    res = engine.adjoint_step(*args)
+    fwd = engine.forward_loss(*args)  # the convergence monitor's pass
     assert res.dI.device.type == "cuda" and res.dI.dtype == dt
     tol = TOL[dtype]
     for k, s in enumerate(seeds):
         loss, dI, dw = _reference(cfg, wts[k], batches[k])
         assert float(res.loss[k]) == pytest.approx(float(loss), rel=tol), f"seed {s} loss"
+        assert float(fwd[k]) == pytest.approx(float(loss), rel=tol), f"seed {s} forward_loss"
         assert _rel(res.dI[k], dI) < tol, f"seed {s} dI: {_rel(res.dI[k], dI):.2e}"
         assert _rel(res.dw[k], dw) < tol, f"seed {s} dw: {_rel(res.dw[k], dw):.2e}"
 
