@@ -424,7 +424,7 @@ def adjoint_step(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Te
 def forward_loss(G: torch.Tensor, I: torch.Tensor, w: torch.Tensor, h0: torch.Tensor,
                  trials: list[Trials], alpha: float, g: float) -> torch.Tensor:
     """The loss of k models (k,) on their trials, as adjoint_step computes it (the same rows, row
-    streams and skipped work), without the backward pass and without keeping the rates."""
+    streams and skipped work), without the backward pass, keeping only the current step's rates."""
     loss, rows, sidx_cpu, groups = _prepare(G, I, w, h0, trials, alpha, g)
     if rows is not None:
         results = run_streams([lambda sel=sel: _rows_fwd_bwd(rows, sel, backward=False) for sel in groups])
