@@ -198,7 +198,7 @@ def _rows_fwd_bwd(rows: _Rows, sel: torch.Tensor, backward: bool = True):
     """Forward and backward pass of the rows `sel` (CPU indices into `rows`, sorted by first input
     within each block). Returns their loss terms (len(sel),), dL/dI per row (len(sel), N) and
     dL/dw (k, N); without `backward`, the loss terms alone, from a forward pass that keeps only
-    two steps' rates (its readout formed at every step)."""
+    the current step's rates (its readout formed at every step)."""
     Gs, I, w, h0, t0, alpha, g = rows.Gs, rows.I, rows.w, rows.h0, rows.t0, rows.alpha, rows.g
     k = I.shape[0]
     dtype, dev = I.dtype, I.device

@@ -439,6 +439,25 @@ def test_the_monitor_loss_is_the_training_loss_of_the_first_trials(smoke_train, 
     assert meta["convergence"] == conv and set(conv) == {"final_loss", "loss_fall", "converged"}
 
 
+def test_the_monitor_loss_of_a_float64_batch_is_the_reference_to_1e_9(tmp_path):
+    """Two seeds trained together in float64: each one's recorded monitor losses are the training
+    loss of its first trials, recomputed independently (Net1) from its final weights, to 1e-9
+    relative, and each model's monitor is its own (not its batch companion's)."""
+    cfg = config.resolve("smoke", ["dtype=float64", "epochs=5"])
+    folders = {s: tmp_path / f"seed_{s}" for s in (1, 2)}
+    training.train_seeds(cfg, [1, 2], folders, batch_seeds=True, progress=False)
+    refs = {}
+    for s, folder in folders.items():
+        meta = json.loads((folder / f"sys_A{s}_train.json").read_text())
+        assert meta["trained_together"] == 2
+        st = training._new_state(replace(cfg, seed=s), None)
+        tr = st.trials.subset(torch.arange(min(training.MONITOR_TRIALS, len(st.trials))))
+        with torch.no_grad():
+            refs[s] = float(task.training_loss(Net1(cfg, _ck(folder, s)["state_dict"])(tr.x), tr.target))
+        assert meta["history"]["monitor_loss"][-1] == pytest.approx(refs[s], rel=1e-9)
+    assert refs[1] != pytest.approx(refs[2], rel=1e-3)
+
+
 def test_an_interrupted_cosine_schedule_resumes_to_the_same_bits(tmp_path, monkeypatch):
     cfg = config.resolve("smoke", ["lr_schedule=cosine", "epochs=6", "lr=0.05"])
     straight = training.train(cfg, progress=False)
