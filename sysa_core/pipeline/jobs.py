@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import platform
+import queue
 import signal
 import threading
 import time
@@ -75,9 +76,37 @@ class NotebookRunner:
         lock = os.environ.get(files.LOCK_ENV)
         env = (f"_os.environ[{files.LOCK_ENV!r}] = {lock!r}" if lock
                else f"_os.environ.pop({files.LOCK_ENV!r}, None)")
-        self.kc.execute_interactive(f"get_ipython().run_line_magic('reset', '-f')\n"
-                                    f"import os as _os; _os.chdir({str(cwd)!r}); {env}; del _os", timeout=60,
-                                    output_hook=lambda msg: None)
+        self.run_code(f"get_ipython().run_line_magic('reset', '-f')\n"
+                      f"import os as _os; _os.chdir({str(cwd)!r}); {env}; del _os", timeout=60)
+
+    def run_code(self, code: str, timeout: float) -> None:
+        """Run `code` in the kernel and wait for its reply, in short waits: a `stop` (which kills the
+        kernel) or the kernel's death ends the wait at once (RuntimeError) instead of at the timeout
+        (TimeoutError). An error in the code is a RuntimeError naming it."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = self.kc.get_shell_msg(timeout=SIGNAL_POLL_S)
+            except queue.Empty:
+                if STOP.is_set():
+                    raise RuntimeError(STOPPED) from None
+                if not run_sync(self.km.is_alive)():
+                    raise RuntimeError("the kernel died") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the kernel did not answer within {timeout:g} s") from None
+                continue
+            if reply["parent_header"].get("msg_id") != msg_id:
+                continue
+            while True:  # its status messages are not read by anyone: drop them
+                try:
+                    self.kc.get_iopub_msg(timeout=0)
+                except queue.Empty:
+                    break
+            content = reply["content"]
+            if content.get("status") != "ok":
+                raise RuntimeError(f"{content.get('ename', 'error')}: {content.get('evalue', '')}")
+            return
 
     def execute(self, src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
                 code: bool = False) -> tuple[float, str | None]:
@@ -182,7 +211,7 @@ def prewarm(n: int) -> None:
             _runners.append(r)
         try:
             r._kernel()
-            r.kc.execute_interactive(WARM_IMPORTS, timeout=300, output_hook=lambda msg: None)
+            r.run_code(WARM_IMPORTS, timeout=300)
         except Exception:  # noqa: BLE001 - a kernel that failed to start is replaced when used
             pass
         with _lock:

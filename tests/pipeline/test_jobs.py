@@ -1,9 +1,13 @@
 """sysa_core.pipeline.jobs: the parameters a seed's chain passes to each notebook are the ones the
-notebook declares, and the imports that warm a kernel are the package's."""
+notebook declares, the imports that warm a kernel are the package's, and a wait on a kernel ends when
+the kernel is killed."""
 from __future__ import annotations
 
 import errno
 import importlib
+import os
+import signal
+import threading
 
 import nbformat
 import papermill
@@ -50,3 +54,56 @@ def test_a_notebook_error_outside_the_kernel_stops_nothing_else(tmp_path, monkey
     monkeypatch.undo()
     seconds, error = jobs.execute(src, tmp_path / "again.ipynb", {}, tmp_path)
     assert error is None and (tmp_path / "again.html").exists()
+
+
+def _in_thread(fn):
+    """Run fn in a thread; returns (thread, box), box["error"] what fn raised."""
+    box = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test
+            box["error"] = exc
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t, box
+
+
+@pytest.mark.parametrize("stopped", [True, False])
+def test_a_killed_kernel_ends_the_wait_for_its_answer_at_once(tmp_path, stopped):
+    """A kernel killed while a notebook's runner waits for it to reset its namespace (a SIGTERM's
+    `stop` kills every kernel; or the kernel dies by itself) ends that wait at once, with the reason,
+    instead of after the reset's 60 s timeout: a stopped run exits promptly."""
+    runner = jobs.NotebookRunner()
+    try:
+        runner._kernel()
+        if stopped:
+            with jobs._lock:
+                jobs._runners.append(runner)
+            jobs.stop()
+        else:
+            os.kill(runner.km.provisioner.pid, signal.SIGKILL)
+        t, box = _in_thread(lambda: runner._reset(tmp_path))
+        t.join(jobs.KERNEL_START_S / 3)  # a third of the timeout the wait would otherwise run to
+        assert not t.is_alive(), "still waiting for a killed kernel"
+        assert isinstance(box.get("error"), RuntimeError)
+        assert str(box["error"]) == (jobs.STOPPED if stopped else "the kernel died")
+    finally:
+        jobs.STOP.clear()
+        with jobs._lock:
+            if runner in jobs._runners:
+                jobs._runners.remove(runner)
+        runner.close()
+
+
+def test_code_that_fails_in_the_kernel_is_named(tmp_path):
+    runner = jobs.NotebookRunner()
+    try:
+        runner._kernel()
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            runner.run_code("1 / 0", timeout=60)
+        runner._reset(tmp_path)  # the kernel answers the next request as before
+        runner.run_code("import os; assert os.getcwd() == " + repr(str(tmp_path)), timeout=60)
+    finally:
+        runner.close()
