@@ -72,10 +72,14 @@ class RateDynamics:
 
     def dphi(self, h):
         """phi'(h), elementwise (numpy or torch)."""
+        return self.phi_and_dphi(h)[1]
+
+    def phi_and_dphi(self, h):
+        """(phi(h), phi'(h)), elementwise (numpy or torch), tanh evaluated once."""
         if self.nonlinearity == "linear":
-            return h * 0.0 + 1.0
+            return h * 1.0, h * 0.0 + 1.0
         t = torch.tanh(h) if isinstance(h, torch.Tensor) else np.tanh(h)
-        return 1.0 - t * t
+        return t, 1.0 - t * t
 
     def rows_GT(self, a):
         """a G' for rows a (..., N): numpy in, numpy out (computed in torch)."""
@@ -256,8 +260,10 @@ def jacobian_spectrum(dyn: RateDynamics, h: np.ndarray) -> np.ndarray:
 
 def _q_and_grad_t(dyn: RateDynamics, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """q (B,) and dq/dh = J'F (B, N) for torch rows h (B, N), float64."""
-    f = dyn.g * (dyn.phi(h) @ dyn._G.T) - h
-    grad = dyn.g * dyn.dphi(h) * (f @ dyn._G) - f
+    r, d = dyn.phi_and_dphi(h)
+    # in place, in the order and with the rounding of g (r G') - h and (g d) (f G) - f
+    f = torch.matmul(r, dyn._G.T).mul_(dyn.g).sub_(h)
+    grad = torch.matmul(f, dyn._G).mul_(d.mul_(dyn.g)).sub_(f)
     return 0.5 * (f * f).sum(dim=1), grad
 
 
@@ -318,19 +324,29 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
             slope = torch.where(bad, -(g * g).sum(dim=1), slope)
         # per-row backtracking line search (Armijo, c = 1e-4)
         step = torch.ones(B, dtype=torch.float64)
-        pending = torch.ones(B, dtype=torch.bool)
-        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
-        for _ in range(30):  # only the rows still searching are evaluated
-            rows = pending.nonzero()[:, 0]
-            xt = x[rows] + step[rows, None] * d[rows]
-            ft, gt = _q_and_grad_t(dyn, xt)
-            ok = ft <= f[rows] + 1e-4 * step[rows] * slope[rows]
-            done = rows[ok]
-            x_new[done], f_new[done], g_new[done] = xt[ok], ft[ok], gt[ok]
-            pending[done] = False
-            if not bool(pending.any()):
-                break
+        # the full step first, for every row: where it is accepted everywhere (the common case) it is
+        # the new state as it stands
+        xt = x + step[:, None] * d
+        ft, gt = _q_and_grad_t(dyn, xt)
+        ok = ft <= f + 1e-4 * step * slope
+        pending = ~ok
+        if not bool(pending.any()):
+            x_new, f_new, g_new = xt, ft, gt
+        else:
+            x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
+            x_new[ok], f_new[ok], g_new[ok] = xt[ok], ft[ok], gt[ok]
             step = torch.where(pending, step * 0.5, step)
+            for _ in range(29):  # only the rows still searching are evaluated
+                rows = pending.nonzero()[:, 0]
+                xt = x[rows] + step[rows, None] * d[rows]
+                ft, gt = _q_and_grad_t(dyn, xt)
+                ok = ft <= f[rows] + 1e-4 * step[rows] * slope[rows]
+                done = rows[ok]
+                x_new[done], f_new[done], g_new[done] = xt[ok], ft[ok], gt[ok]
+                pending[done] = False
+                if not bool(pending.any()):
+                    break
+                step = torch.where(pending, step * 0.5, step)
         # a row whose line search failed has converged as far as it can; so has one at the rounding floor
         going = ~pending & ((f - f_new) > rel_tol * f)
         s_new, y_new = x_new - x, g_new - g
@@ -359,8 +375,8 @@ def normal_equations(dyn: RateDynamics, h: torch.Tensor, GtG: torch.Tensor | Non
     G, g = dyn._G, dyn.g
     if GtG is None:
         GtG = G.T @ G
-    d = dyn.dphi(h)
-    f = g * (dyn.phi(h) @ G.T) - h
+    r, d = dyn.phi_and_dphi(h)
+    f = g * (r @ G.T) - h
     gd, gG = g * d, g * G
     # one (k, N, N) array, with the rounding of the expression (g^2 d) G'G d - (g d) G' - (g G) d + 1
     # evaluated left to right; each subtracted product goes through one reused (N, N) scratch
