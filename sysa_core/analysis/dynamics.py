@@ -72,10 +72,13 @@ class RateDynamics:
 
     def dphi(self, h):
         """phi'(h), elementwise (numpy or torch)."""
+        if self.nonlinearity == "linear":
+            return h * 0.0 + 1.0
         return self.phi_and_dphi(h)[1]
 
     def phi_and_dphi(self, h):
-        """(phi(h), phi'(h)), elementwise (numpy or torch), tanh evaluated once."""
+        """(phi(h), phi'(h)), elementwise (numpy or torch), tanh evaluated once; both new arrays,
+        which the caller may overwrite."""
         if self.nonlinearity == "linear":
             return h * 1.0, h * 0.0 + 1.0
         t = torch.tanh(h) if isinstance(h, torch.Tensor) else np.tanh(h)
@@ -336,7 +339,7 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
             x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
             x_new[ok], f_new[ok], g_new[ok] = xt[ok], ft[ok], gt[ok]
             step = torch.where(pending, step * 0.5, step)
-            for _ in range(29):  # only the rows still searching are evaluated
+            for _ in range(29):  # 30 tries with the full step; only the rows still searching are evaluated
                 rows = pending.nonzero()[:, 0]
                 xt = x[rows] + step[rows, None] * d[rows]
                 ft, gt = _q_and_grad_t(dyn, xt)

@@ -34,8 +34,11 @@ def running_path(dst: Path) -> Path:
 
 #: how long a kernel may take to start and answer
 KERNEL_START_S = 60
-#: how often the main thread, waiting for a notebook, wakes to handle a signal
+#: how often a thread waiting for a notebook or a kernel's answer wakes: the main thread to handle a
+#: signal, the others to see a stop or a dead kernel
 SIGNAL_POLL_S = 0.1
+#: how long the kernel may take to reset its namespace between notebooks
+RESET_TIMEOUT_S = 60
 
 
 class NotebookRunner:
@@ -62,12 +65,12 @@ class NotebookRunner:
         self.kc.load_connection_info(self.km.get_connection_info())
         self.kc.start_channels()
         deadline = time.monotonic() + KERNEL_START_S
-        while True:  # in short waits, so that a kernel killed by `stop` is not waited for
+        while True:  # in short waits, so that a kernel killed by `stop`, or dead, is not waited for
             try:
                 self.kc.wait_for_ready(timeout=1)
                 return self.km
             except RuntimeError:
-                if STOP.is_set() or time.monotonic() > deadline:
+                if STOP.is_set() or time.monotonic() > deadline or not run_sync(self.km.is_alive)():
                     raise
 
     def _reset(self, cwd: Path) -> None:
@@ -77,13 +80,14 @@ class NotebookRunner:
         env = (f"_os.environ[{files.LOCK_ENV!r}] = {lock!r}" if lock
                else f"_os.environ.pop({files.LOCK_ENV!r}, None)")
         self.run_code(f"get_ipython().run_line_magic('reset', '-f')\n"
-                      f"import os as _os; _os.chdir({str(cwd)!r}); {env}; del _os", timeout=60)
+                      f"import os as _os; _os.chdir({str(cwd)!r}); {env}; del _os", timeout=RESET_TIMEOUT_S)
 
     def run_code(self, code: str, timeout: float) -> None:
         """Run `code` in the kernel and wait for its reply, in short waits: a `stop` (which kills the
         kernel) or the kernel's death ends the wait at once (RuntimeError) instead of at the timeout
-        (TimeoutError). An error in the code is a RuntimeError naming it."""
-        msg_id = self.kc.execute(code, silent=True, store_history=False)
+        (TimeoutError). An error in the code is a RuntimeError naming it. The code runs silently: it
+        does not advance the kernel's execution count, so a notebook's cells are numbered from 1."""
+        msg_id = self.kc.execute(code, silent=True)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -98,7 +102,7 @@ class NotebookRunner:
                 continue
             if reply["parent_header"].get("msg_id") != msg_id:
                 continue
-            while True:  # its status messages are not read by anyone: drop them
+            while True:  # drop what this client's iopub channel holds (earlier notebooks' output): nobody reads it
                 try:
                     self.kc.get_iopub_msg(timeout=0)
                 except queue.Empty:
@@ -212,8 +216,8 @@ def prewarm(n: int) -> None:
         try:
             r._kernel()
             r.run_code(WARM_IMPORTS, timeout=300)
-        except Exception:  # noqa: BLE001 - a kernel that failed to start is replaced when used
-            pass
+        except Exception:  # noqa: BLE001 - a kernel that failed to start or died is replaced when used;
+            pass  # one whose imports failed or were stopped is used as it is (the notebook imports again)
         with _lock:
             _idle.append(r)
 

@@ -82,8 +82,8 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
             os.environ["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // lanes))
             if todo:
                 prewarm(lanes)
-        elif todo:  # the seeds run elsewhere; the population report runs here, in a kernel started now
-            prewarm(1)
+        elif scheduler and todo:
+            prewarm(1)  # the seeds run on the cluster, the population report here: its kernel starts now
         with clock("network_s"):
             _analyse_networks(todo, out)
         bar = tqdm(total=len(todo) + 1, desc="seeds", unit="seed", disable=not progress)

@@ -98,6 +98,21 @@ def test_normal_equations_have_the_bits_of_the_expression_they_are_formed_from()
     assert torch.equal(JtF, g * d * (f @ G) - f)
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "linear"])
+def test_q_and_its_gradient_have_the_bits_of_the_expressions_they_are_formed_from(nonlinearity):
+    """F and J'F are formed in place from one evaluation of phi: the same bits as
+    F = g (phi(h) G') - h and J'F = (g phi'(h)) (F G) - F evaluated as written (so the point search
+    finds what those expressions give)."""
+    rng = np.random.default_rng(4)
+    dyn = RateDynamics(rng.normal(size=(50, 50)) / np.sqrt(50), 1.5, TAU, nonlinearity)
+    h = torch.from_numpy(rng.normal(size=(6, 50)) * 2)
+    G, g = dyn._G, dyn.g
+    f = g * (dyn.phi(h) @ G.T) - h
+    q, grad = dynamics._q_and_grad_t(dyn, h)
+    assert torch.equal(grad, g * dyn.dphi(h) * (f @ G) - f)
+    assert torch.equal(q, 0.5 * (f * f).sum(dim=1))
+
+
 def test_the_vector_field_keeps_a_private_read_only_copy_of_G():
     G = np.eye(3)
     dyn = RateDynamics(G, 1.0, TAU)

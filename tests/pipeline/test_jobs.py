@@ -8,6 +8,7 @@ import importlib
 import os
 import signal
 import threading
+import time
 
 import nbformat
 import papermill
@@ -71,29 +72,49 @@ def _in_thread(fn):
 
 
 @pytest.mark.parametrize("stopped", [True, False])
-def test_a_killed_kernel_ends_the_wait_for_its_answer_at_once(tmp_path, stopped):
+def test_a_killed_kernel_ends_the_wait_for_its_answer_at_once(tmp_path, monkeypatch, stopped):
     """A kernel killed while a notebook's runner waits for it to reset its namespace (a SIGTERM's
     `stop` kills every kernel; or the kernel dies by itself) ends that wait at once, with the reason,
-    instead of after the reset's 60 s timeout: a stopped run exits promptly."""
+    instead of after the reset's timeout: a stopped run exits promptly."""
     runner = jobs.NotebookRunner()
+    monkeypatch.setattr(jobs, "_runners", [runner])  # stop() kills this test's kernel alone
     try:
         runner._kernel()
+        pid = runner.km.provisioner.pid
+        # the kernel is busy when the reset is sent, and is killed while the reset waits for it
+        runner.kc.execute("import time; time.sleep(30)")
+        t, box = _in_thread(lambda: runner._reset(tmp_path))
+        time.sleep(1.0)
+        assert t.is_alive()  # waiting for the busy kernel
         if stopped:
-            with jobs._lock:
-                jobs._runners.append(runner)
             jobs.stop()
         else:
-            os.kill(runner.km.provisioner.pid, signal.SIGKILL)
-        t, box = _in_thread(lambda: runner._reset(tmp_path))
-        t.join(jobs.KERNEL_START_S / 3)  # a third of the timeout the wait would otherwise run to
+            os.kill(pid, signal.SIGKILL)
+        t.join(jobs.RESET_TIMEOUT_S / 3)  # a third of the timeout the wait would otherwise run to
         assert not t.is_alive(), "still waiting for a killed kernel"
         assert isinstance(box.get("error"), RuntimeError)
         assert str(box["error"]) == (jobs.STOPPED if stopped else "the kernel died")
     finally:
         jobs.STOP.clear()
-        with jobs._lock:
-            if runner in jobs._runners:
-                jobs._runners.remove(runner)
+        runner.close()
+
+
+def test_a_kernel_that_dies_while_starting_is_not_waited_for(monkeypatch):
+    """A kernel that dies before it first answers ends the runner's wait for it with the heartbeat's
+    error, not after the start-up timeout."""
+    class DyingKernel(jobs.AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            await super().start_kernel(**kw)
+            os.kill(self.provisioner.pid, signal.SIGKILL)
+
+    monkeypatch.setattr(jobs, "AsyncKernelManager", DyingKernel)
+    runner = jobs.NotebookRunner()
+    try:
+        t, box = _in_thread(runner._kernel)
+        t.join(jobs.KERNEL_START_S / 3)
+        assert not t.is_alive(), "still waiting for a dead kernel"
+        assert isinstance(box.get("error"), RuntimeError)
+    finally:
         runner.close()
 
 
