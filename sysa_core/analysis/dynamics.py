@@ -327,29 +327,33 @@ def minimise_q(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 2000, his
             slope = torch.where(bad, -(g * g).sum(dim=1), slope)
         # per-row backtracking line search (Armijo, c = 1e-4)
         step = torch.ones(B, dtype=torch.float64)
+
+        def attempt(rows):
+            """The step of the rows `rows` (None: every row): their new state, q, gradient, and
+            whether each is accepted."""
+            at = (lambda v: v) if rows is None else (lambda v: v[rows])
+            xt = at(x) + at(step)[:, None] * at(d)
+            ft, gt = _q_and_grad_t(dyn, xt)
+            return xt, ft, gt, ft <= at(f) + 1e-4 * at(step) * at(slope)
+
         # the full step first, for every row: where it is accepted everywhere (the common case) it is
         # the new state as it stands
-        xt = x + step[:, None] * d
-        ft, gt = _q_and_grad_t(dyn, xt)
-        ok = ft <= f + 1e-4 * step * slope
+        xt, ft, gt, ok = attempt(None)
         pending = ~ok
         if not bool(pending.any()):
             x_new, f_new, g_new = xt, ft, gt
         else:
             x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
             x_new[ok], f_new[ok], g_new[ok] = xt[ok], ft[ok], gt[ok]
-            step = torch.where(pending, step * 0.5, step)
             for _ in range(29):  # 30 tries with the full step; only the rows still searching are evaluated
+                step = torch.where(pending, step * 0.5, step)
                 rows = pending.nonzero()[:, 0]
-                xt = x[rows] + step[rows, None] * d[rows]
-                ft, gt = _q_and_grad_t(dyn, xt)
-                ok = ft <= f[rows] + 1e-4 * step[rows] * slope[rows]
+                xt, ft, gt, ok = attempt(rows)
                 done = rows[ok]
                 x_new[done], f_new[done], g_new[done] = xt[ok], ft[ok], gt[ok]
                 pending[done] = False
                 if not bool(pending.any()):
                     break
-                step = torch.where(pending, step * 0.5, step)
         # a row whose line search failed has converged as far as it can; so has one at the rounding floor
         going = ~pending & ((f - f_new) > rel_tol * f)
         s_new, y_new = x_new - x, g_new - g
