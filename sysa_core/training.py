@@ -150,16 +150,22 @@ def _history(st: SeedState) -> dict:
             "monitor_step": st.monitor_step, "monitor_loss": st.monitor_loss}
 
 
-def _meta(st: SeedState, status: str, message: str | None = None) -> dict:
-    return {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
+def _meta(st: SeedState, status: str, message: str | None = None, history: bool = True) -> dict:
+    """The training's metadata (the JSON beside the checkpoint). The one written after every epoch
+    while training runs leaves out the histories and the convergence (history=False): the
+    checkpoint holds them, and encoding thousands of floats as JSON for every model after every
+    epoch would take a share of a short epoch that grows with the training."""
+    meta = {"seed": st.seed, "status": status, "message": message, "epochs_done": st.epoch,
             "config": st.cfg.to_dict(), "training_id": st.cfg.training_id(), "code_version": code_version(),
             "train_seconds": st.seconds, "trained_together": st.together, "trained_with": st.trained_with,
             # float results are bit-reproducible for the same CPU and thread count (a BLAS product
             # may split its rows differently with another thread count)
             # (and on a GPU they are not claimed bit-reproducible at all: its sums run in any order)
-            "torch_threads": torch.get_num_threads(), "device": "+".join(st.devices) or None,
-            "history": _history(st),
-            "convergence": convergence(st.monitor_step, st.monitor_loss, st.cfg.train.total_steps)}
+            "torch_threads": torch.get_num_threads(), "device": "+".join(st.devices) or None}
+    if history:
+        meta["history"] = _history(st)
+        meta["convergence"] = convergence(st.monitor_step, st.monitor_loss, st.cfg.train.total_steps)
+    return meta
 
 
 def _epoch_checkpoint(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> dict | None:
@@ -208,7 +214,7 @@ def _save_group_epoch(group: list[SeedState], I: torch.Tensor, w: torch.Tensor, 
         for st, _ in saved:
             os.replace(_next_path(st, names), checkpoint_path(st.folder, st.seed))
     for st, _ in saved:
-        files.write_json(meta_path(st.folder, st.seed), _meta(st, "running"))
+        files.write_json(meta_path(st.folder, st.seed), _meta(st, "running", history=False))
 
 
 def _settle_commits(models: list[tuple[Config, Path | None]]) -> None:

@@ -201,6 +201,32 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, s
     assert meta["status"] == "complete" and meta["history"] == ref["history"]
 
 
+def test_the_metadata_says_running_after_each_epoch_and_holds_the_histories_when_complete(tmp_path, smoke_cfg,
+                                                                                         monkeypatch):
+    """After every epoch the metadata says "running", with the epochs done and the time so far, and
+    leaves the histories to the checkpoint; the finished training's metadata holds them, equal to the
+    checkpoint's."""
+    seen = []
+    save = training._save_group_epoch
+
+    def observed(group, *args):
+        save(group, *args)
+        seen.append(json.loads(files.meta_path(tmp_path, 1).read_text()))
+
+    monkeypatch.setattr(training, "_save_group_epoch", observed)
+    training.train(smoke_cfg, tmp_path, progress=False)
+    assert [m["epochs_done"] for m in seen] == list(range(1, smoke_cfg.train.epochs + 1))
+    assert all(m["status"] == "running" and "history" not in m and "convergence" not in m for m in seen)
+    times = [m["train_seconds"] for m in seen]
+    assert times == sorted(times) and times[0] > 0
+    final = json.loads(files.meta_path(tmp_path, 1).read_text())
+    extra = files.load_checkpoint(files.checkpoint_path(tmp_path, 1))["extra"]
+    assert final["status"] == "complete" and final["train_seconds"] >= times[-1]
+    assert final["history"]["loss"] == extra["loss"].tolist()
+    assert final["history"]["monitor_loss"] == extra["monitor_loss"].tolist()
+    assert final["convergence"]["converged"] is not None
+
+
 def test_rerun_of_a_finished_run_changes_nothing(tmp_path, smoke_train, capsys):
     out = tmp_path / "run"
     shutil.copytree(smoke_train, out / "seed_1")
