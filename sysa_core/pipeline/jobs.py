@@ -39,6 +39,9 @@ KERNEL_START_S = 60
 SIGNAL_POLL_S = 0.1
 #: how long the kernel may take to reset its namespace between notebooks
 RESET_TIMEOUT_S = 60
+#: how long a new kernel may take to import what the notebooks import
+WARM_TIMEOUT_S = 300
+KERNEL_DIED = "the kernel died"
 
 
 class NotebookRunner:
@@ -68,10 +71,26 @@ class NotebookRunner:
         while True:  # in short waits, so that a kernel killed by `stop`, or dead, is not waited for
             try:
                 self.kc.wait_for_ready(timeout=1)
-                return self.km
+                break
             except RuntimeError:
                 if STOP.is_set() or time.monotonic() > deadline or not run_sync(self.km.is_alive)():
                     raise
+        self._warm()
+        return self.km
+
+    def _warm(self) -> None:
+        """Import what the notebooks import (WARM_IMPORTS), then exempt those long-lived objects
+        from the cyclic garbage collector (gc.freeze). The namespace reset between notebooks runs
+        two full collections; without the freeze each would walk every object of torch,
+        matplotlib and sysa_core (some 300,000) to free the few a notebook left in cycles. Imports
+        that fail are left to the notebook, which reports them; a stop or a dead kernel is raised."""
+        try:
+            self.run_code(f"{WARM_IMPORTS}\nimport gc as _gc; _gc.freeze(); del _gc", timeout=WARM_TIMEOUT_S)
+        except TimeoutError:
+            pass
+        except RuntimeError as exc:
+            if STOP.is_set() or str(exc) == KERNEL_DIED:
+                raise
 
     def _reset(self, cwd: Path) -> None:
         """A clean namespace, the working folder `cwd`, and this process's lock (files.LOCK_ENV) as the
@@ -96,7 +115,7 @@ class NotebookRunner:
                 if STOP.is_set():
                     raise RuntimeError(STOPPED) from None
                 if not run_sync(self.km.is_alive)():
-                    raise RuntimeError("the kernel died") from None
+                    raise RuntimeError(KERNEL_DIED) from None
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the kernel did not answer within {timeout:g} s") from None
                 continue
@@ -202,7 +221,7 @@ def close_runners() -> None:
             _runners.pop().close()
 
 
-#: what a notebook's first cell imports, imported into a kernel while it waits for its first notebook
+#: what a notebook's first cell imports, imported into every new kernel before its first notebook
 WARM_IMPORTS = "import sysa_core.pipeline.notebook, sysa_core.pipeline.plots, sysa_core.pipeline.population_plots"
 
 
@@ -215,9 +234,8 @@ def prewarm(n: int) -> None:
             _runners.append(r)
         try:
             r._kernel()
-            r.run_code(WARM_IMPORTS, timeout=300)
-        except Exception:  # noqa: BLE001 - a kernel that failed to start or died is replaced when used;
-            pass  # one whose imports failed or were stopped is used as it is (the notebook imports again)
+        except Exception:  # noqa: BLE001 - a kernel that failed to start, died or was stopped is
+            pass  # replaced when used
         with _lock:
             _idle.append(r)
 
