@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.adam import adam as adam_update
 from tqdm import tqdm
 
 from . import files, runtime
@@ -170,7 +171,7 @@ def _meta(st: SeedState, status: str, message: str | None = None, history: bool 
 
 def _epoch_checkpoint(st: SeedState, I: torch.Tensor, w: torch.Tensor, opt_state: dict, row: int) -> dict | None:
     """Take the model's weights after its epoch; its checkpoint object (None when kept in memory)."""
-    sd = {"G": st.weights["G"], "I": I[row].detach().clone(), "w": w[row].detach().clone(), "h0": st.weights["h0"]}
+    sd = {"G": st.weights["G"], "I": I[row].clone(), "w": w[row].clone(), "h0": st.weights["h0"]}
     st.weights = sd
     if st.folder is None:
         return None
@@ -285,8 +286,8 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
     Gs = [st.weights["G"] for st in group]
     G = Gs[0] if all(torch.equal(Gs[0], g) for g in Gs[1:]) else torch.stack(Gs)
     G = G.to(dev)
-    I = torch.nn.Parameter(torch.stack([st.weights["I"] for st in group]))
-    w = torch.nn.Parameter(torch.stack([st.weights["w"] for st in group]))
+    I = torch.stack([st.weights["I"] for st in group])
+    w = torch.stack([st.weights["w"] for st in group])
     h0 = torch.stack([st.weights["h0"] for st in group]).to(dev)
     names = [_name(st) for st in group]
     for st in group:
@@ -294,13 +295,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
             st.devices.append(str(dev))
         if not st.trained_with or st.trained_with[-1] != names:
             st.trained_with.append(names)
-    opt = torch.optim.Adam([I, w], lr=tc.lr)
-    if group[0].adam is not None:  # resume: Adam's state is elementwise, so stacking is exact
-        step = group[0].adam["step"]
-        opt.state[I] = {"step": step.clone(), "exp_avg": torch.stack([st.adam["I"][0] for st in group]),
-                        "exp_avg_sq": torch.stack([st.adam["I"][1] for st in group])}
-        opt.state[w] = {"step": step.clone(), "exp_avg": torch.stack([st.adam["w"][0] for st in group]),
-                        "exp_avg_sq": torch.stack([st.adam["w"][1] for st in group])}
+    opt = Adam(I, w, [st.adam for st in group] if group[0].adam is not None else None)
     steps_per_epoch = cfg.train.steps_per_epoch
     start = group[0].epoch
     bar = tqdm(total=(tc.epochs - start) * steps_per_epoch, disable=not progress, desc=_label(group))
@@ -311,7 +306,7 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                 batches = [st.trials.subset(batch_indices(st.batch_gen, tc.n_trials, tc.batch_size))
                            for st in group]
                 try:
-                    res = step_fn(G, I.detach().to(dev), w.detach().to(dev), h0, batches, cfg.alpha,
+                    res = step_fn(G, I.to(dev), w.to(dev), h0, batches, cfg.alpha,
                                   cfg.model.g_G).cpu()
                 except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
                     if isinstance(exc, RuntimeError) and "can't allocate memory" not in str(exc):
@@ -324,10 +319,8 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                     st.loss.append(float(res.loss[row]))
                     st.grad_I.append(float(res.dI[row].norm()))
                     st.grad_w.append(float(res.dw[row].norm()))
-                I.grad, w.grad = res.dI.clone(), res.dw.clone()
-                opt.param_groups[0]["lr"] = learning_rate(tc, epoch * steps_per_epoch + it)
                 try:
-                    opt.step()
+                    opt.step(res.dI, res.dw, learning_rate(tc, epoch * steps_per_epoch + it))
                 except RuntimeError:  # Adam's step size itself overflows the weights' dtype (huge lr)
                     _diverged(group[0], "parameter update", epoch, it)
                 for row, st in enumerate(group):  # never let a non-finite weight reach a checkpoint
@@ -336,14 +329,12 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(st.loss[-1] for st in group) / len(group):.4g}")
             if in_monitor_window(tc, epoch):
-                losses = monitor_losses(group, G, I.detach().to(dev), w.detach().to(dev), h0)
+                losses = monitor_losses(group, G, I.to(dev), w.to(dev), h0)
                 for st, loss in zip(group, losses):
                     st.monitor_step.append((epoch + 1) * steps_per_epoch)
                     st.monitor_loss.append(loss)
             elapsed = time.perf_counter() - t_epoch
-            s_I, s_w = opt.state[I], opt.state[w]
-            opt_state = {"step": s_I["step"], "I": (s_I["exp_avg"], s_I["exp_avg_sq"]),
-                         "w": (s_w["exp_avg"], s_w["exp_avg_sq"])}
+            opt_state = opt.state()
             for st in group:
                 st.epoch = epoch + 1
                 st.seconds += elapsed / len(group)
@@ -353,6 +344,43 @@ def _train_group(group: list[SeedState], progress: bool, dev: torch.device) -> N
         bar.close()
         for st in group:
             st.release_trials()
+
+
+class Adam:
+    """torch's Adam with ADAM_GROUP's settings on the I and w of a batch of models, stacked (Adam is
+    elementwise, so stacking is exact): a step is torch.optim.adam.adam, the function
+    torch.optim.Adam.step calls, with the arguments it passes and the state it keeps (the same
+    bits), without the optimizer object, whose step wrapper imports torch._dynamo, the largest
+    import of a training process. resumed: each model's Adam state from its checkpoint
+    (SeedState.adam), or None to start."""
+
+    def __init__(self, I: torch.Tensor, w: torch.Tensor, resumed: list[dict] | None = None):
+        self.params = [I, w]
+        if resumed is None:  # as torch.optim.Adam initialises its state
+            scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+            self.steps = [torch.tensor(0.0, dtype=scalar) for _ in self.params]
+            self.exp_avg = [torch.zeros_like(p) for p in self.params]
+            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        else:
+            self.steps = [resumed[0]["step"].clone() for _ in self.params]
+            self.exp_avg = [torch.stack([a[k][0] for a in resumed]) for k in ("I", "w")]
+            self.exp_avg_sq = [torch.stack([a[k][1] for a in resumed]) for k in ("I", "w")]
+
+    @torch.no_grad()
+    def step(self, dI: torch.Tensor, dw: torch.Tensor, lr: float) -> None:
+        """Update I and w in place by their gradients, at learning rate lr."""
+        beta1, beta2 = ADAM_GROUP["betas"]
+        adam_update(self.params, [dI, dw], self.exp_avg, self.exp_avg_sq, [], self.steps,
+                    foreach=ADAM_GROUP["foreach"], capturable=ADAM_GROUP["capturable"],
+                    differentiable=ADAM_GROUP["differentiable"], fused=ADAM_GROUP["fused"], grad_scale=None,
+                    found_inf=None, has_complex=False, decoupled_weight_decay=False,
+                    amsgrad=ADAM_GROUP["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
+                    weight_decay=ADAM_GROUP["weight_decay"], eps=ADAM_GROUP["eps"], maximize=ADAM_GROUP["maximize"])
+
+    def state(self) -> dict:
+        """{'step', 'I': (exp_avg, exp_avg_sq), 'w': (...)}, stacked over the models (the checkpoints' source)."""
+        return {"step": self.steps[0], "I": (self.exp_avg[0], self.exp_avg_sq[0]),
+                "w": (self.exp_avg[1], self.exp_avg_sq[1])}
 
 
 def learning_rate(tc, step: int) -> float:

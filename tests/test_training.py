@@ -3,6 +3,7 @@ learning, resuming after SIGKILL, and stopping on non-finite values."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,53 @@ def test_first_steps_match_autograd_and_adam(smoke_train, smoke_cfg):
         assert hist["grad_norm_I"][step] == pytest.approx(float(net.I.grad.norm()), rel=1e-3)
         assert hist["grad_norm_w"][step] == pytest.approx(float(net.w.grad.norm()), rel=1e-3)
         opt.step()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_is_torchs_adam_optimizer_to_the_bit_and_resumes_from_its_state(dtype):
+    """training.Adam, on stacked weights, against torch.optim.Adam (defaults but lr, which changes
+    every step as the schedules change it): the same weights, moments and step count, bit for bit,
+    also when a second instance takes over from the first's state (a resume)."""
+    gen = torch.Generator().manual_seed(5)
+    I0, w0 = (torch.randn(3, 20, 1, generator=gen, dtype=dtype) for _ in range(2))
+    grads = [(torch.randn(3, 20, 1, generator=gen, dtype=dtype), torch.randn(3, 20, 1, generator=gen, dtype=dtype) * 1e-3)
+             for _ in range(8)]
+    lrs = [0.03 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(8)]
+    ref_I, ref_w = torch.nn.Parameter(I0.clone()), torch.nn.Parameter(w0.clone())
+    ref = torch.optim.Adam([ref_I, ref_w], lr=lrs[0])
+    I, w = I0.clone(), w0.clone()
+    ours = training.Adam(I, w)
+    for k, ((gI, gw), lr) in enumerate(zip(grads, lrs)):
+        if k == 4:  # resume: each model's state as a checkpoint holds it, then stacked again
+            st = ours.state()
+            per_model = [{"step": st["step"], "I": (st["I"][0][r], st["I"][1][r]), "w": (st["w"][0][r], st["w"][1][r])}
+                         for r in range(3)]
+            ours = training.Adam(I, w, per_model)
+        ref_I.grad, ref_w.grad = gI.clone(), gw.clone()
+        ref.param_groups[0]["lr"] = lr
+        ref.step()
+        ours.step(gI, gw, lr)
+        assert torch.equal(I, ref_I.detach()) and torch.equal(w, ref_w.detach()), f"step {k}"
+    st = ours.state()
+    for name, p in (("I", ref_I), ("w", ref_w)):
+        s = ref.state[p]
+        assert torch.equal(st[name][0], s["exp_avg"]) and torch.equal(st[name][1], s["exp_avg_sq"])
+        assert torch.equal(st["step"], s["step"]) and st["step"].dtype == s["step"].dtype
+
+
+def test_training_does_not_import_torch_dynamo():
+    """A process that trains never imports torch._dynamo (torch.optim.Adam's step wrapper would:
+    the largest import of a training process)."""
+    code = ("import sys\n"
+            "from sysa_core import config, training\n"
+            "cfg = config.resolve('smoke', seed=1, overrides=['train.epochs=1'])\n"
+            "training.train(cfg, None, progress=False)\n"
+            "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
+            "import torch; torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).step()\n"
+            "assert 'torch._dynamo' in sys.modules  # the check itself can fail\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=cli_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
 
 
 # -- what training changes, reproducibility, learning ------------------------------------
