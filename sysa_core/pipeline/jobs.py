@@ -41,7 +41,13 @@ SIGNAL_POLL_S = 0.1
 RESET_TIMEOUT_S = 60
 #: how long a new kernel may take to import what the notebooks import
 WARM_TIMEOUT_S = 300
-KERNEL_DIED = "the kernel died"
+
+
+class KernelDied(RuntimeError):
+    """The kernel a runner waits on is gone (killed, or it died by itself)."""
+
+    def __init__(self):
+        super().__init__("the kernel died")
 
 
 class NotebookRunner:
@@ -83,13 +89,17 @@ class NotebookRunner:
         from the cyclic garbage collector (gc.freeze). The namespace reset between notebooks runs
         two full collections; without the freeze each would walk every object of torch,
         matplotlib and sysa_core (some 300,000) to free the few a notebook left in cycles. Imports
-        that fail are left to the notebook, which reports them; a stop or a dead kernel is raised."""
+        that fail are left to the notebook, which reports them; a stop or a dead kernel is raised, and
+        so is a kernel still importing after WARM_TIMEOUT_S, shut down (no notebook could use it)."""
         try:
             self.run_code(f"{WARM_IMPORTS}\nimport gc as _gc; _gc.freeze(); del _gc", timeout=WARM_TIMEOUT_S)
         except TimeoutError:
-            pass
-        except RuntimeError as exc:
-            if STOP.is_set() or str(exc) == KERNEL_DIED:
+            self.close()
+            raise TimeoutError(f"the kernel's imports took over {WARM_TIMEOUT_S} s") from None
+        except KernelDied:
+            raise
+        except RuntimeError:
+            if STOP.is_set():
                 raise
 
     def _reset(self, cwd: Path) -> None:
@@ -115,7 +125,7 @@ class NotebookRunner:
                 if STOP.is_set():
                     raise RuntimeError(STOPPED) from None
                 if not run_sync(self.km.is_alive)():
-                    raise RuntimeError(KERNEL_DIED) from None
+                    raise KernelDied() from None
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the kernel did not answer within {timeout:g} s") from None
                 continue

@@ -265,7 +265,8 @@ def model(ctx: Context, progress: bool = True) -> dict:
 
 def history(ctx: Context) -> dict | None:
     """The training metadata (configuration, histories) beside the checkpoint, or None when it
-    has none (the original's checkpoints)."""
+    has none (the original's checkpoints) or holds no histories yet (a training still running
+    writes them when it finishes; its checkpoint holds them meanwhile)."""
     path = files.meta_path(ctx.checkpoint_file().parent, ctx.seed)
     if not path.exists():
         return None
@@ -312,8 +313,17 @@ def _miniature(c: _config.Config) -> None:
 def training_summary(ctx: Context, hist: dict | None) -> None:
     """Epochs, steps, training time and the final loss of this model's training."""
     if hist is None:
-        display(Markdown(f"`{ctx.checkpoint_file().name}` has no sysa training metadata beside it (the "
-                         "original's checkpoints have none): no histories to show."))
+        path = files.meta_path(ctx.checkpoint_file().parent, ctx.seed)
+        try:
+            status = files.read_json(path).get("status") if path.exists() else None
+        except (UserError, AttributeError):
+            status = None
+        if status is not None:
+            display(Markdown(f"`{path.name}` says the training is {status}: its histories are written when it "
+                             "completes."))
+        else:
+            display(Markdown(f"`{ctx.checkpoint_file().name}` has no sysa training metadata beside it (the "
+                             "original's checkpoints have none): no histories to show."))
         return
     loss = hist["history"]["loss"]
     tail = loss[-max(1, len(loss) // 10):]

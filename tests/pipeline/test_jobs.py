@@ -59,6 +59,20 @@ def test_a_new_kernel_freezes_its_imports_and_a_reset_still_frees_what_a_noteboo
         runner.close()
 
 
+def test_a_kernel_still_importing_at_the_warm_timeout_is_shut_down_and_named(monkeypatch):
+    """A new kernel whose imports outlast WARM_TIMEOUT_S is not handed to a notebook (whose reset
+    would wait behind the imports): it is shut down, with a one-line reason, and the runner starts a
+    new one when used again."""
+    monkeypatch.setattr(jobs, "WARM_TIMEOUT_S", 0.05)
+    runner = jobs.NotebookRunner()
+    try:
+        with pytest.raises(TimeoutError, match="the kernel's imports took over 0.05 s"):
+            runner._kernel()
+        assert runner.km is None and runner.kc is None
+    finally:
+        runner.close()
+
+
 def test_a_notebook_error_outside_the_kernel_stops_nothing_else(tmp_path, monkeypatch):
     """An OSError while the report is written (a full disk, say) is that notebook's failure: it is
     raised, and the process's other notebooks still run (only a signal or Ctrl-C stops them)."""

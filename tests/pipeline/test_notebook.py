@@ -274,3 +274,20 @@ def test_a_checkpoint_without_metadata_is_never_analysed_into_another_models_fol
     ctx = nb.setup("inspect", {"profile": "smoke", "seed": 1, "overrides": [], "run_dir": "mine",
                                "checkpoint": "sys_A3.pth"})
     assert ctx.run_dir == tmp_path / "mine"
+
+
+def test_the_training_summary_says_when_a_training_has_not_finished(tmp_path, monkeypatch):
+    """The train notebook's summary of a model whose metadata says "running" (it holds no histories
+    until the training completes) says so, instead of calling it a checkpoint without metadata."""
+    from sysa_core import config
+    from sysa_core.pipeline import notebook
+
+    shown = []
+    monkeypatch.setattr(notebook, "display", lambda obj: shown.append(obj.data))
+    ctx = notebook.Context("train", config.resolve("smoke", seed=1), tmp_path, {})
+    notebook.training_summary(ctx, notebook.history(ctx))
+    files.write_json(files.meta_path(tmp_path, 1), {"seed": 1, "status": "running", "epochs_done": 3})
+    assert notebook.history(ctx) is None
+    notebook.training_summary(ctx, notebook.history(ctx))
+    assert "has no sysa training metadata" in shown[0]
+    assert "says the training is running" in shown[1] and "no sysa training metadata" not in shown[1]
