@@ -263,15 +263,22 @@ def model(ctx: Context, progress: bool = True) -> dict:
         return training.train(ctx.cfg, ctx.run_dir, progress=progress, figures=plots.training_figures)
 
 
-def history(ctx: Context) -> dict | None:
-    """The training metadata (configuration, histories) beside the checkpoint, or None when it
-    has none (the original's checkpoints) or holds no histories yet (a training still running
-    writes them when it finishes; its checkpoint holds them meanwhile)."""
+def _training_meta(ctx: Context) -> dict | None:
+    """The training metadata beside the checkpoint, or None when there is none (the original's
+    checkpoints)."""
     path = files.meta_path(ctx.checkpoint_file().parent, ctx.seed)
     if not path.exists():
         return None
     meta = files.read_json(path)
-    return meta if isinstance(meta, dict) and "history" in meta else None
+    return meta if isinstance(meta, dict) else None
+
+
+def history(ctx: Context) -> dict | None:
+    """The training metadata (configuration, histories) beside the checkpoint, or None when it
+    has none (the original's checkpoints) or holds no histories yet (a training still running
+    writes them when it finishes; its checkpoint holds them meanwhile)."""
+    meta = _training_meta(ctx)
+    return meta if meta is not None and "history" in meta else None
 
 
 def analysis(ctx: Context) -> _metrics.ModelAnalysis:
@@ -313,14 +320,10 @@ def _miniature(c: _config.Config) -> None:
 def training_summary(ctx: Context, hist: dict | None) -> None:
     """Epochs, steps, training time and the final loss of this model's training."""
     if hist is None:
-        path = files.meta_path(ctx.checkpoint_file().parent, ctx.seed)
-        try:
-            status = files.read_json(path).get("status") if path.exists() else None
-        except (UserError, AttributeError):
-            status = None
+        status = (_training_meta(ctx) or {}).get("status")
         if status is not None:
-            display(Markdown(f"`{path.name}` says the training is {status}: its histories are written when it "
-                             "completes."))
+            display(Markdown(f"`{files.meta_path(Path('.'), ctx.seed).name}` says the training is {status}: its "
+                             "histories are written when it completes."))
         else:
             display(Markdown(f"`{ctx.checkpoint_file().name}` has no sysa training metadata beside it (the "
                              "original's checkpoints have none): no histories to show."))
