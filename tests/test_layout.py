@@ -151,6 +151,25 @@ def test_a_lower_layer_loads_nothing_of_a_higher_one(module, absent):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_run_process_and_a_seeds_kernel_leave_scipy_stats_to_the_population():
+    """scipy.stats and seaborn (which imports it) cost about a second of CPU to import; only the
+    population's statistics and figures use them. The `sysa run` process and the imports every
+    notebook kernel makes at its start (jobs.WARM_IMPORTS) go without them; the population's
+    figures import them when drawn."""
+    code = ("import sys\n"
+            "import sysa_core.cli, sysa_core.pipeline.run\n"
+            "from sysa_core.pipeline.jobs import WARM_IMPORTS\n"
+            "exec(WARM_IMPORTS)\n"
+            "heavy = {'scipy.stats', 'seaborn'}\n"
+            "assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))\n"
+            "import numpy as np, pandas as pd\n"
+            "from sysa_core.pipeline import population_plots\n"
+            "population_plots._stripplot(data=pd.DataFrame({'x': ['a', 'b'], 'y': [1.0, 2.0]}), x='x', y='y')\n"
+            "assert heavy <= set(sys.modules)  # the check itself can fail\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
 def _names(path: Path) -> set[str]:
     """The names and attributes a module's code uses, and its string constants."""
     out = set()

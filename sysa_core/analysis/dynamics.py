@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import t as student_t
+from scipy.special import stdtrit
 
 from ..model import simulate
 from ..task import fixed_trials
@@ -589,7 +589,7 @@ class Lyapunov:
 
     @property
     def halfwidth_per_s(self) -> float:
-        return float(student_t.ppf(0.975, self.blocks.shape[1] - 1)) * self.se_per_s + self.spread_per_s
+        return float(stdtrit(self.blocks.shape[1] - 1, 0.975)) * self.se_per_s + self.spread_per_s
 
 
 def lyapunov_autonomous(dyn: RateDynamics, h0: np.ndarray, alpha: float, dt_ms: float, transient_steps: int,

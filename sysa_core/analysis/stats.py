@@ -24,7 +24,15 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _st
+
+
+def _st():
+    """scipy.stats, imported by the first test or quantile computed here: its import costs about a
+    second of CPU, which the processes that only train or analyse models never need."""
+    from scipy import stats
+
+    return stats
+
 
 #: permutations: exact while n! is at most this, Monte Carlo with this many beyond
 N_RESAMPLES = 50_000
@@ -62,11 +70,11 @@ def spearman(x, y, seed: int = 0) -> tuple[float, float]:
     x, y = _pairs(x, y)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan"), float("nan")
-    rx, ry = _st.rankdata(x), _st.rankdata(y)
+    rx, ry = _st().rankdata(x), _st().rankdata(y)
     # one sample permuted against the other fixed: n! pairings, all of them while n! <= N_RESAMPLES
-    res = _st.permutation_test((ry,), lambda b, axis=-1: _rho_of_ranks(np.broadcast_to(rx, b.shape), b, axis),
-                               vectorized=True, permutation_type="pairings", n_resamples=N_RESAMPLES,
-                               alternative="two-sided", random_state=np.random.default_rng(seed))
+    res = _st().permutation_test((ry,), lambda b, axis=-1: _rho_of_ranks(np.broadcast_to(rx, b.shape), b, axis),
+                                 vectorized=True, permutation_type="pairings", n_resamples=N_RESAMPLES,
+                                 alternative="two-sided", random_state=np.random.default_rng(seed))
     return float(res.statistic), float(res.pvalue)
 
 
@@ -94,7 +102,7 @@ def interval(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
         return float("nan"), float("nan")
     z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
     se = math.sqrt((1.0 + rho * rho / 2.0) / (n - 3))
-    q = _st.norm.ppf(0.5 + level / 2.0)
+    q = _st().norm.ppf(0.5 + level / 2.0)
     return float(np.tanh(z - q * se)), float(np.tanh(z + q * se))
 
 
@@ -110,7 +118,7 @@ def critical_rho(n: int, alpha: float = ALPHA) -> float | None:
             if np.mean(np.abs(null) >= r - 1e-12) < alpha:
                 return float(r)
         return None
-    t = _st.t.ppf(1 - alpha / 2, n - 2)
+    t = _st().t.ppf(1 - alpha / 2, n - 2)
     return float(t / math.sqrt(n - 2 + t * t))
 
 
@@ -126,13 +134,13 @@ def detectable_rho(n: int, power: float = 0.8, alpha: float = ALPHA) -> float | 
     where no rho can reach p < alpha (n <= 4)."""
     if critical_rho(n, alpha) is None or n <= 3:
         return None
-    z = (_st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power)) * math.sqrt(SPEARMAN_Z_VARIANCE / (n - 3))
+    z = (_st().norm.ppf(1 - alpha / 2) + _st().norm.ppf(power)) * math.sqrt(SPEARMAN_Z_VARIANCE / (n - 3))
     return float(min(np.tanh(z), 1.0))
 
 
 def seeds_needed(rho: float = 0.5, power: float = 0.8, alpha: float = ALPHA) -> int:
     """The pairs needed to detect |rho| with this power in a two-sided test at alpha (Fisher z)."""
-    z = (_st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power)) / np.arctanh(rho)
+    z = (_st().norm.ppf(1 - alpha / 2) + _st().norm.ppf(power)) / np.arctanh(rho)
     return int(math.ceil(3 + SPEARMAN_Z_VARIANCE * z * z))
 
 
@@ -148,7 +156,7 @@ def partial_spearman(x, y, groups, seed: int = 0) -> tuple[float, float, int]:
     n = len(xs)
     if n < 4 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
         return float("nan"), float("nan"), n
-    rx, ry = _st.rankdata(xs), _st.rankdata(ys)
+    rx, ry = _st().rankdata(xs), _st().rankdata(ys)
     idx = [np.flatnonzero(g == k) for k in dict.fromkeys(g.tolist())]
     for ix in idx:
         rx[ix] -= rx[ix].mean()
@@ -231,13 +239,13 @@ def mann_whitney(x, y, seed: int = 0) -> dict:
     splits = math.comb(len(x) + len(y), len(x))
     if splits > N_RESAMPLES and len(np.unique(np.concatenate([x, y]))) == len(x) + len(y):
         # too many splits to enumerate, but without ties U's null distribution is known exactly
-        p = float(_st.mannwhitneyu(x, y, alternative="two-sided", method="exact").pvalue)
+        p = float(_st().mannwhitneyu(x, y, alternative="two-sided", method="exact").pvalue)
         out.update(U=u, p=p, exact=True, prob_greater=u / (len(x) * len(y)))
         return out
     centre = len(x) * len(y) / 2.0
-    res = _st.permutation_test((x, y), lambda a, b, axis=-1: np.abs(u_stat(a, b) - centre), vectorized=True,
-                               permutation_type="independent", n_resamples=N_RESAMPLES, alternative="greater",
-                               random_state=np.random.default_rng(seed))
+    res = _st().permutation_test((x, y), lambda a, b, axis=-1: np.abs(u_stat(a, b) - centre), vectorized=True,
+                                 permutation_type="independent", n_resamples=N_RESAMPLES, alternative="greater",
+                                 random_state=np.random.default_rng(seed))
     out.update(U=u, p=float(res.pvalue), exact=splits <= N_RESAMPLES, prob_greater=u / (len(x) * len(y)))
     return out
 

@@ -8,8 +8,6 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from scipy import stats as _st
 
 from ..analysis.plateau import HOLD_TOLERANCE
 from .plots import plt
@@ -24,13 +22,21 @@ def _colour(ens: str) -> str:
     return ENSEMBLE_COLOURS.get(ens, "C2")
 
 
+def _seaborn():
+    """seaborn, imported when a population figure is first drawn: with scipy.stats, which it imports,
+    about a second of CPU that the processes which only run a seed's notebooks never need."""
+    import seaborn
+
+    return seaborn
+
+
 def _stripplot(**kw):
     """sns.stripplot with its jitter drawn from a fixed seed, so the same data always give the same
     figure (seaborn draws jitter from numpy's global random state, which is restored afterwards)."""
     state = np.random.get_state()
     np.random.seed(0)
     try:
-        return sns.stripplot(**kw)
+        return _seaborn().stripplot(**kw)
     finally:
         np.random.set_state(state)
 
@@ -54,7 +60,9 @@ def _theil_sen(ax, x: np.ndarray, y: np.ndarray, bounds, colour) -> None:
     if ok.sum() < 3 or np.ptp(x[ok]) == 0:
         return
     lx = np.log10(x[ok])
-    slope, icpt, _, _ = _st.theilslopes(y[ok], lx)
+    from scipy.stats import theilslopes  # imported here, as seaborn is (_seaborn)
+
+    slope, icpt, _, _ = theilslopes(y[ok], lx)
     xs = np.linspace(lx.min(), lx.max(), 50)
     ys = icpt + slope * xs
     lo, hi = bounds
@@ -138,8 +146,8 @@ def rho_table_plot(table: pd.DataFrame, labels: dict):
 def correlation_heatmap(matrix: pd.DataFrame, title: str = "Spearman correlation between measures"):
     matrix = matrix.rename(index=lambda s: textwrap.fill(s, 30), columns=lambda s: textwrap.fill(s, 30))
     fig, ax = plt.subplots(figsize=(0.8 * len(matrix) + 4.5, 0.7 * len(matrix) + 3))
-    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".1f", annot_kws={"size": 9}, ax=ax,
-                square=True, cbar_kws={"shrink": 0.7, "label": "Spearman's rho"})
+    _seaborn().heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".1f", annot_kws={"size": 9}, ax=ax,
+                       square=True, cbar_kws={"shrink": 0.7, "label": "Spearman's rho"})
     ax.tick_params(labelsize=8)
     ax.set_title(title)
     fig.tight_layout()
@@ -150,8 +158,9 @@ def overlap_heatmap(matrix: pd.DataFrame, k: int, n_units: int):
     """The overlap of every pair of seeds' k leading memory PCs, with the chance level of unrelated
     random subspaces, k / N."""
     fig, ax = plt.subplots(figsize=(0.45 * len(matrix) + 3, 0.42 * len(matrix) + 1.8))
-    sns.heatmap(matrix, vmin=0, vmax=1, cmap="viridis", annot=len(matrix) <= 12, fmt=".2f", annot_kws={"size": 7},
-                ax=ax, square=True, cbar_kws={"shrink": 0.7, "label": "mean cos² of the principal angles"})
+    _seaborn().heatmap(matrix, vmin=0, vmax=1, cmap="viridis", annot=len(matrix) <= 12, fmt=".2f",
+                       annot_kws={"size": 7}, ax=ax, square=True,
+                       cbar_kws={"shrink": 0.7, "label": "mean cos² of the principal angles"})
     ax.set_title(f"Overlap of the seeds' memory subspaces ({k} leading PCs; 1 = the same subspace, "
                  f"chance k/N = {k / n_units:.2g})", fontsize=9)
     fig.tight_layout()

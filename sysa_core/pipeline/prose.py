@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as _t
+from scipy.special import stdtrit
 
 from ..analysis import population, regime, stats
 from ..analysis.mechanism import LEARNED
@@ -390,7 +390,7 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None) ->
     if se_per_s is None or not blocks or not np.isfinite(se_per_s):
         band, half = "", None
     else:
-        half = float(_t.ppf(0.975, blocks - 1)) * se_per_s
+        half = float(stdtrit(blocks - 1, 0.975)) * se_per_s
         band = f" (± {half:.2g} /s, a 95 % interval from {blocks} blocks of the window)"
     if half is not None and abs(per_s) <= half:
         return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"

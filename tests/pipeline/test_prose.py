@@ -109,6 +109,16 @@ def test_the_lyapunov_phrase_reads_the_sign_only_beyond_the_interval():
     assert prose.lyapunov_phrase(1.0, 0.2, 5).startswith("positive (± 0.56 /s")
 
 
+def test_the_t_quantile_of_the_lyapunov_intervals_is_scipys_student_t_to_the_bit():
+    """The Lyapunov intervals take Student's t quantile from scipy.special.stdtrit (light to import),
+    which must be the number scipy.stats.t.ppf gives, for every block count."""
+    from scipy.special import stdtrit
+    from scipy.stats import t
+
+    for df in range(1, 501):
+        assert float(stdtrit(df, 0.975)) == float(t.ppf(0.975, df)), df
+
+
 def test_the_readout_alignment_is_said_against_chance_with_its_counts():
     main = _ensemble(4, 1.0, 0.85).assign(output_topk90_fraction=[1e-4, 2e-4, 5e-4, 1e-3],
                                            output_topk90_null_mean=[0.01] * 4, output_topk90_null_pct=[0.0, 0.3, 1.2, 9.0],
