@@ -152,7 +152,7 @@ def test_a_lower_layer_loads_nothing_of_a_higher_one(module, absent):
 
 
 def test_the_run_process_and_a_seeds_kernel_leave_scipy_stats_to_the_population():
-    """scipy.stats and seaborn (which imports it) cost about a second of CPU to import; only the
+    """scipy.stats and seaborn (which imports it) cost about half a second of CPU to import; only the
     population's statistics and figures use them. The `sysa run` process and the imports every
     notebook kernel makes at its start (jobs.WARM_IMPORTS) go without them; the population's
     figures import them when drawn."""

@@ -27,8 +27,8 @@ import pandas as pd
 
 
 def _st():
-    """scipy.stats, imported by the first test or quantile computed here: its import costs about a
-    second of CPU, which the processes that only train or analyse models never need."""
+    """scipy.stats, imported by the first test or quantile computed here: its import costs about half
+    a second of CPU, which the processes that only train or analyse models never need."""
     from scipy import stats
 
     return stats

@@ -24,14 +24,14 @@ def _colour(ens: str) -> str:
 
 def _seaborn():
     """seaborn, imported when a population figure is first drawn: with scipy.stats, which it imports,
-    about a second of CPU that the processes which only run a seed's notebooks never need."""
+    about half a second of CPU that the processes which only run a seed's notebooks never need."""
     import seaborn
 
     return seaborn
 
 
 def _stripplot(**kw):
-    """sns.stripplot with its jitter drawn from a fixed seed, so the same data always give the same
+    """seaborn.stripplot with its jitter drawn from a fixed seed, so the same data always give the same
     figure (seaborn draws jitter from numpy's global random state, which is restored afterwards)."""
     state = np.random.get_state()
     np.random.seed(0)

@@ -237,6 +237,17 @@ def test_minimise_q_reduces_q_and_leaves_its_input_alone():
 ALPHA, DT = 0.01, 1.0
 
 
+@pytest.mark.parametrize("blocks", [2, 3, 5, 8, 20])
+def test_a_lyapunov_halfwidth_is_students_t_at_blocks_minus_one_times_the_se_plus_the_spread(blocks):
+    from scipy.stats import t
+
+    rng = np.random.default_rng(blocks)
+    lyap = dynamics.Lyapunov(per_vector=rng.normal(size=3), blocks=rng.normal(size=(3, blocks)),
+                             transient_ms=0.0, window_ms=1.0)
+    expected = float(t.ppf(0.975, blocks - 1)) * lyap.se_per_s + lyap.spread_per_s
+    assert lyap.halfwidth_per_s == expected
+
+
 @pytest.mark.parametrize("slowest_ms", [np.inf, 500.0, 200.0])
 def test_lyapunov_exponent_of_a_linear_network_is_the_log_growth_of_its_slowest_mode(slowest_ms):
     """For the Euler map of a linear network the tangent map is 1 + alpha J: the exponent is
