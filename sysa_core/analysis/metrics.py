@@ -64,7 +64,13 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   sweep_held_trained_window (share of the sweep);
 * the mechanism (analysis.mechanism): plateau_state_speed_per_s, state_travel,
   precision_noise_0.01, precision_noise_0.03, precision_noise_0.1, readout_pcs_needed,
-  memory_mechanism ("attractor", "transient", "no memory").
+  memory_mechanism ("attractor", "transient", "no memory");
+* only for a model whose step is coarser than the paper's 1 ms (analysis.stepsize): the test trials
+  again at a 1 ms step, the pulses as long in ms: fine_step_dt_ms, fine_step_plateau_by_duration
+  (the output's mean over the trained window), fine_step_relative_error_by_duration,
+  fine_step_hold_ms_by_duration (capped at the trained window), fine_step_held_trained_window and
+  fine_step_relative_error_trained_range (as plateau_held_trained_window and
+  relative_error_trained_range).
 """
 from __future__ import annotations
 
@@ -77,7 +83,7 @@ from ..config import Config
 from ..model import init_weights, run
 from ..task import fixed_trials
 from ..training import convergence
-from . import alignment, dynamics, mechanism, pca, plateau, precision
+from . import alignment, dynamics, mechanism, pca, plateau, precision, stepsize
 from .network import NetworkAnalysis, analyse_network
 
 #: which model, checkpoint and configuration the numbers are of (always present)
@@ -277,6 +283,9 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
         m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
     m["readout_pcs_needed"] = readout_pcs
     m["memory_mechanism"] = mechanism.mechanism(m["improvement_over_untrained"], travel)
+    check = stepsize.step_check(cfg, sd)
+    if check is not None:  # only for a step coarser than the paper's
+        m.update(check.metrics())
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
 
 

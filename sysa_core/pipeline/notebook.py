@@ -462,6 +462,16 @@ def memory_points_section(m: dict) -> None:
     display(tables.points(m["memory_points"]))
 
 
+def fine_step_section(ctx: Context, m: dict) -> None:
+    """For a model trained with a step coarser than the paper's: its test plateaus again at the
+    paper's 1 ms step (analysis.stepsize), and what that says; nothing for the paper's step."""
+    if "fine_step_dt_ms" not in m:
+        return
+    cfg, f = ctx.cfg, m["fine_step_dt_ms"]
+    display(Markdown(f"## The same network at a {f:g} ms step\n\n" + prose.fine_step_phrase(m, cfg) + "."))
+    display(tables.fine_step(m, cfg))
+
+
 def network_section(ctx: Context, m: dict) -> None:
     """The network G's own dynamics for a checkpoint analysed on its own; in a run, a pointer to the
     population report, where they are shown once per G."""

@@ -167,11 +167,18 @@ def test_a_run_at_dt_2_ms_with_a_G_per_seed(tmp_path):
         assert set(m["precision_by_duration"]) == {"30", "60", "100"}
         npz = np.load(out / f"seed_{s}" / "analysis.npz")
         assert npz["eval_t_ms"][1] == 2.0 and len(npz["eval_t_ms"]) == (600 + 400) // 2
+        # trained at 2 ms: its test plateaus again at the paper's 1 ms step, in the metrics and the report
+        assert m["fine_step_dt_ms"] == 1.0 and set(m["fine_step_hold_ms_by_duration"]) == {"30", "60", "100"}
+        inspect = (out / f"seed_{s}" / "inspect.html").read_text()
+        assert "The same network at a 1 ms step" in inspect and "Trained with a 2 ms Euler step" in inspect
     keys = {json.loads((out / f"seed_{s}" / "metrics.json").read_text())["network_key"] for s in (1, 2)}
     assert len(keys) == 2 and all((out / f"network-{k}.npz").exists() for k in keys)
     stats_cell = _cell_output(out / "population.ipynb", "nb.statistics_section")
     assert "spontaneous dimensionality" in stats_cell  # G differs between the seeds: a per-seed measure
-    assert "every seed&#x27;s G drawn from its own seed" in (out / "index.html").read_text()
+    index = (out / "index.html").read_text()
+    assert "every seed&#x27;s G drawn from its own seed" in index
+    assert f"<th>{report.FINE_STEP}</th>" in index and f"<dt>{report.FINE_STEP}</dt>" in index
+    assert len(re.findall(r"<td>[0-9.]+ held, [0-9.e-]+ relative</td>", index)) == 2
 
 
 def _cell_output(ipynb, source_start: str) -> str:
@@ -224,6 +231,7 @@ def test_the_index_is_a_front_page(smoke_run):
     for term, text in terms.items():
         assert f"<dt>{report.html.escape(term)}</dt><dd>{report.html.escape(text)}</dd>" in html, term
     assert 'alt="Population overview' in html
+    assert report.FINE_STEP not in html and report.FINE_STEP not in terms  # dt 1 ms: nothing to check at a finer step
     rows = re.findall(r'<tr class="(\w+)"><td class="l">(\w+)</td><td>(\d+)</td>', html)
     assert {(e, int(s)) for _, e, s in rows} == {(e, s) for e in ("main", "control") for s in SEEDS}
     order = [k for k, _, _ in rows]
