@@ -11,6 +11,7 @@ from scipy.special import stdtrit
 from ..analysis import population, regime, stats
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
+from ..analysis.stepsize import FINE_DT_MS
 
 
 def _fmt(v: float) -> str:
@@ -66,22 +67,29 @@ def _doing_the_task(main: pd.DataFrame, control: pd.DataFrame | None, cfg=None) 
 
 def _held_by_duration(main: pd.DataFrame, control: pd.DataFrame | None, cfg) -> str:
     """' Held through the trained window, by in-range test pulse: 50 ms by a of n main (control b of
-    m), ...' from the plateau_hold_<d>ms columns; '' without a configuration or those columns."""
+    m), ...' from the plateau_hold_<d>ms columns, then the same at the paper's step from the
+    fine_step_hold_<d>ms columns of a run with a coarser step; '' without a configuration or those
+    columns."""
     if cfg is None:
         return ""
     window = cfg.trained_window_ms
-    parts = []
-    for d in cfg.analysis.durations_ms:
-        col = f"plateau_hold_{int(d)}ms"
-        if not cfg.in_trained_range(d) or col not in main:
-            continue
-        text = f"{int(d)} ms by {int((main[col] >= window).sum())} of {len(main)} main"
-        if control is not None and len(control) and col in control:
-            text += f" (control {int((control[col] >= window).sum())} of {len(control)})"
-        parts.append(text)
-    if not parts:
-        return ""
-    return f" Held through the trained window ({window / 1000:g} s), by in-range test pulse: " + "; ".join(parts) + "."
+    out = ""
+    for prefix, lead in (("plateau_hold", f"Held through the trained window ({window / 1000:g} s), by in-range "
+                                          "test pulse"),
+                         ("fine_step_hold", f"Simulated again with the paper's {FINE_DT_MS:g} ms step (they were "
+                                            f"trained with {cfg.model.dt_ms:g} ms), held")):
+        parts = []
+        for d in cfg.analysis.durations_ms if prefix == "plateau_hold" or cfg.model.dt_ms > FINE_DT_MS else ():
+            col = f"{prefix}_{int(d)}ms"
+            if not cfg.in_trained_range(d) or col not in main:
+                continue
+            text = f"{int(d)} ms by {int((main[col] >= window).sum())} of {len(main)} main"
+            if control is not None and len(control) and col in control:
+                text += f" (control {int((control[col] >= window).sum())} of {len(control)})"
+            parts.append(text)
+        if parts:
+            out += f" {lead}: " + "; ".join(parts) + "."
+    return out
 
 
 def _control_mechanisms(control: pd.DataFrame | None) -> str:

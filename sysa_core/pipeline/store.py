@@ -165,7 +165,8 @@ def metrics_files(run_dir: Path) -> list[Path]:
 
 def table(run_dir: Path, seeds=None) -> pd.DataFrame:
     """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`): the
-    scalar metrics, precision_<d>ms and plateau_hold_<d>ms per test duration, and the network key."""
+    scalar metrics, precision_<d>ms and plateau_hold_<d>ms per test duration (and fine_step_hold_<d>ms
+    for a step coarser than the paper's), and the network key."""
     rows = []
     for f in metrics_files(run_dir):
         rec = files.record_path(f.parent)  # in a pipeline run, only seeds whose chain completed
@@ -179,6 +180,8 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
             row[f"precision_{d}ms"] = v
         for d, v in (m.get("plateau_hold_ms_by_duration") or {}).items():
             row[f"plateau_hold_{d}ms"] = v
+        for d, v in (m.get("fine_step_hold_ms_by_duration") or {}).items():
+            row[f"fine_step_hold_{d}ms"] = v
         row["network_key"] = m.get("network_key")
         row["network_G"] = m.get("network_G")
         # every other scalar metric (alignment, confound, dynamics, ...) after the main columns

@@ -196,3 +196,28 @@ def test_the_answer_counts_the_holds_of_each_in_range_test_pulse():
     assert line.endswith("Held through the trained window (2.5 s), by in-range test pulse: 50 ms by 1 of 4 main "
                          "(control 0 of 3); 150 ms by 4 of 4 main (control 2 of 3).")
     assert "Held through" not in _answer(main, control)[0]  # no configuration, no counts
+
+
+def test_the_answer_counts_the_holds_at_the_papers_step_for_a_coarser_one():
+    """A run trained with a 10 ms step: after the holds at that step, the holds of the same test
+    pulses simulated again at 1 ms (the fine_step_hold_<d>ms columns), in-range pulses only."""
+    from sysa_core import config
+
+    cfg = config.resolve("quick")
+    window = cfg.trained_window_ms
+    held = dict(plateau_hold_50ms=[window] * 4, plateau_hold_150ms=[window] * 4, plateau_hold_300ms=[window] * 4)
+    main = _ensemble(4, 1.0, 0.85).assign(**held, fine_step_hold_50ms=[0.0, 514.0, window, 0.0],
+                                           fine_step_hold_150ms=[window, 0.0, window, window],
+                                           fine_step_hold_300ms=[window] * 4)
+    control = _ensemble(2, 0.0, 0.0).assign(**{k: v[:2] for k, v in held.items()}, fine_step_hold_50ms=[0.0, 0.0],
+                                             fine_step_hold_150ms=[1441.0, window], fine_step_hold_300ms=[0.0, 0.0])
+    t, power = population.statistics(main)
+    line = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control), cfg)[0]
+    assert line.endswith("150 ms by 4 of 4 main (control 2 of 2). Simulated again with the paper's 1 ms step (they "
+                         "were trained with 10 ms), held: 50 ms by 1 of 4 main (control 0 of 2); 150 ms by 3 of 4 main "
+                         "(control 1 of 2).")
+    paper = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control),
+                         config.resolve("paper"))[0]
+    assert "Simulated again" not in paper  # at the paper's own step there is nothing finer to report
+    no_fine = main.drop(columns=[c for c in main if c.startswith("fine_step_")])
+    assert "Simulated again" not in prose.answer(no_fine, None, t, power, None, None, cfg)[0]
