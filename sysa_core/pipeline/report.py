@@ -12,6 +12,7 @@ from .. import files
 from . import prose, store
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
+from ..analysis import stepsize
 from ..analysis.stepsize import FINE_DT_MS
 from ..config import Config
 from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW
@@ -49,8 +50,10 @@ def legend(cfg: Config) -> dict:
                        f"and pulses in ms; the network was trained at {cfg.model.dt_ms:g} ms): the share of the in-range "
                        "plateaus that stay within "
                        f"{100 * HOLD_TOLERANCE:g} % of their target through the trained window, and their relative error "
-                       "(as in range, relative). What holds only at the coarse step belongs to its discrete map, not to the "
-                       "continuous-time network"} if cfg.model.dt_ms > FINE_DT_MS else {}),
+                       f"(as in range, relative). {FINE_DT_MS:g} ms is itself a discretisation, but a "
+                       f"{cfg.model.dt_ms / FINE_DT_MS:g} times finer one: what holds only at the coarse step rests on "
+                       "that step's own errors"}
+           if stepsize.applies(cfg) else {}),
         "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
                      f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line)"
                      + ("; under a learning rate that decays to 0 this says the loss settled, not that more steps could "
@@ -204,9 +207,11 @@ _COLUMNS = [("final_loss", "final loss"), ("converged", "converged"), ("plateau_
             ("precision_trained_range", "in range"), ("relative_error_trained_range", "in range, relative"),
             ("precision_extrapolation", "extrapolation"),
             ("precision", "precision"), ("weight_correlation", "I–w cos"), ("memory_mechanism", "mechanism")]
-def fine_step(m: dict) -> str:
-    """The in-range plateaus at the paper's step (analysis.stepsize): '0.5 held, 0.13 relative';
-    '–' for a model without that check."""
+
+
+def fine_step_cell(m: dict) -> str:
+    """The in-range plateaus at the paper's step (analysis.stepsize): '0.5 held, 0.13 relative' (a
+    share and an RMS / target); '–' for a model without that check."""
     held, rel = m.get("fine_step_held_trained_window"), m.get("fine_step_relative_error_trained_range")
     if held is None or rel is None:
         return "–"
@@ -218,8 +223,8 @@ _DERIVED = [("beyond the window", beyond_window), ("sign after", sign_after_wind
 #: the index's column for models trained with a step coarser than the paper's
 FINE_STEP = f"at a {FINE_DT_MS:g} ms step"
 #: the units under each column's name
-_UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "in range, relative": "RMS / target", "extrapolation": "MSE, a.u.²",
-          "precision": "MSE, a.u.²"}
+_UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "in range, relative": "RMS / target",
+          "extrapolation": "MSE, a.u.²", "precision": "MSE, a.u.²", FINE_STEP: "share held, RMS / target"}
 
 
 def _row(rec: dict, derived: list) -> str:
@@ -263,11 +268,10 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
     order = sorted(seed_records, key=lambda r: (r.get("status") == "complete",
                                                  not verdict(r).startswith("check"), r.get("ensemble") != "main",
                                                  r["seed"]))
-    head = "".join(f"<th>{lab}" + (f'<br><small>{_UNITS[lab]}</small>' if lab in _UNITS else "") + "</th>"
-                   for _, lab in _COLUMNS)
     coarse = any("fine_step_dt_ms" in (r.get("metrics") or {}) for r in seed_records)
-    derived = _DERIVED + ([(FINE_STEP, fine_step)] if coarse else [])
-    head += "".join(f"<th>{lab}</th>" for lab, _ in derived)
+    derived = _DERIVED + ([(FINE_STEP, fine_step_cell)] if coarse else [])
+    head = "".join(f"<th>{lab}" + (f'<br><small>{_UNITS[lab]}</small>' if lab in _UNITS else "") + "</th>"
+                   for lab in [lab for _, lab in _COLUMNS] + [lab for lab, _ in derived])
     rows = "".join(_row(r, derived) for r in order)
     main = [r for r in seed_records if r.get("ensemble", "main") == "main"]
     ctl = [r for r in seed_records if r.get("ensemble") == "control"]

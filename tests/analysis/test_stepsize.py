@@ -8,7 +8,6 @@ import torch
 
 from sysa_core import config
 from sysa_core.analysis import plateau, precision, stepsize
-from sysa_core.model import init_weights
 
 
 def _reference(cfg, sd, dt_ms: float, pulse_ms: float, duration_ms: int) -> dict:
@@ -54,9 +53,9 @@ def test_both_steps_match_a_float64_euler_loop_of_the_same_pulses_in_ms(includes
             ref = _reference(cfg, sd, step, pulse_ms, d)
             assert got.plateau[step][d] == pytest.approx(ref["plateau"], rel=1e-9)
             assert got.relative_error[step][d] == pytest.approx(ref["relative_error"], rel=1e-9)
-            assert got.hold_ms[step][d] == ref["hold_ms"]
+            assert got.on_target_ms[step][d] == ref["hold_ms"]
     # not vacuous: a plateau leaves its band inside the window, at different times at the two steps
-    assert 0 < got.hold_ms[1.0][300] < cfg.trained_window_ms and got.hold_ms[1.0][300] != got.hold_ms[10.0][300]
+    assert 0 < got.on_target_ms[1.0][300] < cfg.trained_window_ms and got.on_target_ms[1.0][300] != got.on_target_ms[10.0][300]
 
 
 def test_the_models_own_step_gives_the_evaluations_numbers():
@@ -67,7 +66,7 @@ def test_the_models_own_step_gives_the_evaluations_numbers():
     hold = plateau.hold(cfg, ev)
     for d in cfg.analysis.durations_ms:
         assert got.relative_error[10.0][d] == pytest.approx(ev.relative_error_by_duration[d], rel=1e-9)
-        assert got.hold_ms[10.0][d] == min(hold.hold_ms[d], cfg.trained_window_ms)
+        assert got.on_target_ms[10.0][d] == min(hold.hold_ms[d], cfg.trained_window_ms)
 
 
 def test_the_metrics_summarise_the_in_range_plateaus_at_the_fine_step():
@@ -77,15 +76,34 @@ def test_the_metrics_summarise_the_in_range_plateaus_at_the_fine_step():
     inside = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d)]
     assert inside == [50, 150]
     assert m["fine_step_dt_ms"] == 1.0 and set(m["fine_step_hold_ms_by_duration"]) == {"50", "150", "300"}
-    assert m["fine_step_held_trained_window"] == np.mean([got.hold_ms[1.0][d] >= 2000 for d in inside])
+    assert m["fine_step_trained_step_plateau_by_duration"] == {str(d): got.plateau[10.0][d] for d in got.durations_ms}
+    assert m["fine_step_held_trained_window"] == np.mean([got.on_target_ms[1.0][d] >= 2000 for d in inside])
     assert m["fine_step_relative_error_trained_range"] == pytest.approx(
         np.sqrt(np.mean([got.relative_error[1.0][d] ** 2 for d in inside])))
 
 
-@pytest.mark.parametrize("profile, overrides", [("paper", []), ("smoke", []), ("smoke", ["model.dt_ms=1.5",
-                                                                                          "task.Nt_ms=600"])])
-def test_no_check_at_the_papers_step_or_one_that_is_not_whole_milliseconds(profile, overrides):
-    cfg = config.profile(profile)
-    cfg = config.apply_overrides(cfg, overrides)
-    sd = init_weights(cfg.model, 1) if profile == "smoke" else {k: torch.zeros(1) for k in "GIwh"}
-    assert stepsize.step_check(cfg, sd) is None
+@pytest.mark.parametrize("profile, overrides, applies", [
+    ("paper", [], False), ("smoke", [], False), ("smoke", ["model.dt_ms=1.5"], False), ("smoke", ["model.dt_ms=2"], True),
+    ("quick", [], True)])
+def test_the_check_applies_to_a_step_coarser_than_the_papers_and_whole_milliseconds(profile, overrides, applies):
+    cfg = config.apply_overrides(config.profile(profile), overrides)
+    assert stepsize.applies(cfg) is applies
+    if not applies:
+        assert stepsize.step_check(cfg, {}) is None  # before any simulation
+
+
+def test_the_in_range_summaries_count_a_plateau_held_to_the_windows_end_and_no_other():
+    """Hand-made numbers: held means on target for the whole window (>=), out-of-range durations
+    left out, and each step's numbers kept apart."""
+    check = stepsize.StepCheck(
+        10.0, 1.0, (50, 150, 300), {50: True, 150: True, 300: False}, 2000.0,
+        plateau={10.0: {50: .35, 150: 1.05, 300: 2.1}, 1.0: {50: .3, 150: 1.2, 300: 2.0}},
+        relative_error={10.0: {50: .03, 150: .04, 300: .5}, 1.0: {50: .3, 150: .4, 300: 0.0}},
+        on_target_ms={10.0: {50: 2000.0, 150: 2000.0, 300: 0.0}, 1.0: {50: 1999.0, 150: 2000.0, 300: 2000.0}})
+    assert check.held_in_range(10.0) == 1.0 and check.held_in_range(1.0) == 0.5
+    assert check.relative_error_in_range(10.0) == pytest.approx(0.05 / 2 ** 0.5)
+    assert check.relative_error_in_range(1.0) == pytest.approx(0.5 / 2 ** 0.5)
+    m = check.metrics()
+    assert m["fine_step_trained_step_plateau_by_duration"] == {"50": .35, "150": 1.05, "300": 2.1}
+    assert m["fine_step_plateau_by_duration"] == {"50": .3, "150": 1.2, "300": 2.0}
+    assert m["fine_step_held_trained_window"] == 0.5

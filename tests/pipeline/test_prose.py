@@ -208,16 +208,62 @@ def test_the_answer_counts_the_holds_at_the_papers_step_for_a_coarser_one():
     held = dict(plateau_hold_50ms=[window] * 4, plateau_hold_150ms=[window] * 4, plateau_hold_300ms=[window] * 4)
     main = _ensemble(4, 1.0, 0.85).assign(**held, fine_step_hold_50ms=[0.0, 514.0, window, 0.0],
                                            fine_step_hold_150ms=[window, 0.0, window, window],
-                                           fine_step_hold_300ms=[window] * 4)
-    control = _ensemble(2, 0.0, 0.0).assign(**{k: v[:2] for k, v in held.items()}, fine_step_hold_50ms=[0.0, 0.0],
-                                             fine_step_hold_150ms=[1441.0, window], fine_step_hold_300ms=[0.0, 0.0])
+                                           fine_step_hold_300ms=[window] * 4,
+                                           fine_step_held_trained_window=[0.5, 0.0, 1.0, 0.5])
+    # control seed 2's check is missing: it counts in neither the held nor the n
+    control = _ensemble(2, 0.0, 0.0).assign(**{k: v[:2] for k, v in held.items()}, fine_step_hold_50ms=[0.0, None],
+                                             fine_step_hold_150ms=[1441.0, None], fine_step_hold_300ms=[0.0, None],
+                                             fine_step_held_trained_window=[0.0, None])
     t, power = population.statistics(main)
     line = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control), cfg)[0]
     assert line.endswith("150 ms by 4 of 4 main (control 2 of 2). Simulated again with the paper's 1 ms step (they "
-                         "were trained with 10 ms), held: 50 ms by 1 of 4 main (control 0 of 2); 150 ms by 3 of 4 main "
-                         "(control 1 of 2).")
+                         "were trained with 10 ms), held through the window: 50 ms by 1 of 4 main (control 0 of 1); "
+                         "150 ms by 3 of 4 main (control 0 of 1). At 1 ms, 1 of 4 networks of the main ensemble and "
+                         "0 of 1 networks of the control hold every in-range plateau.")
     paper = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control),
                          config.resolve("paper"))[0]
     assert "Simulated again" not in paper  # at the paper's own step there is nothing finer to report
     no_fine = main.drop(columns=[c for c in main if c.startswith("fine_step_")])
     assert "Simulated again" not in prose.answer(no_fine, None, t, power, None, None, cfg)[0]
+
+
+def _fine_step_metrics(window: float) -> dict:
+    """A quick model's metrics as far as the fine-step check reads them: 50 and 150 ms in range."""
+    return {"fine_step_dt_ms": 1.0, "relative_error_trained_range": 0.025, "fine_step_relative_error_trained_range": 0.13,
+            "plateau_hold_ms_by_duration": {"50": window + 120.0, "150": window, "300": 10.0},
+            "fine_step_hold_ms_by_duration": {"50": 0.0, "150": window, "300": window},
+            "relative_error_by_duration": {"50": 0.03, "150": 0.02, "300": 0.06},
+            "fine_step_relative_error_by_duration": {"50": 0.15, "150": 0.1, "300": 0.04},
+            "fine_step_trained_step_plateau_by_duration": {"50": 0.352, "150": 1.047, "300": 1.96},
+            "fine_step_plateau_by_duration": {"50": 0.35, "150": 1.14, "300": 2.04},
+            "fine_step_held_trained_window": 0.5}
+
+
+def test_the_fine_step_sentence_counts_each_step_apart_and_explains_only_a_loss():
+    from sysa_core import config
+
+    cfg = config.resolve("quick")
+    m = _fine_step_metrics(cfg.trained_window_ms)
+    assert prose.fine_step_counts(m, cfg) == (2, 2, 1)  # 300 ms is outside the trained range
+    text = prose.fine_step_phrase(m, cfg)
+    assert ("1 ms step (the same onsets and pulses in ms): 1 of the 2 in-range plateaus stay within 10 % of their "
+            "target through the trained window (at 10 ms: 2), and the in-range relative error is 13 % (at 10 ms: 2.5 %)"
+            ". What holds at 10 ms but not at 1 ms") in text
+    same = {**m, "fine_step_hold_ms_by_duration": {"50": cfg.trained_window_ms, "150": cfg.trained_window_ms,
+                                                   "300": 0.0}}
+    assert prose.fine_step_counts(same, cfg) == (2, 2, 2) and "What holds" not in prose.fine_step_phrase(same, cfg)
+
+
+def test_the_fine_step_table_and_index_cell_show_both_steps_with_the_cap_named():
+    from sysa_core import config
+    from sysa_core.pipeline import report, tables
+
+    cfg = config.resolve("quick")
+    m = _fine_step_metrics(cfg.trained_window_ms)
+    df = tables.fine_step(m, cfg).data
+    row = df.loc[50]
+    assert row["mean at 10 ms (a.u.)"] == 0.352 and row["mean at 1 ms (a.u.)"] == 0.35
+    assert row["relative error at 10 ms (RMS / target)"] == 0.03 and row["relative error at 1 ms (RMS / target)"] == 0.15
+    assert row["on target at 10 ms (ms after cost onset; 2000 = the whole window)"] == 2000  # capped, as at 1 ms
+    assert row["on target at 1 ms (ms after cost onset; 2000 = the whole window)"] == 0.0
+    assert report.fine_step_cell(m) == "0.5 held, 0.13 relative" and report.fine_step_cell({}) == "–"

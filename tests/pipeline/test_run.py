@@ -177,7 +177,8 @@ def test_a_run_at_dt_2_ms_with_a_G_per_seed(tmp_path):
     assert "spontaneous dimensionality" in stats_cell  # G differs between the seeds: a per-seed measure
     index = (out / "index.html").read_text()
     assert "every seed&#x27;s G drawn from its own seed" in index
-    assert f"<th>{report.FINE_STEP}</th>" in index and f"<dt>{report.FINE_STEP}</dt>" in index
+    assert f"<th>{report.FINE_STEP}<br><small>share held, RMS / target</small></th>" in index
+    assert f"<dt>{report.FINE_STEP}</dt>" in index
     assert len(re.findall(r"<td>[0-9.]+ held, [0-9.e-]+ relative</td>", index)) == 2
 
 
