@@ -283,7 +283,7 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
         m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
     m["readout_pcs_needed"] = readout_pcs
     m["memory_mechanism"] = mechanism.mechanism(m["improvement_over_untrained"], travel)
-    check = stepsize.step_check(cfg, sd)
+    check = stepsize.step_check(cfg, sd, ev)
     if check is not None:  # only for a step coarser than the paper's
         m.update(check.metrics())
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))

@@ -17,6 +17,7 @@ from ..config import Config
 from ..model import run
 from ..task import fixed_trials
 from .plateau import hold_ms
+from .precision import Evaluation
 
 #: the finer step: the paper's
 FINE_DT_MS = 1.0
@@ -68,28 +69,27 @@ class StepCheck:
                 "fine_step_relative_error_trained_range": self.relative_error_in_range(f)}
 
 
-def _outputs(cfg: Config, sd: dict, dt_ms: float) -> tuple[np.ndarray, int, int]:
+def _fine_outputs(cfg: Config, sd: dict) -> np.ndarray:
     """The test trials (onset eval_onset_ms, pulses as long in ms as the model's own) simulated at
-    step dt_ms to the trial's end: y (D, T), the cost onset's and the trial end's step."""
-    at = replace(cfg, model=replace(cfg.model, dt_ms=dt_ms), task=replace(cfg.task, pulse_includes_end=False))
+    FINE_DT_MS to the trial's end: y (D, T)."""
+    at = replace(cfg, model=replace(cfg.model, dt_ms=FINE_DT_MS), task=replace(cfg.task, pulse_includes_end=False))
     pulse_ms = [cfg.pulse_steps(d) * cfg.model.dt_ms for d in cfg.analysis.durations_ms]  # its physical length
     trials = fixed_trials(at, pulse_ms, cfg.analysis.eval_onset_ms)
-    return run(at, sd, trials.x).double().numpy(), at.steps(cfg.task.cost_onset_ms), at.steps(cfg.task.Nt_ms)
+    return run(at, sd, trials.x).numpy()
 
 
-def step_check(cfg: Config, sd: dict) -> StepCheck | None:
-    """The test trials at the model's step and at FINE_DT_MS (None when the check does not apply)."""
+def step_check(cfg: Config, sd: dict, evaluation: Evaluation) -> StepCheck | None:
+    """The test trials at the model's step (from its `evaluation`, precision.evaluate: the same
+    trials) and again at FINE_DT_MS (None when the check does not apply)."""
     if not applies(cfg):
         return None
-    dt = cfg.model.dt_ms
     ds = tuple(int(d) for d in cfg.analysis.durations_ms)
     target = np.array([cfg.task.thresh * d for d in ds])
     plateau, rel, on_target = {}, {}, {}
-    for step in (dt, FINE_DT_MS):
-        y, cost, end = _outputs(cfg, sd, step)
-        win = y[:, cost:end]
+    for step, y in ((cfg.model.dt_ms, evaluation.y), (FINE_DT_MS, _fine_outputs(cfg, sd))):
+        win = np.asarray(y[:, round(cfg.task.cost_onset_ms / step):round(cfg.task.Nt_ms / step)], dtype=np.float64)
         plateau[step] = dict(zip(ds, win.mean(axis=1).tolist()))
         rel[step] = dict(zip(ds, (np.sqrt(np.mean((win - target[:, None]) ** 2, axis=1)) / target).tolist()))
         on_target[step] = dict(zip(ds, hold_ms(win, target, step).tolist()))
-    return StepCheck(dt, FINE_DT_MS, ds, {d: cfg.in_trained_range(d) for d in ds}, float(cfg.trained_window_ms),
-                     plateau, rel, on_target)
+    return StepCheck(cfg.model.dt_ms, FINE_DT_MS, ds, {d: cfg.in_trained_range(d) for d in ds},
+                     float(cfg.trained_window_ms), plateau, rel, on_target)

@@ -11,7 +11,6 @@ from scipy.special import stdtrit
 from ..analysis import population, regime, stats, stepsize
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
-from ..analysis.stepsize import FINE_DT_MS
 
 
 def _fmt(v: float) -> str:
@@ -76,8 +75,8 @@ def _held_by_duration(main: pd.DataFrame, control: pd.DataFrame | None, cfg) -> 
     out = ""
     steps = [("plateau_hold", f"Held through the trained window ({window / 1000:g} s), by in-range test pulse")]
     if stepsize.applies(cfg):
-        steps.append(("fine_step_hold", f"Simulated again with the paper's {FINE_DT_MS:g} ms step (they were trained "
-                                        f"with {cfg.model.dt_ms:g} ms), held through the window"))
+        steps.append(("fine_step_hold", f"Simulated again with the paper's {stepsize.FINE_DT_MS:g} ms step (they were "
+                                        f"trained with {cfg.model.dt_ms:g} ms), held through the window"))
     for prefix, lead in steps:
         parts = []
         for d in cfg.analysis.durations_ms:
@@ -92,7 +91,7 @@ def _held_by_duration(main: pd.DataFrame, control: pd.DataFrame | None, cfg) -> 
     if len(steps) > 1 and "fine_step_held_trained_window" in main:
         every = lambda df: _held(df["fine_step_held_trained_window"], 1.0) + " networks"  # noqa: E731
         ctl = control is not None and len(control) and "fine_step_held_trained_window" in control
-        out += (f" At {FINE_DT_MS:g} ms, {every(main)} of the main ensemble"
+        out += (f" At {stepsize.FINE_DT_MS:g} ms, {every(main)} of the main ensemble"
                 + (f" and {every(control)} of the control" if ctl else "") + " hold every in-range plateau.")
     return out
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from .. import files
 from . import prose, store
 from ..analysis.mechanism import LEARNED
-from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
 from ..analysis import stepsize
-from ..analysis.stepsize import FINE_DT_MS
+from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
 from ..config import Config
 from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW
 
@@ -46,13 +45,12 @@ def legend(cfg: Config) -> dict:
                              "leaves before the window ends)",
         "sign after": "whether the in-range test outputs keep their target's sign after the trained window, to the "
                       f"end of the test run ({cfg.analysis.eval_extra_ms / 1000:g} s more), or when the first one flips",
-        **({FINE_STEP: f"the test trials simulated again with the paper's {FINE_DT_MS:g} ms Euler step (the same onsets "
-                       f"and pulses in ms; the network was trained at {cfg.model.dt_ms:g} ms): the share of the in-range "
-                       "plateaus that stay within "
-                       f"{100 * HOLD_TOLERANCE:g} % of their target through the trained window, and their relative error "
-                       f"(as in range, relative). {FINE_DT_MS:g} ms is itself a discretisation, but a "
-                       f"{cfg.model.dt_ms / FINE_DT_MS:g} times finer one: what holds only at the coarse step rests on "
-                       "that step's own errors"}
+        **({FINE_STEP: f"the test trials simulated again with the paper's {stepsize.FINE_DT_MS:g} ms Euler step (the "
+                       f"same onsets and pulses in ms; the network was trained at {cfg.model.dt_ms:g} ms): the share of "
+                       f"the in-range plateaus that stay within {100 * HOLD_TOLERANCE:g} % of their target through the "
+                       f"trained window, and their relative error (as in range, relative). {stepsize.FINE_DT_MS:g} ms is "
+                       f"itself a discretisation, but a {cfg.model.dt_ms / stepsize.FINE_DT_MS:g} times finer one: what "
+                       "holds only at the coarse step rests on that step's own errors"}
            if stepsize.applies(cfg) else {}),
         "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
                      f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (least-squares line)"
@@ -221,7 +219,7 @@ def fine_step_cell(m: dict) -> str:
 #: computed columns after _COLUMNS: (heading, function of the metrics)
 _DERIVED = [("beyond the window", beyond_window), ("sign after", sign_after_window)]
 #: the index's column for models trained with a step coarser than the paper's
-FINE_STEP = f"at a {FINE_DT_MS:g} ms step"
+FINE_STEP = f"at a {stepsize.FINE_DT_MS:g} ms step"
 #: the units under each column's name
 _UNITS = {"final loss": "MSE, a.u.²", "holds": "share", "in range": "MSE, a.u.²", "in range, relative": "RMS / target",
           "extrapolation": "MSE, a.u.²", "precision": "MSE, a.u.²", FINE_STEP: "share held, RMS / target"}

@@ -45,7 +45,7 @@ def test_both_steps_match_a_float64_euler_loop_of_the_same_pulses_in_ms(includes
     cfg = config.resolve("quick", ["model.hidden_size=40", "model.dtype=float64",
                                    f"task.pulse_includes_end={includes_end}"], seed=3)
     sd = _integrator(cfg)
-    got = stepsize.step_check(cfg, sd)
+    got = stepsize.step_check(cfg, sd, precision.evaluate(cfg, sd))
     assert got.dt_ms == 10.0 and got.fine_dt_ms == stepsize.FINE_DT_MS == 1.0
     for d in cfg.analysis.durations_ms:
         pulse_ms = d + (10.0 if includes_end else 0.0)  # the pulse the model was trained on, in ms, at both steps
@@ -61,8 +61,8 @@ def test_both_steps_match_a_float64_euler_loop_of_the_same_pulses_in_ms(includes
 def test_the_models_own_step_gives_the_evaluations_numbers():
     cfg = config.resolve("quick", ["model.hidden_size=40", "model.dtype=float64"], seed=2)
     sd = _integrator(cfg)
-    got = stepsize.step_check(cfg, sd)
     ev = precision.evaluate(cfg, sd)
+    got = stepsize.step_check(cfg, sd, ev)
     hold = plateau.hold(cfg, ev)
     for d in cfg.analysis.durations_ms:
         assert got.relative_error[10.0][d] == pytest.approx(ev.relative_error_by_duration[d], rel=1e-9)
@@ -71,7 +71,8 @@ def test_the_models_own_step_gives_the_evaluations_numbers():
 
 def test_the_metrics_summarise_the_in_range_plateaus_at_the_fine_step():
     cfg = config.resolve("quick", ["model.hidden_size=40"], seed=1)
-    got = stepsize.step_check(cfg, _integrator(cfg))
+    sd = _integrator(cfg)
+    got = stepsize.step_check(cfg, sd, precision.evaluate(cfg, sd))
     m = got.metrics()
     inside = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d)]
     assert inside == [50, 150]
@@ -89,7 +90,7 @@ def test_the_check_applies_to_a_step_coarser_than_the_papers_and_whole_milliseco
     cfg = config.apply_overrides(config.profile(profile), overrides)
     assert stepsize.applies(cfg) is applies
     if not applies:
-        assert stepsize.step_check(cfg, {}) is None  # before any simulation
+        assert stepsize.step_check(cfg, {}, None) is None  # before any simulation
 
 
 def test_the_in_range_summaries_count_a_plateau_held_to_the_windows_end_and_no_other():
