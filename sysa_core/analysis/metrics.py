@@ -114,9 +114,9 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     the checkpoint (files.load_checkpoint's "extra": the monitor losses give the convergence keys;
     None for checkpoints without one). network: the analysis of sd["G"] (analysis.network), computed
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
-    independent of the machine's core count). beside: the float64 simulation of the memory trials
-    and the point search on its states (about half of the work) run in a second thread beside the
-    rest, under the same cap (False: in this thread, first; None: beside when this process may use
+    independent of the machine's core count). beside: the float64 simulation of the memory trials,
+    then the point search and the Lyapunov exponents on its states (about half of the work) run in
+    a second thread beside the rest, under the same cap (False: in this thread, first; None: beside when this process may use
     two cores, runtime.beside). Each computation is the one a single thread does, so the numbers
     are the same bits either way.
     """
@@ -155,9 +155,10 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, be
     with runtime.beside(beside, threads) as pool:
         sim64 = pool.submit(_memory_trials64, cfg, sd)
         points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
+        lyapunov = pool.submit(lambda: dynamics.memory_lyapunov(cfg, sd, sim64.result()[1]))
         m, parts = _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only)
         m.update(training_summary(cfg, training))
-        return _analyse_rest(cfg, sd, m, *parts, sim64, points)
+        return _analyse_rest(cfg, sd, m, *parts, sim64, points, lyapunov)
 
 
 def _memory_trials64(cfg: Config, sd: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +201,7 @@ def _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only):
 
 
 def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj: np.ndarray, mem: pca.PCA,
-                  I: np.ndarray, w: np.ndarray, sim64, points) -> ModelAnalysis:
+                  I: np.ndarray, w: np.ndarray, sim64, points, lyapunov) -> ModelAnalysis:
     a = cfg.analysis
     untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
     m["precision_untrained"] = untrained.precision
@@ -219,9 +220,8 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
     readout_pcs = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
     rates64, states = sim64.result()
     mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg.with_dtype("float64"), sd, rates64)
-    lyapunov = dynamics.memory_lyapunov(cfg, sd, states)
     found, starts = points.result()
-    md = dynamics.MemoryDynamics(found, *lyapunov, starts)
+    md = dynamics.MemoryDynamics(found, *lyapunov.result(), starts)
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
                                     I, w)
     for name in ("input", "output"):

@@ -206,20 +206,29 @@ def test_the_analysis_leaves_the_model_alone_and_is_reproducible(small):
 
 
 def test_the_work_done_beside_the_rest_gives_the_bits_of_one_thread(small, monkeypatch):
-    """The point search runs in a second thread under the same one-thread cap; every number and
-    array is the same bits as when everything runs in this thread, one thing after another."""
+    """The point search and the memory trials' Lyapunov exponents run in a second thread under the
+    same one-thread cap; every number and array is the same bits as when everything runs in this
+    thread, one thing after another."""
     cfg, sd = small
     seen = []
-    search = dynamics.memory_points
 
-    def spy(*args, **kwargs):
-        seen.append((threading.current_thread().name, torch.get_num_threads()))
-        return search(*args, **kwargs)
+    def spy(name):
+        real = getattr(dynamics, name)
 
-    monkeypatch.setattr(dynamics, "memory_points", spy)
-    beside, alone = metrics.analyse(cfg, sd, beside=True), metrics.analyse(cfg, sd, beside=False)
-    assert seen[0][0].startswith("sysa-beside") and seen[1][0] == threading.current_thread().name
-    assert seen[0][1] == seen[1][1] == 1
+        def spied(*args, **kwargs):
+            seen.append((name, threading.current_thread().name, torch.get_num_threads()))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(dynamics, name, spied)
+
+    spy("memory_points")
+    spy("memory_lyapunov")
+    beside = metrics.analyse(cfg, sd, beside=True)
+    assert sorted(n for n, *_ in seen) == ["memory_lyapunov", "memory_points"]
+    assert all(th.startswith("sysa-beside") and cap == 1 for _, th, cap in seen), seen
+    seen.clear()
+    alone = metrics.analyse(cfg, sd, beside=False)
+    assert sorted(n for n, *_ in seen) == ["memory_lyapunov", "memory_points"]
+    assert all(th == threading.current_thread().name and cap == 1 for _, th, cap in seen), seen
     assert beside.metrics == alone.metrics
     assert set(beside.arrays) == set(alone.arrays)
     assert all(np.array_equal(beside.arrays[k], alone.arrays[k]) for k in beside.arrays)
