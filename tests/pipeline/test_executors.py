@@ -47,13 +47,20 @@ class Cluster:
         self.procs = []
         self.scheduler = self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                                      "--no-dashboard", "--scheduler-file", str(self.file))
-        wait_for(self.file.exists, timeout=60, what="the scheduler to write its address")
-        self.address = json.loads(self.file.read_text())["address"]
+        wait_for(self._address, timeout=60, what="the scheduler to write its address")
         self.workers = [self._start("distributed.cli.dask_worker", "--scheduler-file", str(self.file),
                                     "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
                         for _ in range(n_workers)]
         if n_workers:
             self.wait(n_workers)
+
+    def _address(self) -> bool:
+        """Whether the scheduler's file holds its address yet (it creates the file before it writes it)."""
+        try:
+            self.address = json.loads(self.file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return True
 
     def wait(self, n):
         from distributed import Client
