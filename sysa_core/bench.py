@@ -16,8 +16,11 @@ Cases:
   `roofline_all_rows_ms` (all R simulated rows at every step from the earliest onset) and its
   ratio; `peak_rss_mb` (a fresh process doing one fast step), `analysis_s`
   (analysis.metrics.analyse of one 500-unit model, given its network's analysis, which a run
-  computes once per G: `network_analysis_s`; `analysis_one_thread_s` the same with the point
-  search in the same thread as the rest, `analysis_speedup` their ratio) and the gradient and
+  computes once per G: `network_analysis_s`; `analysis_one_thread_s` the same with nothing
+  beside the rest, `analysis_speedup` their ratio; `analysis_model` names the model: the shipped
+  paper study's main seed 1, a trained network, when it is here and of this configuration, else
+  the untrained seed 1, whose plateaus leave their bands early and whose point search is
+  shorter, so its time is not a trained network's) and the gradient and
   loss errors of the fast engine against the reference on that batch, over all 7000 steps;
   and the FLOP bound: `gemm_gflops` (the machine's single-precision matrix-product rate, measured
   in this run: a large square float32 product on torch's current threads, `gemm_rate`), `flops`
@@ -337,20 +340,36 @@ def train_step_case(cfg: Config, *, batch: int = 32, repeats: int = 3, reference
         _log("  peak memory of one fast step in a fresh process")
         out["peak_rss_mb"] = round(probe_memory(cfg, batch), 1)
     if analysis_time:
-        sd = init_weights(cfg.model, 1)
-        t_net, net = _timed(network.analyse_network, cfg, sd["G"])
-        t, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net, beside=True))
-        t_alone, _ = _timed(lambda: metrics.analyse(cfg, sd, network=net, beside=False))
+        acfg, sd, what = analysed_model(cfg)
+        t_net, net = _timed(network.analyse_network, acfg, sd["G"])
+        t, _ = _timed(lambda: metrics.analyse(acfg, sd, network=net, beside=True))
+        t_alone, _ = _timed(lambda: metrics.analyse(acfg, sd, network=net, beside=False))
         out.update(analysis_s=round(t, 2), analysis_one_thread_s=round(t_alone, 2),
-                   analysis_speedup=round(t_alone / t, 2), network_analysis_s=round(t_net, 2))
-        _log(f"  analysis.metrics.analyse: {t:.1f} s per model ({t_alone:.1f} s with nothing beside the rest, "
-             f"{t_alone / t:.2f}x); the network's analysis (once per G): {t_net:.1f} s")
+                   analysis_speedup=round(t_alone / t, 2), network_analysis_s=round(t_net, 2), analysis_model=what)
+        _log(f"  analysis.metrics.analyse of {what}: {t:.1f} s per model ({t_alone:.1f} s with nothing beside the "
+             f"rest, {t_alone / t:.2f}x); the network's analysis (once per G): {t_net:.1f} s")
     if ref is not None:
         out.update(grad_rel_err_I=_rel(fast.dI, ref.dI), grad_rel_err_w=_rel(fast.dw, ref.dw),
                    loss_rel_err=_rel(fast.loss, ref.loss), loss=float(ref.loss[0]))
     out["bench_process_peak_rss_mb"] = round(_peak_rss_mb(), 1)  # includes the autograd reference
     out["load_avg_1min"] = round(os.getloadavg()[0], 2)
     return out
+
+
+def analysed_model(cfg: Config) -> tuple[Config, dict, str]:
+    """(configuration, state dict, what it is) of the model whose analysis the benchmark times: the
+    shipped paper study's main seed 1 when data/paper holds it and was trained under cfg's
+    settings, else cfg's untrained seed 1."""
+    from .pipeline import shipped
+
+    try:
+        study = shipped.study_config()
+        if study.training_id() == replace(cfg, seed=study.seed).training_id() and 1 in shipped.shipped_seeds()["main"]:
+            _, obj, _ = shipped.checkpoint_bytes(shipped.default_dir(), "main", 1)
+            return replace(study, seed=1), obj["state_dict"], "the shipped study's main seed 1 (trained)"
+    except (OSError, config.UserError):
+        pass
+    return replace(cfg, seed=1), init_weights(cfg.model, 1), "seed 1, untrained"
 
 
 def seeds_batched_case(cfg: Config, k: int = 2, *, batch: int = 32, repeats: int = 2,

@@ -96,6 +96,15 @@ class _Beside(Executor):
             self._worker.join()
 
 
+def result_or_here(job: Future, fn, /, *args, **kwargs):
+    """The result of `job`, queued beside (`beside`) to compute fn(*args, **kwargs): when it has not
+    started there yet, it is cancelled and computed in this thread instead, which would otherwise
+    wait. The same computation either way, so the same bits."""
+    if job.cancel():
+        return fn(*args, **kwargs)
+    return job.result()
+
+
 def cores_for_this_process() -> int:
     """The cores this process may use: those it may run on (its CPU affinity), at most
     OMP_NUM_THREADS when that is set (as `sysa run` sets it for each notebook lane's kernel)."""

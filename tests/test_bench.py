@@ -9,12 +9,17 @@ import json
 
 import pytest
 
+import torch
+
 from sysa_core import bench, config, engine, training
+from sysa_core.model import init_weights
+from sysa_core.pipeline import shipped
 
 STEP_KEYS = {"case", "reference_ms", "reference_steps_measured", "fast_ms", "fast_steps_measured", "speedup",
              "roofline_ms", "roofline_ratio", "roofline_steps_measured", "roofline_all_rows_ms", "simulated_rows",
              "active_steps", "row_steps",
              "streams", "roofline_streams_ms", "peak_rss_mb", "analysis_s", "analysis_one_thread_s", "analysis_speedup",
+             "analysis_model",
              "grad_rel_err_I", "grad_rel_err_w", "loss_rel_err", "threads",
              "gemm_gflops", "flops", "flop_bound_ms", "fast_vs_flop_bound", "roofline_vs_flop_bound", "reference_flops",
              "reference_vs_flop_bound"}
@@ -55,6 +60,7 @@ def test_quick_prints_one_json_object_per_case(quick_smoke_lines):
     assert step["steps"] == 600 and step["batch"] == 8 and step["hidden_size"] == 24
     assert 0 < step["simulated_rows"] <= 8 and 0 < step["active_steps"] <= 600
     assert step["peak_rss_mb"] > 10
+    assert step["analysis_model"] == "seed 1, untrained"  # no shipped study of this configuration
     # the batched case's throughput is measured against the train_step case's reference of this run
     assert batched["reference_ms"] == step["reference_ms"]
     assert batched["speedup_per_model"] == pytest.approx(step["reference_ms"] / batched["fast_ms_per_model"], rel=0.05)
@@ -133,3 +139,18 @@ def test_roofline_with_streams_covers_the_same_products():
     prev = torch.get_num_threads()
     assert bench.roofline_s(args[0], work, streams=2) > 0 and bench.roofline_s(args[0], work) > 0
     assert torch.get_num_threads() == prev
+
+
+def test_the_analysis_is_timed_on_the_shipped_trained_network_of_its_configuration():
+    """The paper profile's analysis is timed on the shipped study's main seed 1 (trained: its I and w
+    have moved from their initial draw, its G has not); another configuration's on its untrained seed 1."""
+    if 1 not in shipped.shipped_seeds()["main"]:
+        pytest.skip("data/paper holds no main seed 1")
+    cfg, sd, what = bench.analysed_model(config.resolve("paper", seed=7))
+    init = init_weights(cfg.model, 1)
+    assert what == "the shipped study's main seed 1 (trained)" and cfg.seed == 1
+    assert torch.equal(sd["G"], init["G"]) and not torch.equal(sd["I"], init["I"]) and not torch.equal(sd["w"], init["w"])
+    other = config.resolve("paper", ["train.epochs=3"], seed=7)
+    cfg, sd, what = bench.analysed_model(other)
+    assert what == "seed 1, untrained" and cfg.seed == 1 and cfg.train.epochs == 3
+    assert all(torch.equal(sd[k], v) for k, v in init_weights(other.model, 1).items())

@@ -80,3 +80,25 @@ def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch):
     if runtime.cores_for_this_process() >= 2:
         with runtime.beside() as pool:
             assert pool.submit(threading.current_thread).result() is not threading.current_thread()
+
+
+def test_a_job_not_started_beside_is_computed_in_the_waiting_thread_and_a_started_one_is_waited_for():
+    gate, started = threading.Event(), threading.Event()
+
+    def block():
+        started.set()
+        gate.wait(10)
+        return "first"
+
+    with runtime.beside(True) as pool:
+        first = pool.submit(block)
+        queued = pool.submit(lambda: ("beside", threading.current_thread().name))
+        started.wait(10)
+        got = runtime.result_or_here(queued, lambda: ("here", threading.current_thread().name))
+        assert got == ("here", threading.current_thread().name) and queued.cancelled()
+        gate.set()
+        assert runtime.result_or_here(first, lambda: "again") == "first"
+    with runtime.beside(False) as pool:  # in this thread at once: already done, never computed twice
+        calls = []
+        job = pool.submit(lambda: calls.append(1) or "done")
+        assert runtime.result_or_here(job, lambda: "twice") == "done" and calls == [1]

@@ -116,7 +116,8 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
     independent of the machine's core count). beside: the float64 simulation of the memory trials,
     then the point search and the Lyapunov exponents on its states (about half of the work) run in
-    a second thread beside the rest, under the same cap (False: in this thread, first; None: beside when this process may use
+    a second thread beside the rest, under the same cap (the exponents in this thread instead when
+    it is done with the rest before the second thread starts them) (False: in this thread, first; None: beside when this process may use
     two cores, runtime.beside). Each computation is the one a single thread does, so the numbers
     are the same bits either way.
     """
@@ -220,8 +221,10 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
     readout_pcs = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
     rates64, states = sim64.result()
     mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg.with_dtype("float64"), sd, rates64)
+    # queued beside after the point search: taken on here when this thread gets here first
+    lyap = runtime.result_or_here(lyapunov, dynamics.memory_lyapunov, cfg, sd, states)
     found, starts = points.result()
-    md = dynamics.MemoryDynamics(found, *lyapunov.result(), starts)
+    md = dynamics.MemoryDynamics(found, *lyap, starts)
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
                                     I, w)
     for name in ("input", "output"):
