@@ -97,9 +97,10 @@ class _Beside(Executor):
 
 
 def result_or_here(job: Future, fn, /, *args, **kwargs):
-    """The result of `job`, queued beside (`beside`) to compute fn(*args, **kwargs): when it has not
-    started there yet, it is cancelled and computed in this thread instead, which would otherwise
-    wait. The same computation either way, so the same bits."""
+    """The result of `job`, queued beside (`beside`) to compute fn(*args, **kwargs) (the caller passes
+    the job's own function and arguments): when it has not started there yet, it is cancelled and
+    computed in this thread instead, which would otherwise wait. The same computation either way,
+    so the same bits."""
     if job.cancel():
         return fn(*args, **kwargs)
     return job.result()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -142,15 +144,33 @@ def test_roofline_with_streams_covers_the_same_products():
 
 
 def test_the_analysis_is_timed_on_the_shipped_trained_network_of_its_configuration():
-    """The paper profile's analysis is timed on the shipped study's main seed 1 (trained: its I and w
-    have moved from their initial draw, its G has not); another configuration's on its untrained seed 1."""
+    """The paper profile's analysis is timed on the shipped study's main seed 1, with the analysis
+    settings asked for; a configuration trained otherwise, on its untrained seed 1."""
     if 1 not in shipped.shipped_seeds()["main"]:
         pytest.skip("data/paper holds no main seed 1")
-    cfg, sd, what = bench.analysed_model(config.resolve("paper", seed=7))
-    init = init_weights(cfg.model, 1)
-    assert what == "the shipped study's main seed 1 (trained)" and cfg.seed == 1
-    assert torch.equal(sd["G"], init["G"]) and not torch.equal(sd["I"], init["I"]) and not torch.equal(sd["w"], init["w"])
+    asked = config.resolve("paper", ["analysis.census_starts=64"], seed=7)
+    cfg, sd, what = bench.analysed_model(asked)
+    main_1 = shipped.checkpoint_bytes(shipped.default_dir(), "main", 1)[1]["state_dict"]
+    assert what == "the shipped study's main seed 1 (trained)" and cfg == replace(asked, seed=1)
+    assert set(sd) == set(main_1) and all(torch.equal(sd[k], v) for k, v in main_1.items())
     other = config.resolve("paper", ["train.epochs=3"], seed=7)
     cfg, sd, what = bench.analysed_model(other)
-    assert what == "seed 1, untrained" and cfg.seed == 1 and cfg.train.epochs == 3
+    assert what == "seed 1, untrained" and cfg == replace(other, seed=1)
     assert all(torch.equal(sd[k], v) for k, v in init_weights(other.model, 1).items())
+
+
+def test_a_shipped_study_that_cannot_be_read_is_named_and_the_untrained_seed_timed(tmp_path, monkeypatch, capsys):
+    if 1 not in shipped.shipped_seeds()["main"]:
+        pytest.skip("data/paper holds no main seed 1")
+    src = shipped.default_dir()
+    broken = tmp_path / "paper"
+    (broken / "main").mkdir(parents=True)
+    shutil.copy(src / "study.json", broken / "study.json")
+    shutil.copytree(src / "main" / "seed_1", broken / "main" / "seed_1")
+    (broken / "main" / "seed_1" / "checkpoint.json").write_text("[]")  # valid JSON, not a checkpoint's structure
+    monkeypatch.setattr(shipped, "default_dir", lambda: broken)
+    cfg, sd, what = bench.analysed_model(config.resolve("paper", seed=1))
+    assert what == "seed 1, untrained"
+    assert all(torch.equal(sd[k], v) for k, v in init_weights(cfg.model, 1).items())
+    err = capsys.readouterr().err
+    assert "the shipped study cannot be read" in err and "untrained seed 1" in err, err

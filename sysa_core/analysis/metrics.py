@@ -116,10 +116,10 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
     independent of the machine's core count). beside: the float64 simulation of the memory trials,
     then the point search and the Lyapunov exponents on its states (about half of the work) run in
-    a second thread beside the rest, under the same cap (the exponents in this thread instead when
-    it is done with the rest before the second thread starts them) (False: in this thread, first; None: beside when this process may use
-    two cores, runtime.beside). Each computation is the one a single thread does, so the numbers
-    are the same bits either way.
+    a second thread beside the rest, under the same cap; this thread computes the exponents itself
+    when it is done with the rest before the second thread has started them. False: all of it in
+    this thread, first; None: beside when this process may use two cores (runtime.beside). Each
+    computation is the one a single thread does, so the numbers are the same bits either way.
     """
     with runtime.limited(threads):
         return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside, threads)

@@ -45,14 +45,18 @@ class Cluster:
     def __init__(self, folder: Path, n_workers: int = 2):
         self.file = folder / "scheduler.json"
         self.procs = []
-        self.scheduler = self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                                     "--no-dashboard", "--scheduler-file", str(self.file))
-        wait_for(self._address, timeout=60, what="the scheduler to write its address")
-        self.workers = [self._start("distributed.cli.dask_worker", "--scheduler-file", str(self.file),
-                                    "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
-                        for _ in range(n_workers)]
-        if n_workers:
-            self.wait(n_workers)
+        try:  # a cluster that fails to come up leaves no process behind
+            self.scheduler = self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                                         "--no-dashboard", "--scheduler-file", str(self.file))
+            wait_for(self._address, timeout=60, what="the scheduler to write its address")
+            self.workers = [self._start("distributed.cli.dask_worker", "--scheduler-file", str(self.file),
+                                        "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
+                            for _ in range(n_workers)]
+            if n_workers:
+                self.wait(n_workers)
+        except BaseException:
+            self.close()
+            raise
 
     def _address(self) -> bool:
         """Whether the scheduler's file holds its address yet (it creates the file before it writes it)."""
