@@ -364,13 +364,13 @@ def analysed_model(cfg: Config) -> tuple[Config, dict, str]:
     study that cannot be read is named on stderr and the untrained seed taken."""
     from .pipeline import shipped
 
-    one = replace(cfg, seed=1)
+    one, src = replace(cfg, seed=1), shipped.default_dir()
     try:
-        if shipped.default_dir().is_dir():
-            study = shipped.study_config()
+        if src.is_dir():
+            study = shipped.study_config(src)
             same = study.training_id() == replace(cfg, seed=study.seed).training_id()
-            if same and 1 in shipped.shipped_seeds()["main"]:
-                _, obj, _ = shipped.checkpoint_bytes(shipped.default_dir(), "main", 1)
+            if same and 1 in shipped.shipped_seeds(src)["main"]:
+                _, obj, _ = shipped.checkpoint_bytes(src, "main", 1)
                 return one, obj["state_dict"], "the shipped study's main seed 1 (trained)"
     except Exception as exc:  # noqa: BLE001 - a benchmark's choice of model: it goes on with the untrained one
         _log(f"  the shipped study cannot be read ({type(exc).__name__}: {exc}); "

@@ -96,13 +96,12 @@ class _Beside(Executor):
             self._worker.join()
 
 
-def result_or_here(job: Future, fn, /, *args, **kwargs):
-    """The result of `job`, queued beside (`beside`) to compute fn(*args, **kwargs) (the caller passes
-    the job's own function and arguments): when it has not started there yet, it is cancelled and
-    computed in this thread instead, which would otherwise wait. The same computation either way,
-    so the same bits."""
+def result_or_here(job: Future, fn):
+    """The result of `job`, the callable `fn` queued beside (`beside`): when it has not started there
+    yet, it is cancelled and `fn` is called in this thread instead, which would otherwise wait. The
+    same computation either way, so the same bits."""
     if job.cancel():
-        return fn(*args, **kwargs)
+        return fn()
     return job.result()
 
 

@@ -156,10 +156,12 @@ def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, be
     with runtime.beside(beside, threads) as pool:
         sim64 = pool.submit(_memory_trials64, cfg, sd)
         points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
-        lyapunov = pool.submit(lambda: dynamics.memory_lyapunov(cfg, sd, sim64.result()[1]))
+        exponents = lambda: dynamics.memory_lyapunov(cfg, sd, sim64.result()[1])  # noqa: E731
+        queued = pool.submit(exponents)
         m, parts = _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only)
         m.update(training_summary(cfg, training))
-        return _analyse_rest(cfg, sd, m, *parts, sim64, points, lyapunov)
+        # the exponents are taken on in this thread when it gets there before the second thread starts them
+        return _analyse_rest(cfg, sd, m, *parts, sim64, points, lambda: runtime.result_or_here(queued, exponents))
 
 
 def _memory_trials64(cfg: Config, sd: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -221,8 +223,7 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
     readout_pcs = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
     rates64, states = sim64.result()
     mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg.with_dtype("float64"), sd, rates64)
-    # queued beside after the point search: taken on here when this thread gets here first
-    lyap = runtime.result_or_here(lyapunov, dynamics.memory_lyapunov, cfg, sd, states)
+    lyap = lyapunov()
     found, starts = points.result()
     md = dynamics.MemoryDynamics(found, *lyap, starts)
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},
