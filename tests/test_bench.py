@@ -165,9 +165,10 @@ def test_a_shipped_study_that_cannot_be_read_is_named_and_the_untrained_seed_tim
     src = shipped.default_dir()
     broken = tmp_path / "paper"
     (broken / "main").mkdir(parents=True)
-    shutil.copy(src / "study.json", broken / "study.json")
+    for name in ("study.json", shipped.NETWORK):
+        shutil.copy(src / name, broken / name)
     shutil.copytree(src / "main" / "seed_1", broken / "main" / "seed_1")
-    (broken / "main" / "seed_1" / "checkpoint.json").write_text("[]")  # valid JSON, not a checkpoint's structure
+    (broken / "main" / "seed_1" / "train.json").write_text("[]")  # valid JSON, not training metadata
     monkeypatch.setattr(shipped, "default_dir", lambda: broken)
     cfg, sd, what = bench.analysed_model(config.resolve("paper", seed=1))
     assert what == "seed 1, untrained"
