@@ -208,8 +208,8 @@ def cmd_study(args) -> int:
         for k, v in bad.items():
             print(f"{k}: {len(v)} metric(s) differ from the shipped ones: {'; '.join(v[:3])}"
                   + (" ..." if len(v) > 3 else ""))
-        checked = (f"{len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made within "
-                   f"{shipped.METRICS_RTOL:g} relative" if diffs else "no shipped metrics to compare yet")
+        checked = (f"{len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made "
+                   f"{shipped.comparison(src).text}" if diffs else "no shipped metrics to compare yet")
         print(f"sysa study report: {checked}; reports in {out / 'index.html'}", file=sys.stderr)
         return 1 if bad or status else 0
     elif args.action == "export":

@@ -165,15 +165,26 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise UserError(f"--device: unknown device {name!r} (auto, cpu, cuda or cuda:N)")
 
 
-def machine() -> dict:
-    """The machine a run ran on: host name, CPU model (as lscpu names it), cores."""
-    cpu = platform.processor() or platform.machine()
+def _cpuinfo(field: str, default: str) -> str:
+    """The first value of `field` in /proc/cpuinfo, or default where there is none."""
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+            return next((ln.split(":", 1)[1].strip() for ln in fh if ln.split(":", 1)[0].strip() == field), default)
     except OSError:
-        pass
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count()}
+        return default
+
+
+def machine() -> dict:
+    """The machine a run ran on: host name, CPU model (as lscpu names it), cores."""
+    return {"host": platform.node(), "cpu": _cpuinfo("model name", platform.processor() or platform.machine()),
+            "cores": os.cpu_count()}
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor as the CPU names itself ("GenuineIntel", "AuthenticAMD"; else the
+    architecture): the matrix libraries pick their code paths by it, so results agree to the bit
+    only between machines of the same vendor and type."""
+    return _cpuinfo("vendor_id", platform.machine())
 
 
 def available_memory() -> int:

@@ -93,6 +93,25 @@ CORE_KEYS = ("precision", "precision_by_duration", "weight_correlation", "pr_inp
              "pr_output_l1", "pr_output_l2", "dim_spontaneous", "dim_memory")
 #: how many leading memory PCs the figures project on and the subspace comparisons use
 N_PROJECTED = 3
+#: the numbers that rounding decides rather than the model: the participation ratios over all N
+#: eigenvectors (the near-null eigenvectors are fixed by rounding, README Definitions 6) and the
+#: float32-vs-float64 spreads of PCA-based numbers (their differences), and what the slow- and
+#: fixed-point searches find (where an L-BFGS run ends after its iterations, how many minima it
+#: tells apart). The same code, data and CPU type give them to the bit; another CPU type's
+#: matrix libraries round differently and move them by percents (`rounding_fixed`).
+ROUNDING_FIXED_KEYS = (
+    "network_points", "network_n_fixed_points", "network_n_fixed_pairs", "network_n_stable_fixed_points",
+    "network_census_found_once", "network_census_new_in_second_half",
+    "memory_points", "memory_n_fixed_points", "memory_n_stable_fixed_points", "memory_n_slow_points",
+    "memory_min_point_speed_per_s", "fixed_points_with_memory", "fixed_points_new_from_memory",
+    "memory_nearest_point_norm_by_duration", "memory_nearest_point_unstable_by_duration",
+    "memory_nearest_point_relative_distance_by_duration")
+
+
+def rounding_fixed(key: str) -> bool:
+    """Whether metric `key` is one of the numbers rounding decides (ROUNDING_FIXED_KEYS, the
+    participation ratios pr_*, and the float32-vs-float64 spreads *_spread)."""
+    return key in ROUNDING_FIXED_KEYS or key.startswith("pr_") or key.endswith("_spread")
 
 
 @dataclass

@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import assert_user_error, run_cli
 
-from sysa_core import files
+from sysa_core import files, runtime
+from sysa_core.errors import UserError
 from sysa_core.pipeline import shipped, verify
 
 SEEDS = (1, 2)
@@ -149,6 +150,46 @@ def test_report_remakes_every_report_without_training_and_confirms_the_metrics(p
     diffs = shipped.compare_metrics(out, tampered)
     assert [d.split(":")[0] for d in diffs["control seed 2"]] == ["precision"]
     assert not any(v for k, v in diffs.items() if k != "control seed 2")
+
+
+def _with_analysed_on(packed, dest, made_on) -> None:
+    shutil.copytree(packed, dest)
+    study = json.loads((dest / shipped.STUDY).read_text())
+    study[shipped.ANALYSED_ON] = made_on
+    (dest / shipped.STUDY).write_text(json.dumps(study))
+
+
+def test_pack_records_the_cpu_vendor_and_refuses_another(packed, smoke_run, tmp_path):
+    assert json.loads((packed / shipped.STUDY).read_text())[shipped.ANALYSED_ON] == {"cpu_vendor": runtime.cpu_vendor()}
+    assert shipped.comparison(packed) == shipped.Comparison(False, shipped.METRICS_RTOL, "within 1e-06 relative")
+    other = tmp_path / "study"
+    _with_analysed_on(packed, other, {"cpu_vendor": "OtherVendor"})
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    proc = run_cli("study", "pack", smoke_run, "--shipped", other)
+    assert_user_error(proc.stderr, proc.returncode, str(other / shipped.STUDY), "made on OtherVendor CPUs",
+                      f"this machine's is {runtime.cpu_vendor()}")
+    assert before == {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    rule = shipped.comparison(other)  # metrics made on another vendor's CPUs: compared as such
+    assert rule.across_cpus and rule.rtol == shipped.ACROSS_CPUS_RTOL
+    assert "OtherVendor" in rule.text and runtime.cpu_vendor() in rule.text
+    bad = tmp_path / "bad"
+    _with_analysed_on(packed, bad, "AuthenticAMD")
+    with pytest.raises(UserError, match=re.escape(f"{bad / shipped.STUDY}: 'analysed_on' must be an object")):
+        shipped.comparison(bad)
+
+
+def test_across_cpus_only_what_rounding_decides_is_left_out():
+    a = {"precision": 1.0, "precision_by_duration": {"50": 2.0}, "pr_input_l1": 300.0, "input_topk90_fraction_spread": 0.1,
+         "memory_points": [{"norm": 1.0}], "memory_n_slow_points": 3, "memory_mechanism": "transient"}
+    moved = {"precision": 1.0005, "precision_by_duration": {"50": 2.0}, "pr_input_l1": 330.0,
+             "input_topk90_fraction_spread": 0.9, "memory_points": [{"norm": 1.5}, {"norm": 2.0}],
+             "memory_n_slow_points": 5, "memory_mechanism": "transient"}
+    assert [d.split(":")[0] for d in shipped.metric_differences(a, moved)] == [
+        "input_topk90_fraction_spread", "memory_n_slow_points", "memory_points", "pr_input_l1", "precision"]
+    assert shipped.metric_differences(a, moved, shipped.ACROSS_CPUS_RTOL, across_cpus=True) == []
+    for key, value in (("precision", 1.002), ("precision_by_duration", {"50": 2.01}), ("memory_mechanism", "attractor")):
+        got = shipped.metric_differences(a, {**moved, key: value}, shipped.ACROSS_CPUS_RTOL, across_cpus=True)
+        assert [d.split(":")[0].split(".")[0] for d in got] == [key]
 
 
 def test_metric_differences_respects_the_tolerance():
