@@ -199,17 +199,18 @@ def cmd_study(args) -> int:
         from .pipeline import run as pipeline
 
         out = _out(args.out, Path("data/runs/paper-study"))
+        rule = shipped.comparison(src)
         got = shipped.unpack(out, src)
         cfg = shipped.study_config(src)
         status = pipeline.run(cfg, got["main"], out, overrides=files.read_json(src / shipped.STUDY).get("overrides", []),
                               control=len(got) > 1, progress=not args.quiet, device="cpu")
-        diffs = shipped.compare_metrics(out, src)
+        diffs = shipped.compare_metrics(out, src, rule)
         bad = {k: v for k, v in diffs.items() if v}
         for k, v in bad.items():
             print(f"{k}: {len(v)} metric(s) differ from the shipped ones: {'; '.join(v[:3])}"
                   + (" ..." if len(v) > 3 else ""))
         checked = (f"{len(diffs) - len(bad)} of {len(diffs)} shipped models' metrics re-made "
-                   f"{shipped.comparison(src).text}" if diffs else "no shipped metrics to compare yet")
+                   f"{rule.text}" if diffs else "no shipped metrics to compare yet")
         print(f"sysa study report: {checked}; reports in {out / 'index.html'}", file=sys.stderr)
         return 1 if bad or status else 0
     elif args.action == "export":

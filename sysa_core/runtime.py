@@ -180,11 +180,17 @@ def machine() -> dict:
             "cores": os.cpu_count()}
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor as the CPU names itself ("GenuineIntel", "AuthenticAMD"; else the
-    architecture): the matrix libraries pick their code paths by it, so results agree to the bit
-    only between machines of the same vendor and type."""
-    return _cpuinfo("vendor_id", platform.machine())
+def numerics() -> dict:
+    """What picks the code paths of the matrix libraries, and so the last bits of a result: the CPU's
+    vendor as it names itself (cpu_vendor: "GenuineIntel", "AuthenticAMD"; else the architecture),
+    the instruction set torch's kernels use (torch_cpu_capability: "AVX2", "AVX512", ...) and the
+    core type numpy's OpenBLAS chose (openblas_core: "Haswell", "Zen", "SkylakeX", ...; None without
+    OpenBLAS). Results agree to the bit only between machines where these agree."""
+    from threadpoolctl import threadpool_info
+
+    core = next((i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"), None)
+    return {"cpu_vendor": _cpuinfo("vendor_id", platform.machine()),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "openblas_core": core}
 
 
 def available_memory() -> int:

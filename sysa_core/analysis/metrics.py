@@ -97,9 +97,10 @@ N_PROJECTED = 3
 #: eigenvectors (the near-null eigenvectors are fixed by rounding, README Definitions 6) and the
 #: float32-vs-float64 spreads of PCA-based numbers (their differences), and what the slow- and
 #: fixed-point searches find (where an L-BFGS run ends after its iterations, how many minima it
-#: tells apart). The same code, data and CPU type give them to the bit; another CPU type's
-#: matrix libraries round differently and move them by percents (`rounding_fixed`).
-ROUNDING_FIXED_KEYS = (
+#: tells apart). The same code, data and matrix-library code paths (runtime.numerics) give them to
+#: the bit; other code paths round differently and move them by percents. `rounding_fixed` names
+#: them all: these keys of the searches, pr_* and *_spread.
+POINT_SEARCH_KEYS = (
     "network_points", "network_n_fixed_points", "network_n_fixed_pairs", "network_n_stable_fixed_points",
     "network_census_found_once", "network_census_new_in_second_half",
     "memory_points", "memory_n_fixed_points", "memory_n_stable_fixed_points", "memory_n_slow_points",
@@ -109,9 +110,9 @@ ROUNDING_FIXED_KEYS = (
 
 
 def rounding_fixed(key: str) -> bool:
-    """Whether metric `key` is one of the numbers rounding decides (ROUNDING_FIXED_KEYS, the
+    """Whether metric `key` is one of the numbers rounding decides (POINT_SEARCH_KEYS, the
     participation ratios pr_*, and the float32-vs-float64 spreads *_spread)."""
-    return key in ROUNDING_FIXED_KEYS or key.startswith("pr_") or key.endswith("_spread")
+    return key in POINT_SEARCH_KEYS or key.startswith("pr_") or key.endswith("_spread")
 
 
 @dataclass

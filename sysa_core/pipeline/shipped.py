@@ -117,30 +117,31 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
     models added or replaced ("main seed 3"). A model counts as finished when its metadata says
     complete and its checkpoint has the sha256 recorded then. Models already shipped with the same
     checkpoint are left as they are. When the run's population report verifies, its run-level
-    reports replace the shipped ones (REPORT). The study records the CPU vendor of the machine that
-    packs it (ANALYSED_ON: pack on the machine that analysed the run), and refuses a machine of
-    another vendor, whose metrics would not compare to the bit with the shipped ones."""
+    reports replace the shipped ones (REPORT). Once it holds metrics, the study records the
+    numerics of the machine that packed them (ANALYSED_ON: runtime.numerics; pack on the machine
+    that analysed the run), and refuses a machine with other ones, whose metrics would not compare
+    to the bit with the shipped ones."""
     run_dir, shipped = Path(run_dir), Path(shipped or default_dir())
     try:
         man = files.read_manifest(run_dir / files.RUN_MARKER)
     except UserError as exc:
         raise UserError(f"{run_dir}: not a sysa run folder ({exc})") from None
     cfg = config_of(man, run_dir / files.RUN_MARKER)
-    here = {"cpu_vendor": runtime.cpu_vendor()}
+    here = runtime.numerics()
     if (shipped / STUDY).is_file():
         study = files.read_manifest(shipped / STUDY)
         have = config_of(study, shipped / STUDY)
         if replace(have, seed=0).training_id() != replace(cfg, seed=0).training_id():
             raise UserError(f"{run_dir}: trained with another configuration than the shipped study in {shipped}")
-        made_on = _made_on(study, shipped / STUDY) or here["cpu_vendor"]
-        if made_on != here["cpu_vendor"]:
-            raise UserError(f"{shipped / STUDY}: its metrics were made on {made_on} CPUs and this machine's is "
-                            f"{here['cpu_vendor']}, whose matrix libraries round differently; pack on a {made_on} machine")
-        if ANALYSED_ON not in study:
-            files.write_json(shipped / STUDY, {**study, ANALYSED_ON: here})
+        made_on = _made_on(study, shipped / STUDY)
+        if made_on is not None and _other_numerics(made_on, here):
+            raise UserError(f"{shipped / STUDY}: its metrics were made with other matrix-library code paths "
+                            f"({_numerics_text(made_on)}) than this machine's ({_numerics_text(here)}); "
+                            f"pack on a machine like the one that made them")
     else:
         shipped.mkdir(parents=True, exist_ok=True)
-        files.write_json(shipped / STUDY, {**{k: v for k, v in man.items() if k != "state"}, ANALYSED_ON: here})
+        study = {k: v for k, v in man.items() if k != "state"}
+        files.write_json(shipped / STUDY, study)
     added = []
     G = None
     for ens in ensembles(cfg, run_dir, man.get("overrides", []), bool(man.get("control"))):
@@ -183,6 +184,9 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
             else:
                 (out / "metrics.json").unlink(missing_ok=True)
             added.append(f"{ens.label} seed {s}")
+    if _made_on(study, shipped / STUDY) is None and any(seed_folder(shipped, label, s).joinpath("metrics.json").is_file()
+                                                        for label, seeds in shipped_seeds(shipped).items() for s in seeds):
+        files.write_json(shipped / STUDY, {**study, ANALYSED_ON: here})
     _ship_reports(run_dir, shipped)
     write_sums(shipped)
     return added
@@ -412,10 +416,11 @@ def _unpack_seed(shipped: Path, e: Ensemble, s: int, G: torch.Tensor) -> None:
 
 #: the relative tolerance within which a re-made metric must equal the shipped one
 METRICS_RTOL = 1e-6
-#: on a CPU of another vendor than the one the shipped metrics were made on (study.json's
-#: ANALYSED_ON), whose matrix libraries round differently: the tolerance of the metrics that rounding
-#: does not decide (the rest, analysis.metrics.rounding_fixed, are not compared)
+#: on a machine whose matrix libraries take other code paths than those of the machine the shipped
+#: metrics were made on (study.json's ANALYSED_ON), and so round differently: the tolerance of the
+#: metrics that rounding does not decide (the rest, analysis.metrics.rounding_fixed, are not compared)
 ACROSS_CPUS_RTOL = 1e-3
+#: study.json's record of the numerics (runtime.numerics) of the machine its metrics were made on
 ANALYSED_ON = "analysed_on"
 #: metrics that name what they were computed from and by which code, rather than measure the model
 PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "network_key", "profile", "seed", "epoch")
@@ -425,15 +430,16 @@ def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL
                        across_cpus: bool = False) -> list[str]:
     """The metrics that differ between a shipped metrics.json and a re-made one: numbers beyond
     rtol relative (absolute below 1e-12), anything else when not equal; one line each. across_cpus:
-    re-made on another CPU type than the shipped ones (`comparison`): the metrics rounding decides
-    (analysis.metrics.rounding_fixed) are left out."""
+    re-made with other matrix-library code paths than the shipped ones (`comparison`): the values of
+    the metrics rounding decides (analysis.metrics.rounding_fixed, top-level keys) are not compared,
+    only that both hold them."""
     out = []
     for k in sorted(set(shipped_m) | set(remade)):
-        if across_cpus and not prefix and rounding_fixed(k):
-            continue
         name = f"{prefix}{k}"
         if k not in remade or k not in shipped_m:
             out.append(f"{name}: {'missing in the re-made' if k not in remade else 'not in the shipped'} metrics")
+            continue
+        if across_cpus and rounding_fixed(k):
             continue
         a, b = shipped_m[k], remade[k]
         if isinstance(a, dict) and isinstance(b, dict):
@@ -448,22 +454,32 @@ def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL
     return out
 
 
-def _made_on(study: dict, path: Path) -> str | None:
-    """The CPU vendor the study's metrics were made on (ANALYSED_ON), None where it does not say."""
+def _made_on(study: dict, path: Path) -> dict | None:
+    """The numerics the study's metrics were made with (ANALYSED_ON), None where it does not say."""
     made = study.get(ANALYSED_ON)
     if made is None:
         return None
-    if not (isinstance(made, dict) and isinstance(made.get("cpu_vendor"), str)):
-        raise UserError(f"{path}: {ANALYSED_ON!r} must be an object with the CPU vendor (\"cpu_vendor\"), "
-                        f"not {json.dumps(made)[:60]}")
-    return made["cpu_vendor"]
+    if not (isinstance(made, dict) and isinstance(made.get("cpu_vendor"), str) and made["cpu_vendor"]
+            and all(v is None or isinstance(v, str) for v in made.values())):
+        raise UserError(f"{path}: {ANALYSED_ON!r} must be an object naming at least the CPU vendor "
+                        f"(\"cpu_vendor\"), not {json.dumps(made)[:60]}")
+    return made
+
+
+def _other_numerics(made_on: dict, here: dict) -> bool:
+    """Whether this machine's numerics (`here`) differ from any that the study records."""
+    return any(here.get(k) != v for k, v in made_on.items())
+
+
+def _numerics_text(n: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in n.items())
 
 
 @dataclass(frozen=True)
 class Comparison:
     """How this machine's re-made metrics are compared with the shipped ones: to METRICS_RTOL when
-    they were made on a CPU of this machine's vendor (or the study does not say), else to
-    ACROSS_CPUS_RTOL without the metrics rounding decides."""
+    the shipped ones were made with this machine's numerics (every one the study records, or the
+    study does not say), else to ACROSS_CPUS_RTOL without the metrics rounding decides."""
 
     across_cpus: bool
     rtol: float
@@ -474,21 +490,21 @@ def comparison(shipped: Path | None = None) -> Comparison:
     """The rule for comparing metrics re-made on this machine with the shipped study's."""
     shipped = Path(shipped or default_dir())
     made_on = _made_on(files.read_manifest(shipped / STUDY), shipped / STUDY)
-    here = runtime.cpu_vendor()
-    if made_on is None or made_on == here:
+    here = runtime.numerics()
+    if made_on is None or not _other_numerics(made_on, here):
         return Comparison(False, METRICS_RTOL, f"within {METRICS_RTOL:g} relative")
     return Comparison(True, ACROSS_CPUS_RTOL,
-                      f"within {ACROSS_CPUS_RTOL:g} relative, leaving out the ones rounding decides (participation "
+                      f"within {ACROSS_CPUS_RTOL:g} relative, leaving out the values rounding decides (participation "
                       f"ratios over all N eigenvectors, float32-vs-float64 spreads, slow- and fixed-point searches): "
-                      f"they were made on {made_on} CPUs and this one is {here}, whose matrix libraries round "
-                      f"differently")
+                      f"they were made with other matrix-library code paths ({_numerics_text(made_on)}) than this "
+                      f"machine's ({_numerics_text({k: here[k] for k in made_on})}), which round differently")
 
 
-def compare_metrics(run_dir: Path, shipped: Path | None = None) -> dict[str, list[str]]:
+def compare_metrics(run_dir: Path, shipped: Path | None = None, rule: Comparison | None = None) -> dict[str, list[str]]:
     """{"main seed 3": differences} for every shipped model with shipped metrics, against the
-    metrics.json of the same model in run folder `run_dir`, by this machine's `comparison`."""
+    metrics.json of the same model in run folder `run_dir`, by `rule` (this machine's `comparison`)."""
     shipped = Path(shipped or default_dir())
-    rule = comparison(shipped)
+    rule = rule or comparison(shipped)
     out = {}
     for label, seeds in shipped_seeds(shipped).items():
         for s in seeds:

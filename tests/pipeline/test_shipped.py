@@ -13,6 +13,7 @@ import torch
 from conftest import assert_user_error, run_cli
 
 from sysa_core import files, runtime
+from sysa_core.analysis import metrics
 from sysa_core.errors import UserError
 from sysa_core.pipeline import shipped, verify
 
@@ -153,29 +154,57 @@ def test_report_remakes_every_report_without_training_and_confirms_the_metrics(p
 
 
 def _with_analysed_on(packed, dest, made_on) -> None:
+    """A copy of the packed study whose study.json records made_on (None: says nothing), sums kept."""
     shutil.copytree(packed, dest)
     study = json.loads((dest / shipped.STUDY).read_text())
-    study[shipped.ANALYSED_ON] = made_on
-    (dest / shipped.STUDY).write_text(json.dumps(study))
+    study.pop(shipped.ANALYSED_ON)
+    (dest / shipped.STUDY).write_text(json.dumps(study if made_on is None else {**study, shipped.ANALYSED_ON: made_on}))
+    shipped.write_sums(dest)
 
 
-def test_pack_records_the_cpu_vendor_and_refuses_another(packed, smoke_run, tmp_path):
-    assert json.loads((packed / shipped.STUDY).read_text())[shipped.ANALYSED_ON] == {"cpu_vendor": runtime.cpu_vendor()}
+def test_pack_records_the_numerics_and_refuses_other_ones(packed, smoke_run, tmp_path):
+    assert json.loads((packed / shipped.STUDY).read_text())[shipped.ANALYSED_ON] == runtime.numerics()
     assert shipped.comparison(packed) == shipped.Comparison(False, shipped.METRICS_RTOL, "within 1e-06 relative")
     other = tmp_path / "study"
-    _with_analysed_on(packed, other, {"cpu_vendor": "OtherVendor"})
+    _with_analysed_on(packed, other, {**runtime.numerics(), "cpu_vendor": "OtherVendor"})
     before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
     proc = run_cli("study", "pack", smoke_run, "--shipped", other)
-    assert_user_error(proc.stderr, proc.returncode, str(other / shipped.STUDY), "made on OtherVendor CPUs",
-                      f"this machine's is {runtime.cpu_vendor()}")
+    assert_user_error(proc.stderr, proc.returncode, str(other / shipped.STUDY), "cpu_vendor OtherVendor",
+                      f"cpu_vendor {runtime.numerics()['cpu_vendor']}")
     assert before == {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
-    rule = shipped.comparison(other)  # metrics made on another vendor's CPUs: compared as such
-    assert rule.across_cpus and rule.rtol == shipped.ACROSS_CPUS_RTOL
-    assert "OtherVendor" in rule.text and runtime.cpu_vendor() in rule.text
-    bad = tmp_path / "bad"
-    _with_analysed_on(packed, bad, "AuthenticAMD")
-    with pytest.raises(UserError, match=re.escape(f"{bad / shipped.STUDY}: 'analysed_on' must be an object")):
-        shipped.comparison(bad)
+    rule = shipped.comparison(other)  # metrics made with other code paths: compared as such
+    assert rule.across_cpus and rule.rtol == shipped.ACROSS_CPUS_RTOL and "OtherVendor" in rule.text
+    # the run's metrics against the study's, moved beyond 1e-6 in a number rounding decides and one it does not
+    m_path = shipped.seed_folder(other, "main", 1) / "metrics.json"
+    m = json.loads(m_path.read_text())
+    m_path.write_text(json.dumps({**m, "pr_input_l1": m["pr_input_l1"] * 1.05, "precision": m["precision"] * (1 + 1e-4)}))
+    assert not any(shipped.compare_metrics(smoke_run, other).values())
+    assert [d.split(":")[0] for d in shipped.compare_metrics(smoke_run, other, shipped.comparison(packed))["main seed 1"]] \
+        == ["pr_input_l1", "precision"]
+    m_path.write_text(json.dumps({k: v for k, v in m.items() if k != "pr_input_l1"} | {"precision": m["precision"] * 1.002}))
+    assert [d.split(":")[0] for d in shipped.compare_metrics(smoke_run, other)["main seed 1"]] == ["pr_input_l1", "precision"]
+    # a study that does not say is compared to the bit; pack adds what it packs on
+    silent = tmp_path / "silent"
+    _with_analysed_on(packed, silent, None)
+    assert shipped.comparison(silent) == shipped.comparison(packed)
+    assert run_cli("study", "pack", smoke_run, "--shipped", silent).returncode == 0
+    assert json.loads((silent / shipped.STUDY).read_text())[shipped.ANALYSED_ON] == runtime.numerics()
+    assert shipped.check_sums(silent) == []
+    for made_on in ("AuthenticAMD", {"cpu_vendor": ""}, {"cpu_vendor": "AuthenticAMD", "openblas_core": 3}):
+        bad = tmp_path / "bad"
+        shutil.rmtree(bad, ignore_errors=True)
+        _with_analysed_on(packed, bad, made_on)
+        with pytest.raises(UserError, match=re.escape(f"{bad / shipped.STUDY}: 'analysed_on' must be an object")):
+            shipped.comparison(bad)
+
+
+def test_the_numbers_rounding_decides_are_metrics_of_a_run(smoke_run):
+    keys = json.loads((smoke_run / "seed_1" / "metrics.json").read_text())
+    assert set(metrics.POINT_SEARCH_KEYS) <= set(keys)
+    fixed = {k for k in keys if metrics.rounding_fixed(k)}
+    assert {k for k in fixed if k.startswith("pr_")} == {f"pr_{v}_{p}{x}" for v in ("input", "output")
+                                                         for p in ("l1", "l2") for x in ("", "_f64", "_spread")}
+    assert len(fixed) == len(metrics.POINT_SEARCH_KEYS) + 12 + 8  # the searches, pr_*, and 8 other spreads
 
 
 def test_across_cpus_only_what_rounding_decides_is_left_out():
