@@ -199,8 +199,10 @@ def _portable(dst: Path, src: Path) -> None:
 
 
 _lock = threading.Lock()
+_ready = threading.Condition(_lock)  # notified when a prewarmed runner becomes idle
 _idle: list[NotebookRunner] = []  # runners whose kernel waits for the next notebook
 _runners: list[NotebookRunner] = []  # every runner this process started
+_warming = 0  # prewarmed runners whose kernel is still starting or importing
 #: set when this process is told to stop (SIGTERM, Ctrl-C): no notebook starts after it
 STOP = threading.Event()
 STOPPED = "stopped: the run was interrupted"
@@ -237,20 +239,28 @@ WARM_IMPORTS = "import sysa_core.pipeline.notebook, sysa_core.pipeline.plots, sy
 
 def prewarm(n: int) -> None:
     """Start n kernels in the background and import what the notebooks import into them, so that
-    they are ready when the first notebooks run (while this process trains, say)."""
-    def start():
-        r = NotebookRunner()
-        with _lock:
-            _runners.append(r)
+    they are ready when the first notebooks run (while this process trains, say). A notebook that
+    is to run while they are still warming waits for one of them rather than start another."""
+    global _warming
+
+    def start(r: NotebookRunner):
+        global _warming
         try:
             r._kernel()
         except Exception:  # noqa: BLE001 - a kernel that failed to start, died or was stopped is
             pass  # replaced when used
-        with _lock:
-            _idle.append(r)
+        finally:
+            with _ready:
+                _warming -= 1
+                _idle.append(r)
+                _ready.notify()
 
     for _ in range(n):
-        threading.Thread(target=start, name="sysa-prewarm", daemon=True).start()
+        r = NotebookRunner()
+        with _lock:
+            _runners.append(r)
+            _warming += 1
+        threading.Thread(target=start, args=(r,), name="sysa-prewarm", daemon=True).start()
 
 
 def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
@@ -284,7 +294,11 @@ def _execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None,
              code: bool) -> tuple[float, str | None]:
     if STOP.is_set():
         return 0.0, STOPPED
-    with _lock:
+    with _ready:
+        while not _idle and _warming and not STOP.is_set():  # a prewarmed kernel is nearly ready
+            _ready.wait(SIGNAL_POLL_S)
+        if STOP.is_set():
+            return 0.0, STOPPED
         r = _idle.pop() if _idle else None
         if r is None:
             r = NotebookRunner()
@@ -292,8 +306,9 @@ def _execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None,
     try:
         return r.execute(src, dst, params, cwd, title, code)
     finally:
-        with _lock:
+        with _ready:
             _idle.append(r)
+            _ready.notify()
 
 
 def set_threads(n: int) -> None:

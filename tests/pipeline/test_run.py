@@ -11,16 +11,17 @@ import fcntl
 import json
 import os
 import re
+import time
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMOKE_RUN, assert_user_error, copy_run, parse_json_lines, run_cli
+from conftest import SMOKE_RUN, assert_user_error, cmdline, copy_run, descendants, parse_json_lines, popen_cli, run_cli
 
 from sysa_core import cli, files
 from sysa_core.analysis import population
-from sysa_core.pipeline import report
+from sysa_core.pipeline import report, verify
 
 SEEDS = (1, 2)
 NOTEBOOKS = ("train", "inspect", "pca")
@@ -314,3 +315,20 @@ def test_the_index_says_how_long_after_the_window_plateaus_hold_and_keep_their_s
     assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 2400.0}) == "flips at +0.4 s"
     assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 1500.0}) == "flips in the window"
     assert report.sign_after_window({}) == report.beyond_window({}) == "–"
+
+
+def test_notebooks_that_start_while_the_prewarmed_kernel_imports_wait_for_it(smoke_run, tmp_path):
+    """A run whose notebooks start at once (nothing to train, one report to repair) takes the kernel it
+    started when it began, still importing then, instead of starting another: one kernel for its one
+    lane, and the same verified folder."""
+    run = copy_run(smoke_run, tmp_path / "run")
+    (run / "seed_1" / "inspect.html").unlink()
+    proc = popen_cli(*SMOKE_RUN, "--out", run)
+    kernels = set()
+    while proc.poll() is None:
+        kernels |= {p for p in descendants(proc.pid) if "ipykernel_launcher" in cmdline(p)}
+        time.sleep(0.02)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert len(kernels) == 1, kernels
+    assert all(chk.action == "none" for chk in verify.check_run(run).values())
