@@ -317,6 +317,13 @@ def test_the_index_says_how_long_after_the_window_plateaus_hold_and_keep_their_s
     assert report.sign_after_window({}) == report.beyond_window({}) == "–"
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def test_notebooks_that_start_while_the_prewarmed_kernel_imports_wait_for_it(smoke_run, tmp_path):
     """A run whose notebooks start at once (nothing to train, one report to repair) takes the kernel it
     started when it began, still importing then, instead of starting another: one kernel for its one
@@ -325,8 +332,8 @@ def test_notebooks_that_start_while_the_prewarmed_kernel_imports_wait_for_it(smo
     (run / "seed_1" / "inspect.html").unlink()
     proc = popen_cli(*SMOKE_RUN, "--out", run)
     kernels = set()
-    while proc.poll() is None:
-        kernels |= {p for p in descendants(proc.pid) if "ipykernel_launcher" in cmdline(p)}
+    while proc.poll() is None:  # the run's own children: a kernel's forks (a subprocess it starts) have its command line
+        kernels |= {p for p in descendants(proc.pid) if "ipykernel_launcher" in cmdline(p) and _parent(p) == proc.pid}
         time.sleep(0.02)
     _, err = proc.communicate()
     assert proc.returncode == 0, err
