@@ -199,7 +199,7 @@ def _portable(dst: Path, src: Path) -> None:
 
 
 _lock = threading.Lock()
-_ready = threading.Condition(_lock)  # notified when a prewarmed runner becomes idle
+_ready = threading.Condition(_lock)  # notified when a runner becomes idle (prewarmed, or back from a notebook)
 _idle: list[NotebookRunner] = []  # runners whose kernel waits for the next notebook
 _runners: list[NotebookRunner] = []  # every runner this process started
 _warming = 0  # prewarmed runners whose kernel is still starting or importing
@@ -253,21 +253,29 @@ def prewarm(n: int) -> None:
             with _ready:
                 _warming -= 1
                 _idle.append(r)
-                _ready.notify()
+                _ready.notify_all()  # with none warming any more, every waiter starts its own
 
     for _ in range(n):
         r = NotebookRunner()
+        t = threading.Thread(target=start, args=(r,), name="sysa-prewarm", daemon=True)
         with _lock:
             _runners.append(r)
             _warming += 1
-        threading.Thread(target=start, args=(r,), name="sysa-prewarm", daemon=True).start()
+        try:
+            t.start()
+        except BaseException:
+            with _lock:
+                _warming -= 1
+                _runners.remove(r)
+            raise
 
 
 def execute(src: Path, dst: Path, params: dict, cwd: Path, title: str | None = None,
             code: bool = False) -> tuple[float, str | None]:
-    """Run one notebook (NotebookRunner.execute) in an idle kernel of this process, started when
-    every kernel is busy (one per thread that runs notebooks at the same time). After `stop`, none
-    runs: (0, STOPPED).
+    """Run one notebook (NotebookRunner.execute) in an idle kernel of this process; while none is
+    idle and a prewarmed one is still starting, it waits for that one (a run prewarms one kernel per
+    lane, so no lane waits for another's); with none of either, it starts a kernel (one per thread
+    that runs notebooks at the same time). After `stop`, none runs: (0, STOPPED).
 
     Called from the main thread, the notebook runs in a worker thread while the main thread waits,
     so that a signal's exception (SIGTERM, Ctrl-C) is raised in that wait, never inside the kernel

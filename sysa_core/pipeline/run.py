@@ -93,7 +93,7 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
             with clock("train_s"):
                 pre_err = _train_here(todo, batch_seeds, progress, device, folder.replay_of(todo))
             with clock("notebooks_s"):
-                for (label, s), rec in executors.run_jobs(todo, nbs, workers=_lanes(len(todo)), bar=bar,
+                for (label, s), rec in executors.run_jobs(todo, nbs, workers=lanes, bar=bar,
                                                           trained=pre_err, html_code=html_code):
                     records[(label, s)] = rec
         else:

@@ -11,13 +11,16 @@ import fcntl
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMOKE_RUN, assert_user_error, cmdline, copy_run, descendants, parse_json_lines, popen_cli, run_cli
+from conftest import (REPO, SMOKE_RUN, assert_user_error, cli_env, cmdline, copy_run, descendants, parse_json_lines,
+                      run_cli)
 
 from sysa_core import cli, files
 from sysa_core.analysis import population
@@ -330,12 +333,23 @@ def test_notebooks_that_start_while_the_prewarmed_kernel_imports_wait_for_it(smo
     lane, and the same verified folder."""
     run = copy_run(smoke_run, tmp_path / "run")
     (run / "seed_1" / "inspect.html").unlink()
-    proc = popen_cli(*SMOKE_RUN, "--out", run)
-    kernels = set()
-    while proc.poll() is None:  # the run's own children: a kernel's forks (a subprocess it starts) have its command line
-        kernels |= {p for p in descendants(proc.pid) if "ipykernel_launcher" in cmdline(p) and _parent(p) == proc.pid}
-        time.sleep(0.02)
-    _, err = proc.communicate()
+    # every kernel of the run takes 3 s longer to start, so its first notebook surely comes first
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "sitecustomize.py").write_text(
+        "import sys, time\nif 'ipykernel_launcher' in ' '.join(sys.orig_argv):\n    time.sleep(3)\n")
+    env = dict(cli_env(), PYTHONPATH=os.pathsep.join([str(tmp_path / "slow"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    proc = subprocess.Popen([sys.executable, "-m", "sysa_core", *SMOKE_RUN, "--out", str(run)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kernels, deadline = set(), time.monotonic() + 600
+    try:
+        while proc.poll() is None:  # the run's own children: a kernel's forks (its git calls) have its command line
+            assert time.monotonic() < deadline, "the repair did not end within 600 s"
+            kernels |= {p for p in descendants(proc.pid) if "ipykernel_launcher" in cmdline(p) and _parent(p) == proc.pid}
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
     assert proc.returncode == 0, err
     assert len(kernels) == 1, kernels
     assert all(chk.action == "none" for chk in verify.check_run(run).values())
