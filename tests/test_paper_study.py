@@ -60,4 +60,4 @@ def test_a_shipped_seed_is_reanalysed_to_its_shipped_metrics(paper_evaluations):
     rule = shipped.comparison(SHIPPED)
     assert shipped.metric_differences({k: v for k, v in ship.items() if k not in drop},
                                       {k: v for k, v in remade.items() if k not in drop},
-                                      rule.rtol, across_cpus=rule.across_cpus) == []
+                                      rule.rtol, across_cpus=rule.across_cpus, floors=rule.floors) == []

@@ -26,7 +26,7 @@ import io
 import json
 import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -420,6 +420,15 @@ METRICS_RTOL = 1e-6
 #: metrics were made on (study.json's ANALYSED_ON), and so round differently: the tolerance of the
 #: metrics that rounding does not decide (the rest, analysis.metrics.rounding_fixed, are not compared)
 ACROSS_CPUS_RTOL = 1e-3
+#: across numerics, absolute floors (in the metric's unit) for numbers that can lie near 0, where a
+#: relative tolerance would ask for the last bits: the plateau's drift (output units per s; 1e-5
+#: moves an output by 2.5e-5 over the paper's 2.5 s window, under 0.1 % of its narrowest 10 % band)
+ACROSS_CPUS_ATOL = {"plateau_drift_per_s": 1e-5, "plateau_drift_per_s_by_duration": 1e-5}
+#: across numerics, times at which an output first crosses a threshold (ms): other rounding can move
+#: a crossing by one step of the model, so they take one step (dt) as their absolute floor
+CROSSING_MS_KEYS = ("plateau_hold_ms_by_duration", "plateau_sign_kept_ms_by_duration",
+                    "plateau_sign_kept_ms_in_range_min", "sweep_hold_ms_min", "sweep_hold_ms_median",
+                    "sweep_hold_ms_in_range_min")
 #: study.json's record of the numerics (runtime.numerics) of the machine its metrics were made on
 ANALYSED_ON = "analysed_on"
 #: metrics that name what they were computed from and by which code, rather than measure the model
@@ -427,12 +436,13 @@ PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "network_k
 
 
 def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL, prefix: str = "",
-                       across_cpus: bool = False) -> list[str]:
+                       across_cpus: bool = False, atol: float = 1e-12, floors: dict | None = None) -> list[str]:
     """The metrics that differ between a shipped metrics.json and a re-made one: numbers beyond
-    rtol relative (absolute below 1e-12), anything else when not equal; one line each. across_cpus:
+    rtol relative (absolute below atol), anything else when not equal; one line each. across_cpus:
     re-made with other matrix-library code paths than the shipped ones (`comparison`): the values of
     the metrics rounding decides (analysis.metrics.rounding_fixed, top-level keys) are not compared,
-    only that both hold them."""
+    only that both hold them, and a metric named in `floors` (Comparison.floors) takes its absolute
+    floor there."""
     out = []
     for k in sorted(set(shipped_m) | set(remade)):
         name = f"{prefix}{k}"
@@ -441,13 +451,14 @@ def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL
             continue
         if across_cpus and rounding_fixed(k):
             continue
+        floor = (floors or {}).get(k, atol) if across_cpus and not prefix else atol
         a, b = shipped_m[k], remade[k]
         if isinstance(a, dict) and isinstance(b, dict):
-            out += metric_differences(a, b, rtol, f"{name}.")
+            out += metric_differences(a, b, rtol, f"{name}.", atol=floor)
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            out += metric_differences(dict(enumerate(a)), dict(enumerate(b)), rtol, f"{name}.")
+            out += metric_differences(dict(enumerate(a)), dict(enumerate(b)), rtol, f"{name}.", atol=floor)
         elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-            if not abs(a - b) <= max(rtol * max(abs(a), abs(b)), 1e-12):
+            if not abs(a - b) <= max(rtol * max(abs(a), abs(b)), floor):
                 out.append(f"{name}: shipped {a!r}, re-made {b!r} (relative {abs(a - b) / max(abs(a), abs(b)):.1e})")
         elif a != b:
             out.append(f"{name}: shipped {a!r}, re-made {b!r}")
@@ -484,6 +495,7 @@ class Comparison:
     across_cpus: bool
     rtol: float
     text: str  # what was compared, for a message: "within 1e-06 relative"
+    floors: dict = field(default_factory=dict)  # across numerics: absolute floors by metric
 
 
 def comparison(shipped: Path | None = None) -> Comparison:
@@ -493,11 +505,15 @@ def comparison(shipped: Path | None = None) -> Comparison:
     here = runtime.numerics()
     if made_on is None or not _other_numerics(made_on, here):
         return Comparison(False, METRICS_RTOL, f"within {METRICS_RTOL:g} relative")
+    dt_ms = study_config(shipped).model.dt_ms
     return Comparison(True, ACROSS_CPUS_RTOL,
-                      f"within {ACROSS_CPUS_RTOL:g} relative, leaving out the values rounding decides (participation "
+                      f"within {ACROSS_CPUS_RTOL:g} relative (threshold crossings within one {dt_ms:g} ms step, "
+                      f"plateau drifts within {ACROSS_CPUS_ATOL['plateau_drift_per_s']:g} a.u. per s), leaving out the "
+                      f"values rounding decides (participation "
                       f"ratios over all N eigenvectors, float32-vs-float64 spreads, slow- and fixed-point searches): "
                       f"they were made with other matrix-library code paths ({_numerics_text(made_on)}) than this "
-                      f"machine's ({_numerics_text({k: here[k] for k in made_on})}), which round differently")
+                      f"machine's ({_numerics_text({k: here[k] for k in made_on})}), which round differently",
+                      {**ACROSS_CPUS_ATOL, **dict.fromkeys(CROSSING_MS_KEYS, float(dt_ms))})
 
 
 def compare_metrics(run_dir: Path, shipped: Path | None = None, rule: Comparison | None = None) -> dict[str, list[str]]:
@@ -519,5 +535,6 @@ def compare_metrics(run_dir: Path, shipped: Path | None = None, rule: Comparison
                 continue
             a = {k: v for k, v in files.read_json(ship).items() if k not in PROVENANCE_KEYS}
             b = {k: v for k, v in remade.items() if k not in PROVENANCE_KEYS}
-            out[f"{label} seed {s}"] = metric_differences(a, b, rule.rtol, across_cpus=rule.across_cpus)
+            out[f"{label} seed {s}"] = metric_differences(a, b, rule.rtol, across_cpus=rule.across_cpus,
+                                                          floors=rule.floors)
     return out

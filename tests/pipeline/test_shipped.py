@@ -174,6 +174,7 @@ def test_pack_records_the_numerics_and_refuses_other_ones(packed, smoke_run, tmp
     assert before == {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
     rule = shipped.comparison(other)  # metrics made with other code paths: compared as such
     assert rule.across_cpus and rule.rtol == shipped.ACROSS_CPUS_RTOL and "OtherVendor" in rule.text
+    assert rule.floors["plateau_hold_ms_by_duration"] == 1.0 and "one 1 ms step" in rule.text  # the smoke profile's dt
     # the run's metrics against the study's, moved beyond 1e-6 in a number rounding decides and one it does not
     m_path = shipped.seed_folder(other, "main", 1) / "metrics.json"
     m = json.loads(m_path.read_text())
@@ -219,6 +220,14 @@ def test_across_cpus_only_what_rounding_decides_is_left_out():
     for key, value in (("precision", 1.002), ("precision_by_duration", {"50": 2.01}), ("memory_mechanism", "attractor")):
         got = shipped.metric_differences(a, {**moved, key: value}, shipped.ACROSS_CPUS_RTOL, across_cpus=True)
         assert [d.split(":")[0].split(".")[0] for d in got] == [key]
+    # near 0 and at a step's resolution: the floors of a comparison across numerics
+    floors = {"plateau_drift_per_s_by_duration": 1e-5, "plateau_hold_ms_by_duration": 1.0}
+    b = {"plateau_drift_per_s_by_duration": {"50": 5e-5}, "plateau_hold_ms_by_duration": {"50": 120}}
+    near = {"plateau_drift_per_s_by_duration": {"50": 5.8e-5}, "plateau_hold_ms_by_duration": {"50": 121}}
+    far = {"plateau_drift_per_s_by_duration": {"50": 7e-5}, "plateau_hold_ms_by_duration": {"50": 122}}
+    assert shipped.metric_differences(b, near, shipped.ACROSS_CPUS_RTOL, across_cpus=True, floors=floors) == []
+    assert len(shipped.metric_differences(b, far, shipped.ACROSS_CPUS_RTOL, across_cpus=True, floors=floors)) == 2
+    assert len(shipped.metric_differences(b, near, floors=floors)) == 2  # on the same numerics: to the bit
 
 
 def test_metric_differences_respects_the_tolerance():
