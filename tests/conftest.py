@@ -117,8 +117,8 @@ def wait_for(cond, timeout: float = 120, what: str = "", every_s: float = 0.02) 
         time.sleep(every_s)
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below pid (from /proc's parent links)."""
+def _children_of() -> dict[int, list[int]]:
+    """{parent pid: its children's pids} of every live process (from /proc's parent links)."""
     children: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -129,6 +129,17 @@ def descendants(pid: int) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(d.name))
+    return children
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is pid."""
+    return set(_children_of().get(pid, []))
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below pid (from /proc's parent links)."""
+    children = _children_of()
     out, todo = set(), [pid]
     while todo:
         for c in children.get(todo.pop(), []):

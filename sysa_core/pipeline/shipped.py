@@ -435,34 +435,55 @@ ANALYSED_ON = "analysed_on"
 PROVENANCE_KEYS = ("checkpoint_sha256", "analysis_id", "training_id", "network_key", "profile", "seed", "epoch")
 
 
-def metric_differences(shipped_m: dict, remade: dict, rtol: float = METRICS_RTOL, prefix: str = "",
-                       across_cpus: bool = False, atol: float = 1e-12, floors: dict | None = None) -> list[str]:
-    """The metrics that differ between a shipped metrics.json and a re-made one: numbers beyond
-    rtol relative (absolute below atol), anything else when not equal; one line each. across_cpus:
-    re-made with other matrix-library code paths than the shipped ones (`comparison`): the values of
+@dataclass(frozen=True)
+class Comparison:
+    """How this machine's re-made metrics are compared with the shipped ones: to METRICS_RTOL when
+    the shipped ones were made with this machine's numerics (every one the study records, or the
+    study does not say), else to ACROSS_CPUS_RTOL without the metrics rounding decides."""
+
+    across_cpus: bool
+    rtol: float
+    text: str  # what was compared, for a message: "within 1e-06 relative"
+    floors: dict = field(default_factory=dict)  # across numerics: absolute floors by metric
+
+
+#: the rule on the numerics that made the shipped metrics: every number to METRICS_RTOL
+SAME_NUMERICS = Comparison(False, METRICS_RTOL, f"within {METRICS_RTOL:g} relative")
+
+
+def metric_differences(shipped_m: dict, remade: dict, rule: Comparison = SAME_NUMERICS, prefix: str = "",
+                       atol: float = 1e-12) -> list[str]:
+    """The metrics that differ between a shipped metrics.json and a re-made one by `rule`: numbers
+    beyond rule.rtol relative (absolute below atol, or below the rule's floor for a metric it names),
+    anything else when not equal; one line each. Across numerics (rule.across_cpus) the values of
     the metrics rounding decides (analysis.metrics.rounding_fixed, top-level keys) are not compared,
-    only that both hold them, and a metric named in `floors` (Comparison.floors) takes its absolute
-    floor there."""
+    only that both hold them."""
     out = []
     for k in sorted(set(shipped_m) | set(remade)):
         name = f"{prefix}{k}"
         if k not in remade or k not in shipped_m:
             out.append(f"{name}: {'missing in the re-made' if k not in remade else 'not in the shipped'} metrics")
             continue
-        if across_cpus and rounding_fixed(k):
+        if rule.across_cpus and rounding_fixed(k):
             continue
-        floor = (floors or {}).get(k, atol) if across_cpus and not prefix else atol
+        floor = atol if prefix else rule.floors.get(k, atol)
         a, b = shipped_m[k], remade[k]
         if isinstance(a, dict) and isinstance(b, dict):
-            out += metric_differences(a, b, rtol, f"{name}.", atol=floor)
+            out += metric_differences(a, b, rule, f"{name}.", floor)
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            out += metric_differences(dict(enumerate(a)), dict(enumerate(b)), rtol, f"{name}.", atol=floor)
+            out += metric_differences(dict(enumerate(a)), dict(enumerate(b)), rule, f"{name}.", floor)
         elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-            if not abs(a - b) <= max(rtol * max(abs(a), abs(b)), floor):
+            if not abs(a - b) <= max(rule.rtol * max(abs(a), abs(b)), floor):
                 out.append(f"{name}: shipped {a!r}, re-made {b!r} (relative {abs(a - b) / max(abs(a), abs(b)):.1e})")
         elif a != b:
             out.append(f"{name}: shipped {a!r}, re-made {b!r}")
     return out
+
+
+def model_differences(shipped_m: dict, remade: dict, rule: Comparison = SAME_NUMERICS) -> list[str]:
+    """metric_differences of one model's metrics, without the PROVENANCE_KEYS."""
+    return metric_differences({k: v for k, v in shipped_m.items() if k not in PROVENANCE_KEYS},
+                              {k: v for k, v in remade.items() if k not in PROVENANCE_KEYS}, rule)
 
 
 def _made_on(study: dict, path: Path) -> dict | None:
@@ -486,25 +507,13 @@ def _numerics_text(n: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in n.items())
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """How this machine's re-made metrics are compared with the shipped ones: to METRICS_RTOL when
-    the shipped ones were made with this machine's numerics (every one the study records, or the
-    study does not say), else to ACROSS_CPUS_RTOL without the metrics rounding decides."""
-
-    across_cpus: bool
-    rtol: float
-    text: str  # what was compared, for a message: "within 1e-06 relative"
-    floors: dict = field(default_factory=dict)  # across numerics: absolute floors by metric
-
-
 def comparison(shipped: Path | None = None) -> Comparison:
     """The rule for comparing metrics re-made on this machine with the shipped study's."""
     shipped = Path(shipped or default_dir())
     made_on = _made_on(files.read_manifest(shipped / STUDY), shipped / STUDY)
     here = runtime.numerics()
     if made_on is None or not _other_numerics(made_on, here):
-        return Comparison(False, METRICS_RTOL, f"within {METRICS_RTOL:g} relative")
+        return SAME_NUMERICS
     dt_ms = study_config(shipped).model.dt_ms
     return Comparison(True, ACROSS_CPUS_RTOL,
                       f"within {ACROSS_CPUS_RTOL:g} relative (threshold crossings within one {dt_ms:g} ms step, "
@@ -533,8 +542,5 @@ def compare_metrics(run_dir: Path, shipped: Path | None = None, rule: Comparison
             except UserError as exc:
                 out[f"{label} seed {s}"] = [str(exc)]
                 continue
-            a = {k: v for k, v in files.read_json(ship).items() if k not in PROVENANCE_KEYS}
-            b = {k: v for k, v in remade.items() if k not in PROVENANCE_KEYS}
-            out[f"{label} seed {s}"] = metric_differences(a, b, rule.rtol, across_cpus=rule.across_cpus,
-                                                          floors=rule.floors)
+            out[f"{label} seed {s}"] = model_differences(files.read_json(ship), remade, rule)
     return out

@@ -19,7 +19,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (REPO, SMOKE_RUN, assert_user_error, cli_env, cmdline, copy_run, descendants, parse_json_lines,
+from conftest import (REPO, SMOKE_RUN, assert_user_error, children, cli_env, cmdline, copy_run, parse_json_lines,
                       run_cli)
 
 from sysa_core import cli, files
@@ -320,13 +320,6 @@ def test_the_index_says_how_long_after_the_window_plateaus_hold_and_keep_their_s
     assert report.sign_after_window({}) == report.beyond_window({}) == "–"
 
 
-def _parent(pid: int) -> int | None:
-    try:
-        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
-
-
 def test_notebooks_that_start_while_the_prewarmed_kernel_imports_wait_for_it(smoke_run, tmp_path):
     """A run whose notebooks start at once (nothing to train, one report to repair) takes the kernel it
     started when it began, still importing then, instead of starting another: one kernel for its one
@@ -344,7 +337,7 @@ def test_notebooks_that_start_while_the_prewarmed_kernel_imports_wait_for_it(smo
     try:
         while proc.poll() is None:  # the run's own children: a kernel's forks (its git calls) have its command line
             assert time.monotonic() < deadline, "the repair did not end within 600 s"
-            kernels |= {p for p in descendants(proc.pid) if "ipykernel_launcher" in cmdline(p) and _parent(p) == proc.pid}
+            kernels |= {p for p in children(proc.pid) if "ipykernel_launcher" in cmdline(p)}
             time.sleep(0.02)
     finally:
         if proc.poll() is None:

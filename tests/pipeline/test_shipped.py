@@ -164,7 +164,7 @@ def _with_analysed_on(packed, dest, made_on) -> None:
 
 def test_pack_records_the_numerics_and_refuses_other_ones(packed, smoke_run, tmp_path):
     assert json.loads((packed / shipped.STUDY).read_text())[shipped.ANALYSED_ON] == runtime.numerics()
-    assert shipped.comparison(packed) == shipped.Comparison(False, shipped.METRICS_RTOL, "within 1e-06 relative")
+    assert shipped.comparison(packed) == shipped.SAME_NUMERICS == shipped.Comparison(False, 1e-6, "within 1e-06 relative")
     other = tmp_path / "study"
     _with_analysed_on(packed, other, {**runtime.numerics(), "cpu_vendor": "OtherVendor"})
     before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
@@ -216,18 +216,20 @@ def test_across_cpus_only_what_rounding_decides_is_left_out():
              "memory_n_slow_points": 5, "memory_mechanism": "transient"}
     assert [d.split(":")[0] for d in shipped.metric_differences(a, moved)] == [
         "input_topk90_fraction_spread", "memory_n_slow_points", "memory_points", "pr_input_l1", "precision"]
-    assert shipped.metric_differences(a, moved, shipped.ACROSS_CPUS_RTOL, across_cpus=True) == []
+    across = shipped.Comparison(True, shipped.ACROSS_CPUS_RTOL, "")
+    assert shipped.metric_differences(a, moved, across) == []
     for key, value in (("precision", 1.002), ("precision_by_duration", {"50": 2.01}), ("memory_mechanism", "attractor")):
-        got = shipped.metric_differences(a, {**moved, key: value}, shipped.ACROSS_CPUS_RTOL, across_cpus=True)
+        got = shipped.metric_differences(a, {**moved, key: value}, across)
         assert [d.split(":")[0].split(".")[0] for d in got] == [key]
     # near 0 and at a step's resolution: the floors of a comparison across numerics
-    floors = {"plateau_drift_per_s_by_duration": 1e-5, "plateau_hold_ms_by_duration": 1.0}
+    floored = shipped.Comparison(True, shipped.ACROSS_CPUS_RTOL, "", {"plateau_drift_per_s_by_duration": 1e-5,
+                                                                       "plateau_hold_ms_by_duration": 1.0})
     b = {"plateau_drift_per_s_by_duration": {"50": 5e-5}, "plateau_hold_ms_by_duration": {"50": 120}}
     near = {"plateau_drift_per_s_by_duration": {"50": 5.8e-5}, "plateau_hold_ms_by_duration": {"50": 121}}
     far = {"plateau_drift_per_s_by_duration": {"50": 7e-5}, "plateau_hold_ms_by_duration": {"50": 122}}
-    assert shipped.metric_differences(b, near, shipped.ACROSS_CPUS_RTOL, across_cpus=True, floors=floors) == []
-    assert len(shipped.metric_differences(b, far, shipped.ACROSS_CPUS_RTOL, across_cpus=True, floors=floors)) == 2
-    assert len(shipped.metric_differences(b, near, floors=floors)) == 2  # on the same numerics: to the bit
+    assert shipped.metric_differences(b, near, floored) == []
+    assert len(shipped.metric_differences(b, far, floored)) == 2
+    assert len(shipped.metric_differences(b, near)) == 2  # on the same numerics: to the bit
 
 
 def test_metric_differences_respects_the_tolerance():
