@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
-import queue
 import resource
-import threading
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
+from . import forked
 from .errors import UserError
 
 
@@ -41,14 +40,6 @@ def limited(n: int | None = 1):
         torch.set_num_threads(torch_before)
 
 
-def cap_this_thread(n: int) -> None:
-    """Cap the calling thread at n threads as `limited(n)` caps the thread that enters it, for the
-    rest of its life. A new thread's caps otherwise depend on how each library hands them to new
-    threads (OpenMP's count is per thread)."""
-    torch.set_num_threads(n)
-    threadpool_limits(limits=n)
-
-
 class _InThisThread(Executor):
     """An executor that runs each job when it is submitted, in the submitting thread."""
 
@@ -59,50 +50,6 @@ class _InThisThread(Executor):
         except Exception as exc:  # noqa: BLE001 - raised where the result is asked for, as a pool's job is
             job.set_exception(exc)
         return job
-
-
-class _Beside(Executor):
-    """Runs the submitted jobs in order in one daemon thread, capped at `threads` when given."""
-
-    def __init__(self, threads: int | None):
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._jobs: list[Future] = []
-        self._worker = threading.Thread(target=self._work, args=(threads,), name="sysa-beside", daemon=True)
-        self._worker.start()
-
-    def _work(self, threads: int | None) -> None:
-        if threads is not None:
-            cap_this_thread(threads)
-        while (item := self._queue.get()) is not None:
-            job, fn, args, kwargs = item
-            if job.set_running_or_notify_cancel():
-                try:
-                    job.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # noqa: BLE001 - every job ends with a result or an exception
-                    job.set_exception(exc)
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        job = Future()
-        self._jobs.append(job)
-        self._queue.put((job, fn, args, kwargs))
-        return job
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            for job in self._jobs:
-                job.cancel()  # only a job not started yet is cancelled
-        self._queue.put(None)
-        if wait:
-            self._worker.join()
-
-
-def result_or_here(job: Future, fn):
-    """The result of `job`, the callable `fn` queued beside (`beside`): when it has not started there
-    yet, it is cancelled and `fn` is called in this thread instead, which would otherwise wait. The
-    same computation either way, so the same bits."""
-    if job.cancel():
-        return fn()
-    return job.result()
 
 
 def cores_for_this_process() -> int:
@@ -117,21 +64,22 @@ def cores_for_this_process() -> int:
 
 
 @contextmanager
-def beside(on: bool | None = None, threads: int | None = None):
-    """An executor for work beside this thread's: its jobs run in order in one daemon thread (capped
-    at `threads` when given: cap_this_thread), or with on=False each in this thread when it is
-    submitted; on=None: in a thread of its own when this process may use two cores or more
-    (cores_for_this_process), since two threads on one core only slow each other. A job is the
+def beside(on: bool | None = None):
+    """An executor for work beside this thread's: each job runs at once in a child process forked
+    from this thread (forked.Forked: under this thread's thread caps; the child sees this process's
+    memory as it is at the submit, so a job may use whatever this thread computed before it), or,
+    with on=False or where fork is not available (forked.available), in this thread when it is
+    submitted. on=None: beside when this process may use two cores or more
+    (cores_for_this_process), since two processes on one core only slow each other. A job is the
     computation one thread would do either way, so its numbers are the same bits. Leaving the block
-    waits for the jobs; leaving it by an exception (an error, Ctrl-C, SIGTERM) does not: the jobs
-    not started are cancelled and the running one is abandoned, which a daemon thread does not let
-    hold up the interpreter's exit."""
+    waits for the jobs; leaving it by an exception (an error, Ctrl-C, SIGTERM) kills the children
+    still computing."""
     if on is None:
         on = cores_for_this_process() >= 2
-    if not on:
+    if not on or not forked.available():
         yield _InThisThread()
         return
-    pool = _Beside(threads)
+    pool = forked.Forked()
     try:
         yield pool
     except BaseException:

@@ -90,7 +90,7 @@ def test_no_import_cycles_in_the_package():
 
 
 #: the layers, lowest first: a module imports only modules of its own layer or lower ones
-CORE = {"errors", "runtime", "config", "files", "model", "task", "engine", "training", "original"}
+CORE = {"errors", "forked", "runtime", "config", "files", "model", "task", "engine", "training", "original"}
 COMMANDS = {"cli", "bench", "__main__"}
 LAYERS = ("core", "analysis", "pipeline", "commands")
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from sysa_core import runtime
+from sysa_core import forked, runtime
 from sysa_core.errors import UserError
 
 
@@ -38,39 +40,66 @@ def test_limited_caps_and_restores_the_threads():
         assert torch.get_num_threads() == before
 
 
-def test_beside_runs_the_jobs_in_order_in_another_thread_and_waits_for_them():
-    order = []
+def _grown(a: list) -> int:
+    a.append(1)  # in the child's copy of the list: the parent's stays as it is
+    return len(a)
+
+
+def test_beside_runs_each_job_in_a_forked_child_that_sees_this_memory_and_sends_back_the_result():
+    data = [1, 2, 3]
     with runtime.beside(True) as pool:
-        first = pool.submit(lambda: order.append(threading.current_thread().name) or 1)
-        second = pool.submit(lambda: first.result() + 1)
-    assert first.done() and second.result() == 2 and order == ["sysa-beside"]
+        where = pool.submit(os.getpid)
+        grown = pool.submit(_grown, data)
+        big = pool.submit(lambda: np.arange(3_000_000.0))  # 24 MB: more than a pipe holds
+    assert where.result() != os.getpid() and grown.result() == 4 and data == [1, 2, 3]
+    assert np.array_equal(big.result(), np.arange(3_000_000.0))
     with runtime.beside(on=False) as pool:
         assert pool.submit(threading.current_thread).result() is threading.current_thread()
+
+
+def test_a_job_beside_ends_with_its_exception_or_a_line_naming_how_its_child_died():
     with runtime.beside(True) as pool:
         failing = pool.submit(lambda: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
+        user = pool.submit(_raise_user_error)
+        killed = pool.submit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(ZeroDivisionError) as err:  # with the child's traceback
         failing.result()
+    assert "in the forked child above" in err.value.__notes__[0] and "1 / 0" in err.value.__notes__[0]
+    with pytest.raises(UserError) as err:  # a user's mistake stays one line
+        user.result()
+    assert str(err.value) == "seed 3: bad" and not getattr(err.value, "__notes__", None)
+    with pytest.raises(forked.ChildDied, match=r"was killed by signal 9 \(SIGKILL\) before sending its result"):
+        killed.result()
 
 
-def test_beside_leaves_its_job_behind_when_the_block_ends_by_an_exception():
-    """A signal's exception (or an error) in the block does not wait for the job beside it: the
-    job still running is abandoned (a daemon thread) and the queued ones are cancelled."""
-    release = threading.Event()
+def _raise_user_error():
+    raise UserError("seed 3: bad")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_computing():
+    """A signal's exception (or an error) in the block does not wait for the jobs beside it: their
+    children are killed and reaped, so none is left running or as a zombie."""
     with pytest.raises(KeyboardInterrupt):
         with runtime.beside(True) as pool:
-            running = pool.submit(release.wait, 60)
-            queued = pool.submit(lambda: "started")
-            while not running.running():
-                time.sleep(0.01)
+            running = pool.submit(lambda: time.sleep(60) or os.getpid())
+            pid = pool._jobs[0][1]
             raise KeyboardInterrupt
-    assert running.running() and queued.cancelled()
-    release.set()
-    assert running.result(timeout=30) is True
+    assert not _alive(pid)
+    with pytest.raises(forked.ChildDied, match="signal 9"):
+        running.result(timeout=10)
 
 
 def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch):
     """`sysa run` gives each notebook lane's kernel OMP_NUM_THREADS = its share of the cores: with
-    one core the work stays in this thread (two threads on one core only slow each other)."""
+    one core the work stays in this thread (two processes on one core only slow each other)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert runtime.cores_for_this_process() == 1
     with runtime.beside() as pool:
@@ -79,26 +108,32 @@ def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch):
     assert runtime.cores_for_this_process() == len(os.sched_getaffinity(0))
     if runtime.cores_for_this_process() >= 2:
         with runtime.beside() as pool:
-            assert pool.submit(threading.current_thread).result() is not threading.current_thread()
+            assert pool.submit(os.getpid).result() != os.getpid()
 
 
-def test_a_job_not_started_beside_is_computed_in_the_waiting_thread_and_a_started_one_is_waited_for():
-    gate, started = threading.Event(), threading.Event()
 
-    def block():
-        started.set()
-        gate.wait(10)
-        return "first"
 
+def test_a_job_beside_runs_here_when_no_child_can_be_forked(monkeypatch):
+    """Where fork fails (no memory or process left for a child), the job is computed in this thread."""
+    def no_fork():
+        raise OSError(12, "Cannot allocate memory")
+    monkeypatch.setattr(os, "fork", no_fork)
     with runtime.beside(True) as pool:
-        first = pool.submit(block)
-        queued = pool.submit(lambda: ("beside", threading.current_thread().name))
-        started.wait(10)
-        got = runtime.result_or_here(queued, lambda: ("here", threading.current_thread().name))
-        assert got == ("here", threading.current_thread().name) and queued.cancelled()
-        gate.set()
-        assert runtime.result_or_here(first, lambda: "again") == "first"
-    with runtime.beside(False) as pool:  # in this thread at once: already done, never computed twice
-        calls = []
-        job = pool.submit(lambda: calls.append(1) or "done")
-        assert runtime.result_or_here(job, lambda: "twice") == "done" and calls == [1]
+        here = pool.submit(os.getpid)
+        failing = pool.submit(lambda: 1 / 0)
+    assert here.result() == os.getpid()
+    with pytest.raises(ZeroDivisionError):
+        failing.result()
+
+
+def test_what_a_job_beside_writes_reaches_this_process_s_file_descriptors(capfd):
+    import sys
+
+    def talk():
+        print("from the child")
+        print("to stderr in the child", file=sys.stderr)
+        return 1
+    with runtime.beside(True) as pool:
+        assert pool.submit(talk).result() == 1
+    out, err = capfd.readouterr()
+    assert "from the child" in out and "to stderr in the child" in err

@@ -134,15 +134,14 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     the checkpoint (files.load_checkpoint's "extra": the monitor losses give the convergence keys;
     None for checkpoints without one). network: the analysis of sd["G"] (analysis.network), computed
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
-    independent of the machine's core count). beside: the float64 simulation of the memory trials,
-    then the point search and the Lyapunov exponents on its states (about half of the work) run in
-    a second thread beside the rest, under the same cap; this thread computes the exponents itself
-    when it is done with the rest before the second thread has started them. False: all of it in
-    this thread, first; None: beside when this process may use two cores (runtime.beside). Each
-    computation is the one a single thread does, so the numbers are the same bits either way.
+    independent of the machine's core count). beside: the point search near the memory trajectories
+    (about half of the work) runs in a child process beside the rest, under the same cap, once the
+    float64 memory trials it starts from are simulated (runtime.beside). False: all of it in this
+    thread; None: beside when this process may use two cores. Each computation is the one a single
+    thread does, so the numbers are the same bits either way.
     """
     with runtime.limited(threads):
-        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside, threads)
+        return _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside)
 
 
 def training_summary(cfg: Config, training: dict | None) -> dict:
@@ -167,21 +166,18 @@ def _by_duration(values: dict) -> dict:
     return {str(int(k)): v for k, v in values.items()}
 
 
-def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside,
-             threads) -> ModelAnalysis:
+def _analyse(cfg, sd, core_only, checkpoint_sha256, epoch, training, network, beside) -> ModelAnalysis:
     sd = {k: v.detach().cpu() for k, v in sd.items()}
     if core_only:
         m, _ = _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only)
         return ModelAnalysis({k: m[k] for k in IDENTITY_KEYS + CORE_KEYS}, {})
-    with runtime.beside(beside, threads) as pool:
-        sim64 = pool.submit(_memory_trials64, cfg, sd)
-        points = pool.submit(lambda: dynamics.memory_points(cfg, sd, sim64.result()[1]))
-        exponents = lambda: dynamics.memory_lyapunov(cfg, sd, sim64.result()[1])  # noqa: E731
-        queued = pool.submit(exponents)
+    # the point search, half of the work, runs beside the rest from the float64 memory trials' states
+    sim64 = _memory_trials64(cfg, sd)
+    with runtime.beside(beside) as pool:
+        points = pool.submit(dynamics.memory_points, cfg, sd, sim64[1])
         m, parts = _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only)
         m.update(training_summary(cfg, training))
-        # the exponents are taken on in this thread when it gets there before the second thread starts them
-        return _analyse_rest(cfg, sd, m, *parts, sim64, points, lambda: runtime.result_or_here(queued, exponents))
+        return _analyse_rest(cfg, sd, m, *parts, sim64, points)
 
 
 def _memory_trials64(cfg: Config, sd: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +220,7 @@ def _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only):
 
 
 def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj: np.ndarray, mem: pca.PCA,
-                  I: np.ndarray, w: np.ndarray, sim64, points, lyapunov) -> ModelAnalysis:
+                  I: np.ndarray, w: np.ndarray, sim64: tuple, points) -> ModelAnalysis:
     a = cfg.analysis
     untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
     m["precision_untrained"] = untrained.precision
@@ -241,9 +237,9 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
     ds = mechanism.in_range_durations(cfg)
     noisy = mechanism.noise_precisions(cfg, sd) if ds else {}
     readout_pcs = mechanism.readout_pcs_needed(cfg, traj, w) if ds else None
-    rates64, states = sim64.result()
+    rates64, states = sim64
     mem64 = mem if cfg.model.dtype == "float64" else pca.memory_pca(cfg.with_dtype("float64"), sd, rates64)
-    lyap = lyapunov()
+    lyap = dynamics.memory_lyapunov(cfg, sd, states)
     found, starts = points.result()
     md = dynamics.MemoryDynamics(found, *lyap, starts)
     spread = alignment.dtype_spread({"float32": (net.spontaneous, mem), "float64": (net.spontaneous_f64, mem64)},

@@ -103,9 +103,9 @@ def analyse_network(cfg: Config, G: torch.Tensor, threads: int | None = 1,
     over lyap_window_ms) and the regime of that window; the census of the flow's fixed points from
     census_starts starting states (census.starts: the spontaneous window, trials driven by random
     input vectors, scaled copies, random states). beside: the exponent and the regime are computed
-    in a second thread beside the rest (None: when this process may use two cores; runtime.beside;
+    in a child process beside the rest (None: when this process may use two cores; runtime.beside;
     the same bits either way)."""
-    with runtime.limited(threads), runtime.beside(beside, threads) as pool:
+    with runtime.limited(threads), runtime.beside(beside) as pool:
         a = cfg.analysis
         sd = _silent(G.detach().cpu())
         dyn = dynamics.RateDynamics.from_model(cfg, sd)

@@ -6,7 +6,7 @@ the first computed."""
 from __future__ import annotations
 
 import json
-import threading
+import os
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ import torch
 from conftest import Net1, moved_weights
 
 from sysa_core import config
-from sysa_core.analysis import dynamics, metrics, plateau
+from sysa_core.analysis import dynamics, metrics
 from sysa_core.analysis.metrics import CORE_KEYS
 
 pytestmark = pytest.mark.usefixtures("single_threaded_torch")
@@ -205,51 +205,37 @@ def test_the_analysis_leaves_the_model_alone_and_is_reproducible(small):
     assert set(a.arrays) == set(b.arrays) and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
 
 
-def _spy(monkeypatch, module, name, seen: list, before=None, after=None) -> None:
-    """Record (name, thread, torch threads) of each call of module.name; run before() and after()
-    around the call."""
+def _spy(monkeypatch, module, name, log) -> None:
+    """Append "name pid torch-threads" to the file `log` at each call of module.name (a file, so
+    that a call in a forked child is recorded too)."""
     real = getattr(module, name)
 
     def spied(*args, **kwargs):
-        seen.append((name, threading.current_thread().name, torch.get_num_threads()))
-        if before:
-            before()
-        out = real(*args, **kwargs)
-        if after:
-            after()
-        return out
+        with open(log, "a") as fh:
+            fh.write(f"{name} {os.getpid()} {torch.get_num_threads()}\n")
+        return real(*args, **kwargs)
     monkeypatch.setattr(module, name, spied)
 
 
-@pytest.mark.parametrize("exponents", ["beside", "here"])
-def test_the_work_done_beside_the_rest_gives_the_bits_of_one_thread(small, monkeypatch, exponents):
-    """The point search runs in a second thread under the same one-thread cap; so do the memory
-    trials' Lyapunov exponents, queued after it, unless this thread is done with the rest first and
-    takes them on (runtime.result_or_here). Both orders are forced here: every number and array is
-    the same bits as when everything runs in this thread, one thing after another."""
+def _calls(log) -> list[tuple[str, int, int]]:
+    return [(n, int(p), int(t)) for n, p, t in (ln.split() for ln in log.read_text().splitlines())]
+
+
+def test_the_point_search_beside_the_rest_gives_the_bits_of_one_thread(small, monkeypatch, tmp_path):
+    """The point search near the memory trajectories runs in a forked child process under the same
+    one-thread cap, the rest (the exponents too) in this process: every number and array is the
+    same bits as when everything runs in this thread, one thing after another."""
     cfg, sd = small
-    seen: list = []
-    here = threading.current_thread().name
-    done = threading.Event()
-    if exponents == "beside":  # this thread's last computation before the exponents waits for them
-        _spy(monkeypatch, dynamics, "memory_lyapunov", seen, after=done.set)
-        _spy(monkeypatch, plateau, "generalisation", seen, after=lambda: done.wait(60))
-        _spy(monkeypatch, dynamics, "memory_points", seen)
-    else:  # the point search waits until this thread has computed the exponents
-        _spy(monkeypatch, dynamics, "memory_lyapunov", seen, after=done.set)
-        _spy(monkeypatch, dynamics, "memory_points", seen, before=lambda: done.wait(60))
+    log = tmp_path / "calls"
+    for name in ("memory_points", "memory_lyapunov"):
+        _spy(monkeypatch, dynamics, name, log)
     beside = metrics.analyse(cfg, sd, beside=True)
-    threads = {n: th for n, th, _ in seen}
-    assert threads["memory_points"].startswith("sysa-beside")
-    assert threads["memory_lyapunov"] == (threads["memory_points"] if exponents == "beside" else here), seen
-    assert [n for n, *_ in seen].count("memory_lyapunov") == 1 and all(cap == 1 for *_, cap in seen), seen
-    seen.clear()
-    monkeypatch.undo()
-    _spy(monkeypatch, dynamics, "memory_lyapunov", seen)
-    _spy(monkeypatch, dynamics, "memory_points", seen)
+    calls = {n: (pid, cap) for n, pid, cap in _calls(log)}
+    assert len(_calls(log)) == 2 and all(cap == 1 for _, cap in calls.values()), calls
+    assert calls["memory_points"][0] != os.getpid() and calls["memory_lyapunov"][0] == os.getpid(), calls
+    log.unlink()
     alone = metrics.analyse(cfg, sd, beside=False)
-    assert sorted(n for n, *_ in seen) == ["memory_lyapunov", "memory_points"]
-    assert all(th == here and cap == 1 for _, th, cap in seen), seen
+    assert all(pid == os.getpid() and cap == 1 for _, pid, cap in _calls(log)) and len(_calls(log)) == 2
     assert beside.metrics == alone.metrics
     assert set(beside.arrays) == set(alone.arrays)
     assert all(np.array_equal(beside.arrays[k], alone.arrays[k]) for k in beside.arrays)

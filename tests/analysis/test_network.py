@@ -29,8 +29,8 @@ def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(small_cfg, net):
 
 
 def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small_cfg):
-    """analyse_network computes the Lyapunov exponent and the regime in a second thread beside the
-    census (beside=True); in one thread every array and number is the same."""
+    """analyse_network computes the Lyapunov exponent and the regime in a forked child process
+    beside the census (beside=True); in one thread every array and number is the same."""
     G = model.init_weights(small_cfg.model, 1)["G"]
     net = network.analyse_network(small_cfg, G, beside=True)
     alone = network.analyse_network(small_cfg, G, beside=False)
