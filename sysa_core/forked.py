@@ -143,8 +143,12 @@ def _collect(job: Future, pid: int, r: int) -> None:
     try:
         ok, value = pickle.loads(data)
     except Exception:  # noqa: BLE001 - nothing (or a part) came: the child died
-        how = (f"was killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
-               if os.WIFSIGNALED(status) else f"exited with status {os.waitstatus_to_exitcode(status)}")
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            how = f"was killed by signal {sig} ({signal.Signals(sig).name}"
+            how += ", which the kernel's out-of-memory killer sends)" if sig == signal.SIGKILL else ")"
+        else:
+            how = f"exited with status {os.waitstatus_to_exitcode(status)}"
         job.set_exception(ChildDied(f"the job's child process {pid} {how} before sending its result"))
         return
     if ok:

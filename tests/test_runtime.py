@@ -68,7 +68,8 @@ def test_a_job_beside_ends_with_its_exception_or_a_line_naming_how_its_child_die
     with pytest.raises(UserError) as err:  # a user's mistake stays one line
         user.result()
     assert str(err.value) == "seed 3: bad" and not getattr(err.value, "__notes__", None)
-    with pytest.raises(forked.ChildDied, match=r"was killed by signal 9 \(SIGKILL\) before sending its result"):
+    died = r"was killed by signal 9 \(SIGKILL, which the kernel's out-of-memory killer sends\) before sending its result"
+    with pytest.raises(forked.ChildDied, match=died):
         killed.result()
 
 
@@ -77,11 +78,12 @@ def _raise_user_error():
 
 
 def _alive(pid: int) -> bool:
+    """Whether process pid exists and is not a zombie (a dead child its new parent has not reaped)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
 
 
 def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_computing():
@@ -137,3 +139,24 @@ def test_what_a_job_beside_writes_reaches_this_process_s_file_descriptors(capfd)
         assert pool.submit(talk).result() == 1
     out, err = capfd.readouterr()
     assert "from the child" in out and "to stderr in the child" in err
+
+
+def test_a_job_s_child_dies_with_a_process_that_is_killed():
+    """A run killed outright (SIGKILL: no handler runs) leaves no child computing behind."""
+    import subprocess
+    import sys
+
+    code = ("import os, time\nfrom sysa_core import runtime\nwith runtime.beside(True) as pool:\n"
+            "    pool.submit(time.sleep, 60)\n    print(pool._jobs[0][1], flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(proc.stdout.readline())
+        assert _alive(child)
+        proc.kill()
+        proc.wait(30)
+        deadline = time.monotonic() + 30
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        proc.kill()
