@@ -7,7 +7,8 @@ the parent's memory as it is when the job is submitted (nothing is copied or sen
 job under the same thread caps (the forking thread's), and sends back only the pickled result.
 
 A job is the same computation either way, so its result is the same bits. Only on Linux (where
-fork is safe for torch's CPU code); elsewhere `available()` is False and the caller uses a thread.
+fork is safe for torch's CPU code); elsewhere `available()` is False and runtime.beside runs the
+job in the calling thread.
 """
 from __future__ import annotations
 
@@ -120,10 +121,10 @@ def _child(parent: int, w: int, fn, args, kwargs) -> None:
 
 
 def _own_streams() -> None:
-    """Point sys.stdout and sys.stderr at the process's file descriptors 1 and
-    2, line-buffered, instead of the parent's stream objects: a notebook kernel's streams hand their
-    text to a thread that the child does not have, under locks another thread may have held at the
-    fork. A kernel that captures its descriptors still shows what the child writes."""
+    """Point sys.stdout and sys.stderr at the process's file descriptors 1 and 2, line-buffered,
+    instead of the parent's stream objects: a notebook kernel's streams hand their text to a thread
+    that the child does not have, under locks another thread may have held at the fork. A kernel
+    that captures its descriptors still shows what the child writes."""
     for name, fd in (("stdout", 1), ("stderr", 2)):
         try:
             stream = open(os.dup(fd), "w", buffering=1, errors="backslashreplace")
