@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import forked
 from .errors import UserError
 
 # jsonschema (imported by nbformat, papermill and nbconvert) imports rfc3987_syntax when it is
@@ -366,6 +367,9 @@ def main(argv=None) -> int:
     except Terminated:
         print("sysa: terminated (SIGTERM)", file=sys.stderr)
         return 143
+    except forked.ChildDied as exc:
+        print(f"sysa: error: {exc}", file=sys.stderr)
+        return 2
     except MemoryError:
         print("sysa: error: this machine ran out of memory; finished seeds are kept; use a smaller "
               "configuration (--set) or a machine with more memory", file=sys.stderr)

@@ -3,12 +3,13 @@
 The analyses' work beside the rest is a long run of small matrix products driven from Python; in
 a second thread it waits for the interpreter lock the first thread holds between its own small
 products, so two threads do not get much more done than one. A child made by fork starts with
-the parent's memory as it is when the job is submitted (nothing is copied or sent), computes the
-job under the same thread caps (the forking thread's), and sends back only the pickled result.
+the parent's memory as it is when the job is submitted (shared copy-on-write, nothing sent),
+computes the job under the forking thread's thread caps, and sends back only the pickled result.
 
-A job is the same computation either way, so its result is the same bits. Only on Linux (where
-fork is safe for torch's CPU code); elsewhere `available()` is False and runtime.beside runs the
-job in the calling thread.
+A job is the same computation either way, so its result is the same bits. Only on Linux, and only
+under a cap of one thread (runtime.beside checks it): a child that starts a thread pool the
+parent has used (OpenMP's) may wait forever for threads it does not have. Elsewhere runtime.beside
+runs the job in the calling thread.
 """
 from __future__ import annotations
 
@@ -16,15 +17,29 @@ import ctypes
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 import traceback
-import warnings
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
 
 from .errors import UserError
 
 _PR_SET_PDEATHSIG = 1
+_HEADER = struct.Struct("<Q")  # the result's length in bytes, before the result
+_STOP = {signal.SIGINT, signal.SIGTERM}
+
+
+def _prctl():
+    """libc's prctl, resolved here in the parent (a child does not load libraries), or None."""
+    try:
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl() if sys.platform.startswith("linux") else None
 
 
 def available() -> bool:
@@ -33,7 +48,21 @@ def available() -> bool:
 
 
 class ChildDied(RuntimeError):
-    """A child ended without sending its job's result (killed by a signal, out of memory)."""
+    """A child ended without sending its job's result (killed by a signal, out of memory), or its
+    result could not be read back."""
+
+
+@dataclass(eq=False)
+class _Child:
+    """A job's child process: its future, pid and reader thread; `reaped` (under `lock`) once its
+    pid is no longer ours to signal; `stopped` once shutdown killed it."""
+
+    job: Future
+    pid: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reaped: bool = False
+    stopped: bool = False
+    reader: threading.Thread | None = None
 
 
 class Forked(Executor):
@@ -41,72 +70,114 @@ class Forked(Executor):
     thread, with that thread's thread caps (torch's and the BLAS pools', as runtime.limited set
     them). Leaving by shutdown(wait=True) waits for every child; shutdown(cancel_futures=True)
     kills the children still computing and reaps them (a child also dies with the thread that
-    forked it, so no child outlives an interrupted parent)."""
+    forked it, so none outlives an interrupted parent). Where no pipe or child can be made (no
+    memory, no process left), the job runs in the calling thread when it is submitted."""
 
     def __init__(self):
-        self._jobs: list[tuple[Future, int, threading.Thread]] = []
+        self._children: list[_Child] = []
+
+    @property
+    def pids(self) -> list[int]:
+        """The pids of the children forked for the jobs, in the order of their submission."""
+        return [c.pid for c in self._children]
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         job: Future = Future()
         job.set_running_or_notify_cancel()
         parent = os.getpid()
-        r, w = os.pipe()
         try:
-            with warnings.catch_warnings():  # the child only computes and writes to its pipe
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-        except OSError:  # no memory or process left for a child: the job runs here, now
+            r, w = os.pipe()
+        except OSError:
+            return _here(job, fn, args, kwargs)
+        pid = -1
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)  # no handler runs in the child's copy of this code
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(parent, old_mask, r, w, fn, args, kwargs)  # never returns
+        except OSError:  # no memory or process left for a child
+            pass
+        finally:
+            if pid == 0:
+                os._exit(1)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if pid < 0:
             os.close(r), os.close(w)
-            try:
-                job.set_result(fn(*args, **kwargs))
-            except Exception as exc:  # noqa: BLE001 - raised where the result is asked for
-                job.set_exception(exc)
-            return job
-        if pid == 0:  # the child: never returns
-            os.close(r)
-            _child(parent, w, fn, args, kwargs)
+            return _here(job, fn, args, kwargs)
         os.close(w)
-        reader = threading.Thread(target=_collect, args=(job, pid, r), name=f"sysa-forked-{pid}", daemon=True)
-        reader.start()
-        self._jobs.append((job, pid, reader))
+        child = _Child(job, pid)
+        self._children.append(child)
+        try:
+            child.reader = threading.Thread(target=_collect, args=(child, r), name=f"sysa-forked-{pid}", daemon=True)
+            child.reader.start()
+        except BaseException:
+            child.reader = None
+            _kill(child)
+            os.close(r)
+            _reap(child)
+            raise
         return job
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:
-            for job, pid, _ in self._jobs:
-                if not job.done():
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            for child in self._children:
+                if not child.job.done():
+                    _kill(child)
         if wait or cancel_futures:
-            for _, _, reader in self._jobs:
-                reader.join()
+            for child in self._children:
+                if child.reader is not None:
+                    child.reader.join()
 
 
-def _child(parent: int, w: int, fn, args, kwargs) -> None:
-    """Compute fn(*args, **kwargs), write (ok, result or exception) pickled to w, and exit without
-    running the parent's exit handlers or flushing its buffers."""
+def _here(job: Future, fn, args, kwargs) -> Future:
+    try:
+        job.set_result(fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - raised where the result is asked for
+        job.set_exception(exc)
+    return job
+
+
+def _kill(child: _Child) -> None:
+    """SIGKILL the child unless it has been reaped (its pid may then be another process's)."""
+    with child.lock:
+        if not child.reaped:
+            child.stopped = True
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _reap(child: _Child) -> int | None:
+    """Wait for the child to end and reap it: its wait status, None when another waiter reaped it."""
+    try:
+        _, status = os.waitpid(child.pid, 0)
+    except ChildProcessError:
+        status = None
+    with child.lock:
+        child.reaped = True
+    return status
+
+
+def _child(parent: int, mask, r: int, w: int, fn, args, kwargs) -> None:
+    """Compute fn(*args, **kwargs), write its length and (ok, result or exception) pickled to w,
+    and exit without running the parent's exit handlers or flushing its buffers."""
     code = 0
     try:
-        try:  # die with the thread that forked this child, even when it is killed
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
+        os.close(r)
+        if _PRCTL is not None:  # die with the thread that forked this child, even when it is killed
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before the line above
             os._exit(1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupted parent kills its children
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _own_streams()
         try:
             out = pickle.dumps((True, fn(*args, **kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # noqa: BLE001 - every job ends with a result or an exception
-            if not isinstance(exc, UserError):  # a user's mistake stays one line; anything else keeps its traceback
-                exc.add_note("".join(traceback.format_exception(exc)).rstrip() + "\n(in the forked child above)")
-            try:
-                out = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # noqa: BLE001 - an exception that cannot be pickled is sent as its text
-                out = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
-        view = memoryview(out)
+            out = _pickled_exception(exc)
+        view = memoryview(_HEADER.pack(len(out)) + out)
         while view:
             view = view[os.write(w, view):]
     except BaseException:  # noqa: BLE001 - the parent sees the missing result as ChildDied
@@ -118,6 +189,22 @@ def _child(parent: int, w: int, fn, args, kwargs) -> None:
             except Exception:  # noqa: BLE001 - exiting either way
                 pass
         os._exit(code)
+
+
+def _pickled_exception(exc: BaseException) -> bytes:
+    """(False, exc) pickled, exc with the child's traceback as a note (a user's mistake, UserError,
+    stays one line); an exception that cannot be pickled is sent as a RuntimeError with its type,
+    text and traceback."""
+    text = "".join(traceback.format_exception(exc)).rstrip() + "\n(in the forked child above)"
+    if not isinstance(exc, UserError):
+        exc.add_note(text)
+    try:
+        out = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(out)  # an exception class that cannot be rebuilt fails here, not in the parent
+        return out
+    except Exception:  # noqa: BLE001
+        return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc} (its exception could not be sent "
+                                                 f"back from the forked child)\n{text}")))
 
 
 def _own_streams() -> None:
@@ -133,26 +220,54 @@ def _own_streams() -> None:
         setattr(sys, name, stream)
 
 
-def _collect(job: Future, pid: int, r: int) -> None:
-    """Read the child's result from r, reap the child, and settle the job."""
-    chunks = []
-    with os.fdopen(r, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
+def _read(fh, n: int) -> bytes:
+    """Up to n bytes from fh (fewer only at the end of the pipe)."""
+    chunks, got = [], 0
+    while got < n and (chunk := fh.read(min(n - got, 1 << 20))):
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _collect(child: _Child, r: int) -> None:
+    """Read the child's result from r (its length first, so the pipe's end is not needed: a child
+    forked meanwhile by another thread may hold it open), reap the child, and settle the job,
+    whatever happens."""
     try:
-        ok, value = pickle.loads(data)
-    except Exception:  # noqa: BLE001 - nothing (or a part) came: the child died
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            how = f"was killed by signal {sig} ({signal.Signals(sig).name}"
-            how += ", which the kernel's out-of-memory killer sends)" if sig == signal.SIGKILL else ")"
-        else:
-            how = f"exited with status {os.waitstatus_to_exitcode(status)}"
-        job.set_exception(ChildDied(f"the job's child process {pid} {how} before sending its result"))
-        return
-    if ok:
-        job.set_result(value)
-    else:
-        job.set_exception(value)
+        with os.fdopen(r, "rb") as fh:
+            head = _read(fh, _HEADER.size)
+            data = _read(fh, _HEADER.unpack(head)[0]) if len(head) == _HEADER.size else b""
+            complete = len(head) == _HEADER.size and len(data) == _HEADER.unpack(head)[0]
+        status = _reap(child)
+        if not complete:
+            child.job.set_exception(ChildDied(f"the job's child process {child.pid} {_how(child, status)} "
+                                              "before sending its result"))
+            return
+        try:
+            ok, value = pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - the result came but cannot be rebuilt here
+            child.job.set_exception(ChildDied(f"the result of the job's child process {child.pid} could not be "
+                                              f"read back: {type(exc).__name__}: {exc}"))
+            return
+        (child.job.set_result if ok else child.job.set_exception)(value)
+    except BaseException as exc:  # noqa: BLE001 - a job is always settled
+        if not child.job.done():
+            child.job.set_exception(ChildDied(f"the result of the job's child process {child.pid} could not be "
+                                              f"collected: {type(exc).__name__}: {exc}"))
+
+
+def _how(child: _Child, status: int | None) -> str:
+    """How the child ended, in words."""
+    if child.stopped:
+        return "was stopped when the work beside it was abandoned"
+    if status is None:
+        return "ended (its status was collected elsewhere)"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:  # a real-time signal, say
+            name = signal.strsignal(sig) or "unnamed"
+        kill = "; the kernel's out-of-memory killer, for one, sends it" if sig == signal.SIGKILL else ""
+        return f"was killed by signal {sig} ({name}{kill})"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from . import forked
 from .errors import UserError
@@ -52,6 +52,12 @@ class _InThisThread(Executor):
         return job
 
 
+def _one_thread() -> bool:
+    """Whether this thread is capped at one thread in torch and in every BLAS/OpenMP pool: only then
+    may a forked child compute (a child that starts a pool the parent has used may wait forever)."""
+    return torch.get_num_threads() == 1 and all(p.get("num_threads") == 1 for p in threadpool_info())
+
+
 def cores_for_this_process() -> int:
     """The cores this process may use: those it may run on (its CPU affinity), at most
     OMP_NUM_THREADS when that is set (as `sysa run` sets it for each notebook lane's kernel)."""
@@ -68,15 +74,15 @@ def beside(on: bool | None = None):
     """An executor for work beside this thread's: each job runs at once in a child process forked
     from this thread (forked.Forked: under this thread's thread caps; the child sees this process's
     memory as it is at the submit, so a job may use whatever this thread computed before it), or,
-    with on=False or where fork is not available (forked.available), in this thread when it is
-    submitted. on=None: beside when this process may use two cores or more
+    with on=False, where fork is not available (forked.available) or where this thread is not
+    capped at one thread (runtime.limited(1)), in this thread when it is submitted. on=None: beside when this process may use two cores or more
     (cores_for_this_process), since two processes on one core only slow each other. A job is the
     computation one thread would do either way, so its numbers are the same bits. Leaving the block
     waits for the jobs; leaving it by an exception (an error, Ctrl-C, SIGTERM) kills the children
     still computing."""
     if on is None:
         on = cores_for_this_process() >= 2
-    if not on or not forked.available():
+    if not on or not forked.available() or not _one_thread():
         yield _InThisThread()
         return
     pool = forked.Forked()
@@ -134,8 +140,6 @@ def numerics() -> dict:
     the instruction set torch's kernels use (torch_cpu_capability: "AVX2", "AVX512", ...) and the
     core type numpy's OpenBLAS chose (openblas_core: "Haswell", "Zen", "SkylakeX", ...; None without
     OpenBLAS). Results agree to the bit only between machines where these agree."""
-    from threadpoolctl import threadpool_info
-
     core = next((i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"), None)
     return {"cpu_vendor": _cpuinfo("vendor_id", platform.machine()),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "openblas_core": core}

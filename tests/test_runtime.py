@@ -45,7 +45,14 @@ def _grown(a: list) -> int:
     return len(a)
 
 
-def test_beside_runs_each_job_in_a_forked_child_that_sees_this_memory_and_sends_back_the_result():
+@pytest.fixture
+def one_thread():
+    """Work beside forks only under a one-thread cap (runtime.limited(1))."""
+    with runtime.limited(1):
+        yield
+
+
+def test_beside_runs_each_job_in_a_forked_child_that_sees_this_memory_and_sends_back_the_result(one_thread):
     data = [1, 2, 3]
     with runtime.beside(True) as pool:
         where = pool.submit(os.getpid)
@@ -57,24 +64,56 @@ def test_beside_runs_each_job_in_a_forked_child_that_sees_this_memory_and_sends_
         assert pool.submit(threading.current_thread).result() is threading.current_thread()
 
 
-def test_a_job_beside_ends_with_its_exception_or_a_line_naming_how_its_child_died():
+def test_beside_forks_only_under_a_one_thread_cap():
+    """A child that starts a thread pool its parent has used may wait forever for threads it does
+    not have: with more than one thread, the work stays in this thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.ones(512, 512) @ torch.ones(512, 512)  # the pool has run
+        with runtime.beside(True) as pool:
+            assert pool.submit(os.getpid).result() == os.getpid()
+    finally:
+        torch.set_num_threads(before)
+
+
+class _NoRebuild(Exception):
+    def __init__(self, a, b):  # pickled with one argument, rebuilt with one: fails
+        super().__init__(f"{a} {b}")
+
+
+def _raise_no_rebuild():
+    raise _NoRebuild("two", "parts")
+
+
+def _raise_user_error():
+    raise UserError("seed 3: bad")
+
+
+def test_a_job_beside_ends_with_its_exception_or_a_line_naming_what_went_wrong(one_thread):
     with runtime.beside(True) as pool:
         failing = pool.submit(lambda: 1 / 0)
         user = pool.submit(_raise_user_error)
         killed = pool.submit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+        realtime = pool.submit(lambda: os.kill(os.getpid(), signal.SIGRTMIN + 3))
+        unpicklable = pool.submit(lambda: threading.Lock())
+        odd = pool.submit(_raise_no_rebuild)
     with pytest.raises(ZeroDivisionError) as err:  # with the child's traceback
         failing.result()
     assert "in the forked child above" in err.value.__notes__[0] and "1 / 0" in err.value.__notes__[0]
     with pytest.raises(UserError) as err:  # a user's mistake stays one line
         user.result()
     assert str(err.value) == "seed 3: bad" and not getattr(err.value, "__notes__", None)
-    died = r"was killed by signal 9 \(SIGKILL, which the kernel's out-of-memory killer sends\) before sending its result"
-    with pytest.raises(forked.ChildDied, match=died):
+    with pytest.raises(forked.ChildDied, match=r"was killed by signal 9 \(SIGKILL; the kernel's out-of-memory "
+                                               r"killer, for one, sends it\) before sending its result"):
         killed.result()
-
-
-def _raise_user_error():
-    raise UserError("seed 3: bad")
+    with pytest.raises(forked.ChildDied, match=rf"was killed by signal {int(signal.SIGRTMIN) + 3} "):
+        realtime.result()
+    with pytest.raises(TypeError, match="lock"):  # pickling the result failed in the child
+        unpicklable.result()
+    with pytest.raises(RuntimeError, match="_NoRebuild: two parts .*could not be sent back") as err:
+        odd.result()
+    assert "_raise_no_rebuild" in str(err.value)
 
 
 def _alive(pid: int) -> bool:
@@ -86,20 +125,47 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_computing():
+def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_computing(one_thread):
     """A signal's exception (or an error) in the block does not wait for the jobs beside it: their
     children are killed and reaped, so none is left running or as a zombie."""
     with pytest.raises(KeyboardInterrupt):
         with runtime.beside(True) as pool:
             running = pool.submit(lambda: time.sleep(60) or os.getpid())
-            pid = pool._jobs[0][1]
+            pid = pool.pids[0]
             raise KeyboardInterrupt
     assert not _alive(pid)
-    with pytest.raises(forked.ChildDied, match="signal 9"):
+    with pytest.raises(forked.ChildDied, match="was stopped when the work beside it was abandoned"):
         running.result(timeout=10)
 
 
-def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch):
+def test_a_job_s_result_does_not_wait_for_a_child_that_another_thread_forked_meanwhile(one_thread, monkeypatch):
+    """A child forked by another thread while a job's pipe is open here holds a copy of its end, until
+    that child ends: the result is read by its length, not at the pipe's end. The other thread's
+    fork is made at the worst moment: right after the job's own."""
+    real_fork, others = os.fork, []
+
+    def and_another():
+        pid = real_fork()
+        if pid and not others:
+            other = real_fork()
+            if other == 0:
+                time.sleep(30)
+                os._exit(0)
+            others.append(other)
+        return pid
+    monkeypatch.setattr(os, "fork", and_another)
+    try:
+        t0 = time.monotonic()
+        with runtime.beside(True) as pool:
+            assert pool.submit(lambda: 7).result(timeout=60) == 7
+        assert time.monotonic() - t0 < 20 and others and _alive(others[0])
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch, one_thread):
     """`sysa run` gives each notebook lane's kernel OMP_NUM_THREADS = its share of the cores: with
     one core the work stays in this thread (two processes on one core only slow each other)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -115,7 +181,7 @@ def test_work_goes_beside_only_where_the_process_may_use_two_cores(monkeypatch):
 
 
 
-def test_a_job_beside_runs_here_when_no_child_can_be_forked(monkeypatch):
+def test_a_job_beside_runs_here_when_no_child_can_be_forked(monkeypatch, one_thread):
     """Where fork fails (no memory or process left for a child), the job is computed in this thread."""
     def no_fork():
         raise OSError(12, "Cannot allocate memory")
@@ -128,7 +194,7 @@ def test_a_job_beside_runs_here_when_no_child_can_be_forked(monkeypatch):
         failing.result()
 
 
-def test_what_a_job_beside_writes_reaches_this_process_s_file_descriptors(capfd):
+def test_what_a_job_beside_writes_reaches_this_process_s_file_descriptors(capfd, one_thread):
     import sys
 
     def talk():
@@ -141,16 +207,25 @@ def test_what_a_job_beside_writes_reaches_this_process_s_file_descriptors(capfd)
     assert "from the child" in out and "to stderr in the child" in err
 
 
-def test_a_job_s_child_dies_with_a_process_that_is_killed():
+def test_a_job_s_child_dies_with_a_process_that_is_killed(tmp_path):
     """A run killed outright (SIGKILL: no handler runs) leaves no child computing behind."""
     import subprocess
     import sys
+    from pathlib import Path
 
-    code = ("import os, time\nfrom sysa_core import runtime\nwith runtime.beside(True) as pool:\n"
-            "    pool.submit(time.sleep, 60)\n    print(pool._jobs[0][1], flush=True)\n    time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    code = ("import os, time\nfrom sysa_core import runtime\n"
+            "with runtime.limited(1), runtime.beside(True) as pool:\n"
+            "    pool.submit(time.sleep, 60)\n    print(pool.pids[0], flush=True)\n    time.sleep(60)\n")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "pid"
+    with open(out, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=fh, env=env)
     try:
-        child = int(proc.stdout.readline())
+        deadline = time.monotonic() + 120
+        while not out.read_text().strip() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(out.read_text())
         assert _alive(child)
         proc.kill()
         proc.wait(30)
@@ -160,3 +235,4 @@ def test_a_job_s_child_dies_with_a_process_that_is_killed():
         assert not _alive(child)
     finally:
         proc.kill()
+        proc.wait(30)

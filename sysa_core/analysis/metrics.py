@@ -135,8 +135,8 @@ def analyse(cfg: Config, sd: dict, *, core_only: bool = False, checkpoint_sha256
     None for checkpoints without one). network: the analysis of sd["G"] (analysis.network), computed
     here when not given. threads: thread cap (runtime.limited; one thread makes the numbers
     independent of the machine's core count). beside: the point search near the memory trajectories
-    (about half of the work) runs in a child process beside the rest, under the same cap, once the
-    float64 memory trials it starts from are simulated (runtime.beside). False: all of it in this
+    (about half of the work) runs in a child process beside the rest, once the float64 memory trials
+    it starts from are simulated (runtime.beside: only under a one-thread cap). False: all of it in this
     thread; None: beside when this process may use two cores. Each computation is the one a single
     thread does, so the numbers are the same bits either way.
     """

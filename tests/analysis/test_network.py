@@ -3,6 +3,7 @@
 cache: tests/pipeline/test_store.py."""
 from __future__ import annotations
 
+import os
 
 import numpy as np
 import pytest
@@ -28,16 +29,33 @@ def test_the_spontaneous_pcs_are_those_of_any_model_with_this_G(small_cfg, net):
     assert m["network_G"] == network.G_digest(moved_sd["G"]) == net.G_digest
 
 
-def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small_cfg):
+def test_the_exponent_computed_beside_the_census_is_the_bits_of_one_thread(small_cfg, monkeypatch, tmp_path):
     """analyse_network computes the Lyapunov exponent and the regime in a forked child process
-    beside the census (beside=True); in one thread every array and number is the same."""
+    beside the census (beside=True); in one thread every array and number is the same bits (all
+    that the run folder keeps of it: store.save_network's arrays and metrics)."""
+    from sysa_core.pipeline import store
+
     G = model.init_weights(small_cfg.model, 1)["G"]
+    log, real = tmp_path / "pids", network._spontaneous_dynamics
+
+    def spied(*args):
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real(*args)
+    monkeypatch.setattr(network, "_spontaneous_dynamics", spied)
     net = network.analyse_network(small_cfg, G, beside=True)
     alone = network.analyse_network(small_cfg, G, beside=False)
-    assert net.metrics() == alone.metrics()
-    np.testing.assert_array_equal(net.lyapunov.per_vector, alone.lyapunov.per_vector)
-    np.testing.assert_array_equal(net.lyapunov.blocks, alone.lyapunov.blocks)
-    np.testing.assert_array_equal(net.census.h, alone.census.h)
+    in_child, here = (int(p) for p in log.read_text().split())
+    assert in_child != os.getpid() and here == os.getpid()  # beside, then alone
+    for name, n in (("beside", net), ("alone", alone)):
+        store.save_network(n, tmp_path / name)
+    saved = {name: dict(np.load(next((tmp_path / name).glob("*.npz")))) for name in ("beside", "alone")}
+    assert set(saved["beside"]) == set(saved["alone"]) and len(saved["beside"]) > 10
+    for k, a in saved["beside"].items():
+        b = saved["alone"][k]
+        assert (a.dtype, a.shape, a.tobytes()) == (b.dtype, b.shape, b.tobytes()), k
+    assert (next((tmp_path / "beside").glob("*.json")).read_text()
+            == next((tmp_path / "alone").glob("*.json")).read_text())
 
 
 def test_the_points_of_the_odd_flow(net):
