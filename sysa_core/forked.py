@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -89,32 +90,44 @@ class Forked(Executor):
             r, w = os.pipe()
         except OSError:
             return _here(job, fn, args, kwargs)
-        pid = -1
+        pid, child, started = -1, None, False
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)  # no handler runs in the child's copy of this code
         try:
-            pid = os.fork()
-            if pid == 0:
-                _child(parent, old_mask, r, w, fn, args, kwargs)  # never returns
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    _child(parent, old_mask, r, w, fn, args, kwargs)  # never returns
+            finally:
+                if pid == 0:
+                    os._exit(1)
+            child = _Child(job, pid)
+            self._children.append(child)
+            started = True
         except OSError:  # no memory or process left for a child
             pass
+        except BaseException:  # an interrupt (or an error) before the child is set up: it does not outlive this
+            if pid > 0:
+                _abandon(child or _Child(job, pid), r)
+                r = -1
+            raise
         finally:
-            if pid == 0:
-                os._exit(1)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        if pid < 0:
-            os.close(r), os.close(w)
+            if not started:
+                for fd in (r, w):
+                    if fd >= 0:
+                        os.close(fd)
+        if not started:
             return _here(job, fn, args, kwargs)
         os.close(w)
-        child = _Child(job, pid)
-        self._children.append(child)
         try:
             child.reader = threading.Thread(target=_collect, args=(child, r), name=f"sysa-forked-{pid}", daemon=True)
             child.reader.start()
         except BaseException:
-            child.reader = None
-            _kill(child)
-            os.close(r)
-            _reap(child)
+            if child.reader is None or child.reader.ident is None:  # no reader runs: collect nothing, reap here
+                child.reader = None
+                _abandon(child, r)
+            else:  # the reader runs: it closes r and reaps
+                _kill(child)
             raise
         return job
 
@@ -137,6 +150,13 @@ def _here(job: Future, fn, args, kwargs) -> Future:
     return job
 
 
+def _abandon(child: _Child, r: int) -> None:
+    """Kill a child whose result nobody will read, close its pipe's end r and reap it."""
+    _kill(child)
+    os.close(r)
+    _reap(child)
+
+
 def _kill(child: _Child) -> None:
     """SIGKILL the child unless it has been reaped (its pid may then be another process's)."""
     with child.lock:
@@ -149,12 +169,18 @@ def _kill(child: _Child) -> None:
 
 
 def _reap(child: _Child) -> int | None:
-    """Wait for the child to end and reap it: its wait status, None when another waiter reaped it."""
+    """Wait for the child to end and reap it: its wait status, None when another waiter reaped it.
+    It is waited for first without being reaped, so that its pid stays its own until `reaped` is
+    set under the lock that _kill takes."""
     try:
-        _, status = os.waitpid(child.pid, 0)
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
     except ChildProcessError:
-        status = None
+        pass
     with child.lock:
+        try:
+            _, status = os.waitpid(child.pid, 0)  # it has ended: at once
+        except ChildProcessError:
+            status = None
         child.reaped = True
     return status
 
@@ -220,50 +246,77 @@ def _own_streams() -> None:
         setattr(sys, name, stream)
 
 
-def _read(fh, n: int) -> bytes:
-    """Up to n bytes from fh (fewer only at the end of the pipe)."""
-    chunks, got = [], 0
-    while got < n and (chunk := fh.read(min(n - got, 1 << 20))):
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+def _receive(pid: int, r: int) -> bytes:
+    """What the child writes to r: its result's length, then the result (complete or not). It is
+    read until it is complete, the pipe ends, or the child has ended and the pipe holds nothing
+    more: a child that another thread forked meanwhile may hold a copy of the pipe's end for as
+    long as it lives, so the pipe's end alone would not tell."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # without pidfds (Linux before 5.3) the pipe's end decides
+        pidfd = None
+    buf = bytearray()
+    os.set_blocking(r, False)
+    try:
+        while not _complete(buf):
+            ready, _, _ = select.select([r] if pidfd is None else [r, pidfd], [], [])
+            ended = pidfd in ready
+            while True:  # drain what is there
+                try:
+                    chunk = os.read(r, 1 << 20)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    return bytes(buf)
+                buf += chunk
+            if ended:
+                return bytes(buf)
+        return bytes(buf)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _complete(buf: bytearray) -> bool:
+    return len(buf) >= _HEADER.size and len(buf) >= _HEADER.size + _HEADER.unpack_from(buf)[0]
 
 
 def _collect(child: _Child, r: int) -> None:
-    """Read the child's result from r (its length first, so the pipe's end is not needed: a child
-    forked meanwhile by another thread may hold it open), reap the child, and settle the job,
-    whatever happens."""
+    """Read the child's result from r, reap the child, and settle the job, whatever happens."""
     try:
-        with os.fdopen(r, "rb") as fh:
-            head = _read(fh, _HEADER.size)
-            data = _read(fh, _HEADER.unpack(head)[0]) if len(head) == _HEADER.size else b""
-            complete = len(head) == _HEADER.size and len(data) == _HEADER.unpack(head)[0]
+        try:
+            data = _receive(child.pid, r)
+        finally:
+            os.close(r)
         status = _reap(child)
-        if not complete:
+        if not _complete(bytearray(data)):
             child.job.set_exception(ChildDied(f"the job's child process {child.pid} {_how(child, status)} "
                                               "before sending its result"))
             return
         try:
-            ok, value = pickle.loads(data)
+            ok, value = pickle.loads(data[_HEADER.size:])
         except Exception as exc:  # noqa: BLE001 - the result came but cannot be rebuilt here
             child.job.set_exception(ChildDied(f"the result of the job's child process {child.pid} could not be "
                                               f"read back: {type(exc).__name__}: {exc}"))
             return
         (child.job.set_result if ok else child.job.set_exception)(value)
-    except BaseException as exc:  # noqa: BLE001 - a job is always settled
+    except BaseException as exc:  # noqa: BLE001 - a job is always settled, its child always reaped
         if not child.job.done():
             child.job.set_exception(ChildDied(f"the result of the job's child process {child.pid} could not be "
                                               f"collected: {type(exc).__name__}: {exc}"))
+        if not child.reaped:
+            _kill(child)
+            _reap(child)
 
 
 def _how(child: _Child, status: int | None) -> str:
     """How the child ended, in words."""
-    if child.stopped:
-        return "was stopped when the work beside it was abandoned"
     if status is None:
         return "ended (its status was collected elsewhere)"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        if child.stopped and sig == signal.SIGKILL:
+            return "was stopped when the work beside it was abandoned"
         try:
             name = signal.Signals(sig).name
         except ValueError:  # a real-time signal, say

@@ -52,14 +52,19 @@ def one_thread():
         yield
 
 
+def _mask() -> set:
+    return signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
 def test_beside_runs_each_job_in_a_forked_child_that_sees_this_memory_and_sends_back_the_result(one_thread):
-    data = [1, 2, 3]
+    data, mask = [1, 2, 3], _mask()
     with runtime.beside(True) as pool:
         where = pool.submit(os.getpid)
         grown = pool.submit(_grown, data)
         big = pool.submit(lambda: np.arange(3_000_000.0))  # 24 MB: more than a pipe holds
     assert where.result() != os.getpid() and grown.result() == 4 and data == [1, 2, 3]
     assert np.array_equal(big.result(), np.arange(3_000_000.0))
+    assert _mask() == mask  # the signals blocked across each fork are unblocked again
     with runtime.beside(on=False) as pool:
         assert pool.submit(threading.current_thread).result() is threading.current_thread()
 
@@ -134,14 +139,15 @@ def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_compu
             pid = pool.pids[0]
             raise KeyboardInterrupt
     assert not _alive(pid)
+    with pytest.raises(ChildProcessError):  # reaped, not left a zombie
+        os.waitpid(pid, os.WNOHANG)
     with pytest.raises(forked.ChildDied, match="was stopped when the work beside it was abandoned"):
         running.result(timeout=10)
 
 
-def test_a_job_s_result_does_not_wait_for_a_child_that_another_thread_forked_meanwhile(one_thread, monkeypatch):
-    """A child forked by another thread while a job's pipe is open here holds a copy of its end, until
-    that child ends: the result is read by its length, not at the pipe's end. The other thread's
-    fork is made at the worst moment: right after the job's own."""
+def _with_another_fork(monkeypatch) -> list:
+    """Make os.fork fork a second, sleeping child right after the first job's own, as another thread
+    could: it holds a copy of that job's pipe's end while it lives. Returns its pids (one)."""
     real_fork, others = os.fork, []
 
     def and_another():
@@ -154,10 +160,24 @@ def test_a_job_s_result_does_not_wait_for_a_child_that_another_thread_forked_mea
             others.append(other)
         return pid
     monkeypatch.setattr(os, "fork", and_another)
+    return others
+
+
+@pytest.mark.parametrize("job", ["result", "death"])
+def test_a_job_does_not_wait_for_a_child_that_another_thread_forked_meanwhile(one_thread, monkeypatch, job):
+    """A child forked by another thread while a job's pipe is open here holds a copy of its end until
+    that child ends: a result is read by its length, and a child's death is seen as it happens,
+    not at the pipe's end."""
+    others = _with_another_fork(monkeypatch)
     try:
         t0 = time.monotonic()
         with runtime.beside(True) as pool:
-            assert pool.submit(lambda: 7).result(timeout=60) == 7
+            if job == "result":
+                assert pool.submit(lambda: 7).result(timeout=60) == 7
+            else:
+                died = pool.submit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+                with pytest.raises(forked.ChildDied, match="signal 9"):
+                    died.result(timeout=60)
         assert time.monotonic() - t0 < 20 and others and _alive(others[0])
     finally:
         for pid in others:
@@ -186,10 +206,11 @@ def test_a_job_beside_runs_here_when_no_child_can_be_forked(monkeypatch, one_thr
     def no_fork():
         raise OSError(12, "Cannot allocate memory")
     monkeypatch.setattr(os, "fork", no_fork)
+    mask = _mask()
     with runtime.beside(True) as pool:
-        here = pool.submit(os.getpid)
+        here = pool.submit(lambda: (os.getpid(), _mask()))
         failing = pool.submit(lambda: 1 / 0)
-    assert here.result() == os.getpid()
+    assert here.result() == (os.getpid(), mask) and _mask() == mask  # computed with the signals unblocked
     with pytest.raises(ZeroDivisionError):
         failing.result()
 
