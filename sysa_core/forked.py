@@ -66,6 +66,18 @@ class _Child:
     reader: threading.Thread | None = None
 
 
+class InThisThread(Executor):
+    """An executor that runs each job when it is submitted, in the submitting thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        job: Future = Future()
+        try:
+            job.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - raised where the result is asked for, as a pool's job is
+            job.set_exception(exc)
+        return job
+
+
 class Forked(Executor):
     """Runs each submitted job at once in a child process of its own, forked from the calling
     thread, with that thread's thread caps (torch's and the BLAS pools', as runtime.limited set
@@ -83,13 +95,11 @@ class Forked(Executor):
         return [c.pid for c in self._children]
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        job: Future = Future()
-        job.set_running_or_notify_cancel()
         parent = os.getpid()
         try:
             r, w = os.pipe()
         except OSError:
-            return _here(job, fn, args, kwargs)
+            return InThisThread().submit(fn, *args, **kwargs)
         pid, child, started = -1, None, False
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)  # no handler runs in the child's copy of this code
         try:
@@ -100,6 +110,8 @@ class Forked(Executor):
             finally:
                 if pid == 0:
                     os._exit(1)
+            job: Future = Future()
+            job.set_running_or_notify_cancel()
             child = _Child(job, pid)
             self._children.append(child)
             started = True
@@ -107,7 +119,7 @@ class Forked(Executor):
             pass
         except BaseException:  # an interrupt (or an error) before the child is set up: it does not outlive this
             if pid > 0:
-                _abandon(child or _Child(job, pid), r)
+                _abandon(child or _Child(Future(), pid), r)
                 r = -1
             raise
         finally:
@@ -117,7 +129,7 @@ class Forked(Executor):
                     if fd >= 0:
                         os.close(fd)
         if not started:
-            return _here(job, fn, args, kwargs)
+            return InThisThread().submit(fn, *args, **kwargs)
         os.close(w)
         try:
             child.reader = threading.Thread(target=_collect, args=(child, r), name=f"sysa-forked-{pid}", daemon=True)
@@ -140,14 +152,6 @@ class Forked(Executor):
             for child in self._children:
                 if child.reader is not None:
                     child.reader.join()
-
-
-def _here(job: Future, fn, args, kwargs) -> Future:
-    try:
-        job.set_result(fn(*args, **kwargs))
-    except Exception as exc:  # noqa: BLE001 - raised where the result is asked for
-        job.set_exception(exc)
-    return job
 
 
 def _abandon(child: _Child, r: int) -> None:
@@ -277,7 +281,7 @@ def _receive(pid: int, r: int) -> bytes:
             os.close(pidfd)
 
 
-def _complete(buf: bytearray) -> bool:
+def _complete(buf: bytes | bytearray) -> bool:
     return len(buf) >= _HEADER.size and len(buf) >= _HEADER.size + _HEADER.unpack_from(buf)[0]
 
 
@@ -289,7 +293,7 @@ def _collect(child: _Child, r: int) -> None:
         finally:
             os.close(r)
         status = _reap(child)
-        if not _complete(bytearray(data)):
+        if not _complete(data):
             child.job.set_exception(ChildDied(f"the job's child process {child.pid} {_how(child, status)} "
                                               "before sending its result"))
             return

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import platform
 import resource
-from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,18 +39,6 @@ def limited(n: int | None = 1):
         torch.set_num_threads(torch_before)
 
 
-class _InThisThread(Executor):
-    """An executor that runs each job when it is submitted, in the submitting thread."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        job = Future()
-        try:
-            job.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - raised where the result is asked for, as a pool's job is
-            job.set_exception(exc)
-        return job
-
-
 def _one_thread() -> bool:
     """Whether this thread is capped at one thread in torch and in every BLAS/OpenMP pool: only then
     may a forked child compute (a child that starts a pool the parent has used may wait forever)."""
@@ -75,7 +62,8 @@ def beside(on: bool | None = None):
     from this thread (forked.Forked: under this thread's thread caps; the child sees this process's
     memory as it is at the submit, so a job may use whatever this thread computed before it), or,
     with on=False, where fork is not available (forked.available) or where this thread is not
-    capped at one thread (runtime.limited(1)), in this thread when it is submitted. on=None: beside when this process may use two cores or more
+    capped at one thread (runtime.limited(1)), in this thread when it is submitted
+    (forked.InThisThread). on=None: beside when this process may use two cores or more
     (cores_for_this_process), since two processes on one core only slow each other. A job is the
     computation one thread would do either way, so its numbers are the same bits. Leaving the block
     waits for the jobs; leaving it by an exception (an error, Ctrl-C, SIGTERM) kills the children
@@ -83,7 +71,7 @@ def beside(on: bool | None = None):
     if on is None:
         on = cores_for_this_process() >= 2
     if not on or not forked.available() or not _one_thread():
-        yield _InThisThread()
+        yield forked.InThisThread()
         return
     pool = forked.Forked()
     try:

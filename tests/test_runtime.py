@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import alive, wait_for
 
 from sysa_core import forked, runtime
 from sysa_core.errors import UserError
@@ -121,15 +122,6 @@ def test_a_job_beside_ends_with_its_exception_or_a_line_naming_what_went_wrong(o
     assert "_raise_no_rebuild" in str(err.value)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process pid exists and is not a zombie (a dead child its new parent has not reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_computing(one_thread):
     """A signal's exception (or an error) in the block does not wait for the jobs beside it: their
     children are killed and reaped, so none is left running or as a zombie."""
@@ -138,7 +130,7 @@ def test_leaving_beside_by_an_exception_kills_and_reaps_the_children_still_compu
             running = pool.submit(lambda: time.sleep(60) or os.getpid())
             pid = pool.pids[0]
             raise KeyboardInterrupt
-    assert not _alive(pid)
+    assert not alive(pid)
     with pytest.raises(ChildProcessError):  # reaped, not left a zombie
         os.waitpid(pid, os.WNOHANG)
     with pytest.raises(forked.ChildDied, match="was stopped when the work beside it was abandoned"):
@@ -178,7 +170,7 @@ def test_a_job_does_not_wait_for_a_child_that_another_thread_forked_meanwhile(on
                 died = pool.submit(lambda: os.kill(os.getpid(), signal.SIGKILL))
                 with pytest.raises(forked.ChildDied, match="signal 9"):
                     died.result(timeout=60)
-        assert time.monotonic() - t0 < 20 and others and _alive(others[0])
+        assert time.monotonic() - t0 < 20 and others and alive(others[0])
     finally:
         for pid in others:
             os.kill(pid, signal.SIGKILL)
@@ -243,17 +235,12 @@ def test_a_job_s_child_dies_with_a_process_that_is_killed(tmp_path):
     with open(out, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=fh, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while not out.read_text().strip() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: out.read_text().strip() or proc.poll() is not None, 120, "the child's pid")
         child = int(out.read_text())
-        assert _alive(child)
+        assert alive(child)
         proc.kill()
         proc.wait(30)
-        deadline = time.monotonic() + 30
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(child)
+        wait_for(lambda: not alive(child), 30, "the child to die with its parent")
     finally:
         proc.kill()
         proc.wait(30)
