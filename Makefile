@@ -6,11 +6,20 @@ PIP_LOG := $(VENV)/pip.log
 
 .PHONY: setup quick paper paper-report reproduce test bench browser readme-figure explore-figure clean-venv
 
+# --no-compile: pip would byte-compile every module of every package it installs (torch's and
+# jupyterlab's thousands), which takes about as long as the install itself; Python compiles the few
+# hundred a run imports when they are first imported, and keeps them.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	@echo "installing sysa and its dependencies into $(VENV) (log: $(PIP_LOG))"
 	@$(PY) -m pip install -q --upgrade pip 2>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
-	@$(PY) -m pip install -q -e ".[test]" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@$(PY) -m pip install -q --no-compile -e . 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@touch $@
+
+# what the tests need besides (pytest, xdist, selenium, Dask): only `make test` installs it
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo "installing the test dependencies into $(VENV) (log: $(PIP_LOG))"
+	@$(PY) -m pip install -q --no-compile -e ".[test]" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -39,7 +48,7 @@ readme-figure: quick
 	    config.resolve("quick").task.Nt_ms), "figures/quick_outputs.png")'
 
 # figures/explore.png: the explorer in a real JupyterLab on seed 1 of the quick run (its browser test's screenshot)
-explore-figure: quick browser
+explore-figure: quick browser $(VENV)/.installed-test
 	SYSA_EXPLORE_CHECKPOINT=$(CURDIR)/data/runs/quick/seed_1/sys_A1_state.pth \
 	SYSA_EXPLORE_SCREENSHOT=$(CURDIR)/figures/explore.png \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/test_explore.py -k jupyterlab
@@ -54,7 +63,7 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: setup browser
+test: $(VENV)/.installed-test browser
 	$(PY) -m pytest -q -n auto --dist worksteal
 
 clean-venv:
