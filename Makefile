@@ -6,20 +6,26 @@ PIP_LOG := $(VENV)/pip.log
 
 .PHONY: setup quick paper paper-report reproduce test bench browser readme-figure explore-figure clean-venv
 
-# --no-compile: pip would byte-compile every module of every package it installs (torch's and
-# jupyterlab's thousands), which takes about as long as the install itself; Python compiles the few
-# hundred a run imports when they are first imported, and keeps them.
+# pip byte-compiles what it installs one file at a time, which takes about as long as the install
+# itself; installed with --no-compile, the packages are compiled afterwards on every core instead
+# (test folders left out: nothing imports them; a file that does not compile is left as pip leaves
+# it). Compiled once here, because a process never writes bytecode where PYTHONDONTWRITEBYTECODE is
+# set, and would compile what it imports every time.
+COMPILE = $(PY) -m compileall -qq -j 0 -x 'site-packages/.*/tests?/' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
+
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	@echo "installing sysa and its dependencies into $(VENV) (log: $(PIP_LOG))"
 	@$(PY) -m pip install -q --upgrade pip 2>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
 	@$(PY) -m pip install -q --no-compile -e . 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@$(COMPILE)
 	@touch $@
 
 # what the tests need besides (pytest, xdist, selenium, Dask): only `make test` installs it
 $(VENV)/.installed-test: $(VENV)/.installed
 	@echo "installing the test dependencies into $(VENV) (log: $(PIP_LOG))"
 	@$(PY) -m pip install -q --no-compile -e ".[test]" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@$(COMPILE)
 	@touch $@
 
 setup: $(VENV)/.installed
