@@ -13,20 +13,23 @@ PIP_LOG := $(VENV)/pip.log
 # set, and would compile what it imports every time.
 COMPILE = $(PY) -m compileall -qq -j 0 -x 'site-packages/.*/tests?/' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 
-$(VENV)/.installed: pyproject.toml
+# $(call install,WHAT): the virtual environment, with pip installing WHAT into it
+define install
 	python3 -m venv $(VENV)
-	@echo "installing sysa and its dependencies into $(VENV) (log: $(PIP_LOG))"
-	@$(PY) -m pip install -q --upgrade pip 2>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
-	@$(PY) -m pip install -q --no-compile -e . 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@echo "installing $(1) into $(VENV) (log: $(PIP_LOG))"
+	@$(PY) -m pip install -q --upgrade pip 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@$(PY) -m pip install -q --no-compile -e "$(2)" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
 	@$(COMPILE)
+endef
+
+$(VENV)/.installed: pyproject.toml
+	$(call install,sysa and its dependencies,.)
 	@touch $@
 
-# what the tests need besides (pytest, xdist, selenium, Dask): only `make test` installs it
-$(VENV)/.installed-test: $(VENV)/.installed
-	@echo "installing the test dependencies into $(VENV) (log: $(PIP_LOG))"
-	@$(PY) -m pip install -q --no-compile -e ".[test]" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
-	@$(COMPILE)
-	@touch $@
+# `make test` installs what the tests need besides (pytest, xdist, selenium, Dask) in the same go
+$(VENV)/.installed-test: pyproject.toml
+	$(call install,sysa with its dependencies and the test dependencies,.[test])
+	@touch $(VENV)/.installed $@
 
 setup: $(VENV)/.installed
 
