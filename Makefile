@@ -7,11 +7,12 @@ PIP_LOG := $(VENV)/pip.log
 .PHONY: setup quick paper paper-report reproduce test bench browser readme-figure explore-figure clean-venv
 
 # pip byte-compiles what it installs one file at a time, which takes about as long as the install
-# itself; installed with --no-compile, the packages are compiled afterwards on every core instead
-# (test folders left out: nothing imports them; a file that does not compile is left as pip leaves
-# it). Compiled once here, because a process never writes bytecode where PYTHONDONTWRITEBYTECODE is
-# set, and would compile what it imports every time.
-COMPILE = $(PY) -m compileall -qq -j 0 -x 'site-packages/.*/tests?/' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
+# itself; installed with --no-compile, the packages (and sysa_core, installed in place) are compiled
+# afterwards on every core instead (test folders left out: nothing imports them; a file that does
+# not compile is left as pip leaves it). Compiled once here, because a process never writes bytecode
+# where PYTHONDONTWRITEBYTECODE is set, and would compile what it imports every time (a source
+# changed since is compiled again in memory, as always).
+COMPILE = $(PY) -m compileall -qq -j 0 -x 'site-packages/.*/tests?/' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" sysa_core || true
 
 # $(call install,WHAT): the virtual environment, with pip installing WHAT into it
 define install
