@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_LOG := $(VENV)/pip.log
 
+# one install at a time into the one venv, whatever -j says
+.NOTPARALLEL:
+
 .PHONY: setup quick paper paper-report reproduce test bench browser readme-figure explore-figure clean-venv
 
 # pip byte-compiles what it installs one file at a time, which takes about as long as the install
@@ -14,11 +17,12 @@ PIP_LOG := $(VENV)/pip.log
 # changed since is compiled again in memory, as always).
 COMPILE = $(PY) -m compileall -qq -j 0 -x 'site-packages/.*/tests?/' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" sysa_core || true
 
-# $(call install,WHAT): the virtual environment, with pip installing WHAT into it
+# $(call install,DESCRIPTION,PIP-TARGET): the virtual environment, with pip installing PIP-TARGET
+# into it (no commas in either argument)
 define install
 	python3 -m venv $(VENV)
 	@echo "installing $(1) into $(VENV) (log: $(PIP_LOG))"
-	@$(PY) -m pip install -q --upgrade pip 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
+	@$(PY) -m pip install -q --upgrade pip 2>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
 	@$(PY) -m pip install -q --no-compile -e "$(2)" 2>>$(PIP_LOG) || (cat $(PIP_LOG); exit 1)
 	@$(COMPILE)
 endef
@@ -58,7 +62,7 @@ readme-figure: quick
 	    config.resolve("quick").task.Nt_ms), "figures/quick_outputs.png")'
 
 # figures/explore.png: the explorer in a real JupyterLab on seed 1 of the quick run (its browser test's screenshot)
-explore-figure: quick browser $(VENV)/.installed-test
+explore-figure: $(VENV)/.installed-test quick browser
 	SYSA_EXPLORE_CHECKPOINT=$(CURDIR)/data/runs/quick/seed_1/sys_A1_state.pth \
 	SYSA_EXPLORE_SCREENSHOT=$(CURDIR)/figures/explore.png \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/test_explore.py -k jupyterlab
