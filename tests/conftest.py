@@ -164,6 +164,33 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def record_calls(monkeypatch, module, name: str, log: Path) -> None:
+    """Append "name pid torch-threads" to the file `log` at each call of module.name (a file, so
+    that a call in a forked child is recorded too)."""
+    import torch
+
+    real = getattr(module, name)
+
+    def spied(*args, **kwargs):
+        with open(log, "a") as fh:
+            fh.write(f"{name} {os.getpid()} {torch.get_num_threads()}\n")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(module, name, spied)
+
+
+def recorded_calls(log: Path) -> list[tuple[str, int, int]]:
+    """(name, pid, torch threads) of each call record_calls wrote to `log`, in order."""
+    return [(n, int(p), int(t)) for n, p, t in (ln.split() for ln in log.read_text().splitlines())]
+
+
+def assert_same_arrays(a: dict, b: dict) -> None:
+    """The same names, and each array the same dtype, shape and bytes."""
+    assert set(a) == set(b), sorted(set(a) ^ set(b))
+    for k, x in a.items():
+        y = b[k]
+        assert (x.dtype, x.shape, x.tobytes()) == (y.dtype, y.shape, y.tobytes()), k
+
+
 def locked(folder: Path) -> bool:
     """Whether a process holds the run folder's lock."""
     lock = folder / ".sysa.lock"

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import Net1, moved_weights
+from conftest import Net1, assert_same_arrays, moved_weights, record_calls, recorded_calls
 
 from sysa_core import config
 from sysa_core.analysis import dynamics, metrics
@@ -205,22 +205,6 @@ def test_the_analysis_leaves_the_model_alone_and_is_reproducible(small):
     assert set(a.arrays) == set(b.arrays) and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
 
 
-def _spy(monkeypatch, module, name, log) -> None:
-    """Append "name pid torch-threads" to the file `log` at each call of module.name (a file, so
-    that a call in a forked child is recorded too)."""
-    real = getattr(module, name)
-
-    def spied(*args, **kwargs):
-        with open(log, "a") as fh:
-            fh.write(f"{name} {os.getpid()} {torch.get_num_threads()}\n")
-        return real(*args, **kwargs)
-    monkeypatch.setattr(module, name, spied)
-
-
-def _calls(log) -> list[tuple[str, int, int]]:
-    return [(n, int(p), int(t)) for n, p, t in (ln.split() for ln in log.read_text().splitlines())]
-
-
 def test_the_point_search_beside_the_rest_gives_the_bits_of_one_thread(small, monkeypatch, tmp_path):
     """The point search near the memory trajectories runs in a forked child process under the same
     one-thread cap, the rest (the exponents too) in this process: every number and array is the
@@ -228,19 +212,16 @@ def test_the_point_search_beside_the_rest_gives_the_bits_of_one_thread(small, mo
     cfg, sd = small
     log = tmp_path / "calls"
     for name in ("memory_points", "memory_lyapunov"):
-        _spy(monkeypatch, dynamics, name, log)
+        record_calls(monkeypatch, dynamics, name, log)
     beside = metrics.analyse(cfg, sd, beside=True)
-    calls = {n: (pid, cap) for n, pid, cap in _calls(log)}
-    assert len(_calls(log)) == 2 and all(cap == 1 for _, cap in calls.values()), calls
+    calls = {n: (pid, cap) for n, pid, cap in recorded_calls(log)}
+    assert len(recorded_calls(log)) == 2 and all(cap == 1 for _, cap in calls.values()), calls
     assert calls["memory_points"][0] != os.getpid() and calls["memory_lyapunov"][0] == os.getpid(), calls
     log.unlink()
     alone = metrics.analyse(cfg, sd, beside=False)
-    assert all(pid == os.getpid() and cap == 1 for _, pid, cap in _calls(log)) and len(_calls(log)) == 2
+    assert all(pid == os.getpid() and cap == 1 for _, pid, cap in recorded_calls(log)) and len(recorded_calls(log)) == 2
     assert json.dumps(beside.metrics, sort_keys=True) == json.dumps(alone.metrics, sort_keys=True)
-    assert set(beside.arrays) == set(alone.arrays)
-    for k, a in beside.arrays.items():
-        b = alone.arrays[k]
-        assert (a.dtype, a.shape, a.tobytes()) == (b.dtype, b.shape, b.tobytes()), k
+    assert_same_arrays(beside.arrays, alone.arrays)
 
 
 def test_every_number_in_range_and_the_core_keys_are_the_same_numbers(small):
