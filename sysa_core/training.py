@@ -405,17 +405,30 @@ def monitor_losses(group: list[SeedState], G: torch.Tensor, I: torch.Tensor, w: 
     return forward_loss(G, I, w, h0, trials, group[0].cfg.alpha, group[0].cfg.model.g_G).tolist()
 
 
-def convergence(steps: list, losses: list, total_steps: int) -> dict:
-    """Whether training converged: the least-squares line of the monitor loss against the step over
-    the last CONVERGENCE_WINDOW of the steps, its fall across that window relative to the window's
-    mean loss (`loss_fall`, negative when the loss rose), `converged` = loss_fall < CONVERGENCE_FALL,
-    and `final_loss` (the monitor loss at the end). None values without at least two points."""
-    if len(steps) < 2:
-        return {"final_loss": losses[-1] if losses else None, "loss_fall": None, "converged": None}
+def loss_trend(steps, losses) -> tuple[float, float] | None:
+    """The Theil-Sen line of the monitor loss against the step: its slope, the median of the slopes
+    between every two points at different steps, which a few upward excursions of the loss cannot
+    pull the way they pull a least-squares line, and its intercept, the median of loss - slope *
+    step. None without two points at different steps."""
     s, L = np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64)
-    slope = float(np.polyfit(s, L, 1)[0])
-    fall = -slope * CONVERGENCE_WINDOW * total_steps / float(L.mean())
-    return {"final_loss": float(L[-1]), "loss_fall": fall, "converged": bool(fall < CONVERGENCE_FALL)}
+    i, j = np.triu_indices(len(s), 1)
+    i, j = i[s[j] != s[i]], j[s[j] != s[i]]
+    if not len(i):
+        return None
+    slope = float(np.median((L[j] - L[i]) / (s[j] - s[i])))
+    return slope, float(np.median(L - slope * s))
+
+
+def convergence(steps: list, losses: list, total_steps: int) -> dict:
+    """Whether training converged: the fall of the monitor loss's trend (`loss_trend`) across the
+    last CONVERGENCE_WINDOW of the steps relative to the window's mean loss (`loss_fall`, negative
+    when the loss rose), `converged` = loss_fall < CONVERGENCE_FALL, and `final_loss` (the monitor
+    loss at the end). None values without two points at different steps."""
+    trend = loss_trend(steps, losses)
+    if trend is None:
+        return {"final_loss": float(losses[-1]) if len(losses) else None, "loss_fall": None, "converged": None}
+    fall = -trend[0] * CONVERGENCE_WINDOW * total_steps / float(np.mean(losses))
+    return {"final_loss": float(losses[-1]), "loss_fall": fall, "converged": bool(fall < CONVERGENCE_FALL)}
 
 
 def model_name(cfg: Config) -> str:

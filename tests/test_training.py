@@ -11,9 +11,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO, Net1, assert_user_error, cli_env, run_cli, wait_for
+from scipy import stats
 
 from sysa_core import cli, config, files, model, runtime, task, training
 from sysa_core.analysis import precision
@@ -493,6 +495,22 @@ def test_convergence_of_known_loss_curves():
     rising = training.convergence(steps, [1.0 + 0.001 * (s - 800) for s in steps], 1000)
     assert rising["loss_fall"] < 0 and rising["converged"] is True
     assert training.convergence([1000], [0.3], 1000) == {"final_loss": 0.3, "loss_fall": None, "converged": None}
+    assert training.convergence([1000, 1000], [0.3, 0.2], 1000)["loss_fall"] is None  # no two steps apart
+
+
+def test_convergence_is_the_trend_a_few_excursions_do_not_pull():
+    """A loss falling 5 % over the window, with three upward excursions early in it (as Adam's late
+    steps make them): the Theil-Sen fall equals scipy's, the trend is found, and the model has
+    converged, where a least-squares line, pulled by the excursions, would call it still falling."""
+    rng = np.random.default_rng(0)
+    s = np.arange(800, 1001, 5, dtype=np.float64)
+    L = 1.0 - 0.05 * (s - 800) / 200 + rng.normal(0, 0.002, len(s))
+    L[[1, 3, 6]] += 0.15
+    c = training.convergence(s.tolist(), L.tolist(), 1000)
+    reference = -stats.theilslopes(L, s).slope * 200 / L.mean()
+    assert c["loss_fall"] == pytest.approx(reference, rel=1e-12)
+    assert c["loss_fall"] == pytest.approx(0.05 / L[4:].mean(), rel=0.1) and c["converged"] is True
+    assert -np.polyfit(s, L, 1)[0] * 200 / L.mean() > training.CONVERGENCE_FALL
 
 
 def test_the_monitor_loss_is_the_training_loss_of_the_first_trials(smoke_train, smoke_cfg):

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .. import files  # noqa: E402
 from ..analysis.plateau import HOLD_TOLERANCE  # noqa: E402
+from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW, convergence, loss_trend  # noqa: E402
 
 
 def _png(fig, dpi: int) -> bytes:
@@ -50,8 +51,12 @@ def show(fig, alt: str | None = None, dpi: int = 90) -> None:
 
 
 def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=None):
-    """The per-step training loss, and the monitor set's loss at the end of the last epochs."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    """The per-step training loss, and the monitor set's loss at the end of the last epochs; with
+    two monitor points or more, a second panel shows them over the convergence window with the
+    trend on which convergence is judged (training.convergence)."""
+    judged = monitor_step is not None and loss_trend(monitor_step, monitor_loss) is not None
+    fig, axes = plt.subplots(1, 2 if judged else 1, figsize=(11, 3.2) if judged else (6, 3.2), squeeze=False)
+    ax = axes[0, 0]
     ax.semilogy(np.arange(1, len(loss) + 1), loss, lw=1, label="batch loss (per step)")
     if monitor_step is not None and len(monitor_step):
         ax.semilogy(monitor_step, monitor_loss, "o-", ms=3, color="C3", label="monitor set (convergence)")
@@ -59,6 +64,19 @@ def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=N
     ax.set(xlabel="training step (Adam updates)", ylabel="training loss (MSE, a.u.²)",
            title=f"Loss history{'' if who is None else f', {who}'}")
     ax.grid(alpha=0.3)
+    if judged:
+        slope, intercept = loss_trend(monitor_step, monitor_loss)
+        c = convergence(monitor_step, monitor_loss, len(loss))
+        ax = axes[0, 1]
+        ax.plot(monitor_step, monitor_loss, "o-", ms=3, color="C3", label="monitor set")
+        ends = np.array([monitor_step[0], monitor_step[-1]], dtype=np.float64)
+        ax.plot(ends, intercept + slope * ends, "--", color="k", lw=1.2, label="its trend (Theil–Sen line)")
+        ax.set(xlabel="training step (Adam updates)", ylabel="monitor loss (MSE, a.u.²)",
+               title=f"The last {100 * CONVERGENCE_WINDOW:g} % of the steps: the trend falls {100 * c['loss_fall']:.1f} %,\n"
+                     f"{'converged' if c['converged'] else 'not converged'} (converged: a fall under {100 * CONVERGENCE_FALL:g} %)")
+        ax.title.set_fontsize(10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     return fig
 
 
