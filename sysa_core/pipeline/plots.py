@@ -52,8 +52,9 @@ def show(fig, alt: str | None = None, dpi: int = 90) -> None:
 
 def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=None):
     """The per-step training loss, and the monitor set's loss at the end of the last epochs; with
-    two monitor points or more, a second panel shows them over the convergence window with the
-    trend on which convergence is judged (training.convergence)."""
+    two monitor points or more, a second panel shows them over the convergence window, in % of
+    their mean, with the trend on which convergence is judged (training.convergence, over the
+    len(loss) steps recorded) and the steepest trend the criterion allows."""
     judged = monitor_step is not None and loss_trend(monitor_step, monitor_loss) is not None
     fig, axes = plt.subplots(1, 2 if judged else 1, figsize=(11, 3.2) if judged else (6, 3.2), squeeze=False)
     ax = axes[0, 0]
@@ -67,13 +68,21 @@ def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=N
     if judged:
         slope, intercept = loss_trend(monitor_step, monitor_loss)
         c = convergence(monitor_step, monitor_loss, len(loss))
+        scale = 100.0 / float(np.mean(monitor_loss))  # % of the window's mean loss, as the criterion is
+        s = np.asarray(monitor_step, dtype=np.float64)
+        mid = 0.5 * (s[0] + s[-1])
+        ends = np.array([s[0], s[-1]])
         ax = axes[0, 1]
-        ax.plot(monitor_step, monitor_loss, "o-", ms=3, color="C3", label="monitor set")
-        ends = np.array([monitor_step[0], monitor_step[-1]], dtype=np.float64)
-        ax.plot(ends, intercept + slope * ends, "--", color="k", lw=1.2, label="its trend (Theil–Sen line)")
-        ax.set(xlabel="training step (Adam updates)", ylabel="monitor loss (MSE, a.u.²)",
+        ax.plot(s, scale * np.asarray(monitor_loss), "o-", ms=3, color="C3",
+                label=f"monitor set (final loss {monitor_loss[-1]:.3g} a.u.²)")
+        ax.plot(ends, scale * (intercept + slope * ends), "--", color="k", lw=1.2, label="its trend (Theil–Sen line)")
+        limit = -CONVERGENCE_FALL * 100.0 / (CONVERGENCE_WINDOW * len(loss))  # % per step
+        ax.plot(ends, scale * (intercept + slope * mid) + limit * (ends - mid), ":", color="0.4", lw=1.2,
+                label=f"a fall of {100 * CONVERGENCE_FALL:g} % over the window (the criterion)")
+        ax.set(xlabel="training step (Adam updates)", ylabel="monitor loss (% of the window's mean)",
                title=f"The last {100 * CONVERGENCE_WINDOW:g} % of the steps: the trend falls {100 * c['loss_fall']:.1f} %,\n"
-                     f"{'converged' if c['converged'] else 'not converged'} (converged: a fall under {100 * CONVERGENCE_FALL:g} %)")
+                     f"{'converged' if c['converged'] else 'not converged'} (converged: a fall under "
+                     f"{100 * CONVERGENCE_FALL:g} %)")
         ax.title.set_fontsize(10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

@@ -43,6 +43,20 @@ def test_every_figure_of_a_model_has_units(seed1, smoke_run):
         assert_units(fig)
 
 
+def test_the_loss_figure_shows_the_convergence_window_and_its_verdict():
+    """Two monitor points or more: a second panel with the window's trend and the recorded verdict
+    (a loss falling linearly by 0.2 over a window whose mean is 1.0: 20 %, not converged); fewer:
+    the loss history alone."""
+    steps = list(range(800, 1001, 20))  # the last 20 % of 1000 steps
+    fig = plots.loss_history(np.linspace(1.0, 0.5, 1000), "seed 1", steps, [1.1 - 0.2 * (s - 800) / 200 for s in steps])
+    assert len(fig.axes) == 2 and "the trend falls 20.0 %,\nnot converged" in fig.axes[1].get_title()
+    assert_units(fig)
+    plots.plt.close(fig)
+    fig = plots.loss_history(np.linspace(1.0, 0.5, 1000), "seed 1", [1000], [0.5])
+    assert len(fig.axes) == 1
+    plots.plt.close(fig)
+
+
 def test_alt_text_comes_from_the_titles():
     fig, axes = plots.plt.subplots(1, 2)
     axes[0].set_title("Left")
