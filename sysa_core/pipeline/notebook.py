@@ -364,10 +364,11 @@ def summary(ctx: Context, m: dict) -> None:
         fall = f"{100 * m['loss_fall_last_20pct']:.0f} %"
         decays = cfg.train.lr_schedule != "constant"
         last = f"{100 * training.CONVERGENCE_WINDOW:g} %"
-        parts.append(f"Training converged: the loss fell {fall} over the last {last} of the steps"
+        parts.append(f"Training converged: the loss's trend fell {fall} over the last {last} of the steps"
                      + (" (the learning rate decays to 0 there, so this says the loss settled, not that more steps "
                         "could not lower it)." if decays else ".") if m["converged"] else
-                     f"Training had not converged: the loss still fell {fall} over the last {last} of the steps.")
+                     f"Training had not converged: the loss's trend still fell {fall} over the last {last} of the "
+                     "steps.")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
         parts.append(f"The plateau is held by a {mech}: the state "
