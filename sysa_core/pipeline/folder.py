@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import files
 from ..config import Config
+from ..errors import UserError
 from . import verify
 from .ensembles import Ensemble
 from .preflight import check_output_dir, check_resources, check_trained_with, manifest
@@ -19,6 +20,11 @@ from .preflight import check_output_dir, check_resources, check_trained_with, ma
 #: what a refused folder's message suggests, by kind
 HINTS = {"run": "use --force to retrain them here, or another --out",
          "train": "use another --out (or delete those seeds' folders)"}
+
+
+#: the manifest's record of the last invocation that computed something: what its index reports as
+#: the run's start, machine and wall times after a later invocation found nothing to redo
+LAST_RUN = "last_run"
 
 
 class RunFolder:
@@ -96,7 +102,22 @@ class RunFolder:
         """training.train_models' replay for the models `todo`, in that order."""
         return {i: self.replay[(e.label, s)] for i, (e, s) in enumerate(todo) if (e.label, s) in self.replay}
 
-    def write_manifest(self, states: dict) -> None:
-        """The manifest with each seed's state {label: {seed: state}} (written only when it changed)."""
-        files.write_json(self.out / files.RUN_MARKER,
-                         manifest(self.cfg, self.overrides, self.seeds, self.control, states=states), if_changed=True)
+    def write_manifest(self, states: dict, last_run: dict | None = None) -> None:
+        """The manifest with each seed's state {label: {seed: state}} and `last_run`, the record of the
+        last invocation that computed something (its start, machine and phase timings; kept from the
+        manifest there when None); written only when it changed."""
+        man = manifest(self.cfg, self.overrides, self.seeds, self.control, states=states)
+        last_run = last_run or self.last_run()
+        if last_run:
+            man[LAST_RUN] = last_run
+        files.write_json(self.out / files.RUN_MARKER, man, if_changed=True)
+
+    def last_run(self) -> dict | None:
+        """The manifest's record of the last invocation that computed something (write_manifest), or
+        None where there is none or it is not one."""
+        try:
+            rec = files.read_json(self.out / files.RUN_MARKER).get(LAST_RUN)
+        except (UserError, AttributeError):
+            return None
+        ok = isinstance(rec, dict) and isinstance(rec.get("started"), str) and isinstance(rec.get("timings"), dict)
+        return rec if ok else None

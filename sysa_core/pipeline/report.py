@@ -296,8 +296,10 @@ def write_index(run_dir: Path, run_info: dict, seed_records: list[dict], populat
         ("wall time", f"{_seconds(t.get('total_s'))} in all: training {_seconds(t.get('train_s'))} (with its start-up "
                       f"and the checkpoints and plots it writes), network "
                       f"analysis {_seconds(t.get('network_s'))}, notebooks {_seconds(t.get('notebooks_s'))}, "
-                      f"population {_seconds(t.get('population_s'))} (this invocation; finished seeds are not "
-                      f"redone)"),
+                      f"population {_seconds(t.get('population_s'))} "
+                      + (f"(the invocation that made these results; one started {html.escape(str(run_info['rechecked']))} "
+                         "found nothing to redo)" if run_info.get("rechecked") else
+                         "(this invocation; finished seeds are not redone)")),
         ("ensembles", html.escape(run_info.get("ensembles_text", ""))),
         ("seeds", f"{works(main)} of {len(main)} main networks work ({ok(main)} complete)"
                   + (f"; control: {works(ctl)} of {len(ctl)} work ({ok(ctl)} complete)" if ctl else "")),

@@ -110,12 +110,16 @@ def run(cfg: Config, seeds: list[int], out: Path, overrides=(), force: bool = Fa
                 records[(e.label, s)]["metrics"] = files.read_json(files.metrics_path(e.seed_dir(s)))
             pops[e.label] = ok
         with clock("population_s"):
-            pop = _population(nbs["population"], out, cfg, pops, control, bar, html_code)
+            pop, pop_ran = _population(nbs["population"], out, cfg, pops, control, bar, html_code)
         bar.close()
+        # an invocation that computed nothing reports the one that made the results
+        this = {"started": clock.started, **runtime.machine(), "timings": clock.timings()}
+        last = this if todo or pop_ran else (folder.last_run() or this)
         folder.write_manifest({e.label: {str(s): records[(e.label, s)].get("status", "failed") for s in seeds}
-                               for e in ens})
-        info = {**manifest(cfg, overrides, seeds, control), **runtime.machine(), "started": clock.started,
-                "ensembles_text": _ensembles_text(ens), "timings": clock.timings()}
+                               for e in ens}, last_run=last)
+        info = {**manifest(cfg, overrides, seeds, control), **last, "ensembles_text": _ensembles_text(ens)}
+        if last is not this:
+            info["rechecked"] = clock.started
         info.pop("state")
         report.write_index(out, info, [records[(e.label, s)] for e in ens for s in seeds], pop)
 
@@ -207,12 +211,14 @@ def _lanes(n_seeds: int) -> int:
     return max(1, min(os.cpu_count() or 1, n_seeds))
 
 
-def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar, html_code: bool = False) -> dict | None:
-    """Execute the population notebook over the complete seeds, unless its inputs are unchanged."""
+def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar,
+                html_code: bool = False) -> tuple[dict | None, bool]:
+    """Execute the population notebook over the complete seeds, unless its inputs are unchanged:
+    its record (None without a complete main seed) and whether the notebook ran."""
     bar.set_postfix_str("population")
     if not ok["main"]:
         bar.update(1)
-        return None
+        return None, False
     digest = store.inputs_digest(out, ok["main"])
     if control:
         digest += store.inputs_digest(out / "control", ok["control"])
@@ -226,7 +232,7 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar,
             chk = verify.check_population(out)
             if chk.action == "none":
                 bar.update(1)
-                return prev
+                return prev, False
             tqdm.write(f"sysa run: repairing the population report: {'; '.join(chk.problems)}; running its notebook "
                        "again", file=sys.stderr)
             verify.set_aside_files(chk.differing)
@@ -239,4 +245,4 @@ def _population(src: Path, out: Path, cfg: Config, ok: dict, control: bool, bar,
            "outputs": verify.outputs(out, verify.POPULATION_FILES)}
     files.write_json(rec_path, rec)
     bar.update(1)
-    return rec
+    return rec, True

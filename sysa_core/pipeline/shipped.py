@@ -38,7 +38,7 @@ from ..config import Config
 from ..errors import UserError
 from . import plots, verify
 from .ensembles import Ensemble, ensembles
-from .folder import RunFolder
+from .folder import LAST_RUN, RunFolder
 
 NETWORK = "network.npz"
 #: the folder of the shipped run-level reports, and the files of a run that go there
@@ -140,7 +140,7 @@ def pack(run_dir: Path, shipped: Path | None = None) -> list[str]:
                             f"pack on a machine like the one that made them")
     else:
         shipped.mkdir(parents=True, exist_ok=True)
-        study = {k: v for k, v in man.items() if k != "state"}
+        study = {k: v for k, v in man.items() if k not in ("state", LAST_RUN)}
         files.write_json(shipped / STUDY, study)
     added = []
     G = None

@@ -126,6 +126,13 @@ def test_rerun_does_no_training_and_rewrites_only_the_index(smoke_run, tmp_path)
     assert set(after) - {run / ".sysa.lock"} == set(before) - {run / ".sysa.lock"}
     changed = sorted(p.name for p in after if p.name != ".sysa.lock" and after[p] != before.get(p))
     assert changed == ["index.html"]
+    # the index still reports the invocation that made the results: its start, machine and wall times
+    fact = lambda name, html: re.search(rf"<b>{name}</b></td><td>(.*?)</td>", html).group(1)  # noqa: E731
+    was, now = before[run / "index.html"][1].decode(), (run / "index.html").read_text()
+    assert fact("run", now) == fact("run", was)
+    assert fact("wall time", now).split(" (")[0] == fact("wall time", was).split(" (")[0]
+    assert "(the invocation that made these results; one started " in fact("wall time", now)
+    assert "found nothing to redo" in fact("wall time", now)
 
 
 def test_other_analysis_settings_reanalyse_without_retraining(smoke_run, tmp_path):

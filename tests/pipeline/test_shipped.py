@@ -42,6 +42,8 @@ def test_pack_keeps_every_model_with_one_G_its_metrics_and_sha256s(packed, smoke
             with np.load(shipped.seed_folder(packed, label, s) / "checkpoint.npz") as z:
                 assert not any(z[k].size == 48 * 48 for k in z.files)  # G is stored once, in network.npz
     assert shipped.load_network(packed).shape == (48, 48)
+    study = json.loads((packed / shipped.STUDY).read_text())  # the run's configuration, not its bookkeeping
+    assert "state" not in study and "last_run" not in study and study["config"]["model"]["hidden_size"] == 48
     for name in shipped.REPORT_FILES:  # the run-level reports travel with the models
         if name != "index.html":
             assert (packed / shipped.REPORT / name).read_bytes() == (smoke_run / name).read_bytes(), name
