@@ -283,9 +283,8 @@ def _quick() -> Config:
     # and the plateau scored from 1.2 s to the trial's end: a 2 s window (the paper's: 2.5 s).
     # 380 epochs under a cosine-decaying learning rate: the fewest of the sweep (README, Profiles)
     # after which every network converges and holds its in-range plateaus through the whole window.
-    # The analysis's
-    # memory window is the scored window relative to the mean onset (0.7-2.7 s after it), as the
-    # paper's is.
+    # The analysis's memory window is the scored window relative to the mean onset (0.7-2.7 s after
+    # it), as the paper's is.
     return Config(
         model=ModelConfig(hidden_size=200, dt_ms=10.0),
         task=TaskConfig(Nt_ms=3200, O_on_ms=500, SO_on_ms=200, cost_onset_ms=1200, pulse_includes_end=False),

@@ -409,7 +409,8 @@ def loss_trend(steps, losses) -> tuple[float, float] | None:
     """The Theil-Sen line of the monitor loss against the step: its slope, the median of the slopes
     between every two points at different steps, which a few upward excursions of the loss cannot
     pull the way they pull a least-squares line, and its intercept, the median of loss - slope *
-    step. None without two points at different steps."""
+    step (scipy.stats.theilslopes with method="joint" gives the same; training leaves the import
+    of scipy.stats to the population report). None without two points at different steps."""
     s, L = np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64)
     i, j = np.triu_indices(len(s), 1)
     i, j = i[s[j] != s[i]], j[s[j] != s[i]]

@@ -509,6 +509,7 @@ def test_convergence_is_the_trend_a_few_excursions_do_not_pull():
     c = training.convergence(s.tolist(), L.tolist(), 1000)
     reference = -stats.theilslopes(L, s).slope * 200 / L.mean()
     assert c["loss_fall"] == pytest.approx(reference, rel=1e-12)
+    assert training.loss_trend(s, L)[1] == pytest.approx(stats.theilslopes(L, s, method="joint").intercept, rel=1e-12)
     assert c["loss_fall"] == pytest.approx(0.05 / L[4:].mean(), rel=0.1) and c["converged"] is True
     assert -np.polyfit(s, L, 1)[0] * 200 / L.mean() > training.CONVERGENCE_FALL
 

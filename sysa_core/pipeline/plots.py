@@ -55,7 +55,8 @@ def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=N
     two monitor points or more, a second panel shows them over the convergence window, in % of
     their mean, with the trend on which convergence is judged (training.convergence, over the
     len(loss) steps recorded) and the steepest trend the criterion allows."""
-    judged = monitor_step is not None and loss_trend(monitor_step, monitor_loss) is not None
+    trend = loss_trend(monitor_step, monitor_loss) if monitor_step is not None else None
+    judged = trend is not None
     fig, axes = plt.subplots(1, 2 if judged else 1, figsize=(11, 3.2) if judged else (6, 3.2), squeeze=False)
     ax = axes[0, 0]
     ax.semilogy(np.arange(1, len(loss) + 1), loss, lw=1, label="batch loss (per step)")
@@ -66,7 +67,7 @@ def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=N
            title=f"Loss history{'' if who is None else f', {who}'}")
     ax.grid(alpha=0.3)
     if judged:
-        slope, intercept = loss_trend(monitor_step, monitor_loss)
+        slope, intercept = trend
         c = convergence(monitor_step, monitor_loss, len(loss))
         scale = 100.0 / float(np.mean(monitor_loss))  # % of the window's mean loss, as the criterion is
         s = np.asarray(monitor_step, dtype=np.float64)
