@@ -1,5 +1,6 @@
 """The CUDA path: the engine's step on a GPU against autograd, training on a GPU against the same
-training on the CPU, its reproducibility, and `sysa train --device cuda`.
+training on the CPU, its reproducibility, `sysa train --device cuda`, and a whole `sysa run` on a GPU
+machine.
 
 These run only where torch sees a CUDA GPU (the CPU is the path the rest of the suite checks);
 elsewhere they are skipped, and `bash .ci/run` has none.
@@ -11,7 +12,7 @@ import json
 import pytest
 import torch
 
-from conftest import Net1, moved_weights, run_cli
+from conftest import SMOKE_RUN, Net1, moved_weights, run_cli
 
 from sysa_core import config, engine, model, task, training
 from sysa_core.model import generator
@@ -136,3 +137,23 @@ def test_sysa_train_on_cuda_writes_a_checkpoint_the_cpu_loads(tmp_path):
     cpu = training.train(config.resolve("smoke", [f"epochs={EPOCHS}"], seed=1), progress=False, device="cpu")
     for k in ("I", "w"):
         assert _rel(sd[k].reshape(cpu[k].shape), cpu[k]) < 1e-4
+
+
+def test_sysa_run_on_a_gpu_machine_trains_there_and_reports_what_the_cpu_run_reports(smoke_run, tmp_path):
+    """The session's smoke run again where `--device auto` picks the GPU: training runs there, G's
+    analysis, the notebooks and the reports on the CPU. `sysa check` verifies the folder, and each
+    model's numbers are the CPU run's up to the training's rounding."""
+    out = tmp_path / "run"
+    proc = run_cli(*SMOKE_RUN, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    check = run_cli("check", out)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for folder in ("seed_1", "seed_2", "control/seed_1", "control/seed_2"):
+        s = folder[-1]
+        meta = json.loads((out / folder / f"sys_A{s}_train.json").read_text())
+        assert "cuda" in meta["device"], (folder, meta["device"])
+        gpu = json.loads((out / folder / "metrics.json").read_text())
+        cpu = json.loads((smoke_run / folder / "metrics.json").read_text())
+        for k in ("precision", "precision_trained_range", "weight_correlation", "dim_memory"):  # not decided by rounding
+            assert gpu[k] == pytest.approx(cpu[k], rel=1e-3), (folder, k)
+    assert (out / "index.html").is_file() and (out / "population.html").is_file()
