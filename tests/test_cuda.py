@@ -139,21 +139,23 @@ def test_sysa_train_on_cuda_writes_a_checkpoint_the_cpu_loads(tmp_path):
         assert _rel(sd[k].reshape(cpu[k].shape), cpu[k]) < 1e-4
 
 
-def test_sysa_run_on_a_gpu_machine_trains_there_and_reports_what_the_cpu_run_reports(smoke_run, tmp_path):
-    """The session's smoke run again where `--device auto` picks the GPU: training runs there, G's
-    analysis, the notebooks and the reports on the CPU. `sysa check` verifies the folder, and each
-    model's numbers are the CPU run's up to the training's rounding."""
-    out = tmp_path / "run"
-    proc = run_cli(*SMOKE_RUN, "--out", out)
-    assert proc.returncode == 0, proc.stderr
-    check = run_cli("check", out)
+def test_sysa_run_on_a_gpu_machine_trains_there_and_reports_what_a_cpu_run_reports(tmp_path):
+    """The smoke run where `--device auto` picks the GPU: training runs there, G's analysis, the
+    notebooks and the reports on the CPU. `sysa check` verifies the folder, and each model's numbers
+    are those of the same run with `--device cpu` up to the training's rounding."""
+    runs = {}
+    for device in ("auto", "cpu"):
+        out = runs[device] = tmp_path / device
+        proc = run_cli(*SMOKE_RUN, "--device", device, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+    check = run_cli("check", runs["auto"])
     assert check.returncode == 0, check.stdout + check.stderr
     for folder in ("seed_1", "seed_2", "control/seed_1", "control/seed_2"):
         s = folder[-1]
-        meta = json.loads((out / folder / f"sys_A{s}_train.json").read_text())
-        assert "cuda" in meta["device"], (folder, meta["device"])
-        gpu = json.loads((out / folder / "metrics.json").read_text())
-        cpu = json.loads((smoke_run / folder / "metrics.json").read_text())
+        for device, expected in (("auto", "cuda"), ("cpu", "cpu")):
+            meta = json.loads((runs[device] / folder / f"sys_A{s}_train.json").read_text())
+            assert expected in meta["device"], (device, folder, meta["device"])
+        gpu, cpu = (json.loads((runs[d] / folder / "metrics.json").read_text()) for d in ("auto", "cpu"))
         for k in ("precision", "precision_trained_range", "weight_correlation", "dim_memory"):  # not decided by rounding
             assert gpu[k] == pytest.approx(cpu[k], rel=1e-3), (folder, k)
-    assert (out / "index.html").is_file() and (out / "population.html").is_file()
+    assert (runs["auto"] / "index.html").is_file() and (runs["auto"] / "population.html").is_file()
