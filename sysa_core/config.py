@@ -135,11 +135,17 @@ class Config:
         return lo <= duration_ms < hi
 
     @property
+    def trained_span_ms(self) -> tuple[float, float]:
+        """The shortest and the longest pulse duration training draws (ms): what figures shade."""
+        lo, hi = self.trained_range_ms
+        return lo, hi - self.model.dt_ms
+
+    @property
     def trained_range_text(self) -> str:
         """The trained range as the reports write it, its ends the shortest and longest durations
         training draws: "550–650 ms"."""
-        lo, hi = self.trained_range_ms
-        return f"{lo:g}–{hi - self.model.dt_ms:g} ms"
+        lo, hi = self.trained_span_ms
+        return f"{lo:g}–{hi:g} ms"
 
     @property
     def in_range_indices(self) -> list[int]:

@@ -183,15 +183,23 @@ def loadings(coef, name: str, k: int = 50):
     return fig
 
 
-def generalisation(a: dict):
-    """Plateau against pulse duration (trained range shaded) and how long each plateau stays within
-    10 % of its target (arrays gen_* of analysis.metrics), the trained window marked."""
+def shade_trained(ax, trained_ms: tuple[float, float] | None, inside) -> None:
+    """Shade the trained range: trained_ms, the shortest and longest duration training draws
+    (Config.trained_span_ms); without it, the span of the in-range test durations `inside`."""
+    lo, hi = trained_ms if trained_ms is not None else ((min(inside), max(inside)) if len(inside) else (None, None))
+    if lo is not None:
+        ax.axvspan(lo, hi, color="0.92", label="trained range")
+
+
+def generalisation(a: dict, trained_ms: tuple[float, float] | None = None):
+    """Plateau against pulse duration (trained range shaded: trained_ms, see shade_trained) and how
+    long each plateau stays within 10 % of its target (arrays gen_* of analysis.metrics), the
+    trained window marked."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     d = a["gen_durations_ms"]
     inside = d[a["gen_in_range"]]
     for ax in axes:
-        if inside.size:
-            ax.axvspan(inside.min(), inside.max(), color="0.92", label="trained range")
+        shade_trained(ax, trained_ms, inside)
         ax.grid(alpha=0.3)
         ax.set_xlabel("pulse duration (ms)")
     axes[0].plot(d, a["gen_target"], "k--", lw=1, label="target")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.plateau import HOLD_TOLERANCE
-from .plots import plt
+from .plots import plt, shade_trained
 
 ENSEMBLE_COLOURS = {"main": "C0", "control": "C1"}
 #: fitted lines are drawn from this many seeds on (below, a line through a handful of points says
@@ -167,23 +167,21 @@ def overlap_heatmap(matrix: pd.DataFrame, k: int, n_units: int):
     return fig
 
 
-def plateau_curves(curves: pd.DataFrame):
+def plateau_curves(curves: pd.DataFrame, trained_ms: tuple[float, float] | None = None):
     """The plateau against pulse duration across seeds: mean and range per ensemble, the target and
-    the trained range."""
+    the trained range (trained_ms: plots.shade_trained)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    _plateau_axes(ax, curves, lambda ens, sub: f"{ens}: mean, range over {sub.seed.nunique()} seeds")
+    _plateau_axes(ax, curves, lambda ens, sub: f"{ens}: mean, range over {sub.seed.nunique()} seeds", trained_ms)
     ax.set(xlabel="pulse duration (ms)", ylabel="plateau (mean output, a.u.)", title="Duration → plateau across seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
 
 
-def _plateau_axes(ax, curves: pd.DataFrame, label) -> None:
-    """The trained range shaded, the target (dashed), and per ensemble the mean plateau over the
-    seeds with their range; label(ensemble, its rows) names each ensemble's line."""
-    inside = curves.loc[curves["in_range"].astype(bool), "duration_ms"]
-    if len(inside):
-        ax.axvspan(inside.min(), inside.max(), color="0.92", label="trained range")
+def _plateau_axes(ax, curves: pd.DataFrame, label, trained_ms: tuple[float, float] | None) -> None:
+    """The trained range shaded (plots.shade_trained), the target (dashed), and per ensemble the mean
+    plateau over the seeds with their range; label(ensemble, its rows) names each ensemble's line."""
+    shade_trained(ax, trained_ms, curves.loc[curves["in_range"].astype(bool), "duration_ms"].tolist())
     first = curves[(curves["seed"] == curves["seed"].iloc[0]) & (curves["ensemble"] == curves["ensemble"].iloc[0])]
     ax.plot(first["duration_ms"], first["target"], "k--", lw=1, label="target")
     for ens, sub in curves.groupby("ensemble", sort=False):
@@ -238,9 +236,10 @@ def ensemble_comparison(df: pd.DataFrame, columns: dict, tests: pd.DataFrame | N
     return fig
 
 
-def overview(both: pd.DataFrame, curves: pd.DataFrame):
+def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, float] | None = None):
     """The index's figure: in-range precision and the I–w cosine (at initialisation and trained) of
-    every network of both ensembles, and the plateau against duration."""
+    every network of both ensembles, and the plateau against duration (trained_ms:
+    plots.shade_trained)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     _stripplot(data=both, x="ensemble", y="precision_trained_range", hue="ensemble", palette=ENSEMBLE_COLOURS,
                ax=axes[0], size=6, legend=False)
@@ -253,7 +252,7 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame):
                size=6)
     axes[1].set(xlabel="", ylabel="I–w cosine (dimensionless)", ylim=(-1.05, 1.05), title="I–w cosine")
     axes[1].legend(fontsize=7)
-    _plateau_axes(axes[2], curves, lambda ens, sub: ens)
+    _plateau_axes(axes[2], curves, lambda ens, sub: ens, trained_ms)
     axes[2].set(xlabel="pulse duration (ms)", ylabel="plateau (a.u.)", title="Duration → plateau (mean, range)")
     axes[2].legend(fontsize=7)
     for ax in axes:

@@ -70,3 +70,28 @@ def test_the_precision_axis_labels_do_not_overlap_within_a_decade():
     assert len(boxes) >= 2  # the data lie between labelled ticks
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     plots.plt.close(fig)
+
+
+def _shaded(fig) -> list[tuple[float, float]]:
+    """The x extent of every span labelled "trained range" in a figure."""
+    return [(float(p.get_x()), float(p.get_x() + p.get_width()))
+            for ax in fig.axes for p in ax.patches if p.get_label() == "trained range"]
+
+
+def test_the_trained_range_is_shaded_from_the_shortest_to_the_longest_pulse_training_draws(pop):
+    """The paper draws 50-249 ms pulses; its sweep's in-range durations end at 240 ms. The shading
+    covers what training draws, in the model's figure, the population's and the index's."""
+    both, runs, _ = pop
+    cfg = config.resolve("paper")
+    span = cfg.trained_span_ms
+    assert span == (50.0, 249.0) and cfg.trained_range_text == "50–249 ms"
+    d = np.arange(10.0, 410.0, 10.0)
+    arrays = {"gen_durations_ms": d, "gen_in_range": (d >= 50) & (d < 250), "gen_target": 0.007 * d,
+              "gen_plateau": 0.007 * d, "gen_hold_ms": np.full(d.shape, 2500.0), "gen_horizon_ms": np.array(10000.0),
+              "gen_trained_window_ms": np.array(2500.0)}
+    curves = population.plateau_curves(runs)
+    assert _shaded(plots.generalisation(arrays, span)) == [span, span]
+    assert _shaded(pp.plateau_curves(curves, span)) == [span]
+    assert _shaded(pp.overview(both, curves, span)) == [span]
+    # without the configuration: the span of the in-range test durations
+    assert _shaded(plots.generalisation(arrays)) == [(50.0, 240.0)] * 2
