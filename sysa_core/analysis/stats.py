@@ -209,15 +209,28 @@ def correlation_matrix(df: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def power_summary(n: int, m: int) -> dict:
-    """What a table of m tests at n seeds could detect: critical_rho, detectable_rho (80 % power),
-    and the seeds needed to detect rho = 0.5 with 80 % power, alone and under Holm across m tests."""
+    """What a table of m tests at n seeds could detect: critical_rho, detectable_rho (80 % power) of
+    one test at ALPHA, the same at ALPHA / m (critical_rho_holm, detectable_rho_holm: what the first
+    claim under Holm's correction across m tests needs), and the seeds needed to detect rho = 0.5
+    with 80 % power, alone and at ALPHA / m."""
+    a = ALPHA / max(m, 1)
     return {"n": n, "tests": m, "critical_rho": critical_rho(n), "detectable_rho": detectable_rho(n),
-            "seeds_for_0.5": seeds_needed(0.5), "seeds_for_0.5_holm": seeds_needed(0.5, alpha=ALPHA / max(m, 1))}
+            "critical_rho_holm": critical_rho(n, a), "detectable_rho_holm": detectable_rho(n, alpha=a),
+            "seeds_for_0.5": seeds_needed(0.5), "seeds_for_0.5_holm": seeds_needed(0.5, alpha=a)}
 
 
 def smallest_p(n: int) -> float:
-    """The smallest two-sided p any Spearman rho can reach at n pairs (no ties): 2 / n! while exact."""
-    return 2.0 / math.factorial(n) if exact(n) else 1.0 / (N_RESAMPLES + 1)
+    """The smallest two-sided p any Spearman rho can reach at n pairs (no ties): 2 / n! while exact,
+    else 2 / (N_RESAMPLES + 1), the least a Monte Carlo permutation p can be."""
+    return 2.0 / math.factorial(n) if exact(n) else 2.0 / (N_RESAMPLES + 1)
+
+
+def p_text(p: float, n: int, name: str = "p", p_raw: float | None = None) -> str:
+    """'p = 0.25', or 'p ≤ 4e-05' where the Spearman p of n pairs is the least its permutations can
+    give (smallest_p), which bounds p rather than estimating it. For an adjusted p, p_raw is the
+    p it adjusts (the bound carries over)."""
+    at_floor = (p if p_raw is None else p_raw) <= smallest_p(n) * (1 + 1e-9)
+    return f"{name} {'≤' if at_floor and not exact(n) else '='} {p:.2g}"
 
 
 def mann_whitney(x, y, seed: int = 0) -> dict:

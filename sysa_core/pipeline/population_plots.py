@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from ..analysis import stats
 from ..analysis.plateau import HOLD_TOLERANCE
 from .plots import plt, shade_trained
 
@@ -100,8 +101,11 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
             if name == "main" and n_main >= MIN_N_LINE:
                 _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
         row = table[(table.measure == col) & (table.target == target)]
-        stat = (f"main: rho {row.rho.iloc[0]:.2f}, p {row.p.iloc[0]:.2g}, Holm {row.p_holm.iloc[0]:.2g}"
-                if len(row) and np.isfinite(row.rho.iloc[0]) else "")
+        stat = ""
+        if len(row) and np.isfinite(row.rho.iloc[0]):
+            r = row.iloc[0]
+            n = int(r["n"]) if "n" in r and pd.notna(r["n"]) else n_main  # the test's complete pairs
+            stat = f"main: rho {r.rho:.2f}, {stats.p_text(r.p, n)}, {stats.p_text(r.p_holm, n, 'Holm', r.p)}"
         ax.set_xscale("log")
         _decade_ticks(ax, "x")
         ax.set(xlabel="in-range precision (MSE, a.u.²)")

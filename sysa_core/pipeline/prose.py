@@ -140,11 +140,16 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         if not testable:
             out.append(f"{head} No test compares the ensembles at {n_a} and {n_b} seeds: each needs at least 2.")
         elif t["significant"]:
+            # the test compares trained levels, which start apart by construction: what tells learned from
+            # inherited is how far training moves an unaligned start, read off every control network
+            most = float((c - c0).abs().max())
             why = ("training leaves an unaligned start unaligned, so the main ensemble's cosine is inherited from "
                    "its initialisation, not learned" if abs(moved) < 0.1 else
-                   f"training moves an unaligned start by {moved:+.2f}: part of the cosine is learned")
-            out.append(f"{head} The ensembles differ (exact Mann–Whitney p = {t['p']:.2g}, {t['p_holm']:.2g} after "
-                       f"Holm across the {len(tests)} comparisons): {why}.")
+                   f"training moves an unaligned start (by {moved:.2f}, median): part of the cosine is learned")
+            out.append(f"{head} The ensembles' trained cosines differ (exact Mann–Whitney p = {t['p']:.2g}, "
+                       f"{t['p_holm']:.2g} after Holm across the {len(tests)} comparisons), as their initial ones do "
+                       f"by construction; what tells learned from inherited is the change in training, and every "
+                       f"control network's cosine moved by at most {most:.2g}: {why}.")
         elif floor >= stats.ALPHA:
             out.append(f"{head} A test cannot establish the difference at {n_a} and {n_b} seeds: even complete "
                        f"separation gives an adjusted p of {floor:.2g} under Holm across the {len(tests)} comparisons "
@@ -191,11 +196,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
     else:
         out.append(structure + f"The main networks' memory differs by the mechanism rule ({', '.join(parts)}; median "
                    f"relative state speed {speed:.3g} /s)" + _control_mechanisms(control) + "." + _memory_span(main, control))
-    crit = power["critical_rho"]
-    det = power["detectable_rho"]
-    reach = (f"only |rho| above {crit:.2f} reaches p < 0.05 at n = {power['n']}, and |rho| of {det:.2f} is "
-             f"detected with 80 % power" if crit is not None and det is not None
-             else f"no correlation can reach p < 0.05 at n = {power['n']}")
+    reach = sensitivity(power)
     need = power["seeds_for_0.5_holm"]
     lead = ("A decisive answer needs more seeds" if power["n"] < need else f"At n = {power['n']} the tests are powered "
             f"for rho = 0.5")
@@ -206,6 +207,29 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
              else "")
     out.append(f"{lead}: {reach}; detecting rho = 0.5 with 80 % power needs about {power['seeds_for_0.5']} seeds for "
                f"one test{holm}.{one_G}")
+    return out
+
+
+def _up(v: float) -> str:
+    """A |rho| rounded up to two decimals: a threshold that is never understated."""
+    return f"{math.ceil(v * 100 - 1e-9) / 100:.2f}"
+
+
+def sensitivity(power: dict) -> str:
+    """What the tests could detect at their n (stats.power_summary): the |rho| one test needs to reach
+    p < 0.05 and the |rho| it detects with 80 % power, then the same for the first claim under Holm's
+    correction across the tests (p < 0.05 / m); each |rho| rounded up."""
+    n, m = power["n"], power["tests"]
+    crit, det = power["critical_rho"], power["detectable_rho"]
+    if crit is None or det is None:
+        return f"no correlation can reach p < 0.05 at n = {n}"
+    out = (f"at n = {n} one test reaches p < 0.05 only from |rho| ≈ {_up(crit)} on, and detects |rho| = "
+           f"{_up(det)} with 80 % power")
+    crit_m, det_m = power.get("critical_rho_holm"), power.get("detectable_rho_holm")
+    if m > 1:
+        out += (f"; with Holm's correction across the {m} tests the first claim needs p < 0.05/{m}, "
+                + (f"|rho| ≈ {_up(crit_m)} or more, and |rho| = {_up(det_m)} is detected with 80 % power there"
+                   if crit_m is not None and det_m is not None else "which no correlation can reach"))
     return out
 
 
@@ -265,7 +289,7 @@ def _structure_of_G(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
         near = pd.to_numeric(df["memory_n_fixed_points"]).dropna()
         stable_near = int(pd.to_numeric(df["memory_n_stable_fixed_points"]).dropna().sum())
         if len(near):
-            found += (f"; of the fixed points found near each network's memory trajectories "
+            found += (f"; of the fixed points that searches started from each network's memory states reach "
                       f"({span(near, '.0f', ' to ')} per network), "
                       + ("none is stable" if stable_near == 0 else f"{stable_near} in all are stable"))
     regime = {"chaos": "its spontaneous activity is chaotic", "limit cycle": "its spontaneous activity is a limit cycle",
@@ -535,5 +559,6 @@ def _seed_by_seed(r) -> str:
     said = ("sysa's seeds follow their published rows" if r.p_paired_holm < stats.ALPHA and r.rho_paired > 0 else
             "sysa's seeds run against their published rows" if r.p_paired_holm < stats.ALPHA else
             "no seed-by-seed relation is detected")
-    return (f" Seed by seed ({count(int(r.n_paired), 'seed')} in both): Spearman rho = {r.rho_paired:.2f}, "
-            f"p = {r.p_paired:.2g} ({how}), Holm p = {r.p_paired_holm:.2g}: {said}.")
+    n = int(r.n_paired)
+    return (f" Seed by seed ({count(n, 'seed')} in both): Spearman rho = {r.rho_paired:.2f}, "
+            f"{stats.p_text(r.p_paired, n)} ({how}), {stats.p_text(r.p_paired_holm, n, 'Holm p', r.p_paired)}: {said}.")

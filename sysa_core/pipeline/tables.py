@@ -254,10 +254,10 @@ def power(p: dict) -> None:
     """What a table of this size could detect, as a sentence."""
     from IPython.display import Markdown, display
 
-    reach = (f"At n = {p['n']} only |rho| ≥ {p['critical_rho']:.2f} reaches p < 0.05, and |rho| = "
-             f"{p['detectable_rho']:.2f} is detected with 80 % power" if p["critical_rho"] is not None
-             and p["detectable_rho"] is not None else f"At n = {p['n']} no correlation can reach p < 0.05")
-    display(Markdown(f"{reach}. Detecting rho = 0.5 with 80 % power takes about {p['seeds_for_0.5']} seeds for a "
+    from .prose import sensitivity
+
+    reach = sensitivity(p)
+    display(Markdown(f"{reach[:1].upper()}{reach[1:]}. Detecting rho = 0.5 with 80 % power takes about {p['seeds_for_0.5']} seeds for a "
                      f"single test and {p['seeds_for_0.5_holm']} at the Bonferroni level α/m (Holm's correction at its strictest) across these "
                      f"{p['tests']} tests (Fisher's z, variance 1.06 / (n − 3))."))
 

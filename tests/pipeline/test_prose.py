@@ -35,6 +35,11 @@ def test_the_answer_follows_the_data():
     said = _answer(strong, None)[2]
     assert said.startswith("At n = 8, after Holm's correction") and "relative state speed" in said
     assert "31 seeds for one test" in inherited[4]
+    # what the tests could detect, for one test and for the first claim under Holm (8 measures here)
+    power = population.statistics(main)[1]
+    assert (f"one test reaches p < 0.05 only from |rho| ≈ {prose._up(power['critical_rho'])} on" in inherited[4]
+            and f"the first claim needs p < 0.05/{power['tests']}" in inherited[4])
+    assert "every control network's cosine moved by at most" in inherited[0]
 def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_one_G():
     main = _ensemble(4, 1.0, 0.85)
     main["weight_correlation"] = [0.9, 0.8, 0.7, 0.6]
@@ -140,7 +145,8 @@ def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed
     assert prose._structure_of_G(_ensemble(4, 1.0, 0.85, key="per-seed").assign(**census), None) == ""
     near = dict(memory_n_fixed_points=[2, 6, 3, 4], memory_n_stable_fixed_points=[0, 1, 0, 0])
     text = prose._structure_of_G(shared.assign(**near), None)
-    assert "fixed points found near each network's memory trajectories (2 to 6 per network), 1 in all are stable" in text
+    assert ("fixed points that searches started from each network's memory states reach (2 to 6 per network), "
+            "1 in all are stable") in text
     text = prose._structure_of_G(shared.assign(**near).assign(memory_n_stable_fixed_points=0), None)
     assert "(2 to 6 per network), none is stable" in text
 
@@ -267,3 +273,23 @@ def test_the_fine_step_table_and_index_cell_show_both_steps_with_the_cap_named()
     assert row["on target at 10 ms (ms after cost onset; 2000 = the whole window)"] == 2000  # capped, as at 1 ms
     assert row["on target at 1 ms (ms after cost onset; 2000 = the whole window)"] == 0.0
     assert report.fine_step_cell(m) == "0.5 held, 0.13 relative" and report.fine_step_cell({}) == "–"
+
+
+def test_what_the_tests_could_detect_is_said_for_one_test_and_under_holm():
+    text = prose.sensitivity(stats.power_summary(20, 6))
+    # one test at n = 20: the exact two-sided critical |rho| is 0.447, so 0.45 rounded up; at 0.05/6: 0.5725
+    assert "one test reaches p < 0.05 only from |rho| ≈ 0.45 on, and detects |rho| = 0.61 with 80 % power" in text
+    assert "across the 6 tests the first claim needs p < 0.05/6, |rho| ≈ 0.58 or more" in text
+    assert "|rho| = 0.71 is detected with 80 % power there" in text
+    assert "Holm" not in prose.sensitivity(stats.power_summary(20, 1))
+    assert prose.sensitivity(stats.power_summary(4, 6)) == "no correlation can reach p < 0.05 at n = 4"
+
+
+def test_a_permutation_p_at_its_floor_is_a_bound():
+    floor = stats.smallest_p(20)  # 2 / 50,001: no permutation reached the observed rho
+    assert floor == pytest.approx(4e-5, rel=1e-3)
+    assert stats.p_text(floor, 20) == "p ≤ 4e-05" and stats.p_text(2 * floor, 20, "Holm p", floor) == "Holm p ≤ 8e-05"
+    assert stats.p_text(0.25, 20) == "p = 0.25" and stats.p_text(2 / 120, 5) == "p = 0.017"  # exact at n = 5
+    x = np.arange(20.0)
+    rho, p = stats.spearman(x, x + 0.01 * np.sin(x))  # a perfect rank relation: no pairing reaches it
+    assert rho == 1.0 and p == pytest.approx(floor)
