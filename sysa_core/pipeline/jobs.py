@@ -153,7 +153,9 @@ class NotebookRunner:
             self._reset(cwd)
             if STOP.is_set():  # stopped while this kernel started, before `stop` could kill it
                 raise RuntimeError(STOPPED)
-            papermill.execute_notebook(str(src), str(running), parameters=params, progress_bar=False, cwd=str(cwd),
+            # the kernel works in `cwd` (_reset); papermill's own cwd would chdir this whole process, which
+            # notebooks running at once in other threads share: it is not passed
+            papermill.execute_notebook(str(src), str(running), parameters=params, progress_bar=False,
                                        kernel_name="python3", km=km)
         except PapermillExecutionError as exc:
             error = f"{dst.name}: {exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"

@@ -92,6 +92,29 @@ def test_a_notebook_error_outside_the_kernel_stops_nothing_else(tmp_path, monkey
     assert error is None and (tmp_path / "again.html").exists()
 
 
+def test_notebooks_run_in_their_folder_without_moving_the_process(tmp_path, monkeypatch):
+    """Each notebook's code runs in its own folder, while this process's working folder, which the
+    notebooks run at once in other threads share, never moves (a chdir there, undone by each thread
+    in its own order, would leave the process in one of the folders)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; open('here.txt', 'w').write(os.getcwd())")])
+    src = tmp_path / "where.ipynb"
+    nbformat.write(nb, str(src))
+    moves = []
+    real_chdir = os.chdir
+
+    def chdir(path):  # papermill looks it up on os: its file handler "moves" to the folder it started in
+        moves.append(str(path))
+        real_chdir(path)
+    monkeypatch.setattr(os, "chdir", chdir)
+    before = os.getcwd()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        seconds, error = jobs.execute(src, tmp_path / name / "where.ipynb", {}, tmp_path / name)
+        assert error is None, error
+        assert (tmp_path / name / "here.txt").read_text() == str(tmp_path / name)
+    assert set(moves) <= {before} and os.getcwd() == before
+
+
 def _in_thread(fn):
     """Run fn in a thread; returns (thread, box), box["error"] what fn raised."""
     box = {}
