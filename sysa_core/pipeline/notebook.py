@@ -426,6 +426,7 @@ class Population:
     ensembles: "object | None"  # main against control (analysis.stats.compare_groups), or None
     pooled: "object | None" = None  # both ensembles tested together, the ensemble a covariate, or None
     run_dir: Path = Path(".")
+    beside: "object | None" = None  # the main seeds beside the original's table (analysis.published.distributions)
 
 
 def population(ctx: Context) -> Population:
@@ -444,9 +445,11 @@ def population(ctx: Context) -> Population:
     pooled = (pop.statistics(both, pool_by="ensemble")[0] if ctx.params["pool_ensembles"] and control is not None
               else None)
     labels = {**pop.PREDICTORS, **pop.NETWORK_MEASURES}
+    # the original's table holds networks of the paper's configuration: only such a run is compared with it
+    beside = None if ctx.cfg.miniature_text() else published.distributions(original.published_table(), main)
     return Population(main, control, both, runs, table, power, labels, store.networks(ctx.run_dir, main),
                       pop.plateau_curves(runs), pop.error_over_time(runs, ctx.cfg), pop.subspace_overlaps(runs),
-                      pop.compare_ensembles(main, control), pooled, Path(ctx.run_dir))
+                      pop.compare_ensembles(main, control), pooled, Path(ctx.run_dir), beside)
 
 
 def memory_points_section(m: dict) -> None:
@@ -513,6 +516,8 @@ def answer(P: Population, cfg) -> None:
     """The original question answered from this run (configuration `cfg`), one point per line."""
 
     lines = prose.answer(P.main, P.control, P.table, P.power, P.labels, P.ensembles, cfg)
+    if P.beside is not None:
+        lines.append(prose.original_line(P.beside, tables.PUBLISHED_LABELS))
     display(Markdown("\n".join(f"- {line}" for line in lines)))
     store.write_answer(P.run_dir, len(P.main), len(P.control) if P.control is not None else 0, lines)
 
@@ -640,12 +645,12 @@ def ensembles_section(P: Population) -> None:
 def beside_original_section(ctx: Context, P: Population) -> None:
     """The main seeds beside the original's published table, for a run of the paper's configuration
     (the table holds paper-scale networks): what must match, the exact tests, every seed."""
-    if ctx.cfg.miniature_text():
+    if P.beside is None:
         display(Markdown("The original's table holds networks of the paper's configuration; this run's differ "
                          "(above), so they are not compared with it. The shipped paper study (`make paper-report`) is."))
         return
     pub = original.published_table()
-    dist = published.distributions(pub, P.main)
+    dist = P.beside
     display(Markdown(prose.beside_original(dist, published.init_cosines(P.main), original.source(),
                                            tables.PUBLISHED_LABELS)))
     display(tables.beside_original(dist))

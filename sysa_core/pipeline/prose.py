@@ -550,6 +550,29 @@ def beside_original(dist: pd.DataFrame, init_cosines: pd.Series, source: dict, l
     return " ".join(parts)
 
 
+def original_line(dist: pd.DataFrame, labels: dict) -> str:
+    """The answer's line on the original's published table (analysis.published.distributions): per
+    tested measure the two medians, the exact test's verdict and the seed-by-seed rank correlation."""
+    parts = []
+    for r in dist.itertuples():
+        if not r.tested:
+            continue
+        verdict = "they differ" if r.p_holm < stats.ALPHA else "no difference detected"
+        part = (f"{labels.get(r.measure, r.measure)}: median {r.sysa_median:.3g} against {r.published_median:.3g} "
+                f"(Mann–Whitney p = {r.p:.2g}{', exact' if r.exact else ''}, Holm {r.p_holm:.2g}: {verdict})")
+        if np.isfinite(r.rho_paired):
+            n = int(r.n_paired)
+            part += (f", seed by seed Spearman rho = {r.rho_paired:.2f} "
+                     f"({stats.p_text(r.p_paired_holm, n, 'Holm p', r.p_paired)})")
+        parts.append(part)
+    if not parts:
+        return "No measure of the original's published table could be compared with this run."
+    n = int(dist.n_sysa.max())
+    return (f"Beside the original's published table ({count(n, 'main seed')}): " + "; ".join(parts)
+            + ". A test that detects no difference does not show that there is none; the population report "
+              "compares every seed.")
+
+
 def _seed_by_seed(r) -> str:
     """The seed-by-seed comparison of one measure beside the original (a row of
     analysis.published.distributions): Spearman's rho over the seeds in both, and what it says."""

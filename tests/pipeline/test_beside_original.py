@@ -69,3 +69,15 @@ def test_the_table_and_the_figure_render():
     assert all(ax.get_ylabel() for ax in axes)
     assert "seed" in tables.published_rows(published.side_by_side(PUB, main)).to_html()
     population_plots.plt.close(fig)
+
+
+def test_the_answer_line_names_the_original_and_what_its_tests_say():
+    """The index's answer carries the comparison with the original's table: both medians, the exact
+    test's verdict worded as no more than it shows, and the seed-by-seed rank correlation."""
+    dist = published.distributions(PUB, _main(range(1, 7)))
+    line = prose.original_line(dist, tables.PUBLISHED_LABELS)
+    assert line.startswith("Beside the original's published table (6 main seeds): ")
+    assert line.count("no difference detected") == 2 and "does not show that there is none" in line
+    assert line.count("seed by seed Spearman rho = 1.00 (Holm p = ") == 2  # exact at n = 6: a value, not a bound
+    far = published.distributions(PUB, _main(range(1, 7), scale=100.0))
+    assert "they differ" in prose.original_line(far, tables.PUBLISHED_LABELS)
