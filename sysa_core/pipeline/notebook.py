@@ -454,13 +454,14 @@ def population(ctx: Context) -> Population:
 
 def memory_points_section(m: dict) -> None:
     """Where the memory states lie in G's flow: the fixed point nearest the mid-window state of each
-    test duration, then every point found near the memory trajectories."""
+    test duration, then every point that searches started from the memory trajectories found."""
     norm, near = m["memory_state_norm_by_duration"], m["memory_nearest_point_norm_by_duration"]
     unstable, dist = m["memory_nearest_point_unstable_by_duration"], m["memory_nearest_point_relative_distance_by_duration"]
     each = "; ".join(f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with "
                      f"{prose.count(unstable[d], 'unstable mode')}, {dist[d]:.0%} of |h| away" for d in norm)
     display(Markdown(f"At the middle of the memory window, the state and the fixed point of G nearest it (of the "
-                     f"{m['fixed_points_with_memory']} known: G's census and those found near these trajectories): "
+                     f"{m['fixed_points_with_memory']} known: G's census and those that searches started from these "
+                     f"trajectories found): "
                      f"{each}. A state tens of percent of its norm away from every fixed point known to this analysis is not "
                      f"held at one of them."))
     display(tables.points(m["memory_points"]))
@@ -541,8 +542,9 @@ def networks_section(P: Population) -> None:
     for net in P.networks:
         pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
         n_fixed = int(pts.fixed.sum())
-        display(Markdown(f"United with the points found near every seed's memory trajectories (the memory period has "
-                         f"no input: the state follows G's flow): {n_fixed} fixed points and {len(pts) - n_fixed} "
+        display(Markdown(f"United with the points that searches started from every seed's memory trajectories found "
+                         f"(the memory period has no input: the state follows G's flow): {n_fixed} fixed points and "
+                         f"{len(pts) - n_fixed} "
                          f"moving points (local minima of the speed, not necessarily on a trajectory; several may "
                          f"belong to one slow region). The flow is odd, F(−h) = −F(h), so every fixed point h has a "
                          f"mirror −h with the same modes; a moving point's mirror is listed only when a search "
