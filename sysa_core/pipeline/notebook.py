@@ -644,7 +644,7 @@ def ensembles_section(P: Population) -> None:
                                                     log=("precision_trained_range",)))
 
 
-def beside_original_section(ctx: Context, P: Population) -> None:
+def beside_original_section(P: Population) -> None:
     """The main seeds beside the original's published table, for a run of the paper's configuration
     (the table holds paper-scale networks): what must match, the exact tests, every seed."""
     if P.beside is None:
@@ -652,10 +652,9 @@ def beside_original_section(ctx: Context, P: Population) -> None:
                          "(above), so they are not compared with it. The shipped paper study (`make paper-report`) is."))
         return
     pub = original.published_table()
-    dist = P.beside
-    display(Markdown(prose.beside_original(dist, published.init_cosines(P.main), original.source(),
+    display(Markdown(prose.beside_original(P.beside, published.init_cosines(P.main), original.source(),
                                            tables.PUBLISHED_LABELS)))
-    display(tables.beside_original(dist))
+    display(tables.beside_original(P.beside))
     plots.show(population_plots.beside_original(pub, P.main, published.MEASURES, tables.PUBLISHED_LABELS))
     sbs = published.side_by_side(pub, P.main)
     display(tables.collapsed(tables.published_rows(sbs), f"Seed by seed ({len(sbs)} seeds in both)"))

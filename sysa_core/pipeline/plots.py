@@ -183,23 +183,20 @@ def loadings(coef, name: str, k: int = 50):
     return fig
 
 
-def shade_trained(ax, trained_ms: tuple[float, float] | None, inside) -> None:
+def shade_trained(ax, trained_ms: tuple[float, float]) -> None:
     """Shade the trained range: trained_ms, the shortest and longest duration training draws
-    (Config.trained_span_ms); without it, the span of the in-range test durations `inside`."""
-    lo, hi = trained_ms if trained_ms is not None else ((min(inside), max(inside)) if len(inside) else (None, None))
-    if lo is not None:
-        ax.axvspan(lo, hi, color="0.92", label="trained range")
+    (Config.trained_span_ms)."""
+    ax.axvspan(*trained_ms, color="0.92", label="trained range")
 
 
-def generalisation(a: dict, trained_ms: tuple[float, float] | None = None):
-    """Plateau against pulse duration (trained range shaded: trained_ms, see shade_trained) and how
+def generalisation(a: dict, trained_ms: tuple[float, float]):
+    """Plateau against pulse duration (the trained range trained_ms shaded, shade_trained) and how
     long each plateau stays within 10 % of its target (arrays gen_* of analysis.metrics), the
     trained window marked."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     d = a["gen_durations_ms"]
-    inside = d[a["gen_in_range"]]
     for ax in axes:
-        shade_trained(ax, trained_ms, inside)
+        shade_trained(ax, trained_ms)
         ax.grid(alpha=0.3)
         ax.set_xlabel("pulse duration (ms)")
     axes[0].plot(d, a["gen_target"], "k--", lw=1, label="target")

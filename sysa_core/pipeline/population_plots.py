@@ -104,8 +104,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
         stat = ""
         if len(row) and np.isfinite(row.rho.iloc[0]):
             r = row.iloc[0]
-            n = int(r["n"]) if "n" in r and pd.notna(r["n"]) else n_main  # the test's complete pairs
-            stat = f"main: rho {r.rho:.2f}, {stats.p_text(r.p, n)}, {stats.p_text(r.p_holm, n, 'Holm', r.p)}"
+            stat = f"main: rho {r.rho:.2f}, {stats.p_text(r.p, r.n)}, {stats.p_text(r.p_holm, r.n, 'Holm', r.p)}"
         ax.set_xscale("log")
         _decade_ticks(ax, "x")
         ax.set(xlabel="in-range precision (MSE, a.u.²)")
@@ -171,7 +170,7 @@ def overlap_heatmap(matrix: pd.DataFrame, k: int, n_units: int):
     return fig
 
 
-def plateau_curves(curves: pd.DataFrame, trained_ms: tuple[float, float] | None = None):
+def plateau_curves(curves: pd.DataFrame, trained_ms: tuple[float, float]):
     """The plateau against pulse duration across seeds: mean and range per ensemble, the target and
     the trained range (trained_ms: plots.shade_trained)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -182,10 +181,10 @@ def plateau_curves(curves: pd.DataFrame, trained_ms: tuple[float, float] | None 
     return fig
 
 
-def _plateau_axes(ax, curves: pd.DataFrame, label, trained_ms: tuple[float, float] | None) -> None:
+def _plateau_axes(ax, curves: pd.DataFrame, label, trained_ms: tuple[float, float]) -> None:
     """The trained range shaded (plots.shade_trained), the target (dashed), and per ensemble the mean
     plateau over the seeds with their range; label(ensemble, its rows) names each ensemble's line."""
-    shade_trained(ax, trained_ms, curves.loc[curves["in_range"].astype(bool), "duration_ms"].tolist())
+    shade_trained(ax, trained_ms)
     first = curves[(curves["seed"] == curves["seed"].iloc[0]) & (curves["ensemble"] == curves["ensemble"].iloc[0])]
     ax.plot(first["duration_ms"], first["target"], "k--", lw=1, label="target")
     for ens, sub in curves.groupby("ensemble", sort=False):
@@ -240,7 +239,7 @@ def ensemble_comparison(df: pd.DataFrame, columns: dict, tests: pd.DataFrame | N
     return fig
 
 
-def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, float] | None = None):
+def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, float]):
     """The index's figure: in-range precision and the I–w cosine (at initialisation and trained) of
     every network of both ensembles, and the plateau against duration (trained_ms:
     plots.shade_trained)."""

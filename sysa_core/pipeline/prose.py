@@ -225,7 +225,7 @@ def sensitivity(power: dict) -> str:
         return f"no correlation can reach p < 0.05 at n = {n}"
     out = (f"at n = {n} one test reaches p < 0.05 only from |rho| ≈ {_up(crit)} on, and detects |rho| = "
            f"{_up(det)} with 80 % power")
-    crit_m, det_m = power.get("critical_rho_holm"), power.get("detectable_rho_holm")
+    crit_m, det_m = power["critical_rho_holm"], power["detectable_rho_holm"]
     if m > 1:
         out += (f"; with Holm's correction across the {m} tests the first claim needs p < 0.05/{m}, "
                 + (f"|rho| ≈ {_up(crit_m)} or more, and |rho| = {_up(det_m)} is detected with 80 % power there"

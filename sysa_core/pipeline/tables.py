@@ -10,6 +10,7 @@ from IPython.display import HTML
 
 from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
+from .prose import sensitivity
 
 
 def _style(df: pd.DataFrame, digits: int = 4):
@@ -254,10 +255,9 @@ def power(p: dict) -> None:
     """What a table of this size could detect, as a sentence."""
     from IPython.display import Markdown, display
 
-    from .prose import sensitivity
-
     reach = sensitivity(p)
-    display(Markdown(f"{reach[:1].upper()}{reach[1:]}. Detecting rho = 0.5 with 80 % power takes about {p['seeds_for_0.5']} seeds for a "
+    display(Markdown(f"{reach[:1].upper()}{reach[1:]}. Detecting rho = 0.5 with 80 % power takes about "
+                     f"{p['seeds_for_0.5']} seeds for a "
                      f"single test and {p['seeds_for_0.5_holm']} at the Bonferroni level α/m (Holm's correction at its strictest) across these "
                      f"{p['tests']} tests (Fisher's z, variance 1.06 / (n − 3))."))
 

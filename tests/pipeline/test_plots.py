@@ -35,7 +35,7 @@ def test_every_figure_of_a_model_has_units(seed1, smoke_run):
     sd = ck["state_dict"]
     figs = [plots.loss_history(meta["loss"], "seed 1", meta["monitor_step"], meta["monitor_loss"]),
             plots.grad_norm_history(meta["grad_norm_I"], meta["grad_norm_w"], "seed 1"),
-            plots.evaluation(A, "test", cfg.task.Nt_ms), plots.weights(sd, sd), plots.generalisation(A),
+            plots.evaluation(A, "test", cfg.task.Nt_ms), plots.weights(sd, sd), plots.generalisation(A, cfg.trained_span_ms),
             plots.spectrum({"a": A["spont_eigvals"]}), plots.loadings(A["mem_coef_w"], "w"),
             plots.phase_trajectories(A, cfg.analysis.durations_ms, cfg.model.dt_ms),
             plots.fixed_point_spectra(store.load_network(smoke_run, m["network_key"]).points)]

@@ -30,8 +30,10 @@ def test_every_population_figure_has_units(pop):
     curves = population.plateau_curves(runs)
     figs = [pp.performance_original(both), pp.rho_table_plot(t, labels),
             pp.predictor_panels(both, t, {k: labels[k] for k in population.predictors(both)}, population.BOUNDS),
-            pp.plateau_curves(curves), pp.error_over_time(population.error_over_time(runs, cfg), 0.45),
-            pp.ensemble_comparison(both, {"precision": "precision (MSE, a.u.²)"}), pp.overview(both, curves)]
+            pp.plateau_curves(curves, cfg.trained_span_ms),
+            pp.error_over_time(population.error_over_time(runs, cfg), 0.45),
+            pp.ensemble_comparison(both, {"precision": "precision (MSE, a.u.²)"}),
+            pp.overview(both, curves, cfg.trained_span_ms)]
     for fig in figs:
         assert_units(fig)
 
@@ -40,8 +42,8 @@ def test_fitted_lines_stay_within_the_data_and_the_possible_values_and_need_8_se
     x = np.geomspace(1e-3, 8e-3, 8)
     df = pd.DataFrame({"seed": range(1, 9), "precision_trained_range": x,
                        "weight_correlation": [0.5, 0.8, 0.95, 0.99, 0.995, 0.997, 0.998, 0.999], "ensemble": ["main"] * 8})
-    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "rho": [1.0],
-                      "p": [2 / 40320], "p_holm": [2 / 40320]})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [8],
+                      "rho": [1.0], "p": [2 / 40320], "p_holm": [2 / 40320]})
     fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
     (line,) = fig.axes[0].get_lines()
     lx, ly = line.get_data()
@@ -59,8 +61,8 @@ def test_the_precision_axis_labels_do_not_overlap_within_a_decade():
     x = np.array([1.2e-3, 1.4e-3, 2e-3, 2.8e-3, 3.3e-3, 4e-3, 5.2e-3, 6e-3])
     df = pd.DataFrame({"seed": range(1, 9), "precision_trained_range": x, "weight_correlation": np.linspace(0.8, 0.9, 8),
                        "ensemble": ["main"] * 8})
-    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "rho": [1.0],
-                      "p": [2 / 40320], "p_holm": [2 / 40320]})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [8],
+                      "rho": [1.0], "p": [2 / 40320], "p_holm": [2 / 40320]})
     fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine"}, {"weight_correlation": (-1, 1)})
     fig.canvas.draw()
     ax = fig.axes[0]
@@ -93,5 +95,5 @@ def test_the_trained_range_is_shaded_from_the_shortest_to_the_longest_pulse_trai
     assert _shaded(plots.generalisation(arrays, span)) == [span, span]
     assert _shaded(pp.plateau_curves(curves, span)) == [span]
     assert _shaded(pp.overview(both, curves, span)) == [span]
-    # without the configuration: the span of the in-range test durations
-    assert _shaded(plots.generalisation(arrays)) == [(50.0, 240.0)] * 2
+    # the smoke profile's: 20-99 ms, what its training draws (its test pulses are 30, 60 and 100 ms)
+    assert _shaded(pp.plateau_curves(curves, config.resolve("smoke").trained_span_ms)) == [(20.0, 99.0)]
