@@ -36,12 +36,17 @@ class RunFolder:
     is redone; force: every seed is redone) and the manifest written. `todo` then lists the
     (ensemble, seed) pairs to compute, `records` {(label, seed): record} the seeds of a run
     found complete, and `replay` {(label, seed): batch names} the seeds retrained in the batch
-    their first training ran in (training.train_models' replay)."""
+    their first training ran in (training.train_models' replay).
+
+    prog, repairs: the command that opens the folder and what it does for each repair
+    (verify.prepare); by default `sysa run` or `sysa train` and the repairs of a run."""
 
     def __init__(self, out: Path, cfg: Config, ens: list[Ensemble], seeds: list[int], *, kind: str = "run",
-                 overrides=(), control: bool = False, force: bool = False, batch_seeds: bool | None = None):
+                 overrides=(), control: bool = False, force: bool = False, batch_seeds: bool | None = None,
+                 prog: str | None = None, repairs: dict | None = None):
         self.out, self.cfg, self.ens, self.seeds, self.kind = Path(out), cfg, ens, seeds, kind
         self.overrides, self.control, self.force, self.batch_seeds = overrides, control, force, batch_seeds
+        self.prog, self.repairs = prog or f"sysa {kind}", repairs
         self.todo: list[tuple[Ensemble, int]] = []
         self.records: dict[tuple, dict] = {}
         self.replay: dict[tuple, list[str]] = {}  # {(label, seed): the batch its first training ran in}
@@ -83,11 +88,12 @@ class RunFolder:
         scfg = replace(e.cfg, seed=s)
         if self.kind == "train":
             if sdir.exists():
-                self._note_replay(e, s, verify.prepare(sdir, scfg, who, "sysa train", trained_only=True))
+                self._note_replay(e, s, verify.prepare(sdir, scfg, who, self.prog, trained_only=True,
+                                                       repairs=self.repairs))
             check_output_dir(sdir)
             self.todo.append((e, s))
             return
-        chk = verify.prepare(sdir, scfg, who, "sysa run")
+        chk = verify.prepare(sdir, scfg, who, self.prog, repairs=self.repairs)
         if chk.action == "none":
             self.records[(e.label, s)] = files.read_json(files.record_path(sdir))
         else:

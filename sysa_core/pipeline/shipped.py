@@ -343,6 +343,11 @@ def study_config(shipped: Path | None = None) -> Config:
     return config_of(files.read_manifest(shipped / STUDY), shipped / STUDY)
 
 
+#: what unpacking repairs in a seed folder (verify.prepare): a model whose training files do not verify is
+#: written again from the shipped one; what a run repairs (its notebooks) is left to the run, which says so
+UNPACK_REPAIRS = {"retrain": "unpacking the shipped model again", "finish": "unpacking the shipped model again"}
+
+
 def unpack(out: Path, shipped: Path | None = None) -> dict[str, list[int]]:
     """Make `out` a run folder holding every shipped model as its training left it (checkpoints,
     metadata, plots), ready for `sysa run` to analyse without training. Models already in `out`
@@ -364,7 +369,7 @@ def unpack(out: Path, shipped: Path | None = None) -> dict[str, list[int]]:
             raise UserError(f"{shipped}: the control seeds ({_seed_text(have[e.label])}) are not the main seeds "
                             f"({_seed_text(seeds)})")
     folder = RunFolder(out, cfg, ens, seeds, overrides=files.read_json(shipped / STUDY).get("overrides", []),
-                       control=len(ens) > 1)
+                       control=len(ens) > 1, prog="sysa study", repairs=UNPACK_REPAIRS)
     folder.check()
     for e in ens:  # before the folder's repair could remove anything
         for s in seeds:

@@ -34,11 +34,13 @@ class SeedCheck:
 
     action: str = "none"
     problems: list = field(default_factory=list)
+    actions: list = field(default_factory=list)  # the action each problem asks for, in the same order
     differing: list = field(default_factory=list)  # outputs whose bytes are not those recorded (set aside on repair)
     replay: list | None = None  # retrain: the batch (model names, in order) its first training ran in
 
     def need(self, action: str, problem: str) -> None:
         self.problems.append(problem)
+        self.actions.append(action)
         if ACTIONS.index(action) > ACTIONS.index(self.action):
             self.action = action
 
@@ -189,9 +191,12 @@ def _retrain_text(replay: list[str] | None, seed_name: str) -> str:
             f"for the same bits")
 
 
-def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = False) -> SeedCheck:
+def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = False,
+            repairs: dict | None = None) -> SeedCheck:
     """check_seed, then make ready what a re-run repairs: say what is repaired and why (on stderr,
-    when the folder held an earlier attempt), and set a checkpoint that does not verify aside."""
+    when the folder held an earlier attempt), and set a checkpoint that does not verify aside.
+    repairs: what `prog` does for each action ({action: text}), where it is not a run's REPAIRS;
+    it announces the problems of those actions only (another command repairs the rest)."""
     chk = check_seed(sdir, cfg, trained_only)
     # an earlier attempt: its notebooks started (pipeline.json), or its training did, unless the
     # training verifies and the notebooks never ran (a trained model to analyse is nothing to repair)
@@ -199,9 +204,17 @@ def prepare(sdir: Path, cfg: Config, who: str, prog: str, trained_only: bool = F
         chk.action != "reanalyse" and files.meta_path(sdir, cfg.seed).exists())
     if chk.action == "retrain":
         chk.replay = first_batch(sdir, cfg.seed)
-    if chk.action != "none" and (tried or chk.action == "retrain"):
-        what = (_retrain_text(chk.replay, training.model_name(cfg)) if chk.action == "retrain" else REPAIRS[chk.action])
-        print(f"{prog}: repairing {who}: {'; '.join(chk.problems)}; {what}", file=sys.stderr)
+    if repairs is not None:  # what prog repairs is always a repair
+        covered = [(p, a) for p, a in zip(chk.problems, chk.actions) if a in repairs]
+        problems = [p for p, _ in covered]
+        what = repairs[max((a for _, a in covered), key=ACTIONS.index)] if covered else None
+    else:
+        problems = chk.problems
+        what = None
+        if chk.action != "none" and (tried or chk.action == "retrain"):
+            what = _retrain_text(chk.replay, training.model_name(cfg)) if chk.action == "retrain" else REPAIRS[chk.action]
+    if what:
+        print(f"{prog}: repairing {who}: {'; '.join(problems)}; {what}", file=sys.stderr)
     if chk.action == "retrain":
         set_aside(sdir, cfg.seed)
     set_aside_files(chk.differing)

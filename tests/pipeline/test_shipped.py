@@ -75,6 +75,22 @@ def test_unpack_rebuilds_the_trained_checkpoints_bit_for_bit(packed, smoke_run, 
             assert not any("train" in p and "did not" in p for p in chk.problems)
 
 
+def test_unpack_names_what_it_writes_again_and_leaves_the_notebooks_to_the_run(packed, smoke_run, tmp_path, capsys):
+    """Unpacking again into an analysed run folder whose seeds lost a training file or a report says
+    once what it writes again, and nothing of the reports (the run that follows repairs and names them)."""
+    out = shutil.copytree(smoke_run, tmp_path / "run", ignore=shutil.ignore_patterns(".sysa.lock"))
+    bare, plot = files.bare_path(out / "seed_1", 1), files.loss_plot_path(out / "control/seed_2", 2)
+    kept = bare.read_bytes(), plot.read_bytes()
+    for p in (bare, plot, out / "seed_2" / "inspect.html"):
+        p.unlink()
+    shipped.unpack(out, packed)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"sysa study: repairing seed 1: {bare.name} is missing; unpacking the shipped model again",
+                     f"sysa study: repairing control seed 2: {plot.name} is missing; unpacking the shipped model again"]
+    assert (bare.read_bytes(), plot.read_bytes()) == kept
+    assert verify.check_run(out)["main seed 2"].problems == ["inspect.html is missing"]
+
+
 def test_export_writes_the_originals_two_files(packed, smoke_run, tmp_path):
     proc = run_cli("study", "export", "--shipped", packed, "--seeds", "2", "--control", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
