@@ -116,8 +116,8 @@ class Config:
     def pulse_rule_text(self) -> str:
         """One line on how long a labelled pulse lasts, for every report that labels durations."""
         if self.task.pulse_includes_end:
-            return (f"a pulse labelled D ms lasts D + {self.model.dt_ms:g} ms (the original's rule, both ends included, "
-                    "kept so that the published numbers are reproduced)")
+            return (f"a pulse labelled D ms lasts D + {self.model.dt_ms:g} ms: the original's rule, both ends included, "
+                    "kept so that the published numbers are reproduced")
         return "a pulse labelled D ms lasts exactly D ms"
 
     @property

@@ -74,11 +74,28 @@ def null_vectors(n: int, norm: float, n_draws: int = N_NULL, seed: int | np.rand
     return z * (norm / np.linalg.norm(z, axis=1, keepdims=True))
 
 
+def participation_null(n: int, n_draws: int = N_NULL, seed: int = 0) -> dict:
+    """The participation ratios l1 and l2 (pca.ratios_of_coefficients) of n_draws random directions
+    in n dimensions: {"l1": (n_draws,), "l2": (n_draws,)}. On any orthonormal basis the coefficients
+    of a random direction are a random direction, so this is the chance level of a vector's ratios
+    over all n eigenvectors of any covariance (about 2n / pi and n / 3)."""
+    c = null_vectors(n, 1.0, n_draws, seed)
+    c2 = c * c
+    return {"l1": np.abs(c).sum(axis=1) ** 2 / c2.sum(axis=1), "l2": c2.sum(axis=1) ** 2 / (c2 * c2).sum(axis=1)}
+
+
 def percentile(value: float, null: np.ndarray) -> float:
     """The percentile (0..100) of value within the null sample: the share of null values below
     it, ties counted half."""
     null = np.asarray(null, dtype=np.float64)
     return float(100.0 * (np.mean(null < value) + 0.5 * np.mean(null == value)))
+
+
+def null_p(pct: float, n_draws: int = N_NULL) -> float:
+    """The two-sided Monte Carlo p of a value at percentile `pct` (percentile) among n_draws null
+    values: 2 (min(below, above) + 1) / (n_draws + 1), at most 1 (its least value is 2 / (n_draws + 1))."""
+    below = round(pct / 100.0 * n_draws)
+    return min(1.0, 2.0 * (min(below, n_draws - below) + 1) / (n_draws + 1))
 
 
 def _coefficients(vs: np.ndarray, eigvecs: np.ndarray) -> np.ndarray:

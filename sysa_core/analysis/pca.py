@@ -80,6 +80,15 @@ def memory_pca(cfg: Config, sd: dict, trajectories: np.ndarray | None = None) ->
     return pca_of(np.mean([covariance(ri, ddof=0) for ri in r], axis=0))
 
 
+def readout_variances(y_window) -> tuple[float, float]:
+    """The output's variance within the memory window (each trial's variance over time, ddof 0,
+    averaged over the trials: for y = r w this is exactly w' C w of memory_pca's covariance) and
+    between the trials (the variance of their time means, ddof 0: what a readout that tells the
+    durations apart must carry, and that covariance leaves out), from y_window (D, T)."""
+    y = np.asarray(y_window, dtype=np.float64)
+    return float(y.var(axis=1).mean()), float(y.mean(axis=1).var())
+
+
 def participation_ratios(v, eigvecs: np.ndarray) -> dict:
     """Participation of vector v on the eigenvectors (columns): ratios_of_coefficients(E' v)."""
     c = np.asarray(eigvecs, dtype=np.float64).T @ np.asarray(v, dtype=np.float64).reshape(-1)

@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from IPython.display import Markdown, display
 
 from .. import config as _config
 from .. import files, original, training
-from ..analysis import stats
+from ..analysis import alignment, pca, stats
 from ..analysis import metrics as _metrics
 from ..analysis import published
 from ..analysis import population as pop
@@ -300,13 +301,16 @@ def describe(ctx: Context) -> None:
     m, t = c.model, c.task
     init = ("I and w initialised independently (control)" if ctx.control
             else "the original's seed-compatible initialisation (I = √N·w at the start)")
+    if ctx.control and not m.G_per_seed:
+        init += ("; G is the one every seed shares, the main ensemble's too, so G's own dynamics and the spontaneous "
+                 "PCs are the same there: only the initialisation of I and w differs")
     source = f"checkpoint `{shown(ctx.checkpoint_file())}`"
     display(Markdown(
         f"### {ctx.label}\n\n**{source}**, profile `{c.profile}`: {m.hidden_size} units, τ = {m.tau_ms:g} ms, dt = {m.dt_ms:g} ms, "
         f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {c.trained_range_text}, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
         f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)} ({c.pulse_rule_text}). Results in "
-        f"`{shown(ctx.run_dir)}`."))
+        + ("this notebook's folder." if Path(shown(ctx.run_dir)) == Path(".") else f"`{shown(ctx.run_dir)}`.")))
     _miniature(c)
 
 
@@ -342,6 +346,20 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
                      f"mean loss of the training batches over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
 
 
+def weights_summary(ctx: Context, sd: dict, sd_init: dict) -> None:
+    """How far I and w each moved from their initialisation (cosines), beside their cosine before and
+    after training: where they start as one direction, the final cosine mostly says how far w moved."""
+    def cos(a, b) -> float:
+        a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    I, w, I0, w0 = (v.detach().cpu().numpy() for v in (sd["I"], sd["w"], sd_init["I"], sd_init["w"]))
+    moved = (f"From its initialisation I kept cos(I, I₀) = {cos(I, I0):.3f} of its direction and w kept "
+             f"cos(w, w₀) = {cos(w, w0):.3f}; cos(I, w) went from {cos(I0, w0):.3f} to {cos(I, w):.3f}.")
+    display(Markdown(moved + (" I₀ and w₀ are one direction here, so the final cos(I, w) mostly measures how far "
+                              "w moved from its start, not an alignment training made." if not ctx.control else "")))
+
+
 def summary(ctx: Context, m: dict) -> None:
     """What this model does, in a few sentences computed from its metrics."""
     cfg = ctx.cfg
@@ -356,12 +374,13 @@ def summary(ctx: Context, m: dict) -> None:
                      f"over all test durations, is {m['precision']:.3g}.")
     held = m.get("plateau_held_trained_window")
     n_in = sum(cfg.in_trained_range(int(d)) for d in m.get("precision_by_duration", {}))
+    all_held = held is not None and n_in and round(held * n_in) == n_in
     if held is not None and n_in:
         parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within {100 * HOLD_TOLERANCE:g} % of their target "
                      f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
                      f"cost onset).")
     if m.get("converged") is not None:
-        fall = f"{100 * m['loss_fall_last_20pct']:.0f} %"
+        fall = f"{100 * m['loss_fall_last_20pct']:.0f} % of the window's mean loss"
         decays = cfg.train.lr_schedule != "constant"
         last = f"{100 * training.CONVERGENCE_WINDOW:g} %"
         parts.append(f"Training converged: the loss's trend fell {fall} over the last {last} of the steps"
@@ -373,30 +392,39 @@ def summary(ctx: Context, m: dict) -> None:
     if mech in ("attractor", "transient"):
         parts.append(f"The plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
-                     f"{100 * m['state_travel']:.0f} % of its norm over the memory window) while the output holds"
+                     f"{100 * m['state_travel']:.0f} % of its norm over the memory window) while the output "
+                     + ("holds" if all_held else f"squared error stays {better:.0f}× below the untrained network's (yet not "
+                        "every in-range plateau stays within its band: above)")
                      + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
+    spread = m.get("lyapunov_start_spread_per_s_by_duration") or {}
     inside = [d for d in by if cfg.in_trained_range(int(d))]
     if inside:
-        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, " + prose.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"))
+        each = "; ".join(f"{d} ms: {by[d]:.3g} /s, "
+                         + prose.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"), spread.get(d))
                          for d in inside)
         parts.append(f"The largest finite-time Lyapunov exponent along each in-range memory trajectory, over the memory "
                      f"window: {each}.")
     display(Markdown(" ".join(parts)))
 
 
-def alignment_summary(m: dict) -> None:
+def alignment_summary(m: dict, A: dict) -> None:
     """I's and w's share of their squared norm in the PCs that carry 90 % of the variance, against
-    a random vector's (k/N on average; the percentile among 1000 of them)."""
+    a random vector's (k/N on average; the percentile among 1000 of them and its two-sided Monte Carlo
+    p), and what w's alignment with the memory PCs can show: their covariance is taken within each
+    trial, so w'Cw is the output's variance within the window (pca.readout_variances)."""
+    n_null = alignment.N_NULL
 
     def rank(pct: float) -> str:
-        if pct >= 99.95:
-            return "above every one of the 1000 random vectors"
-        if pct <= 0.05:
-            return "below every one of the 1000 random vectors"
-        return f"above {pct:.1f} % of 1000 random vectors"
+        p = alignment.null_p(pct, n_null)
+        where = (f"above every one of the {n_null} random vectors" if pct >= 100 - 50 / n_null else
+                 f"below every one of the {n_null} random vectors" if pct <= 50 / n_null else
+                 f"above {pct:.1f} % of {n_null} random vectors" if pct >= 50 else
+                 f"below {100 - pct:.1f} % of {n_null} random vectors")
+        p_said = f"p ≤ {p:.1g}" if p <= 2.0 / (n_null + 1) * (1 + 1e-9) else f"p = {p:.2g}"
+        return f"{where} (two-sided {p_said}{'; consistent with chance' if p > 0.05 else ''})"
 
     parts = []
     for v, name, where in (("input", "I", "spontaneous"), ("output", "w", "memory-period")):
@@ -405,6 +433,17 @@ def alignment_summary(m: dict) -> None:
                      f"{where} variance, where a random vector puts {null:.2g} on average (k/N in expectation): "
                      f"{f / null:.2g}× chance, "
                      f"{rank(m[f'{v}_topk90_null_pct'])}.")
+    n_measures = len(alignment.LEVELS) + 1
+    parts.append(f"Each vector is measured {n_measures} ways in the table above ({len(alignment.LEVELS)} top-k levels and "
+                 f"the variance alignment), {2 * n_measures} p values in all, uncorrected: a single p near 0.05 among them "
+                 "is weak evidence.")
+    w_norm = float(np.linalg.norm(A["mem_coef_w"]))
+    y = np.asarray(A["traj_readout"]) * w_norm  # the output of the memory trials
+    within, between = pca.readout_variances(y[:, int(A["traj_phase_steps"][1]):])
+    parts.append(f"What w's place among the memory PCs can show is limited: their covariance is taken within each "
+                 f"trial, so w'Cw is the output's variance within the memory window ({within:.2g} a.u.², the mean over "
+                 f"the {len(y)} trials), which any readout that holds flat plateaus keeps small; the variance w must "
+                 f"carry, between the durations' plateaus ({between:.2g} a.u.²), is not in that covariance.")
     display(Markdown(" ".join(parts)))
 
 
@@ -452,18 +491,29 @@ def population(ctx: Context) -> Population:
                       pop.compare_ensembles(main, control), pooled, Path(ctx.run_dir), beside)
 
 
-def memory_points_section(m: dict) -> None:
+def memory_points_section(m: dict, A: dict) -> None:
     """Where the memory states lie in G's flow: the fixed point nearest the mid-window state of each
-    test duration, then every point that searches started from the memory trajectories found."""
+    test duration, then every point that searches started from the memory trajectories found (a fixed
+    point: q at most the threshold in A's points_constants)."""
     norm, near = m["memory_state_norm_by_duration"], m["memory_nearest_point_norm_by_duration"]
     unstable, dist = m["memory_nearest_point_unstable_by_duration"], m["memory_nearest_point_relative_distance_by_duration"]
-    each = "; ".join(f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with "
-                     f"{prose.count(unstable[d], 'unstable mode')}, {dist[d]:.0%} of |h| away" for d in norm)
+
+    def nearest(d) -> str:
+        modes = prose.count(unstable[d], "unstable mode")
+        if near[d] == 0:  # every state lies exactly |h| from the origin: that distance says nothing more
+            return f"{d} ms: |h| = {norm[d]:.3g}; the nearest is the origin (h = 0, {modes})"
+        return f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with {modes}, {dist[d]:.0%} of |h| away"
+
+    origin = any(near[d] == 0 for d in norm)
     display(Markdown(f"At the middle of the memory window, the state and the fixed point of G nearest it (of the "
                      f"{m['fixed_points_with_memory']} known: G's census and those that searches started from these "
-                     f"trajectories found): "
-                     f"{each}. A state tens of percent of its norm away from every fixed point known to this analysis is not "
-                     f"held at one of them."))
+                     f"trajectories found; the searches are not exhaustive, so a point none of them reached may lie "
+                     f"nearer): {'; '.join(nearest(d) for d in norm)}. "
+                     + ("Where the origin is the nearest, no other known fixed point lies within |h| of the state. "
+                        if origin else "")
+                     + "A state tens of percent of its norm away from every fixed point known to this analysis is not "
+                     f"held at one of them. Below, a point is fixed where q ≤ {float(A['points_constants'][1]):.0e} "
+                     "(q = |F(h)|²/2, F in units of h per τ)."))
     display(tables.points(m["memory_points"]))
 
 

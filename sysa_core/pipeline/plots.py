@@ -81,9 +81,8 @@ def loss_history(loss, who: str | None = None, monitor_step=None, monitor_loss=N
         ax.plot(ends, scale * (intercept + slope * mid) + limit * (ends - mid), ":", color="0.4", lw=1.2,
                 label=f"a fall of {100 * CONVERGENCE_FALL:g} % over the window (the criterion)")
         ax.set(xlabel="training step (Adam updates)", ylabel="monitor loss (% of the window's mean)",
-               title=f"The last {100 * CONVERGENCE_WINDOW:g} % of the steps: the trend falls {100 * c['loss_fall']:.1f} %,\n"
-                     f"{'converged' if c['converged'] else 'not converged'} (converged: a fall under "
-                     f"{100 * CONVERGENCE_FALL:g} %)")
+               title=f"The last {100 * CONVERGENCE_WINDOW:g} % of the steps: the trend falls {100 * c['loss_fall']:.1f} %\nof the window's mean, "
+                     f"{'converged' if c['converged'] else 'not converged'} (converged: under {100 * CONVERGENCE_FALL:g} %)")
         ax.title.set_fontsize(10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -127,6 +126,7 @@ def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
         ax.plot(t_s, x * 0.25, color="0.6", lw=1, label="input (x 0.25)")
         ax.plot(t_s, np.where(tg >= 0, tg, np.nan), color="k", ls="--", lw=1, label="target")
         ax.plot(t_s, y, color="C3", lw=1.2, label="output")
+        _clip_to_plateau(ax, t_s, y, tg)
         if trained_end_ms is not None:
             ax.axvline(trained_end_ms / 1000.0, color="0.4", ls=":", lw=1, label="end of trained window")
         ax.set_ylabel(f"{d} ms pulse\noutput (a.u.)")
@@ -137,6 +137,22 @@ def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
     axes[-1].set_xlabel("time since trial start (s)")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
+
+
+def _clip_to_plateau(ax, t_s, y, target) -> None:
+    """Scale the y-axis to the target and the output on the scored steps (target >= 0), so that a
+    plateau's error stays visible; where the unscored transient after the pulse rises beyond, say
+    how far (it is drawn clipped)."""
+    scored = target >= 0
+    if not scored.any():
+        return
+    top = max(2.0 * float(target[scored].max()), 1.1 * float(y[scored].max()), 0.1)
+    bottom = min(-0.25 * top, 1.1 * float(y[scored].min()))
+    ax.set_ylim(bottom, top)
+    i = int(np.argmax(y))
+    if y[i] > top:
+        ax.annotate(f"unscored transient peaks at {y[i]:.3g} a.u. ({t_s[i]:.2g} s), clipped", xy=(t_s[i], top),
+                    xytext=(4, -10), textcoords="offset points", fontsize=7, color="C3", va="top")
 
 
 def weights(sd: dict, sd_init: dict):
@@ -170,15 +186,17 @@ def spectrum(eigvals: dict, k: int = 20):
     return fig
 
 
-def loadings(coef, name: str, k: int = 50):
+def loadings(coef, name: str, pcs: str, k: int = 50):
     """|c_i| / |c| of a weight vector's coefficients on the PCs (PC order), first k."""
     c = np.abs(np.asarray(coef, dtype=np.float64))
     k = min(k, len(c))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(np.arange(1, k + 1), c[:k] / np.linalg.norm(c))
-    ax.axhline(1 / np.sqrt(len(c)), color="C3", ls="--", lw=1, label=f"chance: a random vector, 1/√N = {1 / np.sqrt(len(c)):.2g}")
-    ax.set(xlabel="PC (by explained variance)", ylabel=f"|PC · {name}| / |{name}| (fraction)",
-           title=f"Loadings of {name} on the first {k} PCs")
+    chance = np.sqrt(2.0 / (np.pi * len(c)))  # E|c_i| of a random unit vector in N dimensions, large N
+    ax.axhline(chance, color="C3", ls="--", lw=1, label=f"chance: a random direction's mean, √(2/(πN)) = {chance:.2g}")
+    ax.set(xlabel=f"{pcs} PC (by explained variance)", ylabel=f"|cos(PC, {name})|",
+           title=f"Loadings of {name} on the first {k} {pcs} PCs")
+    ax.set_ylim(0, 1.25 * max(float(c[:k].max() / np.linalg.norm(c)), chance))  # room for the legend above the bars
     ax.legend(fontsize=8, loc="upper right")
     return fig
 
@@ -279,14 +297,13 @@ def coding_projections(a: dict, durations_ms, dt_ms: float):
     axes[0].set(ylabel="rate · w/|w| (rate units)")
     axes[0].set_title("On the readout direction (the output / |w|)", fontsize=10)
     axes[1].set(ylabel="rate · u (rate units)")
-    axes[1].set_title("On the direction u that codes duration", fontsize=10)
+    axes[1].set_title(f"On the duration axis u fitted to these {len(durations_ms)} trials", fontsize=10)
     axes[2].set(xlabel="rate · u (rate units)", ylabel="rate · w/|w| (rate units)")
-    axes[2].set_title("Memory window: readout (y) against u (x); dot: its start", fontsize=10)
+    axes[2].set_title("Memory window: w/|w| (vertical) against u; dot: its start", fontsize=10)
     axes[2].grid(alpha=0.3)
-    axes[0].legend(fontsize=7, title="pulse", title_fontsize=7)
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[2].legend(handles[:len(durations_ms)], labels[:len(durations_ms)], fontsize=7, title="pulse", title_fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()  # above the panels, where it covers no curve
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 

@@ -53,7 +53,7 @@ def legend(cfg: Config) -> dict:
                        "holds only at the coarse step rests on that step's own errors"}
            if stepsize.applies(cfg) else {}),
         "converged": f"the loss of a fixed set of training trials fell by less than {100 * CONVERGENCE_FALL:g} % "
-                     f"over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (its trend: the Theil–Sen line, the "
+                     f"of its mean over the last {100 * CONVERGENCE_WINDOW:g} % of the training steps (its trend: the Theil–Sen line, the "
                      "median slope between every two measurements, which a few upward excursions do not pull)"
                      + ("; under a learning rate that decays to 0 this says the loss settled, not that more steps could "
                         "not lower it" if cfg.train.lr_schedule != "constant" else ""),

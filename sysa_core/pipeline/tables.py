@@ -10,7 +10,7 @@ from IPython.display import HTML
 
 from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
-from .prose import sensitivity
+from .prose import lyapunov_halfwidth, sensitivity
 
 
 def _style(df: pd.DataFrame, digits: int = 4):
@@ -44,7 +44,7 @@ def precision(m: dict, cfg):
                  "precision loss (MSE, a.u.²)": m["precision"], "untrained (MSE, a.u.²)": m.get("precision_untrained"),
                  "untrained / trained": (m["precision_untrained"] / m["precision"])
                  if m.get("precision_untrained") and m["precision"] > 0 else None})
-    for key, label in (("precision_trained_range", "mean inside the trained range"),
+    for key, label in (("precision_trained_range", "inside the trained range (MSE: mean; relative error: root mean square)"),
                        ("precision_extrapolation", "mean outside (extrapolation)")):
         if m.get(key) is not None:
             u = m.get(key.replace("precision_", "precision_untrained_"))
@@ -58,13 +58,18 @@ def precision(m: dict, cfg):
 
 def participation(m: dict, coef_I, coef_w):
     """Participation ratios of I on the spontaneous PCs and w on the memory PCs (l1, l2 and the
-    original's sign-dependent formula), with the activity dimensionality."""
+    original's sign-dependent formula), with the activity dimensionality, and the ratios of a random
+    direction (alignment.participation_null: their median and the range of the middle 95 %)."""
     rows = {}
     for name, coef, dim_key in (("I on spontaneous PCs", coef_I, "dim_spontaneous"),
                                 ("w on memory PCs", coef_w, "dim_memory")):
         r = ratios_of_coefficients(coef)
         rows[name] = {"l1 (PCs)": r["l1"], "l2 (PCs)": r["l2"], "original's signed formula": r["signed"],
                       "activity dimensionality (PCs)": m[dim_key]}
+    null = alignment.participation_null(len(coef_I))
+    rows[f"a random direction (median [middle 95 %] of {alignment.N_NULL})"] = {
+        f"{k} (PCs)": f"{np.median(v):.4g} [{np.percentile(v, 2.5):.4g}–{np.percentile(v, 97.5):.4g}]"
+        for k, v in null.items()}
     return _style(pd.DataFrame(rows).T)
 
 
@@ -181,6 +186,12 @@ def fine_step(m: dict, cfg):
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
 
 
+def _lyapunov_half(m: dict, d: str) -> float:
+    """The half-width of the 95 % interval of the memory exponent of duration d (prose.lyapunov_halfwidth)."""
+    return lyapunov_halfwidth(m["lyapunov_se_per_s_by_duration"][d], m["lyapunov_blocks"],
+                              m["lyapunov_start_spread_per_s_by_duration"][d])
+
+
 def mechanism(m: dict):
     """The measures that say how the plateau is held, and the verdict of the rule."""
     rows = {
@@ -189,8 +200,8 @@ def mechanism(m: dict):
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "path the state travels during the hold, in units of |h|": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
-        **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± s.e.)":
-           f"{v:.3g} ± {m['lyapunov_se_per_s_by_duration'][d]:.2g}" for d, v in m["lyapunov_per_s_by_duration"].items()},
+        **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval)":
+           f"{v:.3g} ± {_lyapunov_half(m, d):.2g}" for d, v in m["lyapunov_per_s_by_duration"].items()},
         **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units)": m[k]
            for k in m if k.startswith("precision_noise_")},
         "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],

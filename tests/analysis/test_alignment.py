@@ -142,3 +142,25 @@ def test_dtype_spread_compares_float32_and_float64_simulations():
         # the measures restricted to the PCs that carry variance hardly move with the precision
         for k in ("var_alignment", "topk90_fraction", "topk95_fraction"):
             assert s[name][k]["spread"] < 1e-3, (name, k, s[name][k])
+
+
+def test_null_p_is_the_two_sided_monte_carlo_p_of_a_percentile():
+    assert alignment.null_p(0.0, 1000) == pytest.approx(2 / 1001)
+    assert alignment.null_p(100.0, 1000) == pytest.approx(2 / 1001)
+    assert alignment.null_p(7.1, 1000) == pytest.approx(2 * 72 / 1001)  # 71 of the nulls below it
+    assert alignment.null_p(92.9, 1000) == pytest.approx(2 * 72 / 1001)  # 71 above it
+    assert alignment.null_p(50.0, 1000) == 1.0
+    rng = np.random.default_rng(0)  # a null value's p is uniform on the grid: P(p <= 0.05) is about 0.05
+    nulls = rng.normal(size=(2000, 1001))
+    ps = [alignment.null_p(alignment.percentile(row[0], row[1:]), 1000) for row in nulls]
+    assert np.mean(np.array(ps) <= 0.05) == pytest.approx(0.05, abs=0.015)
+
+
+def test_a_random_directions_participation_ratios_are_near_2n_over_pi_and_n_over_3():
+    n = 500
+    null = alignment.participation_null(n)
+    assert np.median(null["l1"]) == pytest.approx(2 * n / np.pi, rel=0.01)
+    assert np.median(null["l2"]) == pytest.approx(n / 3, rel=0.03)
+    direct = [pcam.ratios_of_coefficients(v) for v in alignment.null_vectors(n, 1.0)[:5]]
+    np.testing.assert_allclose(null["l1"][:5], [r["l1"] for r in direct], rtol=1e-12)
+    np.testing.assert_allclose(null["l2"][:5], [r["l2"] for r in direct], rtol=1e-12)

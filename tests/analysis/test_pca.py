@@ -50,6 +50,22 @@ def test_memory_pca_averages_per_trial_covariances(small_cfg, moved_sd):
     np.testing.assert_allclose(p.eigvecs @ np.diag(p.eigvals) @ p.eigvecs.T, np.mean(covs, axis=0), atol=1e-7)
 
 
+def test_w_s_variance_on_the_memory_pcs_is_the_outputs_variance_within_the_window(small_cfg, moved_sd):
+    """w'Cw of the memory covariance equals the output's variance within each trial's window, averaged
+    over the trials; the variance between the trials' plateaus is the variance of their means."""
+    a = small_cfg.analysis
+    traj = pca.memory_trajectories(small_cfg, moved_sd)
+    w = moved_sd["w"].double().numpy().reshape(-1)
+    y = traj[:, small_cfg.steps(a.mem_start_ms):].astype(np.float64) @ w  # (D, T)
+    p = pca.memory_pca(small_cfg, moved_sd, traj)
+    C = p.eigvecs @ np.diag(p.eigvals) @ p.eigvecs.T
+    within, between = pca.readout_variances(y)
+    assert within == pytest.approx(w @ C @ w, rel=1e-9)
+    assert within == pytest.approx(np.mean([np.var(yi) for yi in y]), rel=1e-12)
+    assert between == pytest.approx(np.var([np.mean(yi) for yi in y]), rel=1e-12)
+    assert between > 0
+
+
 # -- participation ratios and dimensionality on synthetic covariances ----------------------
 
 N = 30

@@ -291,3 +291,64 @@ def test_the_training_summary_says_when_a_training_has_not_finished(tmp_path, mo
     notebook.training_summary(ctx, notebook.history(ctx))
     assert "has no sysa training metadata" in shown[0]
     assert "says the training is running" in shown[1] and "no sysa training metadata" not in shown[1]
+
+
+def _shown(monkeypatch) -> list[str]:
+    from sysa_core.pipeline import notebook
+
+    shown = []
+    monkeypatch.setattr(notebook, "display", lambda obj: shown.append(getattr(obj, "data", obj)))
+    return shown
+
+
+def test_the_weights_summary_says_how_far_each_vector_moved_from_its_start(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from sysa_core import config
+    from sysa_core.model import init_weights
+    from sysa_core.pipeline import notebook
+
+    shown = _shown(monkeypatch)
+    for init in ("seed_compatible", "independent"):
+        cfg = config.resolve("smoke", seed=3, overrides=[f"model.init={init}"])
+        sd0 = init_weights(cfg.model, 3)
+        gen = torch.Generator().manual_seed(5)
+        sd = {**sd0, "I": sd0["I"] + 0.05 * torch.randn(sd0["I"].shape, generator=gen),
+              "w": sd0["w"] + 0.1 * torch.randn(sd0["w"].shape, generator=gen)}
+        notebook.weights_summary(notebook.Context("train", cfg, tmp_path, {}), sd, sd0)
+        def cos(a, b):
+            a, b = a.double().flatten().numpy(), b.double().flatten().numpy()
+            return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+        for a, b in ((sd["I"], sd0["I"]), (sd["w"], sd0["w"]), (sd["I"], sd["w"]), (sd0["I"], sd0["w"])):
+            assert f"{cos(a, b):.3f}" in shown[-1]
+    assert "mostly measures how far w moved" in shown[0] and "mostly measures" not in shown[1]
+
+
+def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypatch):
+    """The nearest fixed point named as the origin where it is one (its distance is |h| by definition),
+    the fixed-point threshold read from the analysis, and w's variance on the memory PCs said to be the
+    output's variance within the window."""
+    import numpy as np
+
+    from sysa_core.analysis import pca
+    from sysa_core.pipeline import notebook
+
+    sdir = files.seed_dir(smoke_run, 1)
+    m = json.loads(files.metrics_path(sdir).read_text())
+    with np.load(files.arrays_path(sdir)) as z:
+        A = {k: z[k] for k in z.files}
+    shown = _shown(monkeypatch)
+    at_origin = {**m, "memory_nearest_point_norm_by_duration": {d: 0.0 for d in m["memory_state_norm_by_duration"]},
+                 "memory_nearest_point_relative_distance_by_duration": {d: 1.0 for d in m["memory_state_norm_by_duration"]}}
+    notebook.memory_points_section(at_origin, A)
+    text = shown[0]
+    assert "the nearest is the origin" in text and "100% of |h| away" not in text
+    assert f"q ≤ {float(A['points_constants'][1]):.0e}" in text
+    shown.clear()
+    notebook.alignment_summary(m, A)
+    y = A["traj_readout"] * np.linalg.norm(A["mem_coef_w"])
+    within, between = pca.readout_variances(y[:, int(A["traj_phase_steps"][1]):])
+    assert f"within the memory window ({within:.2g} a.u.²" in shown[0] and f"plateaus ({between:.2g} a.u.²)" in shown[0]
+    assert "two-sided p" in shown[0]

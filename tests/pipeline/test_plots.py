@@ -36,7 +36,7 @@ def test_every_figure_of_a_model_has_units(seed1, smoke_run):
     figs = [plots.loss_history(meta["loss"], "seed 1", meta["monitor_step"], meta["monitor_loss"]),
             plots.grad_norm_history(meta["grad_norm_I"], meta["grad_norm_w"], "seed 1"),
             plots.evaluation(A, "test", cfg.task.Nt_ms), plots.weights(sd, sd), plots.generalisation(A, cfg.trained_span_ms),
-            plots.spectrum({"a": A["spont_eigvals"]}), plots.loadings(A["mem_coef_w"], "w"),
+            plots.spectrum({"a": A["spont_eigvals"]}), plots.loadings(A["mem_coef_w"], "w", "memory-period"),
             plots.phase_trajectories(A, cfg.analysis.durations_ms, cfg.model.dt_ms),
             plots.fixed_point_spectra(store.load_network(smoke_run, m["network_key"]).points)]
     for fig in figs:
@@ -49,7 +49,7 @@ def test_the_loss_figure_shows_the_convergence_window_and_its_verdict():
     the loss history alone."""
     steps = list(range(800, 1001, 20))  # the last 20 % of 1000 steps
     fig = plots.loss_history(np.linspace(1.0, 0.5, 1000), "seed 1", steps, [1.1 - 0.2 * (s - 800) / 200 for s in steps])
-    assert len(fig.axes) == 2 and "the trend falls 20.0 %,\nnot converged" in fig.axes[1].get_title()
+    assert len(fig.axes) == 2 and "the trend falls 20.0 %\nof the window's mean, not converged" in fig.axes[1].get_title()
     assert_units(fig)
     plots.plt.close(fig)
     fig = plots.loss_history(np.linspace(1.0, 0.5, 1000), "seed 1", [1000], [0.5])

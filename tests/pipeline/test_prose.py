@@ -114,6 +114,17 @@ def test_the_lyapunov_phrase_reads_the_sign_only_beyond_the_interval():
     assert prose.lyapunov_phrase(1.0, 0.2, 5).startswith("positive (± 0.56 /s")
 
 
+def test_the_lyapunov_interval_is_widened_by_the_distance_between_two_starting_vectors():
+    """An exponent beyond its blocks' interval (0.6 against ± 0.49) is not read as signed when a second
+    starting vector's value lies 0.544 /s from it."""
+    from scipy.stats import t
+
+    assert prose.lyapunov_phrase(0.6, 0.176, 5).startswith("positive (± 0.49 /s")
+    assert prose.lyapunov_phrase(0.6, 0.176, 5, 0.544).startswith("not distinguishable from zero (± 1 /s")
+    assert prose.lyapunov_halfwidth(0.176, 5, 0.544) == pytest.approx(float(t.ppf(0.975, 4)) * 0.176 + 0.544)
+    assert "widened by the 0.54 /s between two starting tangent vectors" in prose.lyapunov_phrase(0.6, 0.176, 5, 0.544)
+
+
 def test_the_lyapunov_phrase_takes_students_t_with_one_degree_of_freedom_fewer_than_blocks():
     from scipy.stats import t
 

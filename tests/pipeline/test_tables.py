@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+from scipy.stats import t as t_dist
+
 from sysa_core import config, files
 from sysa_core.pipeline import tables
 
@@ -16,8 +20,19 @@ def test_the_tables_read_the_metrics(smoke_run):
     assert [prec.loc[d, "in trained range"] for d in durations] == [cfg.in_trained_range(d) for d in durations]
     ratio = m["improvement_over_untrained"]
     assert ratio == m["precision_untrained_trained_range"] / m["precision_trained_range"]
-    assert prec.loc["mean inside the trained range", "untrained / trained"] == ratio
-    assert tables.mechanism(m).data.loc["in-range precision, × better than untrained", "value"] == ratio
+    inside = "inside the trained range (MSE: mean; relative error: root mean square)"
+    assert prec.loc[inside, "untrained / trained"] == ratio
+    rel = [m["relative_error_by_duration"][str(d)] for d in durations if cfg.in_trained_range(d)]
+    assert prec.loc[inside, "relative error (RMS / target)"] == pytest.approx(np.sqrt(np.mean(np.square(rel))))
+    assert prec.loc[inside, "precision loss (MSE, a.u.²)"] == pytest.approx(
+        np.mean([m["precision_by_duration"][str(d)] for d in durations if cfg.in_trained_range(d)]))
+    mech = tables.mechanism(m).data
+    assert mech.loc["in-range precision, × better than untrained", "value"] == ratio
+    for d, v in m["lyapunov_per_s_by_duration"].items():  # the interval the prose reads its sign from
+        half = (float(t_dist.ppf(0.975, m["lyapunov_blocks"] - 1)) * m["lyapunov_se_per_s_by_duration"][d]
+                + m["lyapunov_start_spread_per_s_by_duration"][d])
+        assert mech.loc[f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval)",
+                        "value"] == f"{v:.3g} ± {half:.2g}"
     hold = tables.hold(m, cfg).data
     assert list(hold["through the trained window"]) == [
         m["plateau_hold_ms_by_duration"][str(d)] >= cfg.trained_window_ms for d in durations]
