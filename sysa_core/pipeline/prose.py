@@ -235,8 +235,8 @@ def sensitivity(power: dict) -> str:
 
 def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     """How much of |w|^2 lies in the memory PCs that carry 90 % of the memory variance, against
-    random vectors of the same norm, over every network of the run (an empty string without the
-    measures)."""
+    random vectors of the same norm, over every network of the run, and why a flat plateau asks for
+    little there (an empty string without the measures)."""
     keys = ("output_topk90_fraction", "output_topk90_null_mean", "output_topk90_null_pct", "output_topk90_k")
     if not all(k in main for k in keys):
         return ""
@@ -251,7 +251,10 @@ def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     return (f"{lead}w puts {span(frac, '.2g', ' to ')} of |w|² in the "
             f"{span(k, '.0f', ' to ')} memory PCs that carry 90 % of the memory variance, {span(ratio, '.2g', ' to ')} "
             f"times what a random vector of the same norm puts there, against "
-            f"1000 random vectors (percentiles {span(pct, '.1f', ' to ')}); {who} at or below the 5th percentile.")
+            f"1000 random vectors (percentiles {span(pct, '.1f', ' to ')}); {who} at or below the 5th percentile. "
+            "Holding a flat plateau asks this of any readout, so it is no separate finding: the memory covariance "
+            "is taken within each trial, so w'Cw is the output's variance within the window (each network's PCA "
+            "report gives it beside the variance between the durations' plateaus, which w must carry).")
 
 
 def _largest_rho(table: pd.DataFrame, labels: dict) -> str:

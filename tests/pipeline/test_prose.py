@@ -141,6 +141,7 @@ def test_the_readout_alignment_is_said_against_chance_with_its_counts():
     assert "3 of the 4 networks lie at or below the 5th percentile" in text
     assert not text.startswith("The readout avoids")  # not every network: no general claim
     assert "0.01 to 0.1 times" in text and "4 to 6 memory PCs" in text
+    assert "no separate finding" in text and "w'Cw is the output's variance within the window" in text
     every = main.assign(output_topk90_null_pct=[0.0, 0.3, 1.2, 4.0])
     assert prose.readout_alignment(every, None).startswith("The readout avoids")
     assert "all 4 networks lie" in prose.readout_alignment(every, None)
