@@ -110,6 +110,11 @@ def shown(path: Path) -> str:
     return ". (this notebook's folder)" if rel == "." else rel
 
 
+def _is_cwd(path: Path) -> bool:
+    """Whether `path` is the notebook's working folder."""
+    return os.path.abspath(path) == os.path.abspath(Path.cwd())
+
+
 def _path(text: str) -> Path:
     """A path parameter, resolved against the notebook's working folder."""
     return Path(os.path.abspath(os.path.expanduser(text)))
@@ -310,7 +315,7 @@ def describe(ctx: Context) -> None:
         f"g = {m.g_G:g}; {init}. Trials of {t.Nt_ms / 1000:g} s, pulses of {c.trained_range_text}, "
         f"plateau target from {t.cost_onset_ms / 1000:g} s on. Test durations "
         f"{', '.join(f'{d} ms' for d in c.analysis.durations_ms)} ({c.pulse_rule_text}). Results in "
-        + ("this notebook's folder." if Path(shown(ctx.run_dir)) == Path(".") else f"`{shown(ctx.run_dir)}`.")))
+        + ("this notebook's folder." if _is_cwd(ctx.run_dir) else f"`{shown(ctx.run_dir)}`.")))
     _miniature(c)
 
 
