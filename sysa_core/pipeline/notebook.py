@@ -21,6 +21,7 @@ from ..analysis import alignment, pca, stats
 from ..analysis import metrics as _metrics
 from ..analysis import published
 from ..analysis import population as pop
+from ..analysis.pca import ratios_of_coefficients
 from ..analysis.plateau import HOLD_TOLERANCE
 from ..errors import UserError
 from . import plots, population_plots, prose, report, store, tables
@@ -351,6 +352,25 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
                      f"mean loss of the training batches over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
 
 
+def participation_summary(coef_I, coef_w) -> None:
+    """Whether I's and w's participation ratios lie within the middle 95 % of a random direction's
+    (alignment.participation_null), said in one sentence."""
+    null = alignment.participation_null(len(coef_I))
+    lo = {k: np.percentile(v, 2.5) for k, v in null.items()}
+    hi = {k: np.percentile(v, 97.5) for k, v in null.items()}
+    ratios = [(name, k, v) for name, coef in (("I", coef_I), ("w", coef_w))
+              for k, v in ratios_of_coefficients(coef).items() if k in null]
+    inside = [(name, k) for name, k, v in ratios if lo[k] <= v <= hi[k]]
+    if len(inside) == len(ratios):
+        text = (f"All {len(ratios)} ratios lie within the middle 95 % of a random direction's: over all N eigenvectors "
+                "they cannot tell I or w from a random vector (the top-k shares below can).")
+    else:
+        outside = ", ".join(f"{k} of {name}" for name, k, v in ratios if (name, k) not in inside)
+        text = (f"{len(inside)} of the {len(ratios)} ratios lie within the middle 95 % of a random direction's; "
+                f"outside it: {outside}.")
+    display(Markdown(text))
+
+
 def weights_summary(ctx: Context, sd: dict, sd_init: dict) -> None:
     """How far I and w each moved from their initialisation (cosines), beside their cosine before and
     after training: where they start as one direction, the final cosine mostly says how far w moved."""
@@ -381,7 +401,8 @@ def summary(ctx: Context, m: dict) -> None:
     n_in = sum(cfg.in_trained_range(int(d)) for d in m.get("precision_by_duration", {}))
     all_held = held is not None and n_in and round(held * n_in) == n_in
     if held is not None and n_in:
-        parts.append(f"{round(held * n_in)} of the {n_in} in-range test plateaus stay within {100 * HOLD_TOLERANCE:g} % of their target "
+        n_held = round(held * n_in)
+        parts.append(f"{n_held} of the {n_in} in-range test plateaus {'stays' if n_held == 1 else 'stay'} within {100 * HOLD_TOLERANCE:g} % of their target "
                      f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
                      f"cost onset).")
     if m.get("converged") is not None:
@@ -393,13 +414,17 @@ def summary(ctx: Context, m: dict) -> None:
                         "could not lower it)." if decays else ".") if m["converged"] else
                      f"Training had not converged: the loss's trend still fell {fall} over the last {last} of the "
                      "steps.")
+    a = cfg.analysis
+    window = (f"the memory window: {a.mem_start_ms / 1000:g}–{a.mem_T_ms / 1000:g} s from the start of the memory "
+              f"trials, which have a pulse of each test duration at {a.mem_onset_ms:g} ms")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
         parts.append(f"The plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
-                     f"{100 * m['state_travel']:.0f} % of its norm over the memory window) while the output "
-                     + ("holds" if all_held else f"squared error stays {better:.0f}× below the untrained network's (yet not "
-                        "every in-range plateau stays within its band: above)")
+                     f"{100 * m['state_travel']:.0f} % of its norm over {window}) while the output "
+                     + ("holds" if all_held else f"mean squared error in range is {better:.0f}× lower than untrained (a "
+                        "ratio of means: per duration in the precision table), though not every in-range plateau "
+                        "stays within its band")
                      + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
@@ -439,7 +464,7 @@ def alignment_summary(m: dict, A: dict) -> None:
                      f"{f / null:.2g}× chance, "
                      f"{rank(m[f'{v}_topk90_null_pct'])}.")
     n_measures = len(alignment.LEVELS) + 1
-    parts.append(f"Each vector is measured {n_measures} ways in the table above ({len(alignment.LEVELS)} top-k levels and "
+    parts.append(f"Each vector is measured {n_measures} ways in the table below ({len(alignment.LEVELS)} top-k levels and "
                  f"the variance alignment), {2 * n_measures} p values in all, uncorrected: a single p near 0.05 among them "
                  "is weak evidence.")
     w_norm = float(np.linalg.norm(A["mem_coef_w"]))

@@ -126,7 +126,7 @@ def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
         ax.plot(t_s, x * 0.25, color="0.6", lw=1, label="input (x 0.25)")
         ax.plot(t_s, np.where(tg >= 0, tg, np.nan), color="k", ls="--", lw=1, label="target")
         ax.plot(t_s, y, color="C3", lw=1.2, label="output")
-        _clip_to_plateau(ax, t_s, y, tg)
+        _clip_to_plateau(ax, t_s, y, tg, trained_end_ms)
         if trained_end_ms is not None:
             ax.axvline(trained_end_ms / 1000.0, color="0.4", ls=":", lw=1, label="end of trained window")
         ax.set_ylabel(f"{d} ms pulse\noutput (a.u.)")
@@ -139,20 +139,23 @@ def evaluation(a: dict, title: str = "", trained_end_ms: float | None = None):
     return fig
 
 
-def _clip_to_plateau(ax, t_s, y, target) -> None:
-    """Scale the y-axis to the target and the output on the scored steps (target >= 0), so that a
-    plateau's error stays visible; where the unscored transient after the pulse rises beyond, say
-    how far (it is drawn clipped)."""
+def _clip_to_plateau(ax, t_s, y, target, trained_end_ms: float | None) -> None:
+    """Scale the y-axis to the target and to the output on the scored steps of the trained window
+    (target >= 0, up to trained_end_ms), so that a plateau's error stays visible; where the output
+    goes beyond (the unscored transient after the pulse, or its course after the trained window), say
+    so in the panel's corner (it is drawn clipped)."""
     scored = target >= 0
+    if trained_end_ms is not None:
+        scored &= t_s <= trained_end_ms / 1000.0
     if not scored.any():
         return
     top = max(2.0 * float(target[scored].max()), 1.1 * float(y[scored].max()), 0.1)
     bottom = min(-0.25 * top, 1.1 * float(y[scored].min()))
     ax.set_ylim(bottom, top)
-    i = int(np.argmax(y))
-    if y[i] > top:
-        ax.annotate(f"unscored transient peaks at {y[i]:.3g} a.u. ({t_s[i]:.2g} s), clipped", xy=(t_s[i], top),
-                    xytext=(4, -10), textcoords="offset points", fontsize=7, color="C3", va="top")
+    if y.max() > top or y.min() < bottom:
+        ax.text(0.01, 0.95, f"output clipped to this range (it spans {y.min():.3g} to {y.max():.3g} a.u.)",
+                transform=ax.transAxes, fontsize=7, color="C3", va="top",
+                bbox=dict(facecolor="white", edgecolor="none", alpha=0.85, pad=1))
 
 
 def weights(sd: dict, sd_init: dict):
@@ -226,11 +229,10 @@ def generalisation(a: dict, trained_ms: tuple[float, float]):
     axes[1].axhline(float(a["gen_trained_window_ms"]) / 1000.0, color="k", ls=":", lw=1, label="end of trained window")
     top = max(float(np.max(a["gen_hold_ms"])), float(a["gen_trained_window_ms"])) / 1000.0
     longest = float(np.max(a["gen_hold_ms"])) / 1000.0
-    axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.08),
-                title=f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target")
-    axes[1].text(0.02, 0.02, f"followed for {horizon / 1000:g} s after the cost onset; the longest stays {longest:.3g} s",
-                 transform=axes[1].transAxes, fontsize=7, color="0.35")
-    axes[1].legend(fontsize=8)
+    axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.35))  # room for the legend
+    axes[1].set_title(f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target\n(followed for "
+                      f"{horizon / 1000:g} s after the cost onset; the longest stays {longest:.3g} s)", fontsize=10)
+    axes[1].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -457,6 +457,11 @@ def fine_step_phrase(m: dict, cfg) -> str:
     return text
 
 
+def digits2(x: float) -> str:
+    """x with two significant digits below 1 and two decimals from 1 on (1.03, not 1)."""
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.2g}"
+
+
 def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> float | None:
     """The half-width of a finite-time Lyapunov exponent's 95 % interval: Student's t (blocks - 1
     degrees of freedom) times its standard error from `blocks` blocks, plus how far a second starting
@@ -476,7 +481,7 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
     if half is not None:
         widened = (f", widened by the {spread_per_s:.2g} /s between two starting tangent vectors"
                    if spread_per_s is not None else "")
-        band = f" (± {half:.2g} /s, a 95 % interval from {blocks} blocks of the window{widened})"
+        band = f" (± {digits2(half)} /s, a 95 % interval from {blocks} blocks of the window{widened})"
     if half is not None and abs(per_s) <= half:
         return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
     if per_s > 0:

@@ -10,7 +10,7 @@ from IPython.display import HTML
 
 from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
-from .prose import lyapunov_halfwidth, sensitivity
+from .prose import digits2, lyapunov_halfwidth, sensitivity
 
 
 def _style(df: pd.DataFrame, digits: int = 4):
@@ -200,8 +200,9 @@ def mechanism(m: dict):
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "path the state travels during the hold, in units of |h|": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
-        **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval)":
-           f"{v:.3g} ± {_lyapunov_half(m, d):.2g}" for d, v in m["lyapunov_per_s_by_duration"].items()},
+        **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval, widened by "
+           f"the distance between two starting vectors)": f"{v:.3g} ± {digits2(_lyapunov_half(m, d))}"
+           for d, v in m["lyapunov_per_s_by_duration"].items()},
         **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units)": m[k]
            for k in m if k.startswith("precision_noise_")},
         "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],

@@ -352,3 +352,35 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypa
     within, between = pca.readout_variances(y[:, int(A["traj_phase_steps"][1]):])
     assert f"within the memory window ({within:.2g} a.u.²" in shown[0] and f"plateaus ({between:.2g} a.u.²)" in shown[0]
     assert "two-sided p" in shown[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_table_a_cell_builds_is_its_last_expression(name):
+    """A table (a Styler from sysa_core.pipeline.tables) is shown only as a cell's last expression:
+    one built on an earlier line is computed and thrown away."""
+    nb = nbformat.read(NB_DIR / f"{name}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        for ln in lines[:-1]:
+            assert not ln.startswith("tables."), f"{name}: {ln!r} is not shown (not the cell's last expression)"
+
+
+def test_the_participation_summary_says_whether_the_ratios_are_a_random_directions(monkeypatch):
+    import numpy as np
+
+    from sysa_core.analysis import alignment
+    from sysa_core.pipeline import notebook
+
+    shown = _shown(monkeypatch)
+    rng = np.random.default_rng(3)
+    random_I, random_w = rng.standard_normal(200), rng.standard_normal(200)
+    notebook.participation_summary(random_I, random_w)
+    assert shown[-1].startswith("All 4 ratios lie within the middle 95 % of a random direction's")
+    one_pc = np.zeros(200)
+    one_pc[0] = 1.0  # all its weight on one eigenvector: l1 = l2 = 1
+    notebook.participation_summary(random_I, one_pc)
+    assert shown[-1].startswith("2 of the 4 ratios") and "outside it: l1 of w, l2 of w" in shown[-1]
+    null = alignment.participation_null(200)
+    assert np.percentile(null["l1"], 2.5) > 1

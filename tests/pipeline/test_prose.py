@@ -120,7 +120,7 @@ def test_the_lyapunov_interval_is_widened_by_the_distance_between_two_starting_v
     from scipy.stats import t
 
     assert prose.lyapunov_phrase(0.6, 0.176, 5).startswith("positive (± 0.49 /s")
-    assert prose.lyapunov_phrase(0.6, 0.176, 5, 0.544).startswith("not distinguishable from zero (± 1 /s")
+    assert prose.lyapunov_phrase(0.6, 0.176, 5, 0.544).startswith("not distinguishable from zero (± 1.03 /s")
     assert prose.lyapunov_halfwidth(0.176, 5, 0.544) == pytest.approx(float(t.ppf(0.975, 4)) * 0.176 + 0.544)
     assert "widened by the 0.54 /s between two starting tangent vectors" in prose.lyapunov_phrase(0.6, 0.176, 5, 0.544)
 
@@ -130,7 +130,8 @@ def test_the_lyapunov_phrase_takes_students_t_with_one_degree_of_freedom_fewer_t
 
     for blocks in (2, 3, 5, 8, 20):
         half = float(t.ppf(0.975, blocks - 1)) * 0.2
-        assert f"± {half:.2g} /s" in prose.lyapunov_phrase(10.0, 0.2, blocks), blocks
+        said = f"{half:.2f}" if half >= 1 else f"{half:.2g}"  # two decimals from 1 on
+        assert f"± {said} /s" in prose.lyapunov_phrase(10.0, 0.2, blocks), blocks
 
 
 def test_the_readout_alignment_is_said_against_chance_with_its_counts():
