@@ -402,7 +402,8 @@ def summary(ctx: Context, m: dict) -> None:
     all_held = held is not None and n_in and round(held * n_in) == n_in
     if held is not None and n_in:
         n_held = round(held * n_in)
-        parts.append(f"{n_held} of the {n_in} in-range test plateaus {'stays' if n_held == 1 else 'stay'} within {100 * HOLD_TOLERANCE:g} % of their target "
+        parts.append(f"{n_held} of the {n_in} in-range test plateaus {'stays' if n_held == 1 else 'stay'} within "
+                     f"{100 * HOLD_TOLERANCE:g} % of {'its' if n_held == 1 else 'their'} target "
                      f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
                      f"cost onset).")
     if m.get("converged") is not None:
