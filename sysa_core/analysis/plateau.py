@@ -54,6 +54,14 @@ def hold_ms(y_after: np.ndarray, target: np.ndarray, dt_ms: float, tolerance: fl
     return _first_ms(out, dt_ms)
 
 
+def in_band_fraction(y: np.ndarray, target: np.ndarray, tolerance: float = HOLD_TOLERANCE) -> np.ndarray:
+    """For outputs y (D, T) over a window and their targets there (D, T): the share of the window's
+    steps (D,) at which |y - target| <= tolerance * |target| (the output inside the band around its
+    target, whether or not it left it before)."""
+    y, target = np.asarray(y, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    return np.mean(np.abs(y - target) <= tolerance * np.abs(target), axis=1)
+
+
 @dataclass
 class Hold:
     """How the test trials' plateaus hold (analysis.precision.Evaluation, run for Nt + eval_extra_ms).

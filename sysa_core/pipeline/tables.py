@@ -10,6 +10,7 @@ from IPython.display import HTML
 
 from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
+from ..analysis.plateau import in_band_fraction
 from .prose import digits2, lyapunov_halfwidth, sensitivity
 
 
@@ -145,9 +146,11 @@ def census(records: list[dict]):
     return _style(df, digits=3)
 
 
-def hold(m: dict, cfg):
+def hold(m: dict, cfg, A=None):
     """How long each test plateau stays within 10 % of its target after the cost onset, whether it
-    keeps its target's sign to the end of the test run, and its drift."""
+    keeps its target's sign to the end of the test run, and its drift; with the test trials' arrays A
+    (eval_*), also the share of the trained window the output spends inside that band
+    (plateau.in_band_fraction), which it may enter after the cost onset."""
     sign = m.get("plateau_sign_kept_ms_by_duration") or {}
     run = m.get("plateau_run_ms")
 
@@ -163,6 +166,14 @@ def hold(m: dict, cfg):
              "sign of the target kept": kept(d),
              "drift (a.u. per s)": m["plateau_drift_per_s_by_duration"][d]}
             for d in m["plateau_hold_ms_by_duration"]]
+    if A is not None:
+        t = np.asarray(A["eval_t_ms"])
+        onset = cfg.task.cost_onset_ms
+        window = (t >= onset) & (t < onset + cfg.trained_window_ms)
+        share = dict(zip((str(int(d)) for d in A["eval_durations_ms"]),
+                         in_band_fraction(np.asarray(A["eval_y"])[:, window], np.asarray(A["eval_target"])[:, window])))
+        for r in rows:
+            r["share of the trained window inside the band"] = float(share[str(r["duration (ms)"])])
     return _style(pd.DataFrame(rows).set_index("duration (ms)"))
 
 

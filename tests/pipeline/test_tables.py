@@ -37,3 +37,14 @@ def test_the_tables_read_the_metrics(smoke_run):
     hold = tables.hold(m, cfg).data
     assert list(hold["through the trained window"]) == [
         m["plateau_hold_ms_by_duration"][str(d)] >= cfg.trained_window_ms for d in durations]
+    with np.load(files.arrays_path(files.seed_dir(smoke_run, 1))) as z:
+        A = {k: z[k] for k in z.files}
+    share = tables.hold(m, cfg, A).data["share of the trained window inside the band"]
+    onset, end = cfg.task.cost_onset_ms, cfg.task.cost_onset_ms + cfg.trained_window_ms
+    for i, d in enumerate(A["eval_durations_ms"]):  # step by step, each step's target from the arrays
+        steps = [j for j, t in enumerate(A["eval_t_ms"]) if onset <= t < end]
+        inside = [abs(float(A["eval_y"][i, j]) - float(A["eval_target"][i, j]))
+                  <= 0.1 * abs(float(A["eval_target"][i, j])) for j in steps]
+        assert share[int(d)] == pytest.approx(sum(inside) / len(steps))
+    assert all(share[int(d)] > 0 for d in durations if m["plateau_hold_ms_by_duration"][str(d)] > 0)
+    assert "share of the trained window inside the band" not in tables.hold(m, cfg).data
