@@ -659,8 +659,8 @@ class MemoryDynamics:
     lyapunov_per_s: (D,) one per memory trial (1/s), over the memory window [mem_start_ms,
     mem_T_ms), the tangent vectors aligned from the trial's start; lyapunov_se_per_s: (D,) their
     standard errors (lyapunov_se) from lyapunov_blocks blocks; lyapunov_start_spread_per_s: (D,)
-    how far a second starting vector's value lies from the first's (the window is too short for
-    the estimate to forget its start where this exceeds the interval); starts: (S, N) the
+    how far the farthest of the other starting vectors' values lies from the first's (the window is
+    too short for the estimate to forget its start where this exceeds the interval); starts: (S, N) the
     starting states."""
 
     points: Points
@@ -676,7 +676,7 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
                     max_points: int | None = None, seed: int = 0) -> MemoryDynamics:
     """Points (memory_points) from n_starts_per_trial states per memory-PCA trial, evenly spaced over
     the memory window [mem_start_ms, mem_T_ms), and the largest finite-time Lyapunov exponent of
-    each trial over that window from two starting tangent vectors (memory_lyapunov), of the model
+    each trial over that window from several starting tangent vectors (memory_lyapunov), of the model
     (cfg, sd). states: memory_states(cfg, sd) when already simulated. max_points caps the
     eigen-decompositions (N^3 each)."""
     h = memory_states(cfg, sd) if states is None else states  # (D, T, N) from the trial's start
@@ -685,19 +685,24 @@ def memory_dynamics(cfg, sd: dict, states: np.ndarray | None = None, n_starts_pe
     return MemoryDynamics(pts, *lyap, starts)
 
 
+#: starting tangent vectors per memory trial (memory_lyapunov): the first gives the exponent, the
+#: others how much the starting vector still matters over the short window
+MEMORY_LYAPUNOV_VECTORS = 4
+
+
 def memory_lyapunov(cfg, sd: dict, states: np.ndarray,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """The largest finite-time Lyapunov exponent of each memory trial (states (D, T, N) from the
-    trial's start) over the memory window, from two starting tangent vectors that align from the
-    trial's start, through the pulse, to the window: (exponents (D,) 1/s, their standard errors,
-    the number of blocks, how far the second vector's value lies from the first's)."""
+    trial's start) over the memory window, from MEMORY_LYAPUNOV_VECTORS starting tangent vectors
+    that align from the trial's start, through the pulse, to the window: (the first vector's
+    exponents (D,) 1/s, their standard errors, the number of blocks, how far the farthest of the
+    other vectors' values lies from the first's)."""
     a = cfg.analysis
     dyn = RateDynamics.from_model(cfg, sd)
     n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
-    (lyap, other), (blocks, _) = lyapunov_max(dyn, states, cfg.alpha, cfg.model.dt_ms,
-                                              transient_steps=cfg.steps(a.mem_start_ms), seed=seed, blocks=n_blocks,
-                                              vectors=2)
-    return lyap, lyapunov_se(blocks), n_blocks, np.abs(other - lyap)
+    lam, by_block = lyapunov_max(dyn, states, cfg.alpha, cfg.model.dt_ms, transient_steps=cfg.steps(a.mem_start_ms),
+                                 seed=seed, blocks=n_blocks, vectors=MEMORY_LYAPUNOV_VECTORS)
+    return lam[0], lyapunov_se(by_block[0]), n_blocks, np.abs(lam[1:] - lam[0]).max(axis=0)
 
 
 def memory_points(cfg, sd: dict, states: np.ndarray, n_starts_per_trial: int = 16, max_iter: int = 1000,

@@ -42,8 +42,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   mode, as in G's census), memory_n_slow_points, memory_min_point_speed_per_s,
   lyapunov_per_s_by_duration and lyapunov_se_per_s_by_duration (the largest finite-time Lyapunov
   exponent along each memory trajectory over the memory window, 1/s, and its standard error from
-  lyapunov_blocks blocks), lyapunov_start_spread_per_s_by_duration (how far a second starting
-  vector's value lies: the window is short), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s
+  lyapunov_blocks blocks), lyapunov_start_spread_per_s_by_duration (how far the farthest
+  of the other starting vectors' values lies: the window is short), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s
   (their mean over the in-range durations); fixed_points_with_memory (G's census united with the
   fixed points near the memory trajectories), fixed_points_new_from_memory,
   memory_state_norm_by_duration, memory_nearest_point_norm_by_duration,

@@ -464,8 +464,8 @@ def digits2(x: float) -> str:
 
 def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> float | None:
     """The half-width of a finite-time Lyapunov exponent's 95 % interval: Student's t (blocks - 1
-    degrees of freedom) times its standard error from `blocks` blocks, plus how far a second starting
-    tangent vector's value lies from it (the starting vector still matters over a short window), as
+    degrees of freedom) times its standard error from `blocks` blocks, plus how far other starting
+    tangent vectors' values lie from it at most (the starting vector still matters over a short window), as
     for G's spontaneous exponent (analysis.dynamics.Lyapunov.halfwidth_per_s); None without an error."""
     if se_per_s is None or not blocks or not np.isfinite(se_per_s):
         return None
@@ -474,12 +474,12 @@ def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s:
 
 def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> str:
     """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks and
-    the distance of a second starting vector's value (lyapunov_halfwidth): within its 95 % interval
+    the farthest distance of other starting vectors' values (lyapunov_halfwidth): within its 95 % interval
     of zero, neither separation nor convergence is resolved over the window; beyond, its sign."""
     half = lyapunov_halfwidth(se_per_s, blocks, spread_per_s)
     band = ""
     if half is not None:
-        widened = (f", widened by the {spread_per_s:.2g} /s between two starting tangent vectors"
+        widened = (f", widened by the {spread_per_s:.2g} /s by which other starting tangent vectors differ at most"
                    if spread_per_s is not None else "")
         band = f" (± {digits2(half)} /s, a 95 % interval from {blocks} blocks of the window{widened})"
     if half is not None and abs(per_s) <= half:

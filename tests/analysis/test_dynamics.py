@@ -390,3 +390,21 @@ def test_memory_dynamics_of_a_small_model(cfg, sd):
     again = dynamics.memory_dynamics(cfg, sd, n_starts_per_trial=3, max_iter=300)
     np.testing.assert_array_equal(again.points.h, sp.h)
     np.testing.assert_array_equal(again.lyapunov_per_s, md.lyapunov_per_s)
+
+
+def test_the_memory_exponent_is_the_first_vectors_and_its_spread_the_farthest_other_vectors(cfg, sd):
+    """memory_lyapunov: the exponent and blocks of the first starting vector (a single-vector call with
+    the same seed), and the spread the largest distance of the other vectors' exponents from it."""
+    h = dynamics.memory_states(cfg, sd)
+    lam, se, n_blocks, spread = dynamics.memory_lyapunov(cfg, sd, h, seed=3)
+    dyn = RateDynamics.from_model(cfg, sd)
+    steps = cfg.steps(cfg.analysis.mem_start_ms)
+    one, one_blocks = dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=steps, seed=3,
+                                            blocks=n_blocks)
+    np.testing.assert_allclose(lam, one, rtol=1e-12)
+    np.testing.assert_allclose(se, dynamics.lyapunov_se(one_blocks), rtol=1e-10)
+    V = dynamics.MEMORY_LYAPUNOV_VECTORS
+    assert V >= 3
+    others = [dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=steps, seed=3 + j)
+              for j in range(1, V)]  # vector j is drawn from seed + j
+    np.testing.assert_allclose(spread, np.max([np.abs(o - one) for o in others], axis=0), rtol=1e-9, atol=1e-12)

@@ -122,7 +122,8 @@ def test_the_lyapunov_interval_is_widened_by_the_distance_between_two_starting_v
     assert prose.lyapunov_phrase(0.6, 0.176, 5).startswith("positive (± 0.49 /s")
     assert prose.lyapunov_phrase(0.6, 0.176, 5, 0.544).startswith("not distinguishable from zero (± 1.03 /s")
     assert prose.lyapunov_halfwidth(0.176, 5, 0.544) == pytest.approx(float(t.ppf(0.975, 4)) * 0.176 + 0.544)
-    assert "widened by the 0.54 /s between two starting tangent vectors" in prose.lyapunov_phrase(0.6, 0.176, 5, 0.544)
+    assert "widened by the 0.54 /s by which other starting tangent vectors differ at most" in prose.lyapunov_phrase(
+        0.6, 0.176, 5, 0.544)
 
 
 def test_the_lyapunov_phrase_takes_students_t_with_one_degree_of_freedom_fewer_than_blocks():
