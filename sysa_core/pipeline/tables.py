@@ -212,7 +212,7 @@ def mechanism(m: dict):
         "path the state travels during the hold, in units of |h|": m["state_travel"],
         "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
         **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval, widened by "
-           f"the distance between two starting vectors)": f"{v:.3g} ± {digits2(_lyapunov_half(m, d))}"
+           f"how far other starting vectors land)": f"{v:.3g} ± {digits2(_lyapunov_half(m, d))}"
            for d, v in m["lyapunov_per_s_by_duration"].items()},
         **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units)": m[k]
            for k in m if k.startswith("precision_noise_")},

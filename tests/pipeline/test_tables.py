@@ -32,7 +32,7 @@ def test_the_tables_read_the_metrics(smoke_run):
         half = (float(t_dist.ppf(0.975, m["lyapunov_blocks"] - 1)) * m["lyapunov_se_per_s_by_duration"][d]
                 + m["lyapunov_start_spread_per_s_by_duration"][d])
         label = (f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval, "
-                 "widened by the distance between two starting vectors)")
+                 "widened by how far other starting vectors land)")
         assert mech.loc[label, "value"] == (f"{v:.3g} ± {half:.2f}" if half >= 1 else f"{v:.3g} ± {half:.2g}")
     hold = tables.hold(m, cfg).data
     assert list(hold["through the trained window"]) == [
