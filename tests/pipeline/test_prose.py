@@ -114,7 +114,7 @@ def test_the_lyapunov_phrase_reads_the_sign_only_beyond_the_interval():
     assert prose.lyapunov_phrase(1.0, 0.2, 5).startswith("positive (± 0.56 /s")
 
 
-def test_the_lyapunov_interval_is_widened_by_the_distance_between_two_starting_vectors():
+def test_the_lyapunov_interval_is_widened_by_how_far_other_starting_vectors_land():
     """An exponent beyond its blocks' interval (0.6 against ± 0.49) is not read as signed when a second
     starting vector's value lies 0.544 /s from it."""
     from scipy.stats import t
