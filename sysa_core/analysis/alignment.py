@@ -13,6 +13,8 @@ All functions are pure and work in float64; a vector v is any array of N numbers
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -82,6 +84,14 @@ def participation_null(n: int, n_draws: int = N_NULL, seed: int = 0) -> dict:
     c = null_vectors(n, 1.0, n_draws, seed)
     c2 = c * c
     return {"l1": np.abs(c).sum(axis=1) ** 2 / c2.sum(axis=1), "l2": c2.sum(axis=1) ** 2 / (c2 * c2).sum(axis=1)}
+
+
+@functools.lru_cache(maxsize=8)
+def participation_chance(n: int, n_draws: int = N_NULL, seed: int = 0) -> dict:
+    """{"l1": (median, 2.5th, 97.5th percentile), "l2": (...)} of participation_null(n, n_draws, seed):
+    a random direction's ratios and the range of their middle 95 % (computed once per n)."""
+    return {k: tuple(float(x) for x in np.percentile(v, [50, 2.5, 97.5]))
+            for k, v in participation_null(n, n_draws, seed).items()}
 
 
 def percentile(value: float, null: np.ndarray) -> float:

@@ -589,7 +589,7 @@ class Lyapunov:
 
     @property
     def halfwidth_per_s(self) -> float:
-        return float(stdtrit(self.blocks.shape[1] - 1, 0.975)) * self.se_per_s + self.spread_per_s
+        return lyapunov_halfwidth(self.se_per_s, self.blocks.shape[1], self.spread_per_s)
 
 
 def lyapunov_autonomous(dyn: RateDynamics, h0: np.ndarray, alpha: float, dt_ms: float, transient_steps: int,
@@ -626,6 +626,13 @@ def lyapunov_autonomous(dyn: RateDynamics, h0: np.ndarray, alpha: float, dt_ms: 
     lam, by_block = _exponents(logs, dt_ms, blocks)
     res = Lyapunov(lam, by_block, transient_steps * dt_ms, window_steps * dt_ms)
     return (res, states.numpy()) if keep_states else res
+
+
+def lyapunov_halfwidth(se_per_s: float, blocks: int, spread_per_s: float = 0.0) -> float:
+    """The half-width of a finite-time Lyapunov exponent's 95 % interval: Student's t (blocks - 1
+    degrees of freedom) times its standard error from `blocks` blocks, plus how far other starting
+    tangent vectors' values lie from it at most (the starting vector still matters over a short window)."""
+    return float(stdtrit(blocks - 1, 0.975)) * se_per_s + spread_per_s
 
 
 def lyapunov_se(by_block: np.ndarray) -> np.ndarray:

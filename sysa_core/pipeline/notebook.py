@@ -19,6 +19,7 @@ from .. import config as _config
 from .. import files, original, training
 from ..analysis import alignment, pca, stats
 from ..analysis import metrics as _metrics
+from ..analysis import precision as _precision
 from ..analysis import published
 from ..analysis import population as pop
 from ..analysis.pca import ratios_of_coefficients
@@ -107,8 +108,7 @@ class Context:
 def shown(path: Path) -> str:
     """A path as the notebook shows it: relative to its working folder, so that an executed
     notebook names no folder of the machine it ran on."""
-    rel = os.path.relpath(os.path.abspath(path), Path.cwd())
-    return ". (this notebook's folder)" if rel == "." else rel
+    return ". (this notebook's folder)" if _is_cwd(path) else os.path.relpath(os.path.abspath(path), Path.cwd())
 
 
 def _is_cwd(path: Path) -> bool:
@@ -354,13 +354,11 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
 
 def participation_summary(coef_I, coef_w) -> None:
     """Whether I's and w's participation ratios lie within the middle 95 % of a random direction's
-    (alignment.participation_null), said in one sentence."""
-    null = alignment.participation_null(len(coef_I))
-    lo = {k: np.percentile(v, 2.5) for k, v in null.items()}
-    hi = {k: np.percentile(v, 97.5) for k, v in null.items()}
+    (alignment.participation_chance), said in one sentence."""
+    chance = alignment.participation_chance(len(coef_I))
     ratios = [(name, k, v) for name, coef in (("I", coef_I), ("w", coef_w))
-              for k, v in ratios_of_coefficients(coef).items() if k in null]
-    inside = [(name, k) for name, k, v in ratios if lo[k] <= v <= hi[k]]
+              for k, v in ratios_of_coefficients(coef).items() if k in chance]
+    inside = [(name, k) for name, k, v in ratios if chance[k][1] <= v <= chance[k][2]]
     if len(inside) == len(ratios):
         text = (f"All {len(ratios)} ratios lie within the middle 95 % of a random direction's: over all N eigenvectors "
                 "they cannot tell I or w from a random vector (the top-k shares below can).")
@@ -371,16 +369,14 @@ def participation_summary(coef_I, coef_w) -> None:
     display(Markdown(text))
 
 
-def weights_summary(ctx: Context, sd: dict, sd_init: dict) -> None:
-    """How far I and w each moved from their initialisation (cosines), beside their cosine before and
-    after training: where they start as one direction, the final cosine mostly says how far w moved."""
-    def cos(a, b) -> float:
-        a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
-        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-    I, w, I0, w0 = (v.detach().cpu().numpy() for v in (sd["I"], sd["w"], sd_init["I"], sd_init["w"]))
-    moved = (f"From its initialisation I kept cos(I, I₀) = {cos(I, I0):.3f} of its direction and w kept "
-             f"cos(w, w₀) = {cos(w, w0):.3f}; cos(I, w) went from {cos(I0, w0):.3f} to {cos(I, w):.3f}.")
+def weights_summary(ctx: Context, sd: dict) -> None:
+    """How far I and w each moved from their initialisation (analysis.precision.init_confound), beside
+    their cosine before and after training: where they start as one direction, the final cosine mostly
+    says how far w moved."""
+    c = _precision.init_confound(ctx.cfg, sd)
+    moved = (f"From its initialisation I kept cos(I, I₀) = {c['input_drift_cosine']:.3f} of its direction and w kept "
+             f"cos(w, w₀) = {c['output_drift_cosine']:.3f}; cos(I, w) went from {c['weight_correlation_init']:.3f} to "
+             f"{_precision.weight_correlation(sd['I'], sd['w']):.3f}.")
     display(Markdown(moved + (" I₀ and w₀ are one direction here, so the final cos(I, w) mostly measures how far "
                               "w moved from its start, not an alignment training made." if not ctx.control else "")))
 
@@ -399,9 +395,8 @@ def summary(ctx: Context, m: dict) -> None:
                      f"over all test durations, is {m['precision']:.3g}.")
     held = m.get("plateau_held_trained_window")
     n_in = sum(cfg.in_trained_range(int(d)) for d in m.get("precision_by_duration", {}))
-    all_held = held is not None and n_in and round(held * n_in) == n_in
-    if held is not None and n_in:
-        n_held = round(held * n_in)
+    n_held = round(held * n_in) if held is not None and n_in else None
+    if n_held is not None:
         parts.append(f"{n_held} of the {n_in} in-range test plateaus {'stays' if n_held == 1 else 'stay'} within "
                      f"{100 * HOLD_TOLERANCE:g} % of {'its' if n_held == 1 else 'their'} target "
                      f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
@@ -423,7 +418,7 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append(f"The plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
                      f"{100 * m['state_travel']:.0f} % of its norm over {window}) while the output "
-                     + ("holds" if all_held else f"mean squared error in range is {better:.0f}× lower than untrained (a "
+                     + ("holds" if n_held == n_in else f"mean squared error in range is {better:.0f}× lower than untrained (a "
                         "ratio of means: per duration in the precision table), though not every in-range plateau "
                         "stays within its band")
                      + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion."))

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit
 
-from ..analysis import population, regime, stats, stepsize
+from ..analysis import dynamics, population, regime, stats, stepsize
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
 
@@ -270,7 +269,7 @@ def _largest_rho(table: pd.DataFrame, labels: dict) -> str:
     sign = ("larger values with more precise networks (a lower error)" if (top["rho"] < 0).all() else
             "larger values with less precise networks (a higher error)" if (top["rho"] > 0).all() else
             "opposite directions")
-    tied = f", tied at two decimals," if len(top) > 1 else ""
+    tied = ", tied at two decimals," if len(top) > 1 else ""
     return f" The closest rank relationship is {names}{tied}: {sign}, which at this n is not evidence."
 
 
@@ -463,13 +462,11 @@ def digits2(x: float) -> str:
 
 
 def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> float | None:
-    """The half-width of a finite-time Lyapunov exponent's 95 % interval: Student's t (blocks - 1
-    degrees of freedom) times its standard error from `blocks` blocks, plus how far other starting
-    tangent vectors' values lie from it at most (the starting vector still matters over a short window), as
-    for G's spontaneous exponent (analysis.dynamics.Lyapunov.halfwidth_per_s); None without an error."""
+    """analysis.dynamics.lyapunov_halfwidth (the rule of G's spontaneous exponent too) of a metrics
+    record's numbers, None where the exponent has no standard error."""
     if se_per_s is None or not blocks or not np.isfinite(se_per_s):
         return None
-    return float(stdtrit(blocks - 1, 0.975)) * se_per_s + (spread_per_s or 0.0)
+    return dynamics.lyapunov_halfwidth(se_per_s, blocks, spread_per_s or 0.0)
 
 
 def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> str:

@@ -60,17 +60,15 @@ def precision(m: dict, cfg):
 def participation(m: dict, coef_I, coef_w):
     """Participation ratios of I on the spontaneous PCs and w on the memory PCs (l1, l2 and the
     original's sign-dependent formula), with the activity dimensionality, and the ratios of a random
-    direction (alignment.participation_null: their median and the range of the middle 95 %)."""
+    direction (alignment.participation_chance: their median and the range of the middle 95 %)."""
     rows = {}
     for name, coef, dim_key in (("I on spontaneous PCs", coef_I, "dim_spontaneous"),
                                 ("w on memory PCs", coef_w, "dim_memory")):
         r = ratios_of_coefficients(coef)
         rows[name] = {"l1 (PCs)": r["l1"], "l2 (PCs)": r["l2"], "original's signed formula": r["signed"],
                       "activity dimensionality (PCs)": m[dim_key]}
-    null = alignment.participation_null(len(coef_I))
     rows[f"a random direction (median [middle 95 %] of {alignment.N_NULL})"] = {
-        f"{k} (PCs)": f"{np.median(v):.4g} [{np.percentile(v, 2.5):.4g}–{np.percentile(v, 97.5):.4g}]"
-        for k, v in null.items()}
+        f"{k} (PCs)": f"{med:.4g} [{lo:.4g}–{hi:.4g}]" for k, (med, lo, hi) in alignment.participation_chance(len(coef_I)).items()}
     return _style(pd.DataFrame(rows).T)
 
 

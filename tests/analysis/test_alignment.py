@@ -164,3 +164,6 @@ def test_a_random_directions_participation_ratios_are_near_2n_over_pi_and_n_over
     direct = [pcam.ratios_of_coefficients(v) for v in alignment.null_vectors(n, 1.0)[:5]]
     np.testing.assert_allclose(null["l1"][:5], [r["l1"] for r in direct], rtol=1e-12)
     np.testing.assert_allclose(null["l2"][:5], [r["l2"] for r in direct], rtol=1e-12)
+    chance = alignment.participation_chance(n)
+    for k in ("l1", "l2"):
+        np.testing.assert_allclose(chance[k], np.percentile(null[k], [50, 2.5, 97.5]), rtol=1e-12)

@@ -316,7 +316,7 @@ def test_the_weights_summary_says_how_far_each_vector_moved_from_its_start(tmp_p
         gen = torch.Generator().manual_seed(5)
         sd = {**sd0, "I": sd0["I"] + 0.05 * torch.randn(sd0["I"].shape, generator=gen),
               "w": sd0["w"] + 0.1 * torch.randn(sd0["w"].shape, generator=gen)}
-        notebook.weights_summary(notebook.Context("train", cfg, tmp_path, {}), sd, sd0)
+        notebook.weights_summary(notebook.Context("train", cfg, tmp_path, {}), sd)
         def cos(a, b):
             a, b = a.double().flatten().numpy(), b.double().flatten().numpy()
             return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
