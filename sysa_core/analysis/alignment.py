@@ -17,6 +17,7 @@ import functools
 
 import numpy as np
 import torch
+from scipy.special import betainc, gammaln
 
 from .pca import PCA, participation_ratios
 
@@ -106,6 +107,19 @@ def null_p(pct: float, n_draws: int = N_NULL) -> float:
     values: 2 (min(below, above) + 1) / (n_draws + 1), at most 1 (its least value is 2 / (n_draws + 1))."""
     below = round(pct / 100.0 * n_draws)
     return min(1.0, 2.0 * (min(below, n_draws - below) + 1) / (n_draws + 1))
+
+
+def cosine_chance(n: int) -> float:
+    """The mean |cos| between a fixed vector and a uniformly random direction in n dimensions:
+    Gamma(n/2) / (sqrt(pi) Gamma((n+1)/2)), about sqrt(2 / (pi n))."""
+    return float(np.exp(gammaln(n / 2) - gammaln((n + 1) / 2)) / np.sqrt(np.pi))
+
+
+def cosine_null_p(c: float, n: int) -> float:
+    """The two-sided p of a cosine c between a fixed vector and one of n dimensions, against a
+    uniformly random direction: P(|cos| >= |c|). cos^2 of a random direction is Beta(1/2, (n-1)/2),
+    so p = I_{1-c^2}((n-1)/2, 1/2), exact at any n."""
+    return float(betainc((n - 1) / 2, 0.5, max(0.0, 1.0 - c * c)))
 
 
 def _coefficients(vs: np.ndarray, eigvecs: np.ndarray) -> np.ndarray:

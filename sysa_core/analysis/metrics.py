@@ -23,7 +23,9 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 * weight_correlation (cosine of I and w); the initialisation confound: weight_correlation_init,
   input_drift_cosine, output_drift_cosine, input_drift_norm, output_drift_norm;
 * PCA: pr_{v}_l1, pr_{v}_l2 (participation ratios over all N eigenvectors), dim_spontaneous (a
-  property of G: network_dim_spontaneous), dim_memory;
+  property of G: network_dim_spontaneous), dim_memory; readout_coding_cosine (the cosine of w and
+  the direction along which the memory window's mean rate changes with the pulse's duration,
+  pca.coding_direction; None where it does not change);
 * alignment against 1000 random vectors of the same norm: {v}_topk{L}_k, {v}_topk{L}_fraction,
   {v}_topk{L}_null_mean, {v}_topk{L}_null_pct, {v}_var_alignment, {v}_var_alignment_null_mean,
   {v}_var_alignment_null_pct;
@@ -302,11 +304,13 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
     for sigma in mechanism.NOISE_SIGMAS:
         m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
     m["readout_pcs_needed"] = readout_pcs
+    u = pca.coding_direction(cfg, traj)
+    m["readout_coding_cosine"] = float(w @ u / np.linalg.norm(w)) if u is not None else None
     m["memory_mechanism"] = mechanism.mechanism(m["improvement_over_untrained"], travel)
     check = stepsize.step_check(cfg, sd, ev)
     if check is not None:  # only for a step coarser than the paper's
         m.update(check.metrics())
-    return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w))
+    return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w, u))
 
 
 def _in_range_lyapunov(cfg: Config, md) -> dict:
@@ -341,21 +345,16 @@ def _plateau_and_fixed_points(cfg: Config, net: NetworkAnalysis, md, states: np.
                 dict(zip(d, map(float, near["relative_distance"]))))}
 
 
-def _coding_projections(cfg: Config, traj: np.ndarray, w: np.ndarray) -> dict:
+def _coding_projections(traj: np.ndarray, w: np.ndarray, u: np.ndarray | None) -> dict:
     """The memory trials' rates (D, T, N) projected on the readout direction w / |w| (traj_readout:
-    the output over |w|) and on the direction that codes duration (traj_duration: the unit vector
-    along which the memory window's mean rate changes with the pulse's duration, the least-squares
-    slope of the mean rates on the duration), both (D, T), in rate units."""
-    a = cfg.analysis
+    the output over |w|) and on the direction that codes duration u (pca.coding_direction;
+    traj_duration, zeros where there is none), both (D, T), in rate units."""
     r = np.asarray(traj, dtype=np.float64)
-    mean_rate = r[:, cfg.steps(a.mem_start_ms):].mean(axis=1)  # (D, N)
-    d = np.asarray(a.durations_ms, dtype=np.float64)
-    slope = (d - d.mean()) @ (mean_rate - mean_rate.mean(axis=0))
-    u = slope / max(float(np.linalg.norm(slope)), 1e-300)
-    return {"traj_readout": r @ (w / np.linalg.norm(w)), "traj_duration": r @ u}
+    return {"traj_readout": r @ (w / np.linalg.norm(w)),
+            "traj_duration": r @ u if u is not None else np.zeros(r.shape[:2])}
 
 
-def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
+def _arrays(cfg, ev, net, mem, traj, md, gen, I, w, u) -> dict:
     """What the notebooks and the population report draw: the test trials (eval_*), the PCs'
     eigenvalues and the loadings of I and w on them (spont_*, mem_*), the leading memory PCs
     (mem_pcs, N x N_PROJECTED), the memory trials (traj_*), the points near them (points_*:
@@ -368,7 +367,7 @@ def _arrays(cfg, ev, net, mem, traj, md, gen, I, w) -> dict:
         "eval_y": ev.y, "eval_target": ev.target,
         "spont_eigvals": net.spontaneous.eigvals, "spont_coef_I": net.spontaneous.eigvecs.T @ I,
         "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w, "mem_pcs": E,
-        "traj_pcs": (traj - mean) @ E, **_coding_projections(cfg, traj, w),
+        "traj_pcs": (traj - mean) @ E, **_coding_projections(traj, w, u),
         "traj_pulse_steps": np.array([cfg.pulse_steps(d) for d in cfg.analysis.durations_ms]),
         "traj_phase_steps": np.array(
             [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),

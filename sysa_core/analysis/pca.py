@@ -80,6 +80,24 @@ def memory_pca(cfg: Config, sd: dict, trajectories: np.ndarray | None = None) ->
     return pca_of(np.mean([covariance(ri, ddof=0) for ri in r], axis=0))
 
 
+def coding_direction(cfg, traj) -> np.ndarray | None:
+    """The unit vector (N,) along which the memory window's mean rate changes with the pulse's
+    duration: the least-squares slope of the trials' mean rates over [mem_start_ms, end) on their
+    durations (traj (D, T, N): the memory trials of cfg.analysis.durations_ms from the trial's
+    start), or None when the mean rates do not change with the duration beyond rounding (the change
+    the slope predicts over the durations' range is below 1e-12 of the largest mean rate vector)."""
+    a = cfg.analysis
+    r = np.asarray(traj, dtype=np.float64)
+    mean_rate = r[:, cfg.steps(a.mem_start_ms):].mean(axis=1)  # (D, N)
+    d = np.asarray(a.durations_ms, dtype=np.float64)
+    centred = d - d.mean()
+    slope = centred @ (mean_rate - mean_rate.mean(axis=0)) / max(float(centred @ centred), 1e-300)
+    norm = float(np.linalg.norm(slope))
+    if norm * float(np.ptp(d)) <= 1e-12 * float(np.linalg.norm(mean_rate, axis=1).max()):
+        return None
+    return slope / norm
+
+
 def readout_variances(y_window) -> tuple[float, float]:
     """The output's variance within the memory window (each trial's variance over time, ddof 0,
     averaged over the trials: for y = r w this is exactly w' C w of memory_pca's covariance) and

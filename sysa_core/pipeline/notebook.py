@@ -470,7 +470,27 @@ def alignment_summary(m: dict, A: dict) -> None:
                  f"trial, so w'Cw is the output's variance within the memory window ({within:.2g} a.u.², the mean over "
                  f"the {len(y)} trials), which any readout that holds flat plateaus keeps small; the variance w must "
                  f"carry, between the durations' plateaus ({between:.2g} a.u.²), is not in that covariance.")
+    parts.append(coding_sentence(m.get("readout_coding_cosine"), len(A["mem_coef_w"]), len(y)))
     display(Markdown(" ".join(parts)))
+
+
+def coding_sentence(c: float | None, n: int, n_trials: int) -> str:
+    """How w lies to the direction u that codes duration (metric readout_coding_cosine, N = n):
+    its cosine against a random direction's mean |cos| with the exact two-sided p, and the share of
+    the squared separation along u that lies along w (cos²)."""
+    if c is None:
+        return "The memory window's mean rate does not change with the pulse's duration: there is no coding direction."
+    chance, p = alignment.cosine_chance(n), alignment.cosine_null_p(c, n)
+    p_said = f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4"
+    verdict = "more aligned than a random direction" if p <= 0.05 else "consistent with a random direction"
+    share = 100 * c * c
+    rest = ("the memory states of different durations lie apart mostly along directions w does not read"
+            if share < 50 else "most of the memory states' separation lies along w")
+    return (f"Against the direction u along which the memory window's mean rate changes with the pulse's duration "
+            f"(the least-squares slope over these {n_trials} trials; the coding projections below), w lies at "
+            f"cosine {c:.2f}, where a random direction lies at {chance:.3f} on average ({abs(c) / chance:.2g}×; "
+            f"two-sided {p_said}, exact for N = {n}): {verdict}. A readout along w sees cos² = {share:.2g} % of the "
+            f"squared separation along u: {rest}.")
 
 
 @dataclass

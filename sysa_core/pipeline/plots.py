@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .. import files  # noqa: E402
+from ..analysis.alignment import cosine_chance  # noqa: E402
 from ..analysis.plateau import HOLD_TOLERANCE  # noqa: E402
 from ..training import CONVERGENCE_FALL, CONVERGENCE_WINDOW, convergence, loss_trend  # noqa: E402
 
@@ -195,8 +196,8 @@ def loadings(coef, name: str, pcs: str, k: int = 50):
     k = min(k, len(c))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(np.arange(1, k + 1), c[:k] / np.linalg.norm(c))
-    chance = np.sqrt(2.0 / (np.pi * len(c)))  # E|c_i| of a random unit vector in N dimensions, large N
-    ax.axhline(chance, color="C3", ls="--", lw=1, label=f"chance: a random direction's mean, √(2/(πN)) = {chance:.2g}")
+    chance = cosine_chance(len(c))  # E|c_i| of a random unit vector in N dimensions
+    ax.axhline(chance, color="C3", ls="--", lw=1, label=f"chance: a random direction's mean, about √(2/(πN)) = {chance:.2g}")
     ax.set(xlabel=f"{pcs} PC (by explained variance)", ylabel=f"|cos(PC, {name})|",
            title=f"Loadings of {name} on the first {k} {pcs} PCs")
     ax.set_ylim(0, 1.25 * max(float(c[:k].max() / np.linalg.norm(c)), chance))  # room for the legend above the bars

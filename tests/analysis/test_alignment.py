@@ -156,6 +156,22 @@ def test_null_p_is_the_two_sided_monte_carlo_p_of_a_percentile():
     assert np.mean(np.array(ps) <= 0.05) == pytest.approx(0.05, abs=0.015)
 
 
+@pytest.mark.parametrize("n", [3, 40, 500])
+def test_a_cosines_null_is_that_of_uniformly_random_directions(n):
+    """cosine_chance is a random direction's mean |cos| with a fixed vector, cosine_null_p the share
+    of random directions at least as far from orthogonal: both against 200 000 draws."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200_000, n))
+    cos = x[:, 0] / np.linalg.norm(x, axis=1)  # against the first axis
+    assert alignment.cosine_chance(n) == pytest.approx(np.abs(cos).mean(), rel=0.01)
+    for c in (0.02, 0.1, 0.3, -0.3, 0.9):
+        expected = np.mean(np.abs(cos) >= abs(c))
+        assert alignment.cosine_null_p(c, n) == pytest.approx(expected, abs=4 * np.sqrt(expected * (1 - expected) / 2e5) + 1e-5)
+    assert alignment.cosine_null_p(0.0, n) == 1.0 and alignment.cosine_null_p(1.0, n) == 0.0
+    if n == 500:
+        assert alignment.cosine_chance(n) == pytest.approx(np.sqrt(2 / (np.pi * n)), rel=1e-3)
+
+
 def test_a_random_directions_participation_ratios_are_near_2n_over_pi_and_n_over_3():
     n = 500
     null = alignment.participation_null(n)

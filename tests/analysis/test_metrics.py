@@ -13,7 +13,8 @@ import pytest
 import torch
 from conftest import Net1, assert_same_arrays, moved_weights, record_calls, recorded_calls
 
-from sysa_core import config
+from sysa_core import config, model
+from sysa_core.task import fixed_trials
 from sysa_core.analysis import dynamics, metrics
 from sysa_core.analysis.metrics import CORE_KEYS
 
@@ -55,8 +56,9 @@ PRECISION_KEYS = {"relative_error_by_duration", "relative_error_trained_range", 
                   "precision_extrapolation", "precision_untrained",
                   "precision_untrained_by_duration", "precision_untrained_trained_range", "improvement_over_untrained"}
 TRAINING_KEYS = {"final_loss", "loss_fall_last_20pct", "converged"}
+CODING_KEYS = {"readout_coding_cosine"}
 NEW_KEYS = (ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | NETWORK_KEYS | PLATEAU_KEYS | MECHANISM_KEYS
-            | PRECISION_KEYS | TRAINING_KEYS)
+            | PRECISION_KEYS | TRAINING_KEYS | CODING_KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +254,23 @@ def test_the_arrays_are_what_the_metrics_were_computed_from(small):
     assert len(A["points_speed_per_s"]) == len(m["memory_points"])
     assert A["points_fixed"].sum() == m["memory_n_fixed_points"]
     assert A["mem_pcs"].shape == (cfg.model.hidden_size, 3)
+
+
+def test_the_coding_cosine_is_w_against_the_slope_of_the_window_means_on_the_duration(small):
+    """readout_coding_cosine from a plain float64 simulation of the memory trials (model.reference_forward):
+    the least-squares slope of each trial's mean rate over the memory window on its duration, against w."""
+    cfg, sd = small
+    a = cfg.analysis
+    x = fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms).x.double()
+    sd64 = {k: v.double() for k, v in sd.items()}
+    _, r = model.reference_forward(sd64["G"], sd64["I"], sd64["w"], sd64["h0"], x, cfg.alpha, cfg.model.g_G,
+                                   return_r=True)
+    means = r[:, cfg.steps(a.mem_start_ms):].mean(dim=1).numpy()  # (D, N)
+    d = np.asarray(a.durations_ms, dtype=np.float64)
+    slope = np.polyfit(d, means, 1)[0]  # (N,): numpy's least-squares line per unit
+    w = sd64["w"].numpy().reshape(-1)
+    m = metrics.analyse(cfg, sd).metrics
+    assert m["readout_coding_cosine"] == pytest.approx(slope @ w / (np.linalg.norm(slope) * np.linalg.norm(w)), abs=1e-5)
 
 
 def test_the_relative_error_of_seed_1(seed1, reference_dir):

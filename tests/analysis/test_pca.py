@@ -66,6 +66,25 @@ def test_w_s_variance_on_the_memory_pcs_is_the_outputs_variance_within_the_windo
     assert between > 0
 
 
+def test_the_coding_direction_is_the_slope_of_the_window_means_on_the_duration(small_cfg):
+    """Rates whose window means move along a known direction v in proportion to the duration give
+    u = v / |v|; what varies within the window or before it does not move u; rates that do not
+    change with the duration give None."""
+    a = small_cfg.analysis
+    D, T, n = len(a.durations_ms), small_cfg.steps(a.mem_T_ms), 40
+    start = small_cfg.steps(a.mem_start_ms)
+    g = np.random.default_rng(3)
+    v, base = g.normal(size=n), g.normal(size=n)
+    d = np.asarray(a.durations_ms, dtype=np.float64)
+    traj = np.broadcast_to(base, (D, T, n)).copy()
+    traj += (0.01 * d)[:, None, None] * v  # the coding
+    wiggle = g.normal(size=(T - start, n))
+    traj[:, start:] += wiggle - wiggle.mean(axis=0)  # zero mean over the window: leaves the means alone
+    traj[:, :start] += g.normal(size=(D, start, n))  # before the window: not counted
+    np.testing.assert_allclose(pca.coding_direction(small_cfg, traj), v / np.linalg.norm(v), atol=1e-12)
+    assert pca.coding_direction(small_cfg, np.broadcast_to(base, (D, T, n))) is None
+
+
 # -- participation ratios and dimensionality on synthetic covariances ----------------------
 
 N = 30

@@ -352,6 +352,29 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypa
     within, between = pca.readout_variances(y[:, int(A["traj_phase_steps"][1]):])
     assert f"within the memory window ({within:.2g} a.u.²" in shown[0] and f"plateaus ({between:.2g} a.u.²)" in shown[0]
     assert "two-sided p" in shown[0]
+    assert notebook.coding_sentence(m["readout_coding_cosine"], len(A["mem_coef_w"]), len(y)) in shown[0]
+
+
+def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
+    """The readout against the duration-coding direction: the cosine, a random direction's mean |cos|
+    and the exact two-sided p (both computed here from their integrals), the verdict at p = 0.05, and
+    what cos² says; no direction, no numbers."""
+    from scipy import integrate, special
+
+    from sysa_core.pipeline import notebook
+
+    n = 500
+    density = lambda c: (1 - c * c) ** ((n - 3) / 2) / special.beta(0.5, (n - 1) / 2)  # noqa: E731 - cos of a random direction
+    chance = 2 * integrate.quad(lambda c: c * density(c), 0, 1)[0]
+    for c, verdict, share in ((0.22, "more aligned than a random direction", "4.8 %"),
+                              (-0.05, "consistent with a random direction", "0.25 %"),
+                              (0.9, "more aligned than a random direction", "81 %")):
+        p = 2 * integrate.quad(density, abs(c), 1)[0]
+        text = notebook.coding_sentence(c, n, 3)
+        assert f"cosine {c:.2f}, where a random direction lies at {chance:.3f} on average" in text
+        assert (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4") in text and verdict in text and f"cos² = {share}" in text
+        assert ("does not read" in text) == (c * c < 0.5)
+    assert "no coding direction" in notebook.coding_sentence(None, n, 3) and "cosine" not in notebook.coding_sentence(None, n, 3)
 
 
 @pytest.mark.parametrize("name", NAMES)
