@@ -726,15 +726,26 @@ def memory_points(cfg, sd: dict, states: np.ndarray, n_starts_per_trial: int = 1
     return pts, starts
 
 
-def nearest_fixed_points(points: Points, states: np.ndarray) -> dict:
+def nearest_fixed_points(points: Points, states: np.ndarray, beyond_origin: bool = False) -> dict:
     """For each state (M, N), the nearest of the fixed points: index (into points.h[points.fixed]),
     distance, relative_distance (over |state|), the point's norm and its unstable dimension (modes
-    with Re lambda > zero_tol)."""
-    fixed = points.h[points.fixed]
+    with Re lambda > zero_tol). beyond_origin: among the fixed points farther than 0.01 sqrt(N) from
+    the origin only (a nearer one is the origin: points closer than that are one); every value NaN
+    (index -1) where there is none."""
+    fixed = np.flatnonzero(points.fixed)
     states = np.atleast_2d(np.asarray(states, dtype=np.float64))
-    d = np.linalg.norm(states[:, None, :] - fixed[None], axis=2)
+    if beyond_origin:
+        fixed = fixed[np.linalg.norm(points.h[fixed], axis=1) > 0.01 * np.sqrt(points.h.shape[1])]
+    if not len(fixed):
+        none = np.full(len(states), np.nan)
+        return {"index": np.full(len(states), -1), "distance": none, "relative_distance": none, "norm": none,
+                "n_unstable": none}
+    h = points.h[fixed]
+    d = np.linalg.norm(states[:, None, :] - h[None], axis=2)
     i = np.argmin(d, axis=1)
     dist = d[np.arange(len(i)), i]
+    rows = np.searchsorted(np.flatnonzero(points.fixed), fixed[i])  # into points.h[points.fixed] and eigvals
     unstable = (np.real(points.eigvals) > points.zero_tol).sum(axis=1)
-    return {"index": i, "distance": dist, "relative_distance": dist / np.maximum(np.linalg.norm(states, axis=1), 1e-300),
-            "norm": np.linalg.norm(fixed[i], axis=1), "n_unstable": unstable[i]}
+    return {"index": rows, "distance": dist,
+            "relative_distance": dist / np.maximum(np.linalg.norm(states, axis=1), 1e-300),
+            "norm": np.linalg.norm(h[i], axis=1), "n_unstable": unstable[rows]}

@@ -50,7 +50,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   fixed points near the memory trajectories), fixed_points_new_from_memory,
   memory_state_norm_by_duration, memory_nearest_point_norm_by_duration,
   memory_nearest_point_unstable_by_duration, memory_nearest_point_relative_distance_by_duration
-  (the fixed point nearest the mid-window memory state);
+  (the fixed point nearest the mid-window memory state), and the same of the nearest fixed point other
+  than the origin: memory_nearest_nonzero_point_* (None where none is known);
 * the plateau (analysis.plateau): plateau_held_trained_window (the share of the in-range test
   durations whose output stays within 10 % of its target from the cost onset to the end of the
   trained window), plateau_steady_trained_window (the share whose output stays within 10 % of the
@@ -108,7 +109,8 @@ POINT_SEARCH_KEYS = (
     "memory_points", "memory_n_fixed_points", "memory_n_stable_fixed_points", "memory_n_slow_points",
     "memory_min_point_speed_per_s", "fixed_points_with_memory", "fixed_points_new_from_memory",
     "memory_nearest_point_norm_by_duration", "memory_nearest_point_unstable_by_duration",
-    "memory_nearest_point_relative_distance_by_duration")
+    "memory_nearest_point_relative_distance_by_duration", "memory_nearest_nonzero_point_norm_by_duration",
+    "memory_nearest_nonzero_point_unstable_by_duration", "memory_nearest_nonzero_point_relative_distance_by_duration")
 
 
 def rounding_fixed(key: str) -> bool:
@@ -328,21 +330,28 @@ def _plateau_and_fixed_points(cfg: Config, net: NetworkAnalysis, md, states: np.
     """Where the memory states lie in G's flow: G's fixed points (its census united with those found
     near this model's memory trajectories: fixed_points_with_memory, and how many of them the
     census lacked: fixed_points_new_from_memory), and for each test duration the fixed point nearest
-    the state at the middle of the memory window: its norm, unstable dimension, and its distance
-    from the state relative to the state's norm."""
+    the state at the middle of the memory window (memory_nearest_point_*), and the nearest other
+    than the origin (memory_nearest_nonzero_point_*; None where G has no other known): its norm,
+    unstable dimension, and its distance from the state relative to the state's norm."""
     united, _ = dynamics.union_points([p for p in (net.points, md.points) if int(p.fixed.sum())])
     a = cfg.analysis
     s0, s1 = cfg.steps(a.mem_start_ms), cfg.steps(a.mem_T_ms)
     mid = states[:, (s0 + s1) // 2]
-    near = dynamics.nearest_fixed_points(united, mid)
     n_fixed = int(united.fixed.sum())
     d = a.durations_ms
-    return {"fixed_points_with_memory": n_fixed, "fixed_points_new_from_memory": n_fixed - len(net.census),
-            "memory_state_norm_by_duration": _by_duration(dict(zip(d, map(float, np.linalg.norm(mid, axis=1))))),
-            "memory_nearest_point_norm_by_duration": _by_duration(dict(zip(d, map(float, near["norm"])))),
-            "memory_nearest_point_unstable_by_duration": _by_duration(dict(zip(d, map(int, near["n_unstable"])))),
-            "memory_nearest_point_relative_distance_by_duration": _by_duration(
-                dict(zip(d, map(float, near["relative_distance"]))))}
+    out = {"fixed_points_with_memory": n_fixed, "fixed_points_new_from_memory": n_fixed - len(net.census),
+           "memory_state_norm_by_duration": _by_duration(dict(zip(d, map(float, np.linalg.norm(mid, axis=1)))))}
+    for name, beyond in (("point", False), ("nonzero_point", True)):
+        near = dynamics.nearest_fixed_points(united, mid, beyond_origin=beyond)
+        known = np.isfinite(near["distance"])
+        out.update({
+            f"memory_nearest_{name}_norm_by_duration": _by_duration(
+                {k: float(v) if ok else None for k, v, ok in zip(d, near["norm"], known)}),
+            f"memory_nearest_{name}_unstable_by_duration": _by_duration(
+                {k: int(v) if ok else None for k, v, ok in zip(d, near["n_unstable"], known)}),
+            f"memory_nearest_{name}_relative_distance_by_duration": _by_duration(
+                {k: float(v) if ok else None for k, v, ok in zip(d, near["relative_distance"], known)})})
+    return out
 
 
 def _coding_projections(traj: np.ndarray, w: np.ndarray, u: np.ndarray | None) -> dict:

@@ -544,11 +544,19 @@ def memory_points_section(m: dict, A: dict) -> None:
     norm, near = m["memory_state_norm_by_duration"], m["memory_nearest_point_norm_by_duration"]
     unstable, dist = m["memory_nearest_point_unstable_by_duration"], m["memory_nearest_point_relative_distance_by_duration"]
 
+    other = {k: m.get(f"memory_nearest_nonzero_point_{k}_by_duration", {}) for k in ("norm", "unstable",
+                                                                                      "relative_distance")}
+
     def nearest(d) -> str:
         modes = prose.count(unstable[d], "unstable mode")
-        if near[d] == 0:  # every state lies exactly |h| from the origin: that distance says nothing more
-            return f"{d} ms: |h| = {norm[d]:.3g}; the nearest is the origin (h = 0, {modes})"
-        return f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with {modes}, {dist[d]:.0%} of |h| away"
+        if near[d] != 0:
+            return f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with {modes}, {dist[d]:.0%} of |h| away"
+        # every state lies exactly |h| from the origin: that distance says nothing more; the next one does
+        said = f"{d} ms: |h| = {norm[d]:.3g}; the nearest is the origin (h = 0, {modes})"
+        if other["relative_distance"].get(d) is None:
+            return said + ", and G has no other known fixed point"
+        return (said + f", the nearest other |h| = {other['norm'][d]:.3g} with "
+                f"{prose.count(other['unstable'][d], 'unstable mode')}, {other['relative_distance'][d]:.0%} of |h| away")
 
     origin = any(near[d] == 0 for d in norm)
     display(Markdown(f"At the middle of the memory window, the state and the fixed point of G nearest it (of the "

@@ -408,3 +408,27 @@ def test_the_memory_exponent_is_the_first_vectors_and_its_spread_the_farthest_ot
     others = [dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=steps, seed=3 + j)
               for j in range(1, V)]  # vector j is drawn from seed + j
     np.testing.assert_allclose(spread, np.max([np.abs(o - one) for o in others], axis=0), rtol=1e-9, atol=1e-12)
+
+
+def test_the_nearest_fixed_point_beyond_the_origin_skips_it_and_any_slow_point():
+    """Fixed points at the origin, at 3 e_0 (1 unstable mode) and at -5 e_1 (2), and a slow point at
+    e_0: a state at 0.5 e_0 is nearest the origin, and beyond it nearest 3 e_0; the slow point is
+    never a candidate. With the origin alone there is nothing beyond it (NaN, index -1)."""
+    n = 4
+    e = np.eye(n)
+    h = np.array([0 * e[0], 3 * e[0], -5 * e[1], e[0]])
+    q = np.array([0.0, 1e-30, 1e-30, 1.0])
+    eig = np.array([[-1.0] * n, [0.5, -1, -1, -1], [0.5, 0.2, -1, -1]], dtype=complex)
+    pts = dynamics.Points(h, q, np.arange(4), eig, tau_ms=100.0, q_fixed=1e-20)
+    states = np.array([0.5 * e[0], -4 * e[1]])
+    near = dynamics.nearest_fixed_points(pts, states)
+    np.testing.assert_array_equal(near["index"], [0, 2])
+    np.testing.assert_allclose(near["relative_distance"], [1.0, 0.25])
+    beyond = dynamics.nearest_fixed_points(pts, states, beyond_origin=True)
+    np.testing.assert_array_equal(beyond["index"], [1, 2])
+    np.testing.assert_allclose(beyond["distance"], [2.5, 1.0])
+    np.testing.assert_allclose(beyond["norm"], [3.0, 5.0])
+    np.testing.assert_array_equal(beyond["n_unstable"], [1, 2])
+    alone = dynamics.Points(h[:1], q[:1], np.arange(1), eig[:1], tau_ms=100.0, q_fixed=1e-20)
+    none = dynamics.nearest_fixed_points(alone, states, beyond_origin=True)
+    assert (none["index"] == -1).all() and np.isnan(none["relative_distance"]).all()

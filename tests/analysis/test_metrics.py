@@ -34,7 +34,9 @@ DYNAMICS_KEYS = {"memory_points", "memory_n_fixed_points", "memory_n_slow_points
                  "lyapunov_in_range_per_s", "lyapunov_in_range_se_per_s", "lyapunov_start_spread_per_s_by_duration",
                  "fixed_points_with_memory", "fixed_points_new_from_memory", "memory_state_norm_by_duration",
                  "memory_nearest_point_norm_by_duration", "memory_nearest_point_unstable_by_duration",
-                 "memory_nearest_point_relative_distance_by_duration"}
+                 "memory_nearest_point_relative_distance_by_duration", "memory_nearest_nonzero_point_norm_by_duration",
+                 "memory_nearest_nonzero_point_unstable_by_duration",
+                 "memory_nearest_nonzero_point_relative_distance_by_duration"}
 NETWORK_KEYS = {"network_key", "network_G", "network_dim_spontaneous", "network_lyapunov_spontaneous_per_s",
                 "network_lyapunov_spontaneous_halfwidth_per_s", "network_lyapunov_spontaneous_se_per_s",
                 "network_lyapunov_spontaneous_spread_per_s", "network_lyapunov_spontaneous_blocks",

@@ -345,6 +345,10 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypa
     notebook.memory_points_section(at_origin, A)
     text = shown[0]
     assert "the nearest is the origin" in text and "100% of |h| away" not in text
+    for d, rel in m["memory_nearest_nonzero_point_relative_distance_by_duration"].items():  # and the nearest other
+        said = (", and G has no other known fixed point" if rel is None else
+                f", the nearest other |h| = {m['memory_nearest_nonzero_point_norm_by_duration'][d]:.3g} with")
+        assert said in text.split(f"{d} ms: ")[1].split(";")[1]
     assert f"q ≤ {float(A['points_constants'][1]):.0e}" in text
     shown.clear()
     notebook.alignment_summary(m, A)
