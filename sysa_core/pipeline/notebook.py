@@ -550,13 +550,15 @@ def memory_points_section(m: dict, A: dict) -> None:
     def nearest(d) -> str:
         modes = prose.count(unstable[d], "unstable mode")
         if near[d] != 0:
-            return f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with {modes}, {dist[d]:.0%} of |h| away"
+            return (f"{d} ms: |h| = {norm[d]:.3g}, nearest point |h| = {near[d]:.3g} with {modes}, "
+                    f"{prose.share_of_norm(dist[d])} of |h| away")
         # every state lies exactly |h| from the origin: that distance says nothing more; the next one does
         said = f"{d} ms: |h| = {norm[d]:.3g}; the nearest is the origin (h = 0, {modes})"
         if other["relative_distance"].get(d) is None:
             return said + ", and G has no other known fixed point"
+        rel = other["relative_distance"][d]
         return (said + f", the nearest other |h| = {other['norm'][d]:.3g} with "
-                f"{prose.count(other['unstable'][d], 'unstable mode')}, {other['relative_distance'][d]:.0%} of |h| away")
+                f"{prose.count(other['unstable'][d], 'unstable mode')}, {prose.share_of_norm(rel)} of |h| away")
 
     origin = any(near[d] == 0 for d in norm)
     display(Markdown(f"At the middle of the memory window, the state and the fixed point of G nearest it (of the "

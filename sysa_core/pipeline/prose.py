@@ -22,6 +22,13 @@ def span(values, fmt: str = ".0f", sep: str = "–") -> str:
     return lo if lo == hi else f"{lo}{sep}{hi}"
 
 
+def share_of_norm(x: float) -> str:
+    """A distance over a norm as a percentage: whole percents, one decimal where those would print
+    100 % for a value that is not 1 (the origin lies exactly 100 % of |h| away, another point not)."""
+    whole = f"{x:.0%}"
+    return f"{x:.1%}" if whole == "100%" and x != 1 else whole
+
+
 def count(n: int, noun: str) -> str:
     """'1 seed', '4 seeds'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

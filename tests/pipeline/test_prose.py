@@ -330,3 +330,9 @@ def test_a_permutation_p_at_its_floor_is_a_bound():
     x = np.arange(20.0)
     rho, p = stats.spearman(x, x + 0.01 * np.sin(x))  # a perfect rank relation: no pairing reaches it
     assert rho == 1.0 and p == pytest.approx(floor)
+
+
+def test_a_share_of_the_norm_near_one_is_told_apart_from_exactly_one():
+    assert prose.share_of_norm(0.694) == "69%" and prose.share_of_norm(1.0) == "100%"
+    assert prose.share_of_norm(1.003) == "100.3%" and prose.share_of_norm(0.996) == "99.6%"
+    assert prose.share_of_norm(1.02) == "102%"
