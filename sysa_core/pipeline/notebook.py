@@ -683,7 +683,7 @@ def statistics_section(P: Population) -> None:
                      + (f". In this run the seeds' k (the PCs that carry 90 % of the variance) is "
                         f"{' and '.join(ks)}" if ks else "")
                      + (f". In this run the participation ratios of the same model simulated in float32 and float64 "
-                        f"differ by up to {100 * worst:.0f} %" if worst is not None else "")
+                        f"differ by up to {prose.ceil_sig(100 * worst):.2g} %" if worst is not None else "")
                      + ". The original's precision (the mean over every test duration, extrapolation included) is "
                        "shown in the tables but not tested: it mixes the trained task with extrapolation."))
 

@@ -29,6 +29,15 @@ def share_of_norm(x: float) -> str:
     return f"{x:.1%}" if whole == "100%" and x != 1 else whole
 
 
+def ceil_sig(x: float, digits: int = 2) -> float:
+    """x rounded up (away from zero) at `digits` significant digits: a bound printed at that
+    precision ("at most", "within", "up to") that never understates the value."""
+    if not x or not math.isfinite(x):
+        return x
+    scale = 10.0 ** (math.floor(math.log10(abs(x))) - digits + 1)
+    return math.copysign(math.ceil(abs(x) / scale * (1 - 1e-12)) * scale, x)
+
+
 def count(n: int, noun: str) -> str:
     """'1 seed', '4 seeds'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -155,7 +164,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
             out.append(f"{head} The ensembles' trained cosines differ (exact Mann–Whitney p = {t['p']:.2g}, "
                        f"{t['p_holm']:.2g} after Holm across the {len(tests)} comparisons), as their initial ones do "
                        f"by construction; what tells learned from inherited is the change in training, and every "
-                       f"control network's cosine moved by at most {most:.2g}: {why}.")
+                       f"control network's cosine moved by at most {ceil_sig(most):.2g}: {why}.")
         elif floor >= stats.ALPHA:
             out.append(f"{head} A test cannot establish the difference at {n_a} and {n_b} seeds: even complete "
                        f"separation gives an adjusted p of {floor:.2g} under Holm across the {len(tests)} comparisons "
@@ -525,9 +534,9 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
 
 def regime_phrase(r: regime.Regime) -> str:
     """What a trajectory settles into, in a few words: 'a limit cycle of period 3.79 s (returns within
-    0.7 %)', 'chaos (largest Lyapunov exponent ...)', 'fixed point' or 'unresolved (why)'."""
+    0.72 %)', 'chaos (largest Lyapunov exponent ...)', 'fixed point' or 'unresolved (why)'."""
     if r.kind == "limit cycle":
-        return f"a limit cycle of period {r.period_ms / 1000:.3g} s (returns within {r.return_error:.1%})"
+        return f"a limit cycle of period {r.period_ms / 1000:.3g} s (returns within {ceil_sig(100 * r.return_error):.2g} %)"
     if r.kind == "chaos":
         return f"chaos (largest Lyapunov exponent {r.lyapunov_per_s:.2g} ± {r.lyapunov_halfwidth_per_s:.2g} /s)"
     return r.kind if r.kind == "fixed point" else f"unresolved ({r.why})"
@@ -579,7 +588,7 @@ def beside_original(dist: pd.DataFrame, init_cosines: pd.Series, source: dict, l
     n_init = int(dev.notna().sum())
     off = int((dev > INIT_COSINE_TOL).sum())
     init = (f"The initial weights are the original's draw, in which I and w come from one random stream "
-            f"(I = √N·w), so the I–w cosine starts at 1 by construction: it does, within {dev.max():.1e}, for all "
+            f"(I = √N·w), so the I–w cosine starts at 1 by construction: it does, within {ceil_sig(float(dev.max())):.1e}, for all "
             f"{n_init} seeds." if n_init and not off else
             f"The initial weights should be the original's draw, with an I–w cosine of 1 at initialisation, but "
             f"{off} of {n_init} seeds lie more than {INIT_COSINE_TOL:g} from 1." if n_init else

@@ -40,6 +40,18 @@ def test_the_answer_follows_the_data():
     assert (f"one test reaches p < 0.05 only from |rho| ≈ {prose._up(power['critical_rho'])} on" in inherited[4]
             and f"the first claim needs p < 0.05/{power['tests']}" in inherited[4])
     assert "every control network's cosine moved by at most" in inherited[0]
+    control = _ensemble(8, 0.02, 0.03)
+    most = float((control["weight_correlation"] - control["weight_correlation_init"]).abs().max())
+    said = float(inherited[0].split("moved by at most ")[1].split(":")[0])
+    assert most <= said <= most * 1.1  # a bound, never below the value
+
+
+def test_a_bound_is_rounded_up_at_its_significant_digits():
+    assert prose.ceil_sig(0.04546) == pytest.approx(0.046) and prose.ceil_sig(0.045) == pytest.approx(0.045)
+    assert prose.ceil_sig(123.1, 2) == pytest.approx(130) and prose.ceil_sig(-0.04546) == pytest.approx(-0.046)
+    assert prose.ceil_sig(0.0) == 0.0 and f"{prose.ceil_sig(2.0e-7):.1e}" == "2.0e-07"
+
+
 def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_one_G():
     main = _ensemble(4, 1.0, 0.85)
     main["weight_correlation"] = [0.9, 0.8, 0.7, 0.6]
