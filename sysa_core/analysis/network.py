@@ -13,7 +13,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from .. import files, runtime

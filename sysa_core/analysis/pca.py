@@ -80,6 +80,15 @@ def memory_pca(cfg: Config, sd: dict, trajectories: np.ndarray | None = None) ->
     return pca_of(np.mean([covariance(ri, ddof=0) for ri in r], axis=0))
 
 
+def duration_slope(durations_ms, mean_rates) -> np.ndarray:
+    """The least-squares slope (N,) of mean rates (D, N) on the pulse durations (D,): per unit, how
+    its rate changes per ms of pulse (zeros for fewer than two distinct durations)."""
+    d = np.asarray(durations_ms, dtype=np.float64)
+    centred = d - d.mean()
+    r = np.asarray(mean_rates, dtype=np.float64)
+    return centred @ (r - r.mean(axis=0)) / max(float(centred @ centred), 1e-300)
+
+
 def coding_direction(cfg, traj) -> np.ndarray | None:
     """The unit vector (N,) along which the memory window's mean rate changes with the pulse's
     duration: the least-squares slope of the trials' mean rates over [mem_start_ms, end) on their
@@ -89,11 +98,9 @@ def coding_direction(cfg, traj) -> np.ndarray | None:
     a = cfg.analysis
     r = np.asarray(traj, dtype=np.float64)
     mean_rate = r[:, cfg.steps(a.mem_start_ms):].mean(axis=1)  # (D, N)
-    d = np.asarray(a.durations_ms, dtype=np.float64)
-    centred = d - d.mean()
-    slope = centred @ (mean_rate - mean_rate.mean(axis=0)) / max(float(centred @ centred), 1e-300)
+    slope = duration_slope(a.durations_ms, mean_rate)
     norm = float(np.linalg.norm(slope))
-    if norm * float(np.ptp(d)) <= 1e-12 * float(np.linalg.norm(mean_rate, axis=1).max()):
+    if norm * float(np.ptp(a.durations_ms)) <= 1e-12 * float(np.linalg.norm(mean_rate, axis=1).max()):
         return None
     return slope / norm
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import files, model, task
+from ..analysis import pca
 from ..config import Config
 
 #: the pulse durations the sliders span, and the reference pulses the directions are fitted on
@@ -90,8 +90,7 @@ class Probe:
         mean = r[:, window].mean(axis=1)  # (durations, N)
         out = {"readout w": self._w["w"][:, 0].double().numpy()}
         if len(durations) > 1:
-            d = durations - durations.mean()
-            out["duration"] = d @ (mean - mean.mean(axis=0)) / (d @ d)
+            out["duration"] = pca.duration_slope(durations, mean)
         flat = r[:, window].reshape(-1, r.shape[-1])
         _, _, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
         for k in range(min(N_PCS, len(vt))):
