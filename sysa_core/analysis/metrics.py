@@ -25,7 +25,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
 * PCA: pr_{v}_l1, pr_{v}_l2 (participation ratios over all N eigenvectors), dim_spontaneous (a
   property of G: network_dim_spontaneous), dim_memory; readout_coding_cosine (the cosine of w and
   the direction along which the memory window's mean rate changes with the pulse's duration,
-  pca.coding_direction; None where it does not change);
+  pca.coding_direction, fitted to the in-range test pulses; None where it does not change) and
+  readout_coding_cosine_untrained (the same of the network before training);
 * alignment against 1000 random vectors of the same norm: {v}_topk{L}_k, {v}_topk{L}_fraction,
   {v}_topk{L}_null_mean, {v}_topk{L}_null_pct, {v}_var_alignment, {v}_var_alignment_null_mean,
   {v}_var_alignment_null_pct;
@@ -226,7 +227,8 @@ def _analyse_core(cfg, sd, checkpoint_sha256, epoch, network, core_only):
 def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj: np.ndarray, mem: pca.PCA,
                   I: np.ndarray, w: np.ndarray, sim64: tuple, points) -> ModelAnalysis:
     a = cfg.analysis
-    untrained = precision.evaluate(cfg, init_weights(cfg.model, cfg.seed))
+    untrained_sd = init_weights(cfg.model, cfg.seed)
+    untrained = precision.evaluate(cfg, untrained_sd)
     m["precision_untrained"] = untrained.precision
     m["precision_untrained_by_duration"] = _by_duration(untrained.precision_by_duration)
     m["precision_untrained_trained_range"] = untrained.precision_trained_range
@@ -307,12 +309,20 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
         m[f"precision_noise_{sigma:g}"] = noisy.get(sigma)
     m["readout_pcs_needed"] = readout_pcs
     u = pca.coding_direction(cfg, traj)
-    m["readout_coding_cosine"] = float(w @ u / np.linalg.norm(w)) if u is not None else None
+    m["readout_coding_cosine"] = _coding_cosine(w, u)
+    m["readout_coding_cosine_untrained"] = _coding_cosine(
+        untrained_sd["w"].double().numpy().reshape(-1),
+        pca.coding_direction(cfg, pca.memory_trajectories(cfg, untrained_sd)))
     m["memory_mechanism"] = mechanism.mechanism(m["improvement_over_untrained"], travel)
     check = stepsize.step_check(cfg, sd, ev)
     if check is not None:  # only for a step coarser than the paper's
         m.update(check.metrics())
     return ModelAnalysis(m, _arrays(cfg, ev, net, mem, traj, md, gen, I, w, u))
+
+
+def _coding_cosine(w: np.ndarray, u: np.ndarray | None) -> float | None:
+    """cos(w, u) for the unit coding direction u (pca.coding_direction), None without one."""
+    return float(w @ u / np.linalg.norm(w)) if u is not None else None
 
 
 def _in_range_lyapunov(cfg: Config, md) -> dict:
@@ -378,6 +388,7 @@ def _arrays(cfg, ev, net, mem, traj, md, gen, I, w, u) -> dict:
         "mem_eigvals": mem.eigvals, "mem_coef_w": mem.eigvecs.T @ w, "mem_pcs": E,
         "traj_pcs": (traj - mean) @ E, **_coding_projections(traj, w, u),
         "traj_pulse_steps": np.array([cfg.pulse_steps(d) for d in cfg.analysis.durations_ms]),
+        "traj_duration_fitted": np.isin(np.arange(len(cfg.analysis.durations_ms)), pca.coding_fit(cfg)),
         "traj_phase_steps": np.array(
             [cfg.steps(cfg.analysis.mem_onset_ms), cfg.steps(cfg.analysis.mem_start_ms)]),
         "points_pcs": (np.tanh(pts.h) - mean) @ E if len(pts) else np.zeros((0, N_PROJECTED)),

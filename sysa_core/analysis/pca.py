@@ -89,18 +89,28 @@ def duration_slope(durations_ms, mean_rates) -> np.ndarray:
     return centred @ (r - r.mean(axis=0)) / max(float(centred @ centred), 1e-300)
 
 
+def coding_fit(cfg) -> list[int]:
+    """The positions in cfg.analysis.durations_ms of the test durations the coding direction is
+    fitted to: those inside the trained range when there are at least two, else all of them."""
+    inside = cfg.in_range_indices
+    return inside if len(inside) >= 2 else list(range(len(cfg.analysis.durations_ms)))
+
+
 def coding_direction(cfg, traj) -> np.ndarray | None:
     """The unit vector (N,) along which the memory window's mean rate changes with the pulse's
     duration: the least-squares slope of the trials' mean rates over [mem_start_ms, end) on their
     durations (traj (D, T, N): the memory trials of cfg.analysis.durations_ms from the trial's
-    start), or None when the mean rates do not change with the duration beyond rounding (the change
-    the slope predicts over the durations' range is below 1e-12 of the largest mean rate vector)."""
+    start), fitted to the trials of coding_fit (the trained range's), or None when their mean rates
+    do not change with the duration beyond rounding (the change the slope predicts over the fitted
+    durations' range is below 1e-12 of the largest mean rate vector)."""
     a = cfg.analysis
-    r = np.asarray(traj, dtype=np.float64)
-    mean_rate = r[:, cfg.steps(a.mem_start_ms):].mean(axis=1)  # (D, N)
-    slope = duration_slope(a.durations_ms, mean_rate)
+    fit = coding_fit(cfg)
+    r = np.asarray(traj, dtype=np.float64)[fit]
+    mean_rate = r[:, cfg.steps(a.mem_start_ms):].mean(axis=1)  # (D', N)
+    d = [a.durations_ms[i] for i in fit]
+    slope = duration_slope(d, mean_rate)
     norm = float(np.linalg.norm(slope))
-    if norm * float(np.ptp(a.durations_ms)) <= 1e-12 * float(np.linalg.norm(mean_rate, axis=1).max()):
+    if norm * float(np.ptp(d)) <= 1e-12 * float(np.linalg.norm(mean_rate, axis=1).max()):
         return None
     return slope / norm
 

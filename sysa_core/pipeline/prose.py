@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..analysis import alignment, dynamics, population, regime, stats, stepsize
+from ..analysis import alignment, dynamics, pca, population, regime, stats, stepsize
 from ..analysis.mechanism import LEARNED
 from ..analysis.plateau import HOLD_TOLERANCE
 
@@ -192,7 +192,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
                    f"the control ensemble (sysa run --control).")
     largest = _largest_rho(table, labels)  # names the closest relationship: the summary need not repeat it
     out.append(summary_sentence(table, labels, name_smallest=not largest) + largest)
-    readout = readout_alignment(main, control, cfg.model.hidden_size if cfg is not None else None)
+    readout = readout_alignment(main, control, cfg)
     if readout:
         out.append(readout)
     counts = main["memory_mechanism"].value_counts()
@@ -248,10 +248,10 @@ def sensitivity(power: dict) -> str:
     return out
 
 
-def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None, n_units: int | None = None) -> str:
+def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None, cfg=None) -> str:
     """How much of |w|^2 lies in the memory PCs that carry 90 % of the memory variance, against
     random vectors of the same norm, over every network of the run, and why a flat plateau asks for
-    little there (an empty string without the measures); then, given the number of units, how w
+    little there (an empty string without the measures); then, given the run's configuration, how w
     lies to each network's duration-coding direction (coding_summary)."""
     keys = ("output_topk90_fraction", "output_topk90_null_mean", "output_topk90_null_pct", "output_topk90_k")
     if not all(k in main for k in keys):
@@ -271,35 +271,38 @@ def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None, n_units:
             "Holding a flat plateau asks this of any readout, so it is no separate finding: the memory covariance "
             "is taken within each trial, so w'Cw is the output's variance within the window (each network's PCA "
             "report gives it beside the variance between the durations' plateaus, which w must carry)."
-            + coding_summary(df, n_units))
+            + coding_summary(df, cfg))
 
 
-def coding_summary(df: pd.DataFrame, n_units: int | None) -> str:
+def coding_summary(df: pd.DataFrame, cfg) -> str:
     """How w lies to the direction along which each network's memory-window mean rate changes with the
-    pulse's duration (readout_coding_cosine): the cosines, their ratio to a random direction's mean
-    |cos|, how many reach p < 0.05 after Bonferroni's correction across the networks (exact two-sided
-    p, alignment.cosine_null_p) and the share cos² of the squared separation a readout along w sees
-    (' ' and the sentence; empty without the measure or the number of units)."""
-    if n_units is None or "readout_coding_cosine" not in df:
+    pulse's duration (readout_coding_cosine; readout_coding_cosine_untrained before training): the
+    cosines, their ratio to a random direction's mean |cos|, how many reach p < 0.05 after
+    Bonferroni's correction across the networks (exact two-sided p, alignment.cosine_null_p), why the
+    task asks for it, and the share cos² of the squared separation a readout along w sees (' ' and the
+    sentences; empty without the measure or the configuration, whose N and test pulses it names)."""
+    if cfg is None or "readout_coding_cosine" not in df:
         return ""
     c = pd.to_numeric(df["readout_coding_cosine"]).dropna()
     if not len(c):
         return ""
+    n_units = cfg.model.hidden_size
     chance = alignment.cosine_chance(n_units)
     p = np.array([alignment.cosine_null_p(v, n_units) for v in c])
+    fitted = " and ".join(str(cfg.analysis.durations_ms[i]) for i in pca.coding_fit(cfg))
     aligned = int((p * len(c) < stats.ALPHA).sum())
-    who = (f"in all {len(c)} networks" if aligned == len(c) else "in none of them" if not aligned
-           else f"in {aligned} of the {len(c)} networks")
-    share = 100 * c * c
-    rest = ("the durations' memory states lie apart mostly along directions the readout does not read"
-            if share.max() < 50 else "most of the separation lies along w" if share.min() >= 50
-            else "in some networks most of the separation lies along w, in others not")
-    return (f" Against the direction along which each network's memory state moves with the pulse's duration (the "
-            f"least-squares slope of the memory window's mean rate on the test durations), w lies at cosine "
-            f"{span(c, '.2f', ' to ')}, {span(c.abs() / chance, '.2g', ' to ')} times a random direction's mean of "
-            f"{chance:.3f}: more aligned than chance {who} (exact two-sided p < 0.05/{len(c)}, Bonferroni across the "
-            f"networks). A readout along w sees {span(share, '.2g', ' to ')} % of the squared separation along that "
-            f"direction: {rest}.")
+    who = (f"all {len(c)} networks" if aligned == len(c) else "none of them" if not aligned
+           else f"{aligned} of the {len(c)} networks")
+    c0 = (pd.to_numeric(df["readout_coding_cosine_untrained"]).dropna()
+          if "readout_coding_cosine_untrained" in df else pd.Series(dtype=float))
+    before = f" (before training {span(c0, '.2f', ' to ')})" if len(c0) else ""
+    return (f" Against the direction along which each network's memory-window mean rate changes with the pulse's "
+            f"duration (the least-squares slope over the {fitted} ms test pulses), w lies at cosine "
+            f"{span(c, '.2f', ' to ')}{before}, {span(c.abs() / chance, '.2g', ' to ')} times a random direction's "
+            f"mean |cos| of {chance:.3f}, beyond it in {who} (exact two-sided p < 0.05/{len(c)}, Bonferroni across "
+            f"the networks). An output that rises with the pulse's duration needs w off orthogonal to that direction, "
+            f"so this is no separate finding; what it adds is how much of the separation along it a readout along w "
+            f"sees: {span(100 * c * c, '.2g', ' to ')} % of its square.")
 
 
 def _largest_rho(table: pd.DataFrame, labels: dict) -> str:

@@ -58,7 +58,7 @@ PRECISION_KEYS = {"relative_error_by_duration", "relative_error_trained_range", 
                   "precision_extrapolation", "precision_untrained",
                   "precision_untrained_by_duration", "precision_untrained_trained_range", "improvement_over_untrained"}
 TRAINING_KEYS = {"final_loss", "loss_fall_last_20pct", "converged"}
-CODING_KEYS = {"readout_coding_cosine"}
+CODING_KEYS = {"readout_coding_cosine", "readout_coding_cosine_untrained"}
 NEW_KEYS = (ALIGN_KEYS | SPREAD_KEYS | CONFOUND_KEYS | DYNAMICS_KEYS | NETWORK_KEYS | PLATEAU_KEYS | MECHANISM_KEYS
             | PRECISION_KEYS | TRAINING_KEYS | CODING_KEYS)
 
@@ -259,20 +259,27 @@ def test_the_arrays_are_what_the_metrics_were_computed_from(small):
 
 
 def test_the_coding_cosine_is_w_against_the_slope_of_the_window_means_on_the_duration(small):
-    """readout_coding_cosine from a plain float64 simulation of the memory trials (model.reference_forward):
-    the least-squares slope of each trial's mean rate over the memory window on its duration, against w."""
+    """readout_coding_cosine (and _untrained, of the initial weights) from a plain float64 simulation of
+    the in-range memory trials (model.reference_forward): the least-squares slope of each trial's mean
+    rate over the memory window on its duration, against w."""
     cfg, sd = small
     a = cfg.analysis
-    x = fixed_trials(cfg, a.durations_ms, a.mem_onset_ms, a.mem_T_ms).x.double()
-    sd64 = {k: v.double() for k, v in sd.items()}
-    _, r = model.reference_forward(sd64["G"], sd64["I"], sd64["w"], sd64["h0"], x, cfg.alpha, cfg.model.g_G,
-                                   return_r=True)
-    means = r[:, cfg.steps(a.mem_start_ms):].mean(dim=1).numpy()  # (D, N)
-    d = np.asarray(a.durations_ms, dtype=np.float64)
-    slope = np.polyfit(d, means, 1)[0]  # (N,): numpy's least-squares line per unit
-    w = sd64["w"].numpy().reshape(-1)
+    inside = [d for d in a.durations_ms if cfg.in_trained_range(d)]
+    x = fixed_trials(cfg, inside, a.mem_onset_ms, a.mem_T_ms).x.double()
+
+    def cosine(weights):
+        w64 = {k: v.double() for k, v in weights.items()}
+        _, r = model.reference_forward(w64["G"], w64["I"], w64["w"], w64["h0"], x, cfg.alpha, cfg.model.g_G,
+                                       return_r=True)
+        means = r[:, cfg.steps(a.mem_start_ms):].mean(dim=1).numpy()  # (D, N)
+        slope = np.polyfit(np.asarray(inside, dtype=np.float64), means, 1)[0]  # numpy's least-squares line per unit
+        w = w64["w"].numpy().reshape(-1)
+        return slope @ w / (np.linalg.norm(slope) * np.linalg.norm(w))
+
     m = metrics.analyse(cfg, sd).metrics
-    assert m["readout_coding_cosine"] == pytest.approx(slope @ w / (np.linalg.norm(slope) * np.linalg.norm(w)), abs=1e-5)
+    assert len(inside) >= 2
+    assert m["readout_coding_cosine"] == pytest.approx(cosine(sd), abs=1e-5)
+    assert m["readout_coding_cosine_untrained"] == pytest.approx(cosine(model.init_weights(cfg.model, cfg.seed)), abs=1e-5)
 
 
 def test_the_relative_error_of_seed_1(seed1, reference_dir):

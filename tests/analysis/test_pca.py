@@ -3,6 +3,8 @@ memory-period activity against the reference loop, and participation ratios on s
 covariances with known answers."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -83,6 +85,15 @@ def test_the_coding_direction_is_the_slope_of_the_window_means_on_the_duration(s
     traj[:, :start] += g.normal(size=(D, start, n))  # before the window: not counted
     np.testing.assert_allclose(pca.coding_direction(small_cfg, traj), v / np.linalg.norm(v), atol=1e-12)
     assert pca.coding_direction(small_cfg, np.broadcast_to(base, (D, T, n))) is None
+    # fitted to the in-range trials only: a trial outside the trained range does not move it
+    outside = [i for i in range(D) if i not in small_cfg.in_range_indices]
+    assert outside and pca.coding_fit(small_cfg) == small_cfg.in_range_indices
+    moved = traj.copy()
+    moved[outside] += 5 * g.normal(size=n)
+    np.testing.assert_allclose(pca.coding_direction(small_cfg, moved), v / np.linalg.norm(v), atol=1e-12)
+    # with fewer than two in-range test pulses it is fitted to all of them
+    one_inside = replace(small_cfg, analysis=replace(small_cfg.analysis, durations_ms=(30, 150, 200)))
+    assert one_inside.in_range_indices == [0] and pca.coding_fit(one_inside) == [0, 1, 2]
 
 
 # -- participation ratios and dimensionality on synthetic covariances ----------------------

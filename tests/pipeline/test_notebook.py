@@ -326,14 +326,14 @@ def test_the_weights_summary_says_how_far_each_vector_moved_from_its_start(tmp_p
     assert "mostly measures how far w moved" in shown[0] and "mostly measures" not in shown[1]
 
 
-def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypatch):
+def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, smoke_cfg, monkeypatch):
     """The nearest fixed point named as the origin where it is one (its distance is |h| by definition),
     the fixed-point threshold read from the analysis, and w's variance on the memory PCs said to be the
     output's variance within the window."""
     import numpy as np
 
     from sysa_core.analysis import pca
-    from sysa_core.pipeline import notebook
+    from sysa_core.pipeline import notebook, prose
 
     sdir = files.seed_dir(smoke_run, 1)
     m = json.loads(files.metrics_path(sdir).read_text())
@@ -344,11 +344,14 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypa
                  "memory_nearest_point_relative_distance_by_duration": {d: 1.0 for d in m["memory_state_norm_by_duration"]}}
     notebook.memory_points_section(at_origin, A)
     text = shown[0]
-    assert "the nearest is the origin" in text and "100% of |h| away" not in text
+    assert "the nearest point is the origin" in text and "100% of |h| away" not in text
     for d, rel in m["memory_nearest_nonzero_point_relative_distance_by_duration"].items():  # and the nearest other
         said = (", and G has no other known fixed point" if rel is None else
-                f", the nearest other |h| = {m['memory_nearest_nonzero_point_norm_by_duration'][d]:.3g} with")
-        assert said in text.split(f"{d} ms: ")[1].split(";")[1]
+                f"the nearest other has |h*| = {m['memory_nearest_nonzero_point_norm_by_duration'][d]:.3g} and "
+                f"{prose.count(m['memory_nearest_nonzero_point_unstable_by_duration'][d], 'unstable mode')}, "
+                f"{rel:.1%} of |h| away")
+        assert said in text.split(f"{d} ms: ")[1].split("ms: ")[0], d
+    assert "at least 100% of its norm away from every fixed point" in text  # the origin, |h| away, is the nearest
     assert f"q ≤ {float(A['points_constants'][1]):.0e}" in text
     shown.clear()
     notebook.alignment_summary(m, A)
@@ -356,13 +359,16 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, monkeypa
     within, between = pca.readout_variances(y[:, int(A["traj_phase_steps"][1]):])
     assert f"within the memory window ({within:.2g} a.u.²" in shown[0] and f"plateaus ({between:.2g} a.u.²)" in shown[0]
     assert "two-sided p" in shown[0]
-    assert notebook.coding_sentence(m["readout_coding_cosine"], len(A["mem_coef_w"]), len(y)) in shown[0]
+    fitted = [int(d) for d, f in zip(A["eval_durations_ms"], A["traj_duration_fitted"]) if f]
+    assert fitted == [d for d in smoke_cfg.analysis.durations_ms if smoke_cfg.in_trained_range(d)] and len(fitted) >= 2
+    assert notebook.coding_sentence(m["readout_coding_cosine"], m["readout_coding_cosine_untrained"],
+                                    len(A["mem_coef_w"]), fitted) in shown[0]
 
 
 def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
-    """The readout against the duration-coding direction: the cosine, a random direction's mean |cos|
-    and the exact two-sided p (both computed here from their integrals), the verdict at p = 0.05, and
-    what cos² says; no direction, no numbers."""
+    """The readout against the duration-coding direction: the cosine and the untrained one, a random
+    direction's mean |cos| and the exact two-sided p (both computed here from their integrals), that
+    the task asks for it, and cos²; no direction, no numbers."""
     from scipy import integrate, special
 
     from sysa_core.pipeline import notebook
@@ -370,15 +376,16 @@ def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
     n = 500
     density = lambda c: (1 - c * c) ** ((n - 3) / 2) / special.beta(0.5, (n - 1) / 2)  # noqa: E731 - cos of a random direction
     chance = 2 * integrate.quad(lambda c: c * density(c), 0, 1)[0]
-    for c, verdict, share in ((0.22, "more aligned than a random direction", "4.8 %"),
-                              (-0.05, "consistent with a random direction", "0.25 %"),
-                              (0.9, "more aligned than a random direction", "81 %")):
+    for c, c0, share in ((0.22, -0.03, "4.8 %"), (-0.05, 0.01, "0.25 %"), (0.9, None, "81 %")):
         p = 2 * integrate.quad(density, abs(c), 1)[0]
-        text = notebook.coding_sentence(c, n, 3)
-        assert f"cosine {c:.2f}, where a random direction lies at {chance:.3f} on average" in text
-        assert (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4") in text and verdict in text and f"cos² = {share}" in text
-        assert ("does not read" in text) == (c * c < 0.5)
-    assert "no coding direction" in notebook.coding_sentence(None, n, 3) and "cosine" not in notebook.coding_sentence(None, n, 3)
+        text = notebook.coding_sentence(c, c0, n, [50, 150])
+        assert "over the 50 and 150 ms trials" in text
+        assert f"cosine {c:.2f}" + (f" (before training {c0:.2f})" if c0 is not None else ",") in text
+        assert f"a random direction's mean |cos| is {chance:.3f}" in text
+        assert (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4") in text and f"cos² = {share}" in text
+        assert "is what the task asks, no separate finding" in text
+    assert "no coding direction" in notebook.coding_sentence(None, None, n, [50, 150])
+    assert "cosine" not in notebook.coding_sentence(None, None, n, [50, 150])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -160,29 +160,34 @@ def test_the_readout_alignment_is_said_against_chance_with_its_counts():
     assert prose.readout_alignment(every, None).startswith("The readout avoids")
     assert "all 4 networks lie" in prose.readout_alignment(every, None)
     assert prose.readout_alignment(_ensemble(4, 1.0, 0.85), None) == ""  # without the measures, nothing
-    assert "cosine" not in text  # without the coding cosines or the number of units, nothing of them
+    assert "cosine" not in text  # without the coding cosines or the configuration, nothing of them
 
 
 def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonferroni():
     """Each network's exact p (the share of random directions at least as far from orthogonal,
-    computed here from the density of a random direction's cosine) is compared with 0.05 / n."""
+    computed here from the density of a random direction's cosine) is compared with 0.05 / n; the
+    untrained cosines stand beside the trained ones, and the fitted pulses are named."""
     from scipy import integrate, special
 
-    n = 500
+    from sysa_core import config
+
+    cfg = config.resolve("paper")
+    n = cfg.model.hidden_size
     density = lambda c: (1 - c * c) ** ((n - 3) / 2) / special.beta(0.5, (n - 1) / 2)  # noqa: E731
     cos = [0.2, 0.25, 0.15, 0.1]  # p = 6.4e-6, 1.4e-8, 7.6e-4, 0.025: the last above 0.05 / 4
     p = [2 * integrate.quad(density, c, 1)[0] for c in cos]
     assert sum(pi < 0.05 / 4 for pi in p) == 3
     main = _ensemble(4, 1.0, 0.85).assign(output_topk90_fraction=[1e-4] * 4, output_topk90_null_mean=[0.01] * 4,
                                            output_topk90_null_pct=[0.0] * 4, output_topk90_k=[4] * 4,
-                                           readout_coding_cosine=cos)
-    text = prose.readout_alignment(main, None, n)
-    assert "w lies at cosine 0.10 to 0.25" in text and "in 3 of the 4 networks (exact two-sided p < 0.05/4" in text
-    assert "sees 1 to 6.2 % of the squared separation" in text and "does not read" in text
-    assert "in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, n)
-    assert "in none of them" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.01] * 4), None, n)
-    assert "most of the separation lies along w" in prose.readout_alignment(
-        main.assign(readout_coding_cosine=[0.8, 0.9, 0.75, 0.95]), None, n)
+                                           readout_coding_cosine=cos, readout_coding_cosine_untrained=[0.01, -0.05, 0.0, 0.03])
+    text = prose.readout_alignment(main, None, cfg)
+    assert "over the 50 and 150 ms test pulses" in text
+    assert "w lies at cosine 0.10 to 0.25 (before training -0.05 to 0.03)" in text
+    assert "beyond it in 3 of the 4 networks (exact two-sided p < 0.05/4" in text
+    assert "sees: 1 to 6.2 % of its square" in text and "no separate finding" in text
+    assert "beyond it in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, cfg)
+    assert "beyond it in none of them" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.01] * 4), None, cfg)
+    assert "cosine" not in prose.readout_alignment(main, None)  # without the configuration, nothing of it
 
 
 def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed():
