@@ -551,9 +551,12 @@ def memory_points_section(m: dict, A: dict) -> None:
     other = {k: m.get(f"memory_nearest_nonzero_point_{k}_by_duration", {}) for k in ("norm", "unstable",
                                                                                       "relative_distance")}
 
+    # the origin: a point within the merge tolerance 0.01 sqrt(N) of it (dynamics.nearest_fixed_points)
+    at_origin = {d: near[d] <= 0.01 * np.sqrt(len(A["mem_coef_w"])) for d in norm}
+
     def nearest(d) -> str:
         modes = prose.count(unstable[d], "unstable mode")
-        if near[d] != 0:
+        if not at_origin[d]:
             return (f"{d} ms: the state's |h| = {norm[d]:.3g}; the nearest point has |h*| = {near[d]:.3g} and {modes}, "
                     f"{prose.share_of_norm(dist[d])} of |h| away")
         # every state lies exactly |h| from the origin: that distance says nothing more; the next one does
@@ -563,7 +566,7 @@ def memory_points_section(m: dict, A: dict) -> None:
         return (said + f"; the nearest other has |h*| = {other['norm'][d]:.3g} and "
                 f"{prose.count(other['unstable'][d], 'unstable mode')}, {other['relative_distance'][d]:.1%} of |h| away")
 
-    origin = any(near[d] == 0 for d in norm)
+    origin = any(at_origin.values())
     closest = min(dist[d] for d in norm)
     display(Markdown(f"At the middle of the memory window, the state h and the fixed point h* of G nearest it (of the "
                      f"{m['fixed_points_with_memory']} known: G's census and those that searches started from these "

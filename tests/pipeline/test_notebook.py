@@ -352,6 +352,10 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, smoke_cf
                 f"{rel:.1%} of |h| away")
         assert said in text.split(f"{d} ms: ")[1].split("ms: ")[0], d
     assert "at least 100% of its norm away from every fixed point" in text  # the origin, |h| away, is the nearest
+    shown.clear()  # an origin found by a search, a rounding away from 0, is the origin too
+    notebook.memory_points_section({**at_origin, "memory_nearest_point_norm_by_duration":
+                                    {d: 1e-13 for d in m["memory_state_norm_by_duration"]}}, A)
+    assert shown[0] == text
     assert f"q ≤ {float(A['points_constants'][1]):.0e}" in text
     shown.clear()
     notebook.alignment_summary(m, A)
