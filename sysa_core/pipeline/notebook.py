@@ -557,13 +557,13 @@ def memory_points_section(m: dict, A: dict) -> None:
     def nearest(d) -> str:
         modes = prose.count(unstable[d], "unstable mode")
         if not at_origin[d]:
-            return (f"{d} ms: the state's |h| = {norm[d]:.3g}; the nearest point has |h*| = {near[d]:.3g} and {modes}, "
+            return (f"{d} ms: the state's |h| = {norm[d]:#.3g}; the nearest point has |h*| = {near[d]:#.3g} and {modes}, "
                     f"{prose.share_of_norm(dist[d])} of |h| away")
         # every state lies exactly |h| from the origin: that distance says nothing more; the next one does
-        said = f"{d} ms: the state's |h| = {norm[d]:.3g}; the nearest point is the origin (h* = 0, {modes})"
+        said = f"{d} ms: the state's |h| = {norm[d]:#.3g}; the nearest point is the origin (h* = 0, {modes})"
         if other["relative_distance"].get(d) is None:
             return said + ", and G has no other known fixed point"
-        return (said + f"; the nearest other has |h*| = {other['norm'][d]:.3g} and "
+        return (said + f"; the nearest other has |h*| = {other['norm'][d]:#.3g} and "
                 f"{prose.count(other['unstable'][d], 'unstable mode')}, {other['relative_distance'][d]:.1%} of |h| away")
 
     origin = any(at_origin.values())

@@ -299,7 +299,7 @@ def coding_summary(df: pd.DataFrame, cfg) -> str:
     return (f" Against the direction along which each network's memory-window mean rate changes with the pulse's "
             f"duration (the least-squares slope over the {fitted} ms test pulses), w lies at cosine "
             f"{span(c, '.2f', ' to ')}{before}, {span(c.abs() / chance, '.2g', ' to ')} times a random direction's "
-            f"mean |cos| of {chance:.3f}, beyond it in {who} (exact two-sided p < 0.05/{len(c)}, Bonferroni across "
+            f"mean |cos| of {chance:.3f}; significantly beyond chance in {who} (exact two-sided p < 0.05/{len(c)}, Bonferroni across "
             f"the networks). An output that rises with the pulse's duration needs w off orthogonal to that direction, "
             f"so this is no separate finding; what it adds is how much of the separation along it a readout along w "
             f"sees: {span(100 * c * c, '.2g', ' to ')} % of its square.")

@@ -347,7 +347,7 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, smoke_cf
     assert "the nearest point is the origin" in text and "100% of |h| away" not in text
     for d, rel in m["memory_nearest_nonzero_point_relative_distance_by_duration"].items():  # and the nearest other
         said = (", and G has no other known fixed point" if rel is None else
-                f"the nearest other has |h*| = {m['memory_nearest_nonzero_point_norm_by_duration'][d]:.3g} and "
+                f"the nearest other has |h*| = {m['memory_nearest_nonzero_point_norm_by_duration'][d]:#.3g} and "
                 f"{prose.count(m['memory_nearest_nonzero_point_unstable_by_duration'][d], 'unstable mode')}, "
                 f"{rel:.1%} of |h| away")
         assert said in text.split(f"{d} ms: ")[1].split("ms: ")[0], d

@@ -183,10 +183,10 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
     text = prose.readout_alignment(main, None, cfg)
     assert "over the 50 and 150 ms test pulses" in text
     assert "w lies at cosine 0.10 to 0.25 (before training -0.05 to 0.03)" in text
-    assert "beyond it in 3 of the 4 networks (exact two-sided p < 0.05/4" in text
+    assert "significantly beyond chance in 3 of the 4 networks (exact two-sided p < 0.05/4" in text
     assert "sees: 1 to 6.2 % of its square" in text and "no separate finding" in text
-    assert "beyond it in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, cfg)
-    assert "beyond it in none of them" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.01] * 4), None, cfg)
+    assert "significantly beyond chance in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, cfg)
+    assert "significantly beyond chance in none of them" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.01] * 4), None, cfg)
     assert "cosine" not in prose.readout_alignment(main, None)  # without the configuration, nothing of it
 
 
