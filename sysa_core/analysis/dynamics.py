@@ -129,6 +129,12 @@ def simulate_states(dyn: RateDynamics, I: np.ndarray, h0: np.ndarray, x_bt: np.n
 
 # -- fixed and slow points -----------------------------------------------------------------------
 
+def merge_tolerance(n: int) -> float:
+    """The default distance (units of h) below which two points of an n-unit flow are one point:
+    0.01 sqrt(n), a hundredth of a unit vector's norm per unit on average."""
+    return 0.01 * float(np.sqrt(n))
+
+
 @dataclass
 class Points:
     """Distinct local minima of q = |F|^2 / 2 reached from the starting states (minima closer
@@ -212,7 +218,7 @@ class Points:
         """For each point, the index of the point at -h (closer than tol, default 0.01 sqrt(N)), or
         -1: the flow is odd (F(-h) = -F(h)), so its points come in mirror pairs with the same
         speed and modes; the origin is its own mirror."""
-        tol = 0.01 * np.sqrt(self.h.shape[1]) if tol is None else tol
+        tol = merge_tolerance(self.h.shape[1]) if tol is None else tol
         out = np.full(len(self), -1)
         for i in range(len(self)):
             d = np.linalg.norm(self.h + self.h[i], axis=1)
@@ -245,7 +251,7 @@ def union_points(parts: list[Points], merge_tol: float | None = None) -> tuple[P
         f = np.cumsum(p.fixed) - 1
         eig += [p.eigvals[f[k]] if p.fixed[k] else None for k in range(len(p))]
     fixed = np.concatenate([p.fixed for p in parts])
-    tol = 0.01 * np.sqrt(h.shape[1]) if merge_tol is None else float(merge_tol)
+    tol = merge_tolerance(h.shape[1]) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
     keep = keep[listing_order(h[keep], q[keep], parts[0].q_fixed)]
     found = [sorted({int(part[j]) for j in range(len(h)) if np.linalg.norm(h[j] - h[i]) <= tol}) for i in keep]
@@ -474,7 +480,7 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
     """
     h_start = np.atleast_2d(np.asarray(h_start, dtype=np.float64))
     h, q, _ = minimise_q(dyn, h_start, max_iter=max_iter)
-    tol = 0.01 * np.sqrt(dyn.n) if merge_tol is None else float(merge_tol)
+    tol = merge_tolerance(dyn.n) if merge_tol is None else float(merge_tol)
     keep = _merge(h, q, tol)
     if n_newton:  # polish the distinct points only, then merge again (two may meet)
         h = h.copy()
@@ -729,23 +735,22 @@ def memory_points(cfg, sd: dict, states: np.ndarray, n_starts_per_trial: int = 1
 def nearest_fixed_points(points: Points, states: np.ndarray, beyond_origin: bool = False) -> dict:
     """For each state (M, N), the nearest of the fixed points: index (into points.h[points.fixed]),
     distance, relative_distance (over |state|), the point's norm and its unstable dimension (modes
-    with Re lambda > zero_tol). beyond_origin: among the fixed points farther than 0.01 sqrt(N) from
-    the origin only (a nearer one is the origin: points closer than that are one); every value NaN
-    (index -1) where there is none."""
-    fixed = np.flatnonzero(points.fixed)
+    with Re lambda > zero_tol). beyond_origin: among the fixed points farther than merge_tolerance(N)
+    from the origin only (a nearer one is the origin: points closer than that are one); every value
+    NaN (index -1) where there is none."""
+    fixed = points.h[points.fixed]
     states = np.atleast_2d(np.asarray(states, dtype=np.float64))
+    rows = np.arange(len(fixed))  # the candidates, as indices into fixed
     if beyond_origin:
-        fixed = fixed[np.linalg.norm(points.h[fixed], axis=1) > 0.01 * np.sqrt(points.h.shape[1])]
-    if not len(fixed):
+        rows = rows[np.linalg.norm(fixed, axis=1) > merge_tolerance(fixed.shape[1])]
+    if not len(rows):
         none = np.full(len(states), np.nan)
         return {"index": np.full(len(states), -1), "distance": none, "relative_distance": none, "norm": none,
                 "n_unstable": none}
-    h = points.h[fixed]
-    d = np.linalg.norm(states[:, None, :] - h[None], axis=2)
+    d = np.linalg.norm(states[:, None, :] - fixed[rows][None], axis=2)
     i = np.argmin(d, axis=1)
     dist = d[np.arange(len(i)), i]
-    rows = np.searchsorted(np.flatnonzero(points.fixed), fixed[i])  # into points.h[points.fixed] and eigvals
+    k = rows[i]
     unstable = (np.real(points.eigvals) > points.zero_tol).sum(axis=1)
-    return {"index": rows, "distance": dist,
-            "relative_distance": dist / np.maximum(np.linalg.norm(states, axis=1), 1e-300),
-            "norm": np.linalg.norm(h[i], axis=1), "n_unstable": unstable[rows]}
+    return {"index": k, "distance": dist, "relative_distance": dist / np.maximum(np.linalg.norm(states, axis=1), 1e-300),
+            "norm": np.linalg.norm(fixed[k], axis=1), "n_unstable": unstable[k]}

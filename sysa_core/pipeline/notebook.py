@@ -17,7 +17,7 @@ from IPython.display import Markdown, display
 
 from .. import config as _config
 from .. import files, original, training
-from ..analysis import alignment, pca, stats
+from ..analysis import alignment, dynamics, pca, stats
 from ..analysis import metrics as _metrics
 from ..analysis import precision as _precision
 from ..analysis import published
@@ -470,10 +470,8 @@ def alignment_summary(m: dict, A: dict) -> None:
                  f"trial, so w'Cw is the output's variance within the memory window ({within:.2g} a.u.², the mean over "
                  f"the {len(y)} trials), which any readout that holds flat plateaus keeps small; the variance w must "
                  f"carry, between the durations' plateaus ({between:.2g} a.u.²), is not in that covariance.")
-    durations = [int(d) for d in A["eval_durations_ms"]]
-    fitted = np.asarray(A.get("traj_duration_fitted", np.ones(len(durations), dtype=bool)), dtype=bool)
     parts.append(coding_sentence(m.get("readout_coding_cosine"), m.get("readout_coding_cosine_untrained"),
-                                 len(A["mem_coef_w"]), [d for d, f in zip(durations, fitted) if f]))
+                                 len(A["mem_coef_w"]), plots.coding_fitted_ms(A, A["eval_durations_ms"])))
     display(Markdown(" ".join(parts)))
 
 
@@ -551,8 +549,8 @@ def memory_points_section(m: dict, A: dict) -> None:
     other = {k: m.get(f"memory_nearest_nonzero_point_{k}_by_duration", {}) for k in ("norm", "unstable",
                                                                                       "relative_distance")}
 
-    # the origin: a point within the merge tolerance 0.01 sqrt(N) of it (dynamics.nearest_fixed_points)
-    at_origin = {d: near[d] <= 0.01 * np.sqrt(len(A["mem_coef_w"])) for d in norm}
+    # the origin: a point within the merge tolerance of it, as dynamics.nearest_fixed_points counts it
+    at_origin = {d: near[d] <= dynamics.merge_tolerance(len(A["mem_coef_w"])) for d in norm}
 
     def nearest(d) -> str:
         modes = prose.count(unstable[d], "unstable mode")

@@ -279,6 +279,13 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     return fig
 
 
+def coding_fitted_ms(a: dict, durations_ms) -> list[int]:
+    """The test durations (ms) the duration-coding direction was fitted to (analysis.pca.coding_fit),
+    from the arrays' traj_duration_fitted; all of them for arrays made before it was recorded."""
+    fitted = np.asarray(a.get("traj_duration_fitted", np.ones(len(durations_ms), dtype=bool)), dtype=bool)
+    return [int(d) for d, f in zip(durations_ms, fitted) if f]
+
+
 def coding_projections(a: dict, durations_ms, dt_ms: float):
     """The memory trials projected on the readout direction and on the direction that codes duration
     (arrays traj_readout, traj_duration) over time, and against each other, the memory window marked."""
@@ -300,8 +307,7 @@ def coding_projections(a: dict, durations_ms, dt_ms: float):
     axes[0].set(ylabel="rate · w/|w| (rate units)")
     axes[0].set_title("On the readout direction (the output / |w|)", fontsize=10)
     axes[1].set(ylabel="rate · u (rate units)")
-    fitted = np.asarray(a.get("traj_duration_fitted", np.ones(len(durations_ms), dtype=bool)), dtype=bool)
-    on = " and ".join(f"{d}" for d, f in zip(durations_ms, fitted) if f)
+    on = " and ".join(str(d) for d in coding_fitted_ms(a, durations_ms))
     axes[1].set_title(f"On the duration axis u (fitted to the {on} ms trials)", fontsize=10)
     axes[2].set(xlabel="rate · u (rate units)", ylabel="rate · w/|w| (rate units)")
     axes[2].set_title("Memory window: w/|w| (vertical) against u; dot: its start", fontsize=10)
