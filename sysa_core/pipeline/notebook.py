@@ -479,7 +479,8 @@ def coding_sentence(c: float | None, c0: float | None, n: int, fitted_ms: list) 
     """How w lies to the direction u that codes duration (metrics readout_coding_cosine c and
     readout_coding_cosine_untrained c0, N = n, u fitted to the trials of fitted_ms): its cosine
     against a random direction's mean |cos| with the exact two-sided p, the untrained network's,
-    why a trained readout cannot be orthogonal to u, and the share of the squared separation along
+    why a trained readout cannot be orthogonal to u (and that the mean output falls with the
+    duration where w·u < 0), and the share of the squared separation along
     u that a readout along w sees (cos²)."""
     if c is None:
         return "The memory window's mean rate does not change with the pulse's duration: there is no coding direction."
@@ -487,11 +488,13 @@ def coding_sentence(c: float | None, c0: float | None, n: int, fitted_ms: list) 
     p_said = f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4"
     before = f" (before training {c0:.2f})" if c0 is not None else ""
     on = " and ".join(f"{d}" for d in fitted_ms)
+    task = ("so a trained w off orthogonal to u is what the task asks, no separate finding; what the number adds is"
+            if c > 0 else "and here w·u < 0: the window's mean output falls as the pulse lengthens, against what the "
+            "task asks. What the number adds is")
     return (f"Against the direction u along which the memory window's mean rate changes with the pulse's duration "
             f"(the least-squares slope over the {on} ms trials; the coding projections below), w lies at cosine "
             f"{c:.2f}{before}, where a random direction's mean |cos| is {chance:.3f} ({abs(c) / chance:.2g}×; exact "
-            f"two-sided {p_said} for N = {n}). An output that rises with the pulse's duration needs w·u > 0, so a "
-            f"trained w off orthogonal to u is what the task asks, no separate finding; what the number adds is how "
+            f"two-sided {p_said} for N = {n}). An output that rises with the pulse's duration needs w·u > 0, {task} how "
             f"much of the separation along u a readout along w sees: cos² = {100 * c * c:.2g} % of its square.")
 
 

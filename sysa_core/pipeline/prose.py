@@ -296,12 +296,21 @@ def coding_summary(df: pd.DataFrame, cfg) -> str:
     c0 = (pd.to_numeric(df["readout_coding_cosine_untrained"]).dropna()
           if "readout_coding_cosine_untrained" in df else pd.Series(dtype=float))
     before = f" (before training {span(c0, '.2f', ' to ')})" if len(c0) else ""
+    negative = int((c < 0).sum())
+    if not negative:
+        ratio = f"{span(c.abs() / chance, '.2g', ' to ')} times"
+        task = ("An output that rises with the pulse's duration needs w off orthogonal to that direction, so this is no "
+                "separate finding; what it adds is")
+    else:
+        ratio = f"|cos| {span(c.abs() / chance, '.2g', ' to ')} times"
+        who_falls = "all of them" if negative == len(c) else f"{negative} of the {len(c)}"
+        task = (f"An output that rises with the pulse's duration needs w·u > 0; in {who_falls} w·u < 0: the window's "
+                f"mean output falls as the pulse lengthens, against what the task asks. What the cosine adds is")
     return (f" Against the direction along which each network's memory-window mean rate changes with the pulse's "
             f"duration (the least-squares slope over the {fitted} ms test pulses), w lies at cosine "
-            f"{span(c, '.2f', ' to ')}{before}, {span(c.abs() / chance, '.2g', ' to ')} times a random direction's "
+            f"{span(c, '.2f', ' to ')}{before}, {ratio} a random direction's "
             f"mean |cos| of {chance:.3f}; significantly beyond chance in {who} (exact two-sided p < 0.05/{len(c)}, Bonferroni across "
-            f"the networks). An output that rises with the pulse's duration needs w off orthogonal to that direction, "
-            f"so this is no separate finding; what it adds is how much of the separation along it a readout along w "
+            f"the networks). {task} how much of the separation along it a readout along w "
             f"sees: {span(100 * c * c, '.2g', ' to ')} % of its square.")
 
 

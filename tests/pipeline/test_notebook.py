@@ -387,7 +387,8 @@ def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
         assert f"cosine {c:.2f}" + (f" (before training {c0:.2f})" if c0 is not None else ",") in text
         assert f"a random direction's mean |cos| is {chance:.3f}" in text
         assert (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4") in text and f"cos² = {share}" in text
-        assert "is what the task asks, no separate finding" in text
+        assert ("is what the task asks, no separate finding" in text) == (c > 0)
+        assert ("w·u < 0: the window's mean output falls as the pulse lengthens, against what the task asks" in text) == (c < 0)
     assert "no coding direction" in notebook.coding_sentence(None, None, n, [50, 150])
     assert "cosine" not in notebook.coding_sentence(None, None, n, [50, 150])
 

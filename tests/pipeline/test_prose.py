@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import population_table as _ensemble
 
-from sysa_core.analysis import population, stats
+from sysa_core.analysis import alignment, population, stats
 from sysa_core.pipeline import prose
 
 
@@ -188,6 +188,14 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
     assert "significantly beyond chance in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, cfg)
     assert "significantly beyond chance in none of them" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.01] * 4), None, cfg)
     assert "cosine" not in prose.readout_alignment(main, None)  # without the configuration, nothing of it
+    assert "falls as" not in text and "|cos|" not in text.split("times a random")[0]
+    mixed = prose.readout_alignment(main.assign(readout_coding_cosine=[0.2, -0.25, 0.15, -0.01]), None, cfg)
+    ratios = " to ".join(format(abs(x) / alignment.cosine_chance(n), ".2g") for x in (-0.01, -0.25))
+    assert f"w lies at cosine -0.25 to 0.20 (before training -0.05 to 0.03), |cos| {ratios} times a random" in mixed
+    assert "in 2 of the 4 w·u < 0: the window's mean output falls as the pulse lengthens, against what the task asks" in mixed
+    coding = mixed[mixed.index("Against the direction"):]
+    assert "no separate finding" not in coding and "sees: 0.01 to 6.2 % of its square" in coding
+    assert "in all of them w·u < 0" in prose.readout_alignment(main.assign(readout_coding_cosine=[-0.2] * 4), None, cfg)
 
 
 def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed():
