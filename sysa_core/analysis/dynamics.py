@@ -499,14 +499,41 @@ def find_points(dyn: RateDynamics, h_start: np.ndarray, max_iter: int = 1000, n_
 
 # -- Lyapunov exponent --------------------------------------------------------------------------------
 
+#: the shortest block of a finite-time exponent's window, in units of tau, where the window allows:
+#: the log growth per step along a trajectory stays correlated for several tau (decorrelation_steps
+#: measures it for each exponent), and neighbouring blocks shorter than that make the interval optimistic
+LYAPUNOV_BLOCK_TAUS = 8
+
+
 def lyapunov_blocks(window_ms: float, tau_ms: float) -> int:
     """How many blocks a finite-time Lyapunov exponent's window is cut into for its standard error:
-    blocks of at least 2 tau where the window allows (so that they are nearly independent), 3 to 5."""
-    return int(np.clip(window_ms // (2 * tau_ms), 3, 5))
+    blocks of at least LYAPUNOV_BLOCK_TAUS tau where the window allows (so that they are nearly
+    independent), 3 to 5."""
+    return int(np.clip(window_ms // (LYAPUNOV_BLOCK_TAUS * tau_ms), 3, 5))
+
+
+def decorrelation_steps(series: np.ndarray) -> np.ndarray:
+    """Per row of series (B, T): the first lag (steps) at which the row's sample autocorrelation is at
+    most zero; T where it stays positive. Blocks of a window much longer than this are nearly
+    independent; blocks shorter than it are not."""
+    x = np.atleast_2d(np.asarray(series, dtype=np.float64))
+    x = x - x.mean(axis=1, keepdims=True)
+    T = x.shape[1]
+    f = np.fft.rfft(x, 2 * T, axis=1)
+    acov = np.fft.irfft(f * np.conj(f), 2 * T, axis=1)[:, :T]  # sum_t x_t x_{t+k}, k = 0..T-1
+    out = np.full(len(x), T)
+    for b, row in enumerate(acov):
+        if row[0] <= 0:  # a constant series: no correlation to lose
+            out[b] = 1
+            continue
+        below = np.flatnonzero(row[1:] <= 0)
+        if below.size:
+            out[b] = int(below[0]) + 1
+    return out
 
 
 def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: float, transient_steps: int = 0,
-                 seed: int = 0, blocks: int = 0, vectors: int = 1):
+                 seed: int = 0, blocks: int = 0, vectors: int = 1, decorrelation: bool = False):
     """The largest finite-time Lyapunov exponent (1/s) along each trajectory h (B, T, N) of the
     Euler map h <- h + alpha (F(h) + input), by tangent-vector propagation through its tangent map
     u <- u + alpha (-u + g (u * phi'(h_t)) G') with renormalisation every step.
@@ -519,7 +546,9 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
     (B, blocks), whose spread gives the estimate's standard error (lyapunov_se). With vectors = V > 1,
     V independent tangent vectors per trajectory (vector j drawn from seed + j, so vector 0 is the
     one a single-vector call uses) are propagated together, in one product per step, and each
-    result gets a leading axis of V: (V, B) and (V, B, blocks).
+    result gets a leading axis of V: (V, B) and (V, B, blocks). With decorrelation (and blocks), also
+    the lag in ms after which each vector's log growth per step first decorrelates (decorrelation_steps),
+    shaped as the exponents.
     """
     h = torch.as_tensor(np.asarray(h_traj, dtype=np.float64))
     B, T, N = h.shape
@@ -546,10 +575,14 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
         u /= nrm[:, None]
     logs.log_()
     lam, by_block = _exponents(logs, dt_ms, blocks)
+    lag_ms = decorrelation_steps(logs.numpy()) * dt_ms if decorrelation else None
     if V > 1:
         lam = lam.reshape(V, B)
         by_block = None if by_block is None else by_block.reshape(V, B, -1)
-    return (lam, by_block) if blocks else lam
+        lag_ms = None if lag_ms is None else lag_ms.reshape(V, B)
+    if not blocks:
+        return lam
+    return (lam, by_block, lag_ms) if decorrelation else (lam, by_block)
 
 
 def _exponents(logs: torch.Tensor, dt_ms: float, blocks: int):
@@ -574,12 +607,15 @@ class Lyapunov:
     spread_per_s: the largest distance of a vector's value from the mean (how much the starting
     vector still matters after the transient); halfwidth_per_s: the interval's half-width, the
     t quantile (B - 1 degrees of freedom, 95 %) times se_per_s plus spread_per_s; transient_ms and
-    window_ms: the discarded alignment time and the window measured."""
+    window_ms: the discarded alignment time and the window measured; decorrelation_ms: the lag after
+    which the vectors' mean log growth per step first decorrelates (decorrelation_steps; the blocks
+    are nearly independent where they are much longer)."""
 
     per_vector: np.ndarray
     blocks: np.ndarray
     transient_ms: float
     window_ms: float
+    decorrelation_ms: float
 
     @property
     def per_s(self) -> float:
@@ -630,7 +666,8 @@ def lyapunov_autonomous(dyn: RateDynamics, h0: np.ndarray, alpha: float, dt_ms: 
         u /= nrm[:, None]
     logs.log_()
     lam, by_block = _exponents(logs, dt_ms, blocks)
-    res = Lyapunov(lam, by_block, transient_steps * dt_ms, window_steps * dt_ms)
+    lag_ms = float(decorrelation_steps(logs.mean(dim=0).numpy())[0] * dt_ms)
+    res = Lyapunov(lam, by_block, transient_steps * dt_ms, window_steps * dt_ms, lag_ms)
     return (res, states.numpy()) if keep_states else res
 
 
@@ -643,8 +680,8 @@ def lyapunov_halfwidth(se_per_s: float, blocks: int, spread_per_s: float = 0.0) 
 
 def lyapunov_se(by_block: np.ndarray) -> np.ndarray:
     """The standard error of finite-time exponents from their blocks (B, K): std over the blocks
-    (ddof 1) / sqrt(K), the blocks taken as independent (lyapunov_blocks makes them 2 tau long
-    where the window allows; shorter, correlated blocks make it optimistic)."""
+    (ddof 1) / sqrt(K), the blocks taken as independent (lyapunov_blocks makes them
+    LYAPUNOV_BLOCK_TAUS tau long where the window allows; shorter, correlated blocks make it optimistic)."""
     b = np.atleast_2d(by_block)
     return b.std(axis=1, ddof=1) / np.sqrt(b.shape[1])
 
@@ -673,14 +710,16 @@ class MemoryDynamics:
     mem_T_ms), the tangent vectors aligned from the trial's start; lyapunov_se_per_s: (D,) their
     standard errors (lyapunov_se) from lyapunov_blocks blocks; lyapunov_start_spread_per_s: (D,)
     how far the farthest of the other starting vectors' values lies from the first's (the window is
-    too short for the estimate to forget its start where this exceeds the interval); starts: (S, N) the
-    starting states."""
+    too short for the estimate to forget its start where this exceeds the interval);
+    lyapunov_decorrelation_ms: (D,) the lag after which the first vector's log growth per step first
+    decorrelates (decorrelation_steps); starts: (S, N) the starting states."""
 
     points: Points
     lyapunov_per_s: np.ndarray
     lyapunov_se_per_s: np.ndarray
     lyapunov_blocks: int
     lyapunov_start_spread_per_s: np.ndarray
+    lyapunov_decorrelation_ms: np.ndarray
     starts: np.ndarray
 
 
@@ -704,18 +743,20 @@ MEMORY_LYAPUNOV_VECTORS = 4
 
 
 def memory_lyapunov(cfg, sd: dict, states: np.ndarray,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
     """The largest finite-time Lyapunov exponent of each memory trial (states (D, T, N) from the
     trial's start) over the memory window, from MEMORY_LYAPUNOV_VECTORS starting tangent vectors
     that align from the trial's start, through the pulse, to the window: (the first vector's
     exponents (D,) 1/s, their standard errors, the number of blocks, how far the farthest of the
-    other vectors' values lies from the first's)."""
+    other vectors' values lies from the first's, the lag in ms after which the first vector's log
+    growth first decorrelates)."""
     a = cfg.analysis
     dyn = RateDynamics.from_model(cfg, sd)
     n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
-    lam, by_block = lyapunov_max(dyn, states, cfg.alpha, cfg.model.dt_ms, transient_steps=cfg.steps(a.mem_start_ms),
-                                 seed=seed, blocks=n_blocks, vectors=MEMORY_LYAPUNOV_VECTORS)
-    return lam[0], lyapunov_se(by_block[0]), n_blocks, np.abs(lam[1:] - lam[0]).max(axis=0)
+    lam, by_block, lag_ms = lyapunov_max(dyn, states, cfg.alpha, cfg.model.dt_ms,
+                                         transient_steps=cfg.steps(a.mem_start_ms), seed=seed, blocks=n_blocks,
+                                         vectors=MEMORY_LYAPUNOV_VECTORS, decorrelation=True)
+    return lam[0], lyapunov_se(by_block[0]), n_blocks, np.abs(lam[1:] - lam[0]).max(axis=0), lag_ms[0]
 
 
 def memory_points(cfg, sd: dict, states: np.ndarray, n_starts_per_trial: int = 16, max_iter: int = 1000,

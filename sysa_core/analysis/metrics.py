@@ -46,7 +46,9 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   lyapunov_per_s_by_duration and lyapunov_se_per_s_by_duration (the largest finite-time Lyapunov
   exponent along each memory trajectory over the memory window, 1/s, and its standard error from
   lyapunov_blocks blocks), lyapunov_start_spread_per_s_by_duration (how far the farthest
-  of the other starting vectors' values lies: the window is short), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s
+  of the other starting vectors' values lies: the window is short), lyapunov_decorrelation_ms_by_duration
+  (the lag after which the log growth per step first decorrelates: the blocks are nearly independent
+  where they are much longer), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s
   (their mean over the in-range durations); fixed_points_with_memory (G's census united with the
   fixed points near the memory trajectories), fixed_points_new_from_memory,
   memory_state_norm_by_duration, memory_nearest_point_norm_by_duration,
@@ -273,6 +275,8 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
         "lyapunov_blocks": md.lyapunov_blocks,
         "lyapunov_start_spread_per_s_by_duration": _by_duration(dict(zip(a.durations_ms,
                                                                           map(float, md.lyapunov_start_spread_per_s)))),
+        "lyapunov_decorrelation_ms_by_duration": _by_duration(dict(zip(a.durations_ms,
+                                                                        map(float, md.lyapunov_decorrelation_ms)))),
         **_in_range_lyapunov(cfg, md),
         **_plateau_and_fixed_points(cfg, net, md, states),
     })

@@ -47,7 +47,8 @@ class NetworkAnalysis:
         """network_key, network_G, network_dim_spontaneous; the spontaneous exponent:
         network_lyapunov_spontaneous_per_s, its 95 % interval's half-width (_halfwidth_per_s: the
         blocks' t interval plus the spread over starting vectors), _se_per_s, _spread_per_s,
-        _blocks, _vectors, _transient_ms, _window_ms; network_regime and network_regime_period_ms;
+        _blocks, _vectors, _transient_ms, _window_ms, _decorrelation_ms (the lag after which the
+        log growth per step first decorrelates); network_regime and network_regime_period_ms;
         the census: network_n_fixed_points, network_n_fixed_pairs (mirror pairs and the origin,
         each once), network_n_stable_fixed_points, network_census_starts,
         network_census_found_once, network_census_new_in_second_half; network_points (one record
@@ -64,6 +65,7 @@ class NetworkAnalysis:
                 "network_lyapunov_spontaneous_vectors": int(len(ly.per_vector)),
                 "network_lyapunov_spontaneous_transient_ms": ly.transient_ms,
                 "network_lyapunov_spontaneous_window_ms": ly.window_ms,
+                "network_lyapunov_spontaneous_decorrelation_ms": ly.decorrelation_ms,
                 "network_regime": self.regime.kind, "network_regime_period_ms": self.regime.period_ms,
                 "network_n_fixed_points": comp["n_points"], "network_n_fixed_pairs": comp["n_pairs"],
                 "network_n_stable_fixed_points": int((c.n_unstable == 0).sum()),

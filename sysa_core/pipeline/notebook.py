@@ -426,10 +426,13 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append("The network does not hold the trained plateaus.")
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
     spread = m.get("lyapunov_start_spread_per_s_by_duration") or {}
+    lag = m.get("lyapunov_decorrelation_ms_by_duration") or {}
     inside = [d for d in by if cfg.in_trained_range(int(d))]
     if inside:
+        blocks = m.get("lyapunov_blocks")
+        block_ms = (a.mem_T_ms - a.mem_start_ms) / blocks if blocks else None
         each = "; ".join(f"{d} ms: {by[d]:.3g} /s, "
-                         + prose.lyapunov_phrase(by[d], se.get(d), m.get("lyapunov_blocks"), spread.get(d))
+                         + prose.lyapunov_phrase(by[d], se.get(d), blocks, spread.get(d), block_ms, lag.get(d))
                          for d in inside)
         parts.append(f"The largest finite-time Lyapunov exponent along each in-range memory trajectory, over the memory "
                      f"window: {each}.")

@@ -527,16 +527,33 @@ def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s:
     return dynamics.lyapunov_halfwidth(se_per_s, blocks, spread_per_s or 0.0)
 
 
-def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> str:
-    """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks and
-    the farthest distance of other starting vectors' values (lyapunov_halfwidth): within its 95 % interval
-    of zero, neither separation nor convergence is resolved over the window; beyond, its sign."""
+def blocks_phrase(blocks: int, block_ms: float, decorrelation_ms: float) -> str:
+    """The blocks of an exponent's window against the lag after which its log growth per step first
+    decorrelates (analysis.dynamics.decorrelation_steps): '3 blocks of 833 ms, 3.3× the 250 ms after
+    which ...', and where the blocks are not longer, that the interval may be too narrow."""
+    said = f"{blocks} blocks of {block_ms:.0f} ms"
+    lag = f"the {decorrelation_ms:.0f} ms after which the log growth per step first decorrelates"
+    if block_ms > decorrelation_ms:
+        r = block_ms / decorrelation_ms  # rounded down: never more than it is
+        times = f"{math.floor(10 * r) / 10:.1f}" if r < 10 else f"{math.floor(r):d}"
+        return f"{said}, {times}× {lag}"
+    return f"{said}, not longer than {lag}: neighbouring blocks are correlated and the interval may be too narrow"
+
+
+def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None,
+                    block_ms: float | None = None, decorrelation_ms: float | None = None) -> str:
+    """What a finite-time Lyapunov exponent says, given its standard error from `blocks` blocks (of
+    block_ms each, against decorrelation_ms: blocks_phrase, where both are given) and the farthest
+    distance of other starting vectors' values (lyapunov_halfwidth): within its 95 % interval of zero,
+    neither separation nor convergence is resolved over the window; beyond, its sign."""
     half = lyapunov_halfwidth(se_per_s, blocks, spread_per_s)
     band = ""
     if half is not None:
         widened = (f", widened by the {spread_per_s:.2g} /s by which other starting tangent vectors differ at most"
                    if spread_per_s is not None else "")
-        band = f" (± {digits2(half)} /s, a 95 % interval from {blocks} blocks of the window{widened})"
+        of = (blocks_phrase(blocks, block_ms, decorrelation_ms) if block_ms and decorrelation_ms
+              else f"{blocks} blocks of the window")
+        band = f" (± {digits2(half)} /s, a 95 % interval from {of}{widened})"
     if half is not None and abs(per_s) <= half:
         return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
     if per_s > 0:
@@ -558,8 +575,9 @@ def spontaneous_phrase(m: dict) -> str:
     """What G's spontaneous activity settles into, with its largest Lyapunov exponent and how that
     was measured, from a network's metrics (analysis.network.NetworkAnalysis.metrics)."""
     lam, half = m["network_lyapunov_spontaneous_per_s"], m["network_lyapunov_spontaneous_halfwidth_per_s"]
-    how = (f"95 % interval from {m['network_lyapunov_spontaneous_blocks']} blocks of a "
-           f"{m['network_lyapunov_spontaneous_window_ms'] / 1000:g} s window after a "
+    blocks, window_ms = m["network_lyapunov_spontaneous_blocks"], m["network_lyapunov_spontaneous_window_ms"]
+    of = blocks_phrase(blocks, window_ms / blocks, m["network_lyapunov_spontaneous_decorrelation_ms"])
+    how = (f"95 % interval from {of}, of a {window_ms / 1000:g} s window after a "
            f"{m['network_lyapunov_spontaneous_transient_ms'] / 1000:g} s transient, widened by the spread over "
            f"{m['network_lyapunov_spontaneous_vectors']} starting tangent vectors, "
            f"{m['network_lyapunov_spontaneous_spread_per_s']:.1g} /s")

@@ -87,7 +87,8 @@ def save_network(net: NetworkAnalysis, folder: Path) -> None:
     buf = io.BytesIO()
     np.savez_compressed(
         buf, key=np.array(net.key), G_digest=np.array(net.G_digest),
-        lyap_per_vector=ly.per_vector, lyap_blocks=ly.blocks, lyap_ms=np.array([ly.transient_ms, ly.window_ms]),
+        lyap_per_vector=ly.per_vector, lyap_blocks=ly.blocks,
+        lyap_ms=np.array([ly.transient_ms, ly.window_ms, ly.decorrelation_ms]),
         regime_text=np.array([rg.kind, rg.why]),
         regime_numbers=np.array([np.nan if v is None else v for v in (rg.period_ms, rg.return_error, rg.lyapunov_per_s,
                                                                        rg.lyapunov_halfwidth_per_s)], dtype=float),

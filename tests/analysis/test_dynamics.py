@@ -243,7 +243,7 @@ def test_a_lyapunov_halfwidth_is_students_t_at_blocks_minus_one_times_the_se_plu
 
     rng = np.random.default_rng(blocks)
     lyap = dynamics.Lyapunov(per_vector=rng.normal(size=3), blocks=rng.normal(size=(3, blocks)),
-                             transient_ms=0.0, window_ms=1.0)
+                             transient_ms=0.0, window_ms=1.0, decorrelation_ms=0.1)
     expected = float(t.ppf(0.975, blocks - 1)) * lyap.se_per_s + lyap.spread_per_s
     assert lyap.halfwidth_per_s == expected
 
@@ -320,7 +320,57 @@ def test_lyapunov_blocks_average_to_the_whole_window_and_give_a_standard_error()
     le, blocks = dynamics.lyapunov_max(chaos, h, ALPHA, DT, transient_steps=1000, blocks=5)
     se = dynamics.lyapunov_se(blocks)
     assert se[0] > 0 and np.isclose(se[0], blocks[0].std(ddof=1) / np.sqrt(5))
-    assert [dynamics.lyapunov_blocks(w, 100.0) for w in (250, 600, 2500, 5000)] == [3, 3, 5, 5]
+    assert dynamics.LYAPUNOV_BLOCK_TAUS == 8  # blocks of at least 800 ms at tau = 100 ms, 3 to 5 of them
+    assert [dynamics.lyapunov_blocks(w, 100.0) for w in (250, 2500, 3200, 4000, 20000)] == [3, 3, 4, 5, 5]
+
+
+def _first_nonpositive_lag(x: np.ndarray) -> int:
+    """The first lag k >= 1 at which sum_t (x_t - mean)(x_{t+k} - mean) <= 0, by direct sums."""
+    y = x - x.mean()
+    return next((k for k in range(1, len(y)) if np.dot(y[:-k], y[k:]) <= 0), len(y))
+
+
+def test_the_decorrelation_lag_is_the_first_lag_where_the_sample_autocovariance_stops_being_positive():
+    """decorrelation_steps against direct sums, for AR(1) series whose correlation time grows with phi
+    ((1 + phi) / (1 - phi) steps); a constant series has nothing to lose (1)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(5)
+    rows = np.stack([lfilter([1.0], [1.0, -phi], rng.standard_normal(3000)) for phi in (0.0, 0.5, 0.9, 0.99)])
+    lags = dynamics.decorrelation_steps(rows)
+    assert lags.tolist() == [_first_nonpositive_lag(r) for r in rows]
+    assert lags[0] <= 3 and lags[3] > 3 * lags[2] > 3 and lags[3] > 30
+    assert dynamics.decorrelation_steps(np.full((1, 50), 2.5)).tolist() == [1]
+
+
+def test_the_autonomous_exponent_against_a_numpy_propagation_of_state_and_vectors():
+    """lyapunov_autonomous against the Euler map and its tangent map stepped here in numpy: the
+    window's states, each vector's exponent and blocks, and the lag after which the vectors' mean
+    log growth per step first decorrelates."""
+    n, V, transient, window, blocks = 60, 3, 500, 3000, 3
+    G = np.random.default_rng(21).normal(size=(n, n)) / np.sqrt(n)
+    dyn = RateDynamics(G, 2.5, TAU, "tanh")
+    h0 = np.random.default_rng(22).normal(size=n)
+    ly, states = dynamics.lyapunov_autonomous(dyn, h0, ALPHA, DT, transient, window, n_vectors=V, blocks=blocks,
+                                              seed=4, keep_states=True)
+    h, u = h0.copy(), np.random.default_rng(4).standard_normal((V, n))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    logs, kept = [], []
+    for t in range(transient + window):
+        r = np.tanh(h)
+        u = (1 - ALPHA) * u + ALPHA * 2.5 * (u * (1 - r * r)) @ G.T
+        h = (1 - ALPHA) * h + ALPHA * 2.5 * r @ G.T
+        nrm = np.linalg.norm(u, axis=1)
+        if t >= transient:
+            logs.append(np.log(nrm))
+            kept.append(h)
+        u /= nrm[:, None]
+    logs = np.array(logs).T  # (V, window)
+    np.testing.assert_allclose(states, np.array(kept), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ly.per_vector, logs.mean(axis=1) * 1000 / DT, rtol=1e-9)
+    np.testing.assert_allclose(ly.blocks, logs.reshape(V, blocks, -1).mean(axis=2) * 1000 / DT, rtol=1e-9)
+    assert ly.per_s > 0 and ly.transient_ms == transient * DT and ly.window_ms == window * DT
+    assert ly.decorrelation_ms == _first_nonpositive_lag(logs.mean(axis=0)) * DT
 
 
 def test_points_of_one_flow_are_united_and_their_mirrors_found():
@@ -396,7 +446,7 @@ def test_the_memory_exponent_is_the_first_vectors_and_its_spread_the_farthest_ot
     """memory_lyapunov: the exponent and blocks of the first starting vector (a single-vector call with
     the same seed), and the spread the largest distance of the other vectors' exponents from it."""
     h = dynamics.memory_states(cfg, sd)
-    lam, se, n_blocks, spread = dynamics.memory_lyapunov(cfg, sd, h, seed=3)
+    lam, se, n_blocks, spread, lag_ms = dynamics.memory_lyapunov(cfg, sd, h, seed=3)
     dyn = RateDynamics.from_model(cfg, sd)
     steps = cfg.steps(cfg.analysis.mem_start_ms)
     one, one_blocks = dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=steps, seed=3,
@@ -408,6 +458,17 @@ def test_the_memory_exponent_is_the_first_vectors_and_its_spread_the_farthest_ot
     others = [dynamics.lyapunov_max(dyn, h, cfg.alpha, cfg.model.dt_ms, transient_steps=steps, seed=3 + j)
               for j in range(1, V)]  # vector j is drawn from seed + j
     np.testing.assert_allclose(spread, np.max([np.abs(o - one) for o in others], axis=0), rtol=1e-9, atol=1e-12)
+    # the first vector's log growth per step, propagated here in numpy: its decorrelation lag in ms
+    G, g, alpha = sd["G"].double().numpy(), cfg.model.g_G, cfg.alpha
+    for b in range(len(h)):
+        u = np.random.default_rng(3).standard_normal((len(h), dyn.n))[b]
+        u /= np.linalg.norm(u)
+        logs = []
+        for t in range(h.shape[1] - 1):
+            u = (1 - alpha) * u + alpha * g * (u * (1 - np.tanh(h[b, t]) ** 2)) @ G.T
+            logs.append(np.log(np.linalg.norm(u)))
+            u /= np.linalg.norm(u)
+        assert lag_ms[b] == _first_nonpositive_lag(np.array(logs[steps:])) * cfg.model.dt_ms
 
 
 def test_the_nearest_fixed_point_beyond_the_origin_skips_it_and_any_slow_point():

@@ -32,6 +32,7 @@ CONFOUND_KEYS = {"weight_correlation_init", "input_drift_cosine", "output_drift_
 DYNAMICS_KEYS = {"memory_points", "memory_n_fixed_points", "memory_n_slow_points", "memory_min_point_speed_per_s",
                  "lyapunov_per_s_by_duration", "lyapunov_se_per_s_by_duration", "lyapunov_blocks",
                  "lyapunov_in_range_per_s", "lyapunov_in_range_se_per_s", "lyapunov_start_spread_per_s_by_duration",
+                 "lyapunov_decorrelation_ms_by_duration",
                  "fixed_points_with_memory", "fixed_points_new_from_memory", "memory_state_norm_by_duration",
                  "memory_nearest_point_norm_by_duration", "memory_nearest_point_unstable_by_duration",
                  "memory_nearest_point_relative_distance_by_duration", "memory_nearest_nonzero_point_norm_by_duration",
@@ -41,7 +42,8 @@ NETWORK_KEYS = {"network_key", "network_G", "network_dim_spontaneous", "network_
                 "network_lyapunov_spontaneous_halfwidth_per_s", "network_lyapunov_spontaneous_se_per_s",
                 "network_lyapunov_spontaneous_spread_per_s", "network_lyapunov_spontaneous_blocks",
                 "network_lyapunov_spontaneous_vectors", "network_lyapunov_spontaneous_transient_ms",
-                "network_lyapunov_spontaneous_window_ms", "network_regime", "network_regime_period_ms",
+                "network_lyapunov_spontaneous_window_ms",
+                "network_lyapunov_spontaneous_decorrelation_ms", "network_regime", "network_regime_period_ms",
                 "network_n_fixed_points", "network_n_fixed_pairs", "network_n_stable_fixed_points",
                 "network_census_starts", "network_census_found_once", "network_census_new_in_second_half",
                 "network_points"}
@@ -153,7 +155,9 @@ def test_dynamics_plateau_and_mechanism_of_seed_1(seed1):
     # standard error says how far a finite-time value over this window can be trusted
     assert seed1["lyapunov_in_range_per_s"] == pytest.approx(0.48, abs=0.1)
     assert 0 < seed1["lyapunov_in_range_se_per_s"] < seed1["lyapunov_in_range_per_s"]
-    assert seed1["lyapunov_blocks"] == 5  # the 2.5 s window in blocks of at least 2 tau, at most 5
+    assert seed1["lyapunov_blocks"] == 3  # the 2.5 s window in blocks of at least 8 tau, 3 to 5
+    lag = seed1["lyapunov_decorrelation_ms_by_duration"]
+    assert set(lag) == set(lyap) and all(0 < v < 2500 for v in lag.values())
     drift = seed1["plateau_drift_per_s_by_duration"]
     assert seed1["plateau_drift_per_s"] == pytest.approx(np.mean(np.abs(list(drift.values()))))
     # the trained range generalises better than durations outside it (up to 400 ms)

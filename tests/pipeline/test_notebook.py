@@ -369,6 +369,25 @@ def test_the_memory_sections_say_what_their_numbers_can_show(smoke_run, smoke_cf
                                     len(A["mem_coef_w"]), fitted) in shown[0]
 
 
+def test_the_summary_gives_each_memory_exponent_its_blocks_against_its_decorrelation(smoke_run, smoke_cfg, monkeypatch):
+    """The model summary's in-range memory exponents, each with the phrase prose builds from the metrics:
+    the blocks' length (the memory window over lyapunov_blocks) against the lag after which its log
+    growth first decorrelates."""
+    from sysa_core.pipeline import notebook, prose
+
+    m = json.loads(files.metrics_path(files.seed_dir(smoke_run, 1)).read_text())
+    shown = _shown(monkeypatch)
+    notebook.summary(notebook.Context("inspect", smoke_cfg, smoke_run, {}), m)
+    a = smoke_cfg.analysis
+    block_ms = (a.mem_T_ms - a.mem_start_ms) / m["lyapunov_blocks"]
+    inside = [d for d in m["lyapunov_per_s_by_duration"] if smoke_cfg.in_trained_range(int(d))]
+    assert inside
+    for d in inside:
+        lag = m["lyapunov_decorrelation_ms_by_duration"][d]
+        assert prose.blocks_phrase(m["lyapunov_blocks"], block_ms, lag) in shown[0]
+        assert f"{block_ms:.0f} ms" in shown[0] and f"the {lag:.0f} ms after which" in shown[0]
+
+
 def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
     """The readout against the duration-coding direction: the cosine and the untrained one, a random
     direction's mean |cos| and the exact two-sided p (both computed here from their integrals), that

@@ -138,6 +138,34 @@ def test_the_lyapunov_interval_is_widened_by_how_far_other_starting_vectors_land
         0.6, 0.176, 5, 0.544)
 
 
+def test_the_blocks_are_said_against_the_lag_after_which_the_log_growth_decorrelates():
+    """Blocks longer than the lag: how many times (rounded down); not longer: that the interval may be
+    too narrow. Without both lengths the phrase names the blocks only."""
+    assert prose.blocks_phrase(3, 2500 / 3, 250) == ("3 blocks of 833 ms, 3.3× the 250 ms after which the log growth "
+                                                     "per step first decorrelates")
+    assert "5 blocks of 4000 ms, 22× the 180 ms" in prose.blocks_phrase(5, 4000, 180)
+    assert "1.0× the 830 ms" in prose.blocks_phrase(3, 833.3, 830)  # rounded down, not up to 1.1
+    short = prose.blocks_phrase(3, 833.3, 900)
+    assert short.startswith("3 blocks of 833 ms, not longer than the 900 ms") and "may be too narrow" in short
+    assert "a 95 % interval from 3 blocks of 833 ms, 3.3× the 250 ms" in prose.lyapunov_phrase(1.0, 0.1, 3, None, 2500 / 3, 250)
+    assert "a 95 % interval from 3 blocks of the window" in prose.lyapunov_phrase(1.0, 0.1, 3, None, 2500 / 3, None)
+
+
+def test_the_spontaneous_phrase_gives_the_exponent_its_interval_and_its_blocks():
+    m = dict(network_lyapunov_spontaneous_per_s=0.516, network_lyapunov_spontaneous_halfwidth_per_s=0.254,
+             network_lyapunov_spontaneous_blocks=5, network_lyapunov_spontaneous_window_ms=20000.0,
+             network_lyapunov_spontaneous_transient_ms=20000.0, network_lyapunov_spontaneous_vectors=4,
+             network_lyapunov_spontaneous_spread_per_s=0.0099, network_lyapunov_spontaneous_decorrelation_ms=310.0,
+             network_regime="chaos")
+    assert prose.spontaneous_phrase(m) == (
+        "chaotic: largest Lyapunov exponent 0.52 ± 0.25 /s (95 % interval from 5 blocks of 4000 ms, 12× the 310 ms "
+        "after which the log growth per step first decorrelates, of a 20 s window after a 20 s transient, widened "
+        "by the spread over 4 starting tangent vectors, 0.01 /s)")
+    m.update(network_lyapunov_spontaneous_decorrelation_ms=4500.0, network_regime="fixed point")
+    assert prose.spontaneous_phrase(m).startswith("at rest at a fixed point; largest Lyapunov exponent 0.52 ± 0.25 /s "
+                                                  "(95 % interval from 5 blocks of 4000 ms, not longer than the 4500 ms")
+
+
 def test_the_lyapunov_phrase_takes_students_t_with_one_degree_of_freedom_fewer_than_blocks():
     from scipy.stats import t
 
