@@ -320,13 +320,22 @@ def coding_projections(a: dict, durations_ms, dt_ms: float):
 
 #: modes of each fixed point shown in the right panel of fixed_point_spectra (those growing fastest)
 LEADING_MODES = 12
+#: the most fixed points fixed_point_spectra numbers along its axis (7-point labels stay apart)
+MAX_POINT_LABELS = 25
+
+
+def ordinal(n: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st."""
+    end = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{end}"
 
 
 def fixed_point_spectra(points, title: str = "Modes around the fixed points", mirror=None):
     """The Jacobian's eigenvalues at each fixed point (analysis.dynamics.Points), in 1/s. Left: all
     of them in the complex plane, growing modes (Re > 0) right of the dotted line, decaying ones
     left of it. Right: per fixed point, ordered by |h|, the real parts of its LEADING_MODES fastest
-    growing modes, with the number of its growing modes above it (0: the point is stable).
+    growing modes, with the number of its growing modes above it (0: the point is stable); beyond
+    MAX_POINT_LABELS points, every k-th point's number and count are written, so that none overlap.
     mirror (Points.mirrors): draw one point of each mirror pair (their spectra are the same)."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.25, 1]})
     to_s = 1000.0 / points.tau_ms
@@ -341,6 +350,7 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
     drawn.sort(key=lambda d: norms[d[1]])
     cmap = plt.get_cmap("viridis")
     top = max(float(norms.max()), 1e-12) if len(norms) else 1.0
+    every = max(1, int(np.ceil(len(drawn) / MAX_POINT_LABELS)))
     for x, (f, k, j) in enumerate(drawn):
         lam = points.eigvals[f] * to_s
         colour = cmap(norms[k] / top)
@@ -348,18 +358,22 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
         lead = np.sort(lam.real)[::-1][:LEADING_MODES]
         ax2.plot(np.full(len(lead), x), lead, "_", ms=9, mew=1.5, color=colour)
         n_grow = int((lam.real > 0).sum())
-        ax2.annotate(str(n_grow), (x, lead[0]), textcoords="offset points", xytext=(0, 4), ha="center",
-                     fontsize=7, color="C3" if n_grow else "k")
+        if x % every == 0:
+            ax2.annotate(str(n_grow), (x, lead[0]), textcoords="offset points", xytext=(0, 4), ha="center",
+                         fontsize=7, color="C3" if n_grow else "k")
     for a in (ax, ax2):
         a.grid(alpha=0.3)
     ax.axvline(0, color="k", ls=":", lw=1)
     ax.set(xlabel="Re λ (1/s): growth > 0 > decay", ylabel="Im λ (rad/s)")
     ax.set_title(title, fontsize=9)
     ax2.axhline(0, color="k", ls=":", lw=1)
-    ax2.set_xticks(range(len(drawn)), [str(k + 1) + ("±" if j >= 0 and j != k else "") for _, k, j in drawn],
+    ax2.set_xticks(range(0, len(drawn), every),
+                   [str(k + 1) + ("±" if j >= 0 and j != k else "") for _, k, j in drawn[::every]],
                    fontsize=7, rotation=90 if len(drawn) > 12 else 0)
-    ax2.set(xlabel="fixed point (number in the table; ordered by |h|)", ylabel="Re λ (1/s)")
-    ax2.set_title(f"Each point's {LEADING_MODES} fastest-growing modes\n(above: its number of growing modes)",
+    which = "" if every == 1 else f" (every {ordinal(every)} point labelled)"
+    ax2.set(xlabel=f"fixed point (number in the table; ordered by |h|){which}", ylabel="Re λ (1/s)")
+    above = "its" if every == 1 else "every labelled point's"
+    ax2.set_title(f"Each point's {LEADING_MODES} fastest-growing modes\n(above: {above} number of growing modes)",
                   fontsize=9)
     ax2.margins(y=0.12)
     if drawn:

@@ -265,18 +265,31 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, 
 
 
 def _decade_ticks(ax, axis: str = "y") -> None:
-    """Labels at 1, 2 and 5 of each decade on a log axis ("x" or "y"; written 2e-03) and none at
-    the minor ticks, so that every point lies between labelled ticks that do not overlap."""
+    """Labels at 1, 2 and 5 of each decade on a log axis ("x" or "y"; written 2e-03), at each decade
+    only where the axis is too short for those not to overlap, and none at the minor ticks, so that
+    every point lies between labelled ticks that do not overlap."""
+    from matplotlib.font_manager import FontProperties
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     get_lim, set_lim = (ax.get_ylim, ax.set_ylim) if axis == "y" else (ax.get_xlim, ax.set_xlim)
     which = ax.yaxis if axis == "y" else ax.xaxis
     lo, hi = get_lim()
+    subs = (1.0, 2.0, 5.0)
     if lo > 0 and hi > lo:  # widen to the labelled ticks around the data
         ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
-                 for m in (1.0, 2.0, 5.0)]
-        set_lim(max(t for t in ticks if t <= lo) * 0.9, min(t for t in ticks if t >= hi) * 1.1)
-    which.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                 for m in subs]
+        lo, hi = max(t for t in ticks if t <= lo) * 0.9, min(t for t in ticks if t >= hi) * 1.1
+        set_lim(lo, hi)
+        # the axis's length in inches (tight_layout shortens it by up to a fifth) against a label's extent
+        # along it ("5e-03": five characters of about 0.6 em across, one line of about 1.2 em up)
+        box = ax.get_position()
+        length = 0.8 * (box.width * ax.figure.get_figwidth() if axis == "x" else box.height * ax.figure.get_figheight())
+        em = FontProperties(size=plt.rcParams[f"{'x' if axis == 'x' else 'y'}tick.labelsize"]).get_size_in_points() / 72
+        label = 1.2 * (5 * 0.6 * em if axis == "x" else 1.2 * em)  # with a fifth to spare
+        per_decade = length / np.log10(hi / lo)
+        if np.log10(2.0) * per_decade < label:  # 1 to 2 is the closest pair of 1, 2 and 5
+            subs = (1.0,)
+    which.set_major_locator(LogLocator(base=10, subs=subs))
     which.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
     which.set_minor_formatter(NullFormatter())
 

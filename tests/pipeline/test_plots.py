@@ -43,6 +43,34 @@ def test_every_figure_of_a_model_has_units(seed1, smoke_run):
         assert_units(fig)
 
 
+@pytest.mark.parametrize("n_points", [10, 85])
+def test_the_fixed_point_numbers_do_not_overlap(n_points):
+    """Ten fixed points: each numbered, with its count of growing modes; 85 (as many as a 500-unit G's
+    census and its memory searches find): every k-th, k the fewest that keeps the labels apart, and the
+    axis says so."""
+    from sysa_core.analysis import dynamics
+
+    rng = np.random.default_rng(n_points)
+    n = 20
+    h = rng.normal(size=(n_points, n)) * np.linspace(1, 5, n_points)[:, None]
+    eig = rng.normal(size=(n_points, n)) + 1j * rng.normal(size=(n_points, n))
+    pts = dynamics.Points(h=h, q=np.zeros(n_points), start_index=np.arange(n_points), eigvals=eig, tau_ms=100.0,
+                          q_fixed=1e-18, zero_tol=1e-9)
+    fig = plots.fixed_point_spectra(pts)
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    renderer = fig.canvas.get_renderer()
+    labels = [lab for lab in ax.get_xticklabels() if lab.get_text()]
+    every = int(np.ceil(n_points / plots.MAX_POINT_LABELS))
+    assert len(labels) == len(range(0, n_points, every)) == len(ax.texts)
+    boxes = [lab.get_window_extent(renderer) for lab in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert ("every 4th point labelled" in ax.get_xlabel()) == (n_points == 85) and (every == 4) == (n_points == 85)
+    plots.plt.close(fig)
+    assert [plots.ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+
+
 def test_the_loss_figure_shows_the_convergence_window_and_its_verdict():
     """Two monitor points or more: a second panel with the window's trend and the recorded verdict
     (a loss falling linearly by 0.2 over a window whose mean is 1.0: 20 %, not converged); fewer:

@@ -55,10 +55,12 @@ def test_fitted_lines_stay_within_the_data_and_the_possible_values_and_need_8_se
     plots.plt.close(fig)
 
 
-def test_the_precision_axis_labels_do_not_overlap_within_a_decade():
-    """Precisions spread over less than a decade (1.2e-3 to 6e-3): the log axis labels 1, 2, 5 of the
-    decade and leaves the minor ticks unlabelled, so no two labels overlap."""
-    x = np.array([1.2e-3, 1.4e-3, 2e-3, 2.8e-3, 3.3e-3, 4e-3, 5.2e-3, 6e-3])
+@pytest.mark.parametrize("lo, hi", [(1.2e-3, 6e-3), (5.5e-4, 1.9e-2), (2e-6, 3e-1)])
+def test_the_precision_axis_labels_do_not_overlap(lo, hi):
+    """Precisions within a decade (1.2e-3 to 6e-3: 1, 2 and 5 of it labelled), over 1.5 decades (as the
+    shipped study's) and over five: the labelled ticks around the data do not overlap, and the minor
+    ticks are unlabelled."""
+    x = np.geomspace(lo, hi, 8)
     df = pd.DataFrame({"seed": range(1, 9), "precision_trained_range": x, "weight_correlation": np.linspace(0.8, 0.9, 8),
                        "ensemble": ["main"] * 8})
     t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [8],
@@ -67,10 +69,14 @@ def test_the_precision_axis_labels_do_not_overlap_within_a_decade():
     fig.canvas.draw()
     ax = fig.axes[0]
     renderer = fig.canvas.get_renderer()
-    boxes = [lab.get_window_extent(renderer) for lab in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)
-             if lab.get_visible() and lab.get_text() and ax.get_xlim()[0] <= lab.get_position()[0] <= ax.get_xlim()[1]]
+    labelled = [lab for lab in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)
+                if lab.get_visible() and lab.get_text() and ax.get_xlim()[0] <= lab.get_position()[0] <= ax.get_xlim()[1]]
+    boxes = [lab.get_window_extent(renderer) for lab in labelled]
     assert len(boxes) >= 2  # the data lie between labelled ticks
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), [lab.get_text() for lab in labelled]
+    assert not any(lab.get_text() for lab in ax.get_xticklabels(minor=True))
+    if hi / lo < 10:
+        assert {"2e-03", "5e-03"} <= {lab.get_text() for lab in labelled}
     plots.plt.close(fig)
 
 
