@@ -129,10 +129,14 @@ def simulate_states(dyn: RateDynamics, I: np.ndarray, h0: np.ndarray, x_bt: np.n
 
 # -- fixed and slow points -----------------------------------------------------------------------
 
+#: points of an n-unit flow closer than this times sqrt(n) are one point (merge_tolerance)
+MERGE_TOLERANCE_PER_ROOT_N = 0.01
+
+
 def merge_tolerance(n: int) -> float:
     """The default distance (units of h) below which two points of an n-unit flow are one point:
-    0.01 sqrt(n), a hundredth of a unit vector's norm per unit on average."""
-    return 0.01 * float(np.sqrt(n))
+    MERGE_TOLERANCE_PER_ROOT_N sqrt(n), a hundredth of a unit vector's norm per unit on average."""
+    return MERGE_TOLERANCE_PER_ROOT_N * float(np.sqrt(n))
 
 
 @dataclass
@@ -217,15 +221,17 @@ class Points:
     def mirrors(self, tol: float | None = None) -> np.ndarray:
         """For each point, the index of the point at -h (closer than tol, default 0.01 sqrt(N)), or
         -1: the flow is odd (F(-h) = -F(h)), so its points come in mirror pairs with the same
-        speed and modes; the origin is its own mirror."""
+        speed and modes; the origin is its own mirror. Pairs are mutual: where several points lie
+        near one another (a slow region), a point is paired only with the one nearest its -h whose
+        own nearest -h it is, and the others get -1."""
         tol = merge_tolerance(self.h.shape[1]) if tol is None else tol
-        out = np.full(len(self), -1)
+        nearest = np.full(len(self), -1)
         for i in range(len(self)):
             d = np.linalg.norm(self.h + self.h[i], axis=1)
             j = int(np.argmin(d)) if len(d) else -1
             if j >= 0 and d[j] <= tol:
-                out[i] = j
-        return out
+                nearest[i] = j
+        return np.array([j if j >= 0 and nearest[j] == i else -1 for i, j in enumerate(nearest)], dtype=int)
 
 
 def listing_order(h: np.ndarray, q: np.ndarray, q_fixed: float) -> np.ndarray:

@@ -37,10 +37,10 @@ UNTESTED = {
                    "PC by its variance and needs no cut-off",
     "the share of |I|² and |w|² in the top-k PCs": "k is set per seed by its explained variance, so in general "
                                                   "seeds are compared over different numbers of PCs",
-    "the memory-period finite-time Lyapunov exponent": "the memory window is seconds long, shorter than the "
-                   "tens of seconds a tangent vector needs to forget its start in this flow: two starting vectors give "
-                   "different values (each seed's metrics.json gives how far apart), so the value is not a property "
-                   "of the network to rank seeds by",
+    "the memory-period finite-time Lyapunov exponent": "the memory window is seconds long, too short for the "
+                   "value to forget its starting tangent vector: other starting vectors give other values (each "
+                   "seed's report gives how far apart), so the value is not a property of the network to rank "
+                   "seeds by",
     "cos(w, w at initialisation)": "it repeats the I–w cosine in the seed-compatible ensemble, "
                            "where I starts as √N·w",
 }

@@ -489,7 +489,8 @@ def coding_sentence(c: float | None, c0: float | None, n: int, fitted_ms: list) 
         return "The memory window's mean rate does not change with the pulse's duration: there is no coding direction."
     chance, p = alignment.cosine_chance(n), alignment.cosine_null_p(c, n)
     p_said = f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4"
-    before = f" (before training {c0:.2f})" if c0 is not None else ""
+    before = ("" if c0 is None else f" (before training {c0:.2f}" + (": the untrained network's mean output fell "
+                                                                     "with the duration)" if c0 < 0 else ")"))
     on = " and ".join(f"{d}" for d in fitted_ms)
     task = ("so a trained w off orthogonal to u is what the task asks, no separate finding; what the number adds is"
             if c > 0 else "and here w·u < 0: the window's mean output falls as the pulse lengthens, against what the "
@@ -660,13 +661,17 @@ def networks_section(P: Population) -> None:
     for net in P.networks:
         pts, found, mirror = pop.points_of_G(net, P.both, P.runs)
         n_fixed = int(pts.fixed.sum())
+        unreached = int((pts.fixed & (mirror < 0)).sum())  # the origin is its own mirror
+        known = (f"the mirrors of {prose.count(unreached, 'fixed point')} were not reached, so G has at least "
+                 f"{n_fixed + unreached} fixed points" if unreached else "every fixed point's mirror was reached")
         display(Markdown(f"United with the points that searches started from every seed's memory trajectories found "
                          f"(the memory period has no input: the state follows G's flow): {n_fixed} fixed points and "
                          f"{len(pts) - n_fixed} "
                          f"moving points (local minima of the speed, not necessarily on a trajectory; several may "
-                         f"belong to one slow region). The flow is odd, F(−h) = −F(h), so every fixed point h has a "
-                         f"mirror −h with the same modes; a moving point's mirror is listed only when a search "
-                         f"reached it."))
+                         f"belong to one slow region). The flow is odd, F(−h) = −F(h), so the mirror −h of every point "
+                         f"is a point of the flow too, with the same speed and, at a fixed point, the same modes. The "
+                         f"table pairs a point with its mirror where a search reached both (within "
+                         f"{dynamics.MERGE_TOLERANCE_PER_ROOT_N:g}√N of −h, each point with one other); {known}."))
         display(tables.collapsed(tables.points(pts.records(), found, mirror), "Every point, with where it was found"))
         if n_fixed:
             plots.show(plots.fixed_point_spectra(pts, "Modes around G's fixed points (one of each mirror pair)",
@@ -674,9 +679,9 @@ def networks_section(P: Population) -> None:
         plots.show(plots.spectrum({"spontaneous activity of G": net.spontaneous.eigvals}))
 
 
-def statistics_section(P: Population) -> None:
+def statistics_section(P: Population, cfg: _config.Config) -> None:
     """The tests of every measure against in-range precision, what this n can detect, and the
-    measures shown but not tested, with why."""
+    measures shown but not tested, with why (and how many memory exponents lie beyond their intervals)."""
 
     if not len(P.table):
         _too_few(P, "measure is tested against precision")
@@ -696,7 +701,8 @@ def statistics_section(P: Population) -> None:
                         f"{' and '.join(ks)}" if ks else "")
                      + (f". In this run the participation ratios of the same model simulated in float32 and float64 "
                         f"differ by up to {prose.ceil_sig(100 * worst):.2g} %" if worst is not None else "")
-                     + ". The original's precision (the mean over every test duration, extrapolation included) is "
+                     + "." + prose.memory_exponents_summary(P.both, cfg)
+                     + " The original's precision (the mean over every test duration, extrapolation included) is "
                        "shown in the tables but not tested: it mixes the trained task with extrapolation."))
 
 

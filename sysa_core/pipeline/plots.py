@@ -271,6 +271,8 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
         ax.set(xlabel=f"PC{i + 1} (rate)", ylabel=f"PC{j + 1} (rate)")
         ax.grid(alpha=0.3)
     axes[2].set(xlabel="PC1 (rate)", ylabel="PC2 (rate)", zlabel="PC3 (rate)")
+    for axis in (axes[2].xaxis, axes[2].yaxis, axes[2].zaxis):  # a 3-D panel's foreshortened ticks crowd
+        axis.set_major_locator(MaxNLocator(4))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="center right", frameon=False)
     fig.suptitle("Memory-trial trajectories in memory-PC space (thick: input, dashed: intrinsic, thin: memory)",
@@ -370,8 +372,9 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
     ax2.set_xticks(range(0, len(drawn), every),
                    [str(k + 1) + ("±" if j >= 0 and j != k else "") for _, k, j in drawn[::every]],
                    fontsize=7, rotation=90 if len(drawn) > 12 else 0)
-    which = "" if every == 1 else f" (every {ordinal(every)} point labelled)"
-    ax2.set(xlabel=f"fixed point (number in the table; ordered by |h|){which}", ylabel="Re λ (1/s)")
+    which = "" if every == 1 else f"; every {ordinal(every)} labelled"
+    paired = "; k±: point k and its mirror" if any(j >= 0 and j != k for _, k, j in drawn) else ""
+    ax2.set(xlabel=f"fixed point (number in the table, by |h|{which}{paired})", ylabel="Re λ (1/s)")
     above = "its" if every == 1 else "every labelled point's"
     ax2.set_title(f"Each point's {LEADING_MODES} fastest-growing modes\n(above: {above} number of growing modes)",
                   fontsize=9)

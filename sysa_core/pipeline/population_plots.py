@@ -149,8 +149,9 @@ def rho_table_plot(table: pd.DataFrame, labels: dict):
 def correlation_heatmap(matrix: pd.DataFrame, title: str = "Spearman correlation between measures"):
     matrix = matrix.rename(index=lambda s: textwrap.fill(s, 30), columns=lambda s: textwrap.fill(s, 30))
     fig, ax = plt.subplots(figsize=(0.8 * len(matrix) + 4.5, 0.7 * len(matrix) + 3))
-    _seaborn().heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".1f", annot_kws={"size": 9}, ax=ax,
-                       square=True, cbar_kws={"shrink": 0.7, "label": "Spearman's rho"})
+    shown = matrix.round(1) + 0.0  # a rho that rounds to 0 reads 0.0, not -0.0
+    _seaborn().heatmap(matrix, vmin=-1, vmax=1, cmap="RdBu_r", annot=shown, fmt=".1f", annot_kws={"size": 9}, ax=ax,
+                       square=True, cbar_kws={"shrink": 0.7, "label": "Spearman's rho (dimensionless)"})
     ax.tick_params(labelsize=8)
     ax.set_title(title)
     fig.tight_layout()
@@ -163,9 +164,9 @@ def overlap_heatmap(matrix: pd.DataFrame, k: int, n_units: int):
     fig, ax = plt.subplots(figsize=(0.45 * len(matrix) + 3, 0.42 * len(matrix) + 1.8))
     _seaborn().heatmap(matrix, vmin=0, vmax=1, cmap="viridis", annot=len(matrix) <= 12, fmt=".2f",
                        annot_kws={"size": 7}, ax=ax, square=True,
-                       cbar_kws={"shrink": 0.7, "label": "mean cos² of the principal angles"})
+                       cbar_kws={"shrink": 0.7, "label": "mean cos² of the principal angles (dimensionless)"})
     ax.set_title(f"Overlap of the seeds' memory subspaces ({k} leading PCs; 1 = the same subspace, "
-                 f"chance k/N = {k / n_units:.2g})", fontsize=9)
+                 f"chance k/N = {k / n_units:.2g})", fontsize=max(9, min(14, 0.3 * len(matrix))))
     fig.tight_layout()
     return fig
 

@@ -295,7 +295,10 @@ def coding_summary(df: pd.DataFrame, cfg) -> str:
            else f"{aligned} of the {len(c)} networks")
     c0 = (pd.to_numeric(df["readout_coding_cosine_untrained"]).dropna()
           if "readout_coding_cosine_untrained" in df else pd.Series(dtype=float))
-    before = f" (before training {span(c0, '.2f', ' to ')})" if len(c0) else ""
+    falling = int((c0 < 0).sum())
+    before = ("" if not len(c0) else f" (before training {span(c0, '.2f', ' to ')}" + (
+        f"; negative, an untrained output that fell with the duration, in {'all' if falling == len(c0) else falling}"
+        if falling else "") + ")")
     negative = int((c < 0).sum())
     if not negative:
         ratio = f"{span(c.abs() / chance, '.2g', ' to ')} times"
@@ -515,8 +518,9 @@ def fine_step_phrase(m: dict, cfg) -> str:
 
 
 def digits2(x: float) -> str:
-    """x with two significant digits below 1 and two decimals from 1 on (1.03, not 1)."""
-    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.2g}"
+    """x with two significant digits below 1, trailing zeros kept (0.70, and 1.0 for 0.996), and two
+    decimals from 1 on (1.03, not 1)."""
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:#.2g}"
 
 
 def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> float | None:
@@ -527,17 +531,31 @@ def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s:
     return dynamics.lyapunov_halfwidth(se_per_s, blocks, spread_per_s or 0.0)
 
 
+#: blocks shorter than this many times the lag after which the log growth decorrelates leave
+#: neighbouring blocks correlated enough that the reports say the interval may be too narrow
+BLOCKS_PER_LAG = 2
+
+
 def blocks_phrase(blocks: int, block_ms: float, decorrelation_ms: float) -> str:
     """The blocks of an exponent's window against the lag after which its log growth per step first
     decorrelates (analysis.dynamics.decorrelation_steps): '3 blocks of 833 ms, 3.3× the 250 ms after
-    which ...', and where the blocks are not longer, that the interval may be too narrow."""
+    which ...' (the ratio rounded down), or 'not longer than' that lag."""
     said = f"{blocks} blocks of {block_ms:.0f} ms"
     lag = f"the {decorrelation_ms:.0f} ms after which the log growth per step first decorrelates"
     if block_ms > decorrelation_ms:
         r = block_ms / decorrelation_ms  # rounded down: never more than it is
         times = f"{math.floor(10 * r) / 10:.1f}" if r < 10 else f"{math.floor(r):d}"
         return f"{said}, {times}× {lag}"
-    return f"{said}, not longer than {lag}: neighbouring blocks are correlated and the interval may be too narrow"
+    return f"{said}, not longer than {lag}"
+
+
+def blocks_caveat(block_ms: float, decorrelation_ms: float) -> str:
+    """'; ... may be too narrow' where the blocks are shorter than BLOCKS_PER_LAG times the lag after
+    which the log growth decorrelates; '' otherwise."""
+    if block_ms >= BLOCKS_PER_LAG * decorrelation_ms:
+        return ""
+    return (f"; blocks shorter than {BLOCKS_PER_LAG}× that lag are correlated neighbours, so the interval may be "
+            f"too narrow")
 
 
 def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None,
@@ -551,14 +569,52 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
     if half is not None:
         widened = (f", widened by the {spread_per_s:.2g} /s by which other starting tangent vectors differ at most"
                    if spread_per_s is not None else "")
-        of = (blocks_phrase(blocks, block_ms, decorrelation_ms) if block_ms and decorrelation_ms
-              else f"{blocks} blocks of the window")
-        band = f" (± {digits2(half)} /s, a 95 % interval from {of}{widened})"
+        timed = bool(block_ms and decorrelation_ms)
+        of = blocks_phrase(blocks, block_ms, decorrelation_ms) if timed else f"{blocks} blocks of the window"
+        caveat = blocks_caveat(block_ms, decorrelation_ms) if timed else ""
+        band = f" (± {digits2(half)} /s, a 95 % interval from {of}{widened}{caveat})"
     if half is not None and abs(per_s) <= half:
         return f"not distinguishable from zero{band}: neither separation nor convergence is resolved over this window"
     if per_s > 0:
         return f"positive{band}: nearby trajectories separate"
     return f"negative{band}: nearby trajectories converge"
+
+
+def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
+    """How many in-range memory exponents of the run's networks (df: store.table rows, lyapunov_<d>ms
+    with lyapunov_se_<d>ms and lyapunov_spread_<d>ms) lie beyond their 95 % intervals
+    (lyapunov_halfwidth), against the 5 % chance would give were every exponent zero (with the
+    binomial p, the intervals taken as independent, where more do), and how far other starting
+    vectors land at most (' ' and the sentence; '' without the columns)."""
+    ds = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d) and f"lyapunov_{d}ms" in df]
+    if not ds or "lyapunov_blocks" not in df:
+        return ""
+    lam, half, spread = [], [], []
+    for _, row in df.iterrows():
+        for d in ds:
+            h = lyapunov_halfwidth(row.get(f"lyapunov_se_{d}ms"), row.get("lyapunov_blocks"), row.get(f"lyapunov_spread_{d}ms"))
+            if h is not None and np.isfinite(row[f"lyapunov_{d}ms"]):
+                lam.append(float(row[f"lyapunov_{d}ms"]))
+                half.append(h)
+                spread.append(float(row.get(f"lyapunov_spread_{d}ms") or 0.0))
+    n = len(lam)
+    if not n:
+        return ""
+    lam, half = np.array(lam), np.array(half)
+    beyond = np.abs(lam) > half
+    k, expected = int(beyond.sum()), stats.ALPHA * n
+    signs = (f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)" if k else "")
+    if k <= expected:
+        verdict = (f"no more than the {expected:.2g} that chance would give were every exponent zero (5 % of them), so "
+                   f"they are no evidence that nearby trajectories separate or converge in those networks")
+    else:
+        from scipy.stats import binom  # imported here, as the population statistics import scipy.stats
+
+        p = float(binom.sf(k - 1, n, stats.ALPHA))
+        verdict = (f"more than the {expected:.2g} that chance would give were every exponent zero (binomial "
+                   f"p = {p:.2g}, the intervals taken as independent)")
+    return (f" In this run {k} of the {n} in-range memory exponents lie beyond their 95 % intervals{signs}: "
+            f"{verdict}. Other starting tangent vectors land up to {ceil_sig(max(spread)):.2g} /s from them.")
 
 
 def regime_phrase(r: regime.Regime) -> str:
@@ -576,11 +632,12 @@ def spontaneous_phrase(m: dict) -> str:
     was measured, from a network's metrics (analysis.network.NetworkAnalysis.metrics)."""
     lam, half = m["network_lyapunov_spontaneous_per_s"], m["network_lyapunov_spontaneous_halfwidth_per_s"]
     blocks, window_ms = m["network_lyapunov_spontaneous_blocks"], m["network_lyapunov_spontaneous_window_ms"]
-    of = blocks_phrase(blocks, window_ms / blocks, m["network_lyapunov_spontaneous_decorrelation_ms"])
+    lag = m["network_lyapunov_spontaneous_decorrelation_ms"]
+    of = blocks_phrase(blocks, window_ms / blocks, lag)
     how = (f"95 % interval from {of}, of a {window_ms / 1000:g} s window after a "
            f"{m['network_lyapunov_spontaneous_transient_ms'] / 1000:g} s transient, widened by the spread over "
            f"{m['network_lyapunov_spontaneous_vectors']} starting tangent vectors, "
-           f"{m['network_lyapunov_spontaneous_spread_per_s']:.1g} /s")
+           f"{m['network_lyapunov_spontaneous_spread_per_s']:.1g} /s{blocks_caveat(window_ms / blocks, lag)}")
     exp = f"largest Lyapunov exponent {lam:.2g} ± {half:.2g} /s ({how})"
     kind = m["network_regime"]
     if kind == "limit cycle":

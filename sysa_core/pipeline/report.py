@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 
 from .. import files
@@ -155,7 +156,8 @@ def beyond_window(m: dict) -> str:
 def sign_after_window(m: dict) -> str:
     """Whether the in-range test outputs keep their target's sign after the trained window, to the
     end of the test run: "kept to +3 s", or the earliest flip after the window's end ("flips at
-    +0.4 s"; "flips in the window" when before it)."""
+    +0.4 s", rounded down to 10 ms, so that a flip 3 ms before the run's end does not read as its end;
+    "flips in the window" when before it)."""
     first, window, run = (m.get(k) for k in ("plateau_sign_kept_ms_in_range_min", "sweep_trained_window_ms",
                                              "plateau_run_ms"))
     if first is None or window is None or run is None:
@@ -164,7 +166,7 @@ def sign_after_window(m: dict) -> str:
         return f"kept to +{(run - window) / 1000:.3g} s"
     if first < window:
         return "flips in the window"
-    return f"flips at +{(first - window) / 1000:.3g} s"
+    return f"flips at +{math.floor((first - window) / 10) / 100:g} s"
 
 
 def _miniature(cfg: Config) -> str:

@@ -413,6 +413,13 @@ def test_points_of_one_flow_are_united_and_their_mirrors_found():
     minus = int(np.argmin(pts.h[:, 0]))
     assert mirror[origin] == origin and mirror[plus] == minus and mirror[minus] == plus
     assert len(pts.eigvals) == int(pts.fixed.sum()) == 3
+    # a slow region: b and c both lie within the tolerance of -a; only the nearer, b, is a's mirror
+    e = np.eye(4)
+    tol = dynamics.merge_tolerance(4)
+    h = np.array([3 * e[0], -3 * e[0] + 0.2 * tol * e[1], -3 * e[0] + 0.6 * tol * e[1]])
+    slow = dynamics.Points(h=h, q=np.array([1e-6, 2e-6, 3e-6]), start_index=np.arange(3),
+                           eigvals=np.zeros((0, 4), dtype=complex), tau_ms=TAU, q_fixed=1e-18, zero_tol=1e-9)
+    assert np.linalg.norm(h[2] + h[0]) <= tol and slow.mirrors().tolist() == [1, 0, -1]
 
 
 def test_lyapunov_needs_a_window_after_the_transient():

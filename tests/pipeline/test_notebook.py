@@ -388,6 +388,31 @@ def test_the_summary_gives_each_memory_exponent_its_blocks_against_its_decorrela
         assert f"{block_ms:.0f} ms" in shown[0] and f"the {lag:.0f} ms after which" in shown[0]
 
 
+def test_the_population_counts_the_fixed_points_of_G_with_their_unreached_mirrors(smoke_run, smoke_cfg, monkeypatch):
+    """G's points united with every seed's: the sentence counts the fixed and moving points the searches
+    reached, and how many fixed points' mirrors (found here by brute force) were not reached."""
+    import numpy as np
+
+    from sysa_core.analysis import dynamics
+    from sysa_core.analysis import population as pop
+    from sysa_core.pipeline import notebook, prose
+
+    ctx = notebook.Context("population", smoke_cfg, smoke_run, {"control_dir": smoke_run / "control",
+                                                                 "pool_ensembles": False})
+    P = notebook.population(ctx)
+    shown = _shown(monkeypatch)
+    monkeypatch.setattr(notebook.plots, "show", lambda *a, **k: None)
+    notebook.networks_section(P)
+    pts, _, _ = pop.points_of_G(P.networks[0], P.both, P.runs)
+    fixed = pts.h[pts.fixed]
+    tol = dynamics.merge_tolerance(pts.h.shape[1])
+    unreached = sum(np.linalg.norm(fixed + x, axis=1).min() > tol for x in fixed)
+    text = next(t for t in shown if isinstance(t, str) and t.startswith("United with"))
+    assert f": {len(fixed)} fixed points and {len(pts) - len(fixed)} moving points" in text
+    assert (f"the mirrors of {prose.count(unreached, 'fixed point')} were not reached, so G has at least "
+            f"{len(fixed) + unreached} fixed points" if unreached else "every fixed point's mirror was reached") in text
+
+
 def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
     """The readout against the duration-coding direction: the cosine and the untrained one, a random
     direction's mean |cos| and the exact two-sided p (both computed here from their integrals), that
@@ -403,7 +428,9 @@ def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
         p = 2 * integrate.quad(density, abs(c), 1)[0]
         text = notebook.coding_sentence(c, c0, n, [50, 150])
         assert "over the 50 and 150 ms trials" in text
-        assert f"cosine {c:.2f}" + (f" (before training {c0:.2f})" if c0 is not None else ",") in text
+        said = ("," if c0 is None else f" (before training {c0:.2f}" + (
+            ": the untrained network's mean output fell with the duration)" if c0 < 0 else ")"))
+        assert f"cosine {c:.2f}" + said in text
         assert f"a random direction's mean |cos| is {chance:.3f}" in text
         assert (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4") in text and f"cos² = {share}" in text
         assert ("is what the task asks, no separate finding" in text) == (c > 0)

@@ -103,3 +103,24 @@ def test_the_trained_range_is_shaded_from_the_shortest_to_the_longest_pulse_trai
     assert _shaded(pp.overview(both, curves, span)) == [span]
     # the smoke profile's: 20-99 ms, what its training draws (its test pulses are 30, 60 and 100 ms)
     assert _shaded(pp.plateau_curves(curves, config.resolve("smoke").trained_span_ms)) == [(20.0, 99.0)]
+
+
+def test_the_correlation_heatmap_writes_a_rho_that_rounds_to_zero_as_0_0():
+    m = pd.DataFrame([[1.0, -0.04, 0.36], [-0.04, 1.0, -0.52], [0.36, -0.52, 1.0]],
+                     index=list("abc"), columns=list("abc"))
+    fig = pp.correlation_heatmap(m)
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == sorted(["1.0"] * 3 + ["0.0"] * 2 + ["0.4"] * 2 + ["-0.5"] * 2)
+    assert_units(fig)
+    plots.plt.close(fig)
+
+
+@pytest.mark.parametrize("n", [4, 40])
+def test_the_overlap_heatmaps_title_grows_with_the_figure(n):
+    """Forty seeds make a figure five times as wide as four: the title grows with it, to a cap."""
+    m = pd.DataFrame(np.eye(n), index=[f"main {i}" for i in range(1, n + 1)], columns=[f"main {i}" for i in range(1, n + 1)])
+    fig = pp.overlap_heatmap(m, 3, 500)
+    size = fig.axes[0].title.get_fontsize()
+    assert size == (9 if n == 4 else 12) and "chance k/N = 0.006" in fig.axes[0].get_title()
+    assert_units(fig)
+    plots.plt.close(fig)

@@ -145,9 +145,17 @@ def test_the_blocks_are_said_against_the_lag_after_which_the_log_growth_decorrel
                                                      "per step first decorrelates")
     assert "5 blocks of 4000 ms, 22× the 180 ms" in prose.blocks_phrase(5, 4000, 180)
     assert "1.0× the 830 ms" in prose.blocks_phrase(3, 833.3, 830)  # rounded down, not up to 1.1
-    short = prose.blocks_phrase(3, 833.3, 900)
-    assert short.startswith("3 blocks of 833 ms, not longer than the 900 ms") and "may be too narrow" in short
-    assert "a 95 % interval from 3 blocks of 833 ms, 3.3× the 250 ms" in prose.lyapunov_phrase(1.0, 0.1, 3, None, 2500 / 3, 250)
+    assert prose.blocks_phrase(3, 833.3, 900) == ("3 blocks of 833 ms, not longer than the 900 ms after which the log "
+                                                  "growth per step first decorrelates")
+    # blocks under twice the lag: correlated neighbours, said after the widening
+    assert prose.blocks_caveat(2500 / 3, 250) == "" and prose.blocks_caveat(800, 400) == ""
+    assert "may be too narrow" in prose.blocks_caveat(799, 400) and "may be too narrow" in prose.blocks_caveat(833, 900)
+    wide = prose.lyapunov_phrase(1.0, 0.1, 3, 0.3, 2500 / 3, 250)
+    assert "a 95 % interval from 3 blocks of 833 ms, 3.3× the 250 ms" in wide and "too narrow" not in wide
+    near = prose.lyapunov_phrase(1.0, 0.1, 3, 0.3, 2500 / 3, 524)
+    assert ("(± 0.73 /s, a 95 % interval from 3 blocks of 833 ms, 1.5× the 524 ms after which the log growth per step "
+            "first decorrelates, widened by the 0.3 /s by which other starting tangent vectors differ at most; blocks "
+            "shorter than 2× that lag are correlated neighbours, so the interval may be too narrow)") in near
     assert "a 95 % interval from 3 blocks of the window" in prose.lyapunov_phrase(1.0, 0.1, 3, None, 2500 / 3, None)
 
 
@@ -166,12 +174,49 @@ def test_the_spontaneous_phrase_gives_the_exponent_its_interval_and_its_blocks()
                                                   "(95 % interval from 5 blocks of 4000 ms, not longer than the 4500 ms")
 
 
+def test_the_memory_exponents_beyond_their_intervals_are_set_against_chance():
+    """20 networks, 40 in-range exponents (50 and 150 ms; 300 ms is out of range and not counted), each
+    interval t(2) * se + spread, computed here: 2 beyond it are no more than the 2 chance gives; 6 are
+    more, with the binomial p; without the columns, nothing."""
+    from scipy.stats import binom, t
+
+    from sysa_core import config
+
+    cfg = config.resolve("paper")
+    rng = np.random.default_rng(3)
+    n = 20
+    se = rng.uniform(0.1, 0.3, size=(n, 3))
+    spread = rng.uniform(0.0, 0.4, size=(n, 3))
+    half = float(t.ppf(0.975, 2)) * se + spread
+    lam = 0.5 * half * rng.uniform(-1, 1, size=(n, 3))  # all inside
+    lam[:, 2] = 10.0  # the 300 ms trial: beyond, but out of range
+    df = pd.DataFrame({"seed": range(1, n + 1), "lyapunov_blocks": 3})
+    for j, d in enumerate((50, 150, 300)):
+        df[f"lyapunov_{d}ms"], df[f"lyapunov_se_{d}ms"], df[f"lyapunov_spread_{d}ms"] = lam[:, j], se[:, j], spread[:, j]
+    df.loc[0, "lyapunov_50ms"] = 1.01 * half[0, 0]
+    df.loc[1, "lyapunov_150ms"] = -1.01 * half[1, 1]
+    text = prose.memory_exponents_summary(df, cfg)
+    assert "2 of the 40 in-range memory exponents lie beyond their 95 % intervals (1 positive, 1 negative)" in text
+    assert "no more than the 2 that chance would give" in text
+    assert f"up to {prose.ceil_sig(spread[:, :2].max()):.2g} /s" in text
+    for i in range(2, 6):
+        df.loc[i, "lyapunov_50ms"] = 1.01 * half[i, 0]
+    more = prose.memory_exponents_summary(df, cfg)
+    assert "6 of the 40" in more and "(5 positive, 1 negative)" in more
+    assert f"binomial p = {binom.sf(5, 40, 0.05):.2g}" in more and "more than the 2 that chance" in more
+    assert prose.memory_exponents_summary(df[["seed", "lyapunov_blocks"]], cfg) == ""
+
+
+def test_two_digits_keep_their_trailing_zeros():
+    assert [prose.digits2(x) for x in (0.701, 0.996, 0.0123, 1.034, 12.5)] == ["0.70", "1.0", "0.012", "1.03", "12.50"]
+
+
 def test_the_lyapunov_phrase_takes_students_t_with_one_degree_of_freedom_fewer_than_blocks():
     from scipy.stats import t
 
     for blocks in (2, 3, 5, 8, 20):
         half = float(t.ppf(0.975, blocks - 1)) * 0.2
-        said = f"{half:.2f}" if half >= 1 else f"{half:.2g}"  # two decimals from 1 on
+        said = f"{half:.2f}" if half >= 1 else f"{half:#.2g}"  # two decimals from 1 on
         assert f"± {said} /s" in prose.lyapunov_phrase(10.0, 0.2, blocks), blocks
 
 
@@ -210,7 +255,8 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
                                            readout_coding_cosine=cos, readout_coding_cosine_untrained=[0.01, -0.05, 0.0, 0.03])
     text = prose.readout_alignment(main, None, cfg)
     assert "over the 50 and 150 ms test pulses" in text
-    assert "w lies at cosine 0.10 to 0.25 (before training -0.05 to 0.03)" in text
+    assert ("w lies at cosine 0.10 to 0.25 (before training -0.05 to 0.03; negative, an untrained output that fell "
+            "with the duration, in 1)") in text
     assert "significantly beyond chance in 3 of the 4 networks (exact two-sided p < 0.05/4" in text
     assert "sees: 1 to 6.2 % of its square" in text and "no separate finding" in text
     assert "significantly beyond chance in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, cfg)
@@ -219,7 +265,9 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
     assert "falls as" not in text and "|cos|" not in text.split("times a random")[0]
     mixed = prose.readout_alignment(main.assign(readout_coding_cosine=[0.2, -0.25, 0.15, -0.01]), None, cfg)
     ratios = " to ".join(format(abs(x) / alignment.cosine_chance(n), ".2g") for x in (-0.01, -0.25))
-    assert f"w lies at cosine -0.25 to 0.20 (before training -0.05 to 0.03), |cos| {ratios} times a random" in mixed
+    assert f"w lies at cosine -0.25 to 0.20 (before training -0.05 to 0.03; negative, an untrained output that fell with the duration, in 1), |cos| {ratios} times a random" in mixed
+    untrained_up = prose.readout_alignment(main.assign(readout_coding_cosine_untrained=[0.01, 0.05, 0.0, 0.03]), None, cfg)
+    assert "(before training 0.00 to 0.05)" in untrained_up
     assert "in 2 of the 4 w·u < 0: the window's mean output falls as the pulse lengthens, against what the task asks" in mixed
     coding = mixed[mixed.index("Against the direction"):]
     assert "no separate finding" not in coding and "sees: 0.01 to 6.2 % of its square" in coding

@@ -324,6 +324,7 @@ def test_the_index_says_how_long_after_the_window_plateaus_hold_and_keep_their_s
     assert report.beyond_window({**m, "sweep_hold_ms_in_range_min": 10000.0}) == "to the sweep's end (10 s)"
     assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 2400.0}) == "flips at +0.4 s"
     assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 1500.0}) == "flips in the window"
+    assert report.sign_after_window({**m, "plateau_sign_kept_ms_in_range_min": 4997.0}) == "flips at +2.99 s"
     assert report.sign_after_window({}) == report.beyond_window({}) == "–"
 
 
