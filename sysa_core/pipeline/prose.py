@@ -603,7 +603,11 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     lam, half = np.array(lam), np.array(half)
     beyond = np.abs(lam) > half
     k, expected = int(beyond.sum()), stats.ALPHA * n
-    signs = (f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)" if k else "")
+    spread_said = f" Other starting tangent vectors land up to {ceil_sig(max(spread)):.2g} /s from them."
+    if not k:
+        return (f" In this run none of the {n} in-range memory exponents lies beyond its 95 % interval: none resolves "
+                f"separation or convergence over the window.{spread_said}")
+    signs = f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)"
     if k <= expected:
         verdict = (f"no more than the {expected:.2g} that chance would give were every exponent zero (5 % of them), so "
                    f"they are no evidence that nearby trajectories separate or converge in those networks")
@@ -614,7 +618,7 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
         verdict = (f"more than the {expected:.2g} that chance would give were every exponent zero (binomial "
                    f"p = {p:.2g}, the intervals taken as independent)")
     return (f" In this run {k} of the {n} in-range memory exponents lie beyond their 95 % intervals{signs}: "
-            f"{verdict}. Other starting tangent vectors land up to {ceil_sig(max(spread)):.2g} /s from them.")
+            f"{verdict}.{spread_said}")
 
 
 def regime_phrase(r: regime.Regime) -> str:

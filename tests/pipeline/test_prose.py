@@ -205,6 +205,10 @@ def test_the_memory_exponents_beyond_their_intervals_are_set_against_chance():
     assert "6 of the 40" in more and "(5 positive, 1 negative)" in more
     assert f"binomial p = {binom.sf(5, 40, 0.05):.2g}" in more and "more than the 2 that chance" in more
     assert prose.memory_exponents_summary(df[["seed", "lyapunov_blocks"]], cfg) == ""
+    df.loc[0:5, "lyapunov_50ms"] = 0.0
+    df.loc[1, "lyapunov_150ms"] = 0.0
+    assert prose.memory_exponents_summary(df, cfg).startswith(
+        " In this run none of the 40 in-range memory exponents lies beyond its 95 % interval: none resolves")
 
 
 def test_two_digits_keep_their_trailing_zeros():
