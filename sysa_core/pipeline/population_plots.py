@@ -82,22 +82,22 @@ def _integer_ticks(ax, values) -> None:
 
 def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds: dict,
                      target: str = "precision_trained_range", ncols: int = 4):
-    """Each predictor against in-range precision, one panel each, seeds numbered (both ensembles
-    drawn; the test and its Theil-Sen line, from MIN_N_LINE seeds on, are the main ensemble's); the
-    title gives rho, its permutation p and the Holm-adjusted p of that test."""
+    """Each predictor against in-range precision, one panel each, seeds numbered where the numbers fit
+    (_seed_numbers; both ensembles drawn; the test and its Theil-Sen line, from MIN_N_LINE seeds on,
+    are the main ensemble's); the title gives rho, its permutation p and the Holm-adjusted p of that test."""
     cols = list(labels)
     nrows = int(np.ceil(len(cols) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
     ens = df["ensemble"] if "ensemble" in df else pd.Series(["main"] * len(df))
     n_main = int((ens == "main").sum())
+    numbered = []  # (axes, x, y, seed) of every drawn point, numbered once the layout is fixed
     for ax, col in zip(axes.flat, cols):
         for name in dict.fromkeys(ens):
             sub = df[ens == name]
             x = pd.to_numeric(sub[target], errors="coerce").to_numpy(float)
             y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
             ax.scatter(x, y, s=16, color=_colour(name), label=name, zorder=3)
-            for xi, yi, s in zip(x, y, sub["seed"]):
-                ax.annotate(str(int(s)), (xi, yi), fontsize=8, xytext=(3, 2), textcoords="offset points")
+            numbered += [(ax, xi, yi, int(s)) for xi, yi, s in zip(x, y, sub["seed"]) if np.isfinite(xi) and np.isfinite(yi)]
             if name == "main" and n_main >= MIN_N_LINE:
                 _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
         row = table[(table.measure == col) & (table.target == target)]
@@ -118,10 +118,31 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
         axes.flat[0].legend(fontsize=7, loc="best")
     line = " and a Theil-Sen line within its data" if n_main >= MIN_N_LINE else f"; no line below {MIN_N_LINE} seeds"
     other = "; control seeds drawn, not tested" if (ens != "main").any() else ""
-    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman{line}{other})",
-                 fontsize=10)
+    fig.suptitle(f"Each measure against in-range precision (main ensemble, n = {n_main}: Spearman{line}{other}; "
+                 f"seed numbers where they fit)", fontsize=10)
     fig.tight_layout()
+    _seed_numbers(fig, numbered)
     return fig
+
+
+#: where a seed's number may sit beside its point (offset in points, horizontal alignment), in order
+NUMBER_PLACES = (((3, 2), "left"), ((3, -9), "left"), ((-3, 2), "right"), ((-3, -9), "right"))
+
+
+def _seed_numbers(fig, points) -> None:
+    """Each point's seed number at the first of NUMBER_PLACES where it overlaps no number already
+    placed in its panel; none where every place does (a cluster's numbers would overprint)."""
+    renderer = fig.canvas.get_renderer()
+    placed: dict = {}
+    for ax, x, y, seed in points:
+        boxes = placed.setdefault(ax, [])
+        for offset, ha in NUMBER_PLACES:
+            text = ax.annotate(str(seed), (x, y), fontsize=8, xytext=offset, textcoords="offset points", ha=ha)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in boxes):
+                boxes.append(box)
+                break
+            text.remove()
 
 
 def rho_table_plot(table: pd.DataFrame, labels: dict):

@@ -124,3 +124,26 @@ def test_the_overlap_heatmaps_title_grows_with_the_figure(n):
     assert size == (9 if n == 4 else 12) and "chance k/N = 0.006" in fig.axes[0].get_title()
     assert_units(fig)
     plots.plt.close(fig)
+
+
+def test_seed_numbers_never_overprint_and_every_isolated_point_is_numbered():
+    """Twelve seeds, five of them in one cluster: no two numbers overlap once drawn; the seven apart
+    are all numbered; the cluster loses some of its numbers rather than overprint them."""
+    rng = np.random.default_rng(7)
+    apart = np.geomspace(1e-3, 3e-2, 7)
+    x = np.concatenate([apart, 4e-3 * (1 + 0.01 * rng.standard_normal(5))])
+    y = np.concatenate([np.linspace(0.1, 0.9, 7)[::-1], 0.5 + 0.002 * rng.standard_normal(5)])
+    df = pd.DataFrame({"seed": range(1, 13), "precision_trained_range": x, "weight_correlation": y,
+                       "ensemble": ["main"] * 12})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [12],
+                      "rho": [0.1], "p": [0.7], "p_holm": [0.7]})
+    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"}, {"weight_correlation": (-1, 1)})
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    numbers = [tx for tx in ax.texts if tx.get_text().isdigit()]
+    boxes = [tx.get_window_extent(renderer) for tx in numbers]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    shown = {int(tx.get_text()) for tx in numbers}
+    assert set(range(1, 8)) <= shown and len(shown & set(range(8, 13))) < 5
+    assert "seed numbers where they fit" in fig._suptitle.get_text()
+    plots.plt.close(fig)
