@@ -670,8 +670,10 @@ def networks_section(P: Population) -> None:
                          f"moving points (local minima of the speed, not necessarily on a trajectory; several may "
                          f"belong to one slow region). The flow is odd, F(−h) = −F(h), so the mirror −h of every point "
                          f"is a point of the flow too, with the same speed and, at a fixed point, the same modes. The "
-                         f"table pairs a point with its mirror where a search reached both (within "
-                         f"{dynamics.MERGE_TOLERANCE_PER_ROOT_N:g}√N of −h, each point with one other); {known}."))
+                         f"table pairs a point with the one a search reached within "
+                         f"{dynamics.MERGE_TOLERANCE_PER_ROOT_N:g}√N of its −h (each point with one other): a fixed "
+                         f"point with its mirror; a moving point, which the searches reach only approximately, with a "
+                         f"point near its mirror whose speed can differ; {known}."))
         display(tables.collapsed(tables.points(pts.records(), found, mirror), "Every point, with where it was found"))
         if n_fixed:
             plots.show(plots.fixed_point_spectra(pts, "Modes around G's fixed points (one of each mirror pair)",

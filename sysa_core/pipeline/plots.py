@@ -371,10 +371,10 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
     ax2.axhline(0, color="k", ls=":", lw=1)
     ax2.set_xticks(range(0, len(drawn), every),
                    [str(k + 1) + ("±" if j >= 0 and j != k else "") for _, k, j in drawn[::every]],
-                   fontsize=7, rotation=90 if len(drawn) > 12 else 0)
-    which = "" if every == 1 else f"; every {ordinal(every)} labelled"
-    paired = "; k±: point k and its mirror" if any(j >= 0 and j != k for _, k, j in drawn) else ""
-    ax2.set(xlabel=f"fixed point (number in the table, by |h|{which}{paired})", ylabel="Re λ (1/s)")
+                   fontsize=8, rotation=90 if len(drawn) > 12 else 0)
+    which = "" if every == 1 else f", every {ordinal(every)}"
+    paired = "; k±: k and its mirror" if any(j >= 0 and j != k for _, k, j in drawn) else ""
+    ax2.set(xlabel=f"fixed point (table number, by |h|{which}{paired})", ylabel="Re λ (1/s)")
     above = "its" if every == 1 else "every labelled point's"
     ax2.set_title(f"Each point's {LEADING_MODES} fastest-growing modes\n(above: {above} number of growing modes)",
                   fontsize=9)

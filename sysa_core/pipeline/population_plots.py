@@ -97,7 +97,8 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
             x = pd.to_numeric(sub[target], errors="coerce").to_numpy(float)
             y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
             ax.scatter(x, y, s=16, color=_colour(name), label=name, zorder=3)
-            numbered += [(ax, xi, yi, int(s)) for xi, yi, s in zip(x, y, sub["seed"]) if np.isfinite(xi) and np.isfinite(yi)]
+            numbered += [(ax, xi, yi, int(s), _colour(name)) for xi, yi, s in zip(x, y, sub["seed"])
+                         if np.isfinite(xi) and np.isfinite(yi)]
             if name == "main" and n_main >= MIN_N_LINE:
                 _theil_sen(ax, x, y, bounds.get(col, (None, None)), _colour(name))
         row = table[(table.measure == col) & (table.target == target)]
@@ -129,16 +130,22 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
 NUMBER_PLACES = (((3, 2), "left"), ((3, -9), "left"), ((-3, 2), "right"), ((-3, -9), "right"))
 
 
+#: the clear space kept around a seed number, in pixels (two numbers that touch read as one)
+NUMBER_GAP_PX = 3.0
+
+
 def _seed_numbers(fig, points) -> None:
-    """Each point's seed number at the first of NUMBER_PLACES where it overlaps no number already
-    placed in its panel; none where every place does (a cluster's numbers would overprint)."""
+    """Each point's seed number, in its ensemble's colour, at the first of NUMBER_PLACES where it keeps
+    NUMBER_GAP_PX from every number already placed in its panel; none where no place does (a
+    cluster's numbers would overprint, or run together into another number)."""
     renderer = fig.canvas.get_renderer()
     placed: dict = {}
-    for ax, x, y, seed in points:
+    for ax, x, y, seed, colour in points:
         boxes = placed.setdefault(ax, [])
         for offset, ha in NUMBER_PLACES:
-            text = ax.annotate(str(seed), (x, y), fontsize=8, xytext=offset, textcoords="offset points", ha=ha)
-            box = text.get_window_extent(renderer)
+            text = ax.annotate(str(seed), (x, y), fontsize=8, xytext=offset, textcoords="offset points", ha=ha,
+                               color=colour)
+            box = text.get_window_extent(renderer).padded(NUMBER_GAP_PX / 2)  # two such boxes apart: the gap kept
             if not any(box.overlaps(b) for b in boxes):
                 boxes.append(box)
                 break

@@ -538,14 +538,14 @@ BLOCKS_PER_LAG = 2
 
 def blocks_phrase(blocks: int, block_ms: float, decorrelation_ms: float) -> str:
     """The blocks of an exponent's window against the lag after which its log growth per step first
-    decorrelates (analysis.dynamics.decorrelation_steps): '3 blocks of 833 ms, 3.3× the 250 ms after
-    which ...' (the ratio rounded down), or 'not longer than' that lag."""
+    decorrelates (analysis.dynamics.decorrelation_steps): '3 blocks of 833 ms, at least 3.3× the 250 ms
+    after which ...' (the ratio rounded down), or 'not longer than' that lag."""
     said = f"{blocks} blocks of {block_ms:.0f} ms"
     lag = f"the {decorrelation_ms:.0f} ms after which the log growth per step first decorrelates"
     if block_ms > decorrelation_ms:
         r = block_ms / decorrelation_ms  # rounded down: never more than it is
         times = f"{math.floor(10 * r) / 10:.1f}" if r < 10 else f"{math.floor(r):d}"
-        return f"{said}, {times}× {lag}"
+        return f"{said}, at least {times}× {lag}"
     return f"{said}, not longer than {lag}"
 
 
@@ -567,7 +567,8 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
     half = lyapunov_halfwidth(se_per_s, blocks, spread_per_s)
     band = ""
     if half is not None:
-        widened = (f", widened by the {spread_per_s:.2g} /s by which other starting tangent vectors differ at most"
+        widened = (f", widened by the {spread_per_s:.2g} /s by which other starting tangent vectors' values differ "
+                   f"from it at most"
                    if spread_per_s is not None else "")
         timed = bool(block_ms and decorrelation_ms)
         of = blocks_phrase(blocks, block_ms, decorrelation_ms) if timed else f"{blocks} blocks of the window"
@@ -581,11 +582,12 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
 
 
 def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
-    """How many in-range memory exponents of the run's networks (df: store.table rows, lyapunov_<d>ms
-    with lyapunov_se_<d>ms and lyapunov_spread_<d>ms) lie beyond their 95 % intervals
-    (lyapunov_halfwidth), against the 5 % chance would give were every exponent zero (with the
-    binomial p, the intervals taken as independent, where more do), and how far other starting
-    vectors land at most (' ' and the sentence; '' without the columns)."""
+    """The in-range memory exponents of the run's networks (df: store.table rows, lyapunov_<d>ms with
+    lyapunov_se_<d>ms and lyapunov_spread_<d>ms, and lyapunov_in_range_per_s): how many lie beyond their
+    95 % intervals (lyapunov_halfwidth) and how far the starting vectors spread; then their sign across
+    the networks, one value per network (the in-range mean) in an exact two-sided sign test, said to be
+    G's flow along these networks' trajectories where they share G (' ' and the sentences; '' without
+    the columns)."""
     ds = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d) and f"lyapunov_{d}ms" in df]
     if not ds or "lyapunov_blocks" not in df:
         return ""
@@ -602,23 +604,30 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
         return ""
     lam, half = np.array(lam), np.array(half)
     beyond = np.abs(lam) > half
-    k, expected = int(beyond.sum()), stats.ALPHA * n
-    spread_said = f" Other starting tangent vectors land up to {ceil_sig(max(spread)):.2g} /s from them."
-    if not k:
-        return (f" In this run none of the {n} in-range memory exponents lies beyond its 95 % interval: none resolves "
-                f"separation or convergence over the window.{spread_said}")
-    signs = f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)"
-    if k <= expected:
-        verdict = (f"no more than the {expected:.2g} that chance would give were every exponent zero (5 % of them), so "
-                   f"they are no evidence that nearby trajectories separate or converge in those networks")
-    else:
-        from scipy.stats import binom  # imported here, as the population statistics import scipy.stats
+    k = int(beyond.sum())
+    which = (f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)" if k else "")
+    text = (f" In this run {'none' if not k else k} of the {n} in-range memory exponents "
+            f"{'lies beyond its' if not k else 'lie beyond their'} 95 % interval{'' if not k else 's'}{which}; the "
+            f"intervals are wide (half-widths {span(half, '.2g', ' to ')} /s), widened by how far other starting "
+            f"tangent vectors land, up to {ceil_sig(max(spread)):.2g} /s.")
+    mean = pd.to_numeric(df.get("lyapunov_in_range_per_s"), errors="coerce").dropna() if "lyapunov_in_range_per_s" in df \
+        else pd.Series(dtype=float)
+    if len(mean) < 2:
+        return text
+    from scipy.stats import binomtest  # imported here, as the population statistics import scipy.stats
 
-        p = float(binom.sf(k - 1, n, stats.ALPHA))
-        verdict = (f"more than the {expected:.2g} that chance would give were every exponent zero (binomial "
-                   f"p = {p:.2g}, the intervals taken as independent)")
-    return (f" In this run {k} of the {n} in-range memory exponents lie beyond their 95 % intervals{signs}: "
-            f"{verdict}.{spread_said}")
+    pos, neg = int((mean > 0).sum()), int((mean < 0).sum())
+    p = float(binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
+    whose = ("G's flow along these networks' memory trajectories (they share G: one flow, many trajectories)"
+             if population.shares_G(df) else "these networks")
+    if p < stats.ALPHA:
+        sign = "positive" if pos > neg else "negative"
+        return (text + f" Together they have a sign: the in-range mean is {sign} in {max(pos, neg)} of the "
+                f"{len(mean)} networks (median {mean.median():+.2g} /s; exact two-sided sign test p = {p:.2g}), a "
+                f"property of {whose} over a {(cfg.analysis.mem_T_ms - cfg.analysis.mem_start_ms) / 1000:g} s window, "
+                f"not of any one network.")
+    return (text + f" Together no sign dominates: the in-range mean is positive in {pos} and negative in {neg} of the "
+            f"{len(mean)} networks (exact two-sided sign test p = {p:.2g}).")
 
 
 def regime_phrase(r: regime.Regime) -> str:

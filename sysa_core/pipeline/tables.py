@@ -288,7 +288,8 @@ def mechanisms(both: pd.DataFrame):
     cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
             "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)",
             "readout_pcs_needed": "PCs the readout needs",
-            "lyapunov_in_range_per_s": "finite-time Lyapunov exp., in-range mean (1/s; not converged)",
+            "lyapunov_in_range_per_s": ("finite-time Lyapunov exp., in-range mean (1/s; not converged: the seed's "
+                                        "report gives each interval)"),
             "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE, a.u.²)",
             "precision_noise_0.03": "noise σ 0.03 (MSE, a.u.²)", "precision_noise_0.1": "noise σ 0.1 (MSE, a.u.²)"}
     df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])

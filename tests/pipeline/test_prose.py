@@ -134,27 +134,28 @@ def test_the_lyapunov_interval_is_widened_by_how_far_other_starting_vectors_land
     assert prose.lyapunov_phrase(0.6, 0.176, 5).startswith("positive (± 0.49 /s")
     assert prose.lyapunov_phrase(0.6, 0.176, 5, 0.544).startswith("not distinguishable from zero (± 1.03 /s")
     assert prose.lyapunov_halfwidth(0.176, 5, 0.544) == pytest.approx(float(t.ppf(0.975, 4)) * 0.176 + 0.544)
-    assert "widened by the 0.54 /s by which other starting tangent vectors differ at most" in prose.lyapunov_phrase(
+    assert "widened by the 0.54 /s by which other starting tangent vectors' values differ from it at most" in prose.lyapunov_phrase(
         0.6, 0.176, 5, 0.544)
 
 
 def test_the_blocks_are_said_against_the_lag_after_which_the_log_growth_decorrelates():
     """Blocks longer than the lag: how many times (rounded down); not longer: that the interval may be
     too narrow. Without both lengths the phrase names the blocks only."""
-    assert prose.blocks_phrase(3, 2500 / 3, 250) == ("3 blocks of 833 ms, 3.3× the 250 ms after which the log growth "
+    assert prose.blocks_phrase(3, 2500 / 3, 250) == ("3 blocks of 833 ms, at least 3.3× the 250 ms after which the log growth "
                                                      "per step first decorrelates")
-    assert "5 blocks of 4000 ms, 22× the 180 ms" in prose.blocks_phrase(5, 4000, 180)
-    assert "1.0× the 830 ms" in prose.blocks_phrase(3, 833.3, 830)  # rounded down, not up to 1.1
+    assert "5 blocks of 4000 ms, at least 22× the 180 ms" in prose.blocks_phrase(5, 4000, 180)
+    assert "at least 1.0× the 830 ms" in prose.blocks_phrase(3, 833.3, 830)  # rounded down, not up to 1.1
     assert prose.blocks_phrase(3, 833.3, 900) == ("3 blocks of 833 ms, not longer than the 900 ms after which the log "
                                                   "growth per step first decorrelates")
     # blocks under twice the lag: correlated neighbours, said after the widening
     assert prose.blocks_caveat(2500 / 3, 250) == "" and prose.blocks_caveat(800, 400) == ""
     assert "may be too narrow" in prose.blocks_caveat(799, 400) and "may be too narrow" in prose.blocks_caveat(833, 900)
     wide = prose.lyapunov_phrase(1.0, 0.1, 3, 0.3, 2500 / 3, 250)
-    assert "a 95 % interval from 3 blocks of 833 ms, 3.3× the 250 ms" in wide and "too narrow" not in wide
+    assert "a 95 % interval from 3 blocks of 833 ms, at least 3.3× the 250 ms" in wide and "too narrow" not in wide
     near = prose.lyapunov_phrase(1.0, 0.1, 3, 0.3, 2500 / 3, 524)
-    assert ("(± 0.73 /s, a 95 % interval from 3 blocks of 833 ms, 1.5× the 524 ms after which the log growth per step "
-            "first decorrelates, widened by the 0.3 /s by which other starting tangent vectors differ at most; blocks "
+    assert ("(± 0.73 /s, a 95 % interval from 3 blocks of 833 ms, at least 1.5× the 524 ms after which the log growth "
+            "per step first decorrelates, widened by the 0.3 /s by which other starting tangent vectors' values differ "
+            "from it at most; blocks "
             "shorter than 2× that lag are correlated neighbours, so the interval may be too narrow)") in near
     assert "a 95 % interval from 3 blocks of the window" in prose.lyapunov_phrase(1.0, 0.1, 3, None, 2500 / 3, None)
 
@@ -166,7 +167,7 @@ def test_the_spontaneous_phrase_gives_the_exponent_its_interval_and_its_blocks()
              network_lyapunov_spontaneous_spread_per_s=0.0099, network_lyapunov_spontaneous_decorrelation_ms=310.0,
              network_regime="chaos")
     assert prose.spontaneous_phrase(m) == (
-        "chaotic: largest Lyapunov exponent 0.52 ± 0.25 /s (95 % interval from 5 blocks of 4000 ms, 12× the 310 ms "
+        "chaotic: largest Lyapunov exponent 0.52 ± 0.25 /s (95 % interval from 5 blocks of 4000 ms, at least 12× the 310 ms "
         "after which the log growth per step first decorrelates, of a 20 s window after a 20 s transient, widened "
         "by the spread over 4 starting tangent vectors, 0.01 /s)")
     m.update(network_lyapunov_spontaneous_decorrelation_ms=4500.0, network_regime="fixed point")
@@ -174,11 +175,11 @@ def test_the_spontaneous_phrase_gives_the_exponent_its_interval_and_its_blocks()
                                                   "(95 % interval from 5 blocks of 4000 ms, not longer than the 4500 ms")
 
 
-def test_the_memory_exponents_beyond_their_intervals_are_set_against_chance():
+def test_the_memory_exponents_are_counted_beyond_their_intervals_and_their_sign_tested_across_networks():
     """20 networks, 40 in-range exponents (50 and 150 ms; 300 ms is out of range and not counted), each
-    interval t(2) * se + spread, computed here: 2 beyond it are no more than the 2 chance gives; 6 are
-    more, with the binomial p; without the columns, nothing."""
-    from scipy.stats import binom, t
+    interval t(2) * se + spread computed here; the sign across networks from their in-range means in an
+    exact two-sided sign test (scipy's binomial test here), said of G's flow where they share G."""
+    from scipy.stats import binomtest, t
 
     from sysa_core import config
 
@@ -188,27 +189,30 @@ def test_the_memory_exponents_beyond_their_intervals_are_set_against_chance():
     se = rng.uniform(0.1, 0.3, size=(n, 3))
     spread = rng.uniform(0.0, 0.4, size=(n, 3))
     half = float(t.ppf(0.975, 2)) * se + spread
-    lam = 0.5 * half * rng.uniform(-1, 1, size=(n, 3))  # all inside
+    lam = 0.5 * half * rng.uniform(0.2, 1, size=(n, 3))  # inside, and positive
     lam[:, 2] = 10.0  # the 300 ms trial: beyond, but out of range
-    df = pd.DataFrame({"seed": range(1, n + 1), "lyapunov_blocks": 3})
+    lam[0, 0] = 1.01 * half[0, 0]
+    lam[1, 1] = -1.01 * half[1, 1]
+    df = pd.DataFrame({"seed": range(1, n + 1), "lyapunov_blocks": 3, "network_G": "g"})
     for j, d in enumerate((50, 150, 300)):
         df[f"lyapunov_{d}ms"], df[f"lyapunov_se_{d}ms"], df[f"lyapunov_spread_{d}ms"] = lam[:, j], se[:, j], spread[:, j]
-    df.loc[0, "lyapunov_50ms"] = 1.01 * half[0, 0]
-    df.loc[1, "lyapunov_150ms"] = -1.01 * half[1, 1]
+    df["lyapunov_in_range_per_s"] = lam[:, :2].mean(axis=1)
+    pos = int((df["lyapunov_in_range_per_s"] > 0).sum())
     text = prose.memory_exponents_summary(df, cfg)
-    assert "2 of the 40 in-range memory exponents lie beyond their 95 % intervals (1 positive, 1 negative)" in text
-    assert "no more than the 2 that chance would give" in text
+    assert "In this run 2 of the 40 in-range memory exponents lie beyond their 95 % intervals (1 positive, 1 negative)" in text
+    assert f"half-widths {prose.span(half[:, :2].ravel(), '.2g', ' to ')} /s" in text
     assert f"up to {prose.ceil_sig(spread[:, :2].max()):.2g} /s" in text
-    for i in range(2, 6):
-        df.loc[i, "lyapunov_50ms"] = 1.01 * half[i, 0]
-    more = prose.memory_exponents_summary(df, cfg)
-    assert "6 of the 40" in more and "(5 positive, 1 negative)" in more
-    assert f"binomial p = {binom.sf(5, 40, 0.05):.2g}" in more and "more than the 2 that chance" in more
+    p = binomtest(pos, n, 0.5).pvalue
+    assert f"the in-range mean is positive in {pos} of the 20 networks" in text and f"sign test p = {p:.2g}" in text
+    assert "a property of G's flow along these networks' memory trajectories" in text and "2.5 s window" in text
+    mixed = df.assign(lyapunov_in_range_per_s=np.where(np.arange(n) % 2, 0.3, -0.3), network_G=[f"g{i}" for i in range(n)])
+    other = prose.memory_exponents_summary(mixed, cfg)
+    assert "no sign dominates: the in-range mean is positive in 10 and negative in 10 of the 20 networks" in other
+    assert "G's flow" not in other
     assert prose.memory_exponents_summary(df[["seed", "lyapunov_blocks"]], cfg) == ""
-    df.loc[0:5, "lyapunov_50ms"] = 0.0
-    df.loc[1, "lyapunov_150ms"] = 0.0
-    assert prose.memory_exponents_summary(df, cfg).startswith(
-        " In this run none of the 40 in-range memory exponents lies beyond its 95 % interval: none resolves")
+    df.loc[0, "lyapunov_50ms"] = df.loc[1, "lyapunov_150ms"] = 0.0
+    assert " In this run none of the 40 in-range memory exponents lies beyond its 95 % interval; " in (
+        prose.memory_exponents_summary(df, cfg))
 
 
 def test_two_digits_keep_their_trailing_zeros():
