@@ -523,6 +523,13 @@ def digits2(x: float) -> str:
     return f"{x:.2f}" if abs(x) >= 1 else f"{x:#.2g}"
 
 
+def sig2_span(values) -> str:
+    """The smallest and largest value at two significant digits, trailing zeros kept and no bare point
+    (0.40 to 12, not 0.4 to 12.); one value where both print the same."""
+    lo, hi = (f"{v:#.2g}".rstrip(".") for v in (min(values), max(values)))
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def lyapunov_halfwidth(se_per_s: float | None, blocks: int | None, spread_per_s: float | None = None) -> float | None:
     """analysis.dynamics.lyapunov_halfwidth (the rule of G's spontaneous exponent too) of a metrics
     record's numbers, None where the exponent has no standard error."""
@@ -608,7 +615,7 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     which = (f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)" if k else "")
     text = (f" In this run {'none' if not k else k} of the {n} in-range memory exponents "
             f"{'lies beyond its' if not k else 'lie beyond their'} 95 % interval{'' if not k else 's'}{which}; the "
-            f"intervals are wide (half-widths {span(half, '.2g', ' to ')} /s), widened by how far other starting "
+            f"intervals are wide (half-widths {sig2_span(half)} /s), widened by how far other starting "
             f"tangent vectors land, up to {ceil_sig(max(spread)):.2g} /s.")
     mean = pd.to_numeric(df.get("lyapunov_in_range_per_s"), errors="coerce").dropna() if "lyapunov_in_range_per_s" in df \
         else pd.Series(dtype=float)

@@ -200,7 +200,11 @@ def test_the_memory_exponents_are_counted_beyond_their_intervals_and_their_sign_
     pos = int((df["lyapunov_in_range_per_s"] > 0).sum())
     text = prose.memory_exponents_summary(df, cfg)
     assert "In this run 2 of the 40 in-range memory exponents lie beyond their 95 % intervals (1 positive, 1 negative)" in text
-    assert f"half-widths {prose.span(half[:, :2].ravel(), '.2g', ' to ')} /s" in text
+    assert f"half-widths {prose.span(half[:, :2].ravel(), '#.2g', ' to ')} /s" in text
+    assert [prose.sig2_span(v) for v in ([0.4, 2.6], [0.27, 2.27], [0.3, 12.3], [0.5, 0.5])] == [
+        "0.40 to 2.6", "0.27 to 2.3", "0.30 to 12", "0.50"]
+    wide = df.assign(lyapunov_se_150ms=np.where(np.arange(n) == 3, 5.0, df["lyapunov_se_150ms"]))
+    assert f"to {float(t.ppf(0.975, 2)) * 5.0 + spread[3, 1]:.0f} /s)" in prose.memory_exponents_summary(wide, cfg)  # 23, not 23.
     assert f"up to {prose.ceil_sig(spread[:, :2].max()):.2g} /s" in text
     p = binomtest(pos, n, 0.5).pvalue
     assert f"the in-range mean is positive in {pos} of the 20 networks" in text and f"sign test p = {p:.2g}" in text
