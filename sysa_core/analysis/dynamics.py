@@ -219,7 +219,7 @@ class Points:
                    zero_tol)
 
     def mirrors(self, tol: float | None = None) -> np.ndarray:
-        """For each point, the index of the point at -h (closer than tol, default 0.01 sqrt(N)), or
+        """For each point, the index of the point at -h (closer than tol, default merge_tolerance(N)), or
         -1: the flow is odd (F(-h) = -F(h)), so its points come in mirror pairs with the same
         speed and modes; the origin is its own mirror. Pairs are mutual: where several points lie
         near one another (a slow region), a point is paired only with the one nearest its -h whose
@@ -581,7 +581,7 @@ def lyapunov_max(dyn: RateDynamics, h_traj: np.ndarray, alpha: float, dt_ms: flo
         u /= nrm[:, None]
     logs.log_()
     lam, by_block = _exponents(logs, dt_ms, blocks)
-    lag_ms = decorrelation_steps(logs.numpy()) * dt_ms if decorrelation else None
+    lag_ms = decorrelation_steps(logs.numpy()) * dt_ms if decorrelation and blocks else None
     if V > 1:
         lam = lam.reshape(V, B)
         by_block = None if by_block is None else by_block.reshape(V, B, -1)

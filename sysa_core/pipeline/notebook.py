@@ -683,7 +683,8 @@ def networks_section(P: Population) -> None:
 
 def statistics_section(P: Population, cfg: _config.Config) -> None:
     """The tests of every measure against in-range precision, what this n can detect, and the
-    measures shown but not tested, with why (and how many memory exponents lie beyond their intervals)."""
+    measures shown but not tested, with why (and what the memory exponents show one by one and
+    together: prose.memory_exponents_summary)."""
 
     if not len(P.table):
         _too_few(P, "measure is tested against precision")

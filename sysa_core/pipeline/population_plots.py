@@ -90,7 +90,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
     ens = df["ensemble"] if "ensemble" in df else pd.Series(["main"] * len(df))
     n_main = int((ens == "main").sum())
-    numbered = []  # (axes, x, y, seed) of every drawn point, numbered once the layout is fixed
+    numbered = []  # (axes, x, y, seed, colour) of every drawn point, numbered once the layout is fixed
     for ax, col in zip(axes.flat, cols):
         for name in dict.fromkeys(ens):
             sub = df[ens == name]
@@ -313,7 +313,7 @@ def _decade_ticks(ax, axis: str = "y") -> None:
         # along it ("5e-03": five characters of about 0.6 em across, one line of about 1.2 em up)
         box = ax.get_position()
         length = 0.8 * (box.width * ax.figure.get_figwidth() if axis == "x" else box.height * ax.figure.get_figheight())
-        em = FontProperties(size=plt.rcParams[f"{'x' if axis == 'x' else 'y'}tick.labelsize"]).get_size_in_points() / 72
+        em = FontProperties(size=plt.rcParams[f"{axis}tick.labelsize"]).get_size_in_points() / 72
         label = 1.2 * (5 * 0.6 * em if axis == "x" else 1.2 * em)  # with a fifth to spare
         per_decade = length / np.log10(hi / lo)
         if np.log10(2.0) * per_decade < label:  # 1 to 2 is the closest pair of 1, 2 and 5

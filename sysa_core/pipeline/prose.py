@@ -617,8 +617,9 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
             f"{'lies beyond its' if not k else 'lie beyond their'} 95 % interval{'' if not k else 's'}{which}; the "
             f"intervals are wide (half-widths {sig2_span(half)} /s), widened by how far other starting "
             f"tangent vectors land, up to {ceil_sig(max(spread)):.2g} /s.")
-    mean = pd.to_numeric(df.get("lyapunov_in_range_per_s"), errors="coerce").dropna() if "lyapunov_in_range_per_s" in df \
-        else pd.Series(dtype=float)
+    if "lyapunov_in_range_per_s" not in df:
+        return text
+    mean = pd.to_numeric(df["lyapunov_in_range_per_s"], errors="coerce").dropna()
     if len(mean) < 2:
         return text
     from scipy.stats import binomtest  # imported here, as the population statistics import scipy.stats
@@ -652,12 +653,12 @@ def spontaneous_phrase(m: dict) -> str:
     was measured, from a network's metrics (analysis.network.NetworkAnalysis.metrics)."""
     lam, half = m["network_lyapunov_spontaneous_per_s"], m["network_lyapunov_spontaneous_halfwidth_per_s"]
     blocks, window_ms = m["network_lyapunov_spontaneous_blocks"], m["network_lyapunov_spontaneous_window_ms"]
-    lag = m["network_lyapunov_spontaneous_decorrelation_ms"]
-    of = blocks_phrase(blocks, window_ms / blocks, lag)
+    lag, block_ms = m["network_lyapunov_spontaneous_decorrelation_ms"], window_ms / blocks
+    of = blocks_phrase(blocks, block_ms, lag)
     how = (f"95 % interval from {of}, of a {window_ms / 1000:g} s window after a "
            f"{m['network_lyapunov_spontaneous_transient_ms'] / 1000:g} s transient, widened by the spread over "
            f"{m['network_lyapunov_spontaneous_vectors']} starting tangent vectors, "
-           f"{m['network_lyapunov_spontaneous_spread_per_s']:.1g} /s{blocks_caveat(window_ms / blocks, lag)}")
+           f"{m['network_lyapunov_spontaneous_spread_per_s']:.1g} /s{blocks_caveat(block_ms, lag)}")
     exp = f"largest Lyapunov exponent {lam:.2g} ± {half:.2g} /s ({how})"
     kind = m["network_regime"]
     if kind == "limit cycle":
