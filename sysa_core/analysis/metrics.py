@@ -48,9 +48,10 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   lyapunov_blocks blocks), lyapunov_start_spread_per_s_by_duration (how far the farthest
   of the other starting vectors' values lies: the window is short), lyapunov_decorrelation_ms_by_duration
   (the lag after which the log growth per step first decorrelates: the blocks are nearly independent
-  where they are much longer), lyapunov_in_range_per_s and lyapunov_in_range_se_per_s
-  (their mean over the in-range durations); fixed_points_with_memory (G's census united with the
-  fixed points near the memory trajectories), fixed_points_new_from_memory,
+  where they are much longer), lyapunov_in_range_per_s and lyapunov_in_range_halfwidth_per_s
+  (their mean over the in-range durations, and its 95 % interval's half-width: the mean of theirs);
+  fixed_points_with_memory (G's census united with the fixed points near the memory trajectories),
+  fixed_points_new_from_memory,
   memory_state_norm_by_duration, memory_nearest_point_norm_by_duration,
   memory_nearest_point_unstable_by_duration, memory_nearest_point_relative_distance_by_duration
   (the fixed point nearest the mid-window memory state), and the same of the nearest fixed point other
@@ -330,14 +331,17 @@ def _coding_cosine(w: np.ndarray, u: np.ndarray | None) -> float | None:
 
 
 def _in_range_lyapunov(cfg: Config, md) -> dict:
-    """The mean of the memory trajectories' finite-time exponents over the in-range durations, and
-    its standard error (the trials' errors combined as independent)."""
+    """The mean of the memory trajectories' finite-time exponents over the in-range durations, and the
+    half-width of its 95 % interval: the mean of their intervals' half-widths (dynamics.lyapunov_halfwidth).
+    The trials of one network may be correlated; whatever their correlation, the mean's standard error
+    is at most the mean of theirs, and its starting-vector spread at most the mean of theirs."""
     idx = cfg.in_range_indices
     if not idx:
-        return {"lyapunov_in_range_per_s": None, "lyapunov_in_range_se_per_s": None}
-    se = np.asarray(md.lyapunov_se_per_s)[idx]
+        return {"lyapunov_in_range_per_s": None, "lyapunov_in_range_halfwidth_per_s": None}
+    half = [dynamics.lyapunov_halfwidth(md.lyapunov_se_per_s[i], md.lyapunov_blocks, md.lyapunov_start_spread_per_s[i])
+            for i in idx]
     return {"lyapunov_in_range_per_s": float(np.mean(np.asarray(md.lyapunov_per_s)[idx])),
-            "lyapunov_in_range_se_per_s": float(np.sqrt(np.sum(se ** 2)) / len(idx))}
+            "lyapunov_in_range_halfwidth_per_s": float(np.mean(half))}
 
 
 def _plateau_and_fixed_points(cfg: Config, net: NetworkAnalysis, md, states: np.ndarray) -> dict:

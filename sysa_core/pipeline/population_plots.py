@@ -135,18 +135,22 @@ NUMBER_GAP_PX = 3.0
 
 
 def _seed_numbers(fig, points) -> None:
-    """Each point's seed number, in its ensemble's colour, at the first of NUMBER_PLACES where it keeps
-    NUMBER_GAP_PX from every number already placed in its panel; none where no place does (a
-    cluster's numbers would overprint, or run together into another number)."""
+    """Each point's seed number, in its ensemble's colour, at the first of NUMBER_PLACES where it lies
+    within its panel and keeps NUMBER_GAP_PX from every number already placed there; none where no
+    place does (a cluster's numbers would overprint, or run together into another number; a number
+    past the panel's edge would be cut off or run into the tick labels)."""
     renderer = fig.canvas.get_renderer()
     placed: dict = {}
     for ax, x, y, seed, colour in points:
         boxes = placed.setdefault(ax, [])
+        panel = ax.get_window_extent(renderer)
         for offset, ha in NUMBER_PLACES:
             text = ax.annotate(str(seed), (x, y), fontsize=8, xytext=offset, textcoords="offset points", ha=ha,
                                color=colour)
-            box = text.get_window_extent(renderer).padded(NUMBER_GAP_PX / 2)  # two such boxes apart: the gap kept
-            if not any(box.overlaps(b) for b in boxes):
+            extent = text.get_window_extent(renderer)
+            box = extent.padded(NUMBER_GAP_PX / 2)  # two such boxes apart: the gap kept
+            inside = (panel.x0 <= extent.x0 and extent.x1 <= panel.x1 and panel.y0 <= extent.y0 and extent.y1 <= panel.y1)
+            if inside and not any(box.overlaps(b) for b in boxes):
                 boxes.append(box)
                 break
             text.remove()

@@ -590,9 +590,10 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
 
 def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     """The in-range memory exponents of the run's networks (df: store.table rows, lyapunov_<d>ms with
-    lyapunov_se_<d>ms and lyapunov_spread_<d>ms, and lyapunov_in_range_per_s): how many lie beyond their
-    95 % intervals (lyapunov_halfwidth) and how far the starting vectors spread; then their sign across
-    the networks, one value per network (the in-range mean) in an exact two-sided sign test, said to be
+    lyapunov_se_<d>ms and lyapunov_spread_<d>ms, and lyapunov_in_range_per_s with
+    lyapunov_in_range_halfwidth_per_s): how many lie beyond their 95 % intervals (lyapunov_halfwidth) and how
+    far the starting vectors spread; how many networks' in-range means lie beyond theirs; then their sign
+    across the networks, one value per network (the in-range mean) in an exact two-sided sign test, said to be
     G's flow along these networks' trajectories where they share G (' ' and the sentences; '' without
     the columns)."""
     ds = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d) and f"lyapunov_{d}ms" in df]
@@ -620,6 +621,13 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     if "lyapunov_in_range_per_s" not in df:
         return text
     mean = pd.to_numeric(df["lyapunov_in_range_per_s"], errors="coerce").dropna()
+    if "lyapunov_in_range_halfwidth_per_s" in df:
+        half = pd.to_numeric(df["lyapunov_in_range_halfwidth_per_s"], errors="coerce").reindex(mean.index)
+        known = half.notna()
+        if known.any():
+            k = int((mean[known].abs() > half[known]).sum())
+            text += (f" A network's in-range mean, with the mean of its half-widths as its interval, lies beyond it "
+                     f"in {'none' if not k else k} of the {int(known.sum())} networks.")
     if len(mean) < 2:
         return text
     from scipy.stats import binomtest  # imported here, as the population statistics import scipy.stats

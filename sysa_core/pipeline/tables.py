@@ -288,11 +288,17 @@ def mechanisms(both: pd.DataFrame):
     cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
             "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)",
             "readout_pcs_needed": "PCs the readout needs",
-            "lyapunov_in_range_per_s": ("finite-time Lyapunov exp., in-range mean (1/s; not converged: the seed's "
-                                        "report gives each interval)"),
+            "lyapunov_in_range_per_s": ("finite-time Lyapunov exp., in-range mean ± 95 % half-width (1/s; the "
+                                        "mean of the in-range half-widths, the seed's report gives each)"),
             "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE, a.u.²)",
             "precision_noise_0.03": "noise σ 0.03 (MSE, a.u.²)", "precision_noise_0.1": "noise σ 0.1 (MSE, a.u.²)"}
-    df = both[[c for c in cols if c in both]].rename(columns=cols).set_index(["ensemble", "seed"])
+    df = both[[c for c in cols if c in both]]
+    if "lyapunov_in_range_per_s" in df and "lyapunov_in_range_halfwidth_per_s" in both:
+        df = df.assign(lyapunov_in_range_per_s=[
+            None if not np.isfinite(lam) else f"{lam:+.2g} ± {half:.2g}" if np.isfinite(half) else f"{lam:+.2g}"
+            for lam, half in zip(pd.to_numeric(both["lyapunov_in_range_per_s"], errors="coerce"),
+                                 pd.to_numeric(both["lyapunov_in_range_halfwidth_per_s"], errors="coerce"))])
+    df = df.rename(columns=cols).set_index(["ensemble", "seed"])
     return _style(df, digits=3).set_caption(
         "State noise: independent Gaussian noise of s.d. σ·√(dt/τ) added to every unit's h at every step (σ in "
         "units of h, so that it means the same at any dt); the columns give the in-range precision under it.")

@@ -147,3 +147,23 @@ def test_seed_numbers_never_overprint_and_every_isolated_point_is_numbered():
     assert set(range(1, 8)) <= shown and len(shown & set(range(8, 13))) < 5
     assert "seed numbers where they fit" in fig._suptitle.get_text()
     plots.plt.close(fig)
+
+
+def test_seed_numbers_stay_inside_their_panel_and_a_corner_point_is_numbered_on_its_inner_side():
+    """A point in each corner of the panel: every number lies within the panel (none cut off or over
+    the tick labels), and the corner points are numbered all the same."""
+    x = np.array([1e-3, 1e-3, 3e-2, 3e-2, 5e-3])
+    y = np.array([0.1, 0.9, 0.1, 0.9, 0.5])
+    df = pd.DataFrame({"seed": [11, 12, 13, 14, 15], "precision_trained_range": x, "weight_correlation": y,
+                       "ensemble": ["main"] * 5})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [5],
+                      "rho": [0.1], "p": [0.9], "p_holm": [0.9]})
+    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"}, {"weight_correlation": (-1, 1)})
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    panel = ax.get_window_extent(renderer)
+    numbers = {int(tx.get_text()): tx.get_window_extent(renderer) for tx in ax.texts if tx.get_text().isdigit()}
+    assert set(numbers) == {11, 12, 13, 14, 15}
+    for box in numbers.values():
+        assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
+    plots.plt.close(fig)

@@ -197,8 +197,11 @@ def test_the_memory_exponents_are_counted_beyond_their_intervals_and_their_sign_
     for j, d in enumerate((50, 150, 300)):
         df[f"lyapunov_{d}ms"], df[f"lyapunov_se_{d}ms"], df[f"lyapunov_spread_{d}ms"] = lam[:, j], se[:, j], spread[:, j]
     df["lyapunov_in_range_per_s"] = lam[:, :2].mean(axis=1)
+    df["lyapunov_in_range_halfwidth_per_s"] = half[:, :2].mean(axis=1)
+    df.loc[2, "lyapunov_in_range_per_s"] = -1.01 * df.loc[2, "lyapunov_in_range_halfwidth_per_s"]  # beyond its own
     pos = int((df["lyapunov_in_range_per_s"] > 0).sum())
     text = prose.memory_exponents_summary(df, cfg)
+    assert "with the mean of its half-widths as its interval, lies beyond it in 1 of the 20 networks." in text
     assert "In this run 2 of the 40 in-range memory exponents lie beyond their 95 % intervals (1 positive, 1 negative)" in text
     assert f"half-widths {prose.span(half[:, :2].ravel(), '#.2g', ' to ')} /s" in text
     assert [prose.sig2_span(v) for v in ([0.4, 2.6], [0.27, 2.27], [0.3, 12.3], [0.5, 0.5])] == [

@@ -48,3 +48,15 @@ def test_the_tables_read_the_metrics(smoke_run):
         assert share[int(d)] == pytest.approx(sum(inside) / len(steps))
     assert all(share[int(d)] > 0 for d in durations if m["plateau_hold_ms_by_duration"][str(d)] > 0)
     assert "share of the trained window inside the band" not in tables.hold(m, cfg).data
+
+
+def test_the_mechanisms_table_gives_each_in_range_exponent_with_its_half_width():
+    import pandas as pd
+
+    both = pd.DataFrame({"ensemble": ["main", "main", "control"], "seed": [1, 2, 1],
+                         "memory_mechanism": ["transient"] * 3, "lyapunov_in_range_per_s": [0.4412, -0.05, None],
+                         "lyapunov_in_range_halfwidth_per_s": [0.3081, 0.52, None]})
+    shown = tables.mechanisms(both).to_html()
+    column = next(c for c in tables.mechanisms(both).data.columns if c.startswith("finite-time Lyapunov"))
+    assert "± 95 % half-width" in column
+    assert "+0.44 ± 0.31" in shown and "-0.05 ± 0.52" in shown and "–" in shown
