@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+from matplotlib.transforms import Bbox
 
 from ..analysis import stats
 from ..analysis.plateau import HOLD_TOLERANCE
@@ -96,7 +97,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
             sub = df[ens == name]
             x = pd.to_numeric(sub[target], errors="coerce").to_numpy(float)
             y = pd.to_numeric(sub[col], errors="coerce").to_numpy(float)
-            ax.scatter(x, y, s=16, color=_colour(name), label=name, zorder=3)
+            ax.scatter(x, y, s=MARKER_AREA, color=_colour(name), label=name, zorder=3)
             numbered += [(ax, xi, yi, int(s), _colour(name)) for xi, yi, s in zip(x, y, sub["seed"])
                          if np.isfinite(xi) and np.isfinite(yi)]
             if name == "main" and n_main >= MIN_N_LINE:
@@ -126,6 +127,9 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
     return fig
 
 
+#: the predictor panels' marker area (points²)
+MARKER_AREA = 16
+
 #: where a seed's number may sit beside its point (offset in points, horizontal alignment), in order
 NUMBER_PLACES = (((3, 2), "left"), ((3, -9), "left"), ((-3, 2), "right"), ((-3, -9), "right"))
 
@@ -136,13 +140,18 @@ NUMBER_GAP_PX = 3.0
 
 def _seed_numbers(fig, points) -> None:
     """Each point's seed number, in its ensemble's colour, at the first of NUMBER_PLACES where it lies
-    within its panel and keeps NUMBER_GAP_PX from every number already placed there; none where no
-    place does (a cluster's numbers would overprint, or run together into another number; a number
-    past the panel's edge would be cut off or run into the tick labels)."""
+    within its panel and keeps NUMBER_GAP_PX from every number already placed there and from every
+    other point's marker; none where no place does (a cluster's numbers would overprint, run together
+    into another number or hide under a marker; a number past the panel's edge would be cut off or run
+    into the tick labels)."""
     renderer = fig.canvas.get_renderer()
+    radius = np.sqrt(MARKER_AREA) / 2 * fig.dpi / 72  # pixels
+    markers = [Bbox.from_extents(cx - radius, cy - radius, cx + radius, cy + radius)
+               for cx, cy in (ax.transData.transform((x, y)) for ax, x, y, _, _ in points)]
     placed: dict = {}
-    for ax, x, y, seed, colour in points:
+    for i, (ax, x, y, seed, colour) in enumerate(points):
         boxes = placed.setdefault(ax, [])
+        others = [m for j, m in enumerate(markers) if j != i and points[j][0] is ax]
         panel = ax.get_window_extent(renderer)
         for offset, ha in NUMBER_PLACES:
             text = ax.annotate(str(seed), (x, y), fontsize=8, xytext=offset, textcoords="offset points", ha=ha,
@@ -150,7 +159,7 @@ def _seed_numbers(fig, points) -> None:
             extent = text.get_window_extent(renderer)
             box = extent.padded(NUMBER_GAP_PX / 2)  # two such boxes apart: the gap kept
             inside = (panel.x0 <= extent.x0 and extent.x1 <= panel.x1 and panel.y0 <= extent.y0 and extent.y1 <= panel.y1)
-            if inside and not any(box.overlaps(b) for b in boxes):
+            if inside and not any(box.overlaps(b) for b in boxes + others):
                 boxes.append(box)
                 break
             text.remove()

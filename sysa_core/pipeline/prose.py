@@ -590,16 +590,17 @@ def lyapunov_phrase(per_s: float, se_per_s: float | None, blocks: int | None, sp
 
 def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     """The in-range memory exponents of the run's networks (df: store.table rows, lyapunov_<d>ms with
-    lyapunov_se_<d>ms and lyapunov_spread_<d>ms, and lyapunov_in_range_per_s with
-    lyapunov_in_range_halfwidth_per_s): how many lie beyond their 95 % intervals (lyapunov_halfwidth) and how
-    far the starting vectors spread; how many networks' in-range means lie beyond theirs; then their sign
-    across the networks, one value per network (the in-range mean) in an exact two-sided sign test, said to be
-    G's flow along these networks' trajectories where they share G (' ' and the sentences; '' without
-    the columns)."""
+    lyapunov_se_<d>ms, lyapunov_spread_<d>ms and lyapunov_lag_<d>ms, and lyapunov_in_range_per_s with
+    lyapunov_in_range_halfwidth_per_s): how many 95 % intervals (lyapunov_halfwidth) exclude 0, how far the
+    starting vectors spread, and in how many trials the blocks are short against the lag (blocks_caveat);
+    how many networks' in-range means have an interval that excludes 0; then their sign across the
+    networks, one value per network (the in-range mean) in an exact two-sided sign test, said of G's flow
+    where they share G (' ' and the sentences; '' without the columns)."""
     ds = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d) and f"lyapunov_{d}ms" in df]
     if not ds or "lyapunov_blocks" not in df:
         return ""
-    lam, half, spread = [], [], []
+    window_ms = cfg.analysis.mem_T_ms - cfg.analysis.mem_start_ms
+    lam, half, spread, short = [], [], [], 0
     for _, row in df.iterrows():
         for d in ds:
             h = lyapunov_halfwidth(row.get(f"lyapunov_se_{d}ms"), row.get("lyapunov_blocks"), row.get(f"lyapunov_spread_{d}ms"))
@@ -607,6 +608,9 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
                 lam.append(float(row[f"lyapunov_{d}ms"]))
                 half.append(h)
                 spread.append(float(row.get(f"lyapunov_spread_{d}ms") or 0.0))
+                lag = row.get(f"lyapunov_lag_{d}ms")
+                short += bool(lag is not None and np.isfinite(lag)
+                              and blocks_caveat(window_ms / row["lyapunov_blocks"], lag))
     n = len(lam)
     if not n:
         return ""
@@ -615,33 +619,39 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     k = int(beyond.sum())
     which = (f" ({int((lam[beyond] > 0).sum())} positive, {int((lam[beyond] < 0).sum())} negative)" if k else "")
     text = (f" In this run {'none' if not k else k} of the {n} in-range memory exponents "
-            f"{'lies beyond its' if not k else 'lie beyond their'} 95 % interval{'' if not k else 's'}{which}; the "
-            f"intervals are wide (half-widths {sig2_span(half)} /s), widened by how far other starting "
-            f"tangent vectors land, up to {ceil_sig(max(spread)):.2g} /s.")
+            f"{'has a 95 % interval' if not k else 'have 95 % intervals'} that exclude{'s' if not k else ''} 0{which}; "
+            f"the intervals are wide (half-widths {sig2_span(half)} /s), widened by how far other starting "
+            f"tangent vectors land, up to {ceil_sig(max(spread)):.2g} /s")
+    if short:
+        text += (f", and {short} of the {n} may be too narrow: their blocks are shorter than {BLOCKS_PER_LAG}× the "
+                 f"lag after which the log growth decorrelates")
+    text += "."
     if "lyapunov_in_range_per_s" not in df:
         return text
     mean = pd.to_numeric(df["lyapunov_in_range_per_s"], errors="coerce").dropna()
     if "lyapunov_in_range_halfwidth_per_s" in df:
-        half = pd.to_numeric(df["lyapunov_in_range_halfwidth_per_s"], errors="coerce").reindex(mean.index)
-        known = half.notna()
+        mhalf = pd.to_numeric(df["lyapunov_in_range_halfwidth_per_s"], errors="coerce").reindex(mean.index)
+        known = mhalf.notna()
         if known.any():
-            k = int((mean[known].abs() > half[known]).sum())
-            text += (f" A network's in-range mean, with the mean of its half-widths as its interval, lies beyond it "
-                     f"in {'none' if not k else k} of the {int(known.sum())} networks.")
+            k = int((mean[known].abs() > mhalf[known]).sum())
+            how = ("its interval the mean of its trials' half-widths, at least 95 % whatever their correlation")
+            text += (f" Averaged over its in-range trials ({how}), none of the {int(known.sum())} networks' "
+                     f"exponents has an interval that excludes 0: one by one, no network's sign is resolved." if not k else
+                     f" Averaged over its in-range trials ({how}), a network's exponent has an interval that "
+                     f"excludes 0 in {k} of the {int(known.sum())} networks.")
     if len(mean) < 2:
         return text
     from scipy.stats import binomtest  # imported here, as the population statistics import scipy.stats
 
     pos, neg = int((mean > 0).sum()), int((mean < 0).sum())
     p = float(binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
-    whose = ("G's flow along these networks' memory trajectories (they share G: one flow, many trajectories)"
-             if population.shares_G(df) else "these networks")
+    whose = ("G's flow along the memory trajectories that training on it gives (all these networks share this one "
+             "G, so the test says nothing of other draws of G)" if population.shares_G(df) else "these networks")
     if p < stats.ALPHA:
         sign = "positive" if pos > neg else "negative"
         return (text + f" Together they have a sign: the in-range mean is {sign} in {max(pos, neg)} of the "
                 f"{len(mean)} networks (median {mean.median():+.2g} /s; exact two-sided sign test p = {p:.2g}), a "
-                f"property of {whose} over a {(cfg.analysis.mem_T_ms - cfg.analysis.mem_start_ms) / 1000:g} s window, "
-                f"not of any one network.")
+                f"property of {whose} over a {window_ms / 1000:g} s window, not of any one network.")
     return (text + f" Together no sign dominates: the in-range mean is positive in {pos} and negative in {neg} of the "
             f"{len(mean)} networks (exact two-sided sign test p = {p:.2g}).")
 

@@ -167,8 +167,9 @@ def metrics_files(run_dir: Path) -> list[Path]:
 def table(run_dir: Path, seeds=None) -> pd.DataFrame:
     """One row per seed with a metrics.json in run_dir/seed_<s>/ (optionally only `seeds`): the
     scalar metrics, precision_<d>ms, plateau_hold_<d>ms and the memory exponent lyapunov_<d>ms with
-    lyapunov_se_<d>ms and lyapunov_spread_<d>ms per test duration (and fine_step_hold_<d>ms for a step
-    coarser than the paper's), and the network key."""
+    lyapunov_se_<d>ms, lyapunov_spread_<d>ms and lyapunov_lag_<d>ms (the lag in ms after which its log
+    growth decorrelates) per test duration (and fine_step_hold_<d>ms for a step coarser than the
+    paper's), and the network key."""
     rows = []
     for f in metrics_files(run_dir):
         rec = files.record_path(f.parent)  # in a pipeline run, only seeds whose chain completed
@@ -185,7 +186,8 @@ def table(run_dir: Path, seeds=None) -> pd.DataFrame:
         for d, v in (m.get("fine_step_hold_ms_by_duration") or {}).items():
             row[f"fine_step_hold_{d}ms"] = v
         for key, name in (("lyapunov_per_s_by_duration", "lyapunov"), ("lyapunov_se_per_s_by_duration", "lyapunov_se"),
-                          ("lyapunov_start_spread_per_s_by_duration", "lyapunov_spread")):
+                          ("lyapunov_start_spread_per_s_by_duration", "lyapunov_spread"),
+                          ("lyapunov_decorrelation_ms_by_duration", "lyapunov_lag")):
             for d, v in (m.get(key) or {}).items():
                 row[f"{name}_{d}ms"] = v
         row["network_key"] = m.get("network_key")

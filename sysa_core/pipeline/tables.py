@@ -288,20 +288,22 @@ def mechanisms(both: pd.DataFrame):
     cols = {"ensemble": "ensemble", "seed": "seed", "memory_mechanism": "mechanism",
             "plateau_state_speed_per_s": "state speed |dh/dt|/|h| (1/s)",
             "readout_pcs_needed": "PCs the readout needs",
-            "lyapunov_in_range_per_s": ("finite-time Lyapunov exp., in-range mean ± 95 % half-width (1/s; the "
-                                        "mean of the in-range half-widths, the seed's report gives each)"),
-            "precision_trained_range": "in range (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE, a.u.²)",
+            "lyapunov_in_range_per_s": "finite-time Lyapunov exp. over the in-range trials ± 95 % (1/s)",
+            "precision_trained_range": "in-range precision (MSE, a.u.²)", "precision_noise_0.01": "noise σ 0.01 (MSE, a.u.²)",
             "precision_noise_0.03": "noise σ 0.03 (MSE, a.u.²)", "precision_noise_0.1": "noise σ 0.1 (MSE, a.u.²)"}
     df = both[[c for c in cols if c in both]]
     if "lyapunov_in_range_per_s" in df and "lyapunov_in_range_halfwidth_per_s" in both:
         df = df.assign(lyapunov_in_range_per_s=[
-            None if not np.isfinite(lam) else f"{lam:+.2g} ± {half:.2g}" if np.isfinite(half) else f"{lam:+.2g}"
+            None if not np.isfinite(lam) else f"{lam:+.2f} ± {half:.2f}" if np.isfinite(half) else f"{lam:+.2f}"
             for lam, half in zip(pd.to_numeric(both["lyapunov_in_range_per_s"], errors="coerce"),
                                  pd.to_numeric(both["lyapunov_in_range_halfwidth_per_s"], errors="coerce"))])
     df = df.rename(columns=cols).set_index(["ensemble", "seed"])
     return _style(df, digits=3).set_caption(
-        "State noise: independent Gaussian noise of s.d. σ·√(dt/τ) added to every unit's h at every step (σ in "
-        "units of h, so that it means the same at any dt); the columns give the in-range precision under it.")
+        "The finite-time Lyapunov exponent: the mean of the memory trials' exponents over the in-range durations, "
+        "± the mean of their 95 % half-widths (an interval at least 95 % whatever the trials' correlation; each "
+        "seed's report gives every trial's). State noise: independent Gaussian noise of s.d. σ·√(dt/τ) added to "
+        "every unit's h at every step (σ in units of h, so that it means the same at any dt); the noise columns "
+        "give the in-range precision under it.")
 
 
 def network_measures(df: pd.DataFrame):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.transforms import Bbox
 from test_plots import assert_units
 
 from sysa_core import config
@@ -127,8 +128,9 @@ def test_the_overlap_heatmaps_title_grows_with_the_figure(n):
 
 
 def test_seed_numbers_never_overprint_and_every_isolated_point_is_numbered():
-    """Twelve seeds, five of them in one cluster: no two numbers overlap once drawn; the seven apart
-    are all numbered; the cluster loses some of its numbers rather than overprint them."""
+    """Twelve seeds, five of them in one cluster: no two numbers overlap once drawn, and none lies
+    under another point's marker; the seven apart are all numbered; the cluster loses some of its
+    numbers rather than overprint them."""
     rng = np.random.default_rng(7)
     apart = np.geomspace(1e-3, 3e-2, 7)
     x = np.concatenate([apart, 4e-3 * (1 + 0.01 * rng.standard_normal(5))])
@@ -143,6 +145,13 @@ def test_seed_numbers_never_overprint_and_every_isolated_point_is_numbered():
     numbers = [tx for tx in ax.texts if tx.get_text().isdigit()]
     boxes = [tx.get_window_extent(renderer).padded(pp.NUMBER_GAP_PX / 2) for tx in numbers]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])  # apart, not only not over
+    r = np.sqrt(pp.MARKER_AREA) / 2 * fig.dpi / 72
+    for tx in numbers:  # nor under another point's marker
+        text = tx.get_window_extent(renderer)
+        for xi, yi in zip(x, y):
+            if (xi, yi) != tuple(tx.xy):
+                cx, cy = ax.transData.transform((xi, yi))
+                assert not text.overlaps(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r)), tx.get_text()
     shown = {int(tx.get_text()) for tx in numbers}
     assert set(range(1, 8)) <= shown and len(shown & set(range(8, 13))) < 5
     assert "seed numbers where they fit" in fig._suptitle.get_text()
@@ -166,4 +175,31 @@ def test_seed_numbers_stay_inside_their_panel_and_a_corner_point_is_numbered_on_
     assert set(numbers) == {11, 12, 13, 14, 15}
     for box in numbers.values():
         assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
+    plots.plt.close(fig)
+
+
+def test_a_seed_number_moves_off_a_marker_that_sits_where_it_would_go():
+    """A point placed exactly where another point's number goes first: that number takes its next
+    place, clear of the marker, rather than hide under it."""
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [4],
+                      "rho": [0.1], "p": [0.9], "p_holm": [0.9]})
+
+    def panel(x, y):
+        df = pd.DataFrame({"seed": range(1, len(x) + 1), "precision_trained_range": x, "weight_correlation": y,
+                           "ensemble": ["main"] * len(x)})
+        fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"},
+                                  {"weight_correlation": (-1, 1)})
+        fig.canvas.draw()
+        return fig, fig.axes[0], fig.canvas.get_renderer()
+
+    x, y = [1e-3, 3e-2, 5e-3], [0.1, 0.9, 0.5]  # two corners fix the limits; seed 3 in the middle
+    fig, ax, renderer = panel(x, y)
+    first = next(tx for tx in ax.texts if tx.get_text() == "3").get_window_extent(renderer)
+    bx, by = ax.transData.inverted().transform(((first.x0 + first.x1) / 2, (first.y0 + first.y1) / 2))
+    plots.plt.close(fig)
+    fig, ax, renderer = panel(x + [bx], y + [by])  # seed 4's marker where seed 3's number was
+    cx, cy = ax.transData.transform((bx, by))
+    r = np.sqrt(pp.MARKER_AREA) / 2 * fig.dpi / 72
+    number = next(tx for tx in ax.texts if tx.get_text() == "3").get_window_extent(renderer)
+    assert not number.overlaps(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r))
     plots.plt.close(fig)

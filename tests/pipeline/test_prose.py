@@ -201,8 +201,13 @@ def test_the_memory_exponents_are_counted_beyond_their_intervals_and_their_sign_
     df.loc[2, "lyapunov_in_range_per_s"] = -1.01 * df.loc[2, "lyapunov_in_range_halfwidth_per_s"]  # beyond its own
     pos = int((df["lyapunov_in_range_per_s"] > 0).sum())
     text = prose.memory_exponents_summary(df, cfg)
-    assert "with the mean of its half-widths as its interval, lies beyond it in 1 of the 20 networks." in text
-    assert "In this run 2 of the 40 in-range memory exponents lie beyond their 95 % intervals (1 positive, 1 negative)" in text
+    assert ("Averaged over its in-range trials (its interval the mean of its trials' half-widths, at least 95 % "
+            "whatever their correlation), a network's exponent has an interval that excludes 0 in 1 of the 20 networks.") in text
+    assert "may be too narrow" not in text  # no lags in the table: nothing said of them
+    lags = df.assign(lyapunov_lag_50ms=400.0, lyapunov_lag_150ms=np.where(np.arange(n) < 3, 300.0, 500.0))
+    assert ", and 17 of the 40 may be too narrow: their blocks are shorter than 2× the lag" in (
+        prose.memory_exponents_summary(lags, cfg))  # 833 ms blocks: 400 and 500 ms lags, not 300
+    assert "In this run 2 of the 40 in-range memory exponents have 95 % intervals that exclude 0 (1 positive, 1 negative)" in text
     assert f"half-widths {prose.span(half[:, :2].ravel(), '#.2g', ' to ')} /s" in text
     assert [prose.sig2_span(v) for v in ([0.4, 2.6], [0.27, 2.27], [0.3, 12.3], [0.5, 0.5])] == [
         "0.40 to 2.6", "0.27 to 2.3", "0.30 to 12", "0.50"]
@@ -211,15 +216,18 @@ def test_the_memory_exponents_are_counted_beyond_their_intervals_and_their_sign_
     assert f"up to {prose.ceil_sig(spread[:, :2].max()):.2g} /s" in text
     p = binomtest(pos, n, 0.5).pvalue
     assert f"the in-range mean is positive in {pos} of the 20 networks" in text and f"sign test p = {p:.2g}" in text
-    assert "a property of G's flow along these networks' memory trajectories" in text and "2.5 s window" in text
+    assert "a property of G's flow along the memory trajectories that training on it gives" in text and "2.5 s window" in text
+    assert "the test says nothing of other draws of G" in text
     mixed = df.assign(lyapunov_in_range_per_s=np.where(np.arange(n) % 2, 0.3, -0.3), network_G=[f"g{i}" for i in range(n)])
     other = prose.memory_exponents_summary(mixed, cfg)
     assert "no sign dominates: the in-range mean is positive in 10 and negative in 10 of the 20 networks" in other
     assert "G's flow" not in other
     assert prose.memory_exponents_summary(df[["seed", "lyapunov_blocks"]], cfg) == ""
     df.loc[0, "lyapunov_50ms"] = df.loc[1, "lyapunov_150ms"] = 0.0
-    assert " In this run none of the 40 in-range memory exponents lies beyond its 95 % interval; " in (
-        prose.memory_exponents_summary(df, cfg))
+    df["lyapunov_in_range_per_s"] = 0.0
+    none = prose.memory_exponents_summary(df, cfg)
+    assert " In this run none of the 40 in-range memory exponents has a 95 % interval that excludes 0; " in none
+    assert "none of the 20 networks' exponents has an interval that excludes 0: one by one, no network's sign" in none
 
 
 def test_two_digits_keep_their_trailing_zeros():

@@ -58,5 +58,5 @@ def test_the_mechanisms_table_gives_each_in_range_exponent_with_its_half_width()
                          "lyapunov_in_range_halfwidth_per_s": [0.3081, 0.52, None]})
     shown = tables.mechanisms(both).to_html()
     column = next(c for c in tables.mechanisms(both).data.columns if c.startswith("finite-time Lyapunov"))
-    assert "± 95 % half-width" in column
+    assert "over the in-range trials ± 95 % (1/s)" in column
     assert "+0.44 ± 0.31" in shown and "-0.05 ± 0.52" in shown and "–" in shown
