@@ -352,6 +352,16 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
                      f"mean loss of the training batches over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
 
 
+def _blindness(m: dict) -> str:
+    """' (the memory-period activity's variance along w is ... of its leading PC's, ...× a random
+    direction's)', from w's variance alignment; '' where it is not known."""
+    va, null = m.get("output_var_alignment"), m.get("output_var_alignment_null_mean")
+    if va is None or not null:
+        return ""
+    return (f" (the memory-period activity's variance along w is {va:.2g} of its leading PC's, {va / null:.2g}× a "
+            "random direction's)")
+
+
 def participation_summary(coef_I, coef_w) -> None:
     """Whether I's and w's participation ratios lie within the middle 95 % of a random direction's
     (alignment.participation_chance), said in one sentence."""
@@ -361,7 +371,7 @@ def participation_summary(coef_I, coef_w) -> None:
     inside = [(name, k) for name, k, v in ratios if chance[k][1] <= v <= chance[k][2]]
     if len(inside) == len(ratios):
         text = (f"All {len(ratios)} ratios lie within the middle 95 % of a random direction's: over all N eigenvectors "
-                "they cannot tell I or w from a random vector (the top-k shares below can).")
+                "they cannot tell I or w from a random vector (the top-k shares below test each against random vectors).")
     else:
         outside = ", ".join(f"{k} of {name}" for name, k, v in ratios if (name, k) not in inside)
         text = (f"{len(inside)} of the {len(ratios)} ratios lie within the middle 95 % of a random direction's; "
@@ -418,10 +428,10 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append(f"The plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
                      f"{100 * m['state_travel']:.0f} % of its norm over {window}) while the output "
-                     + ("holds" if n_held == n_in else f"mean squared error in range is {better:.0f}× lower than untrained (a "
-                        "ratio of means: per duration in the precision table), though not every in-range plateau "
-                        "stays within its band")
-                     + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion."))
+                     + ("holds" if n_held == n_in else "error stays far below the untrained network's (the ratio "
+                        "above), though not every in-range plateau stays within its band")
+                     + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion"
+                        + _blindness(m) + "."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
@@ -579,7 +589,8 @@ def memory_points_section(m: dict, A: dict) -> None:
                      f"nearer): {'; '.join(nearest(d) for d in norm)}. "
                      + ("Where the origin is the nearest, no other known fixed point lies within |h| of the state. "
                         if origin else "")
-                     + (f"A state at least {prose.share_of_norm(closest)} of its norm away from every fixed point known "
+                     + (f"A state at least {prose.share_of_norm(closest, down=True)} of its norm away from every fixed "
+                        f"point known "
                         f"to this analysis is not held at one of them. " if closest >= 0.1 else "")
                      + f"Below, a point is fixed where q ≤ {float(A['points_constants'][1]):.0e} "
                      "(q = |F(h)|²/2, F in units of h per τ)."))

@@ -22,9 +22,12 @@ def span(values, fmt: str = ".0f", sep: str = "–") -> str:
     return lo if lo == hi else f"{lo}{sep}{hi}"
 
 
-def share_of_norm(x: float) -> str:
+def share_of_norm(x: float, down: bool = False) -> str:
     """A distance over a norm as a percentage: whole percents, one decimal where those would print
-    100 % for a value that is not 1 (the origin lies exactly 100 % of |h| away, another point not)."""
+    100 % for a value that is not 1 (the origin lies exactly 100 % of |h| away, another point not).
+    down: rounded down, for a bound ("at least"), which then never overstates x."""
+    if down:
+        x = math.floor(round(x * 100, 9)) / 100
     whole = f"{x:.0%}"
     return f"{x:.1%}" if whole == "100%" and x != 1 else whole
 

@@ -469,3 +469,17 @@ def test_the_participation_summary_says_whether_the_ratios_are_a_random_directio
     assert shown[-1].startswith("2 of the 4 ratios") and "outside it: l1 of w, l2 of w" in shown[-1]
     null = alignment.participation_null(200)
     assert np.percentile(null["l1"], 2.5) > 1
+
+
+def test_a_transients_summary_gives_how_blind_the_readout_is_to_the_motion(smoke_run, smoke_cfg, monkeypatch):
+    """'the readout is nearly blind to the state's motion' with its number: the memory-period activity's
+    variance along w over its leading PC's (w's variance alignment), and that over a random direction's."""
+    from sysa_core.pipeline import notebook
+
+    m = json.loads(files.metrics_path(files.seed_dir(smoke_run, 1)).read_text())
+    m["memory_mechanism"] = "transient"
+    shown = _shown(monkeypatch)
+    notebook.summary(notebook.Context("inspect", smoke_cfg, smoke_run, {}), m)
+    va, null = m["output_var_alignment"], m["output_var_alignment_null_mean"]
+    assert (f"the readout is nearly blind to the state's motion (the memory-period activity's variance along w is "
+            f"{va:.2g} of its leading PC's, {va / null:.2g}× a random direction's).") in shown[0]

@@ -460,3 +460,10 @@ def test_a_share_of_the_norm_near_one_is_told_apart_from_exactly_one():
     assert prose.share_of_norm(0.694) == "69%" and prose.share_of_norm(1.0) == "100%"
     assert prose.share_of_norm(1.003) == "100.3%" and prose.share_of_norm(0.996) == "99.6%"
     assert prose.share_of_norm(1.02) == "102%"
+
+
+def test_a_share_of_the_norm_given_as_a_bound_is_rounded_down():
+    """'at least 89 %' for 0.897, never 'at least 90 %', which would claim more than the value."""
+    assert prose.share_of_norm(0.897) == "90%" and prose.share_of_norm(0.897, down=True) == "89%"
+    assert prose.share_of_norm(0.29, down=True) == "29%" and prose.share_of_norm(0.9999, down=True) == "99%"
+    assert prose.share_of_norm(1.0, down=True) == "100%"
