@@ -10,7 +10,8 @@ from IPython.display import HTML
 
 from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
-from ..analysis.plateau import in_band_fraction
+from ..analysis.mechanism import NOISE_DRAWS
+from ..analysis.plateau import HOLD_TOLERANCE, in_band_fraction
 from .prose import digits2, lyapunov_halfwidth, sensitivity
 
 
@@ -208,12 +209,13 @@ def mechanism(m: dict):
         "in-range precision, × better than untrained": m.get("improvement_over_untrained"),
         "relative state speed |dh/dt| / |h| in the memory window (1/s)": m["plateau_state_speed_per_s"],
         "path the state travels during the hold, in units of |h|": m["state_travel"],
-        "PCs the readout needs to reproduce the output": m["readout_pcs_needed"],
+        f"PCs the readout needs to reproduce the output (within {100 * HOLD_TOLERANCE:g} % of the target at every step)":
+            m["readout_pcs_needed"],
         **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval, widened by "
            f"how far other starting vectors land)": f"{v:.3g} ± {digits2(_lyapunov_half(m, d))}"
            for d, v in m["lyapunov_per_s_by_duration"].items()},
-        **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units)": m[k]
-           for k in m if k.startswith("precision_noise_")},
+        **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units; "
+           f"mean of {NOISE_DRAWS} seeded draws per duration)": m[k] for k in m if k.startswith("precision_noise_")},
         "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],
     }
     return _style(pd.DataFrame({"value": rows}), digits=3)

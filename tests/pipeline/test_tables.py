@@ -28,6 +28,11 @@ def test_the_tables_read_the_metrics(smoke_run):
         np.mean([m["precision_by_duration"][str(d)] for d in durations if cfg.in_trained_range(d)]))
     mech = tables.mechanism(m).data
     assert mech.loc["in-range precision, × better than untrained", "value"] == ratio
+    from sysa_core.analysis.mechanism import NOISE_DRAWS
+
+    noise = [i for i in mech.index if i.startswith("in-range precision with state noise")]
+    assert noise and all(f"mean of {NOISE_DRAWS} seeded draws per duration" in i for i in noise)
+    assert "PCs the readout needs to reproduce the output (within 10 % of the target at every step)" in mech.index
     for d, v in m["lyapunov_per_s_by_duration"].items():  # the interval the prose reads its sign from
         half = (float(t_dist.ppf(0.975, m["lyapunov_blocks"] - 1)) * m["lyapunov_se_per_s_by_duration"][d]
                 + m["lyapunov_start_spread_per_s_by_duration"][d])
