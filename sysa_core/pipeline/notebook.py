@@ -425,13 +425,14 @@ def summary(ctx: Context, m: dict) -> None:
               f"trials, which have a pulse of each test duration at {a.mem_onset_ms:g} ms")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
-        parts.append(f"The plateau is held by a {mech}: the state "
+        parts.append(f"By the mechanism rule the plateau is held by a {mech}: the state "
                      + ("settles" if mech == "attractor" else "keeps moving") + f" (it travels "
                      f"{100 * m['state_travel']:.0f} % of its norm over {window}) while the output "
                      + ("holds" if n_held == n_in else "error stays far below the untrained network's (the ratio "
                         "above), though not every in-range plateau stays within its band")
                      + ("." if mech == "attractor" else "; the readout is nearly blind to the state's motion"
-                        + _blindness(m) + "."))
+                        + _blindness(m) + ". The rule reads only how far the state travels: a limit cycle or "
+                        "chaotic motion the readout ignores would read the same."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}

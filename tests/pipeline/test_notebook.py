@@ -483,3 +483,5 @@ def test_a_transients_summary_gives_how_blind_the_readout_is_to_the_motion(smoke
     va, null = m["output_var_alignment"], m["output_var_alignment_null_mean"]
     assert (f"the readout is nearly blind to the state's motion (the memory-period activity's variance along w is "
             f"{va:.2g} of its leading PC's, {va / null:.2g}× a random direction's).") in shown[0]
+    assert "By the mechanism rule the plateau is held by a transient" in shown[0]
+    assert "a limit cycle or chaotic motion the readout ignores would read the same" in shown[0]
