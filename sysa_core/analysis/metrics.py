@@ -68,7 +68,8 @@ L = 90, 95, 99 % explained variance; units in the names or given here):
   generalisation_rmse_outside_range, sweep_hold_ms_min, sweep_hold_ms_median,
   sweep_hold_ms_in_range_min (ms from the cost onset, capped at sweep_horizon_ms; the trained
   window is sweep_trained_window_ms),
-  sweep_held_trained_window (share of the sweep);
+  sweep_held_trained_window (share of the sweep), sweep_held_in_range (share of the sweep's in-range
+  durations: a finer view of the trained range than its few test durations);
 * the mechanism (analysis.mechanism): plateau_state_speed_per_s, state_travel,
   precision_noise_0.01, precision_noise_0.03, precision_noise_0.1, readout_pcs_needed,
   memory_mechanism ("attractor", "transient", "no memory");
@@ -304,6 +305,8 @@ def _analyse_rest(cfg: Config, sd: dict, m: dict, ev, net: NetworkAnalysis, traj
         "sweep_horizon_ms": float(gen.horizon_ms), "sweep_trained_window_ms": float(gen.trained_window_ms),
         "sweep_hold_ms_median": float(np.median(gen.hold_ms)),
         "sweep_held_trained_window": float(gen.held_trained_window.mean()),
+        "sweep_held_in_range": float(gen.held_trained_window[gen.in_training_range].mean())
+        if gen.in_training_range.any() else None,
     })
 
     idx = cfg.in_range_indices

@@ -23,7 +23,7 @@ from ..analysis import precision as _precision
 from ..analysis import published
 from ..analysis import population as pop
 from ..analysis.pca import ratios_of_coefficients
-from ..analysis.plateau import HOLD_TOLERANCE
+from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
 from ..errors import UserError
 from . import plots, population_plots, prose, report, store, tables
 
@@ -391,6 +391,20 @@ def weights_summary(ctx: Context, sd: dict) -> None:
                               "w moved from its start, not an alignment training made." if not ctx.control else "")))
 
 
+def _sweep_in_range(cfg, m: dict) -> str:
+    """'; of the sweep's 20 in-range durations (50–240 ms, every 10 ms), 13 do' (sweep_held_in_range),
+    '' where the metrics have no such share."""
+    share = m.get("sweep_held_in_range")
+    ds = [d for d in sweep_durations(cfg) if cfg.in_trained_range(d)]
+    if share is None or not ds:
+        return ""
+    k = round(share * len(ds))
+    step = ds[1] - ds[0] if len(ds) > 1 else None
+    every = f", every {step} ms" if step and all(b - a == step for a, b in zip(ds, ds[1:])) else ""
+    return (f"; of the sweep's {len(ds)} in-range durations ({ds[0]}–{ds[-1]} ms{every}), "
+            f"{'none does' if not k else 'all do' if k == len(ds) else f'{k} do'}")
+
+
 def summary(ctx: Context, m: dict) -> None:
     """What this model does, in a few sentences computed from its metrics."""
     cfg = ctx.cfg
@@ -410,7 +424,7 @@ def summary(ctx: Context, m: dict) -> None:
         parts.append(f"{n_held} of the {n_in} in-range test plateaus {'stays' if n_held == 1 else 'stay'} within "
                      f"{100 * HOLD_TOLERANCE:g} % of {'its' if n_held == 1 else 'their'} target "
                      f"through the trained window ({cfg.trained_window_ms / 1000:g} s after the "
-                     f"cost onset).")
+                     f"cost onset)" + _sweep_in_range(cfg, m) + ".")
     if m.get("converged") is not None:
         fall = f"{100 * m['loss_fall_last_20pct']:.0f} % of the window's mean loss"
         decays = cfg.train.lr_schedule != "constant"

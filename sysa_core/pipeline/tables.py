@@ -225,7 +225,9 @@ def seeds(both: pd.DataFrame):
     """One row per network of the population: convergence, hold, the precisions, the cosine, the
     mechanism."""
     cols = {"ensemble": "ensemble", "seed": "seed", "converged": "converged",
-            "plateau_held_trained_window": "holds (share)", "precision_trained_range": "in range (MSE, a.u.²)",
+            "plateau_held_trained_window": "holds: in-range test pulses (share)",
+            "sweep_held_in_range": "holds: in-range sweep pulses (share)",
+            "precision_trained_range": "in-range precision (MSE, a.u.²)",
             "precision_extrapolation": "extrapolation (MSE, a.u.²)", "precision": "precision (MSE, a.u.²)",
             "weight_correlation_init": "I–w cos at init", "weight_correlation": "I–w cos",
             "memory_mechanism": "mechanism"}

@@ -54,7 +54,7 @@ COUNT_KEYS = {"network_lyapunov_spontaneous_vectors", "network_census_starts", "
 PLATEAU_KEYS = {"plateau_held_trained_window", "plateau_steady_trained_window", "plateau_hold_ms_by_duration",
                 "plateau_drift_per_s", "plateau_drift_per_s_by_duration", "generalisation_rmse_trained_range",
                 "generalisation_rmse_outside_range", "sweep_hold_ms_min", "sweep_hold_ms_median",
-                "sweep_held_trained_window", "sweep_hold_ms_in_range_min", "sweep_horizon_ms", "sweep_trained_window_ms"}
+                "sweep_held_trained_window", "sweep_held_in_range", "sweep_hold_ms_in_range_min", "sweep_horizon_ms", "sweep_trained_window_ms"}
 MECHANISM_KEYS = {"plateau_state_speed_per_s", "state_travel", "precision_noise_0.01", "precision_noise_0.03",
                   "precision_noise_0.1", "readout_pcs_needed", "memory_mechanism"}
 PRECISION_KEYS = {"relative_error_by_duration", "relative_error_trained_range", "precision_trained_range",
@@ -263,6 +263,9 @@ def test_the_arrays_are_what_the_metrics_were_computed_from(small):
     assert len(A["points_speed_per_s"]) == len(m["memory_points"])
     assert A["points_fixed"].sum() == m["memory_n_fixed_points"]
     assert A["mem_pcs"].shape == (cfg.model.hidden_size, 3)
+    inr = A["gen_in_range"]
+    assert inr.any() and m["sweep_held_in_range"] == pytest.approx(
+        np.mean(A["gen_hold_ms"][inr] >= m["sweep_trained_window_ms"]))
 
 
 def test_the_coding_cosine_is_w_against_the_slope_of_the_window_means_on_the_duration(small):

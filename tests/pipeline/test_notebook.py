@@ -484,4 +484,10 @@ def test_a_transients_summary_gives_how_blind_the_readout_is_to_the_motion(smoke
     assert (f"the readout is nearly blind to the state's motion (the memory-period activity's variance along w is "
             f"{va:.2g} of its leading PC's, {va / null:.2g}× a random direction's).") in shown[0]
     assert "By the mechanism rule the plateau is held by a transient" in shown[0]
+    from sysa_core.analysis.plateau import sweep_durations
+
+    ds = [d for d in sweep_durations(smoke_cfg) if smoke_cfg.in_trained_range(d)]
+    k = round(m["sweep_held_in_range"] * len(ds))
+    said = "none does" if k == 0 else "all do" if k == len(ds) else f"{k} do"
+    assert f"; of the sweep's {len(ds)} in-range durations ({ds[0]}–{ds[-1]} ms, every 10 ms), {said}." in shown[0]
     assert "a limit cycle or chaotic motion the readout ignores would read the same" in shown[0]
