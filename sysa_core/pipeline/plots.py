@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipympl")) else None
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .. import files  # noqa: E402
@@ -274,10 +275,12 @@ def phase_trajectories(a: dict, durations_ms, dt_ms: float):
     for axis in (axes[2].xaxis, axes[2].yaxis, axes[2].zaxis):  # a 3-D panel's foreshortened ticks crowd
         axis.set_major_locator(MaxNLocator(4))
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="center right", frameon=False)
+    phases = {"input": "input (the pulse)", "intrinsic": "intrinsic (after it)", "memory": "memory window"}
+    handles += [Line2D([], [], color="0.35", **styles[k]) for k in phases]
+    fig.legend(handles, labels + list(phases.values()), fontsize=8, loc="center right", frameon=False)
     fig.suptitle("Memory-trial trajectories in memory-PC space (thick: input, dashed: intrinsic, thin: memory)",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     return fig
 
 

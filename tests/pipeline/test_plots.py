@@ -43,6 +43,24 @@ def test_every_figure_of_a_model_has_units(seed1, smoke_run):
         assert_units(fig)
 
 
+def test_the_trajectory_legend_keys_each_phases_line_style(seed1):
+    """The phases are told apart by line style alone: the legend shows each style with its phase, beside
+    the durations' colours, and stays clear of the 3-D panel."""
+    m, A, _ = seed1
+    cfg = config.resolve("smoke", seed=1)
+    fig = plots.phase_trajectories(A, cfg.analysis.durations_ms, cfg.model.dt_ms)
+    fig.canvas.draw()
+    legend = fig.legends[0]
+    keyed = {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    assert [f"{d} ms" in keyed for d in cfg.analysis.durations_ms] == [True] * len(cfg.analysis.durations_ms)
+    styles = {k: (keyed[k].get_linestyle(), keyed[k].get_linewidth())
+              for k in ("input (the pulse)", "intrinsic (after it)", "memory window")}
+    assert len(set(styles.values())) == 3
+    renderer = fig.canvas.get_renderer()
+    assert not legend.get_window_extent(renderer).overlaps(fig.axes[2].get_tightbbox(renderer))
+    plots.plt.close(fig)
+
+
 @pytest.mark.parametrize("n_points", [10, 85])
 def test_the_fixed_point_numbers_do_not_overlap(n_points):
     """Ten fixed points: each numbered, with its count of growing modes; 85 (as many as a 500-unit G's
