@@ -127,6 +127,25 @@ def test_the_overlap_heatmaps_title_grows_with_the_figure(n):
     plots.plt.close(fig)
 
 
+def _numbered_panel(x, y, seeds=None):
+    """The predictor panel of I–w cosine against in-range precision for main seeds `seeds` (default
+    1, 2, ...) at (x, y), drawn: (figure, its axes, its renderer)."""
+    seeds = list(range(1, len(x) + 1)) if seeds is None else seeds
+    df = pd.DataFrame({"seed": seeds, "precision_trained_range": x, "weight_correlation": y, "ensemble": ["main"] * len(x)})
+    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [len(x)],
+                      "rho": [0.1], "p": [0.7], "p_holm": [0.7]})
+    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"}, {"weight_correlation": (-1, 1)})
+    fig.canvas.draw()
+    return fig, fig.axes[0], fig.canvas.get_renderer()
+
+
+def _marker_box(fig, ax, x, y):
+    """The display box of the panel's marker at data point (x, y)."""
+    cx, cy = ax.transData.transform((x, y))
+    r = np.sqrt(pp.MARKER_AREA) / 2 * fig.dpi / 72
+    return Bbox.from_extents(cx - r, cy - r, cx + r, cy + r)
+
+
 def test_seed_numbers_never_overprint_and_every_isolated_point_is_numbered():
     """Twelve seeds, five of them in one cluster: no two numbers overlap once drawn, and none lies
     under another point's marker; the seven apart are all numbered; the cluster loses some of its
@@ -135,41 +154,25 @@ def test_seed_numbers_never_overprint_and_every_isolated_point_is_numbered():
     apart = np.geomspace(1e-3, 3e-2, 7)
     x = np.concatenate([apart, 4e-3 * (1 + 0.01 * rng.standard_normal(5))])
     y = np.concatenate([np.linspace(0.1, 0.9, 7)[::-1], 0.5 + 0.002 * rng.standard_normal(5)])
-    df = pd.DataFrame({"seed": range(1, 13), "precision_trained_range": x, "weight_correlation": y,
-                       "ensemble": ["main"] * 12})
-    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [12],
-                      "rho": [0.1], "p": [0.7], "p_holm": [0.7]})
-    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"}, {"weight_correlation": (-1, 1)})
-    fig.canvas.draw()
-    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    fig, ax, renderer = _numbered_panel(x, y)
     numbers = [tx for tx in ax.texts if tx.get_text().isdigit()]
     boxes = [tx.get_window_extent(renderer).padded(pp.NUMBER_GAP_PX / 2) for tx in numbers]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])  # apart, not only not over
-    r = np.sqrt(pp.MARKER_AREA) / 2 * fig.dpi / 72
     for tx in numbers:  # nor under another point's marker
         text = tx.get_window_extent(renderer)
         for xi, yi in zip(x, y):
             if (xi, yi) != tuple(tx.xy):
-                cx, cy = ax.transData.transform((xi, yi))
-                assert not text.overlaps(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r)), tx.get_text()
+                assert not text.overlaps(_marker_box(fig, ax, xi, yi)), tx.get_text()
     shown = {int(tx.get_text()) for tx in numbers}
     assert set(range(1, 8)) <= shown and len(shown & set(range(8, 13))) < 5
     assert "seed numbers where they fit" in fig._suptitle.get_text()
     plots.plt.close(fig)
 
 
-def test_seed_numbers_stay_inside_their_panel_and_a_corner_point_is_numbered_on_its_inner_side():
+def test_seed_numbers_stay_inside_their_panel_and_a_corner_point_is_numbered():
     """A point in each corner of the panel: every number lies within the panel (none cut off or over
     the tick labels), and the corner points are numbered all the same."""
-    x = np.array([1e-3, 1e-3, 3e-2, 3e-2, 5e-3])
-    y = np.array([0.1, 0.9, 0.1, 0.9, 0.5])
-    df = pd.DataFrame({"seed": [11, 12, 13, 14, 15], "precision_trained_range": x, "weight_correlation": y,
-                       "ensemble": ["main"] * 5})
-    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [5],
-                      "rho": [0.1], "p": [0.9], "p_holm": [0.9]})
-    fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"}, {"weight_correlation": (-1, 1)})
-    fig.canvas.draw()
-    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    fig, ax, renderer = _numbered_panel([1e-3, 1e-3, 3e-2, 3e-2, 5e-3], [0.1, 0.9, 0.1, 0.9, 0.5], [11, 12, 13, 14, 15])
     panel = ax.get_window_extent(renderer)
     numbers = {int(tx.get_text()): tx.get_window_extent(renderer) for tx in ax.texts if tx.get_text().isdigit()}
     assert set(numbers) == {11, 12, 13, 14, 15}
@@ -181,25 +184,12 @@ def test_seed_numbers_stay_inside_their_panel_and_a_corner_point_is_numbered_on_
 def test_a_seed_number_moves_off_a_marker_that_sits_where_it_would_go():
     """A point placed exactly where another point's number goes first: that number takes its next
     place, clear of the marker, rather than hide under it."""
-    t = pd.DataFrame({"measure": ["weight_correlation"], "target": ["precision_trained_range"], "n": [4],
-                      "rho": [0.1], "p": [0.9], "p_holm": [0.9]})
-
-    def panel(x, y):
-        df = pd.DataFrame({"seed": range(1, len(x) + 1), "precision_trained_range": x, "weight_correlation": y,
-                           "ensemble": ["main"] * len(x)})
-        fig = pp.predictor_panels(df, t, {"weight_correlation": "I–w cosine (dimensionless)"},
-                                  {"weight_correlation": (-1, 1)})
-        fig.canvas.draw()
-        return fig, fig.axes[0], fig.canvas.get_renderer()
-
     x, y = [1e-3, 3e-2, 5e-3], [0.1, 0.9, 0.5]  # two corners fix the limits; seed 3 in the middle
-    fig, ax, renderer = panel(x, y)
+    fig, ax, renderer = _numbered_panel(x, y)
     first = next(tx for tx in ax.texts if tx.get_text() == "3").get_window_extent(renderer)
     bx, by = ax.transData.inverted().transform(((first.x0 + first.x1) / 2, (first.y0 + first.y1) / 2))
     plots.plt.close(fig)
-    fig, ax, renderer = panel(x + [bx], y + [by])  # seed 4's marker where seed 3's number was
-    cx, cy = ax.transData.transform((bx, by))
-    r = np.sqrt(pp.MARKER_AREA) / 2 * fig.dpi / 72
+    fig, ax, renderer = _numbered_panel(x + [bx], y + [by])  # seed 4's marker where seed 3's number was
     number = next(tx for tx in ax.texts if tx.get_text() == "3").get_window_extent(renderer)
-    assert not number.overlaps(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r))
+    assert not number.overlaps(_marker_box(fig, ax, bx, by))
     plots.plt.close(fig)
