@@ -471,9 +471,10 @@ def test_the_participation_summary_says_whether_the_ratios_are_a_random_directio
     assert np.percentile(null["l1"], 2.5) > 1
 
 
-def test_a_transients_summary_gives_how_blind_the_readout_is_to_the_motion(smoke_run, smoke_cfg, monkeypatch):
-    """'the readout is nearly blind to the state's motion' with its number: the memory-period activity's
-    variance along w over its leading PC's (w's variance alignment), and that over a random direction's."""
+def test_the_summary_of_a_transient_gives_its_evidence_in_numbers(smoke_run, smoke_cfg, monkeypatch):
+    """'the readout is nearly blind to the state's motion' with its number (the memory-period activity's
+    variance along w over its leading PC's, and that over a random direction's), said to be the rule's
+    reading; how much state noise worsens the in-range error; how many of the sweep's in-range pulses hold."""
     from sysa_core.pipeline import notebook
 
     m = json.loads(files.metrics_path(files.seed_dir(smoke_run, 1)).read_text())
@@ -484,6 +485,10 @@ def test_a_transients_summary_gives_how_blind_the_readout_is_to_the_motion(smoke
     assert (f"the readout is nearly blind to the state's motion (the memory-period activity's variance along w is "
             f"{va:.2g} of its leading PC's, {va / null:.2g}× a random direction's).") in shown[0]
     assert "By the mechanism rule the plateau is held by a transient" in shown[0]
+    inr = m["precision_trained_range"]
+    ratios = [m[f"precision_noise_{s}"] / inr for s in ("0.01", "0.03", "0.1")]
+    grows = ", ".join(f"{float(f'{r:.2g}'):g}× at σ = {s}" for r, s in zip(ratios, ("0.01", "0.03", "0.1")))
+    assert f"4 seeded draws per duration) the in-range error grows {grows}." in shown[0]
     from sysa_core.analysis.plateau import sweep_durations
 
     ds = [d for d in sweep_durations(smoke_cfg) if smoke_cfg.in_trained_range(d)]
