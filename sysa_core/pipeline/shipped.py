@@ -204,22 +204,27 @@ def _ship_reports(run_dir: Path, shipped: Path) -> bool:
     for name in REPORT_FILES:
         data = (run_dir / name).read_bytes()
         if name == "index.html":
-            data = unlinked_seed_reports(data.decode()).encode()
+            data = unlinked_unshipped(data.decode()).encode()
         files.write_bytes(dest / name, data)
     return True
 
 
-#: a link of the index to a per-seed report (seed_<s>/<notebook>.html, control/seed_<s>/...)
-_SEED_LINK = re.compile(r'<a href="((?:control/)?seed_\d+/[\w-]+\.html)">([^<]*)</a>')
-NOT_SHIPPED = ("The per-seed reports are not shipped, so their names in the table are not links: "
+#: a link of the index to a file of the run folder (a relative path: no scheme, no fragment)
+_LOCAL_LINK = re.compile(r'<a href="([\w./-]+)">([^<]*)</a>')
+NOT_SHIPPED = ("The per-seed reports and the executed notebooks are not shipped, so their names are not links: "
                "<code>make paper-report</code> re-makes them, with this index, in <code>data/runs/paper-study</code>.")
 
 
-def unlinked_seed_reports(html: str) -> str:
-    """The index as it is shipped without the per-seed reports: each link to one becomes its plain
-    name (its title says why), and a line under the heading says where to get them."""
-    out = _SEED_LINK.sub(r'<span title="not shipped: make paper-report re-makes \1">\2</span>', html)
-    return out.replace("</h1>", f"</h1>\n<p class=\"note\">{NOT_SHIPPED}</p>", 1)
+def unlinked_unshipped(html: str) -> str:
+    """The index as it is shipped: each link to a file that is not shipped (the per-seed reports, the
+    executed population notebook; anything outside REPORT_FILES) becomes its plain name (its title
+    says why), and a line under the heading says where to get them."""
+    def unlink(m: re.Match) -> str:
+        if m.group(1) in REPORT_FILES:
+            return m.group(0)
+        return f'<span title="not shipped: make paper-report re-makes {m.group(1)}">{m.group(2)}</span>'
+
+    return _LOCAL_LINK.sub(unlink, html).replace("</h1>", f"</h1>\n<p class=\"note\">{NOT_SHIPPED}</p>", 1)
 
 
 def config_of(man: dict, source: Path) -> Config:

@@ -47,12 +47,16 @@ def test_pack_keeps_every_model_with_one_G_its_metrics_and_sha256s(packed, smoke
     for name in shipped.REPORT_FILES:  # the run-level reports travel with the models
         if name != "index.html":
             assert (packed / shipped.REPORT / name).read_bytes() == (smoke_run / name).read_bytes(), name
-    # the index without the per-seed reports: no link to one, and a line that says how to get them
+    # the index without the per-seed reports and the notebooks: no link to a file that is not shipped,
+    # and a line that says how to get them
     index, original = (packed / shipped.REPORT / "index.html").read_text(), (smoke_run / "index.html").read_text()
-    assert index == shipped.unlinked_seed_reports(original)
+    assert index == shipped.unlinked_unshipped(original)
     assert 'href="seed_1/train.html"' in original and 'href="control/seed_1/pca.html"' in original
-    assert not re.search(r'href="(control/)?seed_', index)
-    assert index.count("not shipped: make paper-report re-makes") == len(re.findall(r'href="(?:control/)?seed_', original))
+    assert 'href="population.ipynb"' in original
+    local = re.findall(r'href="([^":#]+)"', index)
+    assert local and all((packed / shipped.REPORT / target).is_file() for target in local), local
+    unshipped = [t for t in re.findall(r'href="([^":#]+)"', original) if t not in shipped.REPORT_FILES]
+    assert index.count("not shipped: make paper-report re-makes") == len(unshipped) > 0
     assert shipped.NOT_SHIPPED in index and 'href="population.html"' in index
     again = run_cli("study", "pack", smoke_run, "--shipped", packed)
     assert again.returncode == 0 and "0 model(s) added" in again.stderr, again.stderr
