@@ -12,7 +12,7 @@ from ..analysis import alignment, stats
 from ..analysis.pca import ratios_of_coefficients
 from ..analysis.mechanism import NOISE_DRAWS
 from ..analysis.plateau import HOLD_TOLERANCE, in_band_fraction
-from .prose import digits2, lyapunov_halfwidth, sensitivity
+from .prose import BLOCKS_PER_LAG, blocks_caveat, digits2, lyapunov_halfwidth, sensitivity
 
 
 def _style(df: pd.DataFrame, digits: int = 4):
@@ -202,8 +202,21 @@ def _lyapunov_half(m: dict, d: str) -> float:
                               m["lyapunov_start_spread_per_s_by_duration"][d])
 
 
-def mechanism(m: dict):
-    """The measures that say how the plateau is held, and the verdict of the rule."""
+def _lyapunov_value(m: dict, d: str, block_ms: float | None) -> str:
+    """'0.797 ± 0.70', with ' (may be too narrow: blocks under 2× the 683 ms lag)' where the blocks are
+    shorter than prose.BLOCKS_PER_LAG times the lag after which the exponent's log growth decorrelates."""
+    text = f"{m['lyapunov_per_s_by_duration'][d]:.3g} ± {digits2(_lyapunov_half(m, d))}"
+    lag = (m.get("lyapunov_decorrelation_ms_by_duration") or {}).get(d)
+    if block_ms is not None and lag is not None and blocks_caveat(block_ms, lag):
+        text += f" (may be too narrow: blocks under {BLOCKS_PER_LAG}× the {lag:.0f} ms lag)"
+    return text
+
+
+def mechanism(m: dict, cfg=None):
+    """The measures that say how the plateau is held, and the verdict of the rule; with the
+    configuration cfg, each memory exponent whose blocks are short against its lag says so."""
+    a = cfg.analysis if cfg is not None else None
+    block_ms = (a.mem_T_ms - a.mem_start_ms) / m["lyapunov_blocks"] if a is not None and m.get("lyapunov_blocks") else None
     rows = {
         "mechanism (rule: analysis.mechanism)": m["memory_mechanism"],
         "in-range precision, × better than untrained": m.get("improvement_over_untrained"),
@@ -212,8 +225,8 @@ def mechanism(m: dict):
         f"PCs the readout needs to reproduce the output (within {100 * HOLD_TOLERANCE:g} % of the target at every step)":
             m["readout_pcs_needed"],
         **{f"finite-time Lyapunov exponent along the {d} ms memory trajectory (1/s, ± its 95 % interval, widened by "
-           f"how far other starting vectors land)": f"{v:.3g} ± {digits2(_lyapunov_half(m, d))}"
-           for d, v in m["lyapunov_per_s_by_duration"].items()},
+           f"how far other starting vectors land)": _lyapunov_value(m, d, block_ms)
+           for d in m["lyapunov_per_s_by_duration"]},
         **{f"in-range precision with state noise σ = {k.split('_')[-1]} (MSE, a.u.²; s.d. σ·√(dt/τ) per step, σ in h units; "
            f"mean of {NOISE_DRAWS} seeded draws per duration)": m[k] for k in m if k.startswith("precision_noise_")},
         "in-range precision without noise (MSE, a.u.²)": m["precision_trained_range"],

@@ -65,3 +65,21 @@ def test_the_mechanisms_table_gives_each_in_range_exponent_with_its_half_width()
     column = next(c for c in tables.mechanisms(both).data.columns if c.startswith("finite-time Lyapunov"))
     assert "over the in-range trials ± 95 % (1/s)" in column
     assert "+0.44 ± 0.31" in shown and "-0.05 ± 0.52" in shown and "–" in shown
+
+
+def test_a_memory_exponent_whose_blocks_are_short_against_its_lag_says_its_interval_may_be_too_narrow():
+    """Paper profile: a 2.5 s window in 3 blocks of 833 ms. A lag of 683 ms (blocks under 2× it) is
+    flagged, one of 412 ms is not; without the configuration nothing is said of the blocks."""
+    cfg = config.resolve("paper")
+    m = {"memory_mechanism": "transient", "improvement_over_untrained": 181.0, "plateau_state_speed_per_s": 1.9,
+         "state_travel": 5.4, "readout_pcs_needed": 21, "precision_trained_range": 0.0028, "lyapunov_blocks": 3,
+         "lyapunov_per_s_by_duration": {"50": 0.611, "300": 0.487},
+         "lyapunov_se_per_s_by_duration": {"50": 0.23, "300": 0.4},
+         "lyapunov_start_spread_per_s_by_duration": {"50": 0.28, "300": 0.45},
+         "lyapunov_decorrelation_ms_by_duration": {"50": 412.0, "300": 683.0}}
+    rows = tables.mechanism(m, cfg).data["value"]
+    value = {d: next(v for k, v in rows.items() if f"along the {d} ms memory trajectory" in k) for d in ("50", "300")}
+    half = float(t_dist.ppf(0.975, 2)) * 0.4 + 0.45
+    assert value["300"] == f"0.487 ± {half:.2f} (may be too narrow: blocks under 2× the 683 ms lag)"
+    assert "narrow" not in value["50"]
+    assert not any("narrow" in str(v) for v in tables.mechanism(m).data["value"])
