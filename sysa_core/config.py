@@ -158,6 +158,12 @@ class Config:
         of the trial (Nt_ms - cost_onset_ms), in ms."""
         return self.task.Nt_ms - self.task.cost_onset_ms
 
+    @property
+    def memory_window_ms(self) -> float:
+        """The memory window of the analysis's memory trials (mem_T_ms - mem_start_ms), in ms: what the
+        memory exponents, their blocks and the state's travel are measured over."""
+        return self.analysis.mem_T_ms - self.analysis.mem_start_ms
+
     def miniature_text(self) -> str | None:
         """For a configuration that is not the paper's: one line saying so, how it differs from the
         paper's networks and task, and where numbers comparable with the original's are (the

@@ -758,7 +758,7 @@ def memory_lyapunov(cfg, sd: dict, states: np.ndarray,
     growth first decorrelates)."""
     a = cfg.analysis
     dyn = RateDynamics.from_model(cfg, sd)
-    n_blocks = lyapunov_blocks(a.mem_T_ms - a.mem_start_ms, cfg.model.tau_ms)
+    n_blocks = lyapunov_blocks(cfg.memory_window_ms, cfg.model.tau_ms)
     lam, by_block, lag_ms = lyapunov_max(dyn, states, cfg.alpha, cfg.model.dt_ms,
                                          transient_steps=cfg.steps(a.mem_start_ms), seed=seed, blocks=n_blocks,
                                          vectors=MEMORY_LYAPUNOV_VECTORS, decorrelation=True)

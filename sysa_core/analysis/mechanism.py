@@ -59,7 +59,7 @@ def state_speed_per_s(cfg: Config, states_dtn: np.ndarray) -> np.ndarray:
 
 def state_travel(cfg: Config, speed_per_s: float) -> float:
     """The share of its norm the state travels over the memory window at this relative speed."""
-    return speed_per_s * (cfg.analysis.mem_T_ms - cfg.analysis.mem_start_ms) / 1000.0
+    return speed_per_s * cfg.memory_window_ms / 1000.0
 
 
 def readout_pcs_needed(cfg: Config, rates_dtn: np.ndarray, w, tolerance: float = HOLD_TOLERANCE) -> int:

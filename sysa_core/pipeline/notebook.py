@@ -462,15 +462,15 @@ def summary(ctx: Context, m: dict) -> None:
                         "chaotic motion the readout ignores would read the same."))
     elif mech == "no memory":
         parts.append("The network does not hold the trained plateaus.")
-    if _noise_growth(m):
-        parts.append(_noise_growth(m))
+    if noise := _noise_growth(m):
+        parts.append(noise)
     by, se = m.get("lyapunov_per_s_by_duration") or {}, m.get("lyapunov_se_per_s_by_duration") or {}
     spread = m.get("lyapunov_start_spread_per_s_by_duration") or {}
     lag = m.get("lyapunov_decorrelation_ms_by_duration") or {}
     inside = [d for d in by if cfg.in_trained_range(int(d))]
     if inside:
         blocks = m.get("lyapunov_blocks")
-        block_ms = (a.mem_T_ms - a.mem_start_ms) / blocks if blocks else None
+        block_ms = cfg.memory_window_ms / blocks if blocks else None
         each = "; ".join(f"{d} ms: {by[d]:.3g} /s, "
                          + prose.lyapunov_phrase(by[d], se.get(d), blocks, spread.get(d), block_ms, lag.get(d))
                          for d in inside)

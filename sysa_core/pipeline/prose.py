@@ -602,7 +602,7 @@ def memory_exponents_summary(df: pd.DataFrame, cfg) -> str:
     ds = [d for d in cfg.analysis.durations_ms if cfg.in_trained_range(d) and f"lyapunov_{d}ms" in df]
     if not ds or "lyapunov_blocks" not in df:
         return ""
-    window_ms = cfg.analysis.mem_T_ms - cfg.analysis.mem_start_ms
+    window_ms = cfg.memory_window_ms
     lam, half, spread, short = [], [], [], 0
     for _, row in df.iterrows():
         for d in ds:

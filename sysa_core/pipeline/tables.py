@@ -215,8 +215,7 @@ def _lyapunov_value(m: dict, d: str, block_ms: float | None) -> str:
 def mechanism(m: dict, cfg=None):
     """The measures that say how the plateau is held, and the verdict of the rule; with the
     configuration cfg, each memory exponent whose blocks are short against its lag says so."""
-    a = cfg.analysis if cfg is not None else None
-    block_ms = (a.mem_T_ms - a.mem_start_ms) / m["lyapunov_blocks"] if a is not None and m.get("lyapunov_blocks") else None
+    block_ms = cfg.memory_window_ms / m["lyapunov_blocks"] if cfg is not None and m.get("lyapunov_blocks") else None
     rows = {
         "mechanism (rule: analysis.mechanism)": m["memory_mechanism"],
         "in-range precision, × better than untrained": m.get("improvement_over_untrained"),
