@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipympl")) else None
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -232,8 +233,9 @@ def generalisation(a: dict, trained_ms: tuple[float, float]):
     top = max(float(np.max(a["gen_hold_ms"])), float(a["gen_trained_window_ms"])) / 1000.0
     longest = float(np.max(a["gen_hold_ms"])) / 1000.0
     axes[1].set(ylabel="time on target after cost onset (s)", ylim=(0, top * 1.35))  # room for the legend
-    axes[1].set_title(f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target\n(followed for "
-                      f"{horizon / 1000:g} s after the cost onset; the longest stays {longest:.3g} s)", fontsize=10)
+    axes[1].set_title(f"How long the plateau stays within {100 * HOLD_TOLERANCE:g} % of its target\n(until it first "
+                      f"leaves; 0: outside at the cost onset; followed for {horizon / 1000:g} s;\nthe longest stays "
+                      f"{longest:.3g} s)", fontsize=10)
     axes[1].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
@@ -353,13 +355,13 @@ def fixed_point_spectra(points, title: str = "Modes around the fixed points", mi
         drawn.append((f, k, j))
     norms = np.linalg.norm(points.h, axis=1)
     drawn.sort(key=lambda d: norms[d[1]])
-    cmap = plt.get_cmap("viridis")
+    cmap = ListedColormap(plt.get_cmap("viridis")(np.linspace(0.0, 0.85, 256)))  # no pale yellow on white
     top = max(float(norms.max()), 1e-12) if len(norms) else 1.0
     every = max(1, int(np.ceil(len(drawn) / MAX_POINT_LABELS)))
     for x, (f, k, j) in enumerate(drawn):
         lam = points.eigvals[f] * to_s
         colour = cmap(norms[k] / top)
-        ax.plot(lam.real, lam.imag, "o", ms=1.5, alpha=0.35, color=colour, rasterized=True)
+        ax.plot(lam.real, lam.imag, "o", ms=2, alpha=0.5, color=colour, rasterized=True)
         lead = np.sort(lam.real)[::-1][:LEADING_MODES]
         ax2.plot(np.full(len(lead), x), lead, "_", ms=9, mew=1.5, color=colour)
         n_grow = int((lam.real > 0).sum())

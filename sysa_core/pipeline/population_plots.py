@@ -112,7 +112,7 @@ def predictor_panels(df: pd.DataFrame, table: pd.DataFrame, labels: dict, bounds
         ax.set(xlabel="in-range precision (MSE, a.u.²)")
         ax.set_ylabel(textwrap.fill(labels[col], 28), fontsize=9)
         _integer_ticks(ax, df[col])
-        ax.set_title(stat, fontsize=8, pad=12)
+        ax.set_title(stat, fontsize=9, pad=12)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(cols):]:
         ax.axis("off")
