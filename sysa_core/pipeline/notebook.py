@@ -350,7 +350,9 @@ def training_summary(ctx: Context, hist: dict | None) -> None:
     final = (f"final loss {monitor[-1]:.4g} (the loss of a fixed set of training trials at the end, the index's "
              f"\"final loss\"); " if monitor else "")
     display(Markdown(f"{hist['epochs_done']} epochs, {len(loss)} steps, {took}; {final}"
-                     f"mean loss of the training batches over the last {len(tail)} steps {sum(tail) / len(tail):.4g}."))
+                     f"mean loss of the training batches over the last {len(tail)} steps {sum(tail) / len(tail):.4g} "
+                     f"(convergence is judged on the fixed set's loss over the last "
+                     f"{100 * training.CONVERGENCE_WINDOW:g} % of the steps)."))
 
 
 def _blindness(m: dict) -> str:
@@ -385,7 +387,7 @@ def weights_summary(ctx: Context, sd: dict) -> None:
     their cosine before and after training: where they start as one direction, the final cosine mostly
     says how far w moved."""
     c = _precision.init_confound(ctx.cfg, sd)
-    moved = (f"From its initialisation I kept cos(I, I₀) = {c['input_drift_cosine']:.3f} of its direction and w kept "
+    moved = (f"In training I turned from its initialisation to cos(I, I₀) = {c['input_drift_cosine']:.3f} and w to "
              f"cos(w, w₀) = {c['output_drift_cosine']:.3f}; cos(I, w) went from {c['weight_correlation_init']:.3f} to "
              f"{_precision.weight_correlation(sd['I'], sd['w']):.3f}.")
     display(Markdown(moved + (" I₀ and w₀ are one direction here, so the final cos(I, w) mostly measures how far "
@@ -449,7 +451,7 @@ def summary(ctx: Context, m: dict) -> None:
                      "steps.")
     a = cfg.analysis
     window = (f"the memory window: {a.mem_start_ms / 1000:g}–{a.mem_T_ms / 1000:g} s from the start of the memory "
-              f"trials, which have a pulse of each test duration at {a.mem_onset_ms:g} ms")
+              f"trials, which have a pulse of each test duration with its onset at {a.mem_onset_ms:g} ms")
     mech = m.get("memory_mechanism")
     if mech in ("attractor", "transient"):
         parts.append(f"By the mechanism rule the plateau is held by a {mech}: the state "
@@ -529,14 +531,15 @@ def coding_sentence(c: float | None, c0: float | None, n: int, fitted_ms: list) 
         return "The memory window's mean rate does not change with the pulse's duration: there is no coding direction."
     chance, p = alignment.cosine_chance(n), alignment.cosine_null_p(c, n)
     p_said = f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4"
-    before = ("" if c0 is None else f" (before training {c0:.2f}" + (": the untrained network's mean output fell "
-                                                                     "with the duration)" if c0 < 0 else ")"))
+    before = ("" if c0 is None else f" (before training {c0:.2f}, the untrained w against the untrained network's "
+                                     f"own u: exact p = {alignment.cosine_null_p(c0, n):.2g})")
     on = " and ".join(f"{d}" for d in fitted_ms)
     task = ("so a trained w off orthogonal to u is what the task asks, no separate finding; what the number adds is"
             if c > 0 else "and here w·u < 0: the window's mean output falls as the pulse lengthens, against what the "
             "task asks. What the number adds is")
     return (f"Against the direction u along which the memory window's mean rate changes with the pulse's duration "
-            f"(the least-squares slope over the {on} ms trials; the coding projections below), w lies at cosine "
+            f"(the least-squares slope over the {on} ms trials{': with two, their difference' if len(fitted_ms) == 2 else ''}; "
+            f"the coding projections below), w lies at cosine "
             f"{c:.2f}{before}, where a random direction's mean |cos| is {chance:.3f} ({abs(c) / chance:.2g}×; exact "
             f"two-sided {p_said} for N = {n}). An output that rises with the pulse's duration needs w·u > 0, {task} how "
             f"much of the separation along u a readout along w sees: cos² = {100 * c * c:.2g} % of its square.")
@@ -659,7 +662,8 @@ def describe_population(ctx: Context, P: Population) -> None:
 
     c = ctx.cfg
     shared = pop.shares_G(P.both)
-    text = (f"**Run `{shown(ctx.run_dir)}`**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
+    where = "this notebook's folder" if _is_cwd(ctx.run_dir) else f"`{shown(ctx.run_dir)}`"
+    text = (f"**Run in {where}**, profile `{c.profile}`: {prose.count(len(P.main), 'seed')} of the seed-compatible "
             "ensemble"
             + (f" and {len(P.control)} of the control ensemble (I and w initialised independently)"
                if P.control is not None else " (no control ensemble)") + ". "

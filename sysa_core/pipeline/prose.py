@@ -78,8 +78,11 @@ def _doing_the_task(main: pd.DataFrame, control: pd.DataFrame | None, cfg=None) 
         lacks = pd.Series([p for r in df.to_dict("records") for p in problems(r)]).value_counts()
         why = "; ".join(f"{v} of {len(df)} {k}" for k, v in lacks.items())
         parts.append(f"{_works(df)} of {len(df)} {name} networks" + (f" ({why})" if why else ""))
+    at = (f", at the {cfg.model.dt_ms:g} ms step they were trained with" if cfg is not None and stepsize.applies(cfg)
+          else "")
     return ("Doing the task (converged, every in-range plateau held through the trained window, in-range precision "
-            f"at least {LEARNED:g}× better than untrained): " + " and ".join(parts) + "." + _held_by_duration(main, control, cfg))
+            f"at least {LEARNED:g}× better than untrained{at}): " + " and ".join(parts) + "."
+            + _held_by_duration(main, control, cfg))
 
 
 def _held_by_duration(main: pd.DataFrame, control: pd.DataFrame | None, cfg) -> str:
@@ -127,6 +130,30 @@ def _control_mechanisms(control: pd.DataFrame | None) -> str:
     return "; control: " + ", ".join(f"{v} of {len(control)} {k}" for k, v in counts.items())
 
 
+def _drift(main: pd.DataFrame) -> str:
+    """How far I and w of the main ensemble turned in training (their cosines with their initial
+    draws), and, where I turned less, how close the trained I-w cosine is to w's cosine with its
+    start: I starts parallel to w in this ensemble, so the two would be equal had I not turned."""
+    ci, cw = main["input_drift_cosine"], main["output_drift_cosine"]
+    turned = math.degrees(math.acos(min(1.0, float(ci.median()))))
+    text = (f" I turns {'less than' if ci.median() > cw.median() else 'at least as far as'} w in training "
+            f"(cos(I, I at initialisation): median {ci.median():.3g}, about {turned:.0f}°; cos(w, w at "
+            f"initialisation): median {cw.median():.3g})")
+    if ci.median() <= cw.median():
+        return text + "."
+    gap = (main["weight_correlation"] - cw).abs()
+    return (text + f", so the main ensemble's trained cosine is close to cos(w, w at initialisation), how far w "
+            f"moved (the two differ by {span(gap, '.2g', ' to ')} seed by seed).")
+
+
+def cycle_evidence(m: dict) -> str:
+    """Why G's spontaneous activity counts as a limit cycle (regime's rule), with its period, from a
+    network's metrics."""
+    return (f"period {m['network_regime_period_ms'] / 1000:.3g} s: the state comes back within "
+            f"{100 * regime.RETURN_TOL:g} % of its trajectory's spread after one period, from each of "
+            f"{regime.N_REFERENCES} reference times")
+
+
 def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame, power: dict,
            labels: dict | None = None, ensembles: pd.DataFrame | None = None, cfg=None) -> list[str]:
     """The original question answered in plain words from the run: is the I-w cosine learned or
@@ -151,9 +178,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
         head += (f"; in {int(round(t['prob_greater'] * n_a * n_b))} of the {n_a * n_b} main–control pairs the main "
                  f"seed's cosine is the larger." if testable else ".")
         if "input_drift_cosine" in main and "output_drift_cosine" in main:
-            head += (f" I barely moves in training (cos(I, I at initialisation): median "
-                     f"{main['input_drift_cosine'].median():.3g}), so the main ensemble's trained cosine is about "
-                     f"cos(w, w at initialisation) (median {main['output_drift_cosine'].median():.3g}): how far w moved.")
+            head += _drift(main)
         floor = min(1.0, len(tests) * 2.0 / math.comb(n_a + n_b, n_a))
         if not testable:
             out.append(f"{head} No test compares the ensembles at {n_a} and {n_b} seeds: each needs at least 2.")
@@ -266,11 +291,12 @@ def readout_alignment(main: pd.DataFrame, control: pd.DataFrame | None, cfg=None
     below = int((pct <= 5).sum())
     who = (f"all {len(df)} networks lie" if below == len(df) else
            f"{below} of the {len(df)} networks {'lies' if below == 1 else 'lie'}")
+    where = ("below every one of the random vectors" if (pct <= 0).all() else "at or below the 5th percentile")
     lead = "The readout avoids the memory activity's main directions: " if below == len(df) else ""
     return (f"{lead}w puts {span(frac, '.2g', ' to ')} of |w|² in the "
             f"{span(k, '.0f', ' to ')} memory PCs that carry 90 % of the memory variance, {span(ratio, '.2g', ' to ')} "
             f"times what a random vector of the same norm puts there, against "
-            f"1000 random vectors (percentiles {span(pct, '.1f', ' to ')}); {who} at or below the 5th percentile. "
+            f"1000 random vectors (percentiles {span(pct, '.1f', ' to ')}); {who} {where}. "
             "Holding a flat plateau asks this of any readout, so it is no separate finding: the memory covariance "
             "is taken within each trial, so w'Cw is the output's variance within the window (each network's PCA "
             "report gives it beside the variance between the durations' plateaus, which w must carry)."
@@ -298,10 +324,10 @@ def coding_summary(df: pd.DataFrame, cfg) -> str:
            else f"{aligned} of the {len(c)} networks")
     c0 = (pd.to_numeric(df["readout_coding_cosine_untrained"]).dropna()
           if "readout_coding_cosine_untrained" in df else pd.Series(dtype=float))
-    falling = int((c0 < 0).sum())
-    before = ("" if not len(c0) else f" (before training {span(c0, '.2f', ' to ')}" + (
-        f"; negative, an untrained output that fell with the duration, in {'all' if falling == len(c0) else falling}"
-        if falling else "") + ")")
+    beyond0 = int(sum(alignment.cosine_null_p(v, n_units) * len(c0) < stats.ALPHA for v in c0))
+    before = ("" if not len(c0) else f" (before training {span(c0, '.2f', ' to ')}, the untrained w against the "
+              f"untrained network's own direction; beyond chance in "
+              f"{'none' if not beyond0 else 'all' if beyond0 == len(c0) else beyond0})")
     negative = int((c < 0).sum())
     if not negative:
         ratio = f"{span(c.abs() / chance, '.2g', ' to ')} times"
@@ -313,7 +339,8 @@ def coding_summary(df: pd.DataFrame, cfg) -> str:
         task = (f"An output that rises with the pulse's duration needs w·u > 0; in {who_falls} w·u < 0: the window's "
                 f"mean output falls as the pulse lengthens, against what the task asks. What the cosine adds is")
     return (f" Against the direction along which each network's memory-window mean rate changes with the pulse's "
-            f"duration (the least-squares slope over the {fitted} ms test pulses), w lies at cosine "
+            f"duration (the least-squares slope over the {fitted} ms test pulses"
+            f"{': with two, their difference' if len(pca.coding_fit(cfg)) == 2 else ''}), w lies at cosine "
             f"{span(c, '.2f', ' to ')}{before}, {ratio} a random direction's "
             f"mean |cos| of {chance:.3f}; significantly beyond chance in {who} (exact two-sided p < 0.05/{len(c)}, Bonferroni across "
             f"the networks). {task} how much of the separation along it a readout along w "
@@ -358,9 +385,10 @@ def _structure_of_G(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
             found += (f"; of the fixed points that searches started from each network's memory states reach "
                       f"({span(near, '.0f', ' to ')} per network), "
                       + ("none is stable" if stable_near == 0 else f"{stable_near} in all are stable"))
-    regime = {"chaos": "its spontaneous activity is chaotic", "limit cycle": "its spontaneous activity is a limit cycle",
-              "fixed point": "its spontaneous activity comes to rest"}.get(str(m["network_regime"]),
-                                                                           "its spontaneous regime is unresolved")
+    kind = str(m["network_regime"])
+    regime = (f"its spontaneous activity is a limit cycle ({cycle_evidence(m)})" if kind == "limit cycle" else
+              {"chaos": "its spontaneous activity is chaotic", "fixed point": "its spontaneous activity comes to rest"}
+              .get(kind, "its spontaneous regime is unresolved"))
     n = len(df)
     who = "The network here has its G" if n == 1 else f"All {n} networks here share one G"
     return (f"{who}, and in the memory period the state follows G's flow alone; {found}, and {regime} (one "
@@ -390,7 +418,8 @@ def _memory_span(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
         if any((pd.to_numeric(df[keys[0]]) >= horizon).any() for df in both):
             capped = f"; a plateau still on target at the sweep's end ({horizon / 1000:g} s) counts as leaving there"
     return (f" How long the memory lasts, in the duration sweep, from the cost onset, within a "
-            f"{100 * HOLD_TOLERANCE:g} % band of the target (0 s: never within it): the shortest-lived in-range "
+            f"{100 * HOLD_TOLERANCE:g} % band of the target until it first leaves it (0 s: outside it at the cost onset, "
+            f"though it may enter it later): the shortest-lived in-range "
             f"plateau of each main network holds for {held(main)}{ctl}{median}, against a trained window of "
             f"{window / 1000:g} s{capped}.{_sign_kept(main, control)}")
 
@@ -411,7 +440,8 @@ def _sign_kept(main: pd.DataFrame, control: pd.DataFrame | None) -> str:
     c = kept(control)
     ctl = f" (control: {c[0]} of {c[1]})" if c else ""
     return (f" Their in-range test outputs keep the target's sign to the end of the test run "
-            f"({k[2] / 1000:g} s after the cost onset) in {k[0]} of {k[1]} main networks{ctl}.")
+            f"({k[2] / 1000:g} s after the cost onset) in {k[0]} of {k[1]} main networks{ctl}: the sign only, not "
+            f"the size, as past its band an output may run far from its target.")
 
 
 def overlap_summary(matrix: pd.DataFrame, k: int, n_units: int) -> str:
@@ -683,7 +713,7 @@ def spontaneous_phrase(m: dict) -> str:
     exp = f"largest Lyapunov exponent {lam:.2g} ± {half:.2g} /s ({how})"
     kind = m["network_regime"]
     if kind == "limit cycle":
-        return f"a limit cycle of period {m['network_regime_period_ms'] / 1000:.3g} s; {exp}"
+        return f"a limit cycle ({cycle_evidence(m)}); {exp}"
     if kind == "chaos":
         return f"chaotic: {exp}"
     if kind == "fixed point":

@@ -38,14 +38,17 @@ def legend(cfg: Config) -> dict:
                 + ("; every seed shares one G" if not cfg.model.G_per_seed else "; a G per seed"),
         "control": "the same seeds with I and w drawn independently (the same G)",
         "verdict": "works: the network does the task (it converged, holds its in-range plateaus through the "
-                   f"trained window, and its in-range precision is at least {LEARNED:g}× better than before training); "
+                   f"trained window, and its in-range precision is at least {LEARNED:g}× better than before training"
+                   + (f", all at the {cfg.model.dt_ms:g} ms step it was trained with" if stepsize.applies(cfg) else "")
+                   + "); "
                    "check: one of these fails (not converged, plateaus not held, barely learned); failed: the seed's "
                    "chain stopped (its error shown)",
         "beyond the window": "in the duration sweep, how long the shortest-lived in-range plateau stays within "
                              f"{100 * HOLD_TOLERANCE:g} % of its target after the trained window ends (negative: it "
                              "leaves before the window ends)",
         "sign after": "whether the in-range test outputs keep their target's sign after the trained window, to the "
-                      f"end of the test run ({cfg.analysis.eval_extra_ms / 1000:g} s more), or when the first one flips",
+                      f"end of the test run ({cfg.analysis.eval_extra_ms / 1000:g} s more), or when the first one flips "
+                      "(the sign only: an output may leave its band long before)",
         **({FINE_STEP: f"the test trials simulated again with the paper's {stepsize.FINE_DT_MS:g} ms Euler step (the "
                        f"same onsets and pulses in ms; the network was trained at {cfg.model.dt_ms:g} ms): the share of "
                        f"the in-range plateaus that stay within {100 * HOLD_TOLERANCE:g} % of their target through the "

@@ -427,14 +427,15 @@ def test_the_coding_sentence_gives_the_cosine_its_chance_and_exact_p():
     for c, c0, share in ((0.22, -0.03, "4.8 %"), (-0.05, 0.01, "0.25 %"), (0.9, None, "81 %")):
         p = 2 * integrate.quad(density, abs(c), 1)[0]
         text = notebook.coding_sentence(c, c0, n, [50, 150])
-        assert "over the 50 and 150 ms trials" in text
-        said = ("," if c0 is None else f" (before training {c0:.2f}" + (
-            ": the untrained network's mean output fell with the duration)" if c0 < 0 else ")"))
-        assert f"cosine {c:.2f}" + said in text
+        assert "over the 50 and 150 ms trials: with two, their difference;" in text
+        said = ("," if c0 is None else f" (before training {c0:.2f}, the untrained w against the untrained network's "
+                                       f"own u: exact p = {2 * integrate.quad(density, abs(c0), 1)[0]:.2g})")
+        assert f"cosine {c:.2f}" + said in text and "fell" not in text
         assert f"a random direction's mean |cos| is {chance:.3f}" in text
         assert (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4") in text and f"cos² = {share}" in text
         assert ("is what the task asks, no separate finding" in text) == (c > 0)
         assert ("w·u < 0: the window's mean output falls as the pulse lengthens, against what the task asks" in text) == (c < 0)
+    assert "their difference" not in notebook.coding_sentence(0.2, None, n, [50, 150, 300])
     assert "no coding direction" in notebook.coding_sentence(None, None, n, [50, 150])
     assert "cosine" not in notebook.coding_sentence(None, None, n, [50, 150])
 

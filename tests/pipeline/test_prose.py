@@ -64,8 +64,8 @@ def test_the_answer_reads_out_the_closest_relationship_the_memory_span_and_the_o
     assert "The closest rank relationship is I–w cosine (rho = -1.00, p = 0.083" in rel
     assert "larger values with more precise networks (a lower error), which at this n is not evidence" in rel
     mech = next(line for line in lines if "mechanism rule" in line)
-    assert ("from the cost onset, within a 10 % band of the target (0 s: never within it): the shortest-lived "
-            "in-range plateau of each main network holds for 0.62 to 0.7 s, against a trained window of 0.6 s") in mech
+    assert ("from the cost onset, within a 10 % band of the target until it first leaves it (0 s: outside it at the "
+            "cost onset, though it may enter it later): the shortest-lived in-range plateau of each main network holds for 0.62 to 0.7 s, against a trained window of 0.6 s") in mech
     assert "sweep's end" not in mech and "median over all" not in mech
     main["sweep_hold_ms_median"] = [900.0, 1200.0, 800.0, 1000.0]
     mech = next(line for line in _answer(main, None) if "mechanism rule" in line)
@@ -173,6 +173,10 @@ def test_the_spontaneous_phrase_gives_the_exponent_its_interval_and_its_blocks()
     m.update(network_lyapunov_spontaneous_decorrelation_ms=4500.0, network_regime="fixed point")
     assert prose.spontaneous_phrase(m).startswith("at rest at a fixed point; largest Lyapunov exponent 0.52 ± 0.25 /s "
                                                   "(95 % interval from 5 blocks of 4000 ms, not longer than the 4500 ms")
+    m.update(network_regime="limit cycle", network_regime_period_ms=3791.35)
+    assert prose.spontaneous_phrase(m).startswith("a limit cycle (period 3.79 s: the state comes back within 1 % of its "
+                                                  "trajectory's spread after one period, from each of 5 reference "
+                                                  "times); largest Lyapunov exponent 0.52")
 
 
 def test_the_memory_exponents_are_counted_beyond_their_intervals_and_their_sign_tested_across_networks():
@@ -254,7 +258,9 @@ def test_the_readout_alignment_is_said_against_chance_with_its_counts():
     assert "no separate finding" in text and "w'Cw is the output's variance within the window" in text
     every = main.assign(output_topk90_null_pct=[0.0, 0.3, 1.2, 4.0])
     assert prose.readout_alignment(every, None).startswith("The readout avoids")
-    assert "all 4 networks lie" in prose.readout_alignment(every, None)
+    assert "all 4 networks lie at or below the 5th percentile" in prose.readout_alignment(every, None)
+    none_above = prose.readout_alignment(main.assign(output_topk90_null_pct=[0.0] * 4), None)
+    assert "all 4 networks lie below every one of the random vectors" in none_above and "5th" not in none_above
     assert prose.readout_alignment(_ensemble(4, 1.0, 0.85), None) == ""  # without the measures, nothing
     assert "cosine" not in text  # without the coding cosines or the configuration, nothing of them
 
@@ -277,9 +283,14 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
                                            output_topk90_null_pct=[0.0] * 4, output_topk90_k=[4] * 4,
                                            readout_coding_cosine=cos, readout_coding_cosine_untrained=[0.01, -0.05, 0.0, 0.03])
     text = prose.readout_alignment(main, None, cfg)
-    assert "over the 50 and 150 ms test pulses" in text
-    assert ("w lies at cosine 0.10 to 0.25 (before training -0.05 to 0.03; negative, an untrained output that fell "
-            "with the duration, in 1)") in text
+    assert "over the 50 and 150 ms test pulses: with two, their difference)" in text
+    # the untrained cosines' exact p: 0.26 at |cos| 0.05 (the largest), so none is beyond chance at 0.05 / 4
+    assert 2 * integrate.quad(density, 0.05, 1)[0] > 0.05 / 4
+    assert ("w lies at cosine 0.10 to 0.25 (before training -0.05 to 0.03, the untrained w against the untrained "
+            "network's own direction; beyond chance in none)") in text
+    strong = prose.readout_alignment(main.assign(readout_coding_cosine_untrained=[0.01, -0.2, 0.0, 0.25]), None, cfg)
+    assert "beyond chance in 2)" in strong  # p = 1.4e-8 and 6.4e-6 above, both below 0.05 / 4
+    assert "fell" not in text
     assert "significantly beyond chance in 3 of the 4 networks (exact two-sided p < 0.05/4" in text
     assert "sees: 1 to 6.2 % of its square" in text and "no separate finding" in text
     assert "significantly beyond chance in all 4 networks" in prose.readout_alignment(main.assign(readout_coding_cosine=[0.2] * 4), None, cfg)
@@ -288,13 +299,38 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
     assert "falls as" not in text and "|cos|" not in text.split("times a random")[0]
     mixed = prose.readout_alignment(main.assign(readout_coding_cosine=[0.2, -0.25, 0.15, -0.01]), None, cfg)
     ratios = " to ".join(format(abs(x) / alignment.cosine_chance(n), ".2g") for x in (-0.01, -0.25))
-    assert f"w lies at cosine -0.25 to 0.20 (before training -0.05 to 0.03; negative, an untrained output that fell with the duration, in 1), |cos| {ratios} times a random" in mixed
+    assert f"w lies at cosine -0.25 to 0.20 (before training -0.05 to 0.03, the untrained w against the untrained network's own direction; beyond chance in none), |cos| {ratios} times a random" in mixed
     untrained_up = prose.readout_alignment(main.assign(readout_coding_cosine_untrained=[0.01, 0.05, 0.0, 0.03]), None, cfg)
-    assert "(before training 0.00 to 0.05)" in untrained_up
+    assert "(before training 0.00 to 0.05, the untrained" in untrained_up
     assert "in 2 of the 4 w·u < 0: the window's mean output falls as the pulse lengthens, against what the task asks" in mixed
     coding = mixed[mixed.index("Against the direction"):]
     assert "no separate finding" not in coding and "sees: 0.01 to 6.2 % of its square" in coding
     assert "in all of them w·u < 0" in prose.readout_alignment(main.assign(readout_coding_cosine=[-0.2] * 4), None, cfg)
+
+
+def test_how_far_I_and_w_turned_is_said_with_the_angle_and_the_gap_to_ws_cosine():
+    main = _ensemble(4, 1.0, 0.55).assign(input_drift_cosine=[0.93, 0.94, 0.95, 0.96],
+                                          output_drift_cosine=[0.60, 0.61, 0.62, 0.63],
+                                          weight_correlation=[0.52, 0.55, 0.57, 0.60])
+    text = prose._drift(main)
+    angle = np.degrees(np.arccos(0.945))  # the median cosine's angle: 19.1 degrees
+    assert f"I turns less than w in training (cos(I, I at initialisation): median 0.945, about {angle:.0f}°" in text
+    assert "cos(w, w at initialisation): median 0.615)" in text
+    assert "(the two differ by 0.03 to 0.08 seed by seed)" in text  # |0.60 - 0.63| .. |0.52 - 0.60|
+    assert "barely" not in text
+    turned = prose._drift(main.assign(input_drift_cosine=[0.5] * 4))
+    assert turned.startswith(" I turns at least as far as w") and "close to" not in turned
+
+
+def test_a_limit_cycle_is_said_with_its_evidence():
+    from sysa_core.analysis import regime
+
+    m = dict(network_n_fixed_points=7, network_n_stable_fixed_points=0, network_regime="limit cycle",
+             network_regime_period_ms=3791.35)
+    text = prose._structure_of_G(_ensemble(4, 1.0, 0.85).assign(**m), None)
+    said = (f"a limit cycle (period 3.79 s: the state comes back within {100 * regime.RETURN_TOL:g} % of its "
+            f"trajectory's spread after one period, from each of {regime.N_REFERENCES} reference times)")
+    assert f"its spontaneous activity is {said}" in text and "within 1 % " in said
 
 
 def test_the_structure_of_G_is_said_once_for_a_shared_G_and_not_for_a_G_per_seed():
@@ -383,6 +419,7 @@ def test_the_answer_counts_the_holds_at_the_papers_step_for_a_coarser_one():
                                              fine_step_held_trained_window=[0.0, None])
     t, power = population.statistics(main)
     line = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control), cfg)[0]
+    assert "better than untrained, at the 10 ms step they were trained with): " in line
     assert line.endswith("150 ms by 4 of 4 main (control 2 of 2). Simulated again with the paper's 1 ms step (they "
                          "were trained with 10 ms), held through the window: 50 ms by 1 of 4 main (control 0 of 1); "
                          "150 ms by 3 of 4 main (control 0 of 1). At 1 ms, 1 of 4 networks of the main ensemble and "
@@ -390,6 +427,7 @@ def test_the_answer_counts_the_holds_at_the_papers_step_for_a_coarser_one():
     paper = prose.answer(main, control, t, power, None, population.compare_ensembles(main, control),
                          config.resolve("paper"))[0]
     assert "Simulated again" not in paper  # at the paper's own step there is nothing finer to report
+    assert "step they were trained with" not in paper
     no_fine = main.drop(columns=[c for c in main if c.startswith("fine_step_")])
     assert "Simulated again" not in prose.answer(no_fine, None, t, power, None, None, cfg)[0]
 
