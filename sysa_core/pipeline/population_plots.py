@@ -281,10 +281,12 @@ def ensemble_comparison(df: pd.DataFrame, columns: dict, tests: pd.DataFrame | N
     return fig
 
 
-def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, float]):
+def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, float], cfg=None):
     """The index's figure: in-range precision and the I–w cosine (at initialisation and trained) of
     every network of both ensembles, and the plateau against duration (trained_ms:
-    plots.shade_trained)."""
+    plots.shade_trained). With the run's configuration `cfg`, its title names the profile and, for a
+    configuration other than the paper's, that it is not the paper's networks (the figure is also
+    a file of its own, population.png, which may travel without its page)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     _stripplot(data=both, x="ensemble", y="precision_trained_range", hue="ensemble", palette=ENSEMBLE_COLOURS,
                ax=axes[0], size=6, legend=False)
@@ -302,6 +304,9 @@ def overview(both: pd.DataFrame, curves: pd.DataFrame, trained_ms: tuple[float, 
     axes[2].legend(fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)
+    if cfg is not None:
+        other = "" if cfg.miniature_text() is None else ": not the paper's networks, not comparable with the original's"
+        fig.suptitle(f"System A, profile {cfg.profile}{other}", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import files
 from . import prose, store
-from ..analysis.mechanism import LEARNED
+from ..analysis.mechanism import LEARNED, SETTLED_TRAVEL
 from ..analysis import stepsize
 from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
 from ..config import Config
@@ -82,11 +82,24 @@ def legend(cfg: Config) -> dict:
         "duration sweep": f"one test trial per pulse duration of {_sweep_text(cfg)}: the plateau against duration, and "
                           f"how long each stays within {100 * HOLD_TOLERANCE:g} % of its target",
         "census": f"the search for G's fixed points from {cfg.analysis.census_starts} starting states, once per G",
-        "fixed point, slow point": "a state where the autonomous flow stops (to the search's tolerance), or where it is "
+        "fixed point, slow (moving) point": "a state where the autonomous flow stops (to the search's tolerance), or where it is "
                                    "slowest nearby without stopping",
         "h units": "the units of the state h (a unit's rate is tanh(h))",
         "spont.": "spontaneous: the network's activity without input",
         "Holm": "Holm's step-down adjustment of p-values for the number of tests made together",
+        "rho": "Spearman's rank correlation over the networks; its two-sided p from permutations of the ranks (every "
+               "one enumerated at small n)",
+        "PCs, memory PCs": "principal components of the firing rates: of the spontaneous activity, or of the memory "
+                           "window's activity",
+        "variance alignment": "v'Cv / (λ_max |v|²) of a vector v (I or w) and a covariance C of the rates: how much "
+                              "variance lies along v, as a share of the leading PC's (1 along the leading PC)",
+        "relative state speed": "|dh/dt| / |h| over the memory window, in 1/s: the share of its norm the state moves "
+                                "per second",
+        "PCs the readout needs": "the fewest memory PCs from which the readout reproduces its own output within "
+                                 f"{100 * HOLD_TOLERANCE:g} % of the target at every step of the in-range memory trials",
+        "mechanism rule": f"attractor when the network is at least {LEARNED:g}× more precise in range than untrained "
+                          f"and its state travels less than {100 * SETTLED_TRAVEL:g} % of its norm over the memory "
+                          f"window, transient when it travels more; no memory below {LEARNED:g}×",
     }
 
 

@@ -102,6 +102,11 @@ def test_the_trained_range_is_shaded_from_the_shortest_to_the_longest_pulse_trai
     assert _shaded(plots.generalisation(arrays, span)) == [span, span]
     assert _shaded(pp.plateau_curves(curves, span)) == [span]
     assert _shaded(pp.overview(both, curves, span)) == [span]
+    assert pp.overview(both, curves, span)._suptitle is None  # without the configuration, no title
+    assert pp.overview(both, curves, span, cfg)._suptitle.get_text() == "System A, profile paper"
+    quick = config.resolve("quick")
+    assert (pp.overview(both, curves, quick.trained_span_ms, quick)._suptitle.get_text()
+            == "System A, profile quick: not the paper's networks, not comparable with the original's")
     # the smoke profile's: 20-99 ms, what its training draws (its test pulses are 30, 60 and 100 ms)
     assert _shaded(pp.plateau_curves(curves, config.resolve("smoke").trained_span_ms)) == [(20.0, 99.0)]
 

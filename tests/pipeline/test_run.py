@@ -243,6 +243,12 @@ def test_the_index_is_a_front_page(smoke_run):
     for term, text in terms.items():
         assert f"<dt>{report.html.escape(term)}</dt><dd>{report.html.escape(text)}</dd>" in html, term
     assert 'alt="Population overview' in html
+    from sysa_core.analysis.mechanism import LEARNED, SETTLED_TRAVEL
+
+    # the words the answer uses are defined, the rule with the constants it applies
+    assert terms["rho"].startswith("Spearman's rank correlation") and "v'Cv" in terms["variance alignment"]
+    assert (f"at least {LEARNED:g}× more precise in range" in terms["mechanism rule"]
+            and f"less than {100 * SETTLED_TRAVEL:g} % of its norm" in terms["mechanism rule"])
     assert report.FINE_STEP not in html and report.FINE_STEP not in terms  # dt 1 ms: nothing to check at a finer step
     rows = re.findall(r'<tr class="(\w+)"><td class="l">(\w+)</td><td>(\d+)</td>', html)
     assert {(e, int(s)) for _, e, s in rows} == {(e, s) for e in ("main", "control") for s in SEEDS}
