@@ -130,6 +130,25 @@ def _control_mechanisms(control: pd.DataFrame | None) -> str:
     return "; control: " + ", ".join(f"{v} of {len(control)} {k}" for k, v in counts.items())
 
 
+def shared_orders(df: pd.DataFrame, table: pd.DataFrame) -> str:
+    """' The 6 measures order the 4 networks in only 3 distinct ways ...' when some of the table's
+    measures rank the networks (those with every measure) alike, a reversed order counted as the
+    same (it gives the same |rho| against any target): their tests then overlap. Empty otherwise."""
+    measures = [m for m in table["measure"] if m in df] if len(table) else []
+    rows = df[measures].apply(pd.to_numeric, errors="coerce").dropna() if measures else df.iloc[:0]
+    if len(measures) < 2 or len(rows) < 3:
+        return ""
+    orders = set()
+    for m in measures:
+        r = tuple(rows[m].rank().tolist())
+        orders.add(min(r, tuple(len(rows) + 1 - x for x in r)))
+    if len(orders) == len(measures):
+        return ""
+    return (f" The {len(measures)} measures order the {len(rows)} networks in only {len(orders)} distinct "
+            f"{'way' if len(orders) == 1 else 'ways'} (a reversed order counted as the same), so their tests overlap; "
+            "Holm's correction holds whatever their dependence.")
+
+
 def _drift(main: pd.DataFrame) -> str:
     """How far I and w of the main ensemble turned in training (their cosines with their initial
     draws), and, where I turned less, how close the trained I-w cosine is to w's cosine with its
@@ -219,7 +238,7 @@ def answer(main: pd.DataFrame, control: pd.DataFrame | None, table: pd.DataFrame
                    f"{_fmt(cos0.median())} at initialisation; whether training creates it cannot be told without "
                    f"the control ensemble (sysa run --control).")
     largest = _largest_rho(table, labels)  # names the closest relationship: the summary need not repeat it
-    out.append(summary_sentence(table, labels, name_smallest=not largest) + largest)
+    out.append(summary_sentence(table, labels, name_smallest=not largest) + largest + shared_orders(main, table))
     readout = readout_alignment(main, control, cfg)
     if readout:
         out.append(readout)

@@ -308,6 +308,25 @@ def test_the_coding_summary_counts_the_networks_aligned_beyond_chance_after_bonf
     assert "in all of them w·u < 0" in prose.readout_alignment(main.assign(readout_coding_cosine=[-0.2] * 4), None, cfg)
 
 
+def test_measures_that_rank_the_networks_alike_are_counted_as_one_order():
+    """The table tests the cosine, the state speed and the PCs the readout needs; a measure ranked in
+    reverse gives the same |rho|, so it counts as the same order."""
+    main = _ensemble(4, 1.0, 0.85).assign(weight_correlation=[0.1, 0.2, 0.3, 0.4],
+                                          plateau_state_speed_per_s=[4.0, 3.0, 2.0, 1.0],  # the cosine's, reversed
+                                          readout_pcs_needed=[10, 30, 20, 40])
+    t, _ = population.statistics(main)
+    assert sorted(t["measure"]) == ["plateau_state_speed_per_s", "readout_pcs_needed", "weight_correlation"]
+    assert prose.shared_orders(main, t) == (" The 3 measures order the 4 networks in only 2 distinct ways (a "
+                                            "reversed order counted as the same), so their tests overlap; Holm's "
+                                            "correction holds whatever their dependence.")
+    one = main.assign(readout_pcs_needed=[1, 2, 3, 4])
+    assert "in only 1 distinct way (" in prose.shared_orders(one, population.statistics(one)[0])
+    apart = main.assign(plateau_state_speed_per_s=[2.0, 1.0, 4.0, 3.0])
+    assert prose.shared_orders(apart, population.statistics(apart)[0]) == ""  # three orders: nothing to say
+    assert prose.shared_orders(main.iloc[:2], t) == ""  # fewer than 3 networks
+    assert any("distinct way" in line and "rho" in line for line in _answer(main, None))  # in the relationships line
+
+
 def test_how_far_I_and_w_turned_is_said_with_the_angle_and_the_gap_to_ws_cosine():
     main = _ensemble(4, 1.0, 0.55).assign(input_drift_cosine=[0.93, 0.94, 0.95, 0.96],
                                           output_drift_cosine=[0.60, 0.61, 0.62, 0.63],
