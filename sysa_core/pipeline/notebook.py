@@ -22,7 +22,7 @@ from ..analysis import metrics as _metrics
 from ..analysis import precision as _precision
 from ..analysis import published
 from ..analysis import population as pop
-from ..analysis.mechanism import NOISE_DRAWS
+from ..analysis.mechanism import NOISE_DRAWS, NOISE_SIGMAS
 from ..analysis.pca import ratios_of_coefficients
 from ..analysis.plateau import HOLD_TOLERANCE, sweep_durations
 from ..errors import UserError
@@ -398,7 +398,7 @@ def _noise_growth(m: dict) -> str:
     """'Under state noise the in-range error grows 7.5× at σ = 0.01, ...': each precision_noise_<σ> over
     the in-range precision without noise ('' where either is missing)."""
     inr = m.get("precision_trained_range")
-    levels = sorted((float(k.rsplit("_", 1)[1]), v) for k, v in m.items() if k.startswith("precision_noise_") and v is not None)
+    levels = [(s, m[f"precision_noise_{s:g}"]) for s in NOISE_SIGMAS if m.get(f"precision_noise_{s:g}") is not None]
     if not inr or not levels:
         return ""
     grows = ", ".join(f"{float(f'{v / inr:.2g}'):g}× at σ = {s:g}" for s, v in levels)  # 2 digits, no exponent

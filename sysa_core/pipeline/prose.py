@@ -153,12 +153,13 @@ def _drift(main: pd.DataFrame) -> str:
     """How far I and w of the main ensemble turned in training (their cosines with their initial
     draws), and, where I turned less, how close the trained I-w cosine is to w's cosine with its
     start: I starts parallel to w in this ensemble, so the two would be equal had I not turned."""
-    ci, cw = main["input_drift_cosine"], main["output_drift_cosine"]
-    turned = math.degrees(math.acos(min(1.0, float(ci.median()))))
-    text = (f" I turns {'less than' if ci.median() > cw.median() else 'at least as far as'} w in training "
-            f"(cos(I, I at initialisation): median {ci.median():.3g}, about {turned:.0f}°; cos(w, w at "
-            f"initialisation): median {cw.median():.3g})")
-    if ci.median() <= cw.median():
+    cw = main["output_drift_cosine"]
+    mi, mw = float(main["input_drift_cosine"].median()), float(cw.median())
+    turned = math.degrees(math.acos(min(1.0, mi)))
+    text = (f" I turns {'less than' if mi > mw else 'at least as far as'} w in training "
+            f"(cos(I, I at initialisation): median {mi:.3g}, about {turned:.0f}°; cos(w, w at "
+            f"initialisation): median {mw:.3g})")
+    if mi <= mw:
         return text + "."
     gap = (main["weight_correlation"] - cw).abs()
     return (text + f", so the main ensemble's trained cosine is close to cos(w, w at initialisation), how far w "
